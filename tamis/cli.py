@@ -1,0 +1,382 @@
+"""The `tamis` command line: typer + rich. Formatting only; the work happens in `tamis.pipelines`.
+
+Conventions: `--json` prints exactly one JSON document on stdout (logs and progress go to stderr);
+exit 0 success, 1 error (the message names the file/step/field and the fix), 2 usage, 3 a gate
+failed. Other modules add commands through `tamis/cli_<topic>.py`, each with `register(app)`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import pkgutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import tamis
+from tamis.errors import GateFailed, TamisError
+
+app = typer.Typer(
+    name="tamis",
+    help="tamis: build curated, versioned, audited datasets and measure what curation does.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+StoreOpt = Annotated[
+    Path,
+    typer.Option("--store", envvar="TAMIS_STORE", help="store directory (or TAMIS_STORE)"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
+store_option = StoreOpt
+json_option = JsonOpt
+DEFAULT_STORE = Path(".tamis")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def emit(data: Any, as_json: bool, render: Callable[[], None] | None = None) -> None:
+    """Print `data` as one JSON document (with --json) or call `render` for people."""
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    elif render is not None:
+        render()
+    else:
+        out.print_json(json.dumps(data, default=str))
+
+
+def cli_errors(fn: F) -> F:
+    """Turn TamisError into a clear message (and a JSON error document with --json)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TamisError as exc:
+            if kwargs.get("as_json"):
+                sys.stdout.write(json.dumps(exc.to_json(), indent=2, default=str) + "\n")
+            err.print(f"[bold red]error:[/] {exc.render()}", highlight=False, markup=True)
+            if isinstance(exc, GateFailed):
+                for check in exc.failed:
+                    err.print(f"  [red]failed:[/] {check.get('name', check)}", highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _store(path: Path) -> Any:
+    from tamis.pipelines.store import Store
+
+    return Store(path)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, default=str)
+        return text if len(text) < 120 else text[:117] + "..."
+    return str(value)
+
+
+def render_report(report: dict[str, Any], title: str = "report") -> None:
+    """Scalars as a key/value table; lists of records as their own tables (first 20 rows)."""
+    scalars = Table(title=title, show_header=False)
+    scalars.add_column("key", style="bold")
+    scalars.add_column("value")
+    tables: list[tuple[str, list[dict[str, Any]]]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value and len(value) <= 40:
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            tables.append((prefix, value))
+        else:
+            scalars.add_row(prefix, _fmt(value))
+
+    walk("", report)
+    if scalars.row_count:
+        out.print(scalars)
+    for name, rows in tables:
+        cols = list(dict.fromkeys(k for r in rows[:20] for k in r))
+        t = Table(title=f"{name} ({len(rows)} rows)")
+        for c in cols:
+            t.add_column(c)
+        for r in rows[:20]:
+            t.add_row(*[_fmt(r.get(c, "")) for c in cols])
+        out.print(t)
+
+
+@app.command()
+@cli_errors
+def build(
+    pipeline: Annotated[Path, typer.Argument(help="pipeline YAML file")],
+    steps: Annotated[
+        list[str] | None, typer.Argument(help="build only these steps (and what they need)")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="recompute the named STEPS, or every step if none")
+    ] = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="override the pipeline seed")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a pipeline: every step's output becomes a cached, immutable version."""
+    from tamis.pipelines.runner import build as run_build
+    from tamis.pipelines.spec import load_pipeline
+
+    spec = load_pipeline(pipeline)
+    if seed is not None:
+        spec.seed = seed
+    forced: bool | list[str] = (list(steps) if steps else True) if force else False
+    result = run_build(spec, _store(store), force=forced, targets=steps or None,
+                       progress=not as_json and sys.stderr.isatty())
+    payload = {**result.to_json(), "store": str(store)}
+
+    def render() -> None:
+        t = Table(title=f"{spec.name}: {len(result.steps)} steps in {result.seconds:.2f}s")
+        for c in ("step", "status", "rows", "version", "seconds"):
+            t.add_column(c)
+        for s in result.steps:
+            for label, vid in s.versions.items():
+                t.add_row(label, s.status, f"{s.rows[label]:,}", vid[:12], f"{s.seconds:.2f}")
+            for w in s.warnings:
+                err.print(f"[yellow]warning:[/] {s.name}: {w}")
+        out.print(t)
+        out.print(f"store: {store}   refs: {spec.name}/<step>   try: tamis show {spec.name}/"
+                  f"{result.steps[-1].name if result.steps else ''}")
+
+    emit(payload, as_json, render)
+
+
+@app.command()
+@cli_errors
+def versions(
+    pipeline: Annotated[str | None, typer.Option("--pipeline", help="only this pipeline")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the versions in the store (newest last), with their refs."""
+    rows = _store(store).list_versions(pipeline)
+
+    def render() -> None:
+        t = Table(title=f"{len(rows)} versions in {store}")
+        for c in ("id", "refs", "step type", "rows", "cols", "created"):
+            t.add_column(c)
+        for r in rows:
+            t.add_row(r["id"][:12], ", ".join(r["refs"]), str(r["step_type"]), f"{r['rows']:,}",
+                      str(r["columns"]), str(r["created_at"])[:19])
+        out.print(t)
+
+    emit({"versions": rows}, as_json, render)
+
+
+@app.command()
+@cli_errors
+def show(
+    ref: Annotated[str, typer.Argument(help="version id, id prefix, or ref")],
+    rows: Annotated[int, typer.Option("--rows", help="also print the first N rows")] = 0,
+    store: StoreOpt = DEFAULT_STORE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a version: its manifest, schema and report (or a sweep's result table)."""
+    s = _store(store)
+    try:
+        sweeps = importlib.import_module("tamis.pipelines.sweeps")
+        sweep = sweeps.load_sweep_result(s, ref)
+    except (ImportError, AttributeError):
+        sweep = None
+    if sweep is not None:
+        emit(sweep, as_json, lambda: out.print(sweeps.render_sweep_table(sweep)))
+        return
+    manifest = s.manifest(ref)
+    payload = dict(manifest)
+    if rows:
+        payload["head"] = s.read(manifest["id"]).head(rows).to_dicts()
+
+    def render() -> None:
+        t = Table(show_header=False, title=f"version {manifest['id'][:12]}")
+        t.add_column("key", style="bold")
+        t.add_column("value")
+        step = manifest.get("step") or {}
+        for k, v in (("id", manifest["id"]), ("name", manifest.get("name")),
+                     ("step", f"{step.get('name')} ({step.get('type')} v{step.get('version')})"),
+                     ("params", step.get("params")), ("seed", manifest.get("seed")),
+                     ("rows", f"{manifest['rows']:,}"),
+                     ("parents", [f"{p['role']}: {p['id'][:12]}" for p in manifest["parents"]]),
+                     ("created", manifest.get("created_at")),
+                     ("content hash", manifest.get("content_hash")),
+                     ("tables", manifest.get("tables")), ("artifacts", manifest.get("artifacts"))):
+            t.add_row(k, _fmt(v))
+        out.print(t)
+        schema = Table(title="schema")
+        schema.add_column("column")
+        schema.add_column("dtype")
+        for col in manifest["schema"]:
+            schema.add_row(col["name"], col["dtype"])
+        out.print(schema)
+        if manifest.get("report"):
+            render_report(manifest["report"])
+        if rows:
+            out.print(s.read(manifest["id"]).head(rows))
+
+    emit(payload, as_json, render)
+
+
+@app.command()
+@cli_errors
+def lineage(
+    ref: Annotated[str, typer.Argument(help="version id, id prefix, or ref")],
+    store: StoreOpt = DEFAULT_STORE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show every ancestor of a version and the steps that connect them."""
+    data = _store(store).lineage(ref)
+
+    def render() -> None:
+        names = {n["id"]: n for n in data["nodes"]}
+        from rich.tree import Tree
+
+        def label(vid: str) -> str:
+            n = names.get(vid, {})
+            return f"{vid[:12]} {n.get('name', '?')} [{n.get('step_type', '?')}, {n.get('rows', 0):,} rows]"
+
+        def grow(tree: Tree, vid: str, seen: set[str]) -> None:
+            for e in data["edges"]:
+                if e["child"] == vid:
+                    branch = tree.add(f"{e['role']}: {label(e['parent'])}")
+                    if e["parent"] not in seen:
+                        grow(branch, e["parent"], seen | {e["parent"]})
+
+        root = Tree(label(data["id"]))
+        grow(root, data["id"], {data["id"]})
+        out.print(root)
+
+    emit(data, as_json, render)
+
+
+@app.command()
+@cli_errors
+def diff(
+    a: Annotated[str, typer.Argument(help="the old version")],
+    b: Annotated[str, typer.Argument(help="the new version")],
+    store: StoreOpt = DEFAULT_STORE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare two versions: schema changes, row counts, rows added/removed by row hash."""
+    from tamis.pipelines.diff import diff_versions
+
+    data = diff_versions(_store(store), a, b)
+
+    def render() -> None:
+        out.print(f"[bold]{data['a']['name']}[/] ({data['a']['rows']:,} rows) -> "
+                  f"[bold]{data['b']['name']}[/] ({data['b']['rows']:,} rows)")
+        for kind in ("added", "removed", "retyped"):
+            for col in data["schema"][kind]:
+                out.print(f"  column {kind}: {col}")
+        out.print(f"  rows added {data['rows_added']:,}, removed {data['rows_removed']:,}, "
+                  f"unchanged {data['rows_unchanged']:,}")
+
+    emit(data, as_json, render)
+
+
+@app.command()
+@cli_errors
+def export(
+    ref: Annotated[str, typer.Argument(help="version id, id prefix, or ref")],
+    to: Annotated[Path, typer.Option("--to", help="target file (or directory for hf)")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet, csv, jsonl or hf")] = "parquet",
+    store: StoreOpt = DEFAULT_STORE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a version out as Parquet, CSV, JSONL or a Hugging Face datasets directory."""
+    from tamis.pipelines.export import export_version
+
+    data = export_version(_store(store), ref, to, fmt)
+    emit(data, as_json, lambda: out.print(f"wrote {data['rows']:,} rows to {data['path']}"))
+
+
+@app.command()
+@cli_errors
+def steps(
+    name: Annotated[str | None, typer.Argument(help="one step type to describe")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the step types with their params and docs."""
+    from tamis.pipelines.registry import get_step_type, step_types
+
+    types = [get_step_type(name)] if name else list(step_types().values())
+    data = [t.describe() for t in types]
+
+    def render() -> None:
+        for d in data:
+            t = Table(title=f"[bold]{d['name']}[/] - {d['doc']}", title_justify="left")
+            for c in ("param", "type", "default", "doc"):
+                t.add_column(c)
+            for p in d["params"]:
+                t.add_row(p["name"], p["type"], "required" if p["required"] else _fmt(p["default"]),
+                          p["doc"])
+            out.print(t)
+            extra = f"   extra: tamis[{d['extra']}]" if d["extra"] else ""
+            out.print(f"  inputs: {', '.join(d['inputs']) or '(none)'}"
+                      + (f" (optional: {', '.join(d['optional_inputs'])})" if d["optional_inputs"] else "")
+                      + extra)
+
+    emit({"steps": data}, as_json, render)
+
+
+@app.command()
+@cli_errors
+def demo(
+    store: StoreOpt = DEFAULT_STORE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build the embedded demo pipeline on a real dataset shipped with statsmodels (offline)."""
+    from tamis.pipelines.demo import run_demo
+
+    data = run_demo(_store(store), progress=not as_json and sys.stderr.isatty())
+
+    def render() -> None:
+        out.print(f"[bold green]demo built[/] in {data['seconds']:.1f}s: pipeline "
+                  f"{data['pipeline_file']}, store {data['store']}")
+        t = Table(title="versions")
+        for c in ("ref", "rows", "id"):
+            t.add_column(c)
+        for v in data["versions"]:
+            t.add_row(v["ref"], f"{v['rows']:,}", v["id"][:12])
+        out.print(t)
+        out.print("next:")
+        for line in data["next"]:
+            out.print(f"  {line}")
+
+    emit(data, as_json, render)
+
+
+@app.callback(invoke_without_command=True)
+def main(
+    version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
+) -> None:
+    if version:
+        out.print(f"tamis {tamis.__version__}")
+        raise typer.Exit(0)
+
+
+def _register_plugins() -> None:
+    """Import every `tamis/cli_<topic>.py` and let it add its commands."""
+    for info in sorted(pkgutil.iter_modules(tamis.__path__), key=lambda m: m.name):
+        if info.name.startswith("cli_"):
+            importlib.import_module(f"tamis.{info.name}").register(app)
+
+
+_register_plugins()

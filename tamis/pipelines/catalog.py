@@ -1,0 +1,163 @@
+"""The catalog: an embedded DuckDB file that indexes versions, lineage edges, refs and runs.
+
+The catalog is an index, not the source of truth: every version directory carries its own
+manifest, so a catalog row can always be rebuilt from it (see `Store.reindex`). DuckDB allows one
+writing process at a time, so every connection is opened briefly under the store's file lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS versions (
+    id VARCHAR PRIMARY KEY,
+    name VARCHAR,
+    pipeline VARCHAR,
+    step VARCHAR,
+    step_type VARCHAR,
+    created_at VARCHAR,
+    rows BIGINT,
+    columns INTEGER,
+    content_hash VARCHAR,
+    cache_key VARCHAR,
+    schema_json VARCHAR,
+    run_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS edges (
+    parent VARCHAR,
+    child VARCHAR,
+    role VARCHAR
+);
+CREATE TABLE IF NOT EXISTS refs (
+    ref VARCHAR PRIMARY KEY,
+    version_id VARCHAR,
+    updated_at VARCHAR
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id VARCHAR PRIMARY KEY,
+    kind VARCHAR,
+    name VARCHAR,
+    started_at VARCHAR,
+    finished_at VARCHAR,
+    status VARCHAR,
+    info_json VARCHAR
+);
+CREATE TABLE IF NOT EXISTS source_files (
+    path VARCHAR PRIMARY KEY,
+    size BIGINT,
+    mtime_ns BIGINT,
+    sha256 VARCHAR
+);
+"""
+
+
+class Catalog:
+    """Short-lived DuckDB connections to `catalog.duckdb`, serialised by an flock on `lock`."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "catalog.duckdb"
+        self.lock_path = root / "lock"
+        self._initialised = False
+
+    @contextmanager
+    def connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection held under the store lock (exclusive to write, shared to read)."""
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            needs_write = write or not self.path.exists()
+            fcntl.flock(fd, fcntl.LOCK_EX if needs_write else fcntl.LOCK_SH)
+            con = duckdb.connect(str(self.path), read_only=not needs_write)
+            try:
+                if needs_write and not self._initialised:
+                    con.execute(SCHEMA)
+                    self._initialised = True
+                yield con
+            finally:
+                con.close()
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        with self.connect() as con:
+            rel = con.execute(sql, params or [])
+            cols = [d[0] for d in rel.description or []]
+            return [dict(zip(cols, row, strict=True)) for row in rel.fetchall()]
+
+    def add_version(self, manifest: dict[str, Any]) -> None:
+        step = manifest.get("step") or {}
+        with self.connect(write=True) as con:
+            con.execute("BEGIN")
+            con.execute("DELETE FROM versions WHERE id = ?", [manifest["id"]])
+            con.execute("DELETE FROM edges WHERE child = ?", [manifest["id"]])
+            con.execute(
+                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    manifest["id"],
+                    manifest.get("name"),
+                    manifest.get("pipeline"),
+                    step.get("name"),
+                    step.get("type"),
+                    manifest.get("created_at"),
+                    manifest.get("rows"),
+                    len(manifest.get("schema", [])),
+                    manifest.get("content_hash"),
+                    manifest.get("cache_key"),
+                    json.dumps(manifest.get("schema", [])),
+                    manifest.get("run_id"),
+                ],
+            )
+            for parent in manifest.get("parents", []):
+                con.execute(
+                    "INSERT INTO edges VALUES (?, ?, ?)",
+                    [parent["id"], manifest["id"], parent.get("role", "input")],
+                )
+            con.execute("COMMIT")
+
+    def set_ref(self, ref: str, version_id: str, when: str) -> None:
+        with self.connect(write=True) as con:
+            con.execute(
+                "INSERT OR REPLACE INTO refs VALUES (?, ?, ?)",
+                [ref, version_id, when],
+            )
+
+    def record_run(self, run: dict[str, Any]) -> None:
+        with self.connect(write=True) as con:
+            con.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    run["id"],
+                    run.get("kind"),
+                    run.get("name"),
+                    run.get("started_at"),
+                    run.get("finished_at"),
+                    run.get("status"),
+                    json.dumps(run.get("info", {}), default=str),
+                ],
+            )
+
+    def source_hash(self, path: str, size: int, mtime_ns: int) -> str | None:
+        if not self.path.exists():
+            return None
+        rows = self.query(
+            "SELECT sha256 FROM source_files WHERE path = ? AND size = ? AND mtime_ns = ?",
+            [path, size, mtime_ns],
+        )
+        return str(rows[0]["sha256"]) if rows else None
+
+    def remember_source_hash(self, path: str, size: int, mtime_ns: int, sha: str) -> None:
+        with self.connect(write=True) as con:
+            con.execute(
+                "INSERT OR REPLACE INTO source_files VALUES (?, ?, ?, ?)",
+                [path, size, mtime_ns, sha],
+            )

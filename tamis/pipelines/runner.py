@@ -1,0 +1,374 @@
+"""The runner: executes a pipeline's DAG in dependency order, caching every step in the store.
+
+Cache key of a step = hash(input version ids, step type, step code version, canonical params, seed).
+Each output's version id is derived from that key, so the same inputs, params and seed give the
+same id, and a rebuild of an unchanged pipeline only re-checks keys. A step that raises leaves no
+version behind (the store writes atomically); the next build resumes at that step.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from tamis.errors import SpecError, StepError, TamisError
+from tamis.pipelines.hashing import hash_json
+from tamis.pipelines.registry import get_step_type
+from tamis.pipelines.sources import READER_VERSION, read_source, source_fingerprint
+from tamis.pipelines.spec import PipelineSpec, load_pipeline
+from tamis.pipelines.steps.base import MAIN_OUTPUT, Step, StepContext, StepOutput, StepParams
+from tamis.pipelines.store import Store, now
+
+
+@dataclass
+class StepRecord:
+    name: str
+    status: str  # "cached" | "built" | "rebuilt"
+    versions: dict[str, str]
+    rows: dict[str, int]
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BuildResult:
+    pipeline: str
+    run_id: str
+    #: step name (or `step.output`, or source name) -> manifest of that version
+    versions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    steps: list[StepRecord] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "run_id": self.run_id,
+            "seconds": round(self.seconds, 3),
+            "steps": [
+                {
+                    "step": s.name,
+                    "status": s.status,
+                    "versions": s.versions,
+                    "rows": s.rows,
+                    "seconds": round(s.seconds, 3),
+                    **({"warnings": s.warnings} if s.warnings else {}),
+                }
+                for s in self.steps
+            ],
+        }
+
+
+def validate_params(step_type: type[Step], raw: dict[str, Any], *, file: str, step: str) -> StepParams:
+    try:
+        return step_type.Params.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field_name = ".".join(str(x) for x in err.get("loc", ())) or "params"
+        valid = ", ".join(step_type.Params.model_fields) or "(none)"
+        fix = f"valid params of '{step_type.name}': {valid}"
+        if err.get("type") == "literal_error":
+            fix = f"{err['msg']}"
+        raise SpecError(err["msg"], file=file, step=step, field=f"params.{field_name}", fix=fix) from None
+
+
+def _topological(spec: PipelineSpec) -> list[str]:
+    deps: dict[str, set[str]] = {}
+    for name, step in spec.steps.items():
+        refs: set[str] = set()
+        for value in step.named_inputs().values():
+            for ref in [value] if isinstance(value, str) else value:
+                if ref.startswith("@"):
+                    continue
+                base = ref.split(".", 1)[0] if ref not in spec.sources else ref
+                if base in spec.sources:
+                    continue
+                if base not in spec.steps:
+                    known = ", ".join([*spec.sources, *spec.steps])
+                    raise SpecError(
+                        f"input '{ref}' names no source or step",
+                        file=spec.file,
+                        step=name,
+                        fix=f"known names: {known}",
+                    )
+                refs.add(base)
+        deps[name] = refs
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        if state.get(node) == 2:
+            return
+        if state.get(node) == 1:
+            raise SpecError(f"steps form a cycle: {' -> '.join([*path, node])}", file=spec.file)
+        state[node] = 1
+        for dep in sorted(deps[node]):
+            visit(dep, [*path, node])
+        state[node] = 2
+        order.append(node)
+
+    for node in spec.steps:  # YAML order breaks ties, so builds read top to bottom
+        visit(node, [])
+    return order
+
+
+class _Progress:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress: Progress | None = None
+
+    @contextmanager
+    def run(self) -> Iterator[_Progress]:
+        if not self.enabled:
+            yield self
+            return
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.fields[step]:<18}"),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        with self.progress:
+            yield self
+
+    def start(self, step: str, what: str) -> Any:
+        if self.progress is None:
+            return None
+        return self.progress.add_task(what, step=step, total=None)
+
+    def update(self, task: Any, what: str, done: bool = False) -> None:
+        if self.progress is not None and task is not None:
+            self.progress.update(task, description=what, total=1 if done else None,
+                                 completed=1 if done else 0)
+
+
+def build(
+    spec_or_path: PipelineSpec | str | Path,
+    store: Store | None = None,
+    *,
+    force: bool | Sequence[str] = False,
+    targets: Sequence[str] | None = None,
+    progress: bool = False,
+) -> BuildResult:
+    """Build a pipeline into the store; returns the versions it made or found in the cache."""
+    spec = spec_or_path if isinstance(spec_or_path, PipelineSpec) else load_pipeline(spec_or_path)
+    store = store or Store()
+    order = _topological(spec)
+    forced: set[str] = set(order) if force is True else set(force or [])
+    for name in [*forced, *(targets or [])]:
+        if name not in spec.steps:
+            raise SpecError(f"no step named '{name}'", file=spec.file,
+                            fix=f"steps: {', '.join(spec.steps)}")
+    if targets:
+        order = _with_ancestors(spec, order, set(targets))
+    result = BuildResult(pipeline=spec.name, run_id=uuid.uuid4().hex[:16])
+    started = time.perf_counter()
+    run_info = {"id": result.run_id, "kind": "build", "name": spec.name, "started_at": now()}
+    ids: dict[str, str] = {}
+    display = _Progress(progress)
+    try:
+        with display.run():
+            for source in spec.sources:
+                ids[source] = _import_source(spec, source, store, result)
+            for name in order:
+                record = _run_step(spec, name, store, ids, name in forced, display, result)
+                result.steps.append(record)
+    except BaseException as exc:
+        store.record_run({**run_info, "finished_at": now(), "status": "failed",
+                          "info": {"error": str(exc)[:2000]}})
+        raise
+    result.seconds = time.perf_counter() - started
+    store.record_run({**run_info, "finished_at": now(), "status": "ok",
+                      "info": result.to_json()})
+    return result
+
+
+def _with_ancestors(spec: PipelineSpec, order: list[str], wanted: set[str]) -> list[str]:
+    keep = set(wanted)
+    for name in reversed(order):
+        if name in keep:
+            for value in spec.steps[name].named_inputs().values():
+                for ref in [value] if isinstance(value, str) else value:
+                    keep.add(ref.split(".", 1)[0])
+    return [n for n in order if n in keep]
+
+
+def _import_source(spec: PipelineSpec, name: str, store: Store, result: BuildResult) -> str:
+    path = spec.source_path(name)
+    fmt = spec.source_format(name)
+    src = spec.sources[name]
+    if not path.exists():
+        raise SpecError(f"source not found: {path}", file=spec.file, field=f"sources.{name}.path",
+                        fix="paths are relative to the pipeline YAML")
+    fingerprint = source_fingerprint(path, store.catalog)
+    params = {"format": fmt, "options": src.options, "reader": READER_VERSION}
+    version_id = hash_json({"source": fingerprint, **params})
+    ref = f"{spec.name}/{name}"
+    if store.has_version(version_id):
+        manifest = store.ensure_indexed(version_id)
+    else:
+        frame = read_source(path, fmt, src.options, name=name, file=spec.file)
+        manifest = store.write_version(
+            version_id=version_id, name=ref, frame=frame, parents=[],
+            step={"name": name, "type": "source", "params": {"path": str(path), **params},
+                  "version": READER_VERSION},
+            seed=None, pipeline=spec.name, report={"source_sha256": fingerprint},
+            cache_key=version_id, run_id=result.run_id,
+        )
+    store.set_ref(ref, version_id)
+    result.versions[name] = manifest
+    return version_id
+
+
+def _resolve_input(spec: PipelineSpec, ref: str, ids: dict[str, str], store: Store, step: str) -> str:
+    if ref.startswith("@"):
+        return store.resolve(ref[1:])
+    if ref in ids:
+        return ids[ref]
+    base = ref.split(".", 1)[0]
+    outputs = sorted(k.split(".", 1)[1] for k in ids if k.startswith(base + "."))
+    raise SpecError(
+        f"input '{ref}' is not an output of step '{base}'",
+        file=spec.file, step=step,
+        fix=f"name one of its outputs: {', '.join(base + '.' + o for o in outputs)}",
+    )
+
+
+def _run_step(
+    spec: PipelineSpec, name: str, store: Store, ids: dict[str, str], forced: bool,
+    display: _Progress, result: BuildResult,
+) -> StepRecord:
+    step_spec = spec.steps[name]
+    step_type = get_step_type(step_spec.use, file=spec.file, step=name)
+    params = validate_params(step_type, step_spec.params, file=spec.file, step=name)
+    named = step_spec.named_inputs()
+    allowed = set(step_type.inputs) | set(step_type.optional_inputs)
+    for key in named:
+        if key not in allowed:
+            raise SpecError(f"step type '{step_type.name}' takes no input '{key}'",
+                            file=spec.file, step=name,
+                            fix=f"its inputs: {', '.join(sorted(allowed)) or '(none)'}")
+    for key in step_type.inputs:
+        if key not in named:
+            raise SpecError(f"missing input '{key}'", file=spec.file, step=name,
+                            fix=f"add `{key}: <source or step name>`")
+    input_ids: dict[str, str | list[str]] = {}
+    for key, value in named.items():
+        if isinstance(value, list):
+            if key not in step_type.list_inputs:
+                raise SpecError(f"input '{key}' takes one name, not a list", file=spec.file, step=name)
+            input_ids[key] = [_resolve_input(spec, v, ids, store, name) for v in value]
+        else:
+            resolved = _resolve_input(spec, value, ids, store, name)
+            input_ids[key] = [resolved] if key in step_type.list_inputs else resolved
+    seed = step_spec.seed if step_spec.seed is not None else spec.seed
+    canonical = params.model_dump(mode="json")
+    key = hash_json({"type": step_type.name, "code": step_type.version, "params": canonical,
+                     "seed": seed, "inputs": input_ids})
+    outputs = step_type().output_names(params)
+    out_ids = {out: hash_json({"key": key, "output": out}) for out in outputs}
+    task = display.start(name, step_type.name)
+    t0 = time.perf_counter()
+    cached = all(store.has_version(v) for v in out_ids.values())
+    warnings: list[str] = []
+    if cached and not forced:
+        manifests = {out: store.ensure_indexed(v) for out, v in out_ids.items()}
+        status = "cached"
+    else:
+        old_hashes = {o: store.manifest_by_id(v)["content_hash"]
+                      for o, v in out_ids.items() if store.has_version(v)}
+        display.update(task, f"{step_type.name}: running")
+        step = step_type()
+        step.check_dependencies()
+        artifacts = store.tmp_dir / f"artifacts.{key[:16]}.{uuid.uuid4().hex[:8]}"
+        artifacts.mkdir(parents=True, exist_ok=True)
+        ctx = StepContext(step=name, pipeline=spec.name, seed=seed, artifacts_dir=artifacts,
+                          progress=lambda msg, *a, **k: display.update(task, f"{step_type.name}: {msg}"),
+                          base_dir=Path(spec.base_dir))
+        inputs = {k: ([store.scan(i) for i in v] if isinstance(v, list) else store.scan(v))
+                  for k, v in input_ids.items()}
+        try:
+            output = _call(step, inputs, params, ctx)
+            parents = [{"id": i, "role": k} for k, v in input_ids.items()
+                       for i in (v if isinstance(v, list) else [v])]
+            manifests = {}
+            for out in outputs:
+                ref = f"{spec.name}/{name}" + ("" if out == MAIN_OUTPUT else f".{out}")
+                manifests[out] = store.write_version(
+                    version_id=out_ids[out], name=ref, frame=output.frames[out], parents=parents,
+                    step={"name": name, "type": step_type.name, "params": canonical,
+                          "version": step_type.version, "output": out},
+                    seed=seed, report=output.report, tables=output.tables,
+                    artifacts=artifacts if out == outputs[0] else None, pipeline=spec.name,
+                    cache_key=key, run_id=result.run_id, replace=forced,
+                )
+                if out in old_hashes and old_hashes[out] != manifests[out]["content_hash"]:
+                    warnings.append(f"output '{out}' differs from the cached one: the step is "
+                                    "not deterministic for a fixed seed")
+        finally:
+            shutil.rmtree(artifacts, ignore_errors=True)
+        status = "rebuilt" if old_hashes else "built"
+    rows = {}
+    versions = {}
+    for out, manifest in manifests.items():
+        label = name if out == MAIN_OUTPUT else f"{name}.{out}"
+        ref = f"{spec.name}/{label}"
+        store.set_ref(ref, manifest["id"])
+        ids[label] = manifest["id"]
+        result.versions[label] = manifest
+        rows[label] = int(manifest["rows"])
+        versions[label] = manifest["id"]
+    seconds = time.perf_counter() - t0
+    summary = ", ".join(f"{r:,} rows" for r in rows.values())
+    display.update(task, f"{step_type.name}: {status}, {summary}", done=True)
+    return StepRecord(name, status, versions, rows, seconds, warnings)
+
+
+def _call(step: Step, inputs: dict[str, Any], params: StepParams, ctx: StepContext) -> StepOutput:
+    try:
+        output = step.run(inputs, params, ctx)
+    except TamisError as exc:
+        if exc.step is None:
+            exc.step = ctx.step
+            exc.args = (exc.render(),)
+        raise
+    missing = [o for o in step.output_names(params) if o not in output.frames]
+    if missing:
+        raise StepError(f"step type '{step.name}' returned no output {missing}", step=ctx.step)
+    return output
+
+
+def run_step(
+    step_type_name: str,
+    inputs: dict[str, pl.DataFrame | list[pl.DataFrame]],
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    artifacts_dir: Path | None = None,
+) -> StepOutput:
+    """Run one step type on in-memory frames, without a store (for tests and notebooks)."""
+    step_type = get_step_type(step_type_name)
+    parsed = validate_params(step_type, params or {}, file="<python>", step=step_type_name)
+    lazy = {k: ([f.lazy() for f in v] if isinstance(v, list) else v.lazy()) for k, v in inputs.items()}
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = StepContext(step=step_type_name, pipeline="<python>", seed=seed,
+                          artifacts_dir=artifacts_dir or Path(tmp))
+        step = step_type()
+        step.check_dependencies()
+        output = _call(step, lazy, parsed, ctx)
+        output.frames = {k: (v.collect() if isinstance(v, pl.LazyFrame) else v)
+                         for k, v in output.frames.items()}
+        return output

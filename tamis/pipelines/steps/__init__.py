@@ -1,0 +1,1 @@
+"""Step types: one module each; see base.py for the contract."""

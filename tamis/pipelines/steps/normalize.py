@@ -1,0 +1,122 @@
+"""`normalize`: strip whitespace, turn null tokens into nulls, cast dtypes, rename/select columns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+from pydantic import Field
+
+from tamis.errors import StepError
+from tamis.pipelines.steps.base import Step, StepContext, StepOutput, StepParams
+
+DTYPES: dict[str, Any] = {
+    "int": pl.Int64, "int64": pl.Int64, "int32": pl.Int32, "float": pl.Float64,
+    "float64": pl.Float64, "float32": pl.Float32, "str": pl.String, "string": pl.String,
+    "bool": pl.Boolean, "date": pl.Date, "datetime": pl.Datetime, "category": pl.Categorical,
+}
+
+
+class NormalizeParams(StepParams):
+    strip_whitespace: bool = Field(True, description="strip leading/trailing spaces in string columns")
+    null_values: list[str] = Field(
+        default_factory=list,
+        description="string tokens that mean missing (compared after stripping), e.g. ['?', 'NA']",
+    )
+    cast: dict[str, str] = Field(
+        default_factory=dict,
+        description=f"column -> dtype; dtypes: {', '.join(DTYPES)}",
+    )
+    rename: dict[str, str] = Field(default_factory=dict, description="old name -> new name")
+    select: list[str] | None = Field(None, description="keep only these columns (after rename)")
+    drop: list[str] = Field(default_factory=list, description="drop these columns (after rename)")
+    strip_column_names: bool = Field(True, description="strip spaces around column names")
+    infer_types: bool = Field(
+        True,
+        description="after stripping, turn string columns whose every value is a number into "
+        "Int64/Float64 (CSV files like UCI Adult write ' 39')",
+    )
+    strict_cast: bool = Field(
+        True, description="fail on values that do not cast; false turns them into nulls"
+    )
+
+
+def _infer_numeric(lf: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
+    """Cast string columns to Int64 or Float64 when every non-null value parses as one."""
+    probe = lf.select(
+        [pl.col(c).is_not_null().sum().alias(f"n|{c}") for c in columns]
+        + [pl.col(c).cast(pl.Int64, strict=False).is_not_null().sum().alias(f"i|{c}") for c in columns]
+        + [pl.col(c).cast(pl.Float64, strict=False).is_not_null().sum().alias(f"f|{c}") for c in columns]
+    ).collect().row(0, named=True)
+    casts = []
+    for c in columns:
+        n = probe[f"n|{c}"]
+        if n == 0:
+            continue
+        if probe[f"i|{c}"] == n:
+            casts.append(pl.col(c).cast(pl.Int64, strict=False))
+        elif probe[f"f|{c}"] == n:
+            casts.append(pl.col(c).cast(pl.Float64, strict=False))
+    return lf.with_columns(casts) if casts else lf
+
+
+class Normalize(Step):
+    """Clean raw tables: whitespace, null tokens, dtypes, column names and selection."""
+
+    name = "normalize"
+    Params = NormalizeParams
+
+    def run(self, inputs: dict[str, Any], params: Any, ctx: StepContext) -> StepOutput:
+        p: NormalizeParams = params
+        lf: pl.LazyFrame = inputs["input"]
+        schema = lf.collect_schema()
+        strings = [c for c, t in schema.items() if t == pl.String]
+        exprs = []
+        for col in strings:
+            e = pl.col(col)
+            if p.strip_whitespace:
+                e = e.str.strip_chars()
+            if p.null_values:
+                tokens = [t.strip() if p.strip_whitespace else t for t in p.null_values]
+                e = pl.when(e.is_in(tokens)).then(None).otherwise(e)
+            exprs.append(e.alias(col))
+        if exprs:
+            lf = lf.with_columns(exprs)
+        if p.strip_column_names:
+            stripped = {c: c.strip() for c in schema if c != c.strip()}
+            lf = lf.rename(stripped)
+            schema = lf.collect_schema()
+            strings = [c.strip() for c in strings]
+        if p.infer_types and strings:
+            lf = _infer_numeric(lf, [c for c in strings if c not in p.cast])
+        for old in p.rename:
+            if old not in schema:
+                raise StepError(f"cannot rename missing column '{old}'", column=old,
+                                fix=f"columns: {', '.join(schema)}")
+        lf = lf.rename(p.rename)
+        names = [p.rename.get(c, c) for c in schema]
+        for col, dtype in p.cast.items():
+            if col not in names:
+                raise StepError(f"cannot cast missing column '{col}'", column=col,
+                                fix=f"columns: {', '.join(names)}")
+            if dtype not in DTYPES:
+                raise StepError(f"unknown dtype '{dtype}' for column '{col}'", column=col,
+                                fix=f"dtypes: {', '.join(DTYPES)}")
+            lf = lf.with_columns(pl.col(col).cast(DTYPES[dtype], strict=p.strict_cast))
+        for col in [*(p.select or []), *p.drop]:
+            if col not in names:
+                raise StepError(f"no column '{col}' to select or drop", column=col,
+                                fix=f"columns: {', '.join(names)}")
+        if p.select is not None:
+            lf = lf.select(p.select)
+        if p.drop:
+            lf = lf.drop(p.drop)
+        try:
+            df = lf.collect()
+        except pl.exceptions.InvalidOperationError as exc:
+            raise StepError(f"a cast failed: {exc}",
+                            fix="fix the dtype in `cast:` or set strict_cast: false") from exc
+        nulls = {c: int(n) for c, n in zip(df.columns, df.null_count().row(0), strict=True) if n}
+        report = {"rows_in": df.height, "rows_out": df.height, "columns": df.columns,
+                  "nulls_per_column": nulls}
+        return StepOutput(frames={"data": df}, report=report)
