@@ -140,8 +140,13 @@ def build(
     if seed is not None:
         spec.seed = seed
     forced: bool | list[str] = (list(steps) if steps else True) if force else False
-    result = run_build(spec, _store(store), force=forced, targets=steps or None,
-                       progress=not as_json and sys.stderr.isatty())
+    result = run_build(
+        spec,
+        _store(store),
+        force=forced,
+        targets=steps or None,
+        progress=not as_json and sys.stderr.isatty(),
+    )
     payload = {**result.to_json(), "store": str(store)}
 
     def render() -> None:
@@ -154,8 +159,10 @@ def build(
             for w in s.warnings:
                 err.print(f"[yellow]warning:[/] {s.name}: {w}")
         out.print(t)
-        out.print(f"store: {store}   refs: {spec.name}/<step>   try: tamis show {spec.name}/"
-                  f"{result.steps[-1].name if result.steps else ''}")
+        out.print(
+            f"store: {store}   refs: {spec.name}/<step>   try: tamis show {spec.name}/"
+            f"{result.steps[-1].name if result.steps else ''}"
+        )
 
     emit(payload, as_json, render)
 
@@ -175,8 +182,14 @@ def versions(
         for c in ("id", "refs", "step type", "rows", "cols", "created"):
             t.add_column(c)
         for r in rows:
-            t.add_row(r["id"][:12], ", ".join(r["refs"]), str(r["step_type"]), f"{r['rows']:,}",
-                      str(r["columns"]), str(r["created_at"])[:19])
+            t.add_row(
+                r["id"][:12],
+                ", ".join(r["refs"]),
+                str(r["step_type"]),
+                f"{r['rows']:,}",
+                str(r["columns"]),
+                str(r["created_at"])[:19],
+            )
         out.print(t)
 
     emit({"versions": rows}, as_json, render)
@@ -210,14 +223,19 @@ def show(
         t.add_column("key", style="bold")
         t.add_column("value")
         step = manifest.get("step") or {}
-        for k, v in (("id", manifest["id"]), ("name", manifest.get("name")),
-                     ("step", f"{step.get('name')} ({step.get('type')} v{step.get('version')})"),
-                     ("params", step.get("params")), ("seed", manifest.get("seed")),
-                     ("rows", f"{manifest['rows']:,}"),
-                     ("parents", [f"{p['role']}: {p['id'][:12]}" for p in manifest["parents"]]),
-                     ("created", manifest.get("created_at")),
-                     ("content hash", manifest.get("content_hash")),
-                     ("tables", manifest.get("tables")), ("artifacts", manifest.get("artifacts"))):
+        for k, v in (
+            ("id", manifest["id"]),
+            ("name", manifest.get("name")),
+            ("step", f"{step.get('name')} ({step.get('type')} v{step.get('version')})"),
+            ("params", step.get("params")),
+            ("seed", manifest.get("seed")),
+            ("rows", f"{manifest['rows']:,}"),
+            ("parents", [f"{p['role']}: {p['id'][:12]}" for p in manifest["parents"]]),
+            ("created", manifest.get("created_at")),
+            ("content hash", manifest.get("content_hash")),
+            ("tables", manifest.get("tables")),
+            ("artifacts", manifest.get("artifacts")),
+        ):
             t.add_row(k, _fmt(v))
         out.print(t)
         schema = Table(title="schema")
@@ -280,13 +298,17 @@ def diff(
     data = diff_versions(_store(store), a, b)
 
     def render() -> None:
-        out.print(f"[bold]{data['a']['name']}[/] ({data['a']['rows']:,} rows) -> "
-                  f"[bold]{data['b']['name']}[/] ({data['b']['rows']:,} rows)")
+        out.print(
+            f"[bold]{data['a']['name']}[/] ({data['a']['rows']:,} rows) -> "
+            f"[bold]{data['b']['name']}[/] ({data['b']['rows']:,} rows)"
+        )
         for kind in ("added", "removed", "retyped"):
             for col in data["schema"][kind]:
                 out.print(f"  column {kind}: {col}")
-        out.print(f"  rows added {data['rows_added']:,}, removed {data['rows_removed']:,}, "
-                  f"unchanged {data['rows_unchanged']:,}")
+        out.print(
+            f"  rows added {data['rows_added']:,}, removed {data['rows_removed']:,}, "
+            f"unchanged {data['rows_unchanged']:,}"
+        )
 
     emit(data, as_json, render)
 
@@ -325,13 +347,23 @@ def steps(
             for c in ("param", "type", "default", "doc"):
                 t.add_column(c)
             for p in d["params"]:
-                t.add_row(p["name"], p["type"], "required" if p["required"] else _fmt(p["default"]),
-                          p["doc"])
+                t.add_row(
+                    p["name"],
+                    p["type"],
+                    "required" if p["required"] else _fmt(p["default"]),
+                    p["doc"],
+                )
             out.print(t)
             extra = f"   extra: tamis[{d['extra']}]" if d["extra"] else ""
-            out.print(f"  inputs: {', '.join(d['inputs']) or '(none)'}"
-                      + (f" (optional: {', '.join(d['optional_inputs'])})" if d["optional_inputs"] else "")
-                      + extra)
+            out.print(
+                f"  inputs: {', '.join(d['inputs']) or '(none)'}"
+                + (
+                    f" (optional: {', '.join(d['optional_inputs'])})"
+                    if d["optional_inputs"]
+                    else ""
+                )
+                + extra
+            )
 
     emit({"steps": data}, as_json, render)
 
@@ -348,8 +380,10 @@ def demo(
     data = run_demo(_store(store), progress=not as_json and sys.stderr.isatty())
 
     def render() -> None:
-        out.print(f"[bold green]demo built[/] in {data['seconds']:.1f}s: pipeline "
-                  f"{data['pipeline_file']}, store {data['store']}")
+        out.print(
+            f"[bold green]demo built[/] in {data['seconds']:.1f}s: pipeline "
+            f"{data['pipeline_file']}, store {data['store']}"
+        )
         t = Table(title="versions")
         for c in ("ref", "rows", "id"):
             t.add_column(c)

@@ -30,8 +30,11 @@ def diff_versions(store: Store, a: str, b: str, examples: int = 5) -> dict[str, 
         out.update(rows_added=0, rows_removed=0, rows_unchanged=ma["rows"], identical=True)
         return out
     if not common:
-        out.update(rows_added=mb["rows"], rows_removed=ma["rows"], rows_unchanged=0, identical=False)
+        out.update(
+            rows_added=mb["rows"], rows_removed=ma["rows"], rows_unchanged=0, identical=False
+        )
         return out
+
     # Row identity = hash of the common columns (cast to string so retyped columns compare by
     # value); multiset semantics, so a duplicate removed by dedup counts as one removed row.
     def hashed(ref_id: str) -> pl.LazyFrame:
@@ -39,16 +42,20 @@ def diff_versions(store: Store, a: str, b: str, examples: int = 5) -> dict[str, 
         return lf.with_columns(pl.struct(common).hash(seed=0).alias("__h"))
 
     ha, hb = hashed(ida), hashed(idb)
-    ca = ha.group_by("__h").agg(pl.len().alias("na"))
-    cb = hb.group_by("__h").agg(pl.len().alias("nb"))
+    ca = ha.group_by("__h").agg(pl.len().cast(pl.Int64).alias("na"))
+    cb = hb.group_by("__h").agg(pl.len().cast(pl.Int64).alias("nb"))
     joined = ca.join(cb, on="__h", how="full", coalesce=True).with_columns(
         pl.col("na").fill_null(0), pl.col("nb").fill_null(0)
     )
-    counts = joined.select(
-        (pl.col("nb") - pl.col("na")).clip(lower_bound=0).sum().alias("added"),
-        (pl.col("na") - pl.col("nb")).clip(lower_bound=0).sum().alias("removed"),
-        pl.min_horizontal("na", "nb").sum().alias("unchanged"),
-    ).collect().row(0, named=True)
+    counts = (
+        joined.select(
+            (pl.col("nb") - pl.col("na")).clip(lower_bound=0).sum().alias("added"),
+            (pl.col("na") - pl.col("nb")).clip(lower_bound=0).sum().alias("removed"),
+            pl.min_horizontal("na", "nb").sum().alias("unchanged"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
     added_h = joined.filter(pl.col("nb") > pl.col("na")).select("__h")
     removed_h = joined.filter(pl.col("na") > pl.col("nb")).select("__h")
     ex_added = hb.join(added_h, on="__h", how="semi").drop("__h").head(examples).collect()

@@ -22,8 +22,9 @@ FORMATS = ("parquet", "csv", "jsonl", "hf")
 
 def export_version(store: Store, ref: str, to: str | Path, fmt: str) -> dict[str, Any]:
     if fmt not in FORMATS:
-        raise TamisError(f"unknown export format '{fmt}'", field="--format",
-                         fix=f"one of {', '.join(FORMATS)}")
+        raise TamisError(
+            f"unknown export format '{fmt}'", field="--format", fix=f"one of {', '.join(FORMATS)}"
+        )
     version_id = store.resolve(ref)
     target = Path(to)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -35,8 +36,11 @@ def export_version(store: Store, ref: str, to: str | Path, fmt: str) -> dict[str
         elif fmt == "csv":
             nested = [c for c, t in df.schema.items() if t.is_nested()]
             if nested:
-                raise TamisError(f"CSV cannot hold nested columns {nested}", column=nested[0],
-                                 fix="export as jsonl, parquet or hf")
+                raise TamisError(
+                    f"CSV cannot hold nested columns {nested}",
+                    column=nested[0],
+                    fix="export as jsonl, parquet or hf",
+                )
             df.write_csv(tmp)
         elif fmt == "jsonl":
             df.write_ndjson(tmp)
@@ -44,8 +48,9 @@ def export_version(store: Store, ref: str, to: str | Path, fmt: str) -> dict[str
             try:
                 import datasets
             except ImportError as exc:
-                raise TamisError("exporting to hf needs the `datasets` package",
-                                 fix="pip install 'tamis[train]'") from exc
+                raise TamisError(
+                    "exporting to hf needs the `datasets` package", fix="pip install 'tamis[train]'"
+                ) from exc
             datasets.Dataset(df.to_arrow()).save_to_disk(str(tmp))
         if target.exists():
             if target.is_dir():

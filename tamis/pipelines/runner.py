@@ -69,7 +69,9 @@ class BuildResult:
         }
 
 
-def validate_params(step_type: type[Step], raw: dict[str, Any], *, file: str, step: str) -> StepParams:
+def validate_params(
+    step_type: type[Step], raw: dict[str, Any], *, file: str, step: str
+) -> StepParams:
     try:
         return step_type.Params.model_validate(raw)
     except ValidationError as exc:
@@ -79,7 +81,9 @@ def validate_params(step_type: type[Step], raw: dict[str, Any], *, file: str, st
         fix = f"valid params of '{step_type.name}': {valid}"
         if err.get("type") == "literal_error":
             fix = f"{err['msg']}"
-        raise SpecError(err["msg"], file=file, step=step, field=f"params.{field_name}", fix=fix) from None
+        raise SpecError(
+            err["msg"], file=file, step=step, field=f"params.{field_name}", fix=fix
+        ) from None
 
 
 def _topological(spec: PipelineSpec) -> list[str]:
@@ -150,8 +154,9 @@ class _Progress:
 
     def update(self, task: Any, what: str, done: bool = False) -> None:
         if self.progress is not None and task is not None:
-            self.progress.update(task, description=what, total=1 if done else None,
-                                 completed=1 if done else 0)
+            self.progress.update(
+                task, description=what, total=1 if done else None, completed=1 if done else 0
+            )
 
 
 def build(
@@ -169,8 +174,9 @@ def build(
     forced: set[str] = set(order) if force is True else set(force or [])
     for name in [*forced, *(targets or [])]:
         if name not in spec.steps:
-            raise SpecError(f"no step named '{name}'", file=spec.file,
-                            fix=f"steps: {', '.join(spec.steps)}")
+            raise SpecError(
+                f"no step named '{name}'", file=spec.file, fix=f"steps: {', '.join(spec.steps)}"
+            )
     if targets:
         order = _with_ancestors(spec, order, set(targets))
     result = BuildResult(pipeline=spec.name, run_id=uuid.uuid4().hex[:16])
@@ -178,21 +184,55 @@ def build(
     run_info = {"id": result.run_id, "kind": "build", "name": spec.name, "started_at": now()}
     ids: dict[str, str] = {}
     display = _Progress(progress)
+    pending = _Pending(store)
     try:
         with display.run():
             for source in spec.sources:
-                ids[source] = _import_source(spec, source, store, result)
+                ids[source] = _import_source(spec, source, store, result, pending)
             for name in order:
-                record = _run_step(spec, name, store, ids, name in forced, display, result)
+                record = _run_step(spec, name, store, ids, name in forced, display, result, pending)
                 result.steps.append(record)
     except BaseException as exc:
-        store.record_run({**run_info, "finished_at": now(), "status": "failed",
-                          "info": {"error": str(exc)[:2000]}})
+        pending.flush(
+            {
+                **run_info,
+                "finished_at": now(),
+                "status": "failed",
+                "info": {"error": str(exc)[:2000]},
+            }
+        )
         raise
     result.seconds = time.perf_counter() - started
-    store.record_run({**run_info, "finished_at": now(), "status": "ok",
-                      "info": result.to_json()})
+    pending.flush({**run_info, "finished_at": now(), "status": "ok", "info": result.to_json()})
     return result
+
+
+class _Pending:
+    """Catalog writes for cached versions (index rows, refs), batched into one connection."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.manifests: list[dict[str, Any]] = []
+        self.refs: list[tuple[str, str]] = []
+
+    def flush(self, run: dict[str, Any] | None = None) -> None:
+        if not self.manifests and not self.refs and run is None:
+            return
+        catalog = self.store.catalog
+        with catalog.session() as con:
+            missing = set(catalog.missing_versions([m["id"] for m in self.manifests]))
+            for manifest in self.manifests:
+                if manifest["id"] in missing:
+                    catalog.add_version(manifest)
+            when = now()
+            con.execute("BEGIN")  # one commit for all refs: each autocommit costs ~15 ms
+            for ref, version_id in self.refs:
+                catalog.set_ref(ref, version_id, when)
+            if run is not None:
+                catalog.record_run(run)
+            con.execute("COMMIT")
+        self.manifests.clear()
+        self.refs.clear()
 
 
 def _with_ancestors(spec: PipelineSpec, order: list[str], wanted: set[str]) -> list[str]:
@@ -205,34 +245,54 @@ def _with_ancestors(spec: PipelineSpec, order: list[str], wanted: set[str]) -> l
     return [n for n in order if n in keep]
 
 
-def _import_source(spec: PipelineSpec, name: str, store: Store, result: BuildResult) -> str:
+def _import_source(
+    spec: PipelineSpec, name: str, store: Store, result: BuildResult, pending: _Pending
+) -> str:
     path = spec.source_path(name)
     fmt = spec.source_format(name)
     src = spec.sources[name]
     if not path.exists():
-        raise SpecError(f"source not found: {path}", file=spec.file, field=f"sources.{name}.path",
-                        fix="paths are relative to the pipeline YAML")
+        raise SpecError(
+            f"source not found: {path}",
+            file=spec.file,
+            field=f"sources.{name}.path",
+            fix="paths are relative to the pipeline YAML",
+        )
     fingerprint = source_fingerprint(path, store.catalog)
     params = {"format": fmt, "options": src.options, "reader": READER_VERSION}
     version_id = hash_json({"source": fingerprint, **params})
     ref = f"{spec.name}/{name}"
     if store.has_version(version_id):
-        manifest = store.ensure_indexed(version_id)
+        manifest = store.manifest_by_id(version_id)
+        pending.manifests.append(manifest)
     else:
+        pending.flush()
         frame = read_source(path, fmt, src.options, name=name, file=spec.file)
         manifest = store.write_version(
-            version_id=version_id, name=ref, frame=frame, parents=[],
-            step={"name": name, "type": "source", "params": {"path": str(path), **params},
-                  "version": READER_VERSION},
-            seed=None, pipeline=spec.name, report={"source_sha256": fingerprint},
-            cache_key=version_id, run_id=result.run_id,
+            version_id=version_id,
+            name=ref,
+            frame=frame,
+            parents=[],
+            step={
+                "name": name,
+                "type": "source",
+                "params": {"path": str(path), **params},
+                "version": READER_VERSION,
+            },
+            seed=None,
+            pipeline=spec.name,
+            report={"source_sha256": fingerprint},
+            cache_key=version_id,
+            run_id=result.run_id,
         )
-    store.set_ref(ref, version_id)
+    pending.refs.append((ref, version_id))
     result.versions[name] = manifest
     return version_id
 
 
-def _resolve_input(spec: PipelineSpec, ref: str, ids: dict[str, str], store: Store, step: str) -> str:
+def _resolve_input(
+    spec: PipelineSpec, ref: str, ids: dict[str, str], store: Store, step: str
+) -> str:
     if ref.startswith("@"):
         return store.resolve(ref[1:])
     if ref in ids:
@@ -241,14 +301,21 @@ def _resolve_input(spec: PipelineSpec, ref: str, ids: dict[str, str], store: Sto
     outputs = sorted(k.split(".", 1)[1] for k in ids if k.startswith(base + "."))
     raise SpecError(
         f"input '{ref}' is not an output of step '{base}'",
-        file=spec.file, step=step,
+        file=spec.file,
+        step=step,
         fix=f"name one of its outputs: {', '.join(base + '.' + o for o in outputs)}",
     )
 
 
 def _run_step(
-    spec: PipelineSpec, name: str, store: Store, ids: dict[str, str], forced: bool,
-    display: _Progress, result: BuildResult,
+    spec: PipelineSpec,
+    name: str,
+    store: Store,
+    ids: dict[str, str],
+    forced: bool,
+    display: _Progress,
+    result: BuildResult,
+    pending: _Pending,
 ) -> StepRecord:
     step_spec = spec.steps[name]
     step_type = get_step_type(step_spec.use, file=spec.file, step=name)
@@ -257,26 +324,42 @@ def _run_step(
     allowed = set(step_type.inputs) | set(step_type.optional_inputs)
     for key in named:
         if key not in allowed:
-            raise SpecError(f"step type '{step_type.name}' takes no input '{key}'",
-                            file=spec.file, step=name,
-                            fix=f"its inputs: {', '.join(sorted(allowed)) or '(none)'}")
+            raise SpecError(
+                f"step type '{step_type.name}' takes no input '{key}'",
+                file=spec.file,
+                step=name,
+                fix=f"its inputs: {', '.join(sorted(allowed)) or '(none)'}",
+            )
     for key in step_type.inputs:
         if key not in named:
-            raise SpecError(f"missing input '{key}'", file=spec.file, step=name,
-                            fix=f"add `{key}: <source or step name>`")
+            raise SpecError(
+                f"missing input '{key}'",
+                file=spec.file,
+                step=name,
+                fix=f"add `{key}: <source or step name>`",
+            )
     input_ids: dict[str, str | list[str]] = {}
     for key, value in named.items():
         if isinstance(value, list):
             if key not in step_type.list_inputs:
-                raise SpecError(f"input '{key}' takes one name, not a list", file=spec.file, step=name)
+                raise SpecError(
+                    f"input '{key}' takes one name, not a list", file=spec.file, step=name
+                )
             input_ids[key] = [_resolve_input(spec, v, ids, store, name) for v in value]
         else:
             resolved = _resolve_input(spec, value, ids, store, name)
             input_ids[key] = [resolved] if key in step_type.list_inputs else resolved
     seed = step_spec.seed if step_spec.seed is not None else spec.seed
     canonical = params.model_dump(mode="json")
-    key = hash_json({"type": step_type.name, "code": step_type.version, "params": canonical,
-                     "seed": seed, "inputs": input_ids})
+    key = hash_json(
+        {
+            "type": step_type.name,
+            "code": step_type.version,
+            "params": canonical,
+            "seed": seed,
+            "inputs": input_ids,
+        }
+    )
     outputs = step_type().output_names(params)
     out_ids = {out: hash_json({"key": key, "output": out}) for out in outputs}
     task = display.start(name, step_type.name)
@@ -284,39 +367,69 @@ def _run_step(
     cached = all(store.has_version(v) for v in out_ids.values())
     warnings: list[str] = []
     if cached and not forced:
-        manifests = {out: store.ensure_indexed(v) for out, v in out_ids.items()}
+        manifests = {out: store.manifest_by_id(v) for out, v in out_ids.items()}
+        pending.manifests.extend(manifests.values())
         status = "cached"
     else:
-        old_hashes = {o: store.manifest_by_id(v)["content_hash"]
-                      for o, v in out_ids.items() if store.has_version(v)}
+        old_hashes = {
+            o: store.manifest_by_id(v)["content_hash"]
+            for o, v in out_ids.items()
+            if store.has_version(v)
+        }
+        pending.flush()
         display.update(task, f"{step_type.name}: running")
         step = step_type()
         step.check_dependencies()
         artifacts = store.tmp_dir / f"artifacts.{key[:16]}.{uuid.uuid4().hex[:8]}"
         artifacts.mkdir(parents=True, exist_ok=True)
-        ctx = StepContext(step=name, pipeline=spec.name, seed=seed, artifacts_dir=artifacts,
-                          progress=lambda msg, *a, **k: display.update(task, f"{step_type.name}: {msg}"),
-                          base_dir=Path(spec.base_dir))
-        inputs = {k: ([store.scan(i) for i in v] if isinstance(v, list) else store.scan(v))
-                  for k, v in input_ids.items()}
+        ctx = StepContext(
+            step=name,
+            pipeline=spec.name,
+            seed=seed,
+            artifacts_dir=artifacts,
+            progress=lambda msg, *a, **k: display.update(task, f"{step_type.name}: {msg}"),
+            base_dir=Path(spec.base_dir),
+        )
+        inputs = {
+            k: ([store.scan(i) for i in v] if isinstance(v, list) else store.scan(v))
+            for k, v in input_ids.items()
+        }
         try:
             output = _call(step, inputs, params, ctx)
-            parents = [{"id": i, "role": k} for k, v in input_ids.items()
-                       for i in (v if isinstance(v, list) else [v])]
+            parents = [
+                {"id": i, "role": k}
+                for k, v in input_ids.items()
+                for i in (v if isinstance(v, list) else [v])
+            ]
             manifests = {}
             for out in outputs:
                 ref = f"{spec.name}/{name}" + ("" if out == MAIN_OUTPUT else f".{out}")
                 manifests[out] = store.write_version(
-                    version_id=out_ids[out], name=ref, frame=output.frames[out], parents=parents,
-                    step={"name": name, "type": step_type.name, "params": canonical,
-                          "version": step_type.version, "output": out},
-                    seed=seed, report=output.report, tables=output.tables,
-                    artifacts=artifacts if out == outputs[0] else None, pipeline=spec.name,
-                    cache_key=key, run_id=result.run_id, replace=forced,
+                    version_id=out_ids[out],
+                    name=ref,
+                    frame=output.frames[out],
+                    parents=parents,
+                    step={
+                        "name": name,
+                        "type": step_type.name,
+                        "params": canonical,
+                        "version": step_type.version,
+                        "output": out,
+                    },
+                    seed=seed,
+                    report=output.report,
+                    tables=output.tables,
+                    artifacts=artifacts if out == outputs[0] else None,
+                    pipeline=spec.name,
+                    cache_key=key,
+                    run_id=result.run_id,
+                    replace=forced,
                 )
                 if out in old_hashes and old_hashes[out] != manifests[out]["content_hash"]:
-                    warnings.append(f"output '{out}' differs from the cached one: the step is "
-                                    "not deterministic for a fixed seed")
+                    warnings.append(
+                        f"output '{out}' differs from the cached one: the step is "
+                        "not deterministic for a fixed seed"
+                    )
         finally:
             shutil.rmtree(artifacts, ignore_errors=True)
         status = "rebuilt" if old_hashes else "built"
@@ -324,8 +437,7 @@ def _run_step(
     versions = {}
     for out, manifest in manifests.items():
         label = name if out == MAIN_OUTPUT else f"{name}.{out}"
-        ref = f"{spec.name}/{label}"
-        store.set_ref(ref, manifest["id"])
+        pending.refs.append((f"{spec.name}/{label}", manifest["id"]))
         ids[label] = manifest["id"]
         result.versions[label] = manifest
         rows[label] = int(manifest["rows"])
@@ -360,15 +472,22 @@ def run_step(
     """Run one step type on in-memory frames, without a store (for tests and notebooks)."""
     step_type = get_step_type(step_type_name)
     parsed = validate_params(step_type, params or {}, file="<python>", step=step_type_name)
-    lazy = {k: ([f.lazy() for f in v] if isinstance(v, list) else v.lazy()) for k, v in inputs.items()}
+    lazy = {
+        k: ([f.lazy() for f in v] if isinstance(v, list) else v.lazy()) for k, v in inputs.items()
+    }
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = StepContext(step=step_type_name, pipeline="<python>", seed=seed,
-                          artifacts_dir=artifacts_dir or Path(tmp))
+        ctx = StepContext(
+            step=step_type_name,
+            pipeline="<python>",
+            seed=seed,
+            artifacts_dir=artifacts_dir or Path(tmp),
+        )
         step = step_type()
         step.check_dependencies()
         output = _call(step, lazy, parsed, ctx)
-        output.frames = {k: (v.collect() if isinstance(v, pl.LazyFrame) else v)
-                         for k, v in output.frames.items()}
+        output.frames = {
+            k: (v.collect() if isinstance(v, pl.LazyFrame) else v) for k, v in output.frames.items()
+        }
         return output

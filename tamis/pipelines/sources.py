@@ -34,7 +34,9 @@ def source_fingerprint(path: Path, catalog: Catalog | None) -> str:
     return sha
 
 
-def read_source(path: Path, fmt: str, options: dict[str, Any], *, name: str, file: str) -> pl.DataFrame:
+def read_source(
+    path: Path, fmt: str, options: dict[str, Any], *, name: str, file: str
+) -> pl.DataFrame:
     if not path.exists():
         raise SpecError(
             f"source file not found: {path}",

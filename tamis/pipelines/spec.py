@@ -122,7 +122,7 @@ class PipelineSpec(BaseModel):
         return (Path(self.base_dir) / self.sources[name].path).resolve()
 
 
-def _loc(err: dict[str, Any]) -> tuple[str | None, str]:
+def _loc(err: Any) -> tuple[str | None, str]:
     loc = [str(x) for x in err.get("loc", ())]
     step = loc[1] if len(loc) > 1 and loc[0] == "steps" else None
     return step, ".".join(loc)
@@ -136,7 +136,7 @@ def parse_pipeline(data: Any, *, file: str = "<memory>", base_dir: str = ".") ->
         spec = PipelineSpec.model_validate({**data, "base_dir": base_dir, "file": file})
     except ValidationError as exc:
         err = exc.errors()[0]
-        step, field = _loc(err)
+        step_name, field = _loc(err)
         fix = None
         if err.get("type") == "extra_forbidden":
             fix = "valid top-level keys: name, seed, description, sources, steps"
@@ -144,15 +144,15 @@ def parse_pipeline(data: Any, *, file: str = "<memory>", base_dir: str = ".") ->
                 fix = "valid source keys: path, format, options"
         elif err.get("type") == "literal_error":
             fix = f"valid formats: {', '.join(FORMATS)}"
-        raise SpecError(err["msg"], file=file, step=step, field=field, fix=fix) from None
+        raise SpecError(err["msg"], file=file, step=step_name, field=field, fix=fix) from None
     for step_name, step in spec.steps.items():
         if not NAME_RE.match(step_name):
-            raise SpecError(
-                "step names use letters, digits, '_' or '-'", file=file, step=step_name
-            )
+            raise SpecError("step names use letters, digits, '_' or '-'", file=file, step=step_name)
         if step_name in spec.sources:
             raise SpecError(
-                "a step cannot share its name with a source", file=file, step=step_name,
+                "a step cannot share its name with a source",
+                file=file,
+                step=step_name,
                 fix="rename the step or the source",
             )
         try:

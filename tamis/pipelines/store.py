@@ -269,9 +269,11 @@ class Store:
         added = 0
         if not self.versions_dir.exists():
             return 0
-        known = {r["id"] for r in self.catalog.query("SELECT id FROM versions")} if (
-            self.catalog.path.exists()
-        ) else set()
+        known = (
+            {r["id"] for r in self.catalog.query("SELECT id FROM versions")}
+            if (self.catalog.path.exists())
+            else set()
+        )
         for entry in sorted(self.versions_dir.iterdir()):
             if entry.name not in known and (entry / "manifest.json").exists():
                 self.catalog.add_version(self.manifest_by_id(entry.name))

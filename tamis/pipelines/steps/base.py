@@ -96,7 +96,11 @@ class Step:
     def check_dependencies(self) -> None:
         missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
         if missing:
-            hint = f"pip install 'tamis[{self.extra}]'" if self.extra else f"pip install {' '.join(missing)}"
+            hint = (
+                f"pip install 'tamis[{self.extra}]'"
+                if self.extra
+                else f"pip install {' '.join(missing)}"
+            )
             raise MissingDependencyError(
                 f"step type '{self.name}' needs {', '.join(missing)}, which is not installed",
                 fix=hint,

@@ -13,7 +13,8 @@ from tamis.pipelines.steps.base import Step, StepContext, StepOutput, StepParams
 
 class FilterParams(StepParams):
     where: str | None = Field(
-        None, description="SQL boolean expression over the columns, e.g. \"age >= 18 AND x IS NOT NULL\""
+        None,
+        description='SQL boolean expression over the columns, e.g. "age >= 18 AND x IS NOT NULL"',
     )
     query: str | None = Field(
         None,
@@ -51,7 +52,8 @@ class Filter(Step):
                     con.close()
                 out = pl.DataFrame(pl.from_arrow(table))
         except Exception as exc:
-            raise StepError(f"the expression failed: {exc}",
-                            fix="check column names and SQL syntax") from exc
+            raise StepError(
+                f"the expression failed: {exc}", fix="check column names and SQL syntax"
+            ) from exc
         report = {"rows_in": rows_in, "rows_out": out.height, "removed": rows_in - out.height}
         return StepOutput(frames={"data": out}, report=report)

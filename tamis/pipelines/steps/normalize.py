@@ -11,14 +11,25 @@ from tamis.errors import StepError
 from tamis.pipelines.steps.base import Step, StepContext, StepOutput, StepParams
 
 DTYPES: dict[str, Any] = {
-    "int": pl.Int64, "int64": pl.Int64, "int32": pl.Int32, "float": pl.Float64,
-    "float64": pl.Float64, "float32": pl.Float32, "str": pl.String, "string": pl.String,
-    "bool": pl.Boolean, "date": pl.Date, "datetime": pl.Datetime, "category": pl.Categorical,
+    "int": pl.Int64,
+    "int64": pl.Int64,
+    "int32": pl.Int32,
+    "float": pl.Float64,
+    "float64": pl.Float64,
+    "float32": pl.Float32,
+    "str": pl.String,
+    "string": pl.String,
+    "bool": pl.Boolean,
+    "date": pl.Date,
+    "datetime": pl.Datetime,
+    "category": pl.Categorical,
 }
 
 
 class NormalizeParams(StepParams):
-    strip_whitespace: bool = Field(True, description="strip leading/trailing spaces in string columns")
+    strip_whitespace: bool = Field(
+        True, description="strip leading/trailing spaces in string columns"
+    )
     null_values: list[str] = Field(
         default_factory=list,
         description="string tokens that mean missing (compared after stripping), e.g. ['?', 'NA']",
@@ -43,11 +54,21 @@ class NormalizeParams(StepParams):
 
 def _infer_numeric(lf: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
     """Cast string columns to Int64 or Float64 when every non-null value parses as one."""
-    probe = lf.select(
-        [pl.col(c).is_not_null().sum().alias(f"n|{c}") for c in columns]
-        + [pl.col(c).cast(pl.Int64, strict=False).is_not_null().sum().alias(f"i|{c}") for c in columns]
-        + [pl.col(c).cast(pl.Float64, strict=False).is_not_null().sum().alias(f"f|{c}") for c in columns]
-    ).collect().row(0, named=True)
+    probe = (
+        lf.select(
+            [pl.col(c).is_not_null().sum().alias(f"n|{c}") for c in columns]
+            + [
+                pl.col(c).cast(pl.Int64, strict=False).is_not_null().sum().alias(f"i|{c}")
+                for c in columns
+            ]
+            + [
+                pl.col(c).cast(pl.Float64, strict=False).is_not_null().sum().alias(f"f|{c}")
+                for c in columns
+            ]
+        )
+        .collect()
+        .row(0, named=True)
+    )
     casts = []
     for c in columns:
         n = probe[f"n|{c}"]
@@ -91,22 +112,34 @@ class Normalize(Step):
             lf = _infer_numeric(lf, [c for c in strings if c not in p.cast])
         for old in p.rename:
             if old not in schema:
-                raise StepError(f"cannot rename missing column '{old}'", column=old,
-                                fix=f"columns: {', '.join(schema)}")
+                raise StepError(
+                    f"cannot rename missing column '{old}'",
+                    column=old,
+                    fix=f"columns: {', '.join(schema)}",
+                )
         lf = lf.rename(p.rename)
         names = [p.rename.get(c, c) for c in schema]
         for col, dtype in p.cast.items():
             if col not in names:
-                raise StepError(f"cannot cast missing column '{col}'", column=col,
-                                fix=f"columns: {', '.join(names)}")
+                raise StepError(
+                    f"cannot cast missing column '{col}'",
+                    column=col,
+                    fix=f"columns: {', '.join(names)}",
+                )
             if dtype not in DTYPES:
-                raise StepError(f"unknown dtype '{dtype}' for column '{col}'", column=col,
-                                fix=f"dtypes: {', '.join(DTYPES)}")
+                raise StepError(
+                    f"unknown dtype '{dtype}' for column '{col}'",
+                    column=col,
+                    fix=f"dtypes: {', '.join(DTYPES)}",
+                )
             lf = lf.with_columns(pl.col(col).cast(DTYPES[dtype], strict=p.strict_cast))
         for col in [*(p.select or []), *p.drop]:
             if col not in names:
-                raise StepError(f"no column '{col}' to select or drop", column=col,
-                                fix=f"columns: {', '.join(names)}")
+                raise StepError(
+                    f"no column '{col}' to select or drop",
+                    column=col,
+                    fix=f"columns: {', '.join(names)}",
+                )
         if p.select is not None:
             lf = lf.select(p.select)
         if p.drop:
@@ -114,9 +147,14 @@ class Normalize(Step):
         try:
             df = lf.collect()
         except pl.exceptions.InvalidOperationError as exc:
-            raise StepError(f"a cast failed: {exc}",
-                            fix="fix the dtype in `cast:` or set strict_cast: false") from exc
+            raise StepError(
+                f"a cast failed: {exc}", fix="fix the dtype in `cast:` or set strict_cast: false"
+            ) from exc
         nulls = {c: int(n) for c, n in zip(df.columns, df.null_count().row(0), strict=True) if n}
-        report = {"rows_in": df.height, "rows_out": df.height, "columns": df.columns,
-                  "nulls_per_column": nulls}
+        report = {
+            "rows_in": df.height,
+            "rows_out": df.height,
+            "columns": df.columns,
+            "nulls_per_column": nulls,
+        }
         return StepOutput(frames={"data": df}, report=report)

@@ -36,8 +36,11 @@ class Sample(Step):
         p: SampleParams = params
         df: pl.DataFrame = inputs["input"].collect()
         if p.n is not None and p.n > df.height and not p.with_replacement:
-            raise StepError(f"n={p.n} is more than the {df.height} rows",
-                            field="params.n", fix="lower n or set with_replacement: true")
+            raise StepError(
+                f"n={p.n} is more than the {df.height} rows",
+                field="params.n",
+                fix="lower n or set with_replacement: true",
+            )
         if p.stratify:
             if p.stratify not in df.columns:
                 raise StepError(f"no column '{p.stratify}'", column=p.stratify)
@@ -51,4 +54,6 @@ class Sample(Step):
             out = df.sample(n=p.n, with_replacement=p.with_replacement, seed=ctx.seed)
         else:
             out = df.sample(fraction=p.fraction, with_replacement=p.with_replacement, seed=ctx.seed)
-        return StepOutput(frames={"data": out}, report={"rows_in": df.height, "rows_out": out.height})
+        return StepOutput(
+            frames={"data": out}, report={"rows_in": df.height, "rows_out": out.height}
+        )

@@ -19,7 +19,8 @@ class SplitParams(StepParams):
     )
     stratify: str | None = Field(None, description="keep this column's class shares in every part")
     group: str | None = Field(
-        None, description="rows sharing this column's value land in the same part (no group leakage)"
+        None,
+        description="rows sharing this column's value land in the same part (no group leakage)",
     )
 
     @field_validator("fractions")
@@ -60,7 +61,9 @@ class Split(Step):
             raise StepError("the input is empty: nothing to split")
         for col in (p.stratify, p.group):
             if col is not None and col not in df.columns:
-                raise StepError(f"no column '{col}'", column=col, fix=f"columns: {', '.join(df.columns)}")
+                raise StepError(
+                    f"no column '{col}'", column=col, fix=f"columns: {', '.join(df.columns)}"
+                )
         if p.stratify and p.group:
             raise StepError("give `stratify` or `group`, not both", field="params")
         names = list(p.fractions)
@@ -81,8 +84,12 @@ class Split(Step):
         frames: dict[str, pl.DataFrame | pl.LazyFrame] = {}
         sizes = {}
         for i, name in enumerate(names):
-            frames[name] = df.filter(pl.Series(part == i))
-            sizes[name] = frames[name].height
-        report = {"rows_in": df.height, "rows_out": sizes, "method":
-                  "group" if p.group else "stratified" if p.stratify else "random"}
+            chosen = df.filter(pl.Series(part == i))
+            frames[name] = chosen
+            sizes[name] = chosen.height
+        report = {
+            "rows_in": df.height,
+            "rows_out": sizes,
+            "method": "group" if p.group else "stratified" if p.stratify else "random",
+        }
         return StepOutput(frames=frames, report=report)
