@@ -68,6 +68,12 @@ class StepOutput:
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").replace("NoneType", "None")
+
+
 class Step:
     """Base class of every step type. Subclasses set the class attributes and override `run`."""
 
@@ -123,7 +129,7 @@ class Step:
             fields.append(
                 {
                     "name": fname,
-                    "type": str(info.annotation).replace("typing.", ""),
+                    "type": _type_name(info.annotation),
                     "required": info.is_required(),
                     "default": default,
                     "doc": info.description or "",
