@@ -1,0 +1,144 @@
+"""Benchmark of the sweep engine (not a test; nothing here gates CI).
+
+1. Overhead. Baseline: a plain Python loop that reads each cell's data version and test version
+   from the store and calls the same recipe (what a user would write by hand). tamis: `run_sweep`
+   on the same grid (cells forced to recompute, MLflow on, report off), in the same process after
+   the baseline so imports are warm. Overhead = (sweep wall - data-version re-check) / loop - 1;
+   the runner's no-op re-check of the data versions is reported separately.
+2. Parallel cells. The same CPU-bound grid (gradient boosting on digits) with `jobs=1` and
+   `jobs=2` on fresh stores: wall-time ratio (target <= 0.6 on two cores).
+
+    .venv/bin/python benchmarks/bench_sweep.py [--sweep label_noise] [--seeds 5] [--skip-parallel]
+
+Prints one JSON line per part with both times, the ratio, peak memory (RSS) and a quality figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def peak_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, kids) / 1024, 1)
+
+
+def overhead(name: str, seeds: int, root: Path) -> dict[str, Any]:
+    import polars as pl
+
+    from tamis.pipelines.store import Store
+    from tamis.pipelines.sweeps.cell import limit_threads
+    from tamis.pipelines.sweeps.engine import plan_sweep
+    from tamis.pipelines.sweeps.recipes import get_recipe
+    from tamis.pipelines.sweeps.results import run_sweep
+    from tamis.pipelines.sweeps.spec import load_sweep
+
+    spec = load_sweep(name, {"seeds": list(range(seeds))})
+    store = Store(root / f"overhead-{name}")
+    t0 = time.perf_counter()
+    plan = plan_sweep(spec, store)  # builds the data versions once (not part of either timing)
+    build_s = time.perf_counter() - t0
+    # baseline: the hand-written loop over the same cells
+    recipe = get_recipe(spec.recipe.use)()
+    t0 = time.perf_counter()
+    base_metrics = []
+    with limit_threads(1):
+        for cell in plan.cells:
+            train = pl.read_parquet(store.data_path(cell["data_id"]))
+            test = pl.read_parquet(store.data_path(cell["test_id"])) if cell["test_id"] else None
+            params = recipe.Params.model_validate(cell["params"])
+            res = recipe.run(train, test, params, cell["seed"], root / "scratch")
+            base_metrics.append(res.metrics)
+    loop_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = run_sweep(
+        spec, store, force=True, report=False, tracking_uri=str(root / f"mlruns-{name}")
+    )
+    sweep_s = time.perf_counter() - t0
+    recheck_s = result["timings"]["build_seconds"]
+    same = [c["metrics"] for c in result["cells"]] == base_metrics
+    first = "f1" if "f1" in result["metrics"] else result["metrics"][0]
+    quality = {r["version"]: round(r["mean"], 4) for r in result["table"] if r["metric"] == first}
+    return {
+        "bench": f"sweep_overhead[{name}]",
+        "cells": len(plan.cells),
+        "baseline_loop_s": round(loop_s, 3),
+        "tamis_sweep_s": round(sweep_s, 3),
+        "data_recheck_s": round(recheck_s, 3),
+        "cell_seconds_sum": round(result["timings"]["cell_seconds_sum"], 3),
+        "ratio": round(sweep_s / loop_s, 4),
+        "overhead_excl_recheck": round((sweep_s - recheck_s) / loop_s - 1, 4),
+        "overhead_incl_recheck": round(sweep_s / loop_s - 1, 4),
+        "first_build_s": round(build_s, 3),
+        "peak_rss_mb": peak_mb(),
+        "quality": {first: quality},
+        "same_metrics_as_loop": same,
+        "mlflow_error": (result.get("tracking") or {}).get("error"),
+    }
+
+
+def parallel(root: Path, seeds: int) -> dict[str, Any]:
+    from tamis.pipelines.store import Store
+    from tamis.pipelines.sweeps.results import run_sweep
+    from tamis.pipelines.sweeps.spec import load_sweep
+
+    over = {
+        "seeds": list(range(seeds)),
+        "recipe": {
+            "use": "classifier",
+            "params": {"target": "target", "model": "gbm", "max_iter": 60},
+        },
+    }
+    walls: dict[int, float] = {}
+    tables: dict[int, Any] = {}
+    ncells = 0
+    for jobs in (1, 2):
+        store = Store(root / f"parallel-{jobs}")
+        spec = load_sweep("label_noise", over)
+        from tamis.pipelines.sweeps.engine import plan_sweep
+
+        plan_sweep(spec, store)  # build the versions first: we time the cells
+        t0 = time.perf_counter()
+        res = run_sweep(spec, store, jobs=jobs, report=False)
+        walls[jobs] = time.perf_counter() - t0
+        tables[jobs] = res["table"]
+        ncells = len(res["cells"])
+        cell_sum = res["timings"]["cell_seconds_sum"]
+        print(f"jobs={jobs}: wall {walls[jobs]:.1f}s, cells {cell_sum:.1f}s", file=sys.stderr)
+    f1 = {r["version"]: round(r["mean"], 4) for r in tables[1] if r["metric"] == "f1"}
+    return {
+        "bench": "sweep_parallel[label_noise,gbm]",
+        "cells": ncells,
+        "jobs1_s": round(walls[1], 3),
+        "jobs2_s": round(walls[2], 3),
+        "ratio": round(walls[2] / walls[1], 4),
+        "same_table": tables[1] == tables[2],
+        "peak_rss_mb": peak_mb(),
+        "quality": {"f1": f1},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sweep", default="label_noise")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--parallel-seeds", type=int, default=4)
+    ap.add_argument("--skip-parallel", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
+        root = Path(tmp)
+        print(json.dumps(overhead(args.sweep, args.seeds, root)), flush=True)
+        if not args.skip_parallel:
+            print(json.dumps(parallel(root, args.parallel_seeds)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

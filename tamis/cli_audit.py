@@ -1,0 +1,179 @@
+"""`tamis audit REAL SYNTHETIC --holdout H --policy P [--html OUT] [--json] [--store DIR]`.
+
+REAL, SYNTHETIC and H are store refs/ids or files (.parquet/.csv/.tsv/.jsonl). The policy file is
+required: the release gate never decides from defaults. Exit 0 when every check passes, 3 with
+each failed check named when any fails, 1 on an error.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tamis.cli import DEFAULT_STORE, cli_errors, emit, err, json_option, out, store_option
+from tamis.errors import GateFailed, TamisError
+
+SUFFIXES = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".data": "csv",
+    ".test": "csv",
+    ".txt": "csv",
+}
+
+
+def resolve_frame(ref: str, store: Path, what: str) -> tuple[Any, dict[str, Any]]:
+    """(frame, provenance) for a file path or a store ref/id; manifests come with store refs."""
+    path = Path(ref)
+    if path.exists() and path.is_file():
+        from tamis.pipelines.sources import read_source
+
+        fmt = SUFFIXES.get(path.suffix.lower())
+        if fmt is None:
+            raise TamisError(
+                f"cannot tell the format of the {what} file",
+                file=ref,
+                fix=f"use one of: {', '.join(sorted(set(SUFFIXES)))}",
+            )
+        frame = read_source(path, fmt, {}, name=what, file=ref)
+        return frame, {"path": str(path.resolve())}
+    if path.suffix.lower() in SUFFIXES:
+        raise TamisError(
+            f"{what} file does not exist",
+            file=ref,
+            fix="pass an existing file or a store ref (<pipeline>/<step>)",
+        )
+    from tamis.pipelines.store import Store
+
+    st = Store(store)
+    version = st.resolve(ref)
+    manifest = st.manifest(ref)
+    return st.read(ref), {"ref": ref, "version": version, "manifest": manifest}
+
+
+def _ledger(prov: dict[str, Any]) -> Any:
+    report = (prov.get("manifest") or {}).get("report") or {}
+    return report.get("privacy_ledger")
+
+
+def _synthesizer_kind(prov: dict[str, Any]) -> str | None:
+    step = (prov.get("manifest") or {}).get("step") or {}
+    kind = step.get("type")
+    return kind if kind in ("ctgan", "tvae", "gaussian_copula") else None
+
+
+def audit(
+    real: Annotated[str, typer.Argument(help="real training data: store ref/id or file")],
+    synthetic: Annotated[str, typer.Argument(help="synthetic data: store ref/id or file")],
+    holdout: Annotated[
+        str, typer.Option("--holdout", help="real rows the synthesizer never saw (ref or file)")
+    ],
+    policy: Annotated[Path, typer.Option("--policy", help="policy YAML of thresholds (required)")],
+    html: Annotated[
+        Path | None, typer.Option("--html", help="write the HTML report here (and .json beside)")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of subsamples and attacks")] = 0,
+    store: store_option = DEFAULT_STORE,
+    as_json: json_option = False,
+) -> None:
+    """Privacy audit of synthetic data with a release gate (exit 3 when a check fails)."""
+    from tamis.pipelines.steps.privacy_audit import make_synthesize
+    from tamis.privacy.audit.core import run_audit
+    from tamis.privacy.audit.gate import evaluate_gate, load_policy
+    from tamis.privacy.audit.report import build_html, to_json, write_json
+
+    pol = load_policy(policy)
+    real_df, real_prov = resolve_frame(real, store, "real")
+    syn_df, syn_prov = resolve_frame(synthetic, store, "synthetic")
+    hold_df, hold_prov = resolve_frame(holdout, store, "holdout")
+    cfg = pol.audit
+    if cfg.shadow.count > 0 and "synthesizer" not in cfg.shadow.model_fields_set:
+        kind = _synthesizer_kind(syn_prov)
+        if kind:
+            cfg = cfg.model_copy(
+                update={"shadow": cfg.shadow.model_copy(update={"synthesizer": kind})}
+            )
+    progress = None
+    if not as_json and sys.stderr.isatty():
+
+        def progress(msg: str, *a: Any, **k: Any) -> None:
+            err.print(f"[dim]{msg}[/]")
+
+    else:
+
+        def progress(msg: str, *a: Any, **k: Any) -> None:
+            if "completed" not in k:
+                print(f"audit: {msg}", file=sys.stderr)
+
+    result = run_audit(
+        real_df,
+        syn_df,
+        hold_df,
+        cfg,
+        seed=seed,
+        synthesize=make_synthesize(cfg.shadow.synthesizer, cfg.shadow.epochs),
+        progress=progress,
+    )
+    gate = evaluate_gate(result.report["metrics"], pol)
+    ledger = _ledger(syn_prov)
+    payload = {
+        "passed": gate["passed"],
+        "gate": gate,
+        "policy": str(policy),
+        "inputs": {
+            k: {kk: vv for kk, vv in v.items() if kk != "manifest"}
+            for k, v in (("real", real_prov), ("synthetic", syn_prov), ("holdout", hold_prov))
+        },
+        "audit": result.report,
+    }
+    if ledger:
+        payload["privacy_ledger"] = ledger
+    payload = to_json(payload)
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(build_html(result, gate, ledger))
+        write_json(payload, html.with_suffix(".json"))
+        payload["html"] = str(html)
+
+    def render() -> None:
+        from rich.table import Table
+
+        t = Table(title=f"privacy gate ({policy}): {'PASSED' if gate['passed'] else 'FAILED'}")
+        for c in ("check", "value", "threshold", "result"):
+            t.add_column(c)
+        for c in gate["checks"]:
+            th = f">= {c['min']}" if c["min"] is not None else ""
+            th += (" and " if th and c["max"] is not None else "") + (
+                f"<= {c['max']}" if c["max"] is not None else ""
+            )
+            if c["bound"] != "point":
+                th += f" ({c['bound']})"
+            value = "not computed" if c["value"] is None else f"{c['value']:.4g}"
+            res = "[green]pass[/]" if c["passed"] else "[red]FAIL[/]"
+            t.add_row(c["check"], value, th, res)
+        out.print(t)
+        if html is not None:
+            out.print(f"report: {html}  (+ {html.with_suffix('.json')})")
+
+    emit(payload, as_json, render)
+    if not gate["passed"]:
+        failed = [{"name": c["check"], **c} for c in gate["failed"]]
+        names = "; ".join(f"{c['check']} ({c.get('reason', '')})" for c in gate["failed"])
+        if as_json:
+            # the one JSON document is already on stdout; name the failures on stderr
+            for c in gate["failed"]:
+                err.print(f"failed: {c['check']}: {c.get('reason', '')}", highlight=False)
+            raise typer.Exit(GateFailed.exit_code)
+        raise GateFailed(f"privacy gate failed: {names}", failed=failed)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="audit")(cli_errors(audit))

@@ -1,0 +1,106 @@
+"""`tamis validate suggest DATA --out suite.json` and `tamis validate check DATA --suite suite.json`.
+
+DATA is a store ref/id (`<pipeline>/<step>`) or a data file (.parquet/.csv/.tsv/.jsonl).
+`check` exits 0 when every expectation passes, 3 (gate failed, each failure named) otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tamis.cli import DEFAULT_STORE, cli_errors, emit, json_option, out, render_report, store_option
+from tamis.errors import TamisError
+
+SUFFIXES = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+}
+
+
+def _frame(data: str, store: Path) -> Any:
+    path = Path(data)
+    if path.is_file():
+        from tamis.pipelines.sources import read_source
+
+        fmt = SUFFIXES.get(path.suffix.lower())
+        if fmt is None:
+            raise TamisError(
+                "cannot tell the data file's format",
+                file=data,
+                fix=f"use one of: {', '.join(sorted(SUFFIXES))}",
+            )
+        return read_source(path, fmt, {}, name="data", file=data)
+    if path.suffix.lower() in SUFFIXES:
+        raise TamisError(
+            "data file does not exist",
+            file=data,
+            fix="pass an existing file or a store ref (<pipeline>/<step>)",
+        )
+    from tamis.pipelines.store import Store
+
+    return Store(store).read(data)
+
+
+def register(app: typer.Typer) -> None:
+    sub = typer.Typer(
+        help="Great Expectations: suggest a starter suite, check data against one.",
+        no_args_is_help=True,
+    )
+
+    @sub.command("suggest")
+    @cli_errors
+    def suggest(
+        data: Annotated[str, typer.Argument(help="store ref/id or data file")],
+        out_path: Annotated[Path, typer.Option("--out", help="where to write the suite JSON")],
+        max_set_size: Annotated[int, typer.Option(help="value sets up to this many values")] = 20,
+        store: store_option = DEFAULT_STORE,
+        as_json: json_option = False,
+    ) -> None:
+        """Write a starter GX suite describing DATA (schema, nulls, ranges, value sets)."""
+        from tamis.curate.validate import suggest_suite, write_suite
+
+        suite = suggest_suite(_frame(data, store), name=out_path.stem, max_set_size=max_set_size)
+        write_suite(suite, out_path)
+        result = {"suite": str(out_path), "expectations": len(suite["expectations"])}
+        emit(
+            result,
+            as_json,
+            lambda: out.print(
+                f"wrote {result['expectations']} expectations to {out_path}; edit them"
+            ),
+        )
+
+    @sub.command("check")
+    @cli_errors
+    def check(
+        data: Annotated[str, typer.Argument(help="store ref/id or data file")],
+        suite: Annotated[Path, typer.Option("--suite", help="GX suite JSON file")],
+        on_failure: Annotated[str, typer.Option(help="fail (exit 3) or warn")] = "fail",
+        store: store_option = DEFAULT_STORE,
+        as_json: json_option = False,
+    ) -> None:
+        """Validate DATA against a GX suite; exit 3 naming the failed expectations."""
+        from tamis.curate.validate import validate_frame
+
+        if on_failure not in ("fail", "warn"):
+            raise typer.BadParameter("use fail or warn", param_hint="--on-failure")
+        report = validate_frame(
+            _frame(data, store), suite=suite, on_failure="fail" if on_failure == "fail" else "warn"
+        )
+        emit(
+            report,
+            as_json,
+            lambda: render_report(
+                {k: v for k, v in report.items() if k != "results"}, title="validation"
+            ),
+        )
+
+    app.add_typer(sub, name="validate")

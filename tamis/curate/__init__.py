@@ -1,0 +1,1 @@
+"""Curation capabilities: plain functions over Polars frames (no store, no CLI)."""

@@ -1,0 +1,414 @@
+"""Shared helpers of dedup / near_dedup / leakage: key normalisation, tokenising, shingle hashing.
+
+Everything here is vectorised: Polars expressions for normalisation and tokenising, NumPy over the
+Arrow buffers for hashing. Shingles are identified by 64-bit hashes; the hash is our own
+(polynomial over UTF-8 bytes, then a splitmix64 finaliser), so it does not change with the Polars
+version and is the same on every machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from tamis.errors import StepError
+
+#: what a token is: a run of Unicode letters or digits (the same class in Rust regex and RE2)
+TOKEN_PATTERN = r"[\p{L}\p{N}]+"
+NORMALIZE_OPS = ("strip", "casefold", "nfkc")
+Unit = Literal["word", "char"]
+
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_P = np.uint64(0x100000001B3)  # FNV prime: odd, so invertible modulo 2**64
+_TOKEN_MULT = np.uint64(0x9E3779B97F4A7C15)
+
+
+def resolve_normalize(normalize: bool | Sequence[str], *, step: str) -> tuple[str, ...]:
+    """`True` means all of strip/casefold/nfkc; `False` none; a list picks some."""
+    if normalize is True:
+        return NORMALIZE_OPS
+    if normalize is False:
+        return ()
+    ops = tuple(normalize)
+    bad = [op for op in ops if op not in NORMALIZE_OPS]
+    if bad:
+        raise StepError(
+            f"unknown normalisation {bad[0]!r}",
+            step=step,
+            field="normalize",
+            fix=f"use true, false or a list of {', '.join(NORMALIZE_OPS)}",
+        )
+    return ops
+
+
+def normalized_key_exprs(
+    schema: pl.Schema, columns: Sequence[str], ops: Sequence[str], round_floats: int | None
+) -> list[pl.Expr]:
+    """One expression per column giving the value used for comparison (same name as the column).
+
+    Strings: optional NFKC, strip and case-fold (Unicode lower-casing). Floats: rounded to
+    `round_floats` decimals, -0.0 made 0.0 and every NaN made one NaN. Other dtypes unchanged.
+    """
+    out = []
+    for col in columns:
+        dtype = schema[col]
+        expr = pl.col(col)
+        if dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum):
+            if dtype != pl.String:
+                expr = expr.cast(pl.String)
+            if "nfkc" in ops:
+                expr = expr.str.normalize("NFKC")
+            if "strip" in ops:
+                expr = expr.str.strip_chars()
+            if "casefold" in ops:
+                expr = expr.str.to_lowercase()
+        elif dtype.is_float():
+            if round_floats is not None:
+                expr = expr.round(round_floats)
+            expr = pl.when(expr.is_nan()).then(float("nan")).otherwise(expr + 0.0)
+        out.append(expr.alias(col))
+    return out
+
+
+def check_columns(
+    df: pl.DataFrame | pl.LazyFrame,
+    columns: Sequence[str] | str | None,
+    *,
+    step: str,
+    field: str = "columns",
+    exclude: Sequence[str] = (),
+) -> list[str]:
+    """Resolve `columns` ('all'/None or a list) against the frame; unknown names are StepErrors."""
+    names = df.collect_schema().names()
+    if columns is None or columns == "all":
+        cols = [c for c in names if c not in exclude]
+    elif isinstance(columns, str):
+        cols = [columns]
+    else:
+        cols = list(columns)
+    if not cols:
+        raise StepError("no columns to compare", step=step, field=field, fix="name some columns")
+    for col in cols:
+        if col not in names:
+            raise StepError(
+                "column not found in the input",
+                step=step,
+                column=col,
+                field=field,
+                fix=f"choose from: {', '.join(names)}",
+            )
+    return cols
+
+
+def check_text_column(df: pl.DataFrame, column: str, *, step: str, field: str = "column") -> None:
+    """The text column exists, holds strings and is not entirely null."""
+    if column not in df.columns:
+        raise StepError(
+            "text column not found in the input",
+            step=step,
+            column=column,
+            field=field,
+            fix=f"choose from: {', '.join(df.columns)}",
+        )
+    dtype = df.schema[column]
+    if not (dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)):
+        raise StepError(
+            f"text column has dtype {dtype}, not a string",
+            step=step,
+            column=column,
+            field=field,
+            fix="name a string column, or cast it first (e.g. a `normalize` step)",
+        )
+    if df.height and df[column].null_count() == df.height:
+        raise StepError(
+            "text column is entirely null",
+            step=step,
+            column=column,
+            field=field,
+            fix="name a column that holds text",
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# hashing
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser, element-wise on uint64 (wrapping arithmetic)."""
+    x = x.astype(np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return x
+
+
+def _string_buffers(values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(utf-8 bytes as uint8, int64 offsets) of a non-null string Series, zero-copy where possible."""
+    arr = values.to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    _, off_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(off_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    if data_buf is None or offsets.size == 0:
+        return np.zeros(0, np.uint8), np.zeros(len(arr) + 1, np.int64)
+    data = np.frombuffer(data_buf, dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
+    return data, offsets - offsets[0]
+
+
+def _per_byte_hashes(data: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Horner sums of spans computed per byte (powers table + segmented reduceat): long spans."""
+    total = int(lens.sum())
+    idx = np.repeat(starts, lens) + (np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens))
+    pos = np.repeat(lens - 1, lens) - (idx - np.repeat(starts, lens))  # exponent L-1-k
+    seg = np.zeros(lens.size, dtype=np.int64)
+    np.cumsum(lens[:-1], out=seg[1:])
+    with np.errstate(over="ignore"):
+        table = np.full(int(lens.max()), _P, dtype=np.uint64)
+        table[0] = 1
+        powers = np.cumprod(table, dtype=np.uint64)
+        vals = (data[idx].astype(np.uint64) + np.uint64(1)) * powers[pos]
+        out: np.ndarray = np.add.reduceat(vals, seg)
+    return out
+
+
+def tiled_span_hashes(data: np.ndarray, starts: np.ndarray, long_span: int = 64) -> np.ndarray:
+    """64-bit hashes of the non-empty spans that tile `data`: span i is data[starts[i]:starts[i+1]].
+
+    h = splitmix64(Horner sum of (byte + 1) with multiplier P, plus length * C), all spans at once:
+    spans are ordered by length and the k-th byte of every span longer than k is folded in with one
+    vector operation per k (so the work is one pass over the bytes); spans longer than `long_span`
+    use a per-byte powers table instead, so one huge span cannot mean a long loop.
+    """
+    if starts.size == 0:
+        return np.zeros(0, dtype=np.uint64)
+    starts = starts.astype(np.int64)
+    lens = np.diff(np.append(starts, data.shape[0]))
+    h = np.zeros(starts.size, dtype=np.uint64)
+    long = lens > long_span
+    short_idx = np.nonzero(~long)[0]
+    order = short_idx[np.argsort(-lens[short_idx].astype(np.int16), kind="stable")]
+    sl, ss = lens[order], starts[order]
+    hs = np.zeros(order.size, dtype=np.uint64)
+    neg = -sl
+    with np.errstate(over="ignore"):
+        for k in range(int(sl[0]) if sl.size else 0):
+            m = int(np.searchsorted(neg, -(k + 1), side="right"))  # spans longer than k
+            part = hs[:m]
+            part *= _P
+            part += data[ss[:m] + k].astype(np.uint64) + np.uint64(1)
+        h[order] = hs
+        if long.any():
+            h[long] = _per_byte_hashes(data, starts[long], lens[long])
+        h += lens.astype(np.uint64) * _TOKEN_MULT
+    return splitmix64(h)
+
+
+_ALNUM = np.zeros(256, dtype=bool)
+for _lo, _hi in ((48, 58), (65, 91), (97, 123)):
+    _ALNUM[_lo:_hi] = True
+
+
+def _ascii_word_units(text: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Token hashes and tokens per document for ASCII-only strings, tokenised in NumPy.
+
+    For ASCII, runs of [A-Za-z0-9] are exactly the runs of TOKEN_PATTERN, and the hashes equal
+    those of the regex path (same bytes, same hash).
+    """
+    data, offs = _string_buffers(text)
+    n_docs = offs.shape[0] - 1
+    is_tok = _ALNUM[data]
+    doc_start = np.zeros(data.shape[0] + 1, dtype=bool)
+    doc_start[offs] = True
+    prev = np.zeros(data.shape[0], dtype=bool)
+    prev[1:] = is_tok[:-1]
+    first = is_tok & (~prev | doc_start[:-1])
+    tb = np.nonzero(is_tok)[0]
+    start_pos = np.nonzero(first)[0]
+    starts_c = np.nonzero(first[tb])[0]
+    hashes = tiled_span_hashes(data[tb], starts_c)
+    doc_of = np.searchsorted(offs, start_pos, side="right") - 1
+    doc_lens = np.bincount(doc_of, minlength=n_docs).astype(np.int64)
+    return hashes, doc_lens
+
+
+def _word_units(text: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Token hashes (in document order) and tokens per document; NumPy for ASCII rows, regex else."""
+    n = text.len()
+    nonascii = text.str.contains(r"[^\x00-\x7F]").fill_null(False).to_numpy()
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, token hashes, lens)
+    ascii_idx = np.nonzero(~nonascii)[0]
+    if ascii_idx.size:
+        h, lens = _ascii_word_units(text.gather(ascii_idx))
+        parts.append((ascii_idx, h, lens))
+    other_idx = np.nonzero(nonascii)[0]
+    if other_idx.size:
+        tokens = text.gather(other_idx).str.extract_all(TOKEN_PATTERN)
+        lens = tokens.list.len().fill_null(0).to_numpy().astype(np.int64)
+        flat = tokens.explode().drop_nulls()
+        if flat.len():
+            data, offs = _string_buffers(flat)
+            h = tiled_span_hashes(data, offs[:-1])
+        else:
+            h = np.zeros(0, np.uint64)
+        parts.append((other_idx, h, lens))
+    doc_lens = np.zeros(n, dtype=np.int64)
+    if not parts:
+        return np.zeros(0, np.uint64), doc_lens
+    for src, _, lens in parts:
+        doc_lens[src] = lens
+    docs = np.concatenate([np.repeat(src, lens) for src, _, lens in parts])
+    hashes = np.concatenate([h for _, h, _ in parts])
+    order = np.argsort(docs, kind="stable")
+    return hashes[order], doc_lens
+
+
+def normalize_text(values: pl.Series, *, lowercase: bool = True, nfkc: bool = True) -> pl.Series:
+    """NFKC + lower-casing of a string Series (nulls become empty strings)."""
+    text = values.cast(pl.String).fill_null("")
+    if nfkc:  # NFKC is the identity on ASCII: normalise only the other rows
+        nonascii = text.str.contains(r"[^\x00-\x7F]").fill_null(False)
+        if nonascii.any():
+            idx = nonascii.arg_true()
+            text = text.scatter(idx, text.gather(idx).str.normalize("NFKC"))
+    if lowercase:
+        text = text.str.to_lowercase()
+    return text
+
+
+@dataclass
+class Shingles:
+    """Per-document sets of shingle hashes in CSR form: doc d owns hashes[offsets[d]:offsets[d+1]].
+
+    Hashes inside each document are sorted and unique (a set). `n_tokens` is the number of tokens
+    (words or characters) of each document; a document with fewer than `ngram` tokens has one
+    shingle made of all its tokens, and a document with none has no shingle at all.
+    """
+
+    offsets: np.ndarray
+    hashes: np.ndarray
+    n_tokens: np.ndarray
+
+    @property
+    def n_docs(self) -> int:
+        return int(self.offsets.shape[0] - 1)
+
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def doc_ids(self) -> np.ndarray:
+        return np.repeat(np.arange(self.n_docs, dtype=np.int64), self.sizes())
+
+
+def _ngram_hashes(
+    unit_hash: np.ndarray, doc_lens: np.ndarray, ngram: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of the n-grams of consecutive unit hashes within each document -> (doc ids, hashes)."""
+    n_docs = doc_lens.shape[0]
+    starts = np.zeros(n_docs + 1, dtype=np.int64)
+    np.cumsum(doc_lens, out=starts[1:])
+    total = int(starts[-1])
+    doc_of = np.repeat(np.arange(n_docs, dtype=np.int64), doc_lens)
+    pos = np.arange(total, dtype=np.int64) - starts[:-1][doc_of] if total else np.zeros(0, np.int64)
+    # an n-gram starts at every position with at least `ngram` units left in its document
+    len_of = doc_lens[doc_of]
+    valid = pos + ngram <= len_of
+    # a short document (0 < len < ngram) gets one shingle of all its units, at its first position
+    short_first = (len_of < ngram) & (pos == 0)
+    keep = valid | short_first
+    idx = np.nonzero(keep)[0]
+    width = np.minimum(len_of[idx], ngram)
+    h = np.zeros(idx.shape[0], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(ngram):
+            inside = k < width
+            sel = idx[inside] + k
+            h[inside] = h[inside] * _P + unit_hash[sel]
+        h += width.astype(np.uint64) * _TOKEN_MULT
+    return doc_of[idx], splitmix64(h)
+
+
+def _sorted_sets(
+    doc_ids: np.ndarray, hashes: np.ndarray, n_docs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sort hashes within documents and drop repeats -> (offsets, hashes)."""
+    order = np.argsort(hashes, kind="stable")
+    order = order[np.argsort(doc_ids[order], kind="stable")]
+    d, h = doc_ids[order], hashes[order]
+    keep = np.ones(d.size, dtype=bool)
+    keep[1:] = (d[1:] != d[:-1]) | (h[1:] != h[:-1])
+    d, h = d[keep], h[keep]
+    counts = np.bincount(d, minlength=n_docs) if d.size else np.zeros(n_docs, np.int64)
+    offsets = np.zeros(n_docs + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets, h.astype(np.uint64, copy=False)
+
+
+def _concat_shingles(parts: list[Shingles]) -> Shingles:
+    offsets = [np.zeros(1, np.int64)]
+    base = 0
+    for part in parts:
+        offsets.append(part.offsets[1:] + base)
+        base += int(part.offsets[-1])
+    return Shingles(
+        offsets=np.concatenate(offsets),
+        hashes=np.concatenate([p.hashes for p in parts]),
+        n_tokens=np.concatenate([p.n_tokens for p in parts]),
+    )
+
+
+def shingle(
+    values: pl.Series,
+    *,
+    unit: Unit = "word",
+    ngram: int = 5,
+    lowercase: bool = True,
+    nfkc: bool = True,
+    chunk_docs: int = 250_000,
+) -> Shingles:
+    """Shingle hashes of each string: word n-grams (tokens = runs of letters/digits) or char n-grams.
+
+    Nulls and empty strings have no shingles. Vectorised: tokenising with a Polars regex, hashing
+    with NumPy over the Arrow buffers (no Python loop over documents).
+    """
+    if ngram < 1:
+        raise ValueError("ngram must be >= 1")
+    if values.len() > chunk_docs:
+        parts = [
+            shingle(
+                values.slice(start, chunk_docs),
+                unit=unit,
+                ngram=ngram,
+                lowercase=lowercase,
+                nfkc=nfkc,
+                chunk_docs=chunk_docs,
+            )
+            for start in range(0, values.len(), chunk_docs)
+        ]
+        return _concat_shingles(parts)
+    text = normalize_text(values, lowercase=lowercase, nfkc=nfkc)
+    n_docs = text.len()
+    if unit == "word":
+        unit_hash, doc_lens = _word_units(text)
+    elif unit == "char":
+        data, offs = _string_buffers(text)
+        # a character starts at every byte that is not a UTF-8 continuation byte
+        lead = np.nonzero((data & 0xC0) != 0x80)[0].astype(np.int64)
+        unit_hash = tiled_span_hashes(data, lead)
+        doc_lens = (np.searchsorted(lead, offs[1:]) - np.searchsorted(lead, offs[:-1])).astype(
+            np.int64
+        )
+    else:
+        raise ValueError(f"unit must be 'word' or 'char', got {unit!r}")
+    doc_ids, hashes = _ngram_hashes(unit_hash, doc_lens, ngram)
+    offsets, sets = _sorted_sets(doc_ids, hashes, n_docs)
+    return Shingles(offsets=offsets, hashes=sets, n_tokens=doc_lens)

@@ -1,0 +1,273 @@
+"""MinHash signatures, LSH banding, exact-Jaccard verification and connected components, vectorised.
+
+The pieces are separate so they map onto a distributed engine (see DESIGN.md 3b): signatures are a
+per-batch map, banding is a group-by on (band, bucket), verification is a join of candidate pairs
+with the shingle sets, and connected components run on the small edge list.
+
+    sh = shingle(texts, unit="word", ngram=5)
+    sig = minhash_signatures(sh, num_perm=128, seed=0)
+    b, r = lsh_params(0.8, 128)
+    pairs = lsh_candidates(sig, b, r)
+    jac = exact_jaccard(sh, pairs[:, 0], pairs[:, 1])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from tamis.curate._text import Shingles, splitmix64
+
+EMPTY_SIG = np.uint32(0xFFFFFFFF)
+
+
+def lsh_params(threshold: float, num_perm: int, target_recall: float = 0.995) -> tuple[int, int]:
+    """Bands and rows per band for high recall at `threshold`, then as few false candidates as can.
+
+    The probability that a pair of Jaccard s shares a bucket is 1 - (1 - s^r)^b. Plain LSH puts
+    the S-curve's midpoint at the threshold (about half the pairs at the threshold are missed);
+    here we take the largest r (fewest false candidates) whose curve still reaches
+    `target_recall` at the threshold, with b = num_perm // r. Candidates are verified exactly.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError("threshold must be in (0, 1]")
+    best = (num_perm, 1)
+    for r in range(1, num_perm + 1):
+        b = num_perm // r
+        if 1.0 - (1.0 - threshold**r) ** b >= target_recall:
+            best = (b, r)
+    return best
+
+
+def candidate_probability(s: float, bands: int, rows: int) -> float:
+    """Probability that a pair of Jaccard similarity `s` becomes a candidate."""
+    return 1.0 - (1.0 - s**rows) ** bands
+
+
+def _perm_params(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x6D696E68]))
+    a = rng.integers(1, 2**63, size=num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    b = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
+    return a, b
+
+
+def minhash_signatures(
+    sh: Shingles, num_perm: int = 128, seed: int = 0, chunk: int = 1 << 13
+) -> np.ndarray:
+    """(n_docs, num_perm) uint32 MinHash signatures; documents without shingles get all 0xFFFFFFFF.
+
+    Hash family: multiply-shift h_i(x) = (a_i * x + b_i) >> 32 over 64-bit words (a_i odd), taken
+    on the 64-bit shingle hashes; the minimum per document is a segmented reduce (reduceat), in
+    chunks of whole documents of about `chunk` shingles, so memory stays bounded.
+    """
+    a, b = _perm_params(num_perm, seed)
+    n = sh.n_docs
+    sig = np.full((n, num_perm), EMPTY_SIG, dtype=np.uint32)
+    sizes = sh.sizes()
+    nonempty = np.nonzero(sizes > 0)[0]
+    if nonempty.size == 0:
+        return sig
+    offsets = sh.offsets
+    # split the non-empty documents into runs of about `chunk` shingles
+    cum = offsets[nonempty + 1]
+    cuts = np.searchsorted(cum, np.arange(chunk, int(cum[-1]) + chunk, chunk), side="left")
+    bounds = np.unique(np.concatenate([[0], np.minimum(cuts + 1, nonempty.size), [nonempty.size]]))
+    shift = np.uint64(32)
+    buf = np.empty((chunk, num_perm), dtype=np.uint64)
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        docs = nonempty[lo:hi]
+        start, stop = int(offsets[docs[0]]), int(offsets[docs[-1] + 1])
+        x = sh.hashes[start:stop]
+        if x.size > buf.shape[0]:
+            buf = np.empty((x.size, num_perm), dtype=np.uint64)
+        hv = buf[: x.size]
+        with np.errstate(over="ignore"):
+            np.multiply(x[:, None], a[None, :], out=hv)
+            hv += b[None, :]
+            hv >>= shift
+        seg = offsets[docs] - start
+        sig[docs] = np.minimum.reduceat(hv, seg, axis=0)
+    return sig
+
+
+def pairs_in_buckets(order: np.ndarray, bucket_start: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """All pairs inside each bucket of a sorted order -> (k, 2) doc ids, without a Python loop.
+
+    The member at position k of a bucket of size s pairs with the s - k - 1 members after it.
+    """
+    if sizes.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    members = np.repeat(bucket_start, sizes) + (
+        np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    )
+    later = np.repeat(bucket_start + sizes, sizes) - members - 1  # members after each one
+    total = int(later.sum())
+    if total == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    left = np.repeat(members, later)
+    right = left + 1 + (np.arange(total) - np.repeat(np.cumsum(later) - later, later))
+    return np.stack([order[left], order[right]], axis=1)
+
+
+def lsh_candidates(
+    sig: np.ndarray,
+    bands: int,
+    rows: int,
+    *,
+    side: np.ndarray | None = None,
+    max_bucket: int = 2000,
+) -> tuple[np.ndarray, int]:
+    """Candidate pairs: documents sharing a bucket in at least one band -> ((k, 2) int64, oversized).
+
+    Pairs are unique with i < j. With `side` (0/1 per document) only cross-side pairs are kept.
+    Buckets larger than `max_bucket` are linked as a chain (each member to the next) instead of all
+    pairs, so a huge bucket cannot explode memory; their count is returned.
+    """
+    n = sig.shape[0]
+    empty = (sig == EMPTY_SIG).all(axis=1)
+    alive = np.nonzero(~empty)[0]
+    chunks = []
+    oversized = 0
+    mult = _perm_params(rows, 0x5EED)[0]
+    for band in range(bands):
+        block = sig[alive, band * rows : (band + 1) * rows]
+        key = np.zeros(alive.size, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for col in range(rows):
+                key += block[:, col].astype(np.uint64) * mult[col]
+        key = splitmix64(key)
+        order = np.argsort(key, kind="stable")
+        sk = key[order]
+        new = np.ones(sk.size, dtype=bool)
+        new[1:] = sk[1:] != sk[:-1]
+        starts = np.nonzero(new)[0]
+        sizes = np.diff(np.append(starts, sk.size))
+        multi = sizes > 1
+        starts, sizes = starts[multi], sizes[multi]
+        if starts.size == 0:
+            continue
+        over = sizes > max_bucket
+        oversized += int(over.sum())
+        ids = alive[order]
+        if over.any():
+            o_starts, o_sizes = starts[over], sizes[over]
+            idx = np.concatenate(
+                [np.arange(s, s + z - 1) for s, z in zip(o_starts, o_sizes, strict=True)]
+            )
+            chunks.append(np.stack([ids[idx], ids[idx + 1]], axis=1))
+            starts, sizes = starts[~over], sizes[~over]
+        chunks.append(pairs_in_buckets(ids, starts, sizes))
+    if not chunks:
+        return np.zeros((0, 2), dtype=np.int64), oversized
+    pairs = np.concatenate(chunks).astype(np.int64)
+    pairs = np.sort(pairs, axis=1)
+    if side is not None:
+        pairs = pairs[side[pairs[:, 0]] != side[pairs[:, 1]]]
+    code = np.unique(pairs[:, 0] * np.int64(n) + pairs[:, 1])
+    return np.stack([code // n, code % n], axis=1), oversized
+
+
+def signature_similarity(sig: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """MinHash estimate of Jaccard for each pair (share of equal signature entries)."""
+    out = np.empty(left.size, dtype=np.float64)
+    step = 1 << 16
+    for lo in range(0, left.size, step):
+        hi = lo + step
+        out[lo:hi] = (sig[left[lo:hi]] == sig[right[lo:hi]]).mean(axis=1)
+    return out
+
+
+def exact_jaccard(sh: Shingles, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """True Jaccard |A & B| / |A | B| of the shingle sets of each pair, vectorised.
+
+    Every shingle of the smaller set is looked up in the other set with one `searchsorted` on the
+    global array of (document, shingle) keys; the found ones are summed per pair.
+    """
+    if left.size == 0:
+        return np.zeros(0, dtype=np.float64)
+    sizes = sh.sizes()
+    swap = sizes[left] > sizes[right]
+    small = np.where(swap, right, left)
+    other = np.where(swap, left, right)
+    # one sortable int64 key per (document, shingle): the document id in the high bits and the top
+    # bits of the shingle hash below (monotone, so the CSR order is already the key order). When two
+    # shingles of one document share those top bits (rare), dense shingle ids are used instead.
+    doc_ids = sh.doc_ids()
+    bits = 63 - max(1, sh.n_docs.bit_length())
+    code = (sh.hashes >> np.uint64(64 - bits)).astype(np.int64)
+    keys = (doc_ids << bits) | code
+    if keys.size > 1 and bool((keys[1:] == keys[:-1]).any()):
+        uniq, inv = np.unique(sh.hashes, return_inverse=True)
+        bits = max(1, int(uniq.size).bit_length())
+        code = inv.astype(np.int64)
+        keys = (doc_ids << bits) | code
+    inter = np.zeros(left.size, dtype=np.int64)
+    step = 1 << 18
+    starts_all = sh.offsets[small]
+    lens_all = sizes[small]
+    for lo in range(0, left.size, step):
+        hi = min(lo + step, left.size)
+        lens = lens_all[lo:hi]
+        total = int(lens.sum())
+        if total == 0:
+            continue
+        pair = np.repeat(np.arange(lo, hi), lens)
+        within = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens)
+        elem = np.repeat(starts_all[lo:hi], lens) + within
+        query = (other[pair] << bits) | code[elem]
+        pos = np.searchsorted(keys, query)
+        pos[pos >= keys.size] = keys.size - 1
+        # keys are unique, so the one candidate is checked on the full 64-bit hash
+        found = (keys[pos] == query) & (sh.hashes[pos] == sh.hashes[elem])
+        inter[lo:hi] = np.bincount(pair - lo, weights=found, minlength=hi - lo).astype(np.int64)
+    union = sizes[left] + sizes[right] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
+
+def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Connected components (union-find over the edge list) -> component label per node."""
+    graph = coo_matrix((np.ones(left.size, dtype=np.int8), (left, right)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    return labels.astype(np.int64)
+
+
+def identical_sets(sh: Shingles) -> np.ndarray:
+    """For each document, the first document with the same (non-empty) shingle set, else -1.
+
+    Sets are compared by an order-independent 128-bit fingerprint (size, wrapping sum and minimum
+    of the re-mixed shingle hashes). Collapsing identical sets first keeps LSH buckets small on
+    corpora with many exact copies.
+    """
+    n = sh.n_docs
+    sizes = sh.sizes()
+    rep = np.full(n, -1, dtype=np.int64)
+    nonempty = np.nonzero(sizes > 0)[0]
+    if nonempty.size == 0:
+        return rep
+    h = splitmix64(sh.hashes ^ np.uint64(0x5BD1E995))
+    with np.errstate(over="ignore"):
+        sums = np.add.reduceat(h, sh.offsets[nonempty])
+    mins = np.minimum.reduceat(h, sh.offsets[nonempty])
+    frame = pl.DataFrame(
+        {"d": nonempty, "s": sums, "m": mins, "n": sizes[nonempty]},
+        schema={"d": pl.Int64, "s": pl.UInt64, "m": pl.UInt64, "n": pl.Int64},
+    )
+    first = frame.select(pl.col("d").min().over(["s", "m", "n"]))["d"].to_numpy()
+    rep[nonempty] = first
+    return rep
+
+
+def union_jaccard_hist(jac: np.ndarray, bins: int = 20) -> list[dict[str, float]]:
+    """Histogram of Jaccard values on [0, 1] as JSON rows (bin_low, bin_high, count)."""
+    counts, edges = np.histogram(jac, bins=bins, range=(0.0, 1.0))
+    return [
+        {
+            "bin_low": round(float(edges[i]), 4),
+            "bin_high": round(float(edges[i + 1]), 4),
+            "count": int(c),
+        }
+        for i, c in enumerate(counts)
+    ]

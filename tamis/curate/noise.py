@@ -1,0 +1,276 @@
+"""Label-noise injection for ablations ("corrupt 20% of the labels and compare").
+
+    noisy, report = inject_label_noise(df, label="y", rate=0.2, kind="uniform", seed=0)
+    truth = report["tables"]["noise"]          # row, true_label, noisy_label (flipped rows only)
+    metrics = detection_metrics(cleaned["is_label_issue"], truth, n_rows=noisy.height)
+
+The true labels never enter the returned data: they are kept in the `noise` table of the report,
+so a later detector (e.g. `find_label_issues`) can be scored with precision/recall.
+
+Kinds:
+- `uniform`: exactly `round(rate * n)` rows (of those with a non-null label) are chosen at random
+  and each gets a different class drawn uniformly from the other classes.
+- `class_conditional`: each row's noisy label is drawn from the row of a transition matrix
+  `T[true][noisy] = P(noisy | true)`. Give `transition` as a nested mapping
+  `{true: {noisy: p}}` (missing entries are 0; each row's off-diagonal mass is the flip probability
+  for that class, the rest stays on the diagonal) or as a square list of lists in sorted class
+  order. Without `transition`, a random matrix is drawn (seeded): every class flips with
+  probability `rate`, spread over the other classes by a Dirichlet(1) draw, so some confusions are
+  much more likely than others (the realistic case).
+
+Rows whose label is null are never changed. Returns `(df_out, report)`: `report` is JSON-able
+except `report["tables"]`, a dict of Polars frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from tamis.errors import StepError
+
+NoiseKind = Literal["uniform", "class_conditional"]
+
+
+def _require_label(df: pl.DataFrame, label: str, where: str) -> None:
+    if label not in df.columns:
+        raise StepError(
+            f"label column '{label}' is not in the data (columns: {', '.join(df.columns[:20])})",
+            step=where,
+            column=label,
+            fix="set `label` to one of the columns",
+        )
+
+
+def encode_labels(labels: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """Sorted distinct values of a (null-free) label series and each row's index into them."""
+    classes = labels.unique().sort()
+    lookup = pl.DataFrame({"_v": classes, "_i": np.arange(len(classes), dtype=np.int64)})
+    idx = (
+        pl.DataFrame({"_v": labels})
+        .join(lookup, on="_v", how="left", maintain_order="left")
+        .get_column("_i")
+        .to_numpy()
+    )
+    return classes, idx.astype(np.int64)
+
+
+def _transition_matrix(
+    classes: list[Any],
+    transition: Mapping[Any, Mapping[Any, float]] | Sequence[Sequence[float]] | None,
+    rate: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    k = len(classes)
+    if transition is None:
+        t = np.zeros((k, k))
+        for i in range(k):
+            spread = rng.dirichlet(np.ones(k - 1))
+            t[i, [j for j in range(k) if j != i]] = rate * spread
+            t[i, i] = 1.0 - rate
+        return t
+    if isinstance(transition, Mapping):
+        index = {str(c): i for i, c in enumerate(classes)}
+        t = np.zeros((k, k))
+        for true, row in transition.items():
+            if str(true) not in index:
+                raise StepError(
+                    f"transition names class {true!r}, which is not a label value",
+                    field="transition",
+                    fix=f"label values are: {', '.join(map(str, classes[:30]))}",
+                )
+            i = index[str(true)]
+            for noisy, p in row.items():
+                if str(noisy) not in index:
+                    raise StepError(
+                        f"transition[{true!r}] names class {noisy!r}, which is not a label value",
+                        field="transition",
+                        fix=f"label values are: {', '.join(map(str, classes[:30]))}",
+                    )
+                if str(noisy) != str(true):
+                    t[i, index[str(noisy)]] = float(p)
+            off = t[i].sum()
+            if off > 1.0 + 1e-9:
+                raise StepError(
+                    f"transition[{true!r}] flips with total probability {off:.3f} > 1",
+                    field="transition",
+                    fix="make each class's off-diagonal probabilities sum to at most 1",
+                )
+            t[i, i] = 1.0 - off
+        for i in range(k):
+            if t[i].sum() == 0:
+                t[i, i] = 1.0
+        return t
+    t = np.asarray(transition, dtype=float)
+    if t.shape != (k, k):
+        raise StepError(
+            f"transition matrix has shape {t.shape}, expected ({k}, {k}) for {k} classes",
+            field="transition",
+            fix=f"rows and columns in sorted class order: {', '.join(map(str, classes[:30]))}",
+        )
+    if (t < 0).any() or not np.allclose(t.sum(axis=1), 1.0, atol=1e-6):
+        raise StepError(
+            "each row of the transition matrix must be probabilities summing to 1",
+            field="transition",
+            fix="T[i][j] = P(noisy class j | true class i); rows sum to 1",
+        )
+    return t
+
+
+def inject_label_noise(
+    df: pl.DataFrame,
+    *,
+    label: str,
+    rate: float = 0.2,
+    kind: NoiseKind = "uniform",
+    transition: Mapping[Any, Mapping[Any, float]] | Sequence[Sequence[float]] | None = None,
+    id_column: str | None = None,
+    seed: int = 0,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Corrupt labels on purpose, keeping the truth in the report (never in the data).
+
+    Args:
+        df: the data.
+        label: the label column (any dtype; the noisy labels keep it).
+        rate: fraction of labelled rows to flip (`uniform`), or each class's flip probability for
+            a generated `class_conditional` matrix. 0 <= rate < 1.
+        kind: `uniform` or `class_conditional`.
+        transition: for `class_conditional`, `{true: {noisy: p}}` or a k x k matrix in sorted class
+            order; generated from `rate` when omitted.
+        id_column: a column copied into the `noise` table so flipped rows can be matched after
+            later steps reorder or drop rows (the `row` position is always recorded).
+        seed: all randomness comes from it.
+
+    Returns:
+        `(noisy_df, report)`; `report["tables"]["noise"]` has `row`, (`id_column`), `true_label`,
+        `noisy_label` for every flipped row.
+    """
+    where = "inject_label_noise"
+    _require_label(df, label, where)
+    if not 0.0 <= rate < 1.0:
+        raise StepError(
+            f"rate must be in [0, 1), got {rate}", step=where, field="rate", fix="e.g. rate: 0.2"
+        )
+    if kind not in ("uniform", "class_conditional"):
+        raise StepError(
+            f"unknown noise kind {kind!r}",
+            step=where,
+            field="kind",
+            fix="use uniform or class_conditional",
+        )
+    if id_column is not None and id_column not in df.columns:
+        raise StepError(
+            f"id column '{id_column}' is not in the data",
+            step=where,
+            column=id_column,
+            fix="set `id_column` to an existing column or leave it out",
+        )
+    series = df.get_column(label)
+    labelled = np.flatnonzero(series.is_not_null().to_numpy())
+    classes_s, true_idx = encode_labels(series.drop_nulls())
+    classes = classes_s.to_list()
+    k = len(classes)
+    if k < 2:
+        raise StepError(
+            f"label column '{label}' has {k} distinct value(s); noise needs at least 2 classes",
+            step=where,
+            column=label,
+            fix="check the label column",
+        )
+    rng = np.random.default_rng(seed)
+    noisy_idx = true_idx.copy()
+    matrix: np.ndarray | None = None
+    if kind == "uniform":
+        n_flip = int(round(rate * len(labelled)))
+        chosen = rng.choice(len(labelled), size=n_flip, replace=False)
+        shift = rng.integers(1, k, size=n_flip)  # a different class, uniformly among the others
+        noisy_idx[chosen] = (true_idx[chosen] + shift) % k
+    else:
+        matrix = _transition_matrix(classes, transition, rate, rng)
+        cum = np.cumsum(matrix, axis=1)
+        cum[:, -1] = 1.0
+        u = rng.random(len(true_idx))
+        noisy_idx = (u[:, None] > cum[true_idx]).sum(axis=1).astype(np.int64)
+    flipped_local = np.flatnonzero(noisy_idx != true_idx)
+    flipped_rows = labelled[flipped_local]
+
+    full = np.zeros(df.height, dtype=np.int64)
+    full[labelled] = noisy_idx
+    new_label = (
+        pl.select(
+            pl.when(series.is_not_null()).then(classes_s.gather(pl.Series(full))).otherwise(None)
+        )
+        .to_series()
+        .alias(label)
+        .cast(series.dtype)
+    )
+    out = df.with_columns(new_label)
+
+    table_cols: dict[str, Any] = {"row": pl.Series("row", flipped_rows, dtype=pl.Int64)}
+    if id_column is not None:
+        table_cols[id_column] = df.get_column(id_column).gather(pl.Series(flipped_rows))
+    table_cols["true_label"] = classes_s.gather(pl.Series(true_idx[flipped_local]))
+    table_cols["noisy_label"] = classes_s.gather(pl.Series(noisy_idx[flipped_local]))
+    noise_table = pl.DataFrame(table_cols)
+
+    per_class = []
+    for i, c in enumerate(classes):
+        n_c = int((true_idx == i).sum())
+        f_c = int(((true_idx == i) & (noisy_idx != i)).sum())
+        per_class.append(
+            {"class": str(c), "n": n_c, "flipped": f_c, "rate": f_c / n_c if n_c else 0.0}
+        )
+    report: dict[str, Any] = {
+        "kind": kind,
+        "rate_requested": rate,
+        "rate_actual": len(flipped_rows) / len(labelled) if len(labelled) else 0.0,
+        "rows_in": df.height,
+        "rows_labelled": int(len(labelled)),
+        "flipped": int(len(flipped_rows)),
+        "classes": [str(c) for c in classes],
+        "per_class": per_class,
+        "seed": seed,
+    }
+    if matrix is not None:
+        report["transition"] = matrix.round(6).tolist()
+    report["tables"] = {"noise": noise_table}
+    return out, report
+
+
+def detection_metrics(
+    flagged: pl.Series | np.ndarray | Sequence[bool],
+    noise_table: pl.DataFrame,
+    *,
+    n_rows: int,
+) -> dict[str, float | int]:
+    """Precision/recall/F1 of a boolean flag column against the rows `inject_label_noise` flipped.
+
+    `flagged` must be aligned with the noisy data's rows (e.g. `is_label_issue` of
+    `find_label_issues(..., action="flag")`).
+    """
+    mask = np.asarray(flagged, dtype=bool)
+    if mask.shape != (n_rows,):
+        raise StepError(
+            f"flag vector has {mask.shape[0]} entries but the data has {n_rows} rows",
+            fix="score the output of action: flag, which keeps every row in order",
+        )
+    truth = np.zeros(n_rows, dtype=bool)
+    truth[noise_table.get_column("row").to_numpy()] = True
+    tp = int((mask & truth).sum())
+    fp = int((mask & ~truth).sum())
+    fn = int((~mask & truth).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "true_positives": tp,
+        "false_positives": fp,
+        "false_negatives": fn,
+        "n": n_rows,
+    }

@@ -1,0 +1,339 @@
+"""Data validation with Great Expectations (GX 1.x): declared expectations, results, a gate.
+
+    report = validate_frame(df, expectations=[
+        {"expect_column_values_to_not_be_null": {"column": "age"}},
+        {"type": "expect_column_values_to_be_between",
+         "kwargs": {"column": "age", "min_value": 0, "max_value": 120}},
+    ], on_failure="fail")                      # raises GateFailed naming the failed expectations
+    suite = suggest_suite(df)                  # a starter GX suite (dict) for the user to edit
+
+Expectations are GX expectation names (`expect_...`) with their kwargs, written either as
+`{name: kwargs}` or `{type: name, kwargs: {...}}` (GX's own suite format; `expectation_type`,
+the GX 0.x key, is accepted too). A GX suite JSON file (`{"name": ..., "expectations": [...]}`)
+can be given instead of, or beside, inline expectations. Validation runs in an ephemeral GX
+context (nothing written to disk, analytics off) on a pandas copy of the frame.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from tamis.errors import GateFailed, StepError
+
+OnFailure = Literal["fail", "warn"]
+
+
+def load_suite(path: str | Path) -> list[dict[str, Any]]:
+    """Expectations from a GX suite JSON file (or a JSON list of expectations)."""
+    p = Path(path)
+    if not p.is_file():
+        raise StepError(
+            f"suite file '{p}' does not exist",
+            field="suite",
+            fix="give the path of a GX suite JSON (relative to the pipeline YAML)",
+        )
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise StepError(
+            f"suite file '{p}' is not valid JSON: {exc}",
+            field="suite",
+            fix="fix the JSON (e.g. regenerate it with mode: suggest)",
+        ) from None
+    items = doc.get("expectations") if isinstance(doc, dict) else doc
+    if not isinstance(items, list):
+        raise StepError(
+            f"suite file '{p}' has no 'expectations' list",
+            field="suite",
+            fix='expected {"name": ..., "expectations": [{"type": ..., "kwargs": ...}]}',
+        )
+    return [dict(e) for e in items]
+
+
+def normalize_expectations(items: Sequence[Mapping[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """`(name, kwargs)` pairs from either declaration form; unknown names are errors."""
+    known = set(_registered())
+    out = []
+    for i, raw in enumerate(items):
+        if "type" in raw or "expectation_type" in raw:
+            name = str(raw.get("type") or raw.get("expectation_type"))
+            kwargs = dict(raw.get("kwargs") or {})
+        elif len(raw) == 1:
+            name, kwargs_any = next(iter(raw.items()))
+            kwargs = dict(kwargs_any or {})
+        else:
+            raise StepError(
+                f"expectation #{i + 1} is neither {{name: kwargs}} nor {{type: ..., kwargs: ...}}",
+                field=f"expectations[{i}]",
+                fix="e.g. - expect_column_values_to_not_be_null: {column: age}",
+            )
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3)
+            raise StepError(
+                f"unknown Great Expectations expectation '{name}'",
+                field=f"expectations[{i}]",
+                fix=("did you mean " + ", ".join(close) + "?")
+                if close
+                else "see https://greatexpectations.io/expectations",
+            )
+        out.append((name, kwargs))
+    return out
+
+
+def _registered() -> list[str]:
+    _gx()
+    from great_expectations.expectations.registry import (
+        list_registered_expectation_implementations,
+    )
+
+    return list_registered_expectation_implementations()
+
+
+def _gx() -> Any:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    return gx
+
+
+def _context() -> Any:
+    gx = _gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    return ctx
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copies of GX result values (NaN -> None, numpy scalars -> Python)."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (ValueError, AttributeError):
+            return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _exception_message(info: Mapping[str, Any]) -> str | None:
+    """GX puts one exception dict at the top or one per failed metric: the first message."""
+    if info.get("raised_exception"):
+        return str(info.get("exception_message"))
+    for value in info.values():
+        if isinstance(value, Mapping) and value.get("exception_message"):
+            return str(value["exception_message"])
+    return None
+
+
+def _describe(name: str, kwargs: Mapping[str, Any]) -> str:
+    where = kwargs.get("column") or kwargs.get("column_list") or ""
+    return f"{name}({where})" if where else name
+
+
+def validate_frame(
+    df: pl.DataFrame,
+    *,
+    expectations: Sequence[Mapping[str, Any]] = (),
+    suite: str | Path | None = None,
+    on_failure: OnFailure = "fail",
+    name: str = "tamis",
+) -> dict[str, Any]:
+    """Run the expectations on `df`; returns the report, or raises GateFailed (`fail`).
+
+    The report: `success`, `evaluated`, `failed`, and `results` (one entry per expectation with
+    `expectation`, `kwargs`, `success`, `observed` (GX's result dict, trimmed) and `exception`).
+    """
+    if on_failure not in ("fail", "warn"):
+        raise StepError(
+            f"unknown on_failure {on_failure!r}", field="on_failure", fix="use fail or warn"
+        )
+    items = list(expectations)
+    if suite is not None:
+        items += load_suite(suite)
+    if not items:
+        raise StepError(
+            "no expectations to check",
+            field="expectations",
+            fix="declare `expectations`, give a `suite` file, or use mode: suggest",
+        )
+    pairs = normalize_expectations(items)
+    gx = _gx()
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+
+    ctx = _context()
+    source = ctx.data_sources.add_pandas("tamis")
+    batch_def = source.add_dataframe_asset("data").add_batch_definition_whole_dataframe("all")
+    batch = batch_def.get_batch(batch_parameters={"dataframe": df.to_pandas()})
+    gx_suite = gx.ExpectationSuite(name=name)
+    for exp_name, kwargs in pairs:
+        try:
+            # add_expectation_configuration() merges "equivalent" expectations (e.g. every
+            # expect_column_to_exist becomes one); add_expectation() keeps each of them.
+            gx_suite.add_expectation(
+                ExpectationConfiguration(type=exp_name, kwargs=kwargs).to_domain_obj()
+            )
+        except Exception as exc:  # GX raises many types for bad kwargs
+            raise StepError(
+                f"expectation '{exp_name}' has invalid kwargs {kwargs}: {exc}",
+                field="expectations",
+                fix="check the expectation's arguments in the GX docs",
+            ) from None
+    result = batch.validate(gx_suite).to_json_dict()
+    results = []
+    for r in result["results"]:
+        cfg = r["expectation_config"]
+        kwargs = {k: v for k, v in cfg["kwargs"].items() if k != "batch_id"}
+        observed = {
+            k: v
+            for k, v in (r.get("result") or {}).items()
+            if k not in ("partial_unexpected_index_list",)
+        }
+        exc_message = _exception_message(r.get("exception_info") or {})
+        results.append(
+            _clean(
+                {
+                    "expectation": cfg["type"],
+                    "description": _describe(cfg["type"], kwargs),
+                    "kwargs": kwargs,
+                    "success": bool(r["success"]),
+                    "observed": observed,
+                    "exception": exc_message,
+                }
+            )
+        )
+    failed = [r for r in results if not r["success"]]
+    report: dict[str, Any] = {
+        "success": not failed,
+        "evaluated": len(results),
+        "failed": len(failed),
+        "failed_expectations": [r["description"] for r in failed],
+        "on_failure": on_failure,
+        "rows": df.height,
+        "results": results,
+    }
+    if failed and on_failure == "fail":
+        names = ", ".join(r["description"] for r in failed)
+        raise GateFailed(
+            f"{len(failed)} of {len(results)} expectation(s) failed: {names}",
+            failed=[
+                {
+                    "name": r["description"],
+                    **{k: r[k] for k in ("expectation", "kwargs", "observed", "exception")},
+                }
+                for r in failed
+            ],
+            fix="fix the data upstream, edit the expectation, or set on_failure: warn",
+        )
+    return report
+
+
+def suggest_suite(
+    df: pl.DataFrame, *, name: str = "starter", max_set_size: int = 20
+) -> dict[str, Any]:
+    """A starter GX suite (dict in GX's JSON format) describing `df` as it is now.
+
+    Schema (ordered column list), non-empty table, per column: null rate (`not_be_null`, with
+    `mostly` when nulls occur), numeric ranges, value sets for columns with at most
+    `max_set_size` distinct values, string length ranges otherwise. Edit it: it encodes today's
+    data, not what the data should be.
+    """
+    exps: list[dict[str, Any]] = [
+        {
+            "type": "expect_table_columns_to_match_ordered_list",
+            "kwargs": {"column_list": list(df.columns)},
+        },
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}},
+    ]
+    n = df.height
+    for col in df.columns:
+        s = df.get_column(col)
+        dtype = s.dtype
+        nulls = s.null_count() + (int(s.is_nan().sum()) if dtype.is_float() else 0)
+        exps.append({"type": "expect_column_to_exist", "kwargs": {"column": col}})
+        if nulls == 0:
+            exps.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": col}})
+        elif nulls < n:
+            mostly = math.floor((1 - nulls / n) * 100 - 1) / 100
+            if mostly > 0:
+                exps.append(
+                    {
+                        "type": "expect_column_values_to_not_be_null",
+                        "kwargs": {"column": col, "mostly": mostly},
+                    }
+                )
+        if dtype.is_numeric() and not isinstance(dtype, pl.Boolean):
+            vals = s.drop_nulls()
+            if dtype.is_float():
+                vals = vals.filter(vals.is_finite())
+            if len(vals):
+                lo, hi = vals.min(), vals.max()
+                exps.append(
+                    {
+                        "type": "expect_column_values_to_be_between",
+                        "kwargs": {"column": col, "min_value": _clean(lo), "max_value": _clean(hi)},
+                    }
+                )
+            exps.append(
+                {
+                    "type": "expect_column_values_to_be_of_type",
+                    "kwargs": {"column": col, "type_": str(s.to_pandas().dtype)},
+                }
+            )
+        elif dtype in (pl.String, pl.Categorical, pl.Boolean) or isinstance(dtype, pl.Enum):
+            distinct = s.drop_nulls().unique()
+            if len(distinct) <= max_set_size:
+                exps.append(
+                    {
+                        "type": "expect_column_values_to_be_in_set",
+                        "kwargs": {
+                            "column": col,
+                            "value_set": sorted(_clean(distinct.to_list()), key=str),
+                        },
+                    }
+                )
+            elif dtype == pl.String:
+                lens = s.drop_nulls().str.len_chars().to_numpy()
+                exps.append(
+                    {
+                        "type": "expect_column_value_lengths_to_be_between",
+                        "kwargs": {
+                            "column": col,
+                            "min_value": int(lens.min()) if len(lens) else 0,
+                            "max_value": int(lens.max()) if len(lens) else 0,
+                        },
+                    }
+                )
+    return {
+        "name": name,
+        "expectations": exps,
+        "meta": {
+            "generated_by": "tamis validate (mode: suggest)",
+            "rows": n,
+            "note": "a starter suite describing the data as it is; edit it",
+        },
+    }
+
+
+def write_suite(suite: Mapping[str, Any], path: str | Path) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(suite, indent=2, default=str) + "\n", encoding="utf-8")
+    return p

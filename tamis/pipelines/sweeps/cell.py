@@ -1,0 +1,126 @@
+"""One sweep cell: read the data version and the test version, run the recipe, save the result.
+
+This module is what worker processes import, so it stays light at import time; `init_worker`
+limits BLAS/OpenMP threads before numpy is loaded so N parallel cells share the cores fairly.
+A cell is finished when its `result.json` exists (written atomically): reruns skip it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "POLARS_MAX_THREADS")
+RESULT = "result.json"
+
+
+def init_worker(threads: int, warm: tuple[str, ...] = ()) -> None:
+    """Cap threads before numpy loads, then import what the cells need while the parent plans."""
+    import importlib
+
+    for var in THREAD_VARS:
+        os.environ[var] = str(threads)
+    for module in ("polars", "tamis.pipelines.store", "tamis.pipelines.sweeps.recipes", *warm):
+        with contextlib.suppress(ImportError):  # optional modules
+            importlib.import_module(module)
+    if "torch" in warm:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def noop() -> int:
+    return os.getpid()
+
+
+def cell_dir(store_root: Path, key: str) -> Path:
+    return store_root / "runs" / "cells" / key
+
+
+def load_cell(store_root: Path, key: str) -> dict[str, Any] | None:
+    path = cell_dir(store_root, key) / RESULT
+    if not path.exists():
+        return None
+    with open(path) as fh:
+        out: dict[str, Any] = json.load(fh)
+    return out
+
+
+def limit_threads(threads: int) -> Any:
+    """A context limiting BLAS/OpenMP (and torch) threads: small numeric kernels on a loaded
+    machine run far slower with spinning thread pools than on one thread."""
+    from contextlib import ExitStack
+
+    from threadpoolctl import threadpool_limits
+
+    stack = ExitStack()
+    stack.enter_context(threadpool_limits(limits=threads))
+    import sys
+
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        stack.callback(torch.set_num_threads, before)
+    return stack
+
+
+def execute_cell(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run one cell described by a JSON-able payload; returns (and stores) its result."""
+    with limit_threads(int(payload.get("threads") or 1)):
+        return _execute_cell(payload)
+
+
+def _execute_cell(payload: dict[str, Any]) -> dict[str, Any]:
+    import polars as pl
+
+    from tamis.pipelines.store import Store, now, write_json_atomic
+    from tamis.pipelines.sweeps.recipes import get_recipe
+
+    t0 = time.perf_counter()
+    started = now()
+    store = Store(payload["store"])
+    out_dir = cell_dir(store.root, payload["key"])
+    if out_dir.exists():  # litter of an interrupted run of this cell
+        shutil.rmtree(out_dir, ignore_errors=True)
+    work = out_dir / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    recipe = get_recipe(payload["recipe"])()
+    params = recipe.Params.model_validate(payload["params"])
+    t_read = time.perf_counter()
+    train = pl.read_parquet(store.data_path(payload["data_id"]))
+    test = pl.read_parquet(store.data_path(payload["test_id"])) if payload.get("test_id") else None
+    read_s = time.perf_counter() - t_read
+    t_fit = time.perf_counter()
+    res = recipe.run(train, test, params, int(payload["seed"]), work)
+    fit_s = time.perf_counter() - t_fit
+    if work.exists() and not any(work.iterdir()):
+        work.rmdir()
+    result = {
+        **{k: payload[k] for k in ("key", "version", "seed", "recipe", "params", "data_id")},
+        "test_id": payload.get("test_id"),
+        "metrics": {k: _finite(v) for k, v in res.metrics.items()},
+        "curves": res.curves,
+        "info": res.info,
+        "started_at": started,
+        "finished_at": now(),
+        "read_seconds": read_s,
+        "fit_seconds": fit_s,
+        "seconds": time.perf_counter() - t0,
+        "pid": os.getpid(),
+    }
+    write_json_atomic(out_dir / RESULT, result)
+    return result
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if x == x and x not in (float("inf"), float("-inf")) else None

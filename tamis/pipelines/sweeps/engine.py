@@ -1,0 +1,367 @@
+"""The sweep engine: plan the grid, build data versions, run cells (resumably, in parallel).
+
+A cell is (data version, recipe + params, seed). Its key is the hash of the data version id, the
+test version id, the recipe name and code version, its canonical params and the seed, so a cell
+whose inputs did not change is found finished on rerun and skipped. Results live in the store:
+`runs/cells/<key>/result.json` per cell, `runs/sweeps/<sweep id>/` per sweep (result.json,
+report.html, PNG plots), and rows in the catalog's `runs` table.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tamis.errors import SpecError, TamisError
+from tamis.pipelines.hashing import hash_json
+from tamis.pipelines.store import Store, now
+from tamis.pipelines.sweeps.cell import execute_cell, init_worker, load_cell
+from tamis.pipelines.sweeps.recipes import Recipe, get_recipe, validate_recipe_params
+from tamis.pipelines.sweeps.spec import SweepSpec, VersionSpec
+
+
+@dataclass
+class Plan:
+    spec: SweepSpec
+    recipe: type[Recipe]
+    cells: list[dict[str, Any]]
+    #: version -> seed -> data version id
+    data_ids: dict[str, dict[int, str]]
+    #: seed -> test version id (None for recipes without a test set)
+    test_ids: dict[int, str | None]
+    #: version -> figure -> seed -> value, read from each version's audit report
+    figures: dict[str, dict[str, dict[int, float | None]]]
+    sweep_id: str
+    build_seconds: float = 0.0
+    plan_seconds: float = 0.0
+    builds: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _dig(report: Any, dotted: str) -> float | None:
+    """`a.b.c` into nested dicts/lists; a key that itself contains dots matches as a whole."""
+    node: Any = report
+    if isinstance(node, dict) and dotted in node:
+        node = node[dotted]
+    elif "." in dotted:
+        head, rest = dotted.split(".", 1)
+        if isinstance(node, dict) and head in node:
+            return _dig(node[head], rest)
+        if isinstance(node, list) and head.isdigit() and int(head) < len(node):
+            return _dig(node[int(head)], rest)
+        return None
+    elif isinstance(node, list) and dotted.isdigit() and int(dotted) < len(node):
+        node = node[int(dotted)]
+    else:
+        return None
+    if isinstance(node, dict) and "value" in node:
+        node = node["value"]
+    try:
+        return float(node)
+    except (TypeError, ValueError):
+        return None
+
+
+def pipeline_spec(spec: SweepSpec, store: Store) -> Any:
+    """The sweep's pipeline as a PipelineSpec, with bundled datasets injected as sources."""
+    import yaml
+
+    from tamis.pipelines.spec import parse_pipeline
+    from tamis.pipelines.sweeps.datasets import materialize
+
+    if spec.pipeline is None:
+        return None
+    base_dir = spec.base_dir
+    file = spec.file
+    if isinstance(spec.pipeline, str):
+        path = (Path(spec.base_dir) / spec.pipeline).resolve()
+        if not path.exists():
+            raise SpecError(
+                "pipeline file not found",
+                file=spec.file,
+                field="pipeline",
+                fix="the path is relative to the sweep YAML",
+            )
+        data = yaml.safe_load(path.read_text())
+        base_dir, file = str(path.parent), str(path)
+    else:
+        data = dict(spec.pipeline)
+        data.setdefault("name", spec.name)
+    sources = dict(data.get("sources") or {})
+    for name, ds in spec.datasets.items():
+        if name not in sources:
+            path = materialize(ds.loader, ds.options, store.runs_dir / "sweep-data")
+            sources[name] = {"path": str(path), "format": "parquet"}
+    data["sources"] = sources
+    return parse_pipeline(data, file=file, base_dir=base_dir)
+
+
+def _needed_steps(spec: SweepSpec) -> list[str]:
+    names: list[str] = []
+    entries: list[VersionSpec] = [*spec.versions.values(), *([spec.test] if spec.test else [])]
+    for v in entries:
+        for target in (v.step, v.audit):
+            if target and not target.startswith("@"):
+                base = target.split(".", 1)[0]
+                if base not in names:
+                    names.append(base)
+    return names
+
+
+def build_seed(
+    store_root: str, pspec: Any, seed: int, targets: list[str], threads: int = 1
+) -> dict[str, Any]:
+    """Build the sweep's pipeline for one seed; returns label -> (id, report) of every version."""
+    from tamis.pipelines.runner import build
+    from tamis.pipelines.sweeps.cell import limit_threads
+
+    store = Store(store_root)
+    t0 = time.perf_counter()
+    seeded = pspec.model_copy(update={"seed": seed, "name": f"{pspec.name}-seed{seed}"})
+    with limit_threads(threads):
+        res = build(seeded, store, targets=targets or None)
+    return {
+        "seed": seed,
+        "seconds": time.perf_counter() - t0,
+        "steps": {s.name: s.status for s in res.steps},
+        "versions": {
+            k: {"id": m["id"], "report": m.get("report") or {}} for k, m in res.versions.items()
+        },
+    }
+
+
+def _resolve_entry(
+    spec: SweepSpec,
+    entry: VersionSpec,
+    built: dict[str, Any],
+    store: Store,
+    what: str,
+    target: str | None = None,
+) -> tuple[str, dict[str, Any]]:
+    name = target if target is not None else (entry.step or "")
+    if target is None and entry.ref:
+        vid = store.resolve(entry.ref)
+        return vid, store.manifest_by_id(vid).get("report") or {}
+    if name.startswith("@"):
+        vid = store.resolve(name[1:])
+        return vid, store.manifest_by_id(vid).get("report") or {}
+    if name not in built["versions"]:
+        raise SpecError(
+            f"{what} names '{name}', which the pipeline does not produce",
+            file=spec.file,
+            field=what,
+            fix=f"pipeline versions: {', '.join(sorted(built['versions']))}",
+        )
+    v = built["versions"][name]
+    return str(v["id"]), v["report"]
+
+
+def plan_sweep(
+    spec: SweepSpec,
+    store: Store,
+    *,
+    jobs: int = 1,
+    threads: int = 1,
+    progress: Any = None,
+    pool: ProcessPoolExecutor | None = None,
+) -> Plan:
+    t0 = time.perf_counter()
+    recipe = get_recipe(spec.recipe.use, file=spec.file)
+    params_by_version = {
+        name: validate_recipe_params(
+            recipe, {**spec.recipe.params, **v.params}, file=spec.file, where=f"versions.{name}"
+        ).model_dump(mode="json")
+        for name, v in spec.versions.items()
+    }
+    if recipe.needs_test and spec.test is None:
+        raise SpecError(
+            f"recipe '{recipe.name}' needs a fixed test set",
+            file=spec.file,
+            field="test",
+            fix="add `test: STEP` or `test: '@REF'`",
+        )
+    pspec = pipeline_spec(spec, store)
+    t_build = time.perf_counter()
+    builds: dict[int, dict[str, Any]] = {}
+    if pspec is not None:
+        targets = _needed_steps(spec)
+        if pool is not None and jobs > 1 and len(spec.seeds) > 1:
+            futs = [
+                pool.submit(build_seed, str(store.root), pspec, s, targets, threads)
+                for s in spec.seeds
+            ]
+            for fut in as_completed(futs):
+                out = fut.result()
+                builds[out["seed"]] = out
+                if progress:
+                    progress(f"built seed {out['seed']}")
+        else:
+            for s in spec.seeds:
+                builds[s] = build_seed(str(store.root), pspec, s, targets, threads)
+                if progress:
+                    progress(f"built seed {s}")
+    build_seconds = time.perf_counter() - t_build
+    empty: dict[str, Any] = {"versions": {}}
+    data_ids: dict[str, dict[int, str]] = {v: {} for v in spec.versions}
+    figures: dict[str, dict[str, dict[int, float | None]]] = {v: {} for v in spec.versions}
+    test_ids: dict[int, str | None] = {}
+    cells: list[dict[str, Any]] = []
+    for s in spec.seeds:
+        built = builds.get(s, empty)
+        test_id = (
+            _resolve_entry(spec, spec.test, built, store, "test")[0]
+            if spec.test is not None
+            else None
+        )
+        test_ids[s] = test_id
+        for name, entry in spec.versions.items():
+            vid, report = _resolve_entry(spec, entry, built, store, f"versions.{name}")
+            data_ids[name][s] = vid
+            if entry.audit:
+                _aid, audit_report = _resolve_entry(
+                    spec, entry, built, store, f"versions.{name}.audit", target=entry.audit
+                )
+                for fig, dotted in spec.figures.items():
+                    figures[name].setdefault(fig, {})[s] = _dig(audit_report, dotted)
+            params = params_by_version[name]
+            key = hash_json(
+                {
+                    "data": vid,
+                    "test": test_id,
+                    "recipe": recipe.name,
+                    "recipe_version": recipe.version,
+                    "params": params,
+                    "seed": s,
+                }
+            )
+            cells.append(
+                {
+                    "key": key,
+                    "version": name,
+                    "seed": s,
+                    "recipe": recipe.name,
+                    "params": params,
+                    "data_id": vid,
+                    "test_id": test_id,
+                    "store": str(store.root),
+                    "threads": threads,
+                }
+            )
+    sweep_id = hash_json(
+        {
+            "name": spec.name,
+            "cells": sorted(c["key"] for c in cells),
+            "baseline": spec.baseline,
+            "figures": spec.figures,
+        }
+    )[:20]
+    return Plan(
+        spec=spec,
+        recipe=recipe,
+        cells=cells,
+        data_ids=data_ids,
+        test_ids=test_ids,
+        figures=figures,
+        sweep_id=sweep_id,
+        build_seconds=build_seconds,
+        plan_seconds=time.perf_counter() - t0 - build_seconds,
+        builds=[{k: v for k, v in b.items() if k != "versions"} for b in builds.values()],
+    )
+
+
+def make_pool(workers: int, threads: int, warm: tuple[str, ...] = ()) -> ProcessPoolExecutor:
+    """Worker processes, started at once so their imports overlap the parent's planning."""
+    import multiprocessing
+
+    from tamis.pipelines.sweeps.cell import noop
+
+    # spawn, not fork: forking a process that already runs Polars/torch threads can deadlock
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=init_worker,
+        initargs=(threads, warm),
+    )
+    for _ in range(workers):
+        pool.submit(noop)
+    return pool
+
+
+def run_cells(
+    plan: Plan,
+    *,
+    jobs: int = 1,
+    force: bool = False,
+    on_done: Any = None,
+    pool: ProcessPoolExecutor | None = None,
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """Run the unfinished cells; returns every cell's result (in plan order) and the keys run."""
+    root = Path(plan.cells[0]["store"]) if plan.cells else Path(".")
+    results: dict[str, dict[str, Any]] = {}
+    todo: list[dict[str, Any]] = []
+    for cell in plan.cells:
+        done = None if force else load_cell(root, cell["key"])
+        if done is not None:
+            results[cell["key"]] = done
+            if on_done:
+                on_done(done, cached=True)
+        else:
+            todo.append(cell)
+    unique = list({c["key"]: c for c in todo}.values())
+    failures: list[tuple[dict[str, Any], Exception]] = []
+    if pool is None or jobs <= 1 or len(unique) <= 1:
+        for cell in unique:
+            try:
+                res = execute_cell(cell)
+            except Exception as exc:  # keep going: every finished cell is kept for the rerun
+                failures.append((cell, exc))
+                continue
+            results[cell["key"]] = res
+            if on_done:
+                on_done(res, cached=False)
+    else:
+        futs: dict[Future[dict[str, Any]], dict[str, Any]] = {
+            pool.submit(execute_cell, c): c for c in unique
+        }
+        try:
+            for fut in as_completed(futs):
+                try:
+                    res = fut.result()
+                except Exception as exc:
+                    failures.append((futs[fut], exc))
+                    continue
+                results[res["key"]] = res
+                if on_done:
+                    on_done(res, cached=False)
+        except BaseException:
+            for f in futs:
+                f.cancel()
+            raise
+    if failures:
+        bad_cell, first_exc = failures[0]
+        error = cell_error(bad_cell, first_exc)
+        if len(failures) > 1:
+            error.message += f" ({len(failures)} of {len(unique)} cells failed)"
+            error.args = (error.render(),)
+        raise error from first_exc
+    # the same data + recipe + seed under two version names (or an earlier sweep) is one cell
+    ordered = [
+        {**results[c["key"]], "version": c["version"], "seed": c["seed"]} for c in plan.cells
+    ]
+    return ordered, {c["key"] for c in unique}
+
+
+def cell_error(cell: dict[str, Any], exc: BaseException) -> TamisError:
+    if isinstance(exc, TamisError):
+        exc.message = f"cell {cell['version']} / seed {cell['seed']}: {exc.message}"
+        exc.args = (exc.render(),)
+        return exc
+    return TamisError(
+        f"cell {cell['version']} / seed {cell['seed']} failed: {type(exc).__name__}: {exc}",
+        fix="finished cells are kept; fix the cause and rerun the sweep to resume",
+    )
+
+
+__all__ = ["Plan", "plan_sweep", "run_cells", "build_seed", "pipeline_spec", "now"]

@@ -1,0 +1,188 @@
+"""LM recipes `sft`, `rm`, `dpo`, `ppo`: thin adapters over `tamis.train.<method>`.
+
+Each cell trains one run into the cell's directory (`runs/cells/<key>/work/`), evaluates on the
+sweep's `test:` version when given (else the method's own held-out split of the version), and
+reports the run's final figures as metrics and its per-step history as learning curves.
+Params: `model` (`tiny`, a hub id or a local path), `config` (fields of the method's dataclass
+config, e.g. `num_train_epochs`), and for `ppo` the `reward_model` path; `keep_model: false`
+deletes the trained weights after scoring (sweeps rarely need them, and they are large).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+from pydantic import Field
+
+from tamis.errors import SpecError
+from tamis.pipelines.sweeps.recipes import Recipe, RecipeParams, RecipeResult
+
+
+class LMParams(RecipeParams):
+    model: str = Field(default="tiny", description="`tiny`, a Hugging Face id or a local path")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="fields of the method's config dataclass"
+    )
+    keep_model: bool = Field(default=False, description="keep the trained weights in the cell dir")
+
+
+class PPOParams(LMParams):
+    reward_model: str = Field(description="path of a trained reward model (e.g. a `rm` run)")
+    ref_model: str | None = Field(default=None, description="reference policy (default: model)")
+
+
+def _scalar(value: Any) -> float | None:
+    if isinstance(value, dict) and "value" in value:
+        value = value["value"]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def flatten_metrics(summary: dict[str, Any]) -> tuple[dict[str, float | None], dict[str, Any]]:
+    """Final figures (numbers, and `{value, ci_low, ci_high}` dicts as their value) + extras."""
+    metrics: dict[str, float | None] = {}
+    extras: dict[str, Any] = {}
+    for key, value in summary.items():
+        if key in ("history", "method", "out", "model_dir", "seconds"):
+            continue
+        x = _scalar(value)
+        if x is not None:
+            metrics[key] = x
+            if isinstance(value, dict):
+                extras[key] = value
+    return metrics, extras
+
+
+def curves_of(history: list[dict[str, Any]]) -> dict[str, list[list[float]]]:
+    curves: dict[str, list[list[float]]] = {}
+    for i, row in enumerate(history or []):
+        step = row.get("step", row.get("update", i + 1))
+        for key, value in row.items():
+            if key in ("step", "update", "episodes", "epoch"):
+                continue
+            x = _scalar(value)
+            if x is not None and step is not None:
+                curves.setdefault(key, []).append([float(step), x])
+    return curves
+
+
+class _LMRecipe(Recipe):
+    Params: ClassVar[type[RecipeParams]] = LMParams
+    needs_test = False
+    has_curves = True
+    warm = ("torch", "transformers", "trl")
+    method: ClassVar[str] = ""
+    module: ClassVar[str] = ""
+    config_class: ClassVar[str] = ""
+    train_fn: ClassVar[str] = ""
+
+    def _config(self, params: Any, seed: int) -> Any:
+        import importlib
+
+        mod = importlib.import_module(self.module)
+        cls = getattr(mod, self.config_class)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params.config) - names)
+        if unknown:
+            raise SpecError(
+                f"unknown {self.method} config field(s): {', '.join(unknown)}",
+                field="recipe.params.config",
+                fix=f"fields of {self.config_class}: {', '.join(sorted(names))}",
+            )
+        return cls(**{**params.config, "seed": seed})
+
+    def _train(
+        self, train: pl.DataFrame, test: pl.DataFrame | None, params: Any, cfg: Any, out: Path
+    ) -> dict[str, Any]:
+        import importlib
+
+        fn = getattr(importlib.import_module(self.module), self.train_fn)
+        out_dict: dict[str, Any] = fn(
+            train, model=params.model, out=out, config=cfg, eval_data=test
+        )
+        return out_dict
+
+    def run(
+        self, train: pl.DataFrame, test: pl.DataFrame | None, params: Any, seed: int, out_dir: Path
+    ) -> RecipeResult:
+        cfg = self._config(params, seed)
+        run_dir = out_dir / "run"
+        summary = self._train(train, test, params, cfg, run_dir)
+        metrics, extras = flatten_metrics(summary)
+        if not params.keep_model:
+            shutil.rmtree(run_dir / "model", ignore_errors=True)
+        return RecipeResult(
+            metrics=metrics,
+            curves=curves_of(summary.get("history") or []),
+            info={"run_dir": str(run_dir), "ci": extras},
+        )
+
+
+class SFTRecipe(_LMRecipe):
+    """Supervised fine-tuning (TRL SFTTrainer); eval loss and perplexity."""
+
+    name = "sft"
+    method = "sft"
+    module = "tamis.train.sft"
+    config_class = "SFTRunConfig"
+    train_fn = "train_sft"
+    metrics = ("eval_loss", "eval_perplexity", "train_loss")
+
+
+class RewardRecipe(_LMRecipe):
+    """Reward model (TRL RewardTrainer); held-out pairwise accuracy and length correlation."""
+
+    name = "rm"
+    method = "rm"
+    module = "tamis.train.reward"
+    config_class = "RewardRunConfig"
+    train_fn = "train_reward"
+    metrics = ("accuracy", "mean_margin", "ece", "reward_length_corr")
+
+
+class DPORecipe(_LMRecipe):
+    """DPO (TRL DPOTrainer, explicit reference); held-out reward accuracy, margin, KL."""
+
+    name = "dpo"
+    method = "dpo"
+    module = "tamis.train.dpo"
+    config_class = "DPORunConfig"
+    train_fn = "train_dpo"
+    metrics = ("reward_accuracy", "reward_margin", "kl_to_ref_per_token")
+
+
+class PPORecipe(_LMRecipe):
+    """PPO (tamis.train.ppo) against a fixed reward model; score, KL and win rate."""
+
+    name = "ppo"
+    Params = PPOParams
+    method = "ppo"
+    module = "tamis.train.ppo"
+    config_class = "PPORunConfig"
+    train_fn = "train_ppo"
+    metrics = ("win_rate", "score_last", "kl_last", "eos_rate_last")
+
+    def _train(
+        self, train: pl.DataFrame, test: pl.DataFrame | None, params: Any, cfg: Any, out: Path
+    ) -> dict[str, Any]:
+        from tamis.train.ppo import train_ppo
+
+        return train_ppo(
+            train,
+            model=params.model,
+            reward_model=params.reward_model,
+            out=out,
+            config=cfg,
+            eval_data=test,
+            ref_model=params.ref_model,
+        )
+
+
+RECIPES: dict[str, type[Recipe]] = {
+    r.name: r for r in (SFTRecipe, RewardRecipe, DPORecipe, PPORecipe)
+}

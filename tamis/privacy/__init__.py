@@ -1,0 +1,1 @@
+"""Privacy: synthesis (SDV, DP-CTGAN), quality, privacy audits and the release gate."""

@@ -1,0 +1,250 @@
+"""The privacy audit: every check on (real training rows, synthetic rows, real holdout rows).
+
+    from tamis.privacy.audit import AuditConfig, run_audit
+    result = run_audit(real, synthetic, holdout, AuditConfig(quasi_identifiers=[...]))
+    result.report["metrics"]   # flat {name: value} the release gate reads
+
+Audits never mutate their inputs. Large inputs are subsampled (`max_rows`, seeded) for the
+distance metrics; every figure records the n it was computed on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from tamis.errors import StepError
+from tamis.privacy.audit.disclosure import anonymeter_risks, linkage_risk, sdmetrics_disclosure
+from tamis.privacy.audit.distance import dcr_nndr
+from tamis.privacy.audit.encode import Encoder, align
+from tamis.privacy.audit.kanon import k_anonymity
+from tamis.privacy.audit.mia import Synthesize, membership_attacks, shadow_attack
+from tamis.privacy.audit.pii import scan_pii
+
+MIN_ROWS = 50
+
+
+class ShadowConfig(BaseModel):
+    """The shadow-model membership attack: retrains a synthesizer `count` times."""
+
+    model_config = ConfigDict(extra="forbid")
+    count: int = Field(default=0, ge=0, description="shadow synthesizers to train (0 = skip)")
+    synthesizer: Literal["gaussian_copula", "ctgan", "tvae", "copy"] = Field(
+        default="gaussian_copula",
+        description="what the attacker retrains; use the kind that made the synthetic data",
+    )
+    epochs: int = Field(default=10, ge=1, description="epochs for ctgan/tvae shadows")
+
+
+class AuditConfig(BaseModel):
+    """What to audit and how hard. Every field has a default except the declarations of columns."""
+
+    model_config = ConfigDict(extra="forbid")
+    columns: list[str] | None = Field(
+        default=None, description="columns to audit (default: all columns of the real data)"
+    )
+    quasi_identifiers: list[str] = Field(
+        default_factory=list, description="columns an attacker may know (k-anonymity, linkage, CAP)"
+    )
+    sensitive: list[str] = Field(
+        default_factory=list, description="columns an attacker wants to learn (l-diversity, CAP)"
+    )
+    target: str | None = Field(
+        default=None, description="label column for TSTR/TRTR ML efficacy (skipped when unset)"
+    )
+    n_eval: int = Field(default=2000, ge=50, description="members and non-members per MIA")
+    n_boot: int = Field(default=200, ge=0, description="bootstrap resamples for CIs")
+    knn_k: int = Field(
+        default=1, ge=1, description="k of the k-NN densities of the DOMIAS-style attack"
+    )
+    max_rows: int = Field(
+        default=50000, ge=100, description="subsample larger frames for distance metrics"
+    )
+    k_threshold: int = Field(default=5, ge=2, description="k for the k-anonymity share figure")
+    qi_bins: int = Field(default=10, ge=0, description="bins for numeric quasi-identifiers")
+    shadow: ShadowConfig = Field(default_factory=ShadowConfig)
+    quality: bool = Field(default=True, description="run SDMetrics' QualityReport")
+    disclosure: bool = Field(default=True, description="run SDMetrics' CAP metrics (needs QIs)")
+    anonymeter: bool = Field(default=True, description="run anonymeter when it is installed")
+    pii_scan: bool = Field(default=True, description="scan the synthetic data for PII patterns")
+
+
+@dataclass
+class AuditResult:
+    report: dict[str, Any]
+    #: per-row arrays for plots (DCR histograms) keyed by name
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    #: small real/synthetic samples for distribution plots
+    samples: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+
+def _check(frame: pl.DataFrame, name: str) -> None:
+    if frame.height < MIN_ROWS:
+        raise StepError(
+            f"the {name} data has {frame.height} rows; an audit needs at least {MIN_ROWS}",
+            fix=f"give a {name} set of at least {MIN_ROWS} rows",
+        )
+
+
+def exact_matches(train: pl.DataFrame, other: pl.DataFrame) -> float:
+    """Share of `other` rows equal (all columns, nulls equal) to some `train` row."""
+    t = train.select(pl.all().cast(pl.Utf8)).unique()
+    o = other.select(pl.all().cast(pl.Utf8))
+    hit = o.join(t, on=o.columns, how="semi", nulls_equal=True)
+    return float(hit.height / max(o.height, 1))
+
+
+def _flat(report: dict[str, Any]) -> dict[str, float]:
+    """The figures the release gate can name, as `section.figure`."""
+    m: dict[str, float] = {}
+    m["exact_match_rate"] = report["exact_match"]["rate"]
+    m["exact_match_rate_holdout"] = report["exact_match"]["holdout_rate"]
+    for k, v in report["dcr"].items():
+        if isinstance(v, (int, float)) and k not in ("n", "n_reference"):
+            m[f"dcr.{k}"] = float(v)
+    for attack, res in report["mia"].items():
+        for k in ("auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"):
+            if k in res:
+                for suffix in ("", "_ci_low", "_ci_high"):
+                    if f"{k}{suffix}" in res:
+                        m[f"mia.{attack}.{k}{suffix}"] = float(res[f"{k}{suffix}"])
+    for section in ("disclosure", "linkage", "anonymeter", "k_anonymity", "k_anonymity_real"):
+        for k, v in report.get(section, {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                m[f"{section}.{k}"] = float(v)
+    if "pii" in report:
+        m["pii.columns_flagged"] = float(report["pii"]["n_flagged"])
+    q = report.get("quality", {})
+    for k in ("score", "column_shapes", "column_pair_trends"):
+        if k in q:
+            m[f"quality.{k}"] = float(q[k])
+    ml = report.get("ml_efficacy", {})
+    if ml:
+        for k in ("accuracy", "minority_f1", "auc"):
+            m[f"tstr.{k}"] = float(ml["tstr"][k])
+            m[f"trtr.{k}"] = float(ml["trtr"][k])
+            m[f"tstr.{k}_gap"] = float(ml[f"{k}_gap"])
+    return m
+
+
+def run_audit(
+    real: pl.DataFrame,
+    synthetic: pl.DataFrame,
+    holdout: pl.DataFrame,
+    cfg: AuditConfig | None = None,
+    *,
+    seed: int = 0,
+    synthesize: Synthesize | None = None,
+    progress: Callable[..., None] | None = None,
+) -> AuditResult:
+    """Run every configured check; `synthesize` enables the shadow-model attack."""
+    cfg = cfg or AuditConfig()
+    say = progress or (lambda *a, **k: None)
+    cols = cfg.columns or real.columns
+    for name, frame in (("real", real), ("synthetic", synthetic), ("holdout", holdout)):
+        _check(frame, name)
+    real = real.select(cols)
+    synthetic = align(real, synthetic, "synthetic")
+    holdout = align(real, holdout, "holdout")
+    rng = np.random.default_rng(seed)
+    report: dict[str, Any] = {
+        "n_real": real.height,
+        "n_synthetic": synthetic.height,
+        "n_holdout": holdout.height,
+        "columns": list(cols),
+        "seed": seed,
+        "config": cfg.model_dump(),
+    }
+    say("exact matches")
+    report["exact_match"] = {
+        "rate": exact_matches(real, synthetic),
+        "holdout_rate": exact_matches(real, holdout),
+        "n": synthetic.height,
+    }
+
+    def sub(frame: pl.DataFrame, n: int, s: int) -> pl.DataFrame:
+        return frame.sample(n, seed=s) if frame.height > n else frame
+
+    enc = Encoder.fit(real)
+    syn_s = sub(synthetic, cfg.max_rows, seed)
+    x_real = enc.transform(sub(real, cfg.max_rows, seed + 1))
+    x_syn = enc.transform(syn_s)
+    # the holdout is split: one half are non-members, the other the attacker's reference data
+    perm = rng.permutation(holdout.height)
+    half = holdout.height // 2
+    hold_eval, hold_ref = holdout[perm[:half]], holdout[perm[half:]]
+    say("DCR / NNDR")
+    dcr, arrays = dcr_nndr(x_syn, x_real, enc.transform(holdout), seed=seed, n_boot=cfg.n_boot)
+    report["dcr"] = dcr
+    n_eval = min(cfg.n_eval, real.height, hold_eval.height)
+    members = real[rng.choice(real.height, n_eval, replace=False)]
+    nonmembers = hold_eval[rng.choice(hold_eval.height, n_eval, replace=False)]
+    x_mem, x_non, x_ref = enc.transform(members), enc.transform(nonmembers), enc.transform(hold_ref)
+    say("membership inference")
+    report["mia"] = membership_attacks(
+        x_mem, x_non, x_syn, x_ref, k=cfg.knn_k, n_boot=cfg.n_boot, seed=seed
+    )
+    if cfg.shadow.count > 0:
+        if synthesize is None:
+            report["mia"]["shadow"] = {"skipped": "no synthesizer given for shadow models"}
+        else:
+            report["mia"]["shadow"] = shadow_attack(
+                synthesize,
+                hold_ref,
+                enc,
+                x_mem,
+                x_non,
+                x_syn,
+                x_ref,
+                n_train=real.height,
+                count=cfg.shadow.count,
+                k=cfg.knn_k,
+                seed=seed,
+                n_boot=cfg.n_boot,
+                progress=progress,
+            )
+    report["mia"] = {k: v for k, v in report["mia"].items() if "skipped" not in v} | {
+        k: v for k, v in report["mia"].items() if "skipped" in v
+    }
+    qis, sens = cfg.quasi_identifiers, cfg.sensitive
+    for c in [*qis, *sens]:
+        if c not in cols:
+            raise StepError(
+                "declared quasi-identifier/sensitive column is not in the data",
+                column=c,
+                field="quasi_identifiers" if c in qis else "sensitive",
+                fix=f"columns: {', '.join(cols)}",
+            )
+    if qis:
+        say("k-anonymity")
+        report["k_anonymity"] = k_anonymity(synthetic, qis, sens, cfg.k_threshold, cfg.qi_bins)
+        report["k_anonymity_real"] = k_anonymity(real, qis, sens, cfg.k_threshold, cfg.qi_bins)
+    if qis and sens:
+        say("disclosure risk")
+        if cfg.disclosure:
+            report["disclosure"] = sdmetrics_disclosure(real, synthetic, qis, sens, seed=seed)
+        report["linkage"] = linkage_risk(real, holdout, syn_s, qis, sens, seed=seed)
+        if cfg.anonymeter:
+            report["anonymeter"] = anonymeter_risks(real, holdout, synthetic, qis, sens)
+    if cfg.pii_scan:
+        report["pii"] = scan_pii(synthetic, seed=seed)
+    if cfg.quality:
+        say("quality report")
+        from tamis.privacy.quality import quality_report
+
+        report["quality"] = quality_report(sub(real, 10000, seed), sub(synthetic, 10000, seed))
+    if cfg.target:
+        say("ML efficacy (TSTR vs TRTR)")
+        from tamis.privacy.quality import tstr
+
+        report["ml_efficacy"] = tstr(
+            synthetic, real, holdout, cfg.target, seed=seed, n_boot=cfg.n_boot
+        )
+    report["metrics"] = _flat(report)
+    samples = {"real": sub(real, 5000, seed), "synthetic": sub(synthetic, 5000, seed)}
+    return AuditResult(report=report, arrays=arrays, samples=samples)

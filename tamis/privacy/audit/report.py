@@ -1,0 +1,247 @@
+"""The audit as a self-contained HTML page (plots inlined) and as JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tamis.htmlreport import figure_tag, page, table_tag
+from tamis.privacy.audit.core import AuditResult
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: NaN/inf become null, numpy scalars become Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def to_json(report: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = _clean(report)
+    return out
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(to_json(report), indent=2, default=str))
+
+
+def _distributions(real: pl.DataFrame, synthetic: pl.DataFrame, max_cols: int = 16) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = real.columns[:max_cols]
+    ncol = 4
+    nrow = max(1, math.ceil(len(cols) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 2.6 * nrow), squeeze=False)
+    for ax, col in zip(list(axes.flat)[: len(cols)], cols, strict=True):
+        r, s = real[col], synthetic[col]
+        if r.dtype.is_numeric() and r.n_unique() > 12:
+            rv = r.drop_nulls().cast(pl.Float64).to_numpy()
+            sv = s.drop_nulls().cast(pl.Float64, strict=False).drop_nulls().to_numpy()
+            lo, hi = np.nanquantile(np.r_[rv, sv], [0.005, 0.995]) if len(rv) + len(sv) else (0, 1)
+            bins = np.linspace(lo, hi if hi > lo else lo + 1, 30)
+            ax.hist(rv, bins=bins, alpha=0.55, density=True, label="real")
+            ax.hist(sv, bins=bins, alpha=0.55, density=True, label="synthetic")
+        else:
+            rc = r.cast(pl.Utf8).fill_null("(null)").value_counts(sort=True, name="n").head(10)
+            cats = rc[col].to_list()
+            rfreq = (rc["n"] / r.len()).to_numpy()
+            sc = s.cast(pl.Utf8).fill_null("(null)").value_counts(name="n")
+            smap = dict(zip(sc[col].to_list(), (sc["n"] / max(s.len(), 1)).to_list(), strict=True))
+            sfreq = np.array([smap.get(c, 0.0) for c in cats])
+            x = np.arange(len(cats))
+            ax.bar(x - 0.2, rfreq, 0.4, label="real")
+            ax.bar(x + 0.2, sfreq, 0.4, label="synthetic")
+            ax.set_xticks(x, [str(c)[:12] for c in cats], rotation=60, fontsize=7)
+        ax.set_title(col, fontsize=9)
+    for ax in list(axes.flat)[len(cols) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    return figure_tag(fig, "real vs synthetic distributions")
+
+
+def _dcr_hist(arrays: dict[str, np.ndarray]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    for ax, (a, b, title) in zip(
+        axes,
+        [("dcr_train", "dcr_holdout", "DCR"), ("nndr_train", "nndr_holdout", "NNDR")],
+        strict=True,
+    ):
+        x, y = arrays[a], arrays[b]
+        hi = float(np.quantile(np.r_[x, y], 0.99)) or 1.0
+        bins = np.linspace(0, hi, 40)
+        ax.hist(np.clip(x, 0, hi), bins=bins, alpha=0.55, label="synthetic -> train")
+        ax.hist(np.clip(y, 0, hi), bins=bins, alpha=0.55, label="synthetic -> holdout")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return figure_tag(fig, "DCR and NNDR histograms")
+
+
+def _roc(mia: dict[str, Any]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, res in mia.items():
+        if "roc" not in res:
+            continue
+        fpr, tpr = np.asarray(res["roc"]["fpr"]), np.asarray(res["roc"]["tpr"])
+        label = f"{name} (AUC {res['auc']:.3f})"
+        axes[0].plot(fpr, tpr, label=label)
+        axes[1].loglog(np.maximum(fpr, 1e-4), np.maximum(tpr, 1e-4), label=label)
+    for ax in axes:
+        ax.plot([1e-4, 1], [1e-4, 1], "k--", lw=0.8)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.legend(fontsize=8)
+    axes[0].set_title("membership inference ROC")
+    axes[1].set_title("log-log (low-FPR regime)")
+    fig.tight_layout()
+    return figure_tag(fig, "ROC curves of the membership attacks")
+
+
+def _kv(d: dict[str, Any]) -> str:
+    return table_tag(
+        [{"figure": k, "value": v} for k, v in d.items() if not isinstance(v, (dict, list))]
+    )
+
+
+def _ledger_html(ledger: dict[str, Any] | list[Any]) -> str:
+    """The DP ledger of the synthetic version: settings, one row per mechanism, the total."""
+    if isinstance(ledger, list):
+        return table_tag([r for r in ledger if isinstance(r, dict)])
+    parts = [_kv(ledger)]
+    mechanisms = ledger.get("mechanisms") or ledger.get("entries") or []
+    if isinstance(mechanisms, list) and mechanisms:
+        parts.append(table_tag([m for m in mechanisms if isinstance(m, dict)]))
+    total = ledger.get("total")
+    if isinstance(total, dict):
+        parts.append("<p><b>total</b></p>" + _kv(total))
+    return "".join(parts)
+
+
+def build_html(
+    result: AuditResult,
+    gate: dict[str, Any] | None = None,
+    ledger: dict[str, Any] | list[Any] | None = None,
+    title: str = "tamis privacy audit",
+) -> str:
+    rep = result.report
+    sections: list[tuple[str, str]] = []
+    if gate is not None:
+        status = '<p class="pass">PASSED</p>' if gate["passed"] else '<p class="fail">FAILED</p>'
+        rows = [
+            {
+                "check": c["check"],
+                "value": c.get("value"),
+                "min": c.get("min"),
+                "max": c.get("max"),
+                "bound": c["bound"],
+                "result": "pass" if c["passed"] else "FAIL",
+                "reason": c.get("reason", ""),
+            }
+            for c in gate["checks"]
+        ]
+        sections.append(("Release gate", status + table_tag(rows)))
+    mia_rows = []
+    for name, res in rep["mia"].items():
+        if "skipped" in res:
+            mia_rows.append({"attack": name, "auc": res["skipped"]})
+            continue
+        mia_rows.append(
+            {
+                "attack": name,
+                "auc": res["auc"],
+                "auc 95% CI": f"[{res['auc_ci_low']:.3f}, {res['auc_ci_high']:.3f}]"
+                if "auc_ci_low" in res
+                else "",
+                "TPR@1%FPR": res["tpr_at_fpr_0.01"],
+                "TPR@0.1%FPR": res["tpr_at_fpr_0.001"],
+                "n members": res["n_members"],
+                "n non-members": res["n_nonmembers"],
+            }
+        )
+    roc_html = _roc(rep["mia"]) if any("roc" in r for r in rep["mia"].values()) else ""
+    sections.append(
+        (
+            "Membership inference",
+            table_tag(mia_rows)
+            + '<p class="note">AUC 0.5 = the attacker cannot tell training rows from unseen rows.'
+            "</p>" + roc_html,
+        )
+    )
+    dcr_html = _kv(rep["dcr"]) + (_dcr_hist(result.arrays) if result.arrays else "")
+    sections.append(
+        (
+            "Distance to closest record",
+            '<p class="note">Synthetic rows should be no closer to the training rows than to '
+            "unseen holdout rows: closer_to_train_share near 0.5.</p>" + dcr_html,
+        )
+    )
+    sections.append(("Exact matches", _kv(rep["exact_match"])))
+    for key, heading in (
+        ("disclosure", "Disclosure risk (SDMetrics)"),
+        ("linkage", "Record linkage risk"),
+        ("anonymeter", "anonymeter"),
+        ("k_anonymity", "k-anonymity / l-diversity (synthetic)"),
+        ("k_anonymity_real", "k-anonymity / l-diversity (real, for comparison)"),
+    ):
+        if key in rep:
+            sections.append((heading, _kv(rep[key])))
+    if "pii" in rep:
+        sections.append(("PII scan", table_tag(rep["pii"]["findings"])))
+    if "quality" in rep:
+        q = rep["quality"]
+        sections.append(
+            (
+                "Quality (SDMetrics)",
+                _kv({k: q[k] for k in ("score", "column_shapes", "column_pair_trends")})
+                + table_tag(q["columns"]),
+            )
+        )
+    if "ml_efficacy" in rep:
+        ml = rep["ml_efficacy"]
+        rows = [
+            {"train on": label, **{k: ml[key][k] for k in ("accuracy", "minority_f1", "auc")}}
+            for label, key in (("synthetic (TSTR)", "tstr"), ("real (TRTR)", "trtr"))
+        ]
+        sections.append(("ML efficacy on the real holdout", table_tag(rows)))
+    if ledger:
+        sections.append(("Privacy ledger", _ledger_html(ledger)))
+    if result.samples:
+        sections.append(
+            (
+                "Real vs synthetic distributions",
+                _distributions(result.samples["real"], result.samples["synthetic"]),
+            )
+        )
+    subtitle = (
+        f"real {rep['n_real']} rows, synthetic {rep['n_synthetic']} rows, "
+        f"holdout {rep['n_holdout']} rows; seed {rep['seed']}"
+    )
+    return page(title, sections, subtitle=subtitle)

@@ -1,0 +1,103 @@
+"""Small statistics shared by the audits: bootstrap CIs, ROC, AUC and TPR at a fixed FPR."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+def bootstrap_ci(
+    values: np.ndarray,
+    stat: Callable[[np.ndarray], Any],
+    n_boot: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float, float]:
+    """(point, low, high): a percentile bootstrap over rows of `values`."""
+    values = np.asarray(values)
+    point = float(stat(values))
+    if n_boot <= 0 or len(values) < 2:
+        return point, float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    boots = np.array(
+        [float(stat(values[rng.integers(0, len(values), len(values))])) for _ in range(n_boot)]
+    )
+    a = (1 - level) / 2
+    return point, float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a))
+
+
+def roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fpr, tpr) of a score where higher means 'member' (ties handled as one threshold)."""
+    order = np.argsort(-scores, kind="mergesort")
+    s = scores[order]
+    y = labels[order].astype(np.float64)
+    distinct = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tps = np.cumsum(y)[distinct]
+    fps = (1 + distinct) - tps
+    p, n = max(y.sum(), 1.0), max(len(y) - y.sum(), 1.0)
+    return np.r_[0.0, fps / n], np.r_[0.0, tps / p]
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Mann-Whitney AUC with ties counted half (rank-based, O(n log n))."""
+    from scipy.stats import rankdata
+
+    labels = labels.astype(bool)
+    n1, n0 = int(labels.sum()), int((~labels).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, fpr_target: float) -> float:
+    """The highest TPR whose FPR does not exceed the target (a conservative reading of the ROC)."""
+    fpr, tpr = roc(scores, labels)
+    ok = fpr <= fpr_target + 1e-12
+    return float(tpr[ok].max()) if ok.any() else 0.0
+
+
+def attack_metrics(
+    member_scores: np.ndarray,
+    nonmember_scores: np.ndarray,
+    n_boot: int = 200,
+    seed: int = 0,
+    roc_points: int = 200,
+) -> dict[str, Any]:
+    """AUC, TPR at 1% and 0.1% FPR with stratified bootstrap 95% CIs, plus a thinned ROC curve."""
+    s = np.r_[member_scores, nonmember_scores].astype(np.float64)
+    y = np.r_[np.ones(len(member_scores)), np.zeros(len(nonmember_scores))].astype(bool)
+    out: dict[str, Any] = {
+        "n_members": int(len(member_scores)),
+        "n_nonmembers": int(len(nonmember_scores)),
+    }
+    funcs: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+        "auc": auc,
+        "tpr_at_fpr_0.01": lambda a, b: tpr_at_fpr(a, b, 0.01),
+        "tpr_at_fpr_0.001": lambda a, b: tpr_at_fpr(a, b, 0.001),
+    }
+    for name, f in funcs.items():
+        out[name] = f(s, y)
+    if n_boot > 0:
+        rng = np.random.default_rng(seed)
+        i1, i0 = np.flatnonzero(y), np.flatnonzero(~y)
+        boots: dict[str, list[float]] = {k: [] for k in funcs}
+        for _ in range(n_boot):
+            idx = np.r_[rng.choice(i1, len(i1)), rng.choice(i0, len(i0))]
+            for name, f in funcs.items():
+                boots[name].append(f(s[idx], y[idx]))
+        for name, vals in boots.items():
+            arr = np.asarray(vals)
+            out[f"{name}_ci_low"] = float(np.nanquantile(arr, 0.025))
+            out[f"{name}_ci_high"] = float(np.nanquantile(arr, 0.975))
+    fpr, tpr = roc(s, y)
+    if len(fpr) > roc_points:
+        keep = np.unique(np.r_[np.linspace(0, len(fpr) - 1, roc_points).astype(int), len(fpr) - 1])
+        fpr, tpr = fpr[keep], tpr[keep]
+    out["roc"] = {
+        "fpr": [round(float(v), 5) for v in fpr],
+        "tpr": [round(float(v), 5) for v in tpr],
+    }
+    return out

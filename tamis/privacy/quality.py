@@ -1,0 +1,300 @@
+"""Synthetic-data quality: SDMetrics' QualityReport and ML efficacy (TSTR vs TRTR).
+
+Plain functions over pandas or Polars frames; nothing here knows the store.
+
+    from tamis.privacy.quality import ml_efficacy, tstr, quality_report
+    tstr(synthetic, real_train, holdout, target="income")
+    # {"tstr": {...accuracy, minority_f1, auc...}, "trtr": {...}, "accuracy_gap": 0.012, ...}
+
+ML efficacy always evaluates on a *real* holdout, and the minority class is the least frequent
+label of that real holdout, so a generator that only emits the majority class scores a minority
+F1 of 0 and an AUC of 0.5 however good its accuracy looks.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from tamis.errors import StepError
+
+Model = Literal["gbm", "logreg", "rf"]
+
+
+def to_pandas(frame: Any) -> pd.DataFrame:
+    """A pandas copy of a Polars (eager or lazy) or pandas frame."""
+    if isinstance(frame, pd.DataFrame):
+        return frame
+    if hasattr(frame, "collect") and not hasattr(frame, "to_pandas"):
+        frame = frame.collect()
+    if hasattr(frame, "to_pandas"):
+        out: pd.DataFrame = frame.to_pandas()
+        return out
+    raise StepError(f"expected a Polars or pandas frame, got {type(frame).__name__}")
+
+
+def _split_xy(df: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series]:
+    if target not in df.columns:
+        raise StepError(
+            f"target column '{target}' is not in the data",
+            column=target,
+            fix=f"choose one of: {', '.join(map(str, df.columns))}",
+        )
+    y = df[target].astype(str).str.strip()
+    return df.drop(columns=[target]), y
+
+
+def _drop_null_target(df: pd.DataFrame, target: str) -> pd.DataFrame:
+    """Rows without a label cannot be scored: they are left out (and counted in n_train/n)."""
+    if target in df.columns and df[target].isna().any():
+        return df[df[target].notna()]
+    return df
+
+
+def _encode(
+    train: pd.DataFrame, test: pd.DataFrame, onehot: bool
+) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+    """Numbers pass through (median-imputed); other columns become ordinal codes or one-hot."""
+    num_cols = [c for c in train.columns if pd.api.types.is_numeric_dtype(train[c])]
+    cat_cols = [c for c in train.columns if c not in num_cols]
+    parts_tr: list[np.ndarray] = []
+    parts_te: list[np.ndarray] = []
+    is_cat: list[bool] = []
+    for c in num_cols:
+        tr = pd.to_numeric(train[c], errors="coerce").astype(float)
+        te = pd.to_numeric(test[c], errors="coerce").astype(float)
+        med = float(tr.median()) if tr.notna().any() else 0.0
+        parts_tr.append(tr.fillna(med).to_numpy()[:, None])
+        parts_te.append(te.fillna(med).to_numpy()[:, None])
+        is_cat.append(False)
+    for c in cat_cols:
+        tr_s = train[c].astype(str)
+        te_s = test[c].astype(str)
+        cats = pd.Index(sorted(set(tr_s.unique())))
+        tr_codes = cats.get_indexer(tr_s)
+        te_codes = cats.get_indexer(te_s)  # unseen -> -1
+        if onehot:
+            eye_tr = np.zeros((len(tr_s), len(cats)), dtype=float)
+            eye_tr[np.arange(len(tr_s)), tr_codes] = 1.0
+            eye_te = np.zeros((len(te_s), len(cats)), dtype=float)
+            ok = te_codes >= 0
+            eye_te[np.flatnonzero(ok), te_codes[ok]] = 1.0
+            parts_tr.append(eye_tr)
+            parts_te.append(eye_te)
+            is_cat.extend([False] * len(cats))
+        else:
+            te_codes = np.where(te_codes < 0, np.nan, te_codes)
+            parts_tr.append(tr_codes.astype(float)[:, None])
+            parts_te.append(te_codes.astype(float)[:, None])
+            is_cat.append(len(cats) <= 250)
+    x_tr = np.hstack(parts_tr) if parts_tr else np.zeros((len(train), 0))
+    x_te = np.hstack(parts_te) if parts_te else np.zeros((len(test), 0))
+    return x_tr, x_te, is_cat
+
+
+def _make_model(model: str, seed: int, is_cat: list[bool], early_stopping: bool = True) -> Any:
+    if model == "gbm":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(
+            categorical_features=np.array(is_cat, dtype=bool) if any(is_cat) else None,
+            random_state=seed,
+            early_stopping=early_stopping,
+        )
+    if model == "rf":
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(n_estimators=200, n_jobs=2, random_state=seed)
+    if model == "logreg":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    raise StepError(f"unknown model '{model}'", field="model", fix="use gbm, logreg or rf")
+
+
+def _scores(
+    y_true: np.ndarray, pred: np.ndarray, proba: np.ndarray, classes: list[str], minority: str
+) -> dict[str, float]:
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    acc = float(np.mean(pred == y_true))
+    f1 = float(f1_score(y_true == minority, pred == minority, zero_division=0.0))
+    present = sorted(set(y_true.tolist()))
+    if len(present) < 2:
+        auc = float("nan")
+    elif len(classes) == 2:
+        auc = float(roc_auc_score(y_true == minority, proba[:, classes.index(minority)]))
+    else:
+        # one-vs-rest AUC for the minority class keeps the figure about the hard class
+        auc = float(roc_auc_score(y_true == minority, proba[:, classes.index(minority)]))
+    return {"accuracy": acc, "minority_f1": f1, "auc": auc}
+
+
+def ml_efficacy(
+    train_df: Any,
+    holdout_df: Any,
+    target: str,
+    model: Model | str = "gbm",
+    seed: int = 0,
+    n_boot: int = 200,
+    minority: str | None = None,
+) -> dict[str, Any]:
+    """Train `model` on `train_df`, evaluate on the real `holdout_df`.
+
+    Returns accuracy, F1 of the minority class (least frequent holdout label unless given), AUC
+    (minority class vs rest), each with a bootstrap 95% CI over holdout rows, and the n's. A
+    training set with a single class yields a constant predictor (AUC 0.5), not an error.
+    """
+    train = _drop_null_target(to_pandas(train_df), target)
+    holdout = _drop_null_target(to_pandas(holdout_df), target)
+    x_tr_df, y_tr = _split_xy(train, target)
+    x_te_df, y_te = _split_xy(holdout, target)
+    missing = [c for c in x_tr_df.columns if c not in x_te_df.columns]
+    if missing:
+        raise StepError(
+            f"holdout lacks columns of the training data: {', '.join(map(str, missing))}",
+            column=str(missing[0]),
+            fix="train and holdout must share their columns",
+        )
+    x_te_df = x_te_df[list(x_tr_df.columns)]
+    if len(train) == 0 or len(holdout) == 0:
+        raise StepError("ml_efficacy needs non-empty training and holdout frames")
+    counts = y_te.value_counts()
+    minority = minority if minority is not None else str(counts.sort_values(kind="stable").index[0])
+    classes = sorted(set(y_tr.unique()) | set(y_te.unique()))
+    y_te_np = y_te.to_numpy()
+    x_tr, x_te, is_cat = _encode(x_tr_df, x_te_df, onehot=(model == "logreg"))
+    train_classes = sorted(y_tr.unique())
+    proba = np.zeros((len(holdout), len(classes)))
+    if len(train_classes) < 2:
+        pred = np.full(len(holdout), train_classes[0], dtype=object)
+        proba[:, classes.index(train_classes[0])] = 1.0
+    else:
+        # early stopping holds out a stratified split: impossible when a class has one row
+        rare = int(y_tr.value_counts().min()) < 2
+        clf = _make_model(str(model), seed, is_cat, early_stopping=not rare)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf.fit(x_tr, y_tr.to_numpy())
+            p = clf.predict_proba(x_te)
+        for j, c in enumerate(clf.classes_):
+            proba[:, classes.index(str(c))] = p[:, j]
+        pred = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    point = _scores(y_te_np, pred, proba, classes, minority)
+    out: dict[str, Any] = {
+        "model": str(model),
+        "target": target,
+        "minority_class": minority,
+        "n_train": int(len(train)),
+        "n": int(len(holdout)),
+        "train_classes": train_classes,
+        **point,
+    }
+    if n_boot > 0:
+        rng = np.random.default_rng(seed)
+        boots: dict[str, list[float]] = {k: [] for k in point}
+        for _ in range(n_boot):
+            idx = rng.integers(0, len(holdout), len(holdout))
+            s = _scores(y_te_np[idx], pred[idx], proba[idx], classes, minority)
+            for k, v in s.items():
+                boots[k].append(v)
+        for k, vals in boots.items():
+            arr = np.asarray(vals, dtype=float)
+            arr = arr[~np.isnan(arr)]
+            lo, hi = np.quantile(arr, [0.025, 0.975]) if len(arr) else (np.nan, np.nan)
+            out[f"{k}_ci_low"] = float(lo)
+            out[f"{k}_ci_high"] = float(hi)
+    return out
+
+
+def tstr(
+    synthetic: Any,
+    real_train: Any,
+    holdout: Any,
+    target: str,
+    model: Model | str = "gbm",
+    seed: int = 0,
+    n_boot: int = 200,
+) -> dict[str, Any]:
+    """Train-on-synthetic-test-on-real next to train-on-real-test-on-real, on the same holdout.
+
+    `*_gap` figures are TRTR minus TSTR (positive = the synthetic data loses that much).
+    """
+    minority_counts = _split_xy(to_pandas(holdout), target)[1].value_counts()
+    minority = str(minority_counts.sort_values(kind="stable").index[0])
+    s = ml_efficacy(synthetic, holdout, target, model, seed, n_boot, minority=minority)
+    r = ml_efficacy(real_train, holdout, target, model, seed, n_boot, minority=minority)
+    return {
+        "tstr": s,
+        "trtr": r,
+        "accuracy_gap": r["accuracy"] - s["accuracy"],
+        "minority_f1_gap": r["minority_f1"] - s["minority_f1"],
+        "auc_gap": r["auc"] - s["auc"],
+    }
+
+
+def sdmetrics_metadata(df: pd.DataFrame, sdtypes: dict[str, str] | None = None) -> dict[str, Any]:
+    """A single-table SDMetrics metadata dict (numerical / categorical / datetime / id)."""
+    cols: dict[str, Any] = {}
+    for c in df.columns:
+        if sdtypes and c in sdtypes:
+            cols[c] = {"sdtype": sdtypes[c]}
+        elif pd.api.types.is_bool_dtype(df[c]):
+            cols[c] = {"sdtype": "boolean"}
+        elif pd.api.types.is_numeric_dtype(df[c]):
+            cols[c] = {"sdtype": "numerical"}
+        elif pd.api.types.is_datetime64_any_dtype(df[c]):
+            cols[c] = {"sdtype": "datetime"}
+        else:
+            cols[c] = {"sdtype": "categorical"}
+    return {"columns": cols}
+
+
+def quality_report(
+    real: Any, synthetic: Any, sdtypes: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """SDMetrics QualityReport: overall score, Column Shapes, Column Pair Trends, per-column."""
+    from sdmetrics.reports import QualityReport
+
+    r = to_pandas(real)
+    s = to_pandas(synthetic)
+    missing = [c for c in r.columns if c not in s.columns]
+    if missing:
+        raise StepError(
+            f"synthetic data lacks columns of the real data: {', '.join(map(str, missing))}",
+            column=str(missing[0]),
+            fix="compare frames with the same columns",
+        )
+    s = s[list(r.columns)]
+    meta = sdmetrics_metadata(r, sdtypes)
+    meta["columns"] = {c: v for c, v in meta["columns"].items() if v["sdtype"] != "id"}
+    cols = list(meta["columns"])
+    report = QualityReport()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report.generate({"t": r[cols]}, {"t": s[cols]}, {"tables": {"t": meta}}, verbose=False)
+    props = report.get_properties()
+    shapes = report.get_details("Column Shapes")
+    pairs = report.get_details("Column Pair Trends")
+    prop_scores = {str(row["Property"]): float(row["Score"]) for _, row in props.iterrows()}
+    return {
+        "score": float(report.get_score()),
+        "column_shapes": prop_scores.get("Column Shapes", float("nan")),
+        "column_pair_trends": prop_scores.get("Column Pair Trends", float("nan")),
+        "columns": [
+            {
+                "column": str(row["Column"]),
+                "metric": str(row["Metric"]),
+                "score": float(row["Score"]),
+            }
+            for _, row in shapes.iterrows()
+        ],
+        "n_pairs": int(len(pairs)),
+        "n_real": int(len(r)),
+        "n_synthetic": int(len(s)),
+    }

@@ -1,0 +1,235 @@
+"""Direct Preference Optimization with TRL's `DPOTrainer` and an explicit reference model.
+
+    from tamis.train.dpo import DPORunConfig, train_dpo
+    summary = train_dpo(pairs, model="tiny", out="runs/dpo", config=DPORunConfig(beta=0.1))
+
+The reference is `ref_model` (a path) when given, else a frozen copy of the starting policy.
+Metrics on held-out pairs: reward accuracy (implicit reward beta * (log pi - log ref) of chosen
+above rejected, with CI), mean margin, and the per-token KL(policy || reference) computed exactly
+over the vocabulary on the held-out prompt+response tokens (teacher-forced).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tamis.errors import TamisError
+from tamis.train.data import (
+    check_columns,
+    drop_null_text,
+    is_conversational,
+    load_frame,
+    render_conversational,
+    split_eval,
+    texts_of,
+)
+from tamis.train.data import to_dataset as _to_dataset
+from tamis.train.metrics import pairwise_accuracy
+from tamis.train.models import cpu_args, load_model, lora_config, progress_callback, save_model
+from tamis.train.runs import RunConfig, prepare_run_dir, write_run
+
+
+@dataclass
+class DPORunConfig(RunConfig):
+    """Config of `tamis train dpo` (TRL DPOTrainer)."""
+
+    beta: float = field(
+        default=0.1, metadata={"help": "Strength of the implicit KL constraint to the reference."}
+    )
+    loss_type: str = field(
+        default="sigmoid",
+        metadata={"help": "DPO loss: sigmoid (DPO), hinge, ipo, robust, bco_pair, apo_zero, ..."},
+    )
+    label_smoothing: float = field(
+        default=0.0, metadata={"help": "Assumed share of flipped labels (robust/cDPO losses)."}
+    )
+    eval_batch_size: int = field(default=32, metadata={"help": "Batch size when scoring."})
+
+
+def _response_ids(tok: Any, prompt: str, response: str) -> tuple[list[int], list[int]]:
+    """(prompt ids, response ids) split where prompt and prompt+response tokens diverge (as TRL)."""
+    p = tok(prompt, add_special_tokens=False)["input_ids"]
+    full = tok(prompt + response + tok.eos_token, add_special_tokens=False)["input_ids"]
+    k = 0
+    while k < min(len(p), len(full)) and p[k] == full[k]:
+        k += 1
+    return full[:k], full[k:]
+
+
+def response_stats(
+    policy: Any, ref: Any, tok: Any, prompts: list[str], responses: list[str], batch_size: int = 32
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Sum of response log-probs under policy and reference, and the mean per-token KL(pi||ref)."""
+    import torch
+
+    policy.eval()
+    ref.eval()
+    lp_pi: list[float] = []
+    lp_ref: list[float] = []
+    kl_sum, kl_n = 0.0, 0
+    pairs = [_response_ids(tok, p, r) for p, r in zip(prompts, responses, strict=True)]
+    with torch.no_grad():
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i : i + batch_size]
+            width = max(len(a) + len(b) for a, b in chunk)
+            ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            resp = torch.zeros_like(ids, dtype=torch.bool)
+            for j, (a, b) in enumerate(chunk):
+                ids[j, : len(a) + len(b)] = torch.tensor(a + b)
+                mask[j, : len(a) + len(b)] = 1
+                resp[j, len(a) : len(a) + len(b)] = True
+            lpi = torch.log_softmax(policy(input_ids=ids, attention_mask=mask).logits[:, :-1], -1)
+            lre = torch.log_softmax(ref(input_ids=ids, attention_mask=mask).logits[:, :-1], -1)
+            target, tmask = ids[:, 1:], resp[:, 1:]
+            tok_pi = lpi.gather(-1, target[..., None])[..., 0]
+            tok_ref = lre.gather(-1, target[..., None])[..., 0]
+            lp_pi.extend((tok_pi * tmask).sum(-1).tolist())
+            lp_ref.extend((tok_ref * tmask).sum(-1).tolist())
+            kl = (lpi.exp() * (lpi - lre)).sum(-1)
+            kl_sum += float((kl * tmask).sum())
+            kl_n += int(tmask.sum())
+    return np.asarray(lp_pi), np.asarray(lp_ref), kl_sum / max(kl_n, 1)
+
+
+def dpo_metrics(
+    policy: Any, ref: Any, tok: Any, df: pl.DataFrame, beta: float, batch_size: int = 32
+) -> dict[str, Any]:
+    prompts = df["prompt"].to_list() if "prompt" in df.columns else [""] * df.height
+    c_pi, c_ref, kl_c = response_stats(
+        policy, ref, tok, prompts, df["chosen"].to_list(), batch_size
+    )
+    r_pi, r_ref, kl_r = response_stats(
+        policy, ref, tok, prompts, df["rejected"].to_list(), batch_size
+    )
+    rc, rr = beta * (c_pi - c_ref), beta * (r_pi - r_ref)
+    return {
+        "reward_accuracy": pairwise_accuracy(rc, rr),
+        "reward_margin": float((rc - rr).mean()),
+        "reward_chosen": float(rc.mean()),
+        "reward_rejected": float(rr.mean()),
+        "kl_to_ref_per_token": (kl_c + kl_r) / 2,
+        "logp_chosen": float(c_pi.mean()),
+        "logp_rejected": float(r_pi.mean()),
+    }
+
+
+def prepare(df: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    cols = check_columns(df, "dpo")
+    if "prompt" not in cols and not is_conversational(df):
+        df = df.with_columns(pl.lit("").alias("prompt"))
+        cols = ["prompt", *cols]
+    return drop_null_text(df, cols), cols
+
+
+def build_trainer(
+    train: pl.DataFrame,
+    cols: list[str],
+    model: str,
+    cfg: DPORunConfig,
+    out: Path,
+    ref_model: str | None = None,
+) -> tuple[Any, Any]:
+    """(TRL DPOTrainer as tamis configures it, the frozen reference model)."""
+    from transformers import PrinterCallback
+    from trl import DPOConfig, DPOTrainer
+
+    net, tok = load_model(model, "causal", cfg, texts=texts_of(train))
+    train = render_conversational(train, tok)
+    if ref_model is not None:
+        if model == "tiny":
+            raise TamisError(
+                "--ref-model cannot be combined with --model tiny (the tiny tokenizer is trained "
+                "per run, so the vocabularies would differ)",
+                field="ref_model",
+                fix="drop --ref-model (the reference is then a frozen copy of the tiny policy)",
+            )
+        ref, _ = load_model(ref_model, "causal", cfg, tokenizer=tok)
+    else:
+        ref = copy.deepcopy(net)
+    ref.eval().requires_grad_(False)
+    args = DPOConfig(
+        **cpu_args(cfg, out),
+        beta=cfg.beta,
+        loss_type=[cfg.loss_type],
+        label_smoothing=cfg.label_smoothing,
+        disable_dropout=True,
+    )
+    trainer = DPOTrainer(
+        model=net,
+        ref_model=ref,
+        args=args,
+        train_dataset=_to_dataset(train, cols),
+        processing_class=tok,
+        peft_config=lora_config(cfg, "CAUSAL_LM") if cfg.lora else None,
+    )
+    trainer.remove_callback(PrinterCallback)
+    return trainer, ref
+
+
+def train_dpo(
+    data: Any,
+    model: str,
+    out: str | Path,
+    config: DPORunConfig | None = None,
+    eval_data: Any = None,
+    ref_model: str | None = None,
+    data_ids: dict[str, Any] | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """DPO-train `model` on preference pairs; write the run directory; return the summary."""
+    started = time.time()
+    cfg = config or DPORunConfig()
+    df, cols = prepare(load_frame(data))
+    evald = None if eval_data is None else prepare(load_frame(eval_data, what="eval data"))[0]
+    train, evald = split_eval(df, evald, cfg.eval_fraction, cfg.seed, "dpo")
+    run = prepare_run_dir(out)
+    trainer, ref = build_trainer(train, cols, model, cfg, run, ref_model)
+    if progress is not None:
+        trainer.add_callback(progress_callback(progress))
+    result = trainer.train()
+    tok = trainer.processing_class
+    evald = render_conversational(evald, tok)
+    n_tokens = (
+        sum(
+            len(p) + len(c) + len(p) + len(r)
+            for p, c, r in zip(
+                trainer.train_dataset["prompt_ids"],
+                trainer.train_dataset["chosen_ids"],
+                trainer.train_dataset["rejected_ids"],
+                strict=True,
+            )
+        )
+        * cfg.num_train_epochs
+    )
+    runtime = result.metrics["train_runtime"]
+    keys = ("step", "loss", "rewards/accuracies", "rewards/margins")
+    history = [{k: h[k] for k in keys if k in h} for h in trainer.state.log_history if "loss" in h]
+    metrics = {
+        **dpo_metrics(trainer.model, ref, tok, evald, cfg.beta, cfg.eval_batch_size),
+        "train_loss": result.training_loss,
+        "n_train": train.height,
+        "n_eval": evald.height,
+        "train_tokens": int(n_tokens),
+        "train_seconds": runtime,
+        "tokens_per_second": n_tokens / runtime if runtime else None,
+        "history": history,
+    }
+    save_model(trainer.model, tok, run / "model")
+    ids = data_ids or {"data": str(data) if isinstance(data, str | Path) else None}
+    return write_run(
+        run,
+        method="dpo",
+        config=cfg,
+        model=model,
+        data_ids={**ids, "ref_model": ref_model or "copy of the initial policy"},
+        metrics=metrics,
+        started=started,
+    )

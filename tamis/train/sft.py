@@ -1,0 +1,137 @@
+"""Supervised fine-tuning with TRL's `SFTTrainer` on prompt/completion or messages data.
+
+    from tamis.train.sft import SFTRunConfig, train_sft
+    summary = train_sft(df, model="tiny", out="runs/sft", config=SFTRunConfig(num_train_epochs=2))
+
+Metrics: train loss (history), held-out eval loss before and after training, and perplexity.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tamis.train.data import check_columns, drop_null_text, load_frame, split_eval, texts_of
+from tamis.train.data import to_dataset as _to_dataset
+from tamis.train.metrics import perplexity
+from tamis.train.models import cpu_args, load_model, lora_config, progress_callback, save_model
+from tamis.train.runs import RunConfig, prepare_run_dir, write_run
+
+
+@dataclass
+class SFTRunConfig(RunConfig):
+    """Config of `tamis train sft` (TRL SFTTrainer)."""
+
+    completion_only_loss: bool = field(
+        default=True,
+        metadata={
+            "help": "Loss on completion (or assistant) tokens only; false trains on the prompt too."
+        },
+    )
+    completion_field: str = field(
+        default="completion",
+        metadata={
+            "help": "Column holding the completion; set to `chosen` to SFT on preference pairs."
+        },
+    )
+
+
+def prepare(df: pl.DataFrame, cfg: SFTRunConfig) -> tuple[pl.DataFrame, list[str]]:
+    if cfg.completion_field != "completion" and cfg.completion_field in df.columns:
+        df = df.drop("completion", strict=False).rename({cfg.completion_field: "completion"})
+    cols = check_columns(df, "sft")
+    return drop_null_text(df, cols), cols
+
+
+def build_trainer(
+    train: pl.DataFrame,
+    evald: pl.DataFrame,
+    cols: list[str],
+    model: str,
+    cfg: SFTRunConfig,
+    out: Path,
+) -> Any:
+    """The TRL SFTTrainer exactly as tamis configures it (the benchmark reuses this)."""
+    from transformers import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    net, tok = load_model(model, "causal", cfg, texts=texts_of(train))
+    messages = cols == ["messages"]
+    args = SFTConfig(
+        **cpu_args(cfg, out),
+        completion_only_loss=cfg.completion_only_loss if not messages else None,
+        assistant_only_loss=cfg.completion_only_loss and messages,
+        packing=False,
+        eos_token=tok.eos_token,
+    )
+    trainer = SFTTrainer(
+        model=net,
+        args=args,
+        train_dataset=_to_dataset(train, cols),
+        eval_dataset=_to_dataset(evald, cols),
+        processing_class=tok,
+        peft_config=lora_config(cfg, "CAUSAL_LM") if cfg.lora else None,
+    )
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def train_sft(
+    data: Any,
+    model: str,
+    out: str | Path,
+    config: SFTRunConfig | None = None,
+    eval_data: Any = None,
+    data_ids: dict[str, Any] | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Fine-tune `model` on `data`; write the run directory `out`; return the summary."""
+    started = time.time()
+    cfg = config or SFTRunConfig()
+    df, cols = prepare(load_frame(data), cfg)
+    evald = None
+    if eval_data is not None:
+        evald, _ = prepare(load_frame(eval_data, what="eval data"), cfg)
+    train, evald = split_eval(df, evald, cfg.eval_fraction, cfg.seed, "sft")
+    run = prepare_run_dir(out)
+    trainer = build_trainer(train, evald, cols, model, cfg, run)
+    if progress is not None:
+        trainer.add_callback(progress_callback(progress))
+
+    before = trainer.evaluate()["eval_loss"]
+    result = trainer.train()
+    after = trainer.evaluate()["eval_loss"]
+    n_tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"]) * cfg.num_train_epochs
+    runtime = result.metrics["train_runtime"]
+    history = [
+        {"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h
+    ]
+    metrics = {
+        "train_loss": result.training_loss,
+        "train_loss_first": history[0]["loss"] if history else None,
+        "train_loss_last": history[-1]["loss"] if history else None,
+        "eval_loss_initial": before,
+        "eval_loss": after,
+        "eval_perplexity_initial": perplexity(before),
+        "eval_perplexity": perplexity(after),
+        "n_train": train.height,
+        "n_eval": evald.height,
+        "train_tokens": int(n_tokens),
+        "train_seconds": runtime,
+        "tokens_per_second": n_tokens / runtime if runtime else None,
+        "history": history,
+    }
+    save_model(trainer.model, trainer.processing_class, run / "model")
+    return write_run(
+        run,
+        method="sft",
+        config=cfg,
+        model=model,
+        data_ids=data_ids or {"data": str(data) if isinstance(data, str | Path) else None},
+        metrics=metrics,
+        started=started,
+    )

@@ -1,0 +1,88 @@
+"""Exact dedup: the adult.data bar (24 duplicates), normalisation, keep/action, lazy path, errors."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from tamis.curate.dedup import exact_dedup
+from tamis.errors import StepError
+
+
+def test_adult_duplicates_match_independent_polars_count(adult_train: pl.DataFrame) -> None:
+    expected = adult_train.height - adult_train.unique().height  # independent count
+    assert expected == 24
+    out, report, clusters = exact_dedup(adult_train)
+    assert report["duplicates"] == expected == 24
+    assert report["rows_out"] == out.height == adult_train.unique().height
+    assert report["rows_in"] == adult_train.height
+    assert clusters["size"].sum() - clusters.height == 24
+    # the surviving rows are exactly the distinct rows, in first-occurrence order
+    assert out.equals(adult_train.unique(maintain_order=True))
+    # the lazy (streaming) path agrees
+    lazy_out, lazy_report, lazy_clusters = exact_dedup(adult_train.lazy())
+    assert isinstance(lazy_out, pl.LazyFrame)
+    assert lazy_out.collect().equals(out)
+    assert lazy_report["duplicates"] == 24 and lazy_clusters.equals(clusters)
+
+
+def test_normalisation_keep_and_flag() -> None:
+    df = pl.DataFrame(
+        {
+            "name": [" Alice", "alice ", "ＡＬＩＣＥ", "Bob", "bob", "Carol", None, None],
+            "score": [1.0000001, 1.0, 1.0, -0.0, 0.0, 2.0, float("nan"), float("nan")],
+        }
+    )
+    _, exact_report, _ = exact_dedup(df)
+    assert exact_report["duplicates"] == 1  # only the two null/NaN rows are byte-identical
+    out, report, clusters = exact_dedup(df, normalize=True, round_floats=3)
+    assert report["duplicates"] == 4 and report["clusters"] == 3
+    assert out["name"].to_list() == [" Alice", "Bob", "Carol", None]  # original values kept
+    assert clusters["rows"].to_list() == [[0, 1, 2], [3, 4], [6, 7]]
+    last, _, _ = exact_dedup(df, normalize=True, round_floats=3, keep="last")
+    assert last["name"].to_list() == ["ＡＬＩＣＥ", "bob", "Carol", None]
+    none, _, _ = exact_dedup(df, normalize=True, round_floats=3, keep="none")
+    assert none["name"].to_list() == ["Carol"]
+    flagged, freport, _ = exact_dedup(df, normalize=True, round_floats=3, action="flag")
+    assert flagged.height == df.height and freport["flagged"] == 4
+    assert flagged["is_duplicate_issue"].to_list() == [
+        False,
+        True,
+        True,
+        False,
+        True,
+        False,
+        False,
+        True,
+    ]
+    assert flagged["duplicate_cluster"].to_list() == [0, 0, 0, 1, 1, None, 2, 2]
+    assert flagged["duplicate_score"].to_list() == [0, 0, 0, 0, 0, 1, 0, 0]
+    subset, sreport, _ = exact_dedup(df, ["score"], round_floats=0)
+    assert sreport["columns"] == ["score"] and subset.height == 4
+
+
+def test_hash_collisions_cannot_merge_rows() -> None:
+    # many distinct rows: only truly equal keys may be clustered
+    df = pl.DataFrame({"a": list(range(50_000)) + [7, 7], "b": ["x"] * 50_002})
+    _, report, clusters = exact_dedup(df)
+    assert report["duplicates"] == 2 and clusters["rows"].to_list() == [[7, 50_000, 50_001]]
+
+
+def test_bad_input_names_column_and_step() -> None:
+    df = pl.DataFrame({"a": [1, 2]})
+    with pytest.raises(StepError, match="column 'nope'") as err:
+        exact_dedup(df, ["nope"], step="dd")
+    assert "step 'dd'" in str(err.value)
+    with pytest.raises(StepError, match="no rows"):
+        exact_dedup(df.head(0))
+    with pytest.raises(StepError, match="keep"):
+        exact_dedup(df, keep="middle")  # type: ignore[arg-type]
+    with pytest.raises(StepError, match="normalisation"):
+        exact_dedup(df, normalize=["upper"])
+
+
+def test_nested_dtypes() -> None:
+    df = pl.DataFrame({"l": [[1, 2], [1, 2], [3]], "s": [{"a": 1}, {"a": 1}, {"a": 2}]})
+    out, report, _ = exact_dedup(df)
+    assert report["duplicates"] == 1 and out.height == 2
+    assert report["examples"][0]["l"] == "[1, 2]"

@@ -1,0 +1,194 @@
+"""label_issues: digits correctness bar vs a direct cleanlab baseline, SMS text, bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import polars as pl
+import pytest
+from threadpoolctl import threadpool_limits
+
+from tamis.curate.label_issues import find_label_issues
+from tamis.curate.noise import detection_metrics, inject_label_noise
+from tamis.errors import StepError
+from tamis.pipelines.runner import run_step
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread() -> Iterator[None]:
+    # 2 shared cores: multithreaded BLAS inside lbfgs thrashes (10-100x slower), for both sides.
+    with threadpool_limits(limits=1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def digits_noisy() -> tuple[pl.DataFrame, pl.DataFrame]:
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    df = pl.DataFrame(x, schema=[f"p{i}" for i in range(64)]).with_columns(pl.Series("digit", y))
+    noisy, report = inject_label_noise(df, label="digit", rate=0.2, kind="uniform", seed=0)
+    assert report["flipped"] == round(0.2 * df.height)
+    return noisy, report["tables"]["noise"]
+
+
+def test_digits_f1_bar_and_matches_direct_cleanlab(digits_noisy: tuple) -> None:
+    import cleanlab.filter
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    noisy, truth = digits_noisy
+    with threadpool_limits(limits=1):
+        out, report = find_label_issues(noisy, label="digit", model="logreg", folds=5, seed=0)
+    ours = detection_metrics(out["is_label_issue"], truth, n_rows=noisy.height)
+
+    # direct baseline: cross_val_predict + cleanlab on the same data and model
+    x = noisy.drop("digit").to_numpy()
+    y = noisy["digit"].to_numpy()
+    probs = cross_val_predict(
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+        x,
+        y,
+        cv=StratifiedKFold(5, shuffle=True, random_state=0),
+        method="predict_proba",
+    )
+    base = detection_metrics(cleanlab.filter.find_label_issues(y, probs), truth, n_rows=len(y))
+    assert ours["f1"] >= 0.80, ours
+    assert abs(ours["f1"] - base["f1"]) <= 0.02, (ours, base)
+    assert report["label_issues"] == int(out["is_label_issue"].sum())
+    # the flagged rows carry low scores and mostly the true label as suggestion
+    flagged = out.with_row_index("row").filter(pl.col("is_label_issue"))
+    assert flagged["label_quality_score"].mean() < out["label_quality_score"].mean()
+    fixed = flagged.join(truth, on="row")
+    assert (fixed["suggested_label"] == fixed["true_label"]).mean() > 0.8
+    assert out["label_quality_score"].min() >= 0.0 and out["label_quality_score"].max() <= 1.0
+
+
+def test_actions_drop_and_relabel(digits_noisy: tuple) -> None:
+    noisy, truth = digits_noisy
+    small = noisy.head(600)
+    flagged, _ = find_label_issues(small, label="digit", folds=3)
+    dropped, rep = find_label_issues(small, label="digit", folds=3, action="drop")
+    n = int(flagged["is_label_issue"].sum())
+    assert n > 0 and dropped.height == small.height - n and rep["dropped"] == n
+    assert not dropped["is_label_issue"].any()
+    relabelled, rep = find_label_issues(small, label="digit", folds=3, action="relabel")
+    assert relabelled.height == small.height and rep["relabelled"] == n
+    changed = relabelled["digit"] != small["digit"]
+    assert int(changed.sum()) <= n and relabelled["digit"].dtype == small["digit"].dtype
+    assert (
+        relabelled.filter(pl.col("is_label_issue"))["digit"]
+        == relabelled.filter(pl.col("is_label_issue"))["suggested_label"]
+    ).all()
+
+
+def test_sms_text_end_to_end(sms: pl.DataFrame) -> None:
+    out = run_step("label_issues", {"input": sms}, {"label": "Label", "text": "SMS", "top": 10})
+    data, report = out.frames["data"], out.report
+    assert data.height == sms.height
+    assert {"is_label_issue", "label_quality_score", "suggested_label"} <= set(data.columns)
+    assert report["model"] == "tfidf + logistic regression"
+    assert report["out_of_fold_accuracy"] > 0.95
+    assert 0 < report["label_issues"] < 0.05 * sms.height
+    assert len(report["top_issues"]) == min(10, report["label_issues"])
+    top = report["top_issues"][0]
+    assert {"row", "label", "suggested_label", "label_quality_score", "SMS"} <= set(top)
+    assert top["label_quality_score"] <= report["top_issues"][-1]["label_quality_score"]
+    table = out.tables["label_issues"]
+    assert table.height == report["label_issues"]
+
+
+def test_mixed_tabular_gbm_nan_and_categoricals() -> None:
+    rng = np.random.default_rng(1)
+    n = 600
+    a = rng.normal(size=n)
+    colour = rng.choice(["red", "green", "blue"], size=n)
+    y = np.where((a > 0) ^ (colour == "red"), "yes", "no")
+    a_nan = np.where(rng.random(n) < 0.1, np.nan, a)
+    df = pl.DataFrame({"a": a_nan, "colour": colour, "y": y}).with_columns(
+        pl.when(pl.int_range(pl.len()) % 17 == 0)
+        .then(None)
+        .otherwise(pl.col("colour"))
+        .alias("colour")
+    )
+    for model in ("gbm", "logreg"):
+        out, rep = find_label_issues(df, label="y", model=model, folds=3)
+        assert out.height == n and rep["features"] == ["a", "colour"]
+    out, rep = find_label_issues(df, label="y", model="gbm", folds=3)
+    assert rep["out_of_fold_accuracy"] > 0.8
+
+
+def test_precomputed_pred_probs_column() -> None:
+    y = np.array([0, 1] * 50)
+    probs = np.where(y[:, None] == np.arange(2), 0.9, 0.1)
+    probs[:5] = probs[:5, ::-1]  # five rows whose model disagrees confidently
+    df = pl.DataFrame({"y": y, "pp": probs.tolist()})
+    out, rep = find_label_issues(df, label="y", pred_probs="pp")
+    assert rep["folds"] is None and "precomputed" in rep["model"]
+    assert out["is_label_issue"].to_list()[:5] == [True] * 5
+    assert int(out["is_label_issue"].sum()) == 5
+    with pytest.raises(StepError, match="entries"):
+        find_label_issues(df.with_columns(pl.col("pp").list.head(1)), label="y", pred_probs="pp")
+
+
+def test_bad_input() -> None:
+    df = pl.DataFrame({"x": np.arange(40, dtype=float), "y": [0, 1] * 20})
+    with pytest.raises(StepError, match="label column 'nope'") as e:
+        find_label_issues(df, label="nope")
+    assert e.value.column == "nope" and e.value.fix
+    with pytest.raises(StepError, match="single class"):
+        find_label_issues(df.with_columns(pl.lit(1).alias("y")), label="y")
+    with pytest.raises(StepError, match="null"):
+        find_label_issues(
+            df.with_columns(pl.when(pl.col("x") < 2).then(None).otherwise(pl.col("y")).alias("y")),
+            label="y",
+        )
+    with pytest.raises(StepError, match="infinite"):
+        find_label_issues(df.with_columns(pl.lit(float("inf")).alias("x")), label="y")
+    # a class smaller than folds: folds reduced, with a warning recorded
+    small = df.with_columns(pl.when(pl.col("x") < 3).then(2).otherwise(pl.col("y")).alias("y"))
+    with pytest.warns(UserWarning, match="using 3 folds"):
+        out, rep = find_label_issues(small, label="y", folds=5)
+    assert rep["folds"] == 3 and rep["warnings"]
+    # a single-row class cannot be cross-validated
+    with pytest.raises(StepError, match="at least 2 per class"):
+        find_label_issues(
+            df.with_columns(pl.when(pl.col("x") == 0).then(9).otherwise(pl.col("y")).alias("y")),
+            label="y",
+        )
+    with pytest.raises(StepError, match="feature column"):
+        find_label_issues(df, label="y", features=["missing"])
+
+
+@pytest.mark.slow  # ~20 s, mostly importing torch/transformers; not a correctness bar
+def test_local_embedding_model_path(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from tamis.train.tiny import TinyConfig, tiny_causal_lm, train_tokenizer
+
+    rng = np.random.default_rng(0)
+    texts = [
+        f"{w} {v} again"
+        for w, v in zip(
+            rng.choice(["good", "fine", "bad", "awful"], 200),
+            rng.choice(["day", "meal", "film"], 200),
+            strict=True,
+        )
+    ]
+    tok = train_tokenizer(texts, vocab_size=128, min_frequency=1)
+    model = tiny_causal_lm(tok, TinyConfig(vocab_size=128), seed=0)
+    model.save_pretrained(tmp_path / "enc")
+    tok.save_pretrained(tmp_path / "enc")
+    df = pl.DataFrame({"t": texts, "y": [t.split()[0] in ("good", "fine") for t in texts]})
+    out = run_step(
+        "label_issues",
+        {"input": df},
+        {"label": "y", "text": "t", "embedding_model": str(tmp_path / "enc"), "folds": 3},
+    )
+    assert out.report["model"].startswith("embeddings(")
+    assert out.frames["data"]["label_quality_score"].is_not_null().all()
+    with pytest.raises(StepError, match="does not exist"):
+        find_label_issues(df, label="y", text="t", embedding_model=str(tmp_path / "missing"))

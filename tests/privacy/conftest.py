@@ -1,0 +1,44 @@
+"""Fixtures for the privacy tests: cleaned UCI Adult subsets and a small generated table."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+
+@pytest.fixture(scope="session")
+def adult_tr(adult_train_clean: pl.DataFrame) -> pl.DataFrame:
+    """Cleaned adult.data without the unlabeled trailing row."""
+    return adult_train_clean.filter(pl.col("income").is_not_null())
+
+
+@pytest.fixture(scope="session")
+def adult_te(adult_test_clean: pl.DataFrame) -> pl.DataFrame:
+    return adult_test_clean.filter(pl.col("income").is_not_null())
+
+
+def make_mixed(n: int, seed: int = 0) -> pl.DataFrame:
+    """A mixed-type table with a learnable binary label (numbers, categories, a few nulls)."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(40, 12, n).round()
+    x2 = rng.exponential(1000, n).round(2)
+    cat = rng.choice(["a", "b", "c", "d"], n, p=[0.4, 0.3, 0.2, 0.1])
+    grp = rng.choice(["x", "y"], n)
+    logit = 0.08 * (x1 - 40) + (cat == "a") * 1.2 - (grp == "y") * 0.8
+    y = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "pos", "neg")
+    df = pl.DataFrame({"age": x1.astype(int), "amount": x2, "cat": cat, "grp": grp, "label": y})
+    return df.with_columns(
+        pl.when(pl.Series(rng.random(n) < 0.03)).then(None).otherwise(pl.col("cat")).alias("cat")
+    )
+
+
+@pytest.fixture
+def mixed() -> pl.DataFrame:
+    return make_mixed(600)
+
+
+@pytest.fixture(name="make_mixed")
+def make_mixed_fixture() -> object:
+    """`make_mixed(n, seed)` as a fixture (test modules here are not a package)."""
+    return make_mixed

@@ -1,0 +1,62 @@
+"""Attack-sanity bars on UCI Adult (a 10k-row subset of adult.data; adult.test as holdout).
+
+- a "synthesizer" that copies its training rows: every membership attack reaches AUC >= 0.9;
+- an independent real sample as "synthetic" data: the AUC CI of each attack contains 0.5.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from tamis.pipelines.steps.privacy_audit import make_synthesize
+from tamis.privacy.audit import AuditConfig, run_audit
+
+FAST = {"quality": False, "disclosure": False, "pii_scan": False, "n_eval": 1500, "n_boot": 100}
+
+
+def test_copying_synthesizer_is_caught(adult_tr: pl.DataFrame, adult_te: pl.DataFrame) -> None:
+    train = adult_tr.sample(10000, seed=1)
+    synthetic = train  # the "synthesizer" returns its training rows
+    cfg = AuditConfig(**FAST, shadow={"count": 2, "synthesizer": "copy"})
+    res = run_audit(train, synthetic, adult_te, cfg, seed=0, synthesize=make_synthesize("copy", 1))
+    mia = res.report["mia"]
+    assert set(mia) == {"distance", "domias", "shadow"}
+    for name, r in mia.items():
+        assert r["auc"] >= 0.9, (name, r["auc"])
+        assert r["tpr_at_fpr_0.01"] >= 0.5, name
+    assert res.report["exact_match"]["rate"] == 1.0
+    assert res.report["dcr"]["closer_to_train_share"] > 0.7
+
+
+def test_independent_sample_is_not_flagged(adult_tr: pl.DataFrame) -> None:
+    # one real pool split at random into train, "synthetic" and holdout: exchangeable rows
+    pool = adult_tr.sample(fraction=1.0, shuffle=True, seed=7)
+    train, synthetic, holdout = pool[:10000], pool[10000:20000], pool[20000:]
+    cfg = AuditConfig(**FAST, shadow={"count": 2, "synthesizer": "copy"})
+    res = run_audit(train, synthetic, holdout, cfg, seed=0, synthesize=make_synthesize("copy", 1))
+    for name, r in res.report["mia"].items():
+        assert r["auc_ci_low"] <= 0.5 <= r["auc_ci_high"], (name, r)
+        assert abs(r["auc"] - 0.5) < 0.05
+    share = res.report["dcr"]
+    assert share["closer_to_train_share_ci_low"] <= 0.5 <= share["closer_to_train_share_ci_high"]
+    assert res.report["exact_match"]["rate"] < 0.01
+
+
+def test_mia_roc_and_ci_fields(adult_tr: pl.DataFrame, adult_te: pl.DataFrame) -> None:
+    cfg = AuditConfig(**{**FAST, "n_eval": 300, "n_boot": 50})
+    res = run_audit(adult_tr.head(3000), adult_tr.head(3000), adult_te.head(3000), cfg)
+    r = res.report["mia"]["distance"]
+    assert r["n_members"] == r["n_nonmembers"] == 300
+    assert r["roc"]["fpr"][0] == 0.0 and r["roc"]["tpr"][-1] == 1.0
+    assert r["auc_ci_low"] <= r["auc"] <= r["auc_ci_high"]
+    m = res.report["metrics"]
+    assert "mia.distance.tpr_at_fpr_0.001" in m and "dcr.closer_to_train_share" in m
+
+
+@pytest.mark.parametrize("rows", [10, 49])
+def test_tiny_inputs_refused(rows: int, adult_tr: pl.DataFrame) -> None:
+    from tamis.errors import StepError
+
+    with pytest.raises(StepError, match="at least 50"):
+        run_audit(adult_tr.head(1000), adult_tr.head(rows), adult_tr.tail(1000))
