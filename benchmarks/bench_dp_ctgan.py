@@ -63,14 +63,14 @@ def _config(eps: float, seed: int, epochs: int, **kw: Any) -> Any:
     return DPCTGANConfig(epsilon=eps, seed=seed, epochs=epochs, threads=1, **kw)
 
 
-def utility_job(eps: float, seed: int, epochs: int) -> dict[str, Any]:
+def utility_job(eps: float, seed: int, epochs: int, **kw: Any) -> dict[str, Any]:
     warnings.filterwarnings("ignore")
     from tamis.privacy.dp_ctgan import DPCTGAN
     from tamis.privacy.quality import ml_efficacy
 
     train, test = load("adult.data"), load("adult.test")
     t0 = time.perf_counter()
-    model = DPCTGAN(_config(eps, seed, epochs)).fit(train)
+    model = DPCTGAN(_config(eps, seed, epochs, **kw)).fit(train)
     fit_s = time.perf_counter() - t0
     synth = model.sample(train.height, seed=seed)
     r = ml_efficacy(synth, test, "income", "gbm", seed=0, n_boot=0, minority=">50K")
@@ -93,7 +93,16 @@ def utility_job(eps: float, seed: int, epochs: int) -> dict[str, Any]:
     }
 
 
-def audit_job(eps: float, seed: int, epochs: int, m: int = 1000, k: int = 100) -> dict[str, Any]:
+def audit_job(
+    eps: float,
+    seed: int,
+    epochs: int,
+    m: int = 1000,
+    k: int = 100,
+    rows: int = 0,
+    batch: int = 2000,
+    **kw: Any,
+) -> dict[str, Any]:
     warnings.filterwarnings("ignore")
     import polars as pl
 
@@ -101,16 +110,25 @@ def audit_job(eps: float, seed: int, epochs: int, m: int = 1000, k: int = 100) -
     from tamis.privacy.dp_ctgan import DPCTGAN
 
     train = load("adult.data")
+    if rows:
+        train = train.sample(rows, seed=seed)
     canaries = make_canaries(train, m, seed=seed + 100)
     member = np.random.default_rng(seed + 200).random(m) < 0.5
     data = pl.concat([train, canaries.filter(pl.Series(member))])
-    model = DPCTGAN(_config(eps, seed, epochs))
+    model = DPCTGAN(_config(eps, seed, epochs, batch_size=batch, **kw))
     model.keep_discriminator = True
     model.fit(data)
     scores = model.discriminator_scores(canaries, repeats=8, seed=seed)
     assert model.ledger is not None
     out = epsilon_lower_bound(scores, member, k=k, beta=0.05, delta=model.ledger.target_delta)
-    return {"claimed_epsilon": model.ledger.total()["epsilon"], "target_epsilon": eps, **out}
+    return {
+        "claimed_epsilon": model.ledger.total()["epsilon"],
+        "target_epsilon": eps,
+        "train_rows": train.height,
+        "batch_size": batch,
+        "epochs": epochs,
+        **out,
+    }
 
 
 def speed(epochs: int = 1) -> dict[str, Any]:
@@ -206,6 +224,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-audit", action="store_true")
     ap.add_argument("--out", default="/tmp/bench_dp_ctgan.json")
+    ap.add_argument("--audit-only", action="store_true", help="only the canary audits")
+    ap.add_argument("--control", action="store_true", help="add a (nearly) non-private audit")
+    ap.add_argument("--control-only", action="store_true", help="with --audit-only: only it")
+    ap.add_argument("--generator-lr", type=float, default=None, help="override the default")
+    ap.add_argument("--audit-rows", type=int, default=3000, help="training rows of the small audit")
     args = ap.parse_args()
     if not (SHARED / "adult" / "adult.data").exists():
         sys.exit(f"adult not found under {SHARED}")
@@ -217,16 +240,37 @@ def main() -> None:
         "machine": "2 shared CPU cores (other jobs running)",
     }
     with ProcessPoolExecutor(args.workers) as pool:
-        futs = {
-            ("u", e, s): pool.submit(utility_job, e, s, args.epochs)
-            for e in args.eps
-            for s in args.seeds
-        }
+        futs: dict[tuple[str, Any, Any], Any] = {}
+        over = {"generator_lr": args.generator_lr} if args.generator_lr else {}
+        result["overrides"] = over
+        if not args.audit_only:
+            for e in args.eps:
+                for s in args.seeds:
+                    futs[("u", e, s)] = pool.submit(utility_job, e, s, args.epochs, **over)
         if not args.no_audit:
-            futs[("a", 3.0, 0)] = pool.submit(audit_job, 3.0, 0, args.epochs)
-            futs[("a", 1000.0, 0)] = pool.submit(audit_job, 1000.0, 0, args.epochs)
-        futs[("s", 0, 0)] = pool.submit(speed)
-        futs[("t", 0, 0)] = pool.submit(trtr)
+            # small-data audits (canaries are 1/4 of the rows, 30 epochs of batch 250): more power
+            for e in () if args.control_only else (3.0, 1000.0):
+                futs[("a", f"small:{e}", 0)] = pool.submit(
+                    audit_job, e, 0, 30, rows=args.audit_rows, batch=250
+                )
+            if args.control:  # almost no noise and no effective clipping: the audit must fire
+                futs[("a", "small:nonprivate", 0)] = pool.submit(
+                    audit_job,
+                    1e9,
+                    0,
+                    60,
+                    rows=args.audit_rows,
+                    batch=250,
+                    noise_multiplier=1e-3,
+                    max_grad_norm=1e3,
+                    accountant="rdp",
+                )
+            if not args.audit_only:
+                for e in (3.0, 1000.0):
+                    futs[("a", f"full:{e}", 0)] = pool.submit(audit_job, e, 0, args.epochs)
+        if not args.audit_only:
+            futs[("s", 0, 0)] = pool.submit(speed)
+            futs[("t", 0, 0)] = pool.submit(trtr)
         rows = []
         for key, f in futs.items():
             r = f.result()
@@ -239,10 +283,11 @@ def main() -> None:
                 result["speed"] = r
             else:
                 result["trtr"] = r
-    result["utility"] = summarise(rows)
-    result["peak_rss_mb_max_worker"] = max(
-        [r["peak_rss_mb"] for r in rows] + [result["speed"]["peak_rss_mb"]]
-    )
+    if rows:
+        result["utility"] = summarise(rows)
+        result["peak_rss_mb_max_worker"] = max(
+            [r["peak_rss_mb"] for r in rows] + [result["speed"]["peak_rss_mb"]]
+        )
     result["wall_seconds"] = time.perf_counter() - t0
     line = json.dumps(result, default=str)
     Path(args.out).write_text(line)

@@ -65,7 +65,7 @@ def cli_errors(fn: F) -> F:
         except TamisError as exc:
             if kwargs.get("as_json"):
                 sys.stdout.write(json.dumps(exc.to_json(), indent=2, default=str) + "\n")
-            err.print(f"[bold red]error:[/] {exc.render()}", highlight=False, markup=True)
+            err.print(f"[bold red]error:[/] {exc.render()}", highlight=False, soft_wrap=True)
             if isinstance(exc, GateFailed):
                 for check in exc.failed:
                     err.print(f"  [red]failed:[/] {check.get('name', check)}", highlight=False)

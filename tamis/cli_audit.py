@@ -7,7 +7,6 @@ each failed check named when any fails, 1 on an error.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -101,27 +100,31 @@ def audit(
             cfg = cfg.model_copy(
                 update={"shadow": cfg.shadow.model_copy(update={"synthesizer": kind})}
             )
-    progress = None
-    if not as_json and sys.stderr.isatty():
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        def progress(msg: str, *a: Any, **k: Any) -> None:
-            err.print(f"[dim]{msg}[/]")
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]audit[/] {task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=as_json or not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
 
-    else:
+        def progress(msg: str, *a: Any, completed: int | None = None, **k: Any) -> None:
+            bar.update(task, description=msg, completed=completed or 0, total=k.get("total"))
 
-        def progress(msg: str, *a: Any, **k: Any) -> None:
-            if "completed" not in k:
-                print(f"audit: {msg}", file=sys.stderr)
-
-    result = run_audit(
-        real_df,
-        syn_df,
-        hold_df,
-        cfg,
-        seed=seed,
-        synthesize=make_synthesize(cfg.shadow.synthesizer, cfg.shadow.epochs),
-        progress=progress,
-    )
+        result = run_audit(
+            real_df,
+            syn_df,
+            hold_df,
+            cfg,
+            seed=seed,
+            synthesize=make_synthesize(cfg.shadow.synthesizer, cfg.shadow.epochs),
+            progress=progress,
+        )
     gate = evaluate_gate(result.report["metrics"], pol)
     ledger = _ledger(syn_prov)
     payload = {

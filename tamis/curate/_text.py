@@ -1,9 +1,9 @@
 """Shared helpers of dedup / near_dedup / leakage: key normalisation, tokenising, shingle hashing.
 
 Everything here is vectorised: Polars expressions for normalisation and tokenising, NumPy over the
-Arrow buffers for hashing. Shingles are identified by 64-bit hashes; the hash is our own
-(polynomial over UTF-8 bytes, then a splitmix64 finaliser), so it does not change with the Polars
-version and is the same on every machine.
+Arrow buffers for hashing (`_hashing.py`). Shingles are identified by 64-bit hashes; the hash is
+our own (polynomial over UTF-8 bytes, then a splitmix64 finaliser), so it does not change with the
+Polars version and is the same on every machine.
 """
 
 from __future__ import annotations
@@ -14,18 +14,17 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
+from tamis.curate._hashing import TOKEN_MULT as _TOKEN_MULT
+from tamis.curate._hashing import P as _P
+from tamis.curate._hashing import splitmix64, tiled_span_hashes
+from tamis.curate._hashing import string_buffers as _string_buffers
 from tamis.errors import StepError
 
 #: what a token is: a run of Unicode letters or digits (the same class in Rust regex and RE2)
 TOKEN_PATTERN = r"[\p{L}\p{N}]+"
 NORMALIZE_OPS = ("strip", "casefold", "nfkc")
 Unit = Literal["word", "char"]
-
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-_P = np.uint64(0x100000001B3)  # FNV prime: odd, so invertible modulo 2**64
-_TOKEN_MULT = np.uint64(0x9E3779B97F4A7C15)
 
 
 def resolve_normalize(normalize: bool | Sequence[str], *, step: str) -> tuple[str, ...]:
@@ -132,85 +131,6 @@ def check_text_column(df: pl.DataFrame, column: str, *, step: str, field: str = 
             field=field,
             fix="name a column that holds text",
         )
-
-
-# --------------------------------------------------------------------------------------------
-# hashing
-
-
-def splitmix64(x: np.ndarray) -> np.ndarray:
-    """The splitmix64 finaliser, element-wise on uint64 (wrapping arithmetic)."""
-    x = x.astype(np.uint64, copy=True)
-    with np.errstate(over="ignore"):
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return x
-
-
-def _string_buffers(values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(utf-8 bytes as uint8, int64 offsets) of a non-null string Series, zero-copy where possible."""
-    arr = values.to_arrow()
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if arr.type != pa.large_string():
-        arr = arr.cast(pa.large_string())
-    _, off_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(off_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    if data_buf is None or offsets.size == 0:
-        return np.zeros(0, np.uint8), np.zeros(len(arr) + 1, np.int64)
-    data = np.frombuffer(data_buf, dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
-    return data, offsets - offsets[0]
-
-
-def _per_byte_hashes(data: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """Horner sums of spans computed per byte (powers table + segmented reduceat): long spans."""
-    total = int(lens.sum())
-    idx = np.repeat(starts, lens) + (np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens))
-    pos = np.repeat(lens - 1, lens) - (idx - np.repeat(starts, lens))  # exponent L-1-k
-    seg = np.zeros(lens.size, dtype=np.int64)
-    np.cumsum(lens[:-1], out=seg[1:])
-    with np.errstate(over="ignore"):
-        table = np.full(int(lens.max()), _P, dtype=np.uint64)
-        table[0] = 1
-        powers = np.cumprod(table, dtype=np.uint64)
-        vals = (data[idx].astype(np.uint64) + np.uint64(1)) * powers[pos]
-        out: np.ndarray = np.add.reduceat(vals, seg)
-    return out
-
-
-def tiled_span_hashes(data: np.ndarray, starts: np.ndarray, long_span: int = 64) -> np.ndarray:
-    """64-bit hashes of the non-empty spans that tile `data`: span i is data[starts[i]:starts[i+1]].
-
-    h = splitmix64(Horner sum of (byte + 1) with multiplier P, plus length * C), all spans at once:
-    spans are ordered by length and the k-th byte of every span longer than k is folded in with one
-    vector operation per k (so the work is one pass over the bytes); spans longer than `long_span`
-    use a per-byte powers table instead, so one huge span cannot mean a long loop.
-    """
-    if starts.size == 0:
-        return np.zeros(0, dtype=np.uint64)
-    starts = starts.astype(np.int64)
-    lens = np.diff(np.append(starts, data.shape[0]))
-    h = np.zeros(starts.size, dtype=np.uint64)
-    long = lens > long_span
-    short_idx = np.nonzero(~long)[0]
-    order = short_idx[np.argsort(-lens[short_idx].astype(np.int16), kind="stable")]
-    sl, ss = lens[order], starts[order]
-    hs = np.zeros(order.size, dtype=np.uint64)
-    neg = -sl
-    with np.errstate(over="ignore"):
-        for k in range(int(sl[0]) if sl.size else 0):
-            m = int(np.searchsorted(neg, -(k + 1), side="right"))  # spans longer than k
-            part = hs[:m]
-            part *= _P
-            part += data[ss[:m] + k].astype(np.uint64) + np.uint64(1)
-        h[order] = hs
-        if long.any():
-            h[long] = _per_byte_hashes(data, starts[long], lens[long])
-        h += lens.astype(np.uint64) * _TOKEN_MULT
-    return splitmix64(h)
 
 
 _ALNUM = np.zeros(256, dtype=bool)
@@ -374,10 +294,12 @@ def shingle(
     lowercase: bool = True,
     nfkc: bool = True,
     chunk_docs: int = 250_000,
+    as_sets: bool = True,
 ) -> Shingles:
     """Shingle hashes of each string: word n-grams (tokens = runs of letters/digits) or char n-grams.
 
-    Nulls and empty strings have no shingles. Vectorised: tokenising with a Polars regex, hashing
+    With `as_sets=False` each document's hashes stay in text order with repeats (no sort; the
+    `Shingles` set invariant does not hold). Nulls and empty strings have no shingles. Vectorised: tokenising with a Polars regex, hashing
     with NumPy over the Arrow buffers (no Python loop over documents).
     """
     if ngram < 1:
@@ -391,6 +313,7 @@ def shingle(
                 lowercase=lowercase,
                 nfkc=nfkc,
                 chunk_docs=chunk_docs,
+                as_sets=as_sets,
             )
             for start in range(0, values.len(), chunk_docs)
         ]
@@ -410,5 +333,9 @@ def shingle(
     else:
         raise ValueError(f"unit must be 'word' or 'char', got {unit!r}")
     doc_ids, hashes = _ngram_hashes(unit_hash, doc_lens, ngram)
+    if not as_sets:  # document order, repeats kept: enough for membership tests, and no sort
+        offsets = np.zeros(n_docs + 1, dtype=np.int64)
+        np.cumsum(np.bincount(doc_ids, minlength=n_docs), out=offsets[1:])
+        return Shingles(offsets=offsets, hashes=hashes, n_tokens=doc_lens)
     offsets, sets = _sorted_sets(doc_ids, hashes, n_docs)
     return Shingles(offsets=offsets, hashes=sets, n_tokens=doc_lens)

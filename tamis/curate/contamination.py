@@ -18,12 +18,14 @@ def ngram_contamination(
 
     The table lists (eval_row, row, shared_ngrams) for every pair sharing an n-gram.
     """
-    a = shingle(df[col], unit="word", ngram=n)
-    b = shingle(ev[col], unit="word", ngram=n)
+    a = shingle(df[col], unit="word", ngram=n, as_sets=False)
+    b = shingle(ev[col], unit="word", ngram=n, as_sets=False)
+    tb = pl.DataFrame({"eval_row": b.doc_ids(), "h": b.hashes}).unique()
+    # the input side is usually far larger: keep only its n-grams that occur in the eval set
     ta = pl.DataFrame({"row": a.doc_ids(), "h": a.hashes})
-    tb = pl.DataFrame({"eval_row": b.doc_ids(), "h": b.hashes})
+    ta = ta.filter(pl.col("h").is_in(tb["h"].unique().implode())).unique()
     eval_hit = tb.join(ta.select("h").unique(), on="h", how="semi")["eval_row"].unique()
-    train_hit = ta.join(tb.select("h").unique(), on="h", how="semi")["row"].unique()
+    train_hit = ta["row"].unique()
     shared = (
         ta.join(tb, on="h", how="inner")
         .group_by("eval_row", "row")

@@ -13,12 +13,16 @@ with the shingle sets, and connected components run on the small edge list.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from tamis.curate._text import Shingles, splitmix64
+from tamis.curate._hashing import splitmix64
+from tamis.curate._text import Shingles
 
 EMPTY_SIG = np.uint32(0xFFFFFFFF)
 
@@ -54,13 +58,18 @@ def _perm_params(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def minhash_signatures(
-    sh: Shingles, num_perm: int = 128, seed: int = 0, chunk: int = 1 << 13
+    sh: Shingles,
+    num_perm: int = 128,
+    seed: int = 0,
+    chunk: int = 1 << 13,
+    threads: int | None = None,
 ) -> np.ndarray:
     """(n_docs, num_perm) uint32 MinHash signatures; documents without shingles get all 0xFFFFFFFF.
 
     Hash family: multiply-shift h_i(x) = (a_i * x + b_i) >> 32 over 64-bit words (a_i odd), taken
     on the 64-bit shingle hashes; the minimum per document is a segmented reduce (reduceat), in
-    chunks of whole documents of about `chunk` shingles, so memory stays bounded.
+    chunks of whole documents of about `chunk` shingles, so memory stays bounded; `threads`
+    (default: the CPU count) work on the chunks at once.
     """
     a, b = _perm_params(num_perm, seed)
     n = sh.n_docs
@@ -75,20 +84,31 @@ def minhash_signatures(
     cuts = np.searchsorted(cum, np.arange(chunk, int(cum[-1]) + chunk, chunk), side="left")
     bounds = np.unique(np.concatenate([[0], np.minimum(cuts + 1, nonempty.size), [nonempty.size]]))
     shift = np.uint64(32)
-    buf = np.empty((chunk, num_perm), dtype=np.uint64)
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        docs = nonempty[lo:hi]
-        start, stop = int(offsets[docs[0]]), int(offsets[docs[-1] + 1])
-        x = sh.hashes[start:stop]
-        if x.size > buf.shape[0]:
-            buf = np.empty((x.size, num_perm), dtype=np.uint64)
-        hv = buf[: x.size]
-        with np.errstate(over="ignore"):
-            np.multiply(x[:, None], a[None, :], out=hv)
-            hv += b[None, :]
-            hv >>= shift
-        seg = offsets[docs] - start
-        sig[docs] = np.minimum.reduceat(hv, seg, axis=0)
+    runs = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+
+    def work(part: list[tuple[int, int]]) -> None:
+        buf = np.empty((chunk, num_perm), dtype=np.uint64)
+        for lo, hi in part:
+            docs = nonempty[lo:hi]
+            start, stop = int(offsets[docs[0]]), int(offsets[docs[-1] + 1])
+            x = sh.hashes[start:stop]
+            if x.size > buf.shape[0]:
+                buf = np.empty((x.size, num_perm), dtype=np.uint64)
+            hv = buf[: x.size]
+            with np.errstate(over="ignore"):
+                np.multiply(x[:, None], a[None, :], out=hv)
+                hv += b[None, :]
+                hv >>= shift
+            sig[docs] = np.minimum.reduceat(hv, offsets[docs] - start, axis=0)
+
+    # NumPy releases the GIL inside these loops: threads share the chunks (disjoint output rows, so
+    # the result does not depend on the number of threads)
+    n_threads = max(1, min(threads or (os.cpu_count() or 1), len(runs)))
+    if n_threads == 1:
+        work(runs)
+    else:
+        with ThreadPoolExecutor(n_threads) as pool:
+            list(pool.map(work, [runs[i::n_threads] for i in range(n_threads)]))
     return sig
 
 

@@ -14,20 +14,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
-from scipy.stats import rankdata
 
 from tamis.errors import StepError
 
 MAX_CLASSES = 50
-
-
-def _auc(score: np.ndarray, positive: np.ndarray) -> float:
-    n_pos = int(positive.sum())
-    n_neg = positive.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _auc_se(auc: float, n_pos: int, n_neg: int) -> float:
@@ -42,12 +32,17 @@ def _auc_se(auc: float, n_pos: int, n_neg: int) -> float:
 
 
 def _codes(df: pl.DataFrame, feature: str, bins: int) -> np.ndarray:
+    """Dense bin ids: quantile bins for numbers with many values (0 = null/NaN), else categories."""
     s = df[feature]
     if s.dtype.is_numeric() and s.n_unique() > bins:
-        rank = s.cast(pl.Float64).rank("min")
-        code = ((rank - 1) * bins / s.len()).floor().fill_null(-1).fill_nan(-1)
-        return code.cast(pl.Int64).to_numpy() + 1
-    return (
+        v = s.cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        ok = ~np.isnan(v)
+        quantiles = np.linspace(0, 1, bins + 1)[1:-1]
+        edges = np.unique(np.quantile(v[ok], quantiles)) if ok.any() else np.zeros(0)
+        code = np.zeros(v.size, dtype=np.int64)
+        code[ok] = np.searchsorted(edges, v[ok], side="right") + 1
+        return code
+    phys = (
         s.cast(pl.String)
         .fill_null("\x00null")
         .cast(pl.Categorical)
@@ -55,6 +50,19 @@ def _codes(df: pl.DataFrame, feature: str, bins: int) -> np.ndarray:
         .to_numpy()
         .astype(np.int64)
     )
+    return np.unique(phys, return_inverse=True)[1].astype(np.int64)
+
+
+def _grouped_auc(score: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
+    """AUC (ties count one half) from per-cell scores and positive/negative counts."""
+    n_pos, n_neg = pos.sum(), neg.sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    uniq, inv = np.unique(score, return_inverse=True)
+    p = np.bincount(inv, weights=pos, minlength=uniq.size)
+    q = np.bincount(inv, weights=neg, minlength=uniq.size)
+    below = np.cumsum(q) - q
+    return float(((p * below).sum() + 0.5 * (p * q).sum()) / (n_pos * n_neg))
 
 
 def target_leakage(
@@ -103,21 +111,22 @@ def target_leakage(
         if feat == label:
             continue
         x = _codes(df, feat, bins)
-        _, x = np.unique(x, return_inverse=True)
         m = int(x.max()) + 1 if x.size else 1
-        total = np.bincount(x * k + y, minlength=m * k).reshape(m, k).astype(np.float64)
-        per_fold = np.bincount((fold * m + x) * k + y, minlength=folds * m * k).reshape(folds, m, k)
-        oof = total[x] - per_fold[fold, x]  # counts of each class in the row's bin, other folds
-        enc = (oof + smoothing * prior) / (oof.sum(axis=1, keepdims=True) + smoothing)
+        cells = np.bincount((fold * m + x) * k + y, minlength=folds * m * k).reshape(folds, m, k)
+        total = cells.sum(axis=0).astype(np.float64)
+        # out-of-fold class counts of every (fold, bin) cell, and its smoothed encoding
+        oof = total[None, :, :] - cells
+        enc = (oof + smoothing * prior) / (oof.sum(axis=2, keepdims=True) + smoothing)
+        cell_n = cells.sum(axis=2).reshape(-1).astype(np.float64)
         counts = np.bincount(y, minlength=k)
-        if k == 2:
-            auc = _auc(enc[:, 1], y == 1)
-            se = _auc_se(auc, int(counts[1]), int(counts[0]))
-        else:
-            aucs = [_auc(enc[:, c], y == c) for c in range(k)]
-            auc = float(np.nanmean(aucs))
-            ses = [_auc_se(a, int(counts[c]), n - int(counts[c])) for c, a in enumerate(aucs)]
-            se = float(np.nanmean(ses))
+        aucs, ses = [], []
+        for c in range(1, 2) if k == 2 else range(k):
+            pos = cells[:, :, c].reshape(-1).astype(np.float64)
+            a = _grouped_auc(enc[:, :, c].reshape(-1), pos, cell_n - pos)
+            aucs.append(a)
+            ses.append(_auc_se(a, int(counts[c]), n - int(counts[c])))
+        auc = float(np.nanmean(aucs))
+        se = float(np.nanmean(ses))
         joint = total / n
         px = joint.sum(axis=1, keepdims=True)
         nz = joint > 0

@@ -54,14 +54,14 @@ def epsilon_lower_bound(
 
 
 def make_canaries(df: pl.DataFrame, m: int, seed: int) -> pl.DataFrame:
-    """m out-of-distribution rows: numbers far outside the observed range, rare category mixes."""
+    """m atypical rows: numbers uniform over the observed range, categories mixed at random."""
     rng = np.random.default_rng(seed)
     cols: dict[str, Any] = {}
     for name, dtype in df.schema.items():
         s = df.get_column(name).drop_nulls()
         if dtype.is_numeric() and dtype != pl.Boolean and len(s):
             lo, hi = float(s.min()), float(s.max())  # type: ignore[arg-type]
-            vals = hi + (hi - lo + 1) * rng.uniform(0.5, 3.0, m)
+            vals = rng.uniform(lo, hi, m)
             cols[name] = pl.Series(name, vals).cast(dtype, strict=False)
         else:
             cats = s.unique().to_list() or [None]

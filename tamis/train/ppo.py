@@ -78,6 +78,14 @@ class _Scorer:
     """Per-token scalar head of a sequence-classification model (reward or value)."""
 
     def __init__(self, model: Any) -> None:
+        if not hasattr(model, "score") or not hasattr(model, model.base_model_prefix):
+            raise TamisError(
+                f"{type(model).__name__} has no `score` head over a decoder backbone, so PPO "
+                "cannot read per-token rewards/values from it",
+                field="reward_model",
+                fix="train the reward model from a decoder (causal LM) checkpoint, e.g. "
+                "`tamis train rm --model <causal lm>` or --model tiny",
+            )
         self.model = model
         self.backbone = getattr(model, model.base_model_prefix)
 

@@ -195,3 +195,17 @@ def test_mixed_dtypes_compare_without_false_matches() -> None:
 def test_nothing_to_compare_is_an_error_not_a_silent_report() -> None:
     with pytest.raises(StepError, match="shares no column"):
         find_leakage(pl.DataFrame({"a": [1]}), {"test": pl.DataFrame({"b": [1]})})
+
+
+def test_grouped_auc_equals_sklearn_on_rows() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from tamis.curate.target_leakage import _grouped_auc
+
+    rng = np.random.default_rng(3)
+    score = rng.integers(0, 6, 40) / 5.0  # repeated scores: ties across cells too
+    pos = rng.integers(0, 20, 40).astype(float)
+    neg = rng.integers(0, 20, 40).astype(float)
+    y = np.concatenate([np.ones(int(pos.sum())), np.zeros(int(neg.sum()))])
+    s = np.concatenate([np.repeat(score, pos.astype(int)), np.repeat(score, neg.astype(int))])
+    assert abs(_grouped_auc(score, pos, neg) - roc_auc_score(y, s)) < 1e-12

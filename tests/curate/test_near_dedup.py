@@ -145,7 +145,7 @@ def test_ascii_fast_path_hashes_like_the_regex_path() -> None:
 
 
 def test_span_hashes_short_and_long_paths_agree() -> None:
-    from tamis.curate._text import tiled_span_hashes
+    from tamis.curate._hashing import tiled_span_hashes
 
     rng = np.random.default_rng(0)
     data = rng.integers(97, 123, 5000).astype(np.uint8)
@@ -158,15 +158,19 @@ def test_span_hashes_short_and_long_paths_agree() -> None:
     assert again[0] == fast[1]
 
 
-def test_exact_jaccard_matches_python_sets() -> None:
+@pytest.mark.parametrize("collide", [False, True])
+def test_exact_jaccard_matches_python_sets(collide: bool) -> None:
     from tamis.curate._text import Shingles
     from tamis.curate.minhash import exact_jaccard
 
     rng = np.random.default_rng(1)
-    sets = [np.unique(rng.integers(0, 60, rng.integers(0, 30)).astype(np.uint64)) for _ in range(80)]
+    sets = [
+        np.unique(rng.integers(0, 60, rng.integers(0, 30)).astype(np.uint64)) for _ in range(80)
+    ]
     # spread the small ids over the top bits too, and make two hashes share their top bits
     sets = [np.sort(splitmix(s)) for s in sets]
-    sets[0] = np.array([1, 2, 3], dtype=np.uint64)  # same top bits within one document
+    if collide:  # same top bits within one document: the dense-id path
+        sets[0] = np.array([1, 2, 3], dtype=np.uint64)
     sh = Shingles(
         offsets=np.concatenate([[0], np.cumsum([s.size for s in sets])]).astype(np.int64),
         hashes=np.concatenate(sets),
@@ -181,6 +185,16 @@ def test_exact_jaccard_matches_python_sets() -> None:
 
 
 def splitmix(x: np.ndarray) -> np.ndarray:
-    from tamis.curate._text import splitmix64
+    from tamis.curate._hashing import splitmix64
 
     return splitmix64(x)
+
+
+def test_signatures_do_not_depend_on_threads(sms: pl.DataFrame) -> None:
+    from tamis.curate._text import shingle
+    from tamis.curate.minhash import minhash_signatures
+
+    sh = shingle(sms["SMS"].head(2000), ngram=3)
+    one = minhash_signatures(sh, 64, seed=5, chunk=512, threads=1)
+    two = minhash_signatures(sh, 64, seed=5, chunk=512, threads=3)
+    assert (one == two).all() and (one != minhash_signatures(sh, 64, seed=6, chunk=512)).any()

@@ -63,10 +63,10 @@ def _files(tmp_path: Path, adult_tr: pl.DataFrame, adult_te: pl.DataFrame) -> di
         "indep": tmp_path / "indep.parquet",
         "hold": tmp_path / "hold.parquet",
     }
-    adult_tr.head(2000).write_parquet(paths["real"])
-    adult_tr.head(2000).write_parquet(paths["copy"])
-    adult_tr[2000:4000].write_parquet(paths["indep"])
-    adult_tr[4000:6000].write_parquet(paths["hold"])
+    adult_tr.head(1500).write_parquet(paths["real"])
+    adult_tr.head(1500).write_parquet(paths["copy"])
+    adult_tr[1500:3000].write_parquet(paths["indep"])
+    adult_tr[3000:4500].write_parquet(paths["hold"])
     policy = {
         "audit": {**FAST, "quasi_identifiers": ["age", "sex", "race"], "sensitive": ["income"]},
         "thresholds": {
@@ -194,7 +194,7 @@ def test_privacy_audit_step_in_a_pipeline(
     store = Store(tmp_path / "st")
     build(parse_pipeline(spec, base_dir=str(tmp_path)), store)
     ok = store.manifest("rel/audit_ok")
-    assert ok["report"]["gate"]["passed"] and ok["rows"] == 2000
+    assert ok["report"]["gate"]["passed"] and ok["rows"] == 1500
     assert set(ok["artifacts"]) == {"audit.html", "audit.json"} and ok["tables"] == ["dcr"]
     # the audited version is the synthetic data, unchanged
     assert store.read("rel/audit_ok").equals(pl.read_parquet(p["indep"]))
@@ -205,3 +205,26 @@ def test_privacy_audit_step_in_a_pipeline(
     }
     with pytest.raises(GateFailed, match="exact_match_rate"):
         build(parse_pipeline(spec, base_dir=str(tmp_path)), store)
+
+
+def test_html_report_shows_a_privacy_ledger(adult_tr: pl.DataFrame) -> None:
+    from tamis.privacy.audit import AuditConfig, run_audit
+    from tamis.privacy.audit.report import build_html
+
+    res = run_audit(
+        adult_tr.head(600),
+        adult_tr[600:1200],
+        adult_tr[1200:1800],
+        AuditConfig(**{**FAST, "n_eval": 100}),
+    )
+    ledger = {
+        "accountant": "prv",
+        "mechanisms": [
+            {"name": "dp_sgd_discriminator", "epsilon_alone": 2.7},
+            {"name": "category_counts", "epsilon_alone": 0.3},
+        ],
+        "total": {"epsilon": 2.98, "delta": 1e-6},
+    }
+    page = build_html(res, gate=None, ledger=ledger)
+    assert "Privacy ledger" in page and "dp_sgd_discriminator" in page and "2.98" in page
+    assert "Privacy ledger" not in build_html(res)

@@ -34,10 +34,10 @@ def test_majority_class_generator_cannot_look_good(make_mixed: Any) -> None:
 
 
 def test_tstr_on_adult_real_vs_real(adult_tr: pl.DataFrame, adult_te: pl.DataFrame) -> None:
-    a, b = adult_tr[:8000], adult_tr[8000:16000]
-    r = tstr(a, b, adult_te.head(5000), "income", n_boot=0)
+    a, b = adult_tr[:5000], adult_tr[5000:10000]
+    r = tstr(a, b, adult_te.head(4000), "income", n_boot=0)
     assert r["tstr"]["minority_class"] == ">50K"
-    assert abs(r["accuracy_gap"]) < 0.02 and r["trtr"]["auc"] > 0.88
+    assert abs(r["accuracy_gap"]) < 0.025 and r["trtr"]["auc"] > 0.88
 
 
 def test_quality_report_scores(make_mixed: Any) -> None:

@@ -37,13 +37,13 @@ def test_neural_steps_run(kind: str, mixed: pl.DataFrame) -> None:
     out = run_step(
         kind,
         {"input": mixed},
-        {"epochs": 2, "batch_size": 100, "rows": 150, "quality": False},
+        {"epochs": 1, "batch_size": 100, "rows": 150, "quality": False},
         seed=0,
     )
     df = out.frames["data"]
     assert df.height == 150 and df.columns == mixed.columns
     assert set(df["grp"].drop_nulls().unique()) <= {"x", "y"}
-    assert out.report["epochs"] == 2
+    assert out.report["epochs"] == 1
 
 
 def test_metadata_overrides_pii_and_primary_key(mixed: pl.DataFrame) -> None:

@@ -15,12 +15,13 @@ KL_BOUND = 10.0  # nats per response: the KL penalty must keep the policy this c
 
 def test_ppo_raises_reward_with_bounded_kl(rm_run: dict, tone_train, tmp_path: Path) -> None:
     cfg = PPORunConfig(
-        total_episodes=384, rollout_batch_size=32, response_length=16, learning_rate=1e-3
+        total_episodes=384, rollout_batch_size=32, response_length=16, learning_rate=2e-3
     )
     s = train_ppo(tone_train, "tiny", rm_run["model_dir"], tmp_path / "ppo", cfg)
     hist = s["history"]
     assert len(hist) == 12
-    assert s["score_last"] > s["score_first"] + 0.2, [round(h["score"], 3) for h in hist]
+    # measured here: 0.51 -> 1.58 (first vs last quarter of updates), kl_max 6.1, win rate 0.92
+    assert s["score_last"] > s["score_first"] + 0.5, [round(h["score"], 3) for h in hist]
     assert s["kl_max"] < KL_BOUND
     assert s["win_rate"]["value"] > 0.5 and s["win_rate"]["n"] > 0
     assert all(0.0 <= h["eos_rate"] <= 1.0 for h in hist)

@@ -70,10 +70,20 @@ def limit_threads(threads: int) -> Any:
     return stack
 
 
-def execute_cell(payload: dict[str, Any]) -> dict[str, Any]:
-    """Run one cell described by a JSON-able payload; returns (and stores) its result."""
+def execute_cell(payload: dict[str, Any], limit: bool = True) -> dict[str, Any]:
+    """Run one cell described by a JSON-able payload; returns (and stores) its result.
+
+    `limit=False` when the caller already holds `limit_threads` (a sequential loop) or the
+    process was started by `init_worker` (its thread caps are in the environment).
+    """
+    if not limit:
+        return _execute_cell(payload)
     with limit_threads(int(payload.get("threads") or 1)):
         return _execute_cell(payload)
+
+
+def execute_cell_in_worker(payload: dict[str, Any]) -> dict[str, Any]:
+    return execute_cell(payload, limit=False)
 
 
 def _execute_cell(payload: dict[str, Any]) -> dict[str, Any]:

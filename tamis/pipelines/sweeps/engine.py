@@ -18,7 +18,13 @@ from typing import Any
 from tamis.errors import SpecError, TamisError
 from tamis.pipelines.hashing import hash_json
 from tamis.pipelines.store import Store, now
-from tamis.pipelines.sweeps.cell import execute_cell, init_worker, load_cell
+from tamis.pipelines.sweeps.cell import (
+    execute_cell,
+    execute_cell_in_worker,
+    init_worker,
+    limit_threads,
+    load_cell,
+)
 from tamis.pipelines.sweeps.recipes import Recipe, get_recipe, validate_recipe_params
 from tamis.pipelines.sweeps.spec import SweepSpec, VersionSpec
 
@@ -93,7 +99,7 @@ def pipeline_spec(spec: SweepSpec, store: Store) -> Any:
     for name, ds in spec.datasets.items():
         if name not in sources:
             path = materialize(ds.loader, ds.options, store.runs_dir / "sweep-data")
-            sources[name] = {"path": str(path), "format": "parquet"}
+            sources[name] = {"path": str(path.resolve()), "format": "parquet"}
     data["sources"] = sources
     return parse_pipeline(data, file=file, base_dir=base_dir)
 
@@ -245,7 +251,7 @@ def plan_sweep(
                     "params": params,
                     "data_id": vid,
                     "test_id": test_id,
-                    "store": str(store.root),
+                    "store": str(store.root.resolve()),
                     "threads": threads,
                 }
             )
@@ -312,18 +318,20 @@ def run_cells(
     unique = list({c["key"]: c for c in todo}.values())
     failures: list[tuple[dict[str, Any], Exception]] = []
     if pool is None or jobs <= 1 or len(unique) <= 1:
-        for cell in unique:
-            try:
-                res = execute_cell(cell)
-            except Exception as exc:  # keep going: every finished cell is kept for the rerun
-                failures.append((cell, exc))
-                continue
-            results[cell["key"]] = res
-            if on_done:
-                on_done(res, cached=False)
+        threads = int(unique[0].get("threads") or 1) if unique else 1
+        with limit_threads(threads):
+            for cell in unique:
+                try:
+                    res = execute_cell(cell, limit=False)
+                except Exception as exc:  # keep going: every finished cell is kept for the rerun
+                    failures.append((cell, exc))
+                    continue
+                results[cell["key"]] = res
+                if on_done:
+                    on_done(res, cached=False)
     else:
         futs: dict[Future[dict[str, Any]], dict[str, Any]] = {
-            pool.submit(execute_cell, c): c for c in unique
+            pool.submit(execute_cell_in_worker, c): c for c in unique
         }
         try:
             for fut in as_completed(futs):

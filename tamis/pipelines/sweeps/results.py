@@ -108,7 +108,7 @@ def run_sweep(
 
         def on_done(res: dict[str, Any], cached: bool) -> None:
             if tracker is not None:
-                tracker.cell(res, cached, {})
+                tracker.cell(res, cached)
             if bar is not None:
                 state = "cached" if cached else f"{res['seconds']:.1f}s"
                 bar.update(

@@ -92,9 +92,23 @@ def _check(frame: pl.DataFrame, name: str) -> None:
 
 
 def exact_matches(train: pl.DataFrame, other: pl.DataFrame) -> float:
-    """Share of `other` rows equal (all columns, nulls equal) to some `train` row."""
-    t = train.select(pl.all().cast(pl.Utf8)).unique()
-    o = other.select(pl.all().cast(pl.Utf8))
+    """Share of `other` rows equal (all columns, nulls equal) to some `train` row.
+
+    Numbers are compared as floats (an Int64 40 equals a Float64 40.0), everything else as text.
+    """
+
+    def canon(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.select(
+            [
+                pl.col(c).cast(pl.Float64, strict=False).cast(pl.Utf8)
+                if (t.is_numeric() or t == pl.Boolean) and other.schema[c].is_numeric()
+                else pl.col(c).cast(pl.Utf8)
+                for c, t in train.schema.items()
+            ]
+        )
+
+    t = canon(train).unique()
+    o = canon(other)
     hit = o.join(t, on=o.columns, how="semi", nulls_equal=True)
     return float(hit.height / max(o.height, 1))
 
@@ -148,7 +162,22 @@ def run_audit(
     cols = cfg.columns or real.columns
     for name, frame in (("real", real), ("synthetic", synthetic), ("holdout", holdout)):
         _check(frame, name)
+    unknown = [c for c in cols if c not in real.columns]
+    if unknown:
+        raise StepError(
+            "column to audit is not in the real data",
+            column=unknown[0],
+            field="columns",
+            fix=f"columns: {', '.join(real.columns)}",
+        )
     real = real.select(cols)
+    for name, dtype in real.schema.items():
+        if isinstance(dtype, (pl.List, pl.Struct, pl.Array, pl.Object, pl.Binary)):
+            raise StepError(
+                f"unsupported column type {dtype} for a privacy audit",
+                column=name,
+                fix="flatten, cast to string, or leave the column out with `columns:`",
+            )
     synthetic = align(real, synthetic, "synthetic")
     holdout = align(real, holdout, "holdout")
     rng = np.random.default_rng(seed)

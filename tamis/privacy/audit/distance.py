@@ -23,7 +23,7 @@ def knn(
     query: np.ndarray,
     ref: np.ndarray,
     k: int = 1,
-    block_bytes: int = 256 * 1024 * 1024,
+    block_bytes: int = 128 * 1024 * 1024,
     progress: Callable[..., None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(distances, indices) of the `k` nearest ref rows of each query row, nearest first.
@@ -74,7 +74,7 @@ def knn_distances(
     query: np.ndarray,
     ref: np.ndarray,
     k: int = 1,
-    block_bytes: int = 256 * 1024 * 1024,
+    block_bytes: int = 128 * 1024 * 1024,
     progress: Callable[..., None] | None = None,
 ) -> np.ndarray:
     """Euclidean distances from each query row to its `k` nearest ref rows, sorted ascending."""

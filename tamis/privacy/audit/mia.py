@@ -77,10 +77,13 @@ def shadow_attack(
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
+    if pool.height < 200:
+        return {"skipped": f"the attacker's reference pool has {pool.height} rows (< 200)"}
     rng = np.random.default_rng(seed)
     size = pool.height // 2
     ratio = len(synthetic) / max(n_train, 1)
     feats, labels = [], []
+    x_pool = encoder.transform(pool)
     for i in range(count):
         if progress is not None:
             progress(f"shadow synthesizer {i + 1}/{count}", completed=i, total=count)
@@ -91,10 +94,10 @@ def shadow_attack(
         shadow_syn = encoder.transform(
             synthesize(shadow_train, n_syn, seed + 1000 + i).select(encoder.columns)
         )
-        x_pool = encoder.transform(pool)
         # the shadow's reference is the out-of-shadow half, as the target's is the holdout half
         ref = x_pool[outside]
-        n_lab = min(len(inside), len(outside), 2000)
+        # label at most half the out-of-shadow rows, so the rest stays their reference data
+        n_lab = min(len(inside), len(outside) // 2, 2000)
         pick_in = rng.choice(inside, n_lab, replace=False)
         out_idx = rng.choice(len(outside), n_lab, replace=False)
         ref_for_out = np.delete(ref, out_idx, axis=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from tamis.cli import app
@@ -42,7 +43,9 @@ def test_rerun_trains_nothing_and_returns_the_same_table(label_noise_runs: dict[
     assert [c["key"] for c in second["cells"]] == [c["key"] for c in first["cells"]]
 
 
-def test_results_are_in_the_store_catalog_and_mlflow(label_noise_runs: dict[str, Any]) -> None:
+def test_results_are_in_the_store_catalog_and_mlflow(
+    label_noise_runs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     store, result = label_noise_runs["store"], label_noise_runs["first"]
     runs = store.catalog.query("SELECT kind, count(*) AS n FROM runs GROUP BY kind")
     kinds = {r["kind"]: r["n"] for r in runs}
@@ -62,6 +65,7 @@ def test_results_are_in_the_store_catalog_and_mlflow(label_noise_runs: dict[str,
     assert track["error"] is None and track["parent_run_id"]
     from mlflow.tracking import MlflowClient
 
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # reading the embedded file store
     client = MlflowClient(tracking_uri=track["uri"])
     exp = client.get_experiment_by_name("tamis-sweep-label_noise")
     children = client.search_runs(
