@@ -11,19 +11,17 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from tamis.errors import SpecError, StepError, TamisError
+from tamis.pipelines.dag import topological, validate_params, with_ancestors
 from tamis.pipelines.hashing import hash_json
+from tamis.pipelines.progress import BuildProgress
 from tamis.pipelines.registry import get_step_type
 from tamis.pipelines.sources import READER_VERSION, read_source, source_fingerprint
 from tamis.pipelines.spec import PipelineSpec, load_pipeline
@@ -69,96 +67,6 @@ class BuildResult:
         }
 
 
-def validate_params(
-    step_type: type[Step], raw: dict[str, Any], *, file: str, step: str
-) -> StepParams:
-    try:
-        return step_type.Params.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field_name = ".".join(str(x) for x in err.get("loc", ())) or "params"
-        valid = ", ".join(step_type.Params.model_fields) or "(none)"
-        fix = f"valid params of '{step_type.name}': {valid}"
-        if err.get("type") == "literal_error":
-            fix = f"{err['msg']}"
-        raise SpecError(
-            err["msg"], file=file, step=step, field=f"params.{field_name}", fix=fix
-        ) from None
-
-
-def _topological(spec: PipelineSpec) -> list[str]:
-    deps: dict[str, set[str]] = {}
-    for name, step in spec.steps.items():
-        refs: set[str] = set()
-        for value in step.named_inputs().values():
-            for ref in [value] if isinstance(value, str) else value:
-                if ref.startswith("@"):
-                    continue
-                base = ref.split(".", 1)[0] if ref not in spec.sources else ref
-                if base in spec.sources:
-                    continue
-                if base not in spec.steps:
-                    known = ", ".join([*spec.sources, *spec.steps])
-                    raise SpecError(
-                        f"input '{ref}' names no source or step",
-                        file=spec.file,
-                        step=name,
-                        fix=f"known names: {known}",
-                    )
-                refs.add(base)
-        deps[name] = refs
-    order: list[str] = []
-    state: dict[str, int] = {}
-
-    def visit(node: str, path: list[str]) -> None:
-        if state.get(node) == 2:
-            return
-        if state.get(node) == 1:
-            raise SpecError(f"steps form a cycle: {' -> '.join([*path, node])}", file=spec.file)
-        state[node] = 1
-        for dep in sorted(deps[node]):
-            visit(dep, [*path, node])
-        state[node] = 2
-        order.append(node)
-
-    for node in spec.steps:  # YAML order breaks ties, so builds read top to bottom
-        visit(node, [])
-    return order
-
-
-class _Progress:
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.progress: Progress | None = None
-
-    @contextmanager
-    def run(self) -> Iterator[_Progress]:
-        if not self.enabled:
-            yield self
-            return
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.fields[step]:<18}"),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        with self.progress:
-            yield self
-
-    def start(self, step: str, what: str) -> Any:
-        if self.progress is None:
-            return None
-        return self.progress.add_task(what, step=step, total=None)
-
-    def update(self, task: Any, what: str, done: bool = False) -> None:
-        if self.progress is not None and task is not None:
-            self.progress.update(
-                task, description=what, total=1 if done else None, completed=1 if done else 0
-            )
-
-
 def build(
     spec_or_path: PipelineSpec | str | Path,
     store: Store | None = None,
@@ -170,7 +78,7 @@ def build(
     """Build a pipeline into the store; returns the versions it made or found in the cache."""
     spec = spec_or_path if isinstance(spec_or_path, PipelineSpec) else load_pipeline(spec_or_path)
     store = store or Store()
-    order = _topological(spec)
+    order = topological(spec)
     forced: set[str] = set(order) if force is True else set(force or [])
     for name in [*forced, *(targets or [])]:
         if name not in spec.steps:
@@ -178,12 +86,12 @@ def build(
                 f"no step named '{name}'", file=spec.file, fix=f"steps: {', '.join(spec.steps)}"
             )
     if targets:
-        order = _with_ancestors(spec, order, set(targets))
+        order = with_ancestors(spec, order, set(targets))
     result = BuildResult(pipeline=spec.name, run_id=uuid.uuid4().hex[:16])
     started = time.perf_counter()
     run_info = {"id": result.run_id, "kind": "build", "name": spec.name, "started_at": now()}
     ids: dict[str, str] = {}
-    display = _Progress(progress)
+    display = BuildProgress(progress)
     pending = _Pending(store)
     try:
         with display.run():
@@ -233,16 +141,6 @@ class _Pending:
             con.execute("COMMIT")
         self.manifests.clear()
         self.refs.clear()
-
-
-def _with_ancestors(spec: PipelineSpec, order: list[str], wanted: set[str]) -> list[str]:
-    keep = set(wanted)
-    for name in reversed(order):
-        if name in keep:
-            for value in spec.steps[name].named_inputs().values():
-                for ref in [value] if isinstance(value, str) else value:
-                    keep.add(ref.split(".", 1)[0])
-    return [n for n in order if n in keep]
 
 
 def _import_source(
@@ -313,7 +211,7 @@ def _run_step(
     store: Store,
     ids: dict[str, str],
     forced: bool,
-    display: _Progress,
+    display: BuildProgress,
     result: BuildResult,
     pending: _Pending,
 ) -> StepRecord:
