@@ -12,40 +12,19 @@ TAMIS_SHARED_DATASETS); prints one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
-import os
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
-SHARED = Path(
-    os.environ.get(
-        "TAMIS_SHARED_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"
-    )
-)
-
-
-def _rss_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field):
-                return int(line.split()[1])
-    return 0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Timer, emit, load_adult, peak_mb_above, rss_kb, versus  # noqa: E402
 
 
 def load(name: str) -> Any:
     import polars as pl
 
-    df = pl.read_csv(SHARED / "adult" / name, infer_schema_length=10000)
-    df = df.rename({c: c.strip() for c in df.columns})
-    strs = [c for c, t in df.schema.items() if t == pl.String]
-    df = df.with_columns([pl.col(c).str.strip_chars() for c in strs]).with_columns(
-        [pl.when(pl.col(c) == "?").then(None).otherwise(pl.col(c)).alias(c) for c in strs]
-    )
-    num = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
-    df = df.with_columns([pl.col(c).cast(pl.Int64) for c in num])
-    return df.filter(pl.col("income").is_not_null())
+    return load_adult(name).filter(pl.col("income").is_not_null())
 
 
 def _run(method: str, epochs: int, rows: int | None, threads: int, q: Any) -> None:
@@ -58,39 +37,34 @@ def _run(method: str, epochs: int, rows: int | None, threads: int, q: Any) -> No
     df = load("adult.data")
     if rows:
         df = df.head(rows)
-    base = _rss_kb("VmRSS")
-    c0 = time.process_time()
-    t0 = time.perf_counter()
+    base = rss_kb("VmRSS")
+    with Timer() as fit:
+        if method == "sdv":
+            import warnings
+
+            from sdv.metadata import Metadata
+            from sdv.single_table import CTGANSynthesizer
+
+            from tamis.privacy.synth import seed_everything
+
+            pdf = df.to_pandas()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                meta = Metadata.detect_from_dataframes({"t": pdf})
+                seed_everything(0)
+                model = CTGANSynthesizer(meta, epochs=epochs, batch_size=500, enable_gpu=False)
+                model.fit({"t": pdf})
+        else:
+            model, info = fit_synthesizer(df, SynthConfig(kind="ctgan", epochs=epochs, seed=0))
+    timing = {
+        "method": method,
+        "fit_seconds": fit.seconds,
+        "fit_cpu_seconds": fit.cpu_seconds,
+        "peak_rss_mb": peak_mb_above(base),
+    }
     if method == "sdv":
-        import warnings
-
-        from sdv.metadata import Metadata
-        from sdv.single_table import CTGANSynthesizer
-
-        from tamis.privacy.synth import seed_everything
-
-        pdf = df.to_pandas()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            meta = Metadata.detect_from_dataframes({"t": pdf})
-            seed_everything(0)
-            model = CTGANSynthesizer(meta, epochs=epochs, batch_size=500, enable_gpu=False)
-            model.fit({"t": pdf})
-        fit_s = time.perf_counter() - t0
-        cpu_s = time.process_time() - c0
-        q.put(
-            {
-                "method": method,
-                "fit_seconds": fit_s,
-                "fit_cpu_seconds": cpu_s,
-                "peak_rss_mb": (_rss_kb("VmHWM") - base) / 1024,
-            }
-        )
+        q.put(timing)
         return
-    model, info = fit_synthesizer(df, SynthConfig(kind="ctgan", epochs=epochs, seed=0))
-    fit_s = time.perf_counter() - t0
-    cpu_s = time.process_time() - c0
-    peak = (_rss_kb("VmHWM") - base) / 1024
     syn = sample_synthetic(model, df.height, 0, info)
     from tamis.privacy.quality import quality_report, tstr
 
@@ -99,10 +73,7 @@ def _run(method: str, epochs: int, rows: int | None, threads: int, q: Any) -> No
     ml = tstr(syn, df, test, "income", n_boot=200)
     q.put(
         {
-            "method": method,
-            "fit_seconds": fit_s,
-            "fit_cpu_seconds": cpu_s,
-            "peak_rss_mb": peak,
+            **timing,
             "quality_score": qr["score"],
             "column_shapes": qr["column_shapes"],
             "column_pair_trends": qr["column_pair_trends"],
@@ -143,31 +114,26 @@ def main() -> None:
             results[method] = q.get()
             p.join()
     t, s = results["tamis"], results["sdv"]
-    print(
-        json.dumps(
-            {
-                "bench": "ctgan_fit",
-                "data": "adult.data (train) / adult.test (holdout)",
-                "epochs": args.epochs,
-                "baseline": "sdv.single_table.CTGANSynthesizer.fit (direct)",
-                "baseline_seconds": round(s["fit_seconds"], 2),
-                "tamis_seconds": round(t["fit_seconds"], 2),
-                "ratio": round(t["fit_seconds"] / s["fit_seconds"], 3),
-                "baseline_cpu_seconds": round(s["fit_cpu_seconds"], 2),
-                "tamis_cpu_seconds": round(t["fit_cpu_seconds"], 2),
-                "cpu_ratio": round(t["fit_cpu_seconds"] / s["fit_cpu_seconds"], 3),
-                "baseline_peak_rss_mb": round(s["peak_rss_mb"], 1),
-                "tamis_peak_rss_mb": round(t["peak_rss_mb"], 1),
-                "quality_score": round(t["quality_score"], 4),
-                "column_shapes": round(t["column_shapes"], 4),
-                "column_pair_trends": round(t["column_pair_trends"], 4),
-                "tstr": t["tstr"],
-                "trtr": t["trtr"],
-                "accuracy_gap_points": round(t["accuracy_gap_points"], 2),
-                "mode": "parallel, 1 thread each" if args.parallel else "sequential, 2 threads",
-                "note": "shared 2-core machine: wall times are noisy; cpu_ratio is steadier",
-            }
-        )
+    emit(
+        {
+            "bench": "ctgan_fit",
+            "data": "adult.data (train) / adult.test (holdout)",
+            "epochs": args.epochs,
+            "baseline": "sdv.single_table.CTGANSynthesizer.fit (direct)",
+            **versus("seconds", s["fit_seconds"], t["fit_seconds"], 2),
+            "ratio": round(t["fit_seconds"] / s["fit_seconds"], 3),
+            **versus("cpu_seconds", s["fit_cpu_seconds"], t["fit_cpu_seconds"], 2),
+            "cpu_ratio": round(t["fit_cpu_seconds"] / s["fit_cpu_seconds"], 3),
+            **versus("peak_rss_mb", s["peak_rss_mb"], t["peak_rss_mb"], 1),
+            "quality_score": round(t["quality_score"], 4),
+            "column_shapes": round(t["column_shapes"], 4),
+            "column_pair_trends": round(t["column_pair_trends"], 4),
+            "tstr": t["tstr"],
+            "trtr": t["trtr"],
+            "accuracy_gap_points": round(t["accuracy_gap_points"], 2),
+            "mode": "parallel, 1 thread each" if args.parallel else "sequential, 2 threads",
+            "note": "shared 2-core machine: wall times are noisy; cpu_ratio is steadier",
+        }
     )
 
 

@@ -13,13 +13,16 @@ figure is the largest absolute difference between the two methods' distances.
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit, in_fresh_process, peak_mb_above, rss_kb, versus  # noqa: E402
 
 
 def make_table(n: int, seed: int) -> pl.DataFrame:
@@ -39,14 +42,6 @@ def make_table(n: int, seed: int) -> pl.DataFrame:
     return pl.DataFrame(cols).with_columns(pl.col("debt").fill_nan(None))
 
 
-def _rss_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field):
-                return int(line.split()[1])
-    return 0
-
-
 def _child(method: str, n: int, q: Any) -> None:
     """One method at one size in a fresh process: seconds and peak RSS above the input data."""
     from sklearn.neighbors import NearestNeighbors
@@ -59,7 +54,7 @@ def _child(method: str, n: int, q: Any) -> None:
     enc = Encoder.fit(train)
     x_tr, x_ho, x_sy = enc.transform(train), enc.transform(hold), enc.transform(syn)
     encode_s = time.perf_counter() - t0
-    base = _rss_kb("VmRSS")
+    base = rss_kb("VmRSS")
     t0 = time.perf_counter()
     if method == "sklearn":
         d_tr, _ = NearestNeighbors(n_neighbors=2, algorithm="brute").fit(x_tr).kneighbors(x_sy)
@@ -76,7 +71,7 @@ def _child(method: str, n: int, q: Any) -> None:
     q.put(
         {
             "seconds": seconds,
-            "peak_mb": (_rss_kb("VmHWM") - base) / 1024,
+            "peak_mb": peak_mb_above(base),
             "encode_seconds": encode_s,
             "dims": int(x_tr.shape[1]),
             "share": share,
@@ -85,48 +80,33 @@ def _child(method: str, n: int, q: Any) -> None:
     )
 
 
-def run(method: str, n: int) -> dict[str, Any]:
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(method, n, q))
-    p.start()
-    out: dict[str, Any] = q.get()
-    p.join()
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[10000, 20000, 30000])
     args = ap.parse_args()
     for n in args.sizes:
-        b = run("sklearn", n)
-        t = run("tamis", n)
+        b = in_fresh_process(_child, "sklearn", n, start="fork")
+        t = in_fresh_process(_child, "tamis", n, start="fork")
         err = max(
             float(np.abs(t["arrays"][k] - b["arrays"][k]).max())
             for k in ("dcr_train", "dcr_holdout")
         )
         nndr_err = float(np.abs(t["arrays"]["nndr_train"] - b["arrays"]["nndr_train"]).max())
-        print(
-            json.dumps(
-                {
-                    "bench": "dcr_nndr",
-                    "rows": n,
-                    "dims": t["dims"],
-                    "baseline": "sklearn NearestNeighbors(brute, k=2) x2",
-                    "baseline_seconds": round(b["seconds"], 3),
-                    "tamis_seconds": round(t["seconds"], 3),
-                    "ratio": round(t["seconds"] / b["seconds"], 3),
-                    "baseline_peak_mb": round(b["peak_mb"], 1),
-                    "tamis_peak_mb": round(t["peak_mb"], 1),
-                    "encode_seconds": round(t["encode_seconds"], 3),
-                    "max_abs_dcr_diff": err,
-                    "max_abs_nndr_diff": nndr_err,
-                    "closer_to_train_share": round(t["share"], 4),
-                    "note": "shared 2-core machine: wall times are noisy",
-                }
-            ),
-            flush=True,
+        emit(
+            {
+                "bench": "dcr_nndr",
+                "rows": n,
+                "dims": t["dims"],
+                "baseline": "sklearn NearestNeighbors(brute, k=2) x2",
+                **versus("seconds", b["seconds"], t["seconds"]),
+                "ratio": round(t["seconds"] / b["seconds"], 3),
+                **versus("peak_mb", b["peak_mb"], t["peak_mb"], 1),
+                "encode_seconds": round(t["encode_seconds"], 3),
+                "max_abs_dcr_diff": err,
+                "max_abs_nndr_diff": nndr_err,
+                "closer_to_train_share": round(t["share"], 4),
+                "note": "shared 2-core machine: wall times are noisy",
+            }
         )
 
 

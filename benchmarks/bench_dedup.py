@@ -10,20 +10,14 @@ process above its RSS once the data was built. tamis includes its cluster report
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
-import time
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-
-def _rss_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field):
-                return int(line.split()[1])
-    return 0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Timer, emit, in_fresh_process, peak_mb_above, rss_kb, versus  # noqa: E402
 
 
 def make_table(rows: int, dup_share: float = 0.01, seed: int = 0) -> Any:
@@ -58,45 +52,32 @@ def _run(method: str, rows: int, queue: Any) -> None:
 
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
-    base_rss = _rss_kb("VmRSS:")
-    t0 = time.perf_counter()
-    if method == "duckdb":
-        con = duckdb.connect()
-        con.register("t", table)
-        out_rows = con.sql("SELECT DISTINCT * FROM t").to_arrow_table().num_rows
-        extra: dict[str, Any] = {}
-    elif method == "polars_unique":
-        out_rows = df.unique().height
-        extra = {}
-    elif method == "tamis_lazy":
-        from tamis.curate.dedup import exact_dedup
+    base_rss = rss_kb("VmRSS:")
+    with Timer() as timer:
+        if method == "duckdb":
+            con = duckdb.connect()
+            con.register("t", table)
+            out_rows = con.sql("SELECT DISTINCT * FROM t").to_arrow_table().num_rows
+            extra: dict[str, Any] = {}
+        elif method == "polars_unique":
+            out_rows = df.unique().height
+            extra = {}
+        elif method == "tamis_lazy":
+            from tamis.curate.dedup import exact_dedup
 
-        lazy, report, _ = exact_dedup(df.lazy())
-        assert isinstance(lazy, pl.LazyFrame)
-        out_rows = lazy.collect(engine="streaming").height
-        extra = {"duplicates": report["duplicates"]}
-    else:
-        from tamis.curate.dedup import exact_dedup
+            lazy, report, _ = exact_dedup(df.lazy())
+            assert isinstance(lazy, pl.LazyFrame)
+            out_rows = lazy.collect(engine="streaming").height
+            extra = {"duplicates": report["duplicates"]}
+        else:
+            from tamis.curate.dedup import exact_dedup
 
-        out, report, clusters = exact_dedup(df)
-        assert isinstance(out, pl.DataFrame)
-        out_rows = out.height
-        extra = {"clusters": report["clusters"], "duplicates": report["duplicates"]}
-    seconds = time.perf_counter() - t0
-    peak = _rss_kb("VmHWM:")
-    queue.put(
-        {"seconds": seconds, "rows_out": out_rows, "peak_mb": (peak - base_rss) / 1024, **extra}
-    )
-
-
-def run(method: str, rows: int) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_run, args=(method, rows, queue))
-    proc.start()
-    result: dict[str, Any] = queue.get()
-    proc.join()
-    return result
+            out, report, clusters = exact_dedup(df)
+            assert isinstance(out, pl.DataFrame)
+            out_rows = out.height
+            extra = {"clusters": report["clusters"], "duplicates": report["duplicates"]}
+    peak_mb = peak_mb_above(base_rss)
+    queue.put({"seconds": timer.seconds, "rows_out": out_rows, "peak_mb": peak_mb, **extra})
 
 
 def main() -> None:
@@ -112,33 +93,29 @@ def main() -> None:
     }
     for _ in range(args.repeat):
         for method in results:
-            results[method].append(run(method, args.rows))
+            results[method].append(in_fresh_process(_run, method, args.rows))
     best = {m: min(r, key=lambda x: x["seconds"]) for m, r in results.items()}
     duck, tamis = best["duckdb"], best["tamis"]
-    print(
-        json.dumps(
-            {
-                "bench": "exact_dedup",
-                "rows": args.rows,
-                "columns": 10,
-                "baseline": "duckdb SELECT DISTINCT",
-                "baseline_seconds": round(duck["seconds"], 3),
-                "tamis_seconds": round(tamis["seconds"], 3),
-                "ratio_tamis_over_baseline": round(tamis["seconds"] / duck["seconds"], 3),
-                "polars_unique_seconds": round(best["polars_unique"]["seconds"], 3),
-                "tamis_streaming_seconds": round(best["tamis_lazy"]["seconds"], 3),
-                "tamis_streaming_peak_mb": round(best["tamis_lazy"]["peak_mb"], 1),
-                "baseline_peak_mb": round(duck["peak_mb"], 1),
-                "tamis_peak_mb": round(tamis["peak_mb"], 1),
-                "polars_unique_peak_mb": round(best["polars_unique"]["peak_mb"], 1),
-                "quality_rows_out_equal": duck["rows_out"]
-                == tamis["rows_out"]
-                == best["tamis_lazy"]["rows_out"],
-                "duplicates": tamis["duplicates"],
-                "clusters": tamis["clusters"],
-                "repeat": args.repeat,
-            }
-        )
+    emit(
+        {
+            "bench": "exact_dedup",
+            "rows": args.rows,
+            "columns": 10,
+            "baseline": "duckdb SELECT DISTINCT",
+            **versus("seconds", duck["seconds"], tamis["seconds"]),
+            "ratio_tamis_over_baseline": round(tamis["seconds"] / duck["seconds"], 3),
+            "polars_unique_seconds": round(best["polars_unique"]["seconds"], 3),
+            "tamis_streaming_seconds": round(best["tamis_lazy"]["seconds"], 3),
+            "tamis_streaming_peak_mb": round(best["tamis_lazy"]["peak_mb"], 1),
+            **versus("peak_mb", duck["peak_mb"], tamis["peak_mb"], 1),
+            "polars_unique_peak_mb": round(best["polars_unique"]["peak_mb"], 1),
+            "quality_rows_out_equal": duck["rows_out"]
+            == tamis["rows_out"]
+            == best["tamis_lazy"]["rows_out"],
+            "duplicates": tamis["duplicates"],
+            "clusters": tamis["clusters"],
+            "repeat": args.repeat,
+        }
     )
 
 

@@ -23,11 +23,14 @@ import json
 import resource
 import subprocess
 import sys
-import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Timer, emit  # noqa: E402
 
 
 def make_data(rows: int, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -123,26 +126,22 @@ def child(which: str, rows: int, folds: int, threads: int) -> None:
     df, truth = make_data(rows)
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     fn = run_tamis if which == "tamis" else run_direct
-    with threadpool_limits(limits=threads):
-        t0, c0 = time.perf_counter(), time.process_time()
+    with threadpool_limits(limits=threads), Timer() as timer:
         flags = fn(df, folds)
-        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     m = detection_metrics(flags, truth, n_rows=df.height)
-    print(
-        json.dumps(
-            {
-                "which": which,
-                "rows": rows,
-                "seconds": seconds,
-                "cpu_seconds": cpu,
-                "peak_rss_mb": peak / 1024,
-                "data_rss_mb": base_rss / 1024,
-                "f1": m["f1"],
-                "precision": m["precision"],
-                "recall": m["recall"],
-            }
-        )
+    emit(
+        {
+            "which": which,
+            "rows": rows,
+            "seconds": timer.seconds,
+            "cpu_seconds": timer.cpu_seconds,
+            "peak_rss_mb": peak / 1024,
+            "data_rss_mb": base_rss / 1024,
+            "f1": m["f1"],
+            "precision": m["precision"],
+            "recall": m["recall"],
+        }
     )
 
 
@@ -182,46 +181,40 @@ def main() -> None:
         for which in ("direct", "tamis"):  # interleaved, so machine load hits both alike
             runs[which].append(measure(which, args.rows, args.folds, args.threads))
     best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
-    print(
-        json.dumps(
-            {
-                "benchmark": "label_issues_vs_direct_cleanlab_sklearn",
-                "rows": args.rows,
-                "folds": args.folds,
-                "threads": args.threads,
-                "model": "impute+scale+one-hot + logistic regression",
-                "tamis_seconds": round(best["tamis"]["seconds"], 3),
-                "baseline_seconds": round(best["direct"]["seconds"], 3),
-                "ratio": round(best["tamis"]["seconds"] / best["direct"]["seconds"], 3),
-                "tamis_cpu_seconds": round(min(r["cpu_seconds"] for r in runs["tamis"]), 3),
-                "baseline_cpu_seconds": round(min(r["cpu_seconds"] for r in runs["direct"]), 3),
-                "tamis_peak_rss_mb": round(best["tamis"]["peak_rss_mb"], 1),
-                "baseline_peak_rss_mb": round(best["direct"]["peak_rss_mb"], 1),
-                "tamis_f1": round(best["tamis"]["f1"], 4),
-                "baseline_f1": round(best["direct"]["f1"], 4),
-                "all_seconds": {k: [round(r["seconds"], 3) for r in v] for k, v in runs.items()},
-            }
-        ),
-        flush=True,
+    emit(
+        {
+            "benchmark": "label_issues_vs_direct_cleanlab_sklearn",
+            "rows": args.rows,
+            "folds": args.folds,
+            "threads": args.threads,
+            "model": "impute+scale+one-hot + logistic regression",
+            "tamis_seconds": round(best["tamis"]["seconds"], 3),
+            "baseline_seconds": round(best["direct"]["seconds"], 3),
+            "ratio": round(best["tamis"]["seconds"] / best["direct"]["seconds"], 3),
+            "tamis_cpu_seconds": round(min(r["cpu_seconds"] for r in runs["tamis"]), 3),
+            "baseline_cpu_seconds": round(min(r["cpu_seconds"] for r in runs["direct"]), 3),
+            "tamis_peak_rss_mb": round(best["tamis"]["peak_rss_mb"], 1),
+            "baseline_peak_rss_mb": round(best["direct"]["peak_rss_mb"], 1),
+            "tamis_f1": round(best["tamis"]["f1"], 4),
+            "baseline_f1": round(best["direct"]["f1"], 4),
+            "all_seconds": {k: [round(r["seconds"], 3) for r in v] for k, v in runs.items()},
+        }
     )
     if args.big_rows:
         big = measure("tamis", args.big_rows, args.folds, args.threads)
-        print(
-            json.dumps(
-                {
-                    "benchmark": "label_issues_scale",
-                    "rows": args.big_rows,
-                    "folds": args.folds,
-                    "tamis_seconds": round(big["seconds"], 3),
-                    "cpu_seconds": round(big["cpu_seconds"], 3),
-                    "peak_rss_mb": round(big["peak_rss_mb"], 1),
-                    "rss_before_mb": round(big["data_rss_mb"], 1),
-                    "f1": round(big["f1"], 4),
-                    "precision": round(big["precision"], 4),
-                    "recall": round(big["recall"], 4),
-                }
-            ),
-            flush=True,
+        emit(
+            {
+                "benchmark": "label_issues_scale",
+                "rows": args.big_rows,
+                "folds": args.folds,
+                "tamis_seconds": round(big["seconds"], 3),
+                "cpu_seconds": round(big["cpu_seconds"], 3),
+                "peak_rss_mb": round(big["peak_rss_mb"], 1),
+                "rss_before_mb": round(big["data_rss_mb"], 1),
+                "f1": round(big["f1"], 4),
+                "precision": round(big["precision"], 4),
+                "recall": round(big["recall"], 4),
+            }
         )
 
 

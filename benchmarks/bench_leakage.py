@@ -13,14 +13,18 @@ Arrow data, and every count is compared.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
+import sys
 import time
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Timer, emit  # noqa: E402
 
 NGRAM = 13
 FEATURES = [f"f{i}" for i in range(10)]
@@ -69,22 +73,21 @@ def make(n_train: int, n_eval: int, seed: int = 0) -> tuple[pl.DataFrame, pl.Dat
 def run_tamis(train: pl.DataFrame, ev: pl.DataFrame) -> tuple[float, dict[str, int]]:
     from tamis.curate.leakage import find_leakage
 
-    t0 = time.perf_counter()
-    _, report, _ = find_leakage(
-        train,
-        {"eval": ev},
-        columns=FEATURES,
-        label="label",
-        group="user",
-        time="when",
-        text_column="text",
-        ngram=NGRAM,
-        near_threshold=None,
-        features=FEATURES + ["user"],
-    )
-    seconds = time.perf_counter() - t0
+    with Timer() as timer:
+        _, report, _ = find_leakage(
+            train,
+            {"eval": ev},
+            columns=FEATURES,
+            label="label",
+            group="user",
+            time="when",
+            text_column="text",
+            ngram=NGRAM,
+            near_threshold=None,
+            features=FEATURES + ["user"],
+        )
     r = report["against"]["eval"]
-    return seconds, {
+    return timer.seconds, {
         "exact_input_rows": r["exact"]["input_rows"],
         "exact_eval_rows": r["exact"]["eval_rows"],
         "conflicting_input_rows": r["exact"]["conflicting_labels"]["input_rows"],
@@ -165,27 +168,25 @@ def main() -> None:
         )
         for r in rows
     ]
-    print(
-        json.dumps(
-            {
-                "bench": "leakage",
-                "baseline": "duckdb SQL (same counts)",
-                "checks": [
-                    "exact",
-                    "conflicting_labels",
-                    "group",
-                    "temporal",
-                    f"{NGRAM}-gram",
-                    "target_leakage (tamis only)",
-                ],
-                "sizes": rows,
-                "tamis_time_per_row_relative_to_smallest": growth,
-                "peak_rss_mb_process": round(
-                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
-                ),
-                "all_counts_equal": all(r["counts_equal"] for r in rows),
-            }
-        )
+    emit(
+        {
+            "bench": "leakage",
+            "baseline": "duckdb SQL (same counts)",
+            "checks": [
+                "exact",
+                "conflicting_labels",
+                "group",
+                "temporal",
+                f"{NGRAM}-gram",
+                "target_leakage (tamis only)",
+            ],
+            "sizes": rows,
+            "tamis_time_per_row_relative_to_smallest": growth,
+            "peak_rss_mb_process": round(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+            ),
+            "all_counts_equal": all(r["counts_equal"] for r in rows),
+        }
     )
 
 

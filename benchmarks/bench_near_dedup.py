@@ -13,24 +13,27 @@ exact Jaccard of every pair sharing a shingle (sparse product of the shingle mat
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 import re
+import sys
 import tempfile
-import time
 import unicodedata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-SMS = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "datasets"
-    / "sms_spam"
-    / "SMSSpamCollection.tsv"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    SHARED_DATASETS,
+    Timer,
+    emit,
+    in_fresh_process,
+    peak_mb_above,
+    rss_kb,
+    versus,
 )
+
+SMS = SHARED_DATASETS / "sms_spam" / "SMSSpamCollection.tsv"
 NGRAM, NUM_PERM, THRESHOLD = 5, 128, 0.8
 TOKEN = re.compile(r"[^\W_]+")
 
@@ -95,14 +98,6 @@ def ground_truth(docs: list[str]) -> set[tuple[int, int]]:
     return truth
 
 
-def _rss_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field):
-                return int(line.split()[1])
-    return 0
-
-
 def _run(method: str, path: str, queue: Any) -> None:
     import polars as pl
 
@@ -111,43 +106,32 @@ def _run(method: str, path: str, queue: Any) -> None:
 
     from tamis.curate.near_dedup import expand_pairs, text_pairs
 
-    base = _rss_kb("VmRSS:")
-    t0 = time.perf_counter()
+    base = rss_kb("VmRSS:")
     if method == "tamis":
-        tp = text_pairs(texts, ngram=NGRAM, num_perm=NUM_PERM, threshold=THRESHOLD, seed=0)
-        pairs = expand_pairs(tp)  # every pair, as datasketch's output: timed too
-        seconds = time.perf_counter() - t0
+        with Timer() as timer:
+            tp = text_pairs(texts, ngram=NGRAM, num_perm=NUM_PERM, threshold=THRESHOLD, seed=0)
+            pairs = expand_pairs(tp)  # every pair, as datasketch's output: timed too
         found = {(int(a), int(b)) for a, b in pairs}
         info = {
             k: tp.info[k] for k in ("bands", "rows_per_band", "candidate_pairs", "verified_pairs")
         }
     else:
-        lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
-        sigs = []
-        for i, text in enumerate(texts.to_list()):
-            m = MinHash(num_perm=NUM_PERM, seed=1)
-            m.update_batch([g.encode("utf8") for g in py_shingles(text)])
-            lsh.insert(i, m)
-            sigs.append(m)
-        found = set()
-        for i, m in enumerate(sigs):
-            for j in lsh.query(m):
-                if j != i:
-                    found.add((min(i, j), max(i, j)))
-        seconds = time.perf_counter() - t0
+        with Timer() as timer:
+            lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
+            sigs = []
+            for i, text in enumerate(texts.to_list()):
+                m = MinHash(num_perm=NUM_PERM, seed=1)
+                m.update_batch([g.encode("utf8") for g in py_shingles(text)])
+                lsh.insert(i, m)
+                sigs.append(m)
+            found = set()
+            for i, m in enumerate(sigs):
+                for j in lsh.query(m):
+                    if j != i:
+                        found.add((min(i, j), max(i, j)))
         info = {"bands": lsh.b, "rows_per_band": lsh.r}
-    peak = _rss_kb("VmHWM:")
-    queue.put({"seconds": seconds, "found": sorted(found), "peak_mb": (peak - base) / 1024, **info})
-
-
-def run(method: str, path: str) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_run, args=(method, path, queue))
-    proc.start()
-    result: dict[str, Any] = queue.get()
-    proc.join()
-    return result
+    peak_mb = peak_mb_above(base)
+    queue.put({"seconds": timer.seconds, "found": sorted(found), "peak_mb": peak_mb, **info})
 
 
 def main() -> None:
@@ -160,8 +144,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "corpus.parquet")
         pl.DataFrame({"text": docs}).write_parquet(path)
-        tamis = run("tamis", path)
-        base = run("datasketch", path)
+        tamis = in_fresh_process(_run, "tamis", path)
+        base = in_fresh_process(_run, "datasketch", path)
     truth = ground_truth(docs)
 
     def quality(found: list[tuple[int, int]]) -> tuple[float, float]:
@@ -171,32 +155,29 @@ def main() -> None:
 
     t_rec, t_prec = quality(tamis["found"])
     b_rec, b_prec = quality(base["found"])
-    print(
-        json.dumps(
-            {
-                "bench": "near_dedup_text",
-                "docs": args.docs,
-                "ngram_words": NGRAM,
-                "num_perm": NUM_PERM,
-                "threshold": THRESHOLD,
-                "true_pairs": len(truth),
-                "baseline": "datasketch MinHash + MinHashLSH",
-                "baseline_seconds": round(base["seconds"], 3),
-                "tamis_seconds": round(tamis["seconds"], 3),
-                "speedup": round(base["seconds"] / tamis["seconds"], 2),
-                "tamis_docs_per_s": round(args.docs / tamis["seconds"]),
-                "baseline_docs_per_s": round(args.docs / base["seconds"]),
-                "tamis_recall": round(t_rec, 4),
-                "tamis_precision": round(t_prec, 4),
-                "baseline_recall": round(b_rec, 4),
-                "baseline_precision": round(b_prec, 4),
-                "tamis_peak_mb": round(tamis["peak_mb"], 1),
-                "baseline_peak_mb": round(base["peak_mb"], 1),
-                "tamis_bands_rows": [tamis["bands"], tamis["rows_per_band"]],
-                "baseline_bands_rows": [base["bands"], base["rows_per_band"]],
-                "tamis_candidate_pairs": tamis["candidate_pairs"],
-            }
-        )
+    emit(
+        {
+            "bench": "near_dedup_text",
+            "docs": args.docs,
+            "ngram_words": NGRAM,
+            "num_perm": NUM_PERM,
+            "threshold": THRESHOLD,
+            "true_pairs": len(truth),
+            "baseline": "datasketch MinHash + MinHashLSH",
+            **versus("seconds", base["seconds"], tamis["seconds"]),
+            "speedup": round(base["seconds"] / tamis["seconds"], 2),
+            "tamis_docs_per_s": round(args.docs / tamis["seconds"]),
+            "baseline_docs_per_s": round(args.docs / base["seconds"]),
+            "tamis_recall": round(t_rec, 4),
+            "tamis_precision": round(t_prec, 4),
+            "baseline_recall": round(b_rec, 4),
+            "baseline_precision": round(b_prec, 4),
+            "tamis_peak_mb": round(tamis["peak_mb"], 1),
+            "baseline_peak_mb": round(base["peak_mb"], 1),
+            "tamis_bands_rows": [tamis["bands"], tamis["rows_per_band"]],
+            "baseline_bands_rows": [base["bands"], base["rows_per_band"]],
+            "tamis_candidate_pairs": tamis["candidate_pairs"],
+        }
     )
 
 

@@ -17,11 +17,13 @@ is the process's peak RSS above its RSS once the data was built.
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 import random
-import time
+import sys
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Timer, emit, in_fresh_process, peak_mb_above, rss_kb, versus  # noqa: E402
 
 H, A = "\n\nHuman: ", "\n\nAssistant: "
 
@@ -51,20 +53,6 @@ def make_rows(n: int, seed: int = 0) -> tuple[list[str], list[str], list[int]]:
     return chosen, rejected, cut
 
 
-def _rss_kb() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1])
-    return 0
-
-
-def _peak_kb() -> int:
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-
-
 def _run(method: str, rows: int, out: Any) -> None:
     import polars as pl
     from datasets import Dataset, disable_progress_bars
@@ -73,58 +61,45 @@ def _run(method: str, rows: int, out: Any) -> None:
     from tamis.curate.preferences import pairs_from_transcripts
 
     chosen, rejected, cut = make_rows(rows)  # libraries and data loaded before the baseline RSS
-    base_rss = _rss_kb()
+    base_rss = rss_kb("VmRSS")
     if method == "tamis":
-        t = time.perf_counter()
-        res = pairs_from_transcripts(pl.DataFrame({"chosen": chosen, "rejected": rejected}))
-        seconds = time.perf_counter() - t
+        with Timer() as timer:
+            res = pairs_from_transcripts(pl.DataFrame({"chosen": chosen, "rejected": rejected}))
         lens = dict(zip(res.pairs["source_row"].to_list(), res.pairs["prompt"].str.len_chars().to_list(), strict=True))  # fmt: skip
         got = [lens.get(i, -1) for i in range(rows)]
     else:
         disable_progress_bars()
-        t = time.perf_counter()
-        ds = Dataset.from_dict({"chosen": chosen, "rejected": rejected}).map(extract_prompt)
-        seconds = time.perf_counter() - t
+        with Timer() as timer:
+            ds = Dataset.from_dict({"chosen": chosen, "rejected": rejected}).map(extract_prompt)
         got = [len(p) for p in ds["prompt"]]
     malformed = sum(c == -1 for c in cut)
     correct = sum(g == c for g, c in zip(got, cut, strict=True) if c != -1)
     passed_bad = sum(g != -1 for g, c in zip(got, cut, strict=True) if c == -1)
     out.put({
-        "method": method, "seconds": seconds,
+        "method": method, "seconds": timer.seconds,
         "correct_split_share": correct / (rows - malformed),
         "malformed_passed_on": passed_bad, "malformed": malformed,
-        "peak_mb_above_data": max(0, _peak_kb() - base_rss) / 1024,
+        "peak_mb_above_data": max(0.0, peak_mb_above(base_rss)),
     })  # fmt: skip
-
-
-def measure(method: str, rows: int) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_run, args=(method, rows, q))
-    p.start()
-    result = q.get()
-    p.join()
-    return dict(result)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=160_800)
     rows = ap.parse_args().rows
-    base, ours = measure("trl_extract_prompt", rows), measure("tamis", rows)
-    print(json.dumps({
+    base = in_fresh_process(_run, "trl_extract_prompt", rows)
+    ours = in_fresh_process(_run, "tamis", rows)
+    emit({
         "bench": "preference_transcripts", "rows": rows,
         "baseline": "trl.data_utils.extract_prompt via datasets.map",
-        "baseline_seconds": round(base["seconds"], 3), "tamis_seconds": round(ours["seconds"], 3),
+        **versus("seconds", base["seconds"], ours["seconds"]),
         "ratio_baseline_over_tamis": round(base["seconds"] / ours["seconds"], 3),
-        "baseline_peak_mb": round(base["peak_mb_above_data"], 1),
-        "tamis_peak_mb": round(ours["peak_mb_above_data"], 1),
-        "baseline_correct_split_share": round(base["correct_split_share"], 4),
-        "tamis_correct_split_share": round(ours["correct_split_share"], 4),
+        **versus("peak_mb", base["peak_mb_above_data"], ours["peak_mb_above_data"], 1),
+        **versus("correct_split_share", base["correct_split_share"], ours["correct_split_share"], 4),
         "malformed": ours["malformed"],
         "baseline_malformed_passed_on": base["malformed_passed_on"],
         "tamis_malformed_passed_on": ours["malformed_passed_on"],
-    }))  # fmt: skip
+    })  # fmt: skip
 
 
 if __name__ == "__main__":

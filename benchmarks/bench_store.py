@@ -7,7 +7,6 @@ interpreter start. Prints one JSON line. Usage: python benchmarks/bench_store.py
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import shutil
 import subprocess
@@ -21,6 +20,9 @@ import polars as pl
 import yaml
 
 from tamis.pipelines.store import Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit  # noqa: E402
 
 
 def make_frame(rows: int, seed: int = 0) -> pl.DataFrame:
@@ -139,7 +141,7 @@ def main() -> None:
             **{k: round(v, 3) for k, v in noop.items()},
             "target_noop_beyond_interpreter_s": 1.0,
         }
-        print(json.dumps(result))
+        emit(result)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

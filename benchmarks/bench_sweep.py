@@ -16,13 +16,15 @@ Prints one JSON line per part with both times, the ratio, peak memory (RSS) and 
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit  # noqa: E402
 
 
 def peak_mb() -> float:
@@ -152,9 +154,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         root = Path(tmp)
         if not args.skip_overhead:
-            print(json.dumps(overhead(args.sweep, args.seeds, root)), flush=True)
+            emit(overhead(args.sweep, args.seeds, root))
         if not args.skip_parallel:
-            print(json.dumps(parallel(root, args.parallel_seeds)), flush=True)
+            emit(parallel(root, args.parallel_seeds))
 
 
 if __name__ == "__main__":

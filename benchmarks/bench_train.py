@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import multiprocessing as mp
 import shutil
 import sys
 import tempfile
@@ -30,17 +28,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit, in_fresh_process, rss_kb  # noqa: E402
+
 SIZES = {"small": {"tiny_hidden_size": 64, "tiny_layers": 2},
          "medium": {"tiny_hidden_size": 256, "tiny_layers": 4}}  # fmt: skip
 BENCH_MODEL = {"tiny_hidden_size": 128, "tiny_layers": 4}
-
-
-def _rss_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field):
-                return int(line.split()[1])
-    return 0
 
 
 def _data(pairs: int) -> tuple[Any, Any, Any]:
@@ -62,7 +55,7 @@ def _worker(kind: str, args: dict[str, Any], q: Any) -> None:
         result = globals()[f"_run_{kind}"](args, out)
     shutil.rmtree(out, ignore_errors=True)
     result["wall_seconds"] = time.perf_counter() - t0
-    result["peak_rss_mb"] = _rss_kb("VmHWM") / 1024
+    result["peak_rss_mb"] = rss_kb("VmHWM") / 1024
     q.put(result)
 
 
@@ -179,13 +172,7 @@ def _run_ppo(a: dict[str, Any], out: Path) -> dict[str, Any]:
 
 
 def _spawn(kind: str, args: dict[str, Any]) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_worker, args=(kind, args, q))
-    p.start()
-    result: dict[str, Any] = q.get()
-    p.join()
-    return result
+    return in_fresh_process(_worker, kind, args)
 
 
 def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -219,13 +206,13 @@ def main() -> None:
         }
     with tempfile.TemporaryDirectory() as tmp:
         if "ppo" not in only:
-            print(json.dumps(report, default=str))
+            emit(report)
             return
         rm = _spawn("rm", {**args, "rm_out": str(Path(tmp) / "rm")})
         report["ppo"] = {"reward_model_accuracy": rm["accuracy"], "episodes": a.episodes}
         for size in SIZES:
             report["ppo"][size] = _spawn("ppo", {**args, "size": size, "rm_dir": rm["model_dir"]})
-    print(json.dumps(report, default=str))
+    emit(report)
 
 
 if __name__ == "__main__":

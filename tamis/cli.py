@@ -44,6 +44,17 @@ DEFAULT_STORE = Path(".tamis")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Data file suffixes the commands that take DATA (a store ref or a file) read, and their formats.
+DATA_SUFFIXES = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+}
+
 
 def emit(data: Any, as_json: bool, render: Callable[[], None] | None = None) -> None:
     """Print `data` as one JSON document (with --json) or call `render` for people."""
@@ -53,6 +64,15 @@ def emit(data: Any, as_json: bool, render: Callable[[], None] | None = None) -> 
         render()
     else:
         out.print_json(json.dumps(data, default=str))
+
+
+def missing_file(what: str, ref: str) -> TamisError:
+    """The error for a DATA argument that looks like a file path but names no file."""
+    return TamisError(
+        f"{what} file does not exist",
+        file=ref,
+        fix="pass an existing file or a store ref (<pipeline>/<step>)",
+    )
 
 
 def cli_errors(fn: F) -> F:

@@ -12,21 +12,20 @@ from typing import Annotated, Any
 
 import typer
 
-from tamis.cli import DEFAULT_STORE, cli_errors, emit, err, json_option, out, store_option
+from tamis.cli import (
+    DATA_SUFFIXES,
+    DEFAULT_STORE,
+    cli_errors,
+    emit,
+    err,
+    json_option,
+    missing_file,
+    out,
+    store_option,
+)
 from tamis.errors import GateFailed, TamisError
 
-SUFFIXES = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "json",
-    ".data": "csv",
-    ".test": "csv",
-    ".txt": "csv",
-}
+SUFFIXES = {**DATA_SUFFIXES, ".data": "csv", ".test": "csv", ".txt": "csv"}
 
 
 def resolve_frame(ref: str, store: Path, what: str) -> tuple[Any, dict[str, Any]]:
@@ -44,16 +43,17 @@ def resolve_frame(ref: str, store: Path, what: str) -> tuple[Any, dict[str, Any]
             )
         frame = read_source(path, fmt, {}, name=what, file=ref)
         return frame, {"path": str(path.resolve())}
-    if path.suffix.lower() in SUFFIXES:
-        raise TamisError(
-            f"{what} file does not exist",
-            file=ref,
-            fix="pass an existing file or a store ref (<pipeline>/<step>)",
-        )
+    from tamis.errors import StoreError
     from tamis.pipelines.store import Store
 
     st = Store(store)
-    version = st.resolve(ref)
+    try:
+        version = st.resolve(ref)
+    except StoreError:
+        # refs such as `demo/parts.test` end in a file-like suffix: try the store first
+        if path.suffix.lower() in SUFFIXES:
+            raise missing_file(what, ref) from None
+        raise
     manifest = st.manifest(ref)
     return st.read(ref), {"ref": ref, "version": version, "manifest": manifest}
 

@@ -15,7 +15,16 @@ from typing import Annotated, Any
 
 import typer
 
-from tamis.cli import DEFAULT_STORE, cli_errors, emit, err, json_option, render_report, store_option
+from tamis.cli import (
+    DEFAULT_STORE,
+    cli_errors,
+    emit,
+    err,
+    json_option,
+    missing_file,
+    render_report,
+    store_option,
+)
 from tamis.errors import TamisError
 
 train_app = typer.Typer(
@@ -60,11 +69,7 @@ def _resolve(ref: str, store: Path, what: str) -> tuple[Any, dict[str, Any]]:
         digest = hash_file(path) if path.is_file() else None
         return load_frame(path, what=what), {"path": str(path.resolve()), "sha256": digest}
     if path.suffix in (".parquet", ".csv", ".jsonl", ".json", ".ndjson"):
-        raise TamisError(
-            f"{what} file does not exist",
-            file=ref,
-            fix="pass an existing file or a store ref (<pipeline>/<step>)",
-        )
+        raise missing_file(what, ref)
     from tamis.pipelines.store import Store
 
     st = Store(store)
@@ -208,40 +213,34 @@ def _emit_summary(summary: dict[str, Any], as_json: bool) -> None:
     emit(summary, as_json, render)
 
 
-@train_app.command("sft")
-@cli_errors
-def sft(
-    data: DataOpt,
-    model: ModelOpt,
-    out: OutOpt,
-    config: ConfigOpt = None,
-    lora: LoraOpt = False,
-    eval_ref: EvalOpt = None,
-    seed: SeedOpt = None,
-    threads: ThreadsOpt = None,
-    store: store_option = DEFAULT_STORE,
-    as_json: json_option = False,
-) -> None:
-    """Supervised fine-tuning (TRL SFTTrainer) on prompt/completion or messages data."""
-    _run("sft", data, model, out, config, lora, eval_ref, seed, store, as_json, threads)
+def _add_command(method: str, doc: str) -> None:
+    """Register `tamis train METHOD` for a method with no options beyond the common ones."""
+
+    def command(
+        data: DataOpt,
+        model: ModelOpt,
+        out: OutOpt,
+        config: ConfigOpt = None,
+        lora: LoraOpt = False,
+        eval_ref: EvalOpt = None,
+        seed: SeedOpt = None,
+        threads: ThreadsOpt = None,
+        store: store_option = DEFAULT_STORE,
+        as_json: json_option = False,
+    ) -> None:
+        _run(method, data, model, out, config, lora, eval_ref, seed, store, as_json, threads)
+
+    command.__name__ = command.__qualname__ = method
+    command.__doc__ = doc
+    train_app.command(method)(cli_errors(command))
 
 
-@train_app.command("rm")
-@cli_errors
-def rm(
-    data: DataOpt,
-    model: ModelOpt,
-    out: OutOpt,
-    config: ConfigOpt = None,
-    lora: LoraOpt = False,
-    eval_ref: EvalOpt = None,
-    seed: SeedOpt = None,
-    threads: ThreadsOpt = None,
-    store: store_option = DEFAULT_STORE,
-    as_json: json_option = False,
-) -> None:
-    """Reward model (TRL RewardTrainer) on preference pairs (prompt, chosen, rejected)."""
-    _run("rm", data, model, out, config, lora, eval_ref, seed, store, as_json, threads)
+_add_command(
+    "sft", "Supervised fine-tuning (TRL SFTTrainer) on prompt/completion or messages data."
+)
+_add_command(
+    "rm", "Reward model (TRL RewardTrainer) on preference pairs (prompt, chosen, rejected)."
+)
 
 
 @train_app.command("dpo")

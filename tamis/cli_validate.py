@@ -11,18 +11,20 @@ from typing import Annotated, Any
 
 import typer
 
-from tamis.cli import DEFAULT_STORE, cli_errors, emit, json_option, out, render_report, store_option
+from tamis.cli import (
+    DATA_SUFFIXES,
+    DEFAULT_STORE,
+    cli_errors,
+    emit,
+    json_option,
+    missing_file,
+    out,
+    render_report,
+    store_option,
+)
 from tamis.errors import TamisError
 
-SUFFIXES = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "json",
-}
+SUFFIXES = DATA_SUFFIXES
 
 
 def _frame(data: str, store: Path) -> Any:
@@ -39,11 +41,7 @@ def _frame(data: str, store: Path) -> Any:
             )
         return read_source(path, fmt, {}, name="data", file=data)
     if path.suffix.lower() in SUFFIXES:
-        raise TamisError(
-            "data file does not exist",
-            file=data,
-            fix="pass an existing file or a store ref (<pipeline>/<step>)",
-        )
+        raise missing_file("data", data)
     from tamis.pipelines.store import Store
 
     return Store(store).read(data)

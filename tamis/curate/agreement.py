@@ -72,12 +72,17 @@ def vote_counts(df: pl.DataFrame, *, item: str, label: str) -> tuple[np.ndarray,
     return counts, classes
 
 
-def fleiss_kappa(counts: np.ndarray) -> float:
-    """Fleiss' kappa of an item x class count matrix (items with < 2 ratings left out)."""
+def _rated_twice(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, ratings per item) as floats, for the items rated at least twice."""
     counts = np.asarray(counts, dtype=np.float64)
     m = counts.sum(axis=1)
     keep = m >= 2
-    counts, m = counts[keep], m[keep]
+    return counts[keep], m[keep]
+
+
+def fleiss_kappa(counts: np.ndarray) -> float:
+    """Fleiss' kappa of an item x class count matrix (items with < 2 ratings left out)."""
+    counts, m = _rated_twice(counts)
     if len(m) == 0:
         return float("nan")
     p_i = ((counts**2).sum(axis=1) - m) / (m * (m - 1))
@@ -91,10 +96,7 @@ def fleiss_kappa(counts: np.ndarray) -> float:
 
 def krippendorff_alpha_nominal(counts: np.ndarray) -> float:
     """Krippendorff's alpha for nominal data from an item x class count matrix."""
-    counts = np.asarray(counts, dtype=np.float64)
-    m = counts.sum(axis=1)
-    keep = m >= 2
-    counts, m = counts[keep], m[keep]
+    counts, m = _rated_twice(counts)
     if len(m) == 0:
         return float("nan")
     observed_disagreement = ((m**2 - (counts**2).sum(axis=1)) / (m - 1)).sum()

@@ -33,15 +33,17 @@ def run_demo(store: Store, progress: bool = False) -> dict[str, Any]:
     workdir = store.root / "demo"
     write_demo_data(workdir)
     pipeline = workdir / "demo.yaml"
-    source = resources.files("tamis.pipelines.builtin").joinpath("demo.yaml")
-    with resources.as_file(source) as src:
-        shutil.copyfile(src, pipeline)
+    builtin = resources.files("tamis.pipelines.builtin")
+    for name in ("demo.yaml", "demo_policy.yaml"):
+        with resources.as_file(builtin.joinpath(name)) as src:
+            shutil.copyfile(src, workdir / name)
     result = build(pipeline, store, progress=progress)
     versions = [
         {"ref": f"{result.pipeline}/{label}", "id": m["id"], "rows": m["rows"]}
         for label, m in result.versions.items()
     ]
-    last = versions[-1]["ref"]
+    policy = workdir / "demo_policy.yaml"
+    st = f"--store {store.root}"
     return {
         "pipeline_file": str(pipeline),
         "store": str(store.root),
@@ -49,12 +51,16 @@ def run_demo(store: Store, progress: bool = False) -> dict[str, Any]:
         "build": result.to_json(),
         "versions": versions,
         "next": [
-            f"tamis versions --store {store.root}",
-            f"tamis show {last} --store {store.root}",
-            f"tamis lineage {last} --store {store.root}",
-            f"tamis diff demo/labelled demo/dedup --store {store.root}",
-            f"tamis show demo/cleaned --store {store.root}   (label issues found by cleanlab)",
-            f"tamis export {last} --to small.csv --format csv --store {store.root}",
-            f"edit {pipeline} and run: tamis build {pipeline} --store {store.root}",
+            f"tamis versions {st}",
+            f"tamis show demo/dedup {st}          # duplicate clusters found and removed",
+            f"tamis diff demo/noisy demo/cleaned {st}   # rows cleanlab flagged as label issues",
+            f"tamis lineage demo/cleaned {st}",
+            f"tamis show demo/audit {st}          # privacy audit of the synthetic survey",
+            f"tamis audit demo/parts.train demo/synth --holdout demo/parts.test --policy {policy}"
+            f" --html audit.html {st}",
+            f"tamis train rm --data demo/prefs --model tiny --out runs/rm {st}",
+            f"tamis sweep label_noise {st}",
+            f"tamis export demo/cleaned --to cleaned.csv --format csv {st}",
+            f"edit {pipeline} and rebuild: tamis build {pipeline} {st}",
         ],
     }

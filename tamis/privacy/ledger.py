@@ -100,14 +100,17 @@ def gaussian_epsilon(mu: float, delta: float) -> float:
     """Exact epsilon of a Gaussian mechanism with sensitivity/sigma = mu at `delta` (Balle & Wang)."""
     from scipy.stats import norm
 
-    def d(eps: float) -> float:
-        return float(norm.cdf(-eps / mu + mu / 2) - math.exp(eps) * norm.cdf(-eps / mu - mu / 2))
+    def d(eps: float) -> float:  # exp(eps) * cdf(...) in log space: no overflow for large eps
+        tail = math.exp(min(eps + float(norm.logcdf(-eps / mu - mu / 2)), 700.0))
+        return float(norm.cdf(-eps / mu + mu / 2)) - tail
 
     if d(0.0) <= delta:
         return 0.0
     lo, hi = 0.0, 1.0
     while d(hi) > delta:
         lo, hi = hi, hi * 2
+        if hi > 1e12:
+            return math.inf
     for _ in range(60):
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if d(mid) > delta else (lo, mid)

@@ -154,14 +154,12 @@ def ml_efficacy(
     holdout = _drop_null_target(to_pandas(holdout_df), target)
     x_tr_df, y_tr = _split_xy(train, target)
     x_te_df, y_te = _split_xy(holdout, target)
-    missing = [c for c in x_tr_df.columns if c not in x_te_df.columns]
-    if missing:
-        raise StepError(
-            f"holdout lacks columns of the training data: {', '.join(map(str, missing))}",
-            column=str(missing[0]),
-            fix="train and holdout must share their columns",
-        )
-    x_te_df = x_te_df[list(x_tr_df.columns)]
+    x_te_df = _columns_of(
+        x_tr_df,
+        x_te_df,
+        "holdout lacks columns of the training data",
+        "train and holdout must share their columns",
+    )
     if len(train) == 0 or len(holdout) == 0:
         raise StepError("ml_efficacy needs non-empty training and holdout frames")
     counts = y_te.value_counts()
@@ -255,6 +253,14 @@ def sdmetrics_metadata(df: pd.DataFrame, sdtypes: dict[str, str] | None = None) 
     return {"columns": cols}
 
 
+def _columns_of(ref: pd.DataFrame, other: pd.DataFrame, lacks: str, fix: str) -> pd.DataFrame:
+    """`other` cut to `ref`'s columns in `ref`'s order; a StepError naming any it lacks."""
+    missing = [c for c in ref.columns if c not in other.columns]
+    if missing:
+        raise StepError(f"{lacks}: {', '.join(map(str, missing))}", column=str(missing[0]), fix=fix)
+    return other[list(ref.columns)]
+
+
 def quality_report(
     real: Any, synthetic: Any, sdtypes: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -263,14 +269,12 @@ def quality_report(
 
     r = to_pandas(real)
     s = to_pandas(synthetic)
-    missing = [c for c in r.columns if c not in s.columns]
-    if missing:
-        raise StepError(
-            f"synthetic data lacks columns of the real data: {', '.join(map(str, missing))}",
-            column=str(missing[0]),
-            fix="compare frames with the same columns",
-        )
-    s = s[list(r.columns)]
+    s = _columns_of(
+        r,
+        s,
+        "synthetic data lacks columns of the real data",
+        "compare frames with the same columns",
+    )
     meta = sdmetrics_metadata(r, sdtypes)
     meta["columns"] = {c: v for c, v in meta["columns"].items() if v["sdtype"] != "id"}
     cols = list(meta["columns"])

@@ -51,13 +51,17 @@ def load_tokenizer(model: str, pad_token: str | None = None) -> PreTrainedTokeni
     try:
         tok = AutoTokenizer.from_pretrained(model)
     except (OSError, ValueError) as exc:
-        raise TamisError(
-            f"cannot load a tokenizer from '{model}': {exc}",
-            field="model",
-            fix="pass a local model directory, a reachable hub id, or --model tiny",
-        ) from exc
+        raise _load_error(f"cannot load a tokenizer from '{model}'", exc) from exc
     check_tokenizer(tok, model, pad_token)
     return tok
+
+
+def _load_error(what: str, exc: Exception) -> TamisError:
+    return TamisError(
+        f"{what}: {exc}",
+        field="model",
+        fix="pass a local model directory, a reachable hub id, or --model tiny",
+    )
 
 
 def _check_exists(model: str) -> None:
@@ -96,11 +100,7 @@ def load_model(
         else:
             net = AutoModelForCausalLM.from_pretrained(model)
     except (OSError, ValueError) as exc:
-        raise TamisError(
-            f"cannot load model '{model}': {exc}",
-            field="model",
-            fix="pass a local model directory, a reachable hub id, or --model tiny",
-        ) from exc
+        raise _load_error(f"cannot load model '{model}'", exc) from exc
     net.config.pad_token_id = tok.pad_token_id
     return net, tok
 

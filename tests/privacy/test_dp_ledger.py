@@ -28,6 +28,8 @@ def test_gaussian_epsilon_matches_the_classic_bound() -> None:
     sigma = math.sqrt(2 * math.log(1.25 / delta)) / eps
     assert gaussian_epsilon(1 / sigma, delta) <= eps
     assert gaussian_epsilon(1 / sigma, delta) > 0.3 * eps
+    # huge budgets (audit controls) neither overflow nor lie
+    assert 1e5 < gaussian_epsilon(1000.0, 1e-6) < 1e6
 
 
 @pytest.mark.parametrize("accountant", ["prv", "rdp"])

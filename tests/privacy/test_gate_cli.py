@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 import pytest
 import yaml
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from tamis.cli import app
 from tamis.errors import GateFailed, SpecError
@@ -81,26 +81,18 @@ def _files(tmp_path: Path, adult_tr: pl.DataFrame, adult_te: pl.DataFrame) -> di
     return paths
 
 
+def _audit(p: dict[str, Path], synthetic: str, *options: str) -> Result:
+    """`tamis audit` of the real file against `p[synthetic]`, with the holdout and the policy."""
+    real, syn, hold, policy = (str(p[k]) for k in ("real", synthetic, "hold", "policy"))
+    return runner.invoke(app, ["audit", real, syn, "--holdout", hold, "--policy", policy, *options])
+
+
 def test_cli_audit_pass_and_fail(
     tmp_path: Path, adult_tr: pl.DataFrame, adult_te: pl.DataFrame
 ) -> None:
     p = _files(tmp_path, adult_tr, adult_te)
     html = tmp_path / "out" / "audit.html"
-    ok = runner.invoke(
-        app,
-        [
-            "audit",
-            str(p["real"]),
-            str(p["indep"]),
-            "--holdout",
-            str(p["hold"]),
-            "--policy",
-            str(p["policy"]),
-            "--json",
-            "--html",
-            str(html),
-        ],
-    )
+    ok = _audit(p, "indep", "--json", "--html", str(html))
     assert ok.exit_code == 0, ok.output
     doc = json.loads(ok.stdout)
     assert doc["passed"] and len(doc["gate"]["checks"]) == 4
@@ -110,34 +102,11 @@ def test_cli_audit_pass_and_fail(
     assert "http://" not in page and "https://" not in page
     assert json.loads(html.with_suffix(".json").read_text())["passed"] is True
 
-    bad = runner.invoke(
-        app,
-        [
-            "audit",
-            str(p["real"]),
-            str(p["copy"]),
-            "--holdout",
-            str(p["hold"]),
-            "--policy",
-            str(p["policy"]),
-        ],
-    )
+    bad = _audit(p, "copy")
     assert bad.exit_code == 3, bad.output
     for name in ("exact_match_rate", "mia.distance.auc", "dcr.closer_to_train_share"):
         assert name in bad.output
-    bad_json = runner.invoke(
-        app,
-        [
-            "audit",
-            str(p["real"]),
-            str(p["copy"]),
-            "--holdout",
-            str(p["hold"]),
-            "--policy",
-            str(p["policy"]),
-            "--json",
-        ],
-    )
+    bad_json = _audit(p, "copy", "--json")
     assert bad_json.exit_code == 3
     doc = json.loads(bad_json.stdout)  # exactly one JSON document
     assert doc["passed"] is False and len(doc["gate"]["failed"]) == 3

@@ -53,6 +53,12 @@ class StepContext:
     #: the directory of the pipeline YAML, for params that name files (suites, policies)
     base_dir: Path = field(default_factory=Path.cwd)
 
+    def local_path(self, path: str | None) -> str | None:
+        """A param naming a local file or directory, made absolute against `base_dir`."""
+        if path is None or path.startswith("/"):
+            return path
+        return str((self.base_dir / path).resolve())
+
 
 @dataclass
 class StepOutput:

@@ -52,9 +52,6 @@ class DatalabStep(Step):
         from tamis.curate.datalab import datalab_issues
 
         p: DatalabParams = params
-        embedding = p.embedding_model
-        if embedding is not None and not embedding.startswith("/"):
-            embedding = str((ctx.base_dir / embedding).resolve())
         out, report = datalab_issues(
             inputs["input"].collect(),
             label=p.label,
@@ -63,7 +60,7 @@ class DatalabStep(Step):
             issue_types=p.issue_types,
             pred_probs=p.pred_probs,
             model=p.model,
-            embedding_model=embedding,
+            embedding_model=ctx.local_path(p.embedding_model),
             folds=p.folds,
             svd_dims=p.svd_dims,
             action=p.action,

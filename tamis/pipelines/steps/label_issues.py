@@ -68,9 +68,6 @@ class LabelIssues(Step):
 
         p: LabelIssuesParams = params
         df = inputs["input"].collect()
-        embedding = p.embedding_model
-        if embedding is not None and not embedding.startswith("/"):
-            embedding = str((ctx.base_dir / embedding).resolve())
         out, report = find_label_issues(
             df,
             label=p.label,
@@ -78,7 +75,7 @@ class LabelIssues(Step):
             text=p.text,
             pred_probs=p.pred_probs,
             model=p.model,
-            embedding_model=embedding,
+            embedding_model=ctx.local_path(p.embedding_model),
             folds=p.folds,
             filter_by=p.filter_by,
             action=p.action,

@@ -118,6 +118,21 @@ PreferencePairsParams = create_model(
 )
 
 
+def _annotator_col(
+    cols: dict[str, str], named: dict[str, str], columns: list[str], step: str
+) -> str | None:
+    """The annotator column when the data has it; an error when the user named one it lacks."""
+    annotator = cols["annotator"] if cols["annotator"] in columns else None
+    if "annotator" in named and annotator is None:
+        raise StepError(
+            f"no annotator column '{cols['annotator']}'",
+            column=cols["annotator"],
+            step=step,
+            fix=f"columns: {', '.join(columns)}",
+        )
+    return annotator
+
+
 class PreferencePairs(Step):
     """Build preference pairs (prompt, chosen, rejected) from transcripts, ratings, rankings or votes.
 
@@ -150,14 +165,7 @@ class PreferencePairs(Step):
                 format=p.format, keep_both=p.keep_both, progress=ctx.progress,
             )  # fmt: skip
         elif kind == "ratings":
-            annotator = cols["annotator"] if cols["annotator"] in df.columns else None
-            if "annotator" in p.columns and annotator is None:
-                raise StepError(
-                    f"no annotator column '{cols['annotator']}'",
-                    column=cols["annotator"],
-                    step=ctx.step,
-                    fix=f"columns: {', '.join(df.columns)}",
-                )
+            annotator = _annotator_col(cols, p.columns, df.columns, ctx.step)
             res = prefs.pairs_from_ratings(
                 df, prompt_col=cols["prompt"], response_col=cols["response"],
                 score_col=cols["score"], annotator_col=annotator, strategy=p.strategy,
@@ -175,14 +183,7 @@ class PreferencePairs(Step):
                 keep_both=p.keep_both, seed=ctx.seed,
             )  # fmt: skip
         else:
-            annotator = cols["annotator"] if cols["annotator"] in df.columns else None
-            if "annotator" in p.columns and annotator is None:
-                raise StepError(
-                    f"no annotator column '{cols['annotator']}'",
-                    column=cols["annotator"],
-                    step=ctx.step,
-                    fix=f"columns: {', '.join(df.columns)}",
-                )
+            annotator = _annotator_col(cols, p.columns, df.columns, ctx.step)
             res = prefs.pairs_from_votes(
                 df, prompt_col=cols["prompt"], a_col=cols["a"], b_col=cols["b"],
                 winner_col=cols["winner"], annotator_col=annotator,

@@ -120,17 +120,7 @@ def run_sweep(
                 plan, jobs=jobs, force=force, on_done=on_done, pool=pool
             )
         except BaseException as exc:
-            store.record_run(
-                {
-                    "id": f"sweep-{plan.sweep_id}",
-                    "kind": "sweep",
-                    "name": spec.name,
-                    "started_at": started,
-                    "finished_at": now(),
-                    "status": "failed",
-                    "info": {"error": str(exc)[:2000]},
-                }
-            )
+            _record_sweep(store, plan, spec.name, started, "failed", {"error": str(exc)[:2000]})
             if tracker is not None:
                 tracker.finish({}, status="FAILED")
                 tracker.close()
@@ -179,24 +169,38 @@ def run_sweep(
         "overhead_seconds": wall - plan.build_seconds - report_s - (cell_s if jobs <= 1 else 0.0),
     }
     write_json_atomic(out / "result.json", _clean(result))
+    _record_sweep(
+        store,
+        plan,
+        spec.name,
+        started,
+        "ok",
+        {
+            "sweep_id": plan.sweep_id,
+            "path": str(out / "result.json"),
+            "cells": len(results),
+            "computed": len(computed_keys),
+        },
+    )
+    cleaned: dict[str, Any] = _clean(result)
+    return cleaned
+
+
+def _record_sweep(
+    store: Store, plan: Plan, name: str, started: str, status: str, info: dict[str, Any]
+) -> None:
+    """The sweep's own catalog row (kind `sweep`), finished now."""
     store.record_run(
         {
             "id": f"sweep-{plan.sweep_id}",
             "kind": "sweep",
-            "name": spec.name,
+            "name": name,
             "started_at": started,
             "finished_at": now(),
-            "status": "ok",
-            "info": {
-                "sweep_id": plan.sweep_id,
-                "path": str(out / "result.json"),
-                "cells": len(results),
-                "computed": len(computed_keys),
-            },
+            "status": status,
+            "info": info,
         }
     )
-    cleaned: dict[str, Any] = _clean(result)
-    return cleaned
 
 
 def _record_cells(store: Store, plan: Plan, results: list[dict[str, Any]]) -> None:

@@ -13,42 +13,38 @@ from tamis.pipelines.store import Store
 from tamis.pipelines.sweeps import run_sweep
 from tamis.pipelines.sweeps.spec import load_sweep, parse_sweep
 
-IRIS: dict[str, Any] = {
-    "name": "iris_sizes",
-    "recipe": {"use": "classifier", "params": {"target": "target", "C": 0.5}},
-    "seeds": [0, 1, 2],
-    "baseline": "full",
-    "datasets": {"iris": {"loader": "sklearn:iris"}},
-    "pipeline": {
-        "steps": {
-            "split": {
-                "use": "split",
-                "input": "iris",
-                "seed": 0,
-                "params": {"fractions": {"train": 0.6, "test": 0.4}, "stratify": "target"},
-            },
-            "small": {
-                "use": "sample",
-                "input": "split.train",
-                "params": {"n": 12, "stratify": "target"},
-            },
-        }
-    },
-    "versions": {"full": "split.train", "small": "small"},
-    "test": "split.test",
-    "n_boot": 1000,
-}
+
+@pytest.fixture
+def iris(iris_sweep: dict[str, Any]) -> dict[str, Any]:
+    """The iris sweep with a fixed-seed split and two versions (`full`; `small`, 12 rows drawn per
+    seed), three seeds, `full` as the baseline."""
+    steps = iris_sweep["pipeline"]["steps"]
+    steps["split"]["seed"] = 0
+    steps["small"] = {
+        "use": "sample",
+        "input": "split.train",
+        "params": {"n": 12, "stratify": "target"},
+    }
+    return {
+        **iris_sweep,
+        "name": "iris_sizes",
+        "recipe": {"use": "classifier", "params": {"target": "target", "C": 0.5}},
+        "seeds": [0, 1, 2],
+        "baseline": "full",
+        "versions": {"full": "split.train", "small": "small"},
+        "n_boot": 1000,
+    }
 
 
-def spec(**changes: Any) -> Any:
-    data = copy.deepcopy(IRIS)
+def spec(iris: dict[str, Any], **changes: Any) -> Any:
+    data = copy.deepcopy(iris)
     data.update(changes)
     return parse_sweep(data, file="iris.yaml")
 
 
-def test_grid_resume_force_and_parallel(tmp_path: Path) -> None:
+def test_grid_resume_force_and_parallel(tmp_path: Path, iris: dict[str, Any]) -> None:
     store = Store(tmp_path / "s")
-    first = run_sweep(spec(), store, report=False)
+    first = run_sweep(spec(iris), store, report=False)
     assert first["computed"] == 6
     # versions built per seed: `full` (fixed-seed split) is one version, `small` differs per seed
     assert len(set(first["versions"]["full"]["ids"].values())) == 1
@@ -62,30 +58,30 @@ def test_grid_resume_force_and_parallel(tmp_path: Path) -> None:
     # an interrupted sweep resumes: only the missing cell is trained again
     victim = first["cells"][4]
     (store.runs_dir / "cells" / victim["key"] / "result.json").unlink()
-    resumed = run_sweep(spec(), store, report=False)
+    resumed = run_sweep(spec(iris), store, report=False)
     assert resumed["computed"] == 1 and resumed["table"] == first["table"]
 
     # a changed recipe param is a new cell key: every cell runs again
     changed = run_sweep(
-        spec(recipe={"use": "classifier", "params": {"target": "target", "C": 0.1}}),
+        spec(iris, recipe={"use": "classifier", "params": {"target": "target", "C": 0.1}}),
         store,
         report=False,
     )
     assert changed["computed"] == 6 and changed["sweep_id"] != first["sweep_id"]
-    forced = run_sweep(spec(), store, report=False, force=True)
+    forced = run_sweep(spec(iris), store, report=False, force=True)
     assert forced["computed"] == 6 and forced["table"] == first["table"]
 
     # two worker processes give the same cells as one
-    par = run_sweep(spec(seeds=[0, 1]), Store(tmp_path / "p"), jobs=2, report=False)
+    par = run_sweep(spec(iris, seeds=[0, 1]), Store(tmp_path / "p"), jobs=2, report=False)
     assert par["computed"] == 4
     by_key = {c["key"]: c["metrics"] for c in first["cells"]}
     assert all(by_key[c["key"]] == c["metrics"] for c in par["cells"])
 
 
-def test_versions_from_store_refs(tmp_path: Path) -> None:
+def test_versions_from_store_refs(tmp_path: Path, iris: dict[str, Any]) -> None:
     store = Store(tmp_path / "s")
-    run_sweep(spec(), store, report=False)  # leaves refs iris_sizes-seed0/split.train etc.
-    data = copy.deepcopy(IRIS)
+    run_sweep(spec(iris), store, report=False)  # leaves refs iris_sizes-seed0/split.train etc.
+    data = copy.deepcopy(iris)
     data.update(
         versions={"a": "@iris_sizes-seed0/split.train", "b": "@iris_sizes-seed1/small"},
         test={"ref": "iris_sizes-seed0/split.test"},
@@ -99,33 +95,35 @@ def test_versions_from_store_refs(tmp_path: Path) -> None:
     assert out["versions"]["a"]["ids"]["0"] == out["versions"]["a"]["ids"]["1"]
 
 
-def test_spec_errors_name_the_field_and_fix(tmp_path: Path) -> None:
+def test_spec_errors_name_the_field_and_fix(tmp_path: Path, iris: dict[str, Any]) -> None:
     store = Store(tmp_path / "s")
     with pytest.raises(SpecError, match="unknown recipe") as exc:
-        run_sweep(spec(recipe={"use": "clasifier"}), store)
+        run_sweep(spec(iris, recipe={"use": "clasifier"}), store)
     assert "classifier" in (exc.value.fix or "")
     with pytest.raises(SpecError) as exc:
-        run_sweep(spec(recipe={"use": "classifier", "params": {"targt": "x"}}), store)
+        run_sweep(spec(iris, recipe={"use": "classifier", "params": {"targt": "x"}}), store)
     assert exc.value.field == "versions.full.params.targt" and "target" in (exc.value.fix or "")
     with pytest.raises(SpecError, match="baseline 'nope'"):
-        spec(baseline="nope")
+        spec(iris, baseline="nope")
     with pytest.raises(SpecError, match="exactly one"):
-        spec(versions={"a": {"step": "small", "ref": "x"}})
+        spec(iris, versions={"a": {"step": "small", "ref": "x"}})
     with pytest.raises(SpecError) as exc:
-        spec(bogus=1)
+        spec(iris, bogus=1)
     assert "valid keys" in (exc.value.fix or "")
     with pytest.raises(SpecError, match="does not produce") as exc:
-        run_sweep(spec(versions={"full": "split.train", "x": "split.nope"}), store)
+        run_sweep(spec(iris, versions={"full": "split.train", "x": "split.nope"}), store)
     assert "split.train" in (exc.value.fix or "")
     with pytest.raises(SpecError, match="no sweep file or built-in"):
         load_sweep("no_such_sweep")
     with pytest.raises(SpecError, match="needs a fixed test set"):
-        run_sweep(spec(test=None), store)
+        run_sweep(spec(iris, test=None), store)
 
 
-def test_a_failing_cell_names_itself_and_keeps_finished_cells(tmp_path: Path) -> None:
+def test_a_failing_cell_names_itself_and_keeps_finished_cells(
+    tmp_path: Path, iris: dict[str, Any]
+) -> None:
     store = Store(tmp_path / "s")
-    bad = copy.deepcopy(IRIS)
+    bad = copy.deepcopy(iris)
     bad["versions"] = {
         "full": "split.train",
         "small": {"step": "small", "params": {"features": ["nope"]}},

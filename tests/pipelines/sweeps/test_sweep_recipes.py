@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,28 +65,16 @@ def test_bundled_datasets_and_errors() -> None:
 
 
 def test_sweep_without_mlflow_warns_and_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, iris_sweep: dict[str, Any]
 ) -> None:
     from tamis.pipelines.sweeps import run_sweep, tracking
     from tamis.pipelines.sweeps.spec import parse_sweep
 
     monkeypatch.setattr(tracking, "available", lambda: False)
     data = {
+        **iris_sweep,
         "name": "iris_refs",
-        "recipe": {"use": "classifier", "params": {"target": "target"}},
-        "seeds": [0],
-        "datasets": {"iris": {"loader": "sklearn:iris"}},
-        "pipeline": {
-            "steps": {
-                "split": {
-                    "use": "split",
-                    "input": "iris",
-                    "params": {"fractions": {"train": 0.6, "test": 0.4}, "stratify": "target"},
-                }
-            }
-        },
         "versions": {"a": "split.train", "b": {"step": "split.train", "params": {"C": 0.1}}},
-        "test": "split.test",
     }
     with pytest.warns(UserWarning, match="mlflow is not installed"):
         out = run_sweep(parse_sweep(data), Store(tmp_path / "s"), tracking_uri=str(tmp_path / "m"))
