@@ -69,30 +69,47 @@ def _run_tamis_sft(a: dict[str, Any], out: Path) -> dict[str, Any]:
             "eval_loss": s["eval_loss"]}  # fmt: skip
 
 
+def _trl_args(out: Path) -> dict[str, Any]:
+    """The training arguments the two TRL baselines share."""
+    return {
+        "output_dir": str(out / "ck"), "use_cpu": True, "bf16": False,
+        "activation_checkpointing": False, "seed": 0, "learning_rate": 1e-3,
+        "num_train_epochs": 1, "per_device_train_batch_size": 16, "per_device_eval_batch_size": 16,
+        "max_length": 256, "save_strategy": "no", "report_to": "none", "logging_steps": 1,
+        "disable_tqdm": True,
+    }  # fmt: skip
+
+
+def _tiny_model(tok: Any) -> Any:
+    from tamis.train.tiny import TinyConfig, tiny_causal_lm
+
+    return tiny_causal_lm(tok, TinyConfig(hidden_size=128, num_hidden_layers=4), seed=0)
+
+
+def _train_eval_save(trainer: Any, out: Path) -> tuple[Any, dict[str, Any]]:
+    res = trainer.train()
+    ev = trainer.evaluate()
+    trainer.save_model(str(out / "model"))
+    return res, ev
+
+
 def _run_trl_sft(a: dict[str, Any], out: Path) -> dict[str, Any]:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from tamis.train.tiny import TinyConfig, tiny_causal_lm, train_tokenizer
+    from tamis.train.tiny import train_tokenizer
 
     _, train, evald = _data(a["pairs"])
     train = train.rename({"chosen": "completion"}).select("prompt", "completion")
     evald = evald.rename({"chosen": "completion"}).select("prompt", "completion")
     texts = train["prompt"].to_list() + train["completion"].to_list()
     tok = train_tokenizer(texts, 512)
-    model = tiny_causal_lm(tok, TinyConfig(hidden_size=128, num_hidden_layers=4), seed=0)
-    args = SFTConfig(
-        output_dir=str(out / "ck"), use_cpu=True, bf16=False, activation_checkpointing=False,
-        seed=0, learning_rate=1e-3, num_train_epochs=1, per_device_train_batch_size=16,
-        per_device_eval_batch_size=16, max_length=256, save_strategy="no", report_to="none",
-        logging_steps=1, disable_tqdm=True, eos_token=tok.eos_token,
-    )  # fmt: skip
+    model = _tiny_model(tok)
+    args = SFTConfig(**_trl_args(out), eos_token=tok.eos_token)
     trainer = SFTTrainer(model=model, args=args, processing_class=tok,
                          train_dataset=Dataset.from_list(train.to_dicts()),
                          eval_dataset=Dataset.from_list(evald.to_dicts()))  # fmt: skip
-    res = trainer.train()
-    ev = trainer.evaluate()
-    trainer.save_model(str(out / "model"))
+    res, ev = _train_eval_save(trainer, out)
     tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])
     return {"tokens": tokens, "train_seconds": res.metrics["train_runtime"],
             "eval_loss": ev["eval_loss"]}  # fmt: skip
@@ -114,24 +131,17 @@ def _run_trl_dpo(a: dict[str, Any], out: Path) -> dict[str, Any]:
     from trl import DPOConfig, DPOTrainer
 
     from tamis.train.data import texts_of
-    from tamis.train.tiny import TinyConfig, tiny_causal_lm, train_tokenizer
+    from tamis.train.tiny import train_tokenizer
 
     _, train, evald = _data(a["pairs"])
     tok = train_tokenizer(texts_of(train), 512)
-    model = tiny_causal_lm(tok, TinyConfig(hidden_size=128, num_hidden_layers=4), seed=0)
+    model = _tiny_model(tok)
     ref = copy.deepcopy(model).eval().requires_grad_(False)
-    args = DPOConfig(
-        output_dir=str(out / "ck"), use_cpu=True, bf16=False, activation_checkpointing=False,
-        seed=0, learning_rate=1e-3, num_train_epochs=1, per_device_train_batch_size=16,
-        per_device_eval_batch_size=16, max_length=256, save_strategy="no", report_to="none",
-        logging_steps=1, disable_tqdm=True, beta=0.1,
-    )  # fmt: skip
+    args = DPOConfig(**_trl_args(out), beta=0.1)
     trainer = DPOTrainer(model=model, ref_model=ref, args=args, processing_class=tok,
                          train_dataset=Dataset.from_list(train.to_dicts()),
                          eval_dataset=Dataset.from_list(evald.to_dicts()))  # fmt: skip
-    res = trainer.train()
-    ev = trainer.evaluate()
-    trainer.save_model(str(out / "model"))
+    res, ev = _train_eval_save(trainer, out)
     ds = trainer.train_dataset
     tokens = sum(
         2 * len(p) + len(c) + len(r)

@@ -100,6 +100,16 @@ def test_steps_lists_types_with_params() -> None:
 @pytest.mark.parametrize("as_json", [True])
 def test_demo_runs_offline(tmp_path: Path, as_json: bool) -> None:
     data = run("demo", "--store", str(tmp_path / "st"), "--json")
-    refs = {v["ref"] for v in data["versions"]}
-    assert "demo/clean" in refs and data["next"]
-    assert all(v["rows"] > 0 for v in data["versions"])
+    rows = {v["ref"]: v["rows"] for v in data["versions"]}
+    for ref in (
+        "demo/clean",
+        "demo/dedup",
+        "demo/cleaned",
+        "demo/synth",
+        "demo/audit",
+        "demo/prefs",
+    ):
+        assert rows[ref] > 0, ref
+    assert rows["demo/dedup"] < rows["demo/checked"]  # the survey has exact duplicates
+    assert rows["demo/cleaned"] < rows["demo/noisy"]  # label issues were dropped
+    assert data["next"]

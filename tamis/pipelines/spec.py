@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from tamis.errors import SpecError
 
@@ -41,6 +41,16 @@ SUFFIX_FORMATS = {
     ".txt": "csv",
 }
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+def _check_name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError("use letters, digits, '_' or '-', starting with a letter")
+    return value
+
+
+#: a pipeline or sweep name (letters, digits, '_' or '-', starting with a letter)
+Name = Annotated[str, AfterValidator(_check_name)]
 RESERVED_STEP_KEYS = {"use", "params", "seed", "description"}
 
 
@@ -84,7 +94,7 @@ class StepSpec(BaseModel):
 
 class PipelineSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: Name
     seed: int = 0
     description: str = ""
     sources: dict[str, SourceSpec] = Field(default_factory=dict)
@@ -92,13 +102,6 @@ class PipelineSpec(BaseModel):
     #: where the YAML lives; relative paths resolve against it (set by `load_pipeline`)
     base_dir: str = "."
     file: str = "<memory>"
-
-    @field_validator("name")
-    @classmethod
-    def _name_ok(cls, value: str) -> str:
-        if not NAME_RE.match(value):
-            raise ValueError("use letters, digits, '_' or '-', starting with a letter")
-        return value
 
     def source_format(self, name: str) -> str:
         src = self.sources[name]

@@ -32,7 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tamis.errors import SpecError
-from tamis.pipelines.spec import NAME_RE
+from tamis.pipelines.spec import Name
 
 
 class VersionSpec(BaseModel):
@@ -82,7 +82,7 @@ class TradeoffPlot(BaseModel):
 
 class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: Name
     description: str = ""
     recipe: RecipeSpec
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
@@ -101,13 +101,6 @@ class SweepSpec(BaseModel):
     #: where the YAML lives (set by the loader)
     base_dir: str = "."
     file: str = "<memory>"
-
-    @field_validator("name")
-    @classmethod
-    def _name_ok(cls, value: str) -> str:
-        if not NAME_RE.match(value):
-            raise ValueError("use letters, digits, '_' or '-', starting with a letter")
-        return value
 
     @field_validator("seeds")
     @classmethod
