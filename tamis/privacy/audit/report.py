@@ -39,6 +39,19 @@ def write_json(report: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(to_json(report), indent=2, default=str))
 
 
+def _discrete(real: pl.Series, synthetic: pl.Series) -> bool:
+    """Few real values that the synthetic column reuses exactly: compare as categories.
+
+    A coded float column (ages 17.5, 22, 27, ...) synthesised as continuous values must be drawn
+    as histograms, or the synthetic bars are almost all missing from the plot.
+    """
+    if real.n_unique() > 12:
+        return False
+    rv = set(real.drop_nulls().cast(pl.Float64).unique().to_list())
+    sv = set(synthetic.drop_nulls().cast(pl.Float64, strict=False).drop_nulls().unique().to_list())
+    return sv <= rv
+
+
 def _distributions(real: pl.DataFrame, synthetic: pl.DataFrame, max_cols: int = 16) -> str:
     import matplotlib
 
@@ -51,7 +64,7 @@ def _distributions(real: pl.DataFrame, synthetic: pl.DataFrame, max_cols: int = 
     fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 2.6 * nrow), squeeze=False)
     for ax, col in zip(list(axes.flat)[: len(cols)], cols, strict=True):
         r, s = real[col], synthetic[col]
-        if r.dtype.is_numeric() and r.n_unique() > 12:
+        if r.dtype.is_numeric() and not _discrete(r, s):
             rv = r.drop_nulls().cast(pl.Float64).to_numpy()
             sv = s.drop_nulls().cast(pl.Float64, strict=False).drop_nulls().to_numpy()
             lo, hi = np.nanquantile(np.r_[rv, sv], [0.005, 0.995]) if len(rv) + len(sv) else (0, 1)
