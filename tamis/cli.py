@@ -412,7 +412,7 @@ def demo(
         out.print(t)
         out.print("next:")
         for line in data["next"]:
-            out.print(f"  {line}")
+            out.print(f"  {line}", soft_wrap=True, highlight=False)
 
     emit(data, as_json, render)
 
