@@ -22,6 +22,8 @@ from rich.table import Table
 
 import tamis
 from tamis.errors import GateFailed, TamisError
+from tamis.render import fmt as _fmt
+from tamis.render import render_report
 
 app = typer.Typer(
     name="tamis",
@@ -98,44 +100,6 @@ def _store(path: Path) -> Any:
     from tamis.pipelines.store import Store
 
     return Store(path)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (dict, list)):
-        text = json.dumps(value, default=str)
-        return text if len(text) < 120 else text[:117] + "..."
-    return str(value)
-
-
-def render_report(report: dict[str, Any], title: str = "report") -> None:
-    """Scalars as a key/value table; lists of records as their own tables (first 20 rows)."""
-    scalars = Table(title=title, show_header=False)
-    scalars.add_column("key", style="bold")
-    scalars.add_column("value")
-    tables: list[tuple[str, list[dict[str, Any]]]] = []
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict) and value and len(value) <= 40:
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            tables.append((prefix, value))
-        else:
-            scalars.add_row(prefix, _fmt(value))
-
-    walk("", report)
-    if scalars.row_count:
-        out.print(scalars)
-    for name, rows in tables:
-        cols = list(dict.fromkeys(k for r in rows[:20] for k in r))
-        t = Table(title=f"{name} ({len(rows)} rows)")
-        for c in cols:
-            t.add_column(c)
-        for r in rows[:20]:
-            t.add_row(*[_fmt(r.get(c, "")) for c in cols])
-        out.print(t)
 
 
 @app.command()

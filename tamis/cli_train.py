@@ -22,10 +22,10 @@ from tamis.cli import (
     err,
     json_option,
     missing_file,
-    render_report,
     store_option,
 )
 from tamis.errors import TamisError
+from tamis.render import render_report
 
 train_app = typer.Typer(
     help="Train on data versions: sft, rm (reward model), dpo, ppo. Writes a run directory.",

@@ -19,10 +19,10 @@ from tamis.cli import (
     json_option,
     missing_file,
     out,
-    render_report,
     store_option,
 )
 from tamis.errors import TamisError
+from tamis.render import render_report
 
 SUFFIXES = DATA_SUFFIXES
 
