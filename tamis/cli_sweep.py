@@ -81,8 +81,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run an ablation sweep: data versions x recipe x seeds; finished cells are skipped."""
         from tamis.pipelines.store import Store
-        from tamis.pipelines.sweeps.results import render_sweep_table, run_sweep
+        from tamis.pipelines.sweeps.results import run_sweep
         from tamis.pipelines.sweeps.spec import builtin_dir, builtin_names, load_sweep
+        from tamis.pipelines.sweeps.table import render_sweep_table
 
         if list_builtin or name_or_yaml is None:
             rows = []
@@ -125,6 +126,7 @@ def register(app: typer.Typer) -> None:
                 tracking_uri=None if no_tracking else tracking_uri,
                 progress=True,
                 report=not no_report,
+                wait_tracking=False,  # MLflow finishes logging on its own (see tracking.py)
             )
 
         def render() -> None:
@@ -137,10 +139,12 @@ def register(app: typer.Typer) -> None:
             if result.get("report"):
                 out.print(f"report: {result['report']['html']}")
             track = result.get("tracking") or {}
-            if track.get("parent_run_id"):
-                out.print(f"mlflow: {track['uri']} run {track['parent_run_id']}")
-            elif track.get("error"):
+            if track.get("error"):
                 err.print(f"[yellow]mlflow tracking failed:[/] {track['error']}")
+            elif track:
+                run = f" run {track['parent_run_id']}" if track.get("parent_run_id") else ""
+                later = " (finishing in the background)" if track.get("pending") else ""
+                out.print(f"mlflow: {track['uri']}{run}{later}")
             out.print(f"show again: tamis show sweep/{result['name']} --store {store}")
 
         emit(result, as_json, render)

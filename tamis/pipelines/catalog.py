@@ -180,6 +180,31 @@ class Catalog:
                 ],
             )
 
+    def record_runs(self, runs: list[dict[str, Any]]) -> None:
+        """Many run rows in one connection and one commit (multi-row VALUES: ~10x faster than
+        DuckDB's executemany for a sweep's few dozen rows)."""
+        rows = [
+            [
+                r["id"],
+                r.get("kind"),
+                r.get("name"),
+                r.get("started_at"),
+                r.get("finished_at"),
+                r.get("status"),
+                json.dumps(r.get("info", {}), default=str),
+            ]
+            for r in runs
+        ]
+        with self.connect(write=True) as con:
+            con.execute("BEGIN")
+            for i in range(0, len(rows), 500):
+                chunk = rows[i : i + 500]
+                values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+                con.execute(
+                    f"INSERT OR REPLACE INTO runs VALUES {values}", [x for r in chunk for x in r]
+                )
+            con.execute("COMMIT")
+
     def source_hash(self, path: str, size: int, mtime_ns: int) -> str | None:
         if not self.path.exists():
             return None

@@ -32,7 +32,7 @@ def load_sweep_result(store: Store, ref: str) -> dict[str, Any] | None:
 
 def render_sweep_table(result: dict[str, Any]) -> Any:
     """The sweep's summary as a rich Table."""
-    from tamis.pipelines.sweeps.results import render_sweep_table as _render
+    from tamis.pipelines.sweeps.table import render_sweep_table as _render
 
     return _render(result)
 

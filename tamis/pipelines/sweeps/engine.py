@@ -9,8 +9,9 @@ report.html, PNG plots), and rows in the catalog's `runs` table.
 
 from __future__ import annotations
 
+import os
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,18 @@ from typing import Any
 from tamis.errors import SpecError, TamisError
 from tamis.pipelines.hashing import hash_json
 from tamis.pipelines.store import Store, now
+from tamis.pipelines.sweeps import plancache
 from tamis.pipelines.sweeps.cell import (
     execute_cell,
     execute_cell_in_worker,
     init_worker,
     limit_threads,
     load_cell,
+    save_cell,
+    tune_malloc,
 )
 from tamis.pipelines.sweeps.recipes import Recipe, get_recipe, validate_recipe_params
+from tamis.pipelines.sweeps.scheduler import run_tasks
 from tamis.pipelines.sweeps.spec import SweepSpec, VersionSpec
 
 
@@ -164,6 +169,49 @@ def _resolve_entry(
     return str(v["id"]), v["report"]
 
 
+def _build_seeds(
+    spec: SweepSpec,
+    store: Store,
+    pspec: Any,
+    jobs: int,
+    threads: int,
+    pool: ProcessPoolExecutor | None,
+    progress: Any,
+) -> dict[int, dict[str, Any]]:
+    """Every seed's build: from the plan cache when nothing changed, else built (in parallel)."""
+    targets = _needed_steps(spec)
+    builds: dict[int, dict[str, Any]] = {}
+    keys = {s: plancache.plan_key(pspec, s, targets) for s in spec.seeds}
+    for s in spec.seeds:
+        cached = plancache.load_build(store, keys[s])
+        if cached is not None:
+            builds[s] = cached
+    todo = [s for s in spec.seeds if s not in builds]
+    tasks = [(build_seed, (str(store.root), pspec, s, targets, threads)) for s in todo]
+    errors: list[BaseException] = []
+
+    def done(i: int, out: dict[str, Any]) -> None:
+        builds[out["seed"]] = out
+        plancache.save_build(store, keys[out["seed"]], out)
+        if progress:
+            progress(f"built seed {out['seed']}")
+
+    def failed(i: int, exc: BaseException) -> None:
+        errors.append(exc)
+
+    run_tasks(
+        tasks,
+        pool=pool if jobs > 1 else None,
+        workers=jobs - 1,
+        local=lambda task: task[0](*task[1]),
+        on_result=done,
+        on_error=failed,
+    )
+    if errors:
+        raise errors[0]
+    return builds
+
+
 def plan_sweep(
     spec: SweepSpec,
     store: Store,
@@ -192,22 +240,7 @@ def plan_sweep(
     t_build = time.perf_counter()
     builds: dict[int, dict[str, Any]] = {}
     if pspec is not None:
-        targets = _needed_steps(spec)
-        if pool is not None and jobs > 1 and len(spec.seeds) > 1:
-            futs = [
-                pool.submit(build_seed, str(store.root), pspec, s, targets, threads)
-                for s in spec.seeds
-            ]
-            for fut in as_completed(futs):
-                out = fut.result()
-                builds[out["seed"]] = out
-                if progress:
-                    progress(f"built seed {out['seed']}")
-        else:
-            for s in spec.seeds:
-                builds[s] = build_seed(str(store.root), pspec, s, targets, threads)
-                if progress:
-                    progress(f"built seed {s}")
+        builds = _build_seeds(spec, store, pspec, jobs, threads, pool, progress)
     build_seconds = time.perf_counter() - t_build
     empty: dict[str, Any] = {"versions": {}}
     data_ids: dict[str, dict[int, str]] = {v: {} for v in spec.versions}
@@ -308,47 +341,49 @@ def run_cells(
     results: dict[str, dict[str, Any]] = {}
     todo: list[dict[str, Any]] = []
     for cell in plan.cells:
-        done = None if force else load_cell(root, cell["key"])
-        if done is not None:
-            results[cell["key"]] = done
+        finished = None if force else load_cell(root, cell["key"])
+        if finished is not None:
+            results[cell["key"]] = finished
             if on_done:
-                on_done(done, cached=True)
+                on_done(finished, cached=True)
         else:
             todo.append(cell)
     unique = list({c["key"]: c for c in todo}.values())
-    failures: list[tuple[dict[str, Any], Exception]] = []
-    if pool is None or jobs <= 1 or len(unique) <= 1:
-        threads = int(unique[0].get("threads") or 1) if unique else 1
+    failures: list[tuple[int, dict[str, Any], Exception]] = []
+
+    # this process's cells are written by a thread while the next cell runs (fsync is slow)
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tamis-cell-writer")
+    saves: list[Future[None]] = []
+
+    def done(i: int, res: dict[str, Any]) -> None:
+        results[res["key"]] = res
+        if res.get("pid") == os.getpid():
+            saves.append(writer.submit(save_cell, root, res))
+        if on_done:
+            on_done(res, cached=False)
+
+    def failed(i: int, exc: BaseException) -> None:
+        # keep going: every finished cell is kept for the rerun
+        failures.append((i, unique[i], exc if isinstance(exc, Exception) else Exception(exc)))
+
+    threads = int(unique[0].get("threads") or 1) if unique else 1
+    try:
         with limit_threads(threads):
-            for cell in unique:
-                try:
-                    res = execute_cell(cell, limit=False)
-                except Exception as exc:  # keep going: every finished cell is kept for the rerun
-                    failures.append((cell, exc))
-                    continue
-                results[cell["key"]] = res
-                if on_done:
-                    on_done(res, cached=False)
-    else:
-        futs: dict[Future[dict[str, Any]], dict[str, Any]] = {
-            pool.submit(execute_cell_in_worker, c): c for c in unique
-        }
-        try:
-            for fut in as_completed(futs):
-                try:
-                    res = fut.result()
-                except Exception as exc:
-                    failures.append((futs[fut], exc))
-                    continue
-                results[res["key"]] = res
-                if on_done:
-                    on_done(res, cached=False)
-        except BaseException:
-            for f in futs:
-                f.cancel()
-            raise
+            tune_malloc()
+            run_tasks(
+                [(execute_cell_in_worker, (c,)) for c in unique],
+                pool=pool if jobs > 1 else None,
+                workers=jobs - 1,
+                local=lambda task: execute_cell(task[1][0], limit=False, persist=False),
+                on_result=done,
+                on_error=failed,
+            )
+    finally:
+        writer.shutdown(wait=True)
+    for fut in saves:
+        fut.result()  # a cell that could not be written is an error, not a silent rerun
     if failures:
-        bad_cell, first_exc = failures[0]
+        _i, bad_cell, first_exc = min(failures, key=lambda f: f[0])  # the first in plan order
         error = cell_error(bad_cell, first_exc)
         if len(failures) > 1:
             error.message += f" ({len(failures)} of {len(unique)} cells failed)"

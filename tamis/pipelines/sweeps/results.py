@@ -71,11 +71,14 @@ def run_sweep(
     progress: bool = False,
     report: bool = True,
     overrides: dict[str, Any] | None = None,
+    wait_tracking: bool = True,
 ) -> dict[str, Any]:
     """Plan, build, run the unfinished cells, compute the statistics and save everything.
 
-    `tracking_uri=None` skips MLflow; the CLI passes `./mlruns` by default. `threads` caps the
-    BLAS/OpenMP/torch threads of each cell and build (parallelism comes from `jobs` processes).
+    `tracking_uri=None` skips MLflow; the CLI passes `./mlruns` by default. `wait_tracking=False`
+    returns without waiting for MLflow to log the last runs (see `tracking`). `threads` caps the
+    BLAS/OpenMP/torch threads of each cell and build (parallelism comes from `jobs` processes:
+    `jobs - 1` workers plus this one).
     """
     t0 = time.perf_counter()
     spec = (
@@ -88,13 +91,14 @@ def run_sweep(
     if bar is not None:
         bar.start()
         task = bar.add_task("building data versions", total=len(spec.versions) * len(spec.seeds))
-    tracker = None
+    tracker = _tracker(tracking_uri)  # MLflow's import overlaps planning
     pool = None
     if jobs > 1:
         from tamis.pipelines.sweeps.recipes import get_recipe
 
         warm = (*get_recipe(spec.recipe.use, file=spec.file).warm, "tamis.pipelines.runner")
-        pool = make_pool(jobs, threads, warm)
+        pool = make_pool(jobs - 1, threads, warm)  # this process is the jobs-th worker
+    plan: Plan | None = None
     try:
         plan = plan_sweep(
             spec,
@@ -104,7 +108,8 @@ def run_sweep(
             pool=pool,
             progress=(lambda m: bar.update(task, description=m)) if bar else None,
         )
-        tracker = _tracker(tracking_uri, plan)
+        if tracker is not None:
+            tracker.start(*_tracking_params(plan))
 
         def on_done(res: dict[str, Any], cached: bool) -> None:
             if tracker is not None:
@@ -115,19 +120,16 @@ def run_sweep(
                     task, advance=1, description=f"{res['version']} seed {res['seed']} ({state})"
                 )
 
-        try:
-            results, computed_keys = run_cells(
-                plan, jobs=jobs, force=force, on_done=on_done, pool=pool
-            )
-        except BaseException as exc:
-            _record_sweep(store, plan, spec.name, started, "failed", {"error": str(exc)[:2000]})
-            if tracker is not None:
-                tracker.finish({}, status="FAILED")
-                tracker.close()
-            _record_cells(
-                store, plan, [r for c in plan.cells if (r := load_cell(store.root, c["key"]))]
-            )
-            raise
+        results, computed_keys = run_cells(plan, jobs=jobs, force=force, on_done=on_done, pool=pool)
+    except BaseException as exc:
+        if tracker is not None:
+            out = sweep_dir(store, plan.sweep_id) / "tracking.json" if plan else None
+            tracker.finish({}, status="FAILED", outcome=out)
+            tracker.close(wait=wait_tracking)
+        if plan is not None:
+            done = [r for c in plan.cells if (r := load_cell(store.root, c["key"]))]
+            _record(store, plan, started, "failed", {"error": str(exc)[:2000]}, done)
+        raise
     finally:
         if bar is not None:
             bar.stop()
@@ -138,6 +140,8 @@ def run_sweep(
     stats_s = time.perf_counter() - t_stats
     out = sweep_dir(store, plan.sweep_id)
     out.mkdir(parents=True, exist_ok=True)
+    if tracker is not None:  # before the report: MLflow logs while the plots are drawn
+        tracker.finish(_headline(result), outcome=out / "tracking.json")
     report_s = 0.0
     if report:
         from tamis.pipelines.sweeps.report import write_report
@@ -146,16 +150,16 @@ def run_sweep(
         result["report"] = write_report(result, out)
         report_s = time.perf_counter() - t_rep
     if tracker is not None:
-        tracker.finish(_headline(result))
         t_close = time.perf_counter()
-        tracker.close()
+        tracker.close(wait=wait_tracking)
         result["tracking"] = {
             "uri": tracker.uri,
             "parent_run_id": tracker.parent_id,
             "error": tracker.error,
+            "pending": tracker.pending,
+            "outcome": str(out / "tracking.json"),
             "wait_seconds": round(time.perf_counter() - t_close, 3),
         }
-    _record_cells(store, plan, results)
     wall = time.perf_counter() - t0
     cell_s = sum(r["seconds"] for r in results if r["key"] in computed_keys)
     result["timings"] = {
@@ -168,68 +172,63 @@ def run_sweep(
         "jobs": jobs,
         "overhead_seconds": wall - plan.build_seconds - report_s - (cell_s if jobs <= 1 else 0.0),
     }
-    write_json_atomic(out / "result.json", _clean(result))
-    _record_sweep(
-        store,
-        plan,
-        spec.name,
-        started,
-        "ok",
-        {
-            "sweep_id": plan.sweep_id,
-            "path": str(out / "result.json"),
-            "cells": len(results),
-            "computed": len(computed_keys),
-        },
-    )
     cleaned: dict[str, Any] = _clean(result)
+    write_json_atomic(out / "result.json", cleaned)
+    info = {
+        "sweep_id": plan.sweep_id,
+        "path": str(out / "result.json"),
+        "cells": len(results),
+        "computed": len(computed_keys),
+    }
+    _record(store, plan, started, "ok", info, results)
     return cleaned
 
 
-def _record_sweep(
-    store: Store, plan: Plan, name: str, started: str, status: str, info: dict[str, Any]
+def _record(
+    store: Store,
+    plan: Plan,
+    started: str,
+    status: str,
+    info: dict[str, Any],
+    results: list[dict[str, Any]],
 ) -> None:
-    """The sweep's own catalog row (kind `sweep`), finished now."""
-    store.record_run(
-        {
-            "id": f"sweep-{plan.sweep_id}",
-            "kind": "sweep",
-            "name": name,
-            "started_at": started,
-            "finished_at": now(),
-            "status": status,
-            "info": info,
-        }
-    )
+    """The sweep's catalog row (kind `sweep`) and one row per finished cell, in one transaction
+    (opening the DuckDB file costs ~20 ms and each autocommit a few ms more)."""
+    sweep_row = {
+        "id": f"sweep-{plan.sweep_id}",
+        "kind": "sweep",
+        "name": plan.spec.name,
+        "started_at": started,
+        "finished_at": now(),
+        "status": status,
+        "info": info,
+    }
+    rows = [_cell_row(store, plan, res) for res in {r["key"]: r for r in results}.values()]
+    store.catalog.record_runs([*rows, sweep_row])
 
 
-def _record_cells(store: Store, plan: Plan, results: list[dict[str, Any]]) -> None:
-    """One catalog row per finished cell, written in one batch (a DuckDB open costs ~10-30 ms)."""
-    with store.catalog.session():
-        for res in results:
-            store.record_run(
-                {
-                    "id": f"cell-{res['key'][:24]}",
-                    "kind": "sweep_cell",
-                    "name": f"{plan.spec.name}/{res['version']}/seed{res['seed']}",
-                    "started_at": res.get("started_at"),
-                    "finished_at": res.get("finished_at"),
-                    "status": "ok",
-                    "info": {
-                        "key": res["key"],
-                        "sweep": plan.sweep_id,
-                        "data_id": res["data_id"],
-                        "test_id": res.get("test_id"),
-                        "recipe": res["recipe"],
-                        "metrics": res["metrics"],
-                        "seconds": res.get("seconds"),
-                        "path": str(cell_dir(store.root, res["key"]) / "result.json"),
-                    },
-                }
-            )
+def _cell_row(store: Store, plan: Plan, res: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": f"cell-{res['key'][:24]}",
+        "kind": "sweep_cell",
+        "name": f"{plan.spec.name}/{res['version']}/seed{res['seed']}",
+        "started_at": res.get("started_at"),
+        "finished_at": res.get("finished_at"),
+        "status": "ok",
+        "info": {
+            "key": res["key"],
+            "sweep": plan.sweep_id,
+            "data_id": res["data_id"],
+            "test_id": res.get("test_id"),
+            "recipe": res["recipe"],
+            "metrics": res["metrics"],
+            "seconds": res.get("seconds"),
+            "path": str(cell_dir(store.root, res["key"]) / "result.json"),
+        },
+    }
 
 
-def _tracker(uri: str | None, plan: Plan) -> Any:
+def _tracker(uri: str | None) -> Any:
     if uri is None:
         return None
     from tamis.pipelines.sweeps import tracking
@@ -239,9 +238,13 @@ def _tracker(uri: str | None, plan: Plan) -> Any:
 
         warnings.warn(
             "mlflow is not installed: sweep not tracked (pip install 'tamis[tracking]')",
-            stacklevel=2,
+            stacklevel=3,
         )
         return None
+    return tracking.Tracker(uri)
+
+
+def _tracking_params(plan: Plan) -> tuple[str, str, dict[str, Any]]:
     spec = plan.spec
     params: dict[str, Any] = {
         "sweep_id": plan.sweep_id,
@@ -253,9 +256,7 @@ def _tracker(uri: str | None, plan: Plan) -> Any:
     for name, ids in plan.data_ids.items():
         for seed, vid in ids.items():
             params[f"data.{name}.seed{seed}"] = vid
-    return tracking.Tracker(
-        uri, f"tamis-sweep-{spec.name}", f"{spec.name}@{plan.sweep_id[:8]}", params
-    )
+    return f"tamis-sweep-{spec.name}", f"{spec.name}@{plan.sweep_id[:8]}", params
 
 
 def _headline(result: dict[str, Any]) -> dict[str, float]:
@@ -348,60 +349,21 @@ def load_sweep_result(store: Store, ref: str) -> dict[str, Any] | None:
         if path.is_file():
             with open(path) as fh:
                 data: dict[str, Any] = json.load(fh)
+            _merge_tracking(data, path.parent / "tracking.json")
             return data
     return None
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _fmt_p(p: Any) -> str:
-    if p is None:
-        return "-"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def render_sweep_table(result: dict[str, Any], digits: int = 3) -> Any:
-    """A rich Table: version x metric with mean, 95% CI, delta vs baseline and p-values.
-
-    The sd, the delta's CI and the bootstrap CI are in the JSON (`--json`) and the HTML report.
-    """
-    from rich.table import Table
-
-    seeds = result["seeds"]
-    table = Table(
-        title=f"sweep {result['name']} ({result['sweep_id'][:12]}): {result['recipe']['use']}, "
-        f"{len(seeds)} seeds, delta vs {result['baseline']}",
-        caption="mean and 95% t-CI across seeds; delta paired by seed (t-test, bootstrap)",
-    )
-    for col in ("version", "metric", "mean", "95% CI", "delta", "p t", "p boot"):
-        table.add_column(col, justify="left" if col in ("version", "metric") else "right")
-    last = None
-    for row in result["table"]:
-        ci = (
-            f"{_fmt(row['ci_low'], digits)}-{_fmt(row['ci_high'], digits)}"
-            if row.get("ci_low") is not None
-            else "-"
-        )
-        delta = row.get("delta")
-        table.add_row(
-            row["version"] if row["version"] != last else "",
-            row["metric"] if row.get("n", 0) == len(seeds) else f"{row['metric']} (n={row['n']})",
-            _fmt(row["mean"], digits),
-            ci,
-            "-" if delta is None else f"{delta:+.{digits}f}",
-            _fmt_p(row.get("p_ttest")),
-            _fmt_p(row.get("p_bootstrap")),
-            end_section=row is not result["table"][-1]
-            and result["table"][result["table"].index(row) + 1]["version"] != row["version"],
-        )
-        last = row["version"]
-    return table
+def _merge_tracking(data: dict[str, Any], outcome: Path) -> None:
+    """What the MLflow logging process reported after the sweep returned (it may outlive it)."""
+    track = data.get("tracking")
+    if not track or not track.get("pending") or not outcome.is_file():
+        return
+    try:
+        said = json.loads(outcome.read_text())
+    except (OSError, ValueError):
+        return
+    track.update(parent_run_id=said.get("parent_id"), error=said.get("error"), pending=False)
 
 
 def sweep_error(message: str) -> TamisError:

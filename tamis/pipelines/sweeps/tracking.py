@@ -6,8 +6,13 @@ refuses it unless `MLFLOW_ALLOW_FILE_STORE=true`: tamis sets that for `file:` UR
 MLflow is optional: without it installed, tracking is skipped with one warning.
 
 Logging runs in a separate process (`python -m tamis.pipelines.sweeps.tracking`) fed JSON lines
-on its stdin: MLflow's import alone takes a second or more of pure Python, which in a thread
-would slow the cells down through the GIL; in a process it overlaps them on another core.
+on its stdin: MLflow's import alone takes 1.3-1.5 s of pure Python here, which in a thread would
+slow the cells down through the GIL; in a process it overlaps them on another core. The process
+starts before the sweep plans and imports MLflow at once. At the end the sweep either waits for
+it (`close(wait=True)`, the Python API's default) or leaves it to finish on its own, as `git gc
+--auto` does (`tamis sweep`): the process runs in its own session, so closing the terminal does
+not cut it short, and it writes its outcome (parent run id, error) to `tracking.json` beside the
+sweep's `result.json`, where `tamis show` picks it up.
 """
 
 from __future__ import annotations
@@ -38,15 +43,20 @@ def available() -> bool:
 
 
 class Tracker:
-    """Send events to the logging process; `close()` waits for it and reads its outcome."""
+    """Send events to the logging process; `close()` ends them and (optionally) waits.
 
-    def __init__(self, uri: str, experiment: str, run_name: str, params: dict[str, Any]) -> None:
+    Create it early (the process imports MLflow while the sweep plans), then call `start` once
+    the sweep's parameters are known.
+    """
+
+    def __init__(self, uri: str) -> None:
         self.uri = normalize_uri(uri)
         env = dict(os.environ)
         if self.uri.startswith("file:"):
             env.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         self.parent_id: str | None = None
         self.error: str | None = None
+        self.pending = False
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "tamis.pipelines.sweeps.tracking"],
             stdin=subprocess.PIPE,
@@ -54,10 +64,16 @@ class Tracker:
             stderr=subprocess.DEVNULL,
             env=env,
             text=True,
+            start_new_session=True,  # may outlive `tamis sweep`; terminal signals stay with it
         )
         self._q: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._said: list[dict[str, Any]] = []
         self._writer = threading.Thread(target=self._write, name="tamis-mlflow", daemon=True)
         self._writer.start()
+        self._reader = threading.Thread(target=self._read, name="tamis-mlflow-out", daemon=True)
+        self._reader.start()
+
+    def start(self, experiment: str, run_name: str, params: dict[str, Any]) -> None:
         self._q.put(
             {
                 "kind": "start",
@@ -71,22 +87,41 @@ class Tracker:
     def cell(self, result: dict[str, Any], cached: bool) -> None:
         self._q.put({"kind": "cell", "result": result, "cached": cached})
 
-    def finish(self, summary: dict[str, float], status: str = "FINISHED") -> None:
-        self._q.put({"kind": "finish", "summary": summary, "status": status})
+    def finish(
+        self, summary: dict[str, float], status: str = "FINISHED", outcome: Path | None = None
+    ) -> None:
+        """End the parent run; the process writes its outcome to `outcome` (JSON) when done."""
+        self._q.put(
+            {
+                "kind": "finish",
+                "summary": summary,
+                "status": status,
+                "outcome": str(outcome) if outcome else None,
+            }
+        )
 
-    def close(self, timeout: float = 120.0) -> None:
+    def close(self, wait: bool = True, timeout: float = 120.0) -> None:
+        """Send the last events; with `wait`, also wait for every run to be logged."""
         self._q.put(None)
-        self._writer.join(timeout)
-        try:
-            assert self._proc.stdout is not None
-            out = self._proc.stdout.read()  # the process answers once its stdin is closed
-            self._proc.wait(timeout=timeout)
-            outcome = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
-        except (subprocess.TimeoutExpired, ValueError, OSError) as exc:
-            self._proc.kill()
-            outcome = {"error": f"tracking process: {type(exc).__name__}: {exc}"}
+        self._writer.join(timeout)  # events go to a pipe the process drains at once: quick
+        if wait:
+            try:
+                self._proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self.error = f"tracking process did not finish in {timeout:.0f}s"
+            self._reader.join(5.0)
+        outcome = self._said[-1] if self._said else {}
         self.parent_id = outcome.get("parent_id")
-        self.error = outcome.get("error")
+        self.error = self.error or outcome.get("error")
+        self.pending = not outcome.get("done", False)
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        with contextlib.suppress(OSError, ValueError):
+            for line in self._proc.stdout:
+                with contextlib.suppress(ValueError):
+                    self._said.append(json.loads(line))
 
     def _write(self) -> None:
         assert self._proc.stdin is not None
@@ -109,11 +144,19 @@ def _p(value: Any) -> str:
     return text if len(text) <= 500 else text[:497] + "..."
 
 
+def _say(state: dict[str, Any]) -> None:
+    """Tell the sweep (if it still listens) how far logging got."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.write(json.dumps(state) + "\n")
+        sys.stdout.flush()
+
+
 def _serve(lines: Any) -> dict[str, Any]:
     """The logging process: read events, write them to MLflow; never raise."""
-    state: dict[str, Any] = {"parent_id": None, "error": None}
+    state: dict[str, Any] = {"parent_id": None, "error": None, "done": False}
     client: Any = None
     exp_id = None
+    outcome: str | None = None
     for line in lines:
         try:
             event = json.loads(line)
@@ -132,9 +175,13 @@ def _serve(lines: Any) -> dict[str, Any]:
                 client.log_batch(
                     state["parent_id"], params=[Param(k, _p(v)) for k, v in event["params"].items()]
                 )
-            elif client is None:
+                _say(state)
                 continue
-            elif kind == "cell":
+            if kind == "finish":
+                outcome = event.get("outcome")
+            if client is None:  # MLflow failed to start: the error is already in `state`
+                continue
+            if kind == "cell":
                 _log_cell(client, exp_id, state["parent_id"], event["result"], event["cached"])
             elif kind == "finish":
                 from mlflow.entities import Metric
@@ -150,7 +197,38 @@ def _serve(lines: Any) -> dict[str, Any]:
                 client.set_terminated(state["parent_id"], status=event["status"])
         except Exception as exc:  # tracking must never break a sweep
             state["error"] = f"{type(exc).__name__}: {exc}"
+    state["done"] = True
+    if outcome:
+        _write_outcome(Path(outcome), state)
     return state
+
+
+def _write_outcome(path: Path, state: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**state, "finished_at": time.time()}))
+        os.replace(tmp, path)
+
+
+def _prefetch(stream: Any) -> queue.Queue[str | None]:
+    """Drain stdin in a thread from the first moment, so the sweep never blocks on the pipe
+    while this process is still importing MLflow."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for line in stream:
+                lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _drain(lines: queue.Queue[str | None]) -> Any:
+    while (line := lines.get()) is not None:
+        yield line
 
 
 def _log_cell(
@@ -192,4 +270,7 @@ def _log_cell(
 
 
 if __name__ == "__main__":
-    sys.stdout.write(json.dumps(_serve(sys.stdin)) + "\n")
+    pending = _prefetch(sys.stdin)
+    with contextlib.suppress(Exception):  # the import is what takes long: start it at once
+        import mlflow.tracking  # noqa: F401
+    _say(_serve(_drain(pending)))
