@@ -9,25 +9,18 @@ report.html, PNG plots), and rows in the catalog's `runs` table.
 
 from __future__ import annotations
 
-import os
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tamis.errors import SpecError, TamisError
+from tamis.errors import SpecError
 from tamis.pipelines.hashing import hash_json
 from tamis.pipelines.store import Store, now
 from tamis.pipelines.sweeps import plancache
 from tamis.pipelines.sweeps.cell import (
-    execute_cell,
-    execute_cell_in_worker,
-    init_worker,
     limit_threads,
-    load_cell,
-    save_cell,
-    tune_malloc,
 )
 from tamis.pipelines.sweeps.recipes import Recipe, get_recipe, validate_recipe_params
 from tamis.pipelines.sweeps.scheduler import run_tasks
@@ -126,7 +119,6 @@ def build_seed(
 ) -> dict[str, Any]:
     """Build the sweep's pipeline for one seed; returns label -> (id, report) of every version."""
     from tamis.pipelines.runner import build
-    from tamis.pipelines.sweeps.cell import limit_threads
 
     store = Store(store_root)
     t0 = time.perf_counter()
@@ -310,101 +302,4 @@ def plan_sweep(
     )
 
 
-def make_pool(workers: int, threads: int, warm: tuple[str, ...] = ()) -> ProcessPoolExecutor:
-    """Worker processes, started at once so their imports overlap the parent's planning."""
-    import multiprocessing
-
-    from tamis.pipelines.sweeps.cell import noop
-
-    # spawn, not fork: forking a process that already runs Polars/torch threads can deadlock
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=init_worker,
-        initargs=(threads, warm),
-    )
-    for _ in range(workers):
-        pool.submit(noop)
-    return pool
-
-
-def run_cells(
-    plan: Plan,
-    *,
-    jobs: int = 1,
-    force: bool = False,
-    on_done: Any = None,
-    pool: ProcessPoolExecutor | None = None,
-) -> tuple[list[dict[str, Any]], set[str]]:
-    """Run the unfinished cells; returns every cell's result (in plan order) and the keys run."""
-    root = Path(plan.cells[0]["store"]) if plan.cells else Path(".")
-    results: dict[str, dict[str, Any]] = {}
-    todo: list[dict[str, Any]] = []
-    for cell in plan.cells:
-        finished = None if force else load_cell(root, cell["key"])
-        if finished is not None:
-            results[cell["key"]] = finished
-            if on_done:
-                on_done(finished, cached=True)
-        else:
-            todo.append(cell)
-    unique = list({c["key"]: c for c in todo}.values())
-    failures: list[tuple[int, dict[str, Any], Exception]] = []
-
-    # this process's cells are written by a thread while the next cell runs (fsync is slow)
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tamis-cell-writer")
-    saves: list[Future[None]] = []
-
-    def done(i: int, res: dict[str, Any]) -> None:
-        results[res["key"]] = res
-        if res.get("pid") == os.getpid():
-            saves.append(writer.submit(save_cell, root, res))
-        if on_done:
-            on_done(res, cached=False)
-
-    def failed(i: int, exc: BaseException) -> None:
-        # keep going: every finished cell is kept for the rerun
-        failures.append((i, unique[i], exc if isinstance(exc, Exception) else Exception(exc)))
-
-    threads = int(unique[0].get("threads") or 1) if unique else 1
-    try:
-        with limit_threads(threads):
-            tune_malloc()
-            run_tasks(
-                [(execute_cell_in_worker, (c,)) for c in unique],
-                pool=pool if jobs > 1 else None,
-                workers=jobs - 1,
-                local=lambda task: execute_cell(task[1][0], limit=False, persist=False),
-                on_result=done,
-                on_error=failed,
-            )
-    finally:
-        writer.shutdown(wait=True)
-    for fut in saves:
-        fut.result()  # a cell that could not be written is an error, not a silent rerun
-    if failures:
-        _i, bad_cell, first_exc = min(failures, key=lambda f: f[0])  # the first in plan order
-        error = cell_error(bad_cell, first_exc)
-        if len(failures) > 1:
-            error.message += f" ({len(failures)} of {len(unique)} cells failed)"
-            error.args = (error.render(),)
-        raise error from first_exc
-    # the same data + recipe + seed under two version names (or an earlier sweep) is one cell
-    ordered = [
-        {**results[c["key"]], "version": c["version"], "seed": c["seed"]} for c in plan.cells
-    ]
-    return ordered, {c["key"] for c in unique}
-
-
-def cell_error(cell: dict[str, Any], exc: BaseException) -> TamisError:
-    if isinstance(exc, TamisError):
-        exc.message = f"cell {cell['version']} / seed {cell['seed']}: {exc.message}"
-        exc.args = (exc.render(),)
-        return exc
-    return TamisError(
-        f"cell {cell['version']} / seed {cell['seed']} failed: {type(exc).__name__}: {exc}",
-        fix="finished cells are kept; fix the cause and rerun the sweep to resume",
-    )
-
-
-__all__ = ["Plan", "plan_sweep", "run_cells", "build_seed", "pipeline_spec", "now"]
+__all__ = ["Plan", "plan_sweep", "build_seed", "pipeline_spec", "now"]

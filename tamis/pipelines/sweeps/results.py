@@ -16,7 +16,8 @@ from typing import Any
 from tamis.errors import TamisError
 from tamis.pipelines.store import Store, now, write_json_atomic
 from tamis.pipelines.sweeps.cell import cell_dir, load_cell
-from tamis.pipelines.sweeps.engine import Plan, make_pool, plan_sweep, run_cells
+from tamis.pipelines.sweeps.engine import Plan, plan_sweep
+from tamis.pipelines.sweeps.scheduler import make_pool, run_cells
 from tamis.pipelines.sweeps.spec import SweepSpec, load_sweep
 from tamis.pipelines.sweeps.stats import summary_table
 
