@@ -7,7 +7,7 @@
    cells forced to recompute, report off): without MLflow, with MLflow as `tamis sweep` runs it
    (the logging process finishes in the background) and with the sweep waiting for MLflow. Same
    process, after a warm-up cell so imports are warm. Overhead = sweep wall / loop - 1.
-2. Parallel cells. The same CPU-bound grid (gradient boosting on digits) with `jobs=1` and
+2. Parallel cells. The shipped label_noise grid (5 seeds x 3 versions) with gradient boosting with `jobs=1` and
    `jobs=2` on fresh stores whose data versions are already built: wall-time ratio (target <= 0.6
    on two cores).
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -36,7 +37,7 @@ def peak_mb() -> float:
     return round(max(own, kids) / 1024, 1)
 
 
-def overhead(name: str, seeds: int, root: Path) -> dict[str, Any]:
+def overhead(name: str, seeds: int, root: Path, repeats: int = 3) -> dict[str, Any]:
     import polars as pl
 
     from tamis.pipelines.store import Store
@@ -62,16 +63,20 @@ def overhead(name: str, seeds: int, root: Path) -> dict[str, Any]:
     tune_malloc()  # what the sweep does to its process, so both sides run with it
     with limit_threads(1):  # warm-up: imports happen once, outside both timings
         recipe.run(*inputs(plan.cells[0]), plan.cells[0]["seed"], root / "warm")
-    t0 = time.perf_counter()
-    base_metrics = []
-    with limit_threads(1):
-        for cell in plan.cells:
-            train = pl.read_parquet(store.data_path(cell["data_id"]))
-            test = pl.read_parquet(store.data_path(cell["test_id"])) if cell["test_id"] else None
-            params = recipe.Params.model_validate(cell["params"])
-            res = recipe.run(train, test, params, cell["seed"], root / "scratch")
-            base_metrics.append(res.metrics)
-    loop_s = time.perf_counter() - t0
+
+    def loop() -> tuple[float, list[Any]]:
+        t0 = time.perf_counter()
+        metrics = []
+        with limit_threads(1):
+            for cell in plan.cells:
+                train = pl.read_parquet(store.data_path(cell["data_id"]))
+                test = (
+                    pl.read_parquet(store.data_path(cell["test_id"])) if cell["test_id"] else None
+                )
+                params = recipe.Params.model_validate(cell["params"])
+                res = recipe.run(train, test, params, cell["seed"], root / "scratch")
+                metrics.append(res.metrics)
+        return time.perf_counter() - t0, metrics
 
     def timed(**kw: Any) -> tuple[float, dict[str, Any]]:
         t0 = time.perf_counter()
@@ -80,9 +85,20 @@ def overhead(name: str, seeds: int, root: Path) -> dict[str, Any]:
         )
         return time.perf_counter() - t0, out
 
-    plain_s, plain = timed(tracking_uri=None)
-    bg_s, bg = timed(tracking_uri=str(root / f"mlruns-{name}"), wait_tracking=False)
-    waited_s, waited = timed(tracking_uri=str(root / f"mlruns-{name}"), wait_tracking=True)
+    # interleaved repeats, medians: the machine's speed drifts between runs
+    times: dict[str, list[float]] = {"loop": [], "plain": [], "bg": [], "waited": []}
+    uri = str(root / f"mlruns-{name}")
+    for _ in range(repeats):
+        loop_t, base_metrics = loop()
+        times["loop"].append(loop_t)
+        plain_t, plain = timed(tracking_uri=None)
+        times["plain"].append(plain_t)
+        bg_t, bg = timed(tracking_uri=uri, wait_tracking=False)
+        times["bg"].append(bg_t)
+        waited_t, waited = timed(tracking_uri=uri, wait_tracking=True)
+        times["waited"].append(waited_t)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    loop_s, plain_s, bg_s, waited_s = med["loop"], med["plain"], med["bg"], med["waited"]
     same = [c["metrics"] for c in plain["cells"]] == base_metrics
     first = "f1" if "f1" in plain["metrics"] else plain["metrics"][0]
     quality = {r["version"]: round(r["mean"], 4) for r in plain["table"] if r["metric"] == first}
@@ -100,6 +116,8 @@ def overhead(name: str, seeds: int, root: Path) -> dict[str, Any]:
         "tamis_sweep_mlflow_waited_s": round(waited_s, 3),
         "overhead_mlflow_waited": round(waited_s / loop_s - 1, 4),
         "mlflow_wait_s": (waited.get("tracking") or {}).get("wait_seconds"),
+        "repeats": repeats,
+        "runs_s": {k: [round(x, 3) for x in v] for k, v in times.items()},
         "first_build_s": round(build_s, 3),
         "peak_rss_mb": peak_mb(),
         "quality": {first: quality},
@@ -109,8 +127,9 @@ def overhead(name: str, seeds: int, root: Path) -> dict[str, Any]:
     }
 
 
-def parallel(root: Path, seeds: int) -> dict[str, Any]:
+def parallel(root: Path, seeds: int, repeats: int = 2) -> dict[str, Any]:
     from tamis.pipelines.store import Store
+    from tamis.pipelines.sweeps.engine import plan_sweep
     from tamis.pipelines.sweeps.results import run_sweep
     from tamis.pipelines.sweeps.spec import load_sweep
 
@@ -121,29 +140,35 @@ def parallel(root: Path, seeds: int) -> dict[str, Any]:
             "params": {"target": "target", "model": "gbm", "max_iter": 60},
         },
     }
-    walls: dict[int, float] = {}
+    walls: dict[int, list[float]] = {1: [], 2: []}
     tables: dict[int, Any] = {}
     ncells = 0
-    for jobs in (1, 2):
-        store = Store(root / f"parallel-{jobs}")
-        spec = load_sweep("label_noise", over)
-        from tamis.pipelines.sweeps.engine import plan_sweep
-
-        plan_sweep(spec, store)  # build the versions first: we time the cells
-        t0 = time.perf_counter()
-        res = run_sweep(spec, store, jobs=jobs, report=False)
-        walls[jobs] = time.perf_counter() - t0
-        tables[jobs] = res["table"]
-        ncells = len(res["cells"])
-        cell_sum = res["timings"]["cell_seconds_sum"]
-        print(f"jobs={jobs}: wall {walls[jobs]:.1f}s, cells {cell_sum:.1f}s", file=sys.stderr)
+    stores = {jobs: Store(root / f"parallel-{jobs}") for jobs in (1, 2)}
+    for store in stores.values():
+        plan_sweep(load_sweep("label_noise", over), store)  # versions built: we time the cells
+    for rep in range(repeats):  # interleaved, medians: the machine's speed drifts
+        for jobs in (1, 2):
+            t0 = time.perf_counter()
+            res = run_sweep(
+                load_sweep("label_noise", over), stores[jobs], jobs=jobs, report=False, force=True
+            )
+            walls[jobs].append(time.perf_counter() - t0)
+            tables[jobs] = res["table"]
+            ncells = len(res["cells"])
+            cell_sum = res["timings"]["cell_seconds_sum"]
+            print(
+                f"rep {rep} jobs={jobs}: wall {walls[jobs][-1]:.1f}s, cells {cell_sum:.1f}s",
+                file=sys.stderr,
+            )
+    med = {j: statistics.median(w) for j, w in walls.items()}
     f1 = {r["version"]: round(r["mean"], 4) for r in tables[1] if r["metric"] == "f1"}
     return {
         "bench": "sweep_parallel[label_noise,gbm]",
         "cells": ncells,
-        "jobs1_s": round(walls[1], 3),
-        "jobs2_s": round(walls[2], 3),
-        "ratio": round(walls[2] / walls[1], 4),
+        "jobs1_s": round(med[1], 3),
+        "jobs2_s": round(med[2], 3),
+        "ratio": round(med[2] / med[1], 4),
+        "runs_s": {str(j): [round(x, 3) for x in w] for j, w in walls.items()},
         "same_table": tables[1] == tables[2],
         "peak_rss_mb": peak_mb(),
         "quality": {"f1": f1},
@@ -154,16 +179,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sweep", default="label_noise")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--parallel-seeds", type=int, default=4)
+    ap.add_argument("--parallel-seeds", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-parallel", action="store_true")
     ap.add_argument("--skip-overhead", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         root = Path(tmp)
         if not args.skip_overhead:
-            emit(overhead(args.sweep, args.seeds, root))
+            emit(overhead(args.sweep, args.seeds, root, args.repeats))
         if not args.skip_parallel:
-            emit(parallel(root, args.parallel_seeds))
+            emit(parallel(root, args.parallel_seeds, max(1, args.repeats - 1)))
 
 
 if __name__ == "__main__":

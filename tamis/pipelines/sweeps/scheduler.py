@@ -2,14 +2,18 @@
 
 `--jobs N` starts N-1 worker processes and keeps this process busy too: a spawned worker needs
 a second or two to import polars, scikit-learn or torch, and a parent that only waited would
-leave a core idle for that long and again at every result. Workers are fed one task at a time
-(never a backlog), so whichever process frees up first takes the next task and the tail of the
-sweep stays short.
+leave a core idle for that long. A feeder thread hands each worker its next task the moment it
+finishes one (never a backlog, so whichever process frees up first takes the next task and the
+tail stays short); this process takes tasks from the other end of the same queue between its
+own. Results are delivered to the callbacks on the calling thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import (
@@ -31,6 +35,7 @@ from tamis.pipelines.sweeps.cell import (
     load_cell,
     save_cell,
     tune_malloc,
+    warm_up,
 )
 
 if TYPE_CHECKING:
@@ -52,50 +57,82 @@ def run_tasks(
 
     `local(task)` runs a task in this process (the caller sets thread limits and the like).
     Exceptions of a task go to `on_error` and the others keep running; KeyboardInterrupt and
-    other BaseExceptions cancel the queue and propagate.
+    other BaseExceptions stop the feeding and propagate (the caller shuts the pool down).
     """
-    pending = deque(range(len(tasks)))
-    inflight: dict[Future[Any], int] = {}
+    pending = deque(range(len(tasks)))  # popleft/pop are atomic: shared with the feeder
+    outcomes: queue.Queue[tuple[int, bool, Any]] = queue.Queue()
+    stop = threading.Event()
+    feeder: threading.Thread | None = None
+    if pool is not None and workers > 0:
+        feeder = threading.Thread(
+            target=_feed,
+            args=(pool, workers, tasks, pending, outcomes, stop),
+            name="tamis-feeder",
+            daemon=True,
+        )
+        feeder.start()
 
-    def feed() -> None:
-        while pool is not None and pending and len(inflight) < workers:
-            i = pending.popleft()
-            fn, args = tasks[i]
-            inflight[pool.submit(fn, *args)] = i
+    def deliver(item: tuple[int, bool, Any]) -> None:
+        i, ok, value = item
+        if ok:
+            on_result(i, value)
+        elif isinstance(value, Exception):
+            on_error(i, value)
+        else:
+            raise value
 
-    def harvest(block: bool) -> None:
-        if not inflight:
-            return
-        done, _ = wait(list(inflight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
-        for fut in done:
-            i = inflight.pop(fut)
+    try:
+        while True:
+            while not outcomes.empty():
+                deliver(outcomes.get())
             try:
-                value = fut.result()
+                # alone, in plan order; beside workers (who take from the front), from the back
+                i = pending.pop() if feeder is not None else pending.popleft()
+            except IndexError:
+                break
+            try:
+                value = local(tasks[i])
             except Exception as exc:
                 on_error(i, exc)
                 continue
             on_result(i, value)
+        while feeder is not None and (feeder.is_alive() or not outcomes.empty()):
+            with contextlib.suppress(queue.Empty):
+                deliver(outcomes.get(timeout=0.05))
+    finally:
+        stop.set()
 
-    try:
-        while pending or inflight:
-            feed()
-            harvest(block=False)
-            feed()
-            if pending:
-                # alone, in plan order; beside workers (who take from the front), from the back
-                i = pending.popleft() if pool is None else pending.pop()
-                try:
-                    value = local(tasks[i])
-                except Exception as exc:
-                    on_error(i, exc)
-                    continue
-                on_result(i, value)
-            else:
-                harvest(block=True)
-    except BaseException:
-        for fut in inflight:
-            fut.cancel()
-        raise
+
+def _feed(
+    pool: ProcessPoolExecutor,
+    workers: int,
+    tasks: Sequence[Task],
+    pending: deque[int],
+    outcomes: queue.Queue[tuple[int, bool, Any]],
+    stop: threading.Event,
+) -> None:
+    """The feeder thread: keep each worker busy with exactly one task."""
+    inflight: dict[Future[Any], int] = {}
+    while True:
+        while len(inflight) < workers and not stop.is_set():
+            try:
+                i = pending.popleft()
+            except IndexError:
+                break
+            fn, args = tasks[i]
+            try:
+                inflight[pool.submit(fn, *args)] = i
+            except BaseException as exc:  # a broken or shut-down pool
+                outcomes.put((i, False, exc if isinstance(exc, Exception) else RuntimeError(exc)))
+        if not inflight:
+            return
+        done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+        for fut in done:
+            i = inflight.pop(fut)
+            try:
+                outcomes.put((i, True, fut.result()))
+            except BaseException as exc:  # CancelledError too: the task did not run
+                outcomes.put((i, False, exc if isinstance(exc, Exception) else RuntimeError(exc)))
 
 
 def make_pool(workers: int, threads: int, warm: tuple[str, ...] = ()) -> ProcessPoolExecutor:
@@ -155,6 +192,8 @@ def run_cells(
         failures.append((i, unique[i], exc if isinstance(exc, Exception) else Exception(exc)))
 
     threads = int(unique[0].get("threads") or 1) if unique else 1
+    # the recipe's libraries load before the cap: it reaches only libraries already loaded
+    warm_up(plan.recipe.warm)
     try:
         with limit_threads(threads):
             tune_malloc()

@@ -194,7 +194,8 @@ def load_sweep(name_or_path: str | Path, overrides: dict[str, Any] | None = None
             )
         path = candidate
     try:
-        data = yaml.safe_load(path.read_text())
+        # libyaml's loader when present: the pure-Python one is ~5x slower
+        data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise SpecError(f"not valid YAML: {exc}", file=str(path)) from None
     return parse_sweep(
