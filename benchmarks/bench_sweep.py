@@ -180,7 +180,8 @@ def main() -> None:
     ap.add_argument("--sweep", default="label_noise")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--parallel-seeds", type=int, default=5)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--parallel-repeats", type=int, default=3)
     ap.add_argument("--skip-parallel", action="store_true")
     ap.add_argument("--skip-overhead", action="store_true")
     args = ap.parse_args()
@@ -189,7 +190,7 @@ def main() -> None:
         if not args.skip_overhead:
             emit(overhead(args.sweep, args.seeds, root, args.repeats))
         if not args.skip_parallel:
-            emit(parallel(root, args.parallel_seeds, max(1, args.repeats - 1)))
+            emit(parallel(root, args.parallel_seeds, args.parallel_repeats))
 
 
 if __name__ == "__main__":
