@@ -85,20 +85,39 @@ def overhead(name: str, seeds: int, root: Path, repeats: int = 3) -> dict[str, A
         )
         return time.perf_counter() - t0, out
 
-    # interleaved repeats, medians: the machine's speed drifts between runs
+    # paired and interleaved: each sweep run right after its own loop run, ratios per pair, then
+    # medians (the machine's speed drifts by 20-30% over a minute here)
     times: dict[str, list[float]] = {"loop": [], "plain": [], "bg": [], "waited": []}
+    ratios: dict[str, list[float]] = {"plain": [], "bg": [], "waited": []}
     uri = str(root / f"mlruns-{name}")
-    for _ in range(repeats):
-        loop_t, base_metrics = loop()
-        times["loop"].append(loop_t)
-        plain_t, plain = timed(tracking_uri=None)
-        times["plain"].append(plain_t)
-        bg_t, bg = timed(tracking_uri=uri, wait_tracking=False)
-        times["bg"].append(bg_t)
-        waited_t, waited = timed(tracking_uri=uri, wait_tracking=True)
-        times["waited"].append(waited_t)
+    for rep in range(repeats):
+        for kind, kw in (
+            ("plain", {"tracking_uri": None}),
+            ("bg", {"tracking_uri": uri, "wait_tracking": False}),
+            ("waited", {"tracking_uri": uri, "wait_tracking": True}),
+        ):
+            if rep % 2 == 0:  # alternate which goes first: drift cancels in the median
+                loop_t, base_metrics = loop()
+                sweep_t, out = timed(**kw)
+            else:
+                sweep_t, out = timed(**kw)
+                if kind == "bg":
+                    time.sleep(2.5)  # the logging process ends before the loop is timed
+                loop_t, base_metrics = loop()
+            times["loop"].append(loop_t)
+            times[kind].append(sweep_t)
+            ratios[kind].append(sweep_t / loop_t)
+            if kind == "plain":
+                plain = out
+            elif kind == "bg":
+                bg = out
+                time.sleep(2.5)  # the logging process ends before the next timing
+            else:
+                waited = out
     med = {k: statistics.median(v) for k, v in times.items()}
+    ratio = {k: statistics.median(v) for k, v in ratios.items()}
     loop_s, plain_s, bg_s, waited_s = med["loop"], med["plain"], med["bg"], med["waited"]
+    plain_cells = plain["timings"]["cell_seconds_sum"]
     same = [c["metrics"] for c in plain["cells"]] == base_metrics
     first = "f1" if "f1" in plain["metrics"] else plain["metrics"][0]
     quality = {r["version"]: round(r["mean"], 4) for r in plain["table"] if r["metric"] == first}
@@ -107,17 +126,19 @@ def overhead(name: str, seeds: int, root: Path, repeats: int = 3) -> dict[str, A
         "cells": len(plan.cells),
         "baseline_loop_s": round(loop_s, 3),
         "tamis_sweep_s": round(plain_s, 3),
-        "ratio": round(plain_s / loop_s, 4),
-        "overhead": round(plain_s / loop_s - 1, 4),
+        "ratio": round(ratio["plain"], 4),
+        "overhead": round(ratio["plain"] - 1, 4),
         "data_check_s": round(plain["timings"]["build_seconds"], 4),
         "cell_seconds_sum": round(plain["timings"]["cell_seconds_sum"], 3),
         "tamis_sweep_mlflow_background_s": round(bg_s, 3),
-        "overhead_mlflow_background": round(bg_s / loop_s - 1, 4),
+        "overhead_mlflow_background": round(ratio["bg"] - 1, 4),
         "tamis_sweep_mlflow_waited_s": round(waited_s, 3),
-        "overhead_mlflow_waited": round(waited_s / loop_s - 1, 4),
+        "overhead_mlflow_waited": round(ratio["waited"] - 1, 4),
+        "engine_seconds": round(plain["timings"]["wall_seconds"] - plain_cells, 4),
         "mlflow_wait_s": (waited.get("tracking") or {}).get("wait_seconds"),
         "repeats": repeats,
         "runs_s": {k: [round(x, 3) for x in v] for k, v in times.items()},
+        "ratios": {k: [round(x, 3) for x in v] for k, v in ratios.items()},
         "first_build_s": round(build_s, 3),
         "peak_rss_mb": peak_mb(),
         "quality": {first: quality},
@@ -180,7 +201,7 @@ def main() -> None:
     ap.add_argument("--sweep", default="label_noise")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--parallel-seeds", type=int, default=5)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--parallel-repeats", type=int, default=3)
     ap.add_argument("--skip-parallel", action="store_true")
     ap.add_argument("--skip-overhead", action="store_true")

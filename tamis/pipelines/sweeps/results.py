@@ -92,7 +92,7 @@ def run_sweep(
     if bar is not None:
         bar.start()
         task = bar.add_task("building data versions", total=len(spec.versions) * len(spec.seeds))
-    tracker = _tracker(tracking_uri)  # MLflow's import overlaps planning
+    tracker = _tracker(tracking_uri, wait_tracking)
     pool = None
     if jobs > 1:
         from tamis.pipelines.sweeps.recipes import get_recipe
@@ -231,7 +231,7 @@ def _cell_row(store: Store, plan: Plan, res: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _tracker(uri: str | None) -> Any:
+def _tracker(uri: str | None, wait: bool) -> Any:
     if uri is None:
         return None
     from tamis.pipelines.sweeps import tracking
@@ -244,7 +244,8 @@ def _tracker(uri: str | None) -> Any:
             stacklevel=3,
         )
         return None
-    return tracking.Tracker(uri)
+    # waited for: MLflow's import overlaps planning and cells; not: see Tracker's `defer`
+    return tracking.Tracker(uri, defer=0.0 if wait else 10.0)
 
 
 def _tracking_params(plan: Plan) -> tuple[str, str, dict[str, Any]]:
