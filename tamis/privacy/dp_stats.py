@@ -206,6 +206,11 @@ def _fit_categorical(
             lookup = {v: i for i, v in enumerate(cats)}
             codes = np.fromiter((lookup.get(v, len(cats) - 1) for v in vals), np.int64, len(vals))
             noisy = np.clip(_noisy(np.bincount(codes, minlength=len(cats)), sigma, rng), 0, None)
+            # a public domain rarely has values outside it: an (other) count within 3 sigma of
+            # zero is read as zero (post-processing), so noise alone does not make the model
+            # generate (other) rows, which decode to nulls
+            if noisy[-1] < 3.0 * sigma:
+                noisy[-1] = 0.0
             ledger.add(
                 Mechanism(
                     f"frequencies:{name}",

@@ -43,8 +43,17 @@ def _split_xy(df: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series]:
             column=target,
             fix=f"choose one of: {', '.join(map(str, df.columns))}",
         )
-    y = df[target].astype(str).str.strip()
-    return df.drop(columns=[target]), y
+    return df.drop(columns=[target]), _label_strings(df[target])
+
+
+def _label_strings(y: pd.Series) -> pd.Series:
+    """Labels as strings that match across frames: a whole-number float column (an integer
+    column that held nulls, e.g. synthetic labels) gives "1", not "1.0"."""
+    if pd.api.types.is_float_dtype(y):
+        values = y.dropna()
+        if len(values) and bool((values == values.round()).all()):
+            return y.map(lambda v: str(int(v)) if v == v else "nan")
+    return y.astype(str).str.strip()
 
 
 def _drop_null_target(df: pd.DataFrame, target: str) -> pd.DataFrame:

@@ -54,3 +54,21 @@ def test_bad_target_and_columns(make_mixed: Any) -> None:
         ml_efficacy(a, a, "nope")
     with pytest.raises(StepError, match="lacks columns"):
         quality_report(a, a.drop("amount"))
+
+
+def test_integer_labels_that_became_floats_still_match_the_holdout() -> None:
+    """A synthetic integer label with a few nulls arrives as floats (1.0): it must still be
+    scored against the real holdout's 1, not count every prediction wrong."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=2000)
+    y = (x + rng.normal(scale=0.5, size=2000) > 0).astype(int)
+    real = pl.DataFrame({"x": x[:1000], "y": y[:1000]})
+    hold = pl.DataFrame({"x": x[1000:], "y": y[1000:]})
+    synth = real.with_columns(
+        pl.when(pl.int_range(pl.len()) % 50 == 0).then(None).otherwise(pl.col("y")).alias("y")
+    ).with_columns(pl.col("y").cast(pl.Float64))
+    r = ml_efficacy(synth, hold, "y", n_boot=0)
+    assert r["n_train"] == 980 and r["train_classes"] == ["0", "1"]
+    assert r["accuracy"] > 0.75 and r["auc"] > 0.8
