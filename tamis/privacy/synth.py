@@ -189,6 +189,17 @@ def seed_everything(seed: int) -> None:
         pass
 
 
+def _joblib_in_threads() -> Any:
+    """CTGAN's data transformer runs `joblib.Parallel(n_jobs=-1)` on frames of 500+ rows. With
+    joblib's default backend that starts a pool of worker processes which idle for 300 s, and a
+    Python process joins its children at exit: `tamis build` (or a sweep worker) would hang for up
+    to five minutes after its work was done. Threads do the same column transforms, leave
+    nothing behind, and stay inside the process's CPU budget."""
+    from joblib import parallel_config
+
+    return parallel_config(backend="threading")
+
+
 def fit_synthesizer(
     frame: pl.DataFrame | pd.DataFrame, cfg: SynthConfig
 ) -> tuple[Any, dict[str, Any]]:
@@ -214,7 +225,8 @@ def fit_synthesizer(
         except TypeError as exc:
             raise StepError(f"bad synthesizer option: {exc}", field="options") from None
         seed_everything(cfg.seed)
-        model.fit({TABLE: df})
+        with _joblib_in_threads():
+            model.fit({TABLE: df})
     info.update(
         kind=cfg.kind,
         n_train=int(len(df)),
@@ -233,7 +245,8 @@ def sample_synthetic(model: Any, rows: int, seed: int, info: dict[str, Any]) -> 
             model._set_random_state(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = model.sample(rows)
+        with _joblib_in_threads():
+            out = model.sample(rows)
     df = out[TABLE] if isinstance(out, dict) else out
     result = pl.from_pandas(df.reset_index(drop=True))
     for name, value in info.get("constants", {}).items():

@@ -131,3 +131,31 @@ def test_model_saved_in_store_and_loaded_only_from_there(
         load_model(outside, store.root)
     with pytest.raises(TamisError, match="refusing to unpickle"):
         load_model(store.root / "versions" / ".." / ".." / "copy.pkl", store.root)
+
+
+def test_ctgan_leaves_no_idle_worker_processes_behind(tmp_path: Path) -> None:
+    """CTGAN's transformer calls joblib.Parallel(n_jobs=-1) on 500+ rows; with joblib's process
+    backend the idle workers kept a finished `tamis build` (or sweep worker) alive for up to
+    300 s at exit. Fit and sample in a fresh process: no joblib worker pool may exist after, and
+    the process must end as soon as its work is done."""
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import numpy as np, polars as pl\n"
+        "from tamis.privacy.synth import SynthConfig, fit_synthesizer, sample_synthetic\n"
+        "rng = np.random.default_rng(0)\n"
+        "df = pl.DataFrame({'a': rng.normal(size=800), 'b': rng.choice(['x', 'y'], 800)})\n"
+        "model, info = fit_synthesizer(df, SynthConfig(kind='ctgan', epochs=1, batch_size=100))\n"
+        "sample_synthetic(model, 700, 0, info)\n"
+        "from joblib.externals.loky import reusable_executor\n"
+        "print('pool', reusable_executor._executor)\n"
+    )
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=240, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "pool None" in out.stdout
+    assert time.perf_counter() - t0 < 120

@@ -140,7 +140,8 @@ def run_sweep(
         if bar is not None:
             bar.stop()
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            # workers exit on their own (torch and friends take ~1 s to tear down): not waited for
+            pool.shutdown(wait=False, cancel_futures=True)
     out = sweep_dir(store, plan.sweep_id)
     info = {
         "sweep_id": plan.sweep_id,
