@@ -227,11 +227,6 @@ class Catalog:
         for path in files:
             path.unlink(missing_ok=True)
 
-    def record_runs(self, runs: list[dict[str, Any]]) -> None:
-        """Many run rows in one connection and one commit."""
-        with self.connect(write=True) as con:
-            self._insert_runs(con, runs)
-
     @staticmethod
     def _insert_runs(con: duckdb.DuckDBPyConnection, runs: list[dict[str, Any]]) -> None:
         """Multi-row VALUES: ~10x faster than DuckDB's executemany for a few dozen rows."""

@@ -122,7 +122,9 @@ def run_sweep(
                 )
 
         t_import = time.perf_counter()
-        warm_up(plan.recipe.warm)  # libraries the cells need (timed apart: a loop pays it too)
+        # the libraries the cells need, timed apart (a loop pays it too); run_cells' own
+        # warm_up (it must precede the thread caps) then finds them imported
+        warm_up(plan.recipe.warm)
         import_s = time.perf_counter() - t_import
         results, computed_keys = run_cells(plan, jobs=jobs, force=force, on_done=on_done, pool=pool)
     except BaseException as exc:
@@ -143,12 +145,6 @@ def run_sweep(
             # workers exit on their own (torch and friends take ~1 s to tear down): not waited for
             pool.shutdown(wait=False, cancel_futures=True)
     out = sweep_dir(store, plan.sweep_id)
-    info = {
-        "sweep_id": plan.sweep_id,
-        "path": str(out / "result.json"),
-        "cells": len(results),
-        "computed": len(computed_keys),
-    }
     t_stats = time.perf_counter()
     result = assemble(plan, results, computed_keys=computed_keys, store=store)
     stats_s = time.perf_counter() - t_stats
@@ -192,6 +188,12 @@ def run_sweep(
     }
     cleaned: dict[str, Any] = _clean(result)
     write_json_atomic(out / "result.json", cleaned)
+    info = {
+        "sweep_id": plan.sweep_id,
+        "path": str(out / "result.json"),
+        "cells": len(results),
+        "computed": len(computed_keys),
+    }
     _record(store, plan, started, "ok", info, results)
     return cleaned
 

@@ -224,8 +224,9 @@ def _prefetch(stream: Any, ended: threading.Event) -> queue.Queue[str | None]:
         with contextlib.suppress(OSError, ValueError):
             for line in stream:
                 lines.put(line)
-                if line.startswith('{"kind": "finish"'):
-                    ended.set()
+                with contextlib.suppress(ValueError, AttributeError):
+                    if json.loads(line).get("kind") == "finish":
+                        ended.set()
         lines.put(None)
         ended.set()
 
