@@ -152,8 +152,12 @@ def ml_efficacy(
     seed: int = 0,
     n_boot: int = 200,
     minority: str | None = None,
+    predictions: bool = False,
 ) -> dict[str, Any]:
     """Train `model` on `train_df`, evaluate on the real `holdout_df`.
+
+    `predictions=True` adds the per-row scores on the holdout (rows with a label, in its order):
+    `predictions = {"y": labels, "pred": predicted labels, "proba": rows x classes, "classes"}`.
 
     Returns accuracy, F1 of the minority class (least frequent holdout label unless given), AUC
     (minority class vs rest), each with a bootstrap 95% CI over holdout rows, and the n's. A
@@ -202,6 +206,8 @@ def ml_efficacy(
         "train_classes": train_classes,
         **point,
     }
+    if predictions:
+        out["predictions"] = {"y": y_te_np, "pred": pred, "proba": proba, "classes": classes}
     if n_boot > 0:
         rng = np.random.default_rng(seed)
         boots: dict[str, list[float]] = {k: [] for k in point}
