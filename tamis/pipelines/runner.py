@@ -1,6 +1,10 @@
 """The runner: executes a pipeline's DAG in dependency order, caching every step in the store.
 
-Cache key of a step = hash(input version ids, step type, step code version, canonical params, seed).
+Cache key of a step = hash(input version ids, step type, step code, canonical params, seed), where
+the step code is the hash of the step's module source and every `tamis` module it imports
+(`Step.code_version`): a change to a step or its capability never hits an old cache entry. A source
+import's id covers the file's content and the reader's code (`tamis/pipelines/sources.py` and what
+it imports).
 Each output's version id is derived from that key, so the same inputs, params and seed give the
 same id, and a rebuild of an unchanged pipeline only re-checks keys. A step that raises leaves no
 version behind (the store writes atomically); the next build resumes at that step.
@@ -20,10 +24,16 @@ import polars as pl
 
 from tamis.errors import SpecError, StepError, TamisError
 from tamis.pipelines.dag import topological, validate_params, with_ancestors
-from tamis.pipelines.hashing import hash_json
+from tamis.pipelines.hashing import hash_json, module_code_hash
 from tamis.pipelines.progress import BuildProgress
 from tamis.pipelines.registry import get_step_type
-from tamis.pipelines.sources import READER_VERSION, read_source, source_fingerprint
+from tamis.pipelines.sources import (
+    READER_VERSION,
+    load_source,
+    source_fingerprint,
+    source_settings,
+    warn_stderr,
+)
 from tamis.pipelines.spec import PipelineSpec, load_pipeline
 from tamis.pipelines.steps.base import MAIN_OUTPUT, Step, StepContext, StepOutput, StepParams
 from tamis.pipelines.store import Store, now
@@ -47,6 +57,8 @@ class BuildResult:
     versions: dict[str, dict[str, Any]] = field(default_factory=dict)
     steps: list[StepRecord] = field(default_factory=list)
     seconds: float = 0.0
+    #: warnings about the sources (e.g. a header row that looks like data)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +76,7 @@ class BuildResult:
                 }
                 for s in self.steps
             ],
+            **({"warnings": self.warnings} if self.warnings else {}),
         }
 
 
@@ -157,7 +170,12 @@ def _import_source(
             fix="paths are relative to the pipeline YAML",
         )
     fingerprint = source_fingerprint(path, store.catalog)
-    params = {"format": fmt, "options": src.options, "reader": READER_VERSION}
+    params = {
+        "format": fmt,
+        "options": src.options,
+        **source_settings(src),
+        "reader": reader_version(),
+    }
     version_id = hash_json({"source": fingerprint, **params})
     ref = f"{spec.name}/{name}"
     if store.has_version(version_id):
@@ -165,27 +183,37 @@ def _import_source(
         pending.manifests.append(manifest)
     else:
         pending.flush()
-        frame = read_source(path, fmt, src.options, name=name, file=spec.file)
+        read = load_source(spec, name)
         manifest = store.write_version(
             version_id=version_id,
             name=ref,
-            frame=frame,
+            frame=read.frame,
             parents=[],
             step={
                 "name": name,
                 "type": "source",
                 "params": {"path": str(path), **params},
                 "version": READER_VERSION,
+                "code": params["reader"],
             },
             seed=None,
             pipeline=spec.name,
-            report={"source_sha256": fingerprint},
+            report={"source_sha256": fingerprint, **read.report()},
             cache_key=version_id,
             run_id=result.run_id,
         )
     pending.refs.append((ref, version_id))
     result.versions[name] = manifest
+    source_warnings = (manifest.get("report") or {}).get("warnings") or []
+    result.warnings.extend(f"source '{name}': {w}" for w in source_warnings)
+    warn_stderr(name, source_warnings)
     return version_id
+
+
+def reader_version() -> str:
+    """The source reader's code: its manual version and the hash of its module's source."""
+    code = module_code_hash("tamis.pipelines.sources")[:32]
+    return f"{READER_VERSION}-{code}"
 
 
 def _resolve_input(
@@ -249,10 +277,11 @@ def _run_step(
             input_ids[key] = [resolved] if key in step_type.list_inputs else resolved
     seed = step_spec.seed if step_spec.seed is not None else spec.seed
     canonical = params.model_dump(mode="json")
+    code = step_type.code_version()
     key = hash_json(
         {
             "type": step_type.name,
-            "code": step_type.version,
+            "code": code,
             "params": canonical,
             "seed": seed,
             "inputs": input_ids,
@@ -312,7 +341,9 @@ def _run_step(
                         "type": step_type.name,
                         "params": canonical,
                         "version": step_type.version,
+                        "code": code,
                         "output": out,
+                        "deterministic": step_type.deterministic,
                     },
                     seed=seed,
                     report=output.report,
@@ -323,7 +354,11 @@ def _run_step(
                     run_id=result.run_id,
                     replace=forced,
                 )
-                if out in old_hashes and old_hashes[out] != manifests[out]["content_hash"]:
+                if (
+                    step_type.deterministic
+                    and out in old_hashes
+                    and old_hashes[out] != manifests[out]["content_hash"]
+                ):
                     warnings.append(
                         f"output '{out}' differs from the cached one: the step is "
                         "not deterministic for a fixed seed"

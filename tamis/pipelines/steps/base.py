@@ -6,7 +6,7 @@ hashing, caching, writing and progress; a step knows nothing of the store.
     class Dedup(Step):
         name = "dedup"
         Params = DedupParams            # pydantic model, extra="forbid", documented fields
-        version = 1                     # bump when behaviour changes: cache keys change with it
+        # no hand-kept version: the cache key covers this module's code and its capability's
 
         def run(self, inputs, params, ctx):
             out, report = dedup(inputs["input"].collect(), ...)
@@ -87,8 +87,12 @@ class Step:
     name: ClassVar[str] = ""
     #: a pydantic model of the params (extra="forbid", a docstring per field)
     Params: ClassVar[type[StepParams]] = NoParams
-    #: bump whenever the step's behaviour changes, so cached outputs are recomputed
+    #: an optional manual version, kept in the key; the key follows the code anyway (`code_version`)
     version: ClassVar[int] = 1
+    #: False for a step whose output is not a function of (inputs, params, seed): a DP mechanism
+    #: draws its noise and sampling fresh from a secure source on every build and never stores it.
+    #: The cache key stays (inputs, params, seed); the manifest's `step.deterministic` says so.
+    deterministic: ClassVar[bool] = True
     #: named inputs that must be given (besides none at all for generator steps)
     inputs: ClassVar[tuple[str, ...]] = ("input",)
     #: named inputs that may be given
@@ -126,6 +130,25 @@ class Step:
     ) -> StepOutput:
         """Inputs are `pl.LazyFrame`s keyed by input name (a list of them for list inputs)."""
         raise NotImplementedError
+
+    @classmethod
+    def code_version(cls) -> str:
+        """What the cache key knows of this step's code: the hash of its module's source and of
+        every `tamis` module it imports (its capability), transitively, plus the manual `version`.
+
+        Any change to code the step can run changes it, so a changed step is never served from an
+        old cache entry (see `tamis.pipelines.hashing.module_code_hash`).
+        """
+        from tamis.pipelines.hashing import hash_json, module_code_hash
+
+        return hash_json(
+            {
+                "module": cls.__module__,
+                "class": cls.__qualname__,
+                "source": module_code_hash(cls.__module__),
+                "version": cls.version,
+            }
+        )[:32]
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

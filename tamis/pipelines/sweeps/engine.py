@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tamis.errors import SpecError
-from tamis.pipelines.hashing import hash_json
+from tamis.pipelines.hashing import hash_json, module_code_hash
 from tamis.pipelines.store import Store, now
 from tamis.pipelines.sweeps import plancache
 from tamis.pipelines.sweeps.cell import (
@@ -262,7 +262,7 @@ def plan_sweep(
                     "data": vid,
                     "test": test_id,
                     "recipe": recipe.name,
-                    "recipe_version": recipe.version,
+                    "recipe_version": [recipe.version, module_code_hash(recipe.__module__)],
                     "params": params,
                     "seed": s,
                 }
