@@ -57,7 +57,11 @@ class DPCTGANConfig:
     pac: int = _f(1, "must be 1: pac > 1 groups rows, breaking record-level DP")
     gradient_penalty: float = _f(0.0, "must be 0: WGAN-GP's penalty is not clipped per sample")
     threads: int | None = _f(None, "torch threads (None: leave as is)")
-    seed: int = _f(0, "seed of every random draw (noise, sampling, initialisation)")
+    seed: int = _f(
+        0,
+        "seed of network initialisation and of sampling from the trained generator; never of"
+        " DP noise or batch sampling (fresh from the OS CSPRNG on every fit)",
+    )
 
 
 def check_config(cfg: DPCTGANConfig, n: int) -> float:

@@ -15,6 +15,17 @@ The guarantee is end to end, for the add/remove-one-row neighbouring relation:
 - the generator, the transformer and sampling only use released statistics and the DP-trained
   networks (post-processing); the fitted model holds no private row.
 The dataset size n is treated as public (Opacus' sample rate is batch_size / n), as is the schema.
+
+Randomness. Every draw inside a DP mechanism -- the preprocessing histograms' noise, the DP-SGD
+noise, the Poisson sampling of batches, and everything else drawn while private rows are in play
+(real rows' conditions, fake batches, Gumbel noise, dropout) -- comes from the operating system's
+CSPRNG (`secrets`), drawn fresh for each fit and re-drawn before every DP-SGD step; none of it is
+stored, logged or returned. DP-SGD noise uses Opacus' floating-point-safe Gaussian (`secure_mode`
+noise: the sum of four draws). Opacus' own `secure_mode=True` needs `torchcsprng`, which has no
+build for torch 2.x; the generators here are seeded from `secrets.randbits` instead. The seed in
+the config only drives what is not private: network initialisation (public shapes) and sampling
+from the trained generator. So two fits with the same seed give different models and rows, and
+nothing saved (config, seed, ledger, stats) lets anyone regenerate the noise.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import secrets
 import time
 import warnings
 from collections.abc import Callable
@@ -50,6 +62,30 @@ from tamis.privacy.ledger import Mechanism, PrivacyLedger
 
 __all__ = ["DPCTGAN", "DPCTGANConfig", "check_config", "discriminator_backward", "generator_step"]
 
+#: how the DP mechanisms draw their randomness (reported as public metadata)
+NOISE_SOURCE = (
+    "OS CSPRNG (Python secrets): fresh per fit, re-drawn every DP-SGD step, never stored;"
+    " the seed drives only network initialisation and sampling from the trained generator"
+)
+
+
+def secure_numpy_rng() -> np.random.Generator:
+    """A NumPy generator seeded with 128 bits from the OS CSPRNG; the seed is never kept."""
+    return np.random.Generator(np.random.PCG64(secrets.randbits(128)))
+
+
+def reseed_secure(gen: torch.Generator) -> torch.Generator:
+    """Re-seed a torch generator with 64 fresh bits from the OS CSPRNG (never kept)."""
+    gen.manual_seed(secrets.randbits(64))
+    return gen
+
+
+def opacus_steps_per_epoch(n: int, batch_size: int) -> tuple[float, int]:
+    """Opacus' sample rate q = 1 / len(loader) and the steps its Poisson sampler runs per epoch,
+    `int(1 / q)` -- one fewer than ceil(n / batch_size) for some sizes (e.g. 93 batches)."""
+    q = 1.0 / max(1, math.ceil(n / batch_size))
+    return q, int(1 / q)
+
 
 class DPCTGAN:
     """Fit on a private frame with a DP guarantee; sample without ever touching it again."""
@@ -65,6 +101,9 @@ class DPCTGAN:
         #: keep the DP-trained discriminator after fit (for canary audits); dropped by default
         self.keep_discriminator = False
         self.discriminator: nn.Module | None = None
+        #: wall-clock seconds (kept in memory for benchmarks; never saved or reported: timing is
+        #: not paid for by the ledger)
+        self.timings: dict[str, float] = {}
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, df: pl.DataFrame, progress: Callable[..., None] | None = None) -> DPCTGAN:
@@ -73,8 +112,8 @@ class DPCTGAN:
         delta = check_config(cfg, n)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        rng = np.random.default_rng(cfg.seed)
-        torch.manual_seed(cfg.seed)
+        rng = secure_numpy_rng()  # preprocessing noise: never the pipeline seed
+        torch.manual_seed(cfg.seed)  # network initialisation only (public shapes)
         ledger = PrivacyLedger(cfg.epsilon, delta, cfg.accountant)
         planned = plan(df, cfg.metadata, cfg.conditional)
         k = sum(len(q) - 1 for q in planned.values())
@@ -97,6 +136,8 @@ class DPCTGAN:
             )
         sigma_pre = sigma_for(k, cfg.epsilon * cfg.preprocess_fraction, ledger_probe)
         t0 = time.perf_counter()
+        self.timings = {}
+        self.step_sizes = []
         self.transformer = tr = DPTransformer.fit(
             df,
             cfg.metadata,
@@ -109,11 +150,11 @@ class DPCTGAN:
         )
         x_np, idx_np = tr.transform(df)
         t_pre = time.perf_counter() - t0
-        steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
-        q = 1.0 / steps_per_epoch  # exactly Opacus' sample rate for this loader
-        steps = steps_per_epoch * cfg.epochs
+        del rng  # the preprocessing generator is dropped with its (never stored) seed
+        q, steps_per_epoch = opacus_steps_per_epoch(n, cfg.batch_size)
+        steps = steps_per_epoch * cfg.epochs  # planned; the ledger keeps the count that ran
         sigma = cfg.noise_multiplier or ledger.calibrate_sgd(q, steps)
-        ledger.add(
+        sgd = ledger.add(
             Mechanism(
                 "dp_sgd:discriminator",
                 "subsampled_gaussian",
@@ -124,16 +165,25 @@ class DPCTGAN:
                 f"{cfg.grad_sample_mode} clipping",
             )
         )
-        total = ledger.check()  # refuses a noise_multiplier that overruns the target
+        ledger.check()  # refuses a noise_multiplier that overruns the target
         self.ledger = ledger
-        self._train(torch.from_numpy(x_np), torch.from_numpy(idx_np), sigma, progress)
+        ran = self._train(torch.from_numpy(x_np), torch.from_numpy(idx_np), sigma, progress)
+        if ran > steps:  # never happens with Opacus 1.6; refuse rather than under-account
+            raise PrivacyError(
+                f"DP-SGD ran {ran} steps, more than the {steps} the budget was calibrated for",
+                field="epochs",
+                fix="report this as a bug; the ledger cannot account for extra steps",
+            )
+        sgd.steps = ran  # account for the optimizer steps that actually ran
+        total = ledger.check()
+        self.timings["preprocess_seconds"] = t_pre
         self.stats.update(
             {
                 "rows": n,
-                "preprocess_seconds": t_pre,
                 "noise_multiplier": sigma,
                 "sample_rate": q,
-                "steps": steps,
+                "steps": ran,
+                "noise_source": NOISE_SOURCE,
                 "preprocess_noise_multiplier": sigma_pre,
                 "preprocess_histograms": k,
                 "epsilon_spent": total["epsilon"],
@@ -162,8 +212,10 @@ class DPCTGAN:
 
     def _train(
         self, x: torch.Tensor, idx: torch.Tensor, sigma: float, progress: Callable[..., None] | None
-    ) -> None:
+    ) -> int:
+        """Train with DP-SGD; return the number of DP-SGD (noisy optimizer) steps that ran."""
         from opacus import PrivacyEngine
+        from opacus.utils.uniform_sampler import UniformWithReplacementSampler
         from torch.utils.data import DataLoader, TensorDataset
 
         cfg, tr = self.config, self.transformer
@@ -177,8 +229,9 @@ class DPCTGAN:
         opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.discriminator_lr, betas=(0.5, 0.9))
         loader = DataLoader(TensorDataset(x, idx), batch_size=cfg.batch_size)
         engine = PrivacyEngine(accountant=cfg.accountant)
-        gen_t = torch.Generator().manual_seed(cfg.seed)
-        # known-noisy Opacus warnings: secure RNG off (documented) and full backward hooks
+        noise_gen = reseed_secure(torch.Generator())
+        # known-noisy Opacus warnings: its secure RNG needs torchcsprng (the generators here are
+        # seeded from the OS CSPRNG instead, see the module doc) and full backward hooks
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
         made = engine.make_private(
@@ -190,27 +243,95 @@ class DPCTGAN:
             max_grad_norm=cfg.max_grad_norm,
             poisson_sampling=True,
             grad_sample_mode=cfg.grad_sample_mode,
-            noise_generator=gen_t,
+            noise_generator=noise_gen,
         )
         if len(made) == 4:  # ghost clipping also wraps the criterion
             dp_disc, opt_d, crit, loader = made
         else:
             (dp_disc, opt_d, loader), crit = made, nn.BCEWithLogitsLoss()
-        rng = np.random.default_rng(cfg.seed + 1)
+        # Poisson sampling from the OS CSPRNG too (Opacus would use torch's global generator)
+        sampler = loader.batch_sampler
+        if not isinstance(sampler, UniformWithReplacementSampler):
+            raise PrivacyError(
+                f"Opacus returned a {type(sampler).__name__} batch sampler, not Poisson sampling",
+                field="batch_size",
+                fix="report this as a bug (an Opacus upgrade changed make_private)",
+            )
+        sample_gen = sampler.generator = reseed_secure(torch.Generator())
+        # the floating-point-safe Gaussian of Opacus' secure_mode (Holohan et al. 2021)
+        opt_d.secure_mode = True
         fake_b = cfg.fake_batch_size or cfg.batch_size
         total = cfg.epochs * len(loader)
-        done, t0, d_losses = 0, time.perf_counter(), []
+        t0 = time.perf_counter()
         ema = copy.deepcopy(gen) if cfg.generator_ema > 0 else gen
+        with torch.random.fork_rng():
+            # fake rows, Gumbel noise and dropout while private rows are in play: secure, fresh
+            torch.manual_seed(secrets.randbits(64))
+            rng = secure_numpy_rng()
+            ran = self._loop(
+                loader, dp_disc, crit, opt_d, gen, ema, opt_g, cs, spans, cond_cols, rng,
+                noise_gen, sample_gen, fake_b, total, progress,
+            )  # fmt: skip
+        seconds = time.perf_counter() - t0
+        self.timings.update({"train_seconds": seconds, "seconds_per_epoch": seconds / cfg.epochs})
+        accounted = sum(int(h[2]) for h in engine.accountant.history)
+        if accounted != ran:
+            raise PrivacyError(
+                f"Opacus' accountant saw {accounted} DP-SGD steps, the loop counted {ran}",
+                field="epochs",
+                fix="report this as a bug; the ledger cannot tell which count is right",
+            )
+        self.stats.update(
+            {
+                "opacus_dp_sgd_epsilon": float(
+                    engine.accountant.get_epsilon(self.ledger.accountant_delta())
+                )
+                if self.ledger
+                else None,
+            }
+        )
+        if self.keep_discriminator:
+            self.discriminator = dp_disc._module.eval()
+        ema.eval()
+        self.generator = ema  # the discriminator (and the private tensors) are dropped here
+        return ran
+
+    def _loop(
+        self,
+        loader: Any,
+        dp_disc: Any,
+        crit: Any,
+        opt_d: Any,
+        gen: Generator,
+        ema: nn.Module,
+        opt_g: torch.optim.Optimizer,
+        cs: CondSampler,
+        spans: list[Any],
+        cond_cols: list[int],
+        rng: np.random.Generator,
+        noise_gen: torch.Generator,
+        sample_gen: torch.Generator,
+        fake_b: int,
+        total: int,
+        progress: Callable[..., None] | None,
+    ) -> int:
+        """The training loop; returns how many DP-SGD optimizer steps ran."""
+        cfg = self.config
+        done = noisy_steps = 0
         for _epoch in range(cfg.epochs):
             for real_x, real_idx in loader:
+                # fresh secure seeds for this step's noise and the next batch's sampling
+                reseed_secure(noise_gen)
+                reseed_secure(sample_gen)
                 real_in = self._real_input(real_x, real_idx, cs, rng)
                 fake_in = self._fake_input(gen, fake_b, cs, spans, rng)
-                loss = discriminator_backward(dp_disc, crit, opt_d, real_in, fake_in)
+                discriminator_backward(dp_disc, crit, opt_d, real_in, fake_in)
                 opt_d.step()
+                # a step Opacus skips adds no noise and costs nothing: count only noisy steps
+                noisy_steps += not getattr(opt_d, "_is_last_step_skipped", False)
                 self.step_sizes.append(
                     (real_in.shape[0], fake_in.shape[0], real_in.shape[0] + fake_in.shape[0])
                 )
-                d_losses.append(loss)
                 for _ in range(cfg.generator_steps):
                     generator_step(
                         gen,
@@ -230,22 +351,7 @@ class DPCTGAN:
                 done += 1
                 if progress is not None:
                     progress(f"DP-SGD step {done}/{total}", completed=done, total=total)
-        self.stats.update(
-            {
-                "train_seconds": time.perf_counter() - t0,
-                "seconds_per_epoch": (time.perf_counter() - t0) / cfg.epochs,
-                "opacus_dp_sgd_epsilon": float(
-                    engine.accountant.get_epsilon(self.ledger.accountant_delta())
-                )
-                if self.ledger
-                else None,
-                "final_discriminator_loss": float(np.mean(d_losses[-10:])) if d_losses else None,
-            }
-        )
-        if self.keep_discriminator:
-            self.discriminator = dp_disc._module.eval()
-        ema.eval()
-        self.generator = ema  # the discriminator (and the private tensors) are dropped here
+        return noisy_steps
 
     def _real_input(
         self,

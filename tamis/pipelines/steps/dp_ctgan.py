@@ -78,6 +78,9 @@ class DPCTGANStep(Step):
     name = "dp_ctgan"
     Params = DPCTGANParams
     version = 1
+    #: the DP noise and batch sampling come from the OS CSPRNG, fresh per build, never stored:
+    #: two builds with the same inputs, params and seed give different rows
+    deterministic = False
     requires = ("torch", "opacus")
     extra = "privacy"
 

@@ -1,0 +1,170 @@
+"""DP that a reader of the store cannot undo (issue 12, section 1).
+
+Two builds of the same `dp_ctgan` step with the same seed into two fresh stores: the manifest says
+`deterministic: false`, the released noisy statistics and rows differ, nothing stored regenerates
+the noise, and every field that leaves the step is something the ledger pays for (or public).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("opacus")
+
+from tamis.pipelines.runner import build  # noqa: E402
+from tamis.pipelines.store import Store  # noqa: E402
+from tamis.privacy.dp_config import DPCTGANConfig  # noqa: E402
+from tamis.privacy.dp_transform import DPTransformer  # noqa: E402
+from tamis.privacy.ledger import PrivacyLedger  # noqa: E402
+
+SEED = 3
+PIPELINE = f"""
+name: dp
+seed: {SEED}
+sources:
+  private: {{path: private.parquet}}
+steps:
+  synth:
+    use: dp_ctgan
+    input: private
+    params:
+      epsilon: 3.0
+      epochs: 1
+      batch_size: 100
+      generator_dim: [16]
+      discriminator_dim: [16]
+      n_modes: 3
+      threads: 1
+      accountant: rdp
+      conditional: noisy
+      columns:
+        n: {{bounds: [0, 50]}}
+        c: {{categories: [x, y, z]}}
+"""
+
+
+def private_frame(n: int = 400) -> pl.DataFrame:
+    rng = np.random.default_rng(0)
+    return pl.DataFrame(
+        {
+            "n": rng.integers(0, 50, n),
+            "x": rng.normal(10, 3, n),
+            "c": rng.choice(["x", "y", "z"], n, p=[0.5, 0.3, 0.2]).tolist(),
+            "d": rng.choice(["u", "v", "w"], n, p=[0.6, 0.3, 0.1]).tolist(),
+        }
+    )
+
+
+class Built:
+    def __init__(self, root: Path, name: str) -> None:
+        self.store = Store(root / name)
+        result = build(root / "pipeline.yaml", self.store)
+        self.manifest: dict[str, Any] = result.versions["synth"]
+        self.dir = self.store.version_dir(self.manifest["id"])
+        self.model = json.loads((self.dir / "artifacts" / "dp_ctgan" / "dp_ctgan.json").read_text())
+        self.rows = self.store.read(self.manifest["id"])
+
+
+@pytest.fixture(scope="module")
+def two_builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Built, Built]:
+    root = tmp_path_factory.mktemp("dp_secure")
+    private_frame().write_parquet(root / "private.parquet")
+    (root / "pipeline.yaml").write_text(PIPELINE)
+    return Built(root, "store_a"), Built(root, "store_b")
+
+
+def _public_freqs(model: dict[str, Any]) -> np.ndarray:
+    (c,) = [k for k in model["transformer"]["categorical"] if k["name"] == "c"]
+    return np.asarray(c["freqs"])
+
+
+def test_manifest_says_not_deterministic_and_keeps_its_cache_key(
+    two_builds: tuple[Built, Built],
+) -> None:
+    a, b = two_builds
+    assert a.manifest["step"]["deterministic"] is False
+    # the cache key stays (inputs, params, seed): same id and seed in both stores
+    assert a.manifest["id"] == b.manifest["id"] and a.manifest["seed"] == b.manifest["seed"] == SEED
+
+
+def test_two_fresh_stores_with_the_same_seed_give_different_noise_and_rows(
+    two_builds: tuple[Built, Built],
+) -> None:
+    a, b = two_builds
+    # the released noisy category counts (over the public domain) differ
+    assert not np.allclose(_public_freqs(a.model), _public_freqs(b.model))
+    # and so do the learned (noisy) mode edges and the synthetic rows
+    edges = [[c["edges"] for c in m.model["transformer"]["continuous"]] for m in (a, b)]
+    assert edges[0] != edges[1]
+    assert a.manifest["content_hash"] != b.manifest["content_hash"]
+    assert not a.rows.equals(b.rows)
+
+
+def _candidate_seeds(*docs: Any) -> set[int]:
+    """Every integer a reader can find in what was stored, and integers derived from hex ids."""
+    out: set[int] = set()
+
+    def walk(v: Any) -> None:
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, bool):
+            return
+        elif isinstance(v, int) and v >= 0:
+            out.update({v, v + 1})
+        elif isinstance(v, float) and math.isfinite(v) and v >= 0 and v == int(v):
+            out.add(int(v))
+        elif isinstance(v, str) and len(v) >= 16 and all(ch in "0123456789abcdef" for ch in v):
+            h = int(v, 16)
+            out.update({h, h % 2**32, h % 2**64, int(v[:16], 16), int(v[:8], 16)})
+
+    for d in docs:
+        walk(d)
+    return out
+
+
+def _regenerate(model: dict[str, Any], df: pl.DataFrame, rng: np.random.Generator) -> np.ndarray:
+    """Re-run the preprocessing mechanisms with a guessed generator (the attack)."""
+    cfg = model["config"]
+    stats = model["stats"]
+    ledger = PrivacyLedger(cfg["epsilon"], stats["delta"], cfg["accountant"])
+    tr = DPTransformer.fit(
+        df,
+        cfg["metadata"],
+        ledger,
+        sigma=stats["preprocess_noise_multiplier"],
+        conditional=cfg["conditional"],
+        n_modes=cfg["n_modes"],
+        rng=rng,
+        threshold_delta=stats["delta"] * cfg["threshold_delta_fraction"],
+    )
+    (c,) = [k for k in tr.categorical if k.name == "c"]
+    return np.asarray(c.freqs)
+
+
+def test_nothing_stored_regenerates_the_released_noise(two_builds: tuple[Built, Built]) -> None:
+    a, _ = two_builds
+    df = private_frame()
+    released = _public_freqs(a.model)
+    # positive control: when the noise comes from a known seed, the attack recovers it exactly
+    known = _regenerate(a.model, df, np.random.default_rng(123))
+    assert np.array_equal(known, _regenerate(a.model, df, np.random.default_rng(123)))
+    report = a.manifest["report"]
+    seeds = _candidate_seeds(a.manifest, report, a.model, dataclasses.asdict(DPCTGANConfig()))
+    assert SEED in seeds and len(seeds) > 10
+    for s in sorted(seeds):
+        for rng in (np.random.default_rng(s), np.random.Generator(np.random.PCG64(s))):
+            guess = _regenerate(a.model, df, rng)
+            assert not np.allclose(guess, released, rtol=0, atol=1e-12), f"seed {s} regenerates it"
