@@ -2,9 +2,30 @@
 
 Curated, versioned, audited datasets, and measurements of what each curation choice does to the
 models trained on them.
+
+No network unless the user asks for it: importing tamis turns Hugging Face Hub telemetry off for
+this process (always; tamis handles private data and never phones home), and `tamis train` runs
+the Hub libraries offline whenever the models it loads are local (`tamis.train.offline`).
 """
 
+import os
+import sys
 from importlib.metadata import PackageNotFoundError, version
+
+#: Environment variables that switch telemetry off in huggingface_hub (and other tools honouring
+#: https://donottrack.sh). Set unconditionally: telemetry is never wanted.
+TELEMETRY_OFF = ("HF_HUB_DISABLE_TELEMETRY", "DISABLE_TELEMETRY", "DO_NOT_TRACK")
+
+
+def _telemetry_off() -> None:
+    for key in TELEMETRY_OFF:
+        os.environ[key] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")  # imported before tamis
+    if constants is not None:
+        constants.HF_HUB_DISABLE_TELEMETRY = True  # type: ignore[attr-defined]
+
+
+_telemetry_off()
 
 try:
     __version__ = version("tamis")

@@ -33,6 +33,7 @@ from tamis.train.data import (
 from tamis.train.data import to_dataset as _to_dataset
 from tamis.train.metrics import pairwise_accuracy
 from tamis.train.models import cpu_args, load_model, lora_config, progress_callback, save_model
+from tamis.train.offline import offline_for
 from tamis.train.runs import RunConfig, prepare_run_dir, write_run
 
 
@@ -174,6 +175,7 @@ def build_trainer(
     return trainer, ref
 
 
+@offline_for("model", "ref_model")
 def train_dpo(
     data: Any,
     model: str,

@@ -40,6 +40,7 @@ from tamis.train.data import (
 )
 from tamis.train.metrics import proportion
 from tamis.train.models import load_model, load_tokenizer, lora_config, save_model
+from tamis.train.offline import offline_for
 from tamis.train.runs import RunConfig, prepare_run_dir, write_run
 
 
@@ -309,6 +310,7 @@ def _check_vocab(tok: Any, reward_tok: Any, model: str, reward_model: str) -> No
         )
 
 
+@offline_for("model", "reward_model", "ref_model")
 def train_ppo(
     data: Any,
     model: str,

@@ -30,6 +30,7 @@ from tamis.train.data import (
 from tamis.train.data import to_dataset as _to_dataset
 from tamis.train.metrics import bt_ece, pairwise_accuracy, pearson
 from tamis.train.models import cpu_args, load_model, lora_config, progress_callback, save_model
+from tamis.train.offline import offline_for
 from tamis.train.runs import RunConfig, prepare_run_dir, write_run
 
 
@@ -121,6 +122,7 @@ def build_trainer(
     return trainer
 
 
+@offline_for("model")
 def train_reward(
     data: Any,
     model: str,

@@ -19,6 +19,7 @@ from tamis.train.data import check_columns, drop_null_text, load_frame, split_ev
 from tamis.train.data import to_dataset as _to_dataset
 from tamis.train.metrics import perplexity
 from tamis.train.models import cpu_args, load_model, lora_config, progress_callback, save_model
+from tamis.train.offline import offline_for
 from tamis.train.runs import RunConfig, prepare_run_dir, write_run
 
 
@@ -80,6 +81,7 @@ def build_trainer(
     return trainer
 
 
+@offline_for("model")
 def train_sft(
     data: Any,
     model: str,
