@@ -1,11 +1,25 @@
-"""`tamis export`: write a version as Parquet, CSV, JSONL or a Hugging Face `datasets` directory.
+"""`tamis export`: write a version as Parquet, CSV, TSV, JSONL, JSON or a Hugging Face directory.
 
-Written to a temporary path beside the target and renamed into place, so a failed export never
-leaves half a file where the user asked for one.
+Nothing the user owns is deleted or silently overwritten:
+- an existing target is refused unless `overwrite` is set; then a file is replaced atomically
+  (written to a temporary file in the same directory, then `os.replace`); a directory is never
+  replaced (an `hf` export goes into a new directory only, renamed into place when complete);
+- a target inside the store, or that is (or is inside) a source a pipeline of this store read,
+  is refused, with or without `overwrite`;
+- without `overwrite` a file is put in place with a hard link, which fails if the name was
+  taken meanwhile, so even a race never replaces a file.
+
+The format follows the target's suffix when none is given (`.parquet`, `.csv`, `.tsv`, `.jsonl`,
+`.json`; no suffix means an `hf` directory); a suffix that contradicts the format is an error.
+CSV and TSV cells (and column names) that a spreadsheet would run as a formula (starting with
+`=`, `+`, `-`, `@`, tab or carriage return) get a leading `'`, as OWASP recommends, unless
+`escape_formulas=False`; the result says how many cells were escaped.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import uuid
@@ -17,51 +31,227 @@ import polars as pl
 from tamis.errors import TamisError
 from tamis.pipelines.store import Store
 
-FORMATS = ("parquet", "csv", "jsonl", "hf")
+FORMATS = ("parquet", "csv", "tsv", "jsonl", "json", "hf")
+SUFFIX_FORMATS = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+}
+#: first characters that make a spreadsheet read a cell as a formula (OWASP CSV injection)
+FORMULA_START = "=+-@\t\r"
+_FORMULA_RE = r"^[=+\-@\t\r]"
 
 
-def export_version(store: Store, ref: str, to: str | Path, fmt: str) -> dict[str, Any]:
-    if fmt not in FORMATS:
+def export_format(target: Path, fmt: str | None) -> str:
+    """The format to write: `fmt` if given (checked against the suffix), else the suffix's."""
+    suffix = target.suffix.lower()
+    implied = SUFFIX_FORMATS.get(suffix)
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise TamisError(
+                f"unknown export format '{fmt}'",
+                field="--format",
+                fix=f"one of {', '.join(FORMATS)}",
+            )
+        if implied is not None and implied != fmt:
+            raise TamisError(
+                f"--format {fmt} contradicts the target's suffix '{suffix}' (a {implied} file)",
+                file=str(target),
+                field="--format",
+                fix=f"drop --format, or name the target for {fmt}"
+                + (" (a directory name without suffix)" if fmt == "hf" else ""),
+            )
+        return fmt
+    if implied is not None:
+        return implied
+    if suffix and not target.is_dir():
         raise TamisError(
-            f"unknown export format '{fmt}'", field="--format", fix=f"one of {', '.join(FORMATS)}"
+            f"cannot tell the export format from the suffix '{suffix}'",
+            file=str(target),
+            field="--to",
+            fix=f"pass --format ({', '.join(FORMATS)}) or use one of "
+            f"{', '.join(sorted(SUFFIX_FORMATS))}",
         )
+    return "hf"
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def source_paths(store: Store) -> list[Path]:
+    """Every source file or directory a pipeline of this store read (from the catalog)."""
+    if not store.catalog.path.exists():
+        return []
+    paths: set[str] = {
+        r["path"] for r in store.catalog.query("SELECT path FROM source_files") if r["path"]
+    }
+    for row in store.catalog.query("SELECT id FROM versions WHERE step_type = 'source'"):
+        with contextlib.suppress(Exception):
+            params = (store.manifest_by_id(row["id"]).get("step") or {}).get("params") or {}
+            if params.get("path"):
+                paths.add(str(params["path"]))
+    return [Path(os.path.realpath(p)) for p in sorted(paths)]
+
+
+def check_target(store: Store, target: Path, fmt: str, overwrite: bool) -> bool:
+    """Refuse a target that would delete or overwrite what the user owns; True if it exists."""
+    real = Path(os.path.realpath(target))
+    store_root = Path(os.path.realpath(store.root))
+    if _inside(real, store_root) or _inside(store_root, real):
+        raise TamisError(
+            f"refusing to export into the store ({store.root}) or over a folder holding it",
+            file=str(target),
+            field="--to",
+            fix="export to a path outside the store",
+        )
+    for src in source_paths(store):
+        if _inside(real, src) or _inside(src, real):
+            raise TamisError(
+                f"refusing to export over a pipeline's source ({src})",
+                file=str(target),
+                field="--to",
+                fix="export to a new path; sources are never overwritten",
+            )
+    exists = os.path.lexists(target)
+    if not exists:
+        return False
+    if real.is_dir() or fmt == "hf":
+        raise TamisError(
+            "the target exists and is a directory"
+            if real.is_dir()
+            else "the target exists (an hf export writes a new directory)",
+            file=str(target),
+            field="--to",
+            fix="choose a new path; tamis never deletes or replaces a directory",
+        )
+    if not overwrite:
+        raise TamisError(
+            "the target file exists",
+            file=str(target),
+            field="--to",
+            fix="pass --overwrite to replace it (atomically), or choose another path",
+        )
+    return True
+
+
+def _escape_formulas(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Prefix `'` to text cells and column names that start like a formula; count them."""
+    count = 0
+    exprs = []
+    for name, dtype in df.schema.items():
+        if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
+            text = pl.col(name).cast(pl.String)
+            hit = text.str.contains(_FORMULA_RE).fill_null(False)
+            count += int(df.select(hit.sum()).item())
+            exprs.append(pl.when(hit).then(pl.lit("'") + text).otherwise(text).alias(name))
+    if exprs:
+        df = df.with_columns(exprs)
+    renames = {c: "'" + c for c in df.columns if c[:1] and c[0] in FORMULA_START}
+    count += len(renames)
+    return (df.rename(renames) if renames else df), count
+
+
+def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        df.write_parquet(path)
+    elif fmt in ("csv", "tsv"):
+        df.write_csv(path, separator="\t" if fmt == "tsv" else ",")
+    elif fmt == "jsonl":
+        df.write_ndjson(path)
+    elif fmt == "json":
+        df.write_json(path)
+    else:
+        try:
+            import datasets
+        except ImportError as exc:
+            raise TamisError(
+                "exporting to hf needs the `datasets` package", fix="pip install 'tamis[train]'"
+            ) from exc
+        datasets.Dataset(df.to_arrow()).save_to_disk(str(path))
+
+
+def export_version(
+    store: Store,
+    ref: str,
+    to: str | Path,
+    fmt: str | None = None,
+    *,
+    overwrite: bool = False,
+    escape_formulas: bool = True,
+) -> dict[str, Any]:
+    target = Path(to).expanduser()
+    fmt = export_format(target, fmt)
     version_id = store.resolve(ref)
-    target = Path(to)
+    existed = check_target(store, target, fmt, overwrite)
+    df = store.read(version_id)
+    escaped = 0
+    if fmt in ("csv", "tsv"):
+        nested = [c for c, t in df.schema.items() if t.is_nested()]
+        if nested:
+            raise TamisError(
+                f"{fmt.upper()} cannot hold nested columns {nested}",
+                column=nested[0],
+                fix="export as jsonl, json, parquet or hf",
+            )
+        if escape_formulas:
+            df, escaped = _escape_formulas(df)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    df = pl.read_parquet(store.data_path(version_id))
     try:
-        if fmt == "parquet":
-            df.write_parquet(tmp)
-        elif fmt == "csv":
-            nested = [c for c, t in df.schema.items() if t.is_nested()]
-            if nested:
-                raise TamisError(
-                    f"CSV cannot hold nested columns {nested}",
-                    column=nested[0],
-                    fix="export as jsonl, parquet or hf",
-                )
-            df.write_csv(tmp)
-        elif fmt == "jsonl":
-            df.write_ndjson(tmp)
+        _write(df, tmp, fmt)
+        if fmt == "hf":
+            if os.path.lexists(target):  # appeared meanwhile: never replace a directory
+                raise FileExistsError(errno.EEXIST, "exists", str(target))
+            os.rename(tmp, target)
+        elif existed:
+            os.replace(tmp, target)  # --overwrite: atomic, the old file or the new, never half
         else:
             try:
-                import datasets
-            except ImportError as exc:
-                raise TamisError(
-                    "exporting to hf needs the `datasets` package", fix="pip install 'tamis[train]'"
-                ) from exc
-            datasets.Dataset(df.to_arrow()).save_to_disk(str(tmp))
-        if target.exists():
-            if target.is_dir():
-                shutil.rmtree(target)
-            else:
-                target.unlink()
-        os.replace(tmp, target)
-    except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
+                os.link(tmp, target)  # fails if the name was taken meanwhile
+            except FileExistsError:
+                raise
+            except OSError:  # no hard links on this file system: check, then rename
+                if os.path.lexists(target):
+                    raise FileExistsError(errno.EEXIST, "exists", str(target)) from None
+                os.replace(tmp, target)
+    except FileExistsError:
+        raise TamisError(
+            "the target appeared while exporting; it was left as it is",
+            file=str(target),
+            field="--to",
+            fix="choose another path (or --overwrite for a file)",
+        ) from None
+    finally:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)  # our own temporary directory only
+        elif os.path.lexists(tmp):
             tmp.unlink()
-        raise
-    return {"id": version_id, "path": str(target), "format": fmt, "rows": df.height}
+    result: dict[str, Any] = {
+        "id": version_id,
+        "path": str(target),
+        "format": fmt,
+        "rows": df.height,
+        "overwrote": existed,
+    }
+    if fmt in ("csv", "tsv"):
+        result["escaped_cells"] = escaped
+        result["formulas_escaped"] = escape_formulas
+    return result
+
+
+def describe(result: dict[str, Any]) -> str:
+    """One line for people."""
+    text = f"wrote {result['rows']:,} rows to {result['path']} ({result['format']})"
+    if result.get("overwrote"):
+        text += ", replacing the old file"
+    if "escaped_cells" in result:
+        if result["formulas_escaped"]:
+            text += f"; {result['escaped_cells']:,} cells that start like a formula got a leading '"
+        else:
+            text += "; formula escaping off (--no-escape-formulas)"
+    return text

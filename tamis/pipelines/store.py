@@ -11,18 +11,27 @@ Layout of a store directory (default `./.tamis`, or `--store DIR`, or `TAMIS_STO
         tables/<name>.parquet large report tables (clusters, issue lists, ...)
         artifacts/            files a step keeps beside its output (e.g. a fitted model)
     tmp/                      versions being written; never read
+    damaged/                  version dirs found damaged, set aside (never deleted) and rebuilt
 
 Crash safety: a version is written into `tmp/`, every file is fsynced, then the directory is
 renamed into `versions/` in one atomic step, and only then is the catalog row written. A crash
 before the rename leaves only litter in `tmp/` (cleared on the next write); a crash after the
 rename but before the catalog row is healed by `reindex`, which the runner calls for any version
 it finds on disk but not in the catalog.
+
+Integrity: the manifest records the size and sha256 of every file of a version (`files`). Reads
+check the sizes and the data file's content hash (once per process and file state) and fail with
+"version X is damaged: run `tamis verify`" rather than serve altered rows; a cache hit checks the
+sizes and sets a damaged version aside (into `damaged/`) so that it is rebuilt. `tamis verify`
+(tamis/pipelines/verify.py) re-checks everything. Ids are 64 lowercase hex digits and refs are
+names (letters, digits, `_ - .`, segments joined by `/`): nothing else resolves.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -39,6 +48,56 @@ from tamis.pipelines.catalog import Catalog
 from tamis.pipelines.hashing import hash_file
 
 DEFAULT_STORE = ".tamis"
+ID_RE = re.compile(r"[0-9a-f]{64}")
+HEX_RE = re.compile(r"[0-9a-f]+")
+REF_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*")
+#: (st_dev, st_ino, st_size, st_mtime_ns) of a data file -> the sha256 it was found to have
+_HASHED: dict[tuple[int, int, int, int], str] = {}
+
+
+def is_version_id(value: object) -> bool:
+    return isinstance(value, str) and ID_RE.fullmatch(value) is not None
+
+
+def check_version_id(value: object) -> str:
+    """A version id is exactly 64 lowercase hex digits: never a path, never `../...`."""
+    if not is_version_id(value):
+        raise StoreError(
+            f"{value!r} is not a version id (64 lowercase hex digits)",
+            fix="pass a version id, an id prefix or a ref (see `tamis versions`)",
+        )
+    return str(value)
+
+
+def check_ref_name(ref: str) -> str:
+    """A ref is `<pipeline>/<step>[.<output>]`-like: no spaces, no `..`, nothing trimmed."""
+    if not isinstance(ref, str) or REF_RE.fullmatch(ref) is None:
+        raise StoreError(
+            f"{ref!r} is not a valid ref name",
+            fix="refs are names like <pipeline>/<step>: letters, digits, '_', '-', '.', "
+            "segments joined by '/', no spaces",
+        )
+    return ref
+
+
+def _stat_key(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _hash_memo(path: Path) -> str:
+    """Content hash of a file, computed once per process and file state (inode, size, mtime)."""
+    key = _stat_key(path)
+    sha = _HASHED.get(key)
+    if sha is None:
+        sha = hash_file(path)
+        _HASHED[key] = sha
+    return sha
+
+
+def _verify_reads() -> str:
+    """`hash` (default): reads check the data file's content hash; `size`: sizes only."""
+    return "size" if os.environ.get("TAMIS_VERIFY_READS", "hash").lower() == "size" else "hash"
 
 
 def now() -> str:
@@ -86,71 +145,202 @@ class Store:
         self.versions_dir = self.root / "versions"
         self.tmp_dir = self.root / "tmp"
         self.runs_dir = self.root / "runs"
+        self.damaged_dir = self.root / "damaged"
         self.catalog = Catalog(self.root)
 
     # ------------------------------------------------------------------ paths and lookups
     def version_dir(self, version_id: str) -> Path:
-        return self.versions_dir / version_id
+        return self.versions_dir / check_version_id(version_id)
 
     def data_path(self, version_id: str) -> Path:
         return self.version_dir(version_id) / "data.parquet"
 
     def has_version(self, version_id: str) -> bool:
-        return (self.version_dir(version_id) / "manifest.json").exists()
+        return (
+            is_version_id(version_id) and (self.version_dir(version_id) / "manifest.json").exists()
+        )
 
     def manifest(self, ref: str) -> dict[str, Any]:
-        version_id = self.resolve(ref)
-        with open(self.version_dir(version_id) / "manifest.json") as fh:
-            manifest: dict[str, Any] = json.load(fh)
-        return manifest
+        return self.manifest_by_id(self.resolve(ref))
 
     def scan(self, ref: str) -> pl.LazyFrame:
-        return pl.scan_parquet(self.data_path(self.resolve(ref)))
+        version_id = self.resolve(ref)
+        self.check_readable(version_id)
+        return pl.scan_parquet(self.data_path(version_id))
 
     def read(self, ref: str) -> pl.DataFrame:
-        return pl.read_parquet(self.data_path(self.resolve(ref)))
+        version_id = self.resolve(ref)
+        self.check_readable(version_id)
+        try:
+            return pl.read_parquet(self.data_path(version_id))
+        except BaseException as exc:  # a Polars panic is a BaseException
+            if isinstance(exc, KeyboardInterrupt | SystemExit | MemoryError):
+                raise
+            raise self._damaged(version_id, f"data.parquet cannot be read ({exc})") from None
 
     def table(self, ref: str, name: str) -> pl.DataFrame:
-        path = self.version_dir(self.resolve(ref)) / "tables" / f"{name}.parquet"
+        version_id = self.resolve(ref)
+        path = self.version_dir(version_id) / "tables" / f"{name}.parquet"
         if not path.exists():
             raise StoreError(f"version {ref} has no report table '{name}'")
+        problems = self.check_version(version_id, only=[f"tables/{name}.parquet"])
+        if problems:
+            raise self._damaged(version_id, problems[0])
         return pl.read_parquet(path)
 
     def artifact_dir(self, ref: str) -> Path:
         return self.version_dir(self.resolve(ref)) / "artifacts"
 
     def resolve(self, ref: str) -> str:
-        """An id, an unambiguous id prefix, or a ref (`<pipeline>/<step>`) -> a version id."""
-        ref = ref.strip()
-        if not ref:
+        """An id, an unambiguous id prefix, or a ref (`<pipeline>/<step>`) -> a version id.
+
+        Nothing is trimmed: a reference with spaces is an error, not a near match. Only
+        64-hex-digit ids of versions in this store and valid ref names resolve.
+        """
+        if not isinstance(ref, str) or not ref:
             raise StoreError("empty version reference", fix="pass an id, id prefix or ref")
+        if ref != ref.strip() or any(c.isspace() or not c.isprintable() for c in ref):
+            raise StoreError(
+                f"version reference {ref!r} contains spaces or control characters",
+                fix="refs and ids never contain spaces; see `tamis versions`",
+            )
         if not self.catalog.path.exists():
             raise StoreError(
                 f"no store at {self.root}",
                 fix="build a pipeline first (`tamis build PIPELINE.yaml`) or pass --store DIR",
             )
-        rows = self.catalog.query("SELECT version_id FROM refs WHERE ref = ?", [ref])
-        if rows:
-            return str(rows[0]["version_id"])
-        if len(ref) == 64 and self.has_version(ref):
-            return ref
-        if all(c in "0123456789abcdef" for c in ref.lower()) and len(ref) >= 4:
+        lowered = ref.lower()
+        if ID_RE.fullmatch(lowered):
+            if self.has_version(lowered):
+                return lowered
+        elif HEX_RE.fullmatch(lowered) and len(lowered) >= 4:
             hits = self.catalog.query(
-                "SELECT id FROM versions WHERE id LIKE ? ORDER BY id", [ref.lower() + "%"]
+                "SELECT id FROM versions WHERE starts_with(id, ?) ORDER BY id", [lowered]
             )
             if len(hits) == 1:
-                return str(hits[0]["id"])
+                return check_version_id(hits[0]["id"])
             if len(hits) > 1:
                 raise StoreError(
                     f"id prefix '{ref}' is ambiguous ({len(hits)} versions)",
                     fix="give more characters of the id",
                 )
+        if REF_RE.fullmatch(ref) is None:
+            raise StoreError(
+                f"'{ref}' is neither a version id nor a valid ref name",
+                fix="pass a 64-hex-digit id, an id prefix (4+ hex digits) or a ref "
+                "<pipeline>/<step> (see `tamis versions`)",
+            )
+        rows = self.catalog.query("SELECT version_id FROM refs WHERE ref = ?", [ref])
+        if rows:
+            version_id = rows[0]["version_id"]
+            if not is_version_id(version_id):
+                raise StoreError(
+                    f"ref '{ref}' points to {version_id!r}, which is not a version id",
+                    fix="the catalog was altered: run `tamis verify`",
+                )
+            return str(version_id)
         near = self.catalog.query(
-            "SELECT ref FROM refs WHERE ref LIKE ? ORDER BY ref LIMIT 8",
-            [f"%{ref.split('/')[-1]}%"],
+            "SELECT ref FROM refs WHERE contains(ref, ?) ORDER BY ref LIMIT 8",
+            [ref.split("/")[-1]],
         )
         hint = ", ".join(r["ref"] for r in near) if near else "see `tamis versions`"
         raise StoreError(f"no version or ref named '{ref}'", fix=f"known refs: {hint}")
+
+    # ------------------------------------------------------------------ integrity
+    def _damaged(self, version_id: str, why: str) -> StoreError:
+        return StoreError(
+            f"version {version_id[:12]} is damaged: {why}",
+            file=str(self.version_dir(version_id)),
+            fix="run `tamis verify` to list damaged versions; `tamis build --force` on the "
+            "pipeline that made it rebuilds it",
+        )
+
+    def check_version(
+        self, version_id: str, *, full: bool = False, only: list[str] | None = None
+    ) -> list[str]:
+        """What is wrong with a version dir ([] if nothing): manifest, recorded file sizes, and
+        with `full` the content hashes, Parquet row count and schema against the manifest."""
+        vdir = self.version_dir(version_id)
+        if not vdir.is_dir():
+            return ["the version directory is missing"]
+        try:
+            manifest = self.manifest_by_id(version_id)
+        except FileNotFoundError:
+            return ["manifest.json is missing"]
+        except (OSError, ValueError) as exc:
+            return [f"manifest.json cannot be read ({exc})"]
+        if not isinstance(manifest, dict) or manifest.get("id") != version_id:
+            return ["manifest.json belongs to another version"]
+        problems: list[str] = []
+        files: dict[str, Any] = manifest.get("files") or {
+            "data.parquet": {"sha256": manifest.get("content_hash")}
+        }
+        for rel, rec in files.items():
+            if only is not None and rel not in only:
+                continue
+            path = vdir / rel
+            if ".." in Path(rel).parts or not path.is_file():
+                problems.append(f"{rel} is missing")
+                continue
+            size = rec.get("size")
+            if size is not None and path.stat().st_size != size:
+                problems.append(
+                    f"{rel} has {path.stat().st_size:,} bytes, the manifest says {size:,}"
+                )
+                continue
+            if full and rec.get("sha256") and hash_file(path) != rec["sha256"]:
+                problems.append(f"{rel} does not match its content hash")
+        if full and only is None and not problems:
+            data = vdir / "data.parquet"
+            try:
+                rows = pq.read_metadata(data).num_rows
+                schema = schema_of(pl.read_parquet_schema(data))
+            except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt | SystemExit | MemoryError):
+                    raise
+                return [f"data.parquet cannot be read ({exc})"]
+            if rows != manifest.get("rows"):
+                problems.append(
+                    f"data.parquet has {rows:,} rows, the manifest says {manifest.get('rows')}"
+                )
+            if schema != manifest.get("schema"):
+                problems.append("data.parquet's schema differs from the manifest's")
+        return problems
+
+    def check_readable(self, version_id: str) -> None:
+        """Raise a clear StoreError if a version's data cannot be trusted (sizes always; the
+        content hash once per process and file state unless TAMIS_VERIFY_READS=size)."""
+        problems = self.check_version(version_id, only=["data.parquet"])
+        if problems:
+            raise self._damaged(version_id, problems[0])
+        if _verify_reads() == "hash":
+            expected = self.manifest_by_id(version_id).get("content_hash")
+            if expected and _hash_memo(self.data_path(version_id)) != expected:
+                raise self._damaged(version_id, "data.parquet does not match its content hash")
+
+    def set_aside(self, version_id: str) -> Path | None:
+        """Move a damaged version dir into `damaged/` (never deleted); None if already gone."""
+        self.damaged_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        target = self.damaged_dir / f"{version_id}.{stamp}.{uuid.uuid4().hex[:6]}"
+        try:
+            os.rename(self.version_dir(version_id), target)
+        except FileNotFoundError:
+            return None
+        _fsync_path(self.versions_dir)
+        return target
+
+    def set_aside_damaged(self, version_ids: Any) -> dict[str, str]:
+        """For a cache hit: set aside every version dir that fails the cheap checks (manifest,
+        file sizes) so it is rebuilt; returns {id: what was wrong}."""
+        found: dict[str, str] = {}
+        for version_id in version_ids:
+            if not self.version_dir(version_id).exists():
+                continue
+            problems = self.check_version(version_id)
+            if problems and self.set_aside(version_id) is not None:
+                found[version_id] = problems[0]
+        return found
 
     # ------------------------------------------------------------------ writing
     def write_version(
@@ -175,6 +365,7 @@ class Store:
         If the version already exists (same content address) it is kept as it is, unless
         `replace` is set (a forced rebuild whose output differs from the stored one).
         """
+        check_version_id(version_id)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.tmp_dir / f"{version_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
@@ -201,6 +392,13 @@ class Store:
                     for p in (tmp / "artifacts").rglob("*")
                     if p.is_file()
                 )
+            content_hash = hash_file(data_path)
+            _HASHED[_stat_key(data_path)] = content_hash  # rename keeps inode, size and mtime
+            files = {"data.parquet": {"size": data_path.stat().st_size, "sha256": content_hash}}
+            for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
+                rel = path.relative_to(tmp).as_posix()
+                if rel != "data.parquet":
+                    files[rel] = {"size": path.stat().st_size, "sha256": hash_file(path)}
             manifest: dict[str, Any] = {
                 "id": version_id,
                 "name": name,
@@ -211,18 +409,21 @@ class Store:
                 "seed": seed,
                 "schema": schema,
                 "rows": meta.num_rows,
-                "content_hash": hash_file(data_path),
+                "content_hash": content_hash,
                 "cache_key": cache_key,
                 "run_id": run_id,
                 "tamis_version": __version__,
                 "report": report or {},
                 "tables": table_names,
                 "artifacts": artifact_names,
+                "files": files,
             }
             with open(tmp / "manifest.json", "w") as fh:
                 json.dump(manifest, fh, indent=2, default=str)
             _fsync_tree(tmp)
             final = self.version_dir(version_id)
+            if final.exists() and self.check_version(version_id):
+                self.set_aside(version_id)  # damaged (or no manifest): rebuilt, kept aside
             if final.exists():
                 if not replace:
                     shutil.rmtree(tmp, ignore_errors=True)
@@ -255,7 +456,7 @@ class Store:
         return manifest
 
     def set_ref(self, ref: str, version_id: str) -> None:
-        self.catalog.set_ref(ref, version_id, now())
+        self.catalog.set_ref(check_ref_name(ref), check_version_id(version_id), now())
 
     def ensure_indexed(self, version_id: str) -> dict[str, Any]:
         """Index a complete version that is on disk but missing from the catalog (crash heal)."""
