@@ -37,27 +37,46 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-x)))
 
 
-def bt_ece(margins: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error of the Bradley-Terry probability P(chosen > rejected).
+#: How `bt_ece` bins, written next to the figure in the run's metrics.
+ECE_DEFINITION = (
+    "expected calibration error of P(chosen preferred) = sigmoid(r_chosen - r_rejected): "
+    "10 equal-width bins on [0, 1] of the predicted probability, each held-out pair shown in both "
+    "orders (p with outcome 1, 1 - p with outcome 0); equal to the confidence ECE of Guo et al. "
+    "(2017) with max(p, 1 - p) binned on [0, 1]"
+)
 
-    Each pair is shown in both orders (p for the true order, 1-p for the swapped one) so the
-    outcome is not constant; the ECE is the bin-weighted |confidence - accuracy| over the
-    predicted class, as in Guo et al. (2017).
+
+def ece(probs: np.ndarray, outcomes: np.ndarray, bins: int = 10) -> float:
+    """Standard binary ECE: sum over `bins` equal-width bins on [0, 1] of the predicted
+    probability of the positive outcome of (share of rows in bin) * |mean p - share positive|.
+
+    Bins are [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0] (the last one closed), as sklearn's
+    `calibration_curve(strategy="uniform")`.
+    """
+    p = np.asarray(probs, dtype=float)
+    y = np.asarray(outcomes, dtype=float)
+    if p.size == 0:
+        return 0.0
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    ids = np.searchsorted(edges[1:-1], p, side="right")
+    total = 0.0
+    for b in range(bins):
+        in_bin = ids == b
+        if in_bin.any():
+            total += in_bin.mean() * abs(p[in_bin].mean() - y[in_bin].mean())
+    return float(total)
+
+
+def bt_ece(margins: np.ndarray, bins: int = 10) -> float:
+    """ECE of the Bradley-Terry probability P(chosen > rejected) = sigmoid(margin).
+
+    Every pair is shown in both orders (p with outcome 1, 1-p with outcome 0) so the outcome is
+    not constant; then `ece` with 10 equal-width bins on [0, 1] (see `ECE_DEFINITION`).
     """
     p = sigmoid(np.asarray(margins, dtype=float))
     probs = np.concatenate([p, 1 - p])
     labels = np.concatenate([np.ones_like(p), np.zeros_like(p)])
-    conf = np.maximum(probs, 1 - probs)
-    pred = (probs >= 0.5).astype(float)
-    correct = (pred == labels).astype(float)
-    edges = np.linspace(0.5, 1.0, bins + 1)
-    ece = 0.0
-    for i in range(bins):
-        lo, hi = edges[i], edges[i + 1]
-        in_bin = (conf >= lo) & ((conf < hi) if i < bins - 1 else (conf <= hi))
-        if in_bin.any():
-            ece += in_bin.mean() * abs(conf[in_bin].mean() - correct[in_bin].mean())
-    return float(ece)
+    return ece(probs, labels, bins)
 
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:

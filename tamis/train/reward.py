@@ -28,7 +28,7 @@ from tamis.train.data import (
     texts_of,
 )
 from tamis.train.data import to_dataset as _to_dataset
-from tamis.train.metrics import bt_ece, pairwise_accuracy, pearson
+from tamis.train.metrics import ECE_DEFINITION, bt_ece, pairwise_accuracy, pearson
 from tamis.train.models import cpu_args, load_model, lora_config, progress_callback, save_model
 from tamis.train.offline import offline_for
 from tamis.train.runs import RunConfig, prepare_run_dir, write_run
@@ -78,6 +78,7 @@ def pair_metrics(model: Any, tok: Any, df: pl.DataFrame, batch_size: int = 32) -
         "accuracy": pairwise_accuracy(rc, rr),
         "mean_margin": float(margins.mean()),
         "ece": bt_ece(margins),
+        "ece_definition": ECE_DEFINITION,
         "reward_length_corr": pearson(np.concatenate([rc, rr]).tolist(), lengths),
         "mean_reward_chosen": float(rc.mean()),
         "mean_reward_rejected": float(rr.mean()),
