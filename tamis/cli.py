@@ -114,14 +114,24 @@ def build(
         bool, typer.Option("--force", help="recompute the named STEPS, or every step if none")
     ] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="override the pipeline seed")] = None,
+    sources_under: Annotated[
+        Path | None,
+        typer.Option(
+            "--sources-under",
+            help="refuse sources outside DIR (for pipeline files received from someone else)",
+        ),
+    ] = None,
     store: StoreOpt = DEFAULT_STORE,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a pipeline: every step's output becomes a cached, immutable version."""
     from tamis.pipelines.runner import build as run_build
+    from tamis.pipelines.sources import source_paths
     from tamis.pipelines.spec import load_pipeline
 
     spec = load_pipeline(pipeline)
+    for name, path in source_paths(spec, under=sources_under).items():
+        err.print(f"source {name}: {path}", markup=False, highlight=False, soft_wrap=True)
     if seed is not None:
         spec.seed = seed
     forced: bool | list[str] = (list(steps) if steps else True) if force else False
