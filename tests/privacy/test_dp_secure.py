@@ -168,3 +168,164 @@ def test_nothing_stored_regenerates_the_released_noise(two_builds: tuple[Built, 
         for rng in (np.random.default_rng(s), np.random.Generator(np.random.PCG64(s))):
             guess = _regenerate(a.model, df, rng)
             assert not np.allclose(guess, released, rtol=0, atol=1e-12), f"seed {s} regenerates it"
+
+
+# -- only what the ledger pays for leaves the step --------------------------------------------
+PUBLIC, PARAM, LEDGER, DP, POST = (
+    "public metadata",
+    "param",
+    "ledger",
+    "DP output",
+    "post-processing",
+)
+_MECH = ("mechanisms", "[]", "*")  # every field of a ledger row
+_LEDGER_TOTAL = ("total", "*")
+LEDGER_FIELDS = {
+    ("accountant",): LEDGER,
+    ("neighbouring",): LEDGER,
+    ("composition",): LEDGER,
+    _MECH: LEDGER,
+    _LEDGER_TOTAL: LEDGER,
+}
+STATS_FIELDS = {
+    ("rows",): PUBLIC,  # n is public (documented assumption of the guarantee)
+    ("noise_source",): PUBLIC,
+    ("noise_multiplier",): LEDGER,
+    ("sample_rate",): LEDGER,
+    ("steps",): LEDGER,
+    ("preprocess_noise_multiplier",): LEDGER,
+    ("preprocess_histograms",): LEDGER,
+    ("epsilon_spent",): LEDGER,
+    ("delta",): LEDGER,
+    ("opacus_dp_sgd_epsilon",): LEDGER,
+}
+MANIFEST_FIELDS: dict[tuple[str, ...], str] = {
+    ("id",): PUBLIC,
+    ("name",): PUBLIC,
+    ("pipeline",): PUBLIC,
+    ("created_at",): PUBLIC,
+    ("parents", "[]", "id"): PUBLIC,
+    ("parents", "[]", "role"): PUBLIC,
+    ("cache_key",): PUBLIC,
+    ("run_id",): PUBLIC,
+    ("tamis_version",): PUBLIC,
+    ("tables",): PUBLIC,
+    ("artifacts",): PUBLIC,
+    ("schema", "[]", "name"): PUBLIC,
+    ("schema", "[]", "dtype"): PUBLIC,
+    ("deterministic",): PUBLIC,
+    ("seed",): PARAM,
+    ("step", "name"): PUBLIC,
+    ("step", "type"): PUBLIC,
+    ("step", "version"): PUBLIC,
+    ("step", "code"): PUBLIC,
+    ("step", "output"): PUBLIC,
+    ("step", "deterministic"): PUBLIC,
+    ("step", "params", "**"): PARAM,
+    ("rows",): PARAM,  # `rows` param, or n (public)
+    ("content_hash",): POST,  # a hash of the synthetic rows
+    ("files", "*", "sha256"): POST,  # hashes and sizes of released files
+    ("files", "*", "size"): POST,
+    ("report", "rows_in"): PUBLIC,
+    ("report", "rows_out"): PARAM,
+    ("report", "epsilon_spent"): LEDGER,
+    ("report", "delta"): LEDGER,
+    ("report", "target_epsilon"): PARAM,
+    ("report", "model"): PUBLIC,
+    **{("report", "privacy_ledger", *k): v for k, v in LEDGER_FIELDS.items()},
+    **{("report", "training", *k): v for k, v in STATS_FIELDS.items()},
+}
+MODEL_FIELDS: dict[tuple[str, ...], str] = {
+    **{
+        ("config", f.name): PARAM for f in dataclasses.fields(DPCTGANConfig) if f.name != "metadata"
+    },
+    ("config", "metadata", "**"): PARAM,  # the public metadata the user passed
+    **{("ledger", *k): v for k, v in LEDGER_FIELDS.items()},
+    **{("stats", *k): v for k, v in STATS_FIELDS.items()},
+    ("transformer", "order"): PUBLIC,
+    ("transformer", "continuous", "[]", "name"): PUBLIC,
+    ("transformer", "continuous", "[]", "dtype"): PUBLIC,
+    ("transformer", "continuous", "[]", "integer"): PUBLIC,
+    ("transformer", "continuous", "[]", "bounds_source"): PUBLIC,
+    ("transformer", "continuous", "[]", "edges"): DP,  # noisy bounds + noisy-CDF quantiles
+    ("transformer", "continuous", "[]", "has_null"): DP,  # noisy null count above 3 sigma
+    ("transformer", "categorical", "[]", "name"): PUBLIC,
+    ("transformer", "categorical", "[]", "dtype"): PUBLIC,
+    ("transformer", "categorical", "[]", "domain_source"): PUBLIC,
+    ("transformer", "categorical", "[]", "categories"): DP,  # public domain or thresholded DP
+    ("transformer", "categorical", "[]", "freqs"): POST,  # normalised noisy counts
+}
+CATALOG_FIELDS = {
+    ("id",): PUBLIC,
+    ("name",): PUBLIC,
+    ("pipeline",): PUBLIC,
+    ("step",): PUBLIC,
+    ("step_type",): PUBLIC,
+    ("created_at",): PUBLIC,
+    ("rows",): PARAM,
+    ("columns",): PUBLIC,
+    ("content_hash",): POST,
+    ("cache_key",): PUBLIC,
+    ("schema_json",): PUBLIC,
+    ("run_id",): PUBLIC,
+}
+
+
+def _leaves(value: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    if isinstance(value, dict) and value:
+        return [p for k, v in value.items() for p in _leaves(v, (*path, str(k)))]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return [p for v in value for p in _leaves(v, (*path, "[]"))]
+    return [path]
+
+
+def _classify(path: tuple[str, ...], table: dict[tuple[str, ...], str]) -> str | None:
+    for pattern, cls in table.items():
+        if pattern[-1] == "**" and path[: len(pattern) - 1] == pattern[:-1]:
+            return cls
+        if len(pattern) == len(path) and all(
+            p in ("*", q) for p, q in zip(pattern, path, strict=True)
+        ):
+            return cls
+    return None
+
+
+def test_every_field_leaving_the_step_is_public_param_ledger_or_dp(
+    two_builds: tuple[Built, Built],
+) -> None:
+    a, _ = two_builds
+    catalog = a.store.catalog.query("SELECT * FROM versions WHERE id = ?", [a.manifest["id"]])
+    docs = {
+        "manifest.json": (json.loads((a.dir / "manifest.json").read_text()), MANIFEST_FIELDS),
+        "artifacts/dp_ctgan/dp_ctgan.json": (a.model, MODEL_FIELDS),
+        "catalog row": (catalog[0], CATALOG_FIELDS),
+    }
+    # the generator's weights: trained only through the DP discriminator (post-processing)
+    state = torch.load(a.dir / "artifacts" / "dp_ctgan" / "generator.pt", weights_only=True)
+    assert state and all(isinstance(v, torch.Tensor) for v in state.values())
+    files = {
+        str(p.relative_to(a.dir)) for p in a.dir.rglob("*") if p.is_file()
+    }  # every file of the version is walked here
+    assert files == {
+        "manifest.json",
+        "data.parquet",
+        *(f"artifacts/{n}" for n in a.manifest["artifacts"]),
+    }
+    assert set(a.manifest["artifacts"]) == {"dp_ctgan/dp_ctgan.json", "dp_ctgan/generator.pt"}
+    assert a.rows.columns == private_frame().columns  # data.parquet: synthetic rows (DP output)
+    unclassified = [
+        f"{where}: {'.'.join(path)}"
+        for where, (doc, table) in docs.items()
+        for path in _leaves(doc)
+        if _classify(path, table) is None
+    ]
+    assert not unclassified, "fields computed without noise (or unclassified):\n" + "\n".join(
+        unclassified
+    )
+    # the params class is honest: step params are exactly the step's declared params
+    from tamis.pipelines.steps.dp_ctgan import DPCTGANParams
+
+    assert set(a.manifest["step"]["params"]) == set(DPCTGANParams.model_fields)
+    text = (a.dir / "manifest.json").read_text() + json.dumps(a.model)
+    for leaked in ("loss", "seconds"):
+        assert leaked not in text
