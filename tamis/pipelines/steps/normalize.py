@@ -50,10 +50,17 @@ class NormalizeParams(StepParams):
     strict_cast: bool = Field(
         True, description="fail on values that do not cast; false turns them into nulls"
     )
+    format: str | dict[str, str] | None = Field(
+        None,
+        description="strftime format for casts of text to date/datetime (e.g. '%d/%m/%Y' or "
+        "'%Y-%m-%d %H:%M'): one for every such cast, or column -> format; inferred when omitted",
+    )
 
 
 def _infer_numeric(lf: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
     """Cast string columns to Int64 or Float64 when every non-null value parses as one."""
+    if not columns:
+        return lf
     probe = (
         lf.select(
             [pl.col(c).is_not_null().sum().alias(f"n|{c}") for c in columns]
@@ -81,6 +88,17 @@ def _infer_numeric(lf: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
     return lf.with_columns(casts) if casts else lf
 
 
+def _cast(col: str, dtype: str, current: Any, p: NormalizeParams) -> pl.Expr:
+    """A cast expression; text to date/datetime is parsed (Polars 2 has no string cast for it)."""
+    target = DTYPES[dtype]
+    if current == pl.String and dtype in ("date", "datetime"):
+        fmt = p.format.get(col) if isinstance(p.format, dict) else p.format
+        if dtype == "date":
+            return pl.col(col).str.to_date(format=fmt, strict=p.strict_cast)
+        return pl.col(col).str.to_datetime(format=fmt, strict=p.strict_cast)
+    return pl.col(col).cast(target, strict=p.strict_cast)
+
+
 class Normalize(Step):
     """Clean raw tables: whitespace, null tokens, dtypes, column names and selection."""
 
@@ -105,6 +123,16 @@ class Normalize(Step):
             lf = lf.with_columns(exprs)
         if p.strip_column_names:
             stripped = {c: c.strip() for c in schema if c != c.strip()}
+            final = [c.strip() for c in schema]
+            clash = sorted({n for n in final if final.count(n) > 1})
+            if clash:
+                twins = [repr(c) for c in schema if c.strip() == clash[0]]
+                raise StepError(
+                    f"stripping spaces from column names would give two columns named "
+                    f"'{clash[0]}' ({', '.join(twins)})",
+                    column=clash[0],
+                    fix="rename one of them with `rename:` first, or set strip_column_names: false",
+                )
             lf = lf.rename(stripped)
             schema = lf.collect_schema()
             strings = [c.strip() for c in strings]
@@ -132,7 +160,7 @@ class Normalize(Step):
                     column=col,
                     fix=f"dtypes: {', '.join(DTYPES)}",
                 )
-            lf = lf.with_columns(pl.col(col).cast(DTYPES[dtype], strict=p.strict_cast))
+            lf = lf.with_columns(_cast(col, dtype, lf.collect_schema()[col], p))
         for col in [*(p.select or []), *p.drop]:
             if col not in names:
                 raise StepError(
@@ -146,10 +174,14 @@ class Normalize(Step):
             lf = lf.drop(p.drop)
         try:
             df = lf.collect()
-        except pl.exceptions.InvalidOperationError as exc:
-            raise StepError(
-                f"a cast failed: {exc}", fix="fix the dtype in `cast:` or set strict_cast: false"
-            ) from exc
+        except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
+            text = str(exc).split("\n\n")[0].strip()
+            dates = [c for c, d in p.cast.items() if d in ("date", "datetime")]
+            fix = "fix the dtype in `cast:` or set strict_cast: false (values that do not cast "
+            fix += "become nulls)"
+            if dates:
+                fix += "; for dates give `format:` (e.g. '%d/%m/%Y')"
+            raise StepError(f"a cast failed: {text}", fix=fix) from None
         nulls = {c: int(n) for c, n in zip(df.columns, df.null_count().row(0), strict=True) if n}
         report = {
             "rows_in": df.height,
