@@ -56,8 +56,10 @@ def load_frame(data: Any, *, what: str = "data") -> pl.DataFrame:
                 fix="pass a store ref (<pipeline>/<step>) or an existing .parquet/.csv/.jsonl file",
             )
         suffix = path.suffix.lower()
-        if suffix == ".parquet" or path.is_dir():
-            return pl.read_parquet(path if suffix == ".parquet" else path / "*.parquet")
+        if path.is_dir():
+            return load_directory(path, what)
+        if suffix == ".parquet":
+            return pl.read_parquet(path)
         if suffix == ".csv":
             return pl.read_csv(path)
         if suffix in (".jsonl", ".ndjson"):
@@ -82,6 +84,60 @@ def load_frame(data: Any, *, what: str = "data") -> pl.DataFrame:
         f"cannot use {what} of type {type(data).__name__}",
         fix="pass a Polars or pandas DataFrame or a file path",
     )
+
+
+def load_directory(path: Path, what: str = "data") -> pl.DataFrame:
+    """A folder of Parquet files, or a Hugging Face dataset saved with `save_to_disk` (what
+    `tamis export --format hf` writes; a `DatasetDict` with one split is read as that split)."""
+    if (path / "state.json").exists() or (path / "dataset_dict.json").exists():
+        return _load_hf_dir(path, what)
+    if any(path.glob("*.parquet")):
+        return pl.read_parquet(path / "*.parquet")
+    raise TamisError(
+        f"{what} directory holds neither .parquet files nor a Hugging Face dataset "
+        "(no state.json or dataset_dict.json from `save_to_disk`)",
+        file=str(path),
+        fix="pass a folder written by `tamis export --format hf` (datasets save_to_disk), a "
+        "folder of .parquet files, a .parquet/.csv/.jsonl file, or a store ref",
+    )
+
+
+def _load_hf_dir(path: Path, what: str) -> pl.DataFrame:
+    try:
+        import datasets
+    except ImportError as exc:
+        from tamis.errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            f"reading a Hugging Face dataset folder as {what} needs the `datasets` package",
+            file=str(path),
+            fix="pip install 'tamis[train]'",
+        ) from exc
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TamisError(
+            f"cannot read the Hugging Face dataset folder: {exc}",
+            file=str(path),
+            fix="re-export it with `tamis export REF --to DIR --format hf`, or pass a "
+            ".parquet/.csv/.jsonl file",
+        ) from exc
+    if isinstance(ds, datasets.DatasetDict):
+        splits = list(ds)
+        if len(splits) != 1:
+            raise TamisError(
+                f"{what} folder is a Hugging Face DatasetDict with splits {splits}: "
+                "which one to read is not clear",
+                file=str(path),
+                fix=f"pass one split's folder, e.g. --data {path / splits[0]}"
+                + (f" --eval {path / splits[1]}" if len(splits) > 1 else ""),
+                details={"splits": splits},
+            )
+        ds = ds[splits[0]]
+    table = ds.with_format("arrow")[:]
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def check_columns(df: pl.DataFrame, method: str, *, what: str = "data") -> list[str]:

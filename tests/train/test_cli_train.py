@@ -75,3 +75,27 @@ def test_bad_input_from_the_cli(tmp_path: Path) -> None:
         "--out", str(tmp_path / "o"), "--json", code=1,
     )  # fmt: skip
     assert err["file"].endswith("missing.parquet")
+
+
+def test_data_from_an_hf_export_folder(tmp_path: Path) -> None:
+    """`tamis export --format hf` writes a datasets `save_to_disk` folder: `--data` reads it
+    (a traceback from Polars looking for *.parquet before)."""
+    (tmp_path / "p.yaml").write_text(PIPELINE.replace("n: 90", "n: 24"))
+    st = str(tmp_path / "st")
+    run("build", str(tmp_path / "p.yaml"), "--store", st, "--json")
+    hf = tmp_path / "pairs_hf"
+    run("export", "tone/pairs", "--to", str(hf), "--format", "hf", "--store", st, "--json")
+    assert (hf / "state.json").exists()
+    (tmp_path / "rm.yaml").write_text("num_train_epochs: 1\neval_fraction: 0.25\n")
+    rm = run(
+        "train", "rm", "--data", str(hf), "--model", "tiny", "--out", str(tmp_path / "rm"),
+        "--config", str(tmp_path / "rm.yaml"), "--store", st, "--json",
+    )  # fmt: skip
+    assert rm["n_train"] + rm["n_eval"] == 24 and rm["n_eval"] == 6
+    # a folder that is neither Parquet files nor a saved dataset: a clear error, no traceback
+    (tmp_path / "empty").mkdir()
+    err = run(
+        "train", "rm", "--data", str(tmp_path / "empty"), "--model", "tiny",
+        "--out", str(tmp_path / "o"), "--json", code=1,
+    )  # fmt: skip
+    assert err["file"].endswith("empty") and "save_to_disk" in err["fix"]
