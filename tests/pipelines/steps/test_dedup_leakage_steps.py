@@ -36,7 +36,7 @@ def test_pipeline_builds_dedup_near_dedup_and_leakage(
                 "use": "leakage",
                 "input": "dedup",
                 "against": ["test"],
-                "params": {"label": " income", "action": "drop"},
+                "params": {"label": "income", "action": "drop"},
             },
             "near": {
                 "use": "near_dedup",
