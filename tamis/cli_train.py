@@ -33,7 +33,12 @@ train_app = typer.Typer(
 )
 
 DataOpt = Annotated[
-    str, typer.Option("--data", help="store ref/id (<pipeline>/<step>), a .parquet/.csv/.jsonl file, or a folder (Parquet files or an hf export)")
+    str,
+    typer.Option(
+        "--data",
+        help="store ref/id (<pipeline>/<step>), a .parquet/.csv/.jsonl file, or a folder "
+        "(Parquet files or an hf export)",
+    ),
 ]
 ModelOpt = Annotated[
     str, typer.Option("--model", help="hub id, local model directory, or `tiny` (offline, CPU)")
