@@ -4,6 +4,12 @@ The catalog is an index, not the source of truth: every version directory carrie
 manifest, so a catalog row can always be rebuilt from it (see `Store.reindex`). DuckDB allows one
 writing process at a time, so every connection is opened briefly under the store's file lock.
 
+Refs are also appended to `refs.log` (JSON lines, fsynced, one line per build's batch of refs)
+before they go into the catalog, so a lost or garbage catalog can be rebuilt, refs included,
+from the version directories and that log (`Store.rebuild_catalog`, `tamis verify --repair`).
+A missing catalog is rebuilt by the first connection that finds version directories; a file
+that DuckDB cannot open is set aside into `damaged/` (never deleted) and rebuilt, with a warning.
+
 Run rows may also be queued (`queue_runs`): written as a small JSON file under `index-pending/`
 and put into the catalog by the next connection of any process, before it reads. Opening the
 DuckDB file costs 15-30 ms, which is more than a small sweep's own bookkeeping; a queued row is
@@ -16,10 +22,12 @@ import contextlib
 import fcntl
 import json
 import os
+import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +82,14 @@ class Catalog:
     def __init__(self, root: Path) -> None:
         self.path = root / "catalog.duckdb"
         self.lock_path = root / "lock"
+        self.ref_log = root / "refs.log"
         self._initialised = False
         self._session: duckdb.DuckDBPyConnection | None = None
+        #: fills a new, empty catalog from the version dirs (set by the Store); it gets the
+        #: connection and must write through `self` (the connection is the session meanwhile)
+        self.rebuild: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+        #: a directory with versions in it: a catalog missing there is rebuilt, not empty
+        self.has_data: Callable[[], bool] = lambda: False
 
     @contextmanager
     def session(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -95,6 +109,18 @@ class Catalog:
                 self._session = None
 
     @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the store's write lock without opening the catalog (to replace the file)."""
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    @contextmanager
     def connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection held under the store lock (exclusive to write, shared to read)."""
         if self._session is not None:
@@ -105,11 +131,26 @@ class Catalog:
         try:
             needs_write = write or not self.path.exists() or bool(self._pending())
             fcntl.flock(fd, fcntl.LOCK_EX if needs_write else fcntl.LOCK_SH)
-            con = duckdb.connect(str(self.path), read_only=not needs_write)
+            fresh = needs_write and not self.path.exists()
             try:
-                if needs_write and not self._initialised:
+                con = duckdb.connect(str(self.path), read_only=not needs_write)
+            except duckdb.Error as exc:
+                if not self.path.exists() or "lock" in str(exc).lower():
+                    raise
+                fcntl.flock(fd, fcntl.LOCK_EX)  # upgrade: set the broken file aside, rebuild
+                needs_write = True
+                con = self._replace_broken(exc)
+                fresh = True
+            try:
+                if needs_write and (not self._initialised or fresh):
                     con.execute(SCHEMA)
                     self._initialised = True
+                if fresh and self.rebuild is not None and self.has_data():
+                    self._session = con
+                    try:
+                        self.rebuild(con)
+                    finally:
+                        self._session = None
                 if needs_write:
                     self._ingest(con)
                 yield con
@@ -118,6 +159,33 @@ class Catalog:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+    def _replace_broken(self, exc: Exception) -> duckdb.DuckDBPyConnection:
+        """Under the exclusive lock: open the catalog, or set an unreadable file aside."""
+        try:
+            return duckdb.connect(str(self.path))  # another process may have rebuilt it
+        except duckdb.Error:
+            pass
+        aside = self.set_aside_file()
+        sys.stderr.write(
+            f"warning: the catalog {self.path} could not be opened ({str(exc)[:200]}); "
+            f"it was moved to {aside} and is rebuilt from the version directories and "
+            "refs.log\n"
+        )
+        return duckdb.connect(str(self.path))
+
+    def set_aside_file(self) -> Path:
+        """Move catalog.duckdb (and its WAL) into `damaged/`; never deleted."""
+        damaged = self.path.parent / "damaged"
+        damaged.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        aside = damaged / f"catalog.{stamp}.{uuid.uuid4().hex[:6]}.duckdb"
+        os.rename(self.path, aside)
+        wal = self.path.with_name(self.path.name + ".wal")
+        if wal.exists():
+            os.rename(wal, aside.with_name(aside.name + ".wal"))
+        self._initialised = False
+        return aside
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         with self.connect() as con:
@@ -169,11 +237,49 @@ class Catalog:
         return [i for i in ids if i not in known]
 
     def set_ref(self, ref: str, version_id: str, when: str) -> None:
+        self.set_refs([(ref, version_id)], when)
+
+    def set_refs(self, refs: Iterable[tuple[str, str]], when: str) -> None:
+        """Point refs at versions: one fsynced line in refs.log, then one catalog transaction
+        (so a build's refs move together: all of them or, after a kill, none)."""
+        pairs = list(refs)
+        if not pairs:
+            return
+        self.log_refs(pairs, when)
+        own = self._session is None  # in a session the caller holds the transaction
         with self.connect(write=True) as con:
-            con.execute(
-                "INSERT OR REPLACE INTO refs VALUES (?, ?, ?)",
-                [ref, version_id, when],
-            )
+            if own:
+                con.execute("BEGIN")
+            for ref, version_id in pairs:
+                con.execute("INSERT OR REPLACE INTO refs VALUES (?, ?, ?)", [ref, version_id, when])
+            if own:
+                con.execute("COMMIT")
+
+    def log_refs(self, pairs: list[tuple[str, str]], when: str) -> None:
+        line = json.dumps({"at": when, "refs": dict(pairs)}, separators=(",", ":")) + "\n"
+        self.ref_log.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.ref_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def logged_refs(self) -> dict[str, tuple[str, str]]:
+        """The latest (version id, time) per ref in refs.log; a torn last line is skipped."""
+        refs: dict[str, tuple[str, str]] = {}
+        try:
+            lines = self.ref_log.read_text().splitlines()
+        except FileNotFoundError:
+            return refs
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                for ref, version_id in entry["refs"].items():
+                    refs[str(ref)] = (str(version_id), str(entry.get("at")))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+        return refs
 
     def record_run(self, run: dict[str, Any]) -> None:
         with self.connect(write=True) as con:

@@ -137,7 +137,7 @@ class _Pending:
         self.refs: list[tuple[str, str]] = []
 
     def flush(self, run: dict[str, Any] | None = None) -> None:
-        if not self.manifests and not self.refs and run is None:
+        if not self.manifests and run is None:
             return
         catalog = self.store.catalog
         with catalog.session() as con:
@@ -147,13 +147,13 @@ class _Pending:
                     catalog.add_version(manifest)
             when = now()
             con.execute("BEGIN")  # one commit for all refs: each autocommit costs ~15 ms
-            for ref, version_id in self.refs:
-                catalog.set_ref(ref, version_id, when)
-            if run is not None:
+            if run is not None:  # a build's refs move together at its end (refs.log first)
+                catalog.set_refs(self.refs, when)
                 catalog.record_run(run)
             con.execute("COMMIT")
         self.manifests.clear()
-        self.refs.clear()
+        if run is not None:
+            self.refs.clear()
 
 
 def _import_source(
@@ -178,7 +178,7 @@ def _import_source(
     }
     version_id = hash_json({"source": fingerprint, **params})
     ref = f"{spec.name}/{name}"
-    if store.has_version(version_id):
+    if not store.set_aside_damaged([version_id]) and store.has_version(version_id):
         manifest = store.manifest_by_id(version_id)
         pending.manifests.append(manifest)
     else:
@@ -291,8 +291,12 @@ def _run_step(
     out_ids = {out: hash_json({"key": key, "output": out}) for out in outputs}
     task = display.start(name, step_type.name)
     t0 = time.perf_counter()
+    repairs = store.set_aside_damaged(out_ids.values())  # cheap invariants of a cache hit
     cached = all(store.has_version(v) for v in out_ids.values())
-    warnings: list[str] = []
+    warnings: list[str] = [
+        f"version {v[:12]} is damaged ({why}): set aside in {store.damaged_dir}, repairing it"
+        for v, why in repairs.items()
+    ]
     if cached and not forced:
         manifests = {out: store.manifest_by_id(v) for out, v in out_ids.items()}
         pending.manifests.extend(manifests.values())

@@ -19,11 +19,13 @@ before the rename leaves only litter in `tmp/` (cleared on the next write); a cr
 rename but before the catalog row is healed by `reindex`, which the runner calls for any version
 it finds on disk but not in the catalog.
 
-Integrity: the manifest records the size and sha256 of every file of a version (`files`). Reads
-check the sizes and the data file's content hash (once per process and file state) and fail with
-"version X is damaged: run `tamis verify`" rather than serve altered rows; a cache hit checks the
-sizes and sets a damaged version aside (into `damaged/`) so that it is rebuilt. `tamis verify`
-(tamis/pipelines/verify.py) re-checks everything. Ids are 64 lowercase hex digits and refs are
+Integrity: the manifest records the size, mtime and sha256 of every file of a version (`files`).
+Reads and cache hits check the sizes, and hash a file whose mtime changed since it was written
+(an in-place edit), so altered data fails with "version X is damaged: run `tamis verify`" rather
+than being served; a cache hit sets a damaged version aside (into `damaged/`, never deleted) so
+that it is rebuilt. TAMIS_VERIFY_READS=hash makes every read hash the data file (once per
+process and file state). `tamis verify` (tamis/pipelines/verify.py) re-hashes everything.
+Ids are 64 lowercase hex digits and refs are
 names (letters, digits, `_ - .`, segments joined by `/`): nothing else resolves.
 """
 
@@ -33,18 +35,20 @@ import json
 import os
 import re
 import shutil
+import sys
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 
 from tamis import __version__
 from tamis.errors import StoreError
-from tamis.pipelines.catalog import Catalog
+from tamis.pipelines.catalog import SCHEMA, Catalog
 from tamis.pipelines.hashing import hash_file
 
 DEFAULT_STORE = ".tamis"
@@ -95,9 +99,9 @@ def _hash_memo(path: Path) -> str:
     return sha
 
 
-def _verify_reads() -> str:
-    """`hash` (default): reads check the data file's content hash; `size`: sizes only."""
-    return "size" if os.environ.get("TAMIS_VERIFY_READS", "hash").lower() == "size" else "hash"
+def _verify_reads() -> bool:
+    """TAMIS_VERIFY_READS=hash: every read hashes the data file (once per process and state)."""
+    return os.environ.get("TAMIS_VERIFY_READS", "").lower() == "hash"
 
 
 def now() -> str:
@@ -147,6 +151,9 @@ class Store:
         self.runs_dir = self.root / "runs"
         self.damaged_dir = self.root / "damaged"
         self.catalog = Catalog(self.root)
+        self.catalog.rebuild = self._fill_catalog
+        self.catalog.has_data = self._has_data
+        self._housekept = False
 
     # ------------------------------------------------------------------ paths and lookups
     def version_dir(self, version_id: str) -> Path:
@@ -204,7 +211,7 @@ class Store:
                 f"version reference {ref!r} contains spaces or control characters",
                 fix="refs and ids never contain spaces; see `tamis versions`",
             )
-        if not self.catalog.path.exists():
+        if not self.catalog.path.exists() and not self._has_data():
             raise StoreError(
                 f"no store at {self.root}",
                 fix="build a pipeline first (`tamis build PIPELINE.yaml`) or pass --store DIR",
@@ -279,16 +286,18 @@ class Store:
             if only is not None and rel not in only:
                 continue
             path = vdir / rel
-            if ".." in Path(rel).parts or not path.is_file():
+            if not isinstance(rec, dict) or ".." in Path(rel).parts or not path.is_file():
                 problems.append(f"{rel} is missing")
                 continue
+            st = path.stat()
             size = rec.get("size")
-            if size is not None and path.stat().st_size != size:
-                problems.append(
-                    f"{rel} has {path.stat().st_size:,} bytes, the manifest says {size:,}"
-                )
+            if size is not None and st.st_size != size:
+                problems.append(f"{rel} has {st.st_size:,} bytes, the manifest says {size:,}")
                 continue
-            if full and rec.get("sha256") and hash_file(path) != rec["sha256"]:
+            # A file changed in place gets a new mtime: then (or with `full`) hash it.
+            touched = rec.get("mtime_ns") is not None and st.st_mtime_ns != rec["mtime_ns"]
+            sha = rec.get("sha256")
+            if sha and (full or touched) and _hash_memo(path) != sha:
                 problems.append(f"{rel} does not match its content hash")
         if full and only is None and not problems:
             data = vdir / "data.parquet"
@@ -308,15 +317,12 @@ class Store:
         return problems
 
     def check_readable(self, version_id: str) -> None:
-        """Raise a clear StoreError if a version's data cannot be trusted (sizes always; the
-        content hash once per process and file state unless TAMIS_VERIFY_READS=size)."""
-        problems = self.check_version(version_id, only=["data.parquet"])
+        """Raise a clear StoreError if a version's data cannot be trusted: its size, and its
+        content hash when the file was modified since it was written (or always, once per
+        process and file state, with TAMIS_VERIFY_READS=hash)."""
+        problems = self.check_version(version_id, only=["data.parquet"], full=_verify_reads())
         if problems:
             raise self._damaged(version_id, problems[0])
-        if _verify_reads() == "hash":
-            expected = self.manifest_by_id(version_id).get("content_hash")
-            if expected and _hash_memo(self.data_path(version_id)) != expected:
-                raise self._damaged(version_id, "data.parquet does not match its content hash")
 
     def set_aside(self, version_id: str) -> Path | None:
         """Move a damaged version dir into `damaged/` (never deleted); None if already gone."""
@@ -368,6 +374,7 @@ class Store:
         check_version_id(version_id)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.versions_dir.mkdir(parents=True, exist_ok=True)
+        self.housekeeping()
         tmp = self.tmp_dir / f"{version_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
@@ -394,11 +401,15 @@ class Store:
                 )
             content_hash = hash_file(data_path)
             _HASHED[_stat_key(data_path)] = content_hash  # rename keeps inode, size and mtime
-            files = {"data.parquet": {"size": data_path.stat().st_size, "sha256": content_hash}}
+            files: dict[str, dict[str, Any]] = {}
             for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
                 rel = path.relative_to(tmp).as_posix()
-                if rel != "data.parquet":
-                    files[rel] = {"size": path.stat().st_size, "sha256": hash_file(path)}
+                st = path.stat()  # a rename keeps size and mtime: recorded to spot changes
+                files[rel] = {
+                    "size": st.st_size,
+                    "mtime_ns": st.st_mtime_ns,
+                    "sha256": content_hash if rel == "data.parquet" else _hash_memo(path),
+                }
             manifest: dict[str, Any] = {
                 "id": version_id,
                 "name": name,
@@ -465,34 +476,156 @@ class Store:
             self.catalog.add_version(manifest)
         return manifest
 
+    def _manifests_on_disk(self) -> list[dict[str, Any]]:
+        """Manifests of the version dirs whose manifest reads and names its own dir."""
+        found: list[dict[str, Any]] = []
+        if not self.versions_dir.is_dir():
+            return found
+        for entry in sorted(self.versions_dir.iterdir()):
+            if not is_version_id(entry.name):
+                continue
+            try:
+                manifest = self.manifest_by_id(entry.name)
+            except (OSError, ValueError):
+                continue
+            if isinstance(manifest, dict) and manifest.get("id") == entry.name:
+                found.append(manifest)
+        return found
+
     def reindex(self) -> int:
         """Rebuild catalog rows from manifests on disk; returns how many rows were added."""
         added = 0
         if not self.versions_dir.exists():
             return 0
-        known = (
-            {r["id"] for r in self.catalog.query("SELECT id FROM versions")}
-            if (self.catalog.path.exists())
-            else set()
-        )
-        for entry in sorted(self.versions_dir.iterdir()):
-            if entry.name not in known and (entry / "manifest.json").exists():
-                self.catalog.add_version(self.manifest_by_id(entry.name))
+        known = {r["id"] for r in self.catalog.query("SELECT id FROM versions")}
+        for manifest in self._manifests_on_disk():
+            if manifest["id"] not in known:
+                self.catalog.add_version(manifest)
                 added += 1
         return added
 
-    def clean_tmp(self, older_than_s: float = 3600.0) -> None:
-        """Remove litter that crashed writers left in tmp/ (only old entries: others may be live)."""
-        if not self.tmp_dir.exists():
+    def housekeeping(self) -> None:
+        """Once per Store object, before its first write: clear old tmp/ litter and index the
+        versions a crashed writer renamed into place but never indexed."""
+        if self._housekept:
             return
+        self._housekept = True
+        self.clean_tmp()
+        self.reindex()
+
+    def clean_tmp(self, older_than_s: float = 6 * 3600.0) -> int:
+        """Remove litter that crashed writers left in tmp/ (only old entries: others may be
+        live); returns how many entries were removed. Only ever touches the store's tmp/."""
+        if not self.tmp_dir.exists():
+            return 0
         cutoff = datetime.now().timestamp() - older_than_s
+        removed = 0
         for entry in self.tmp_dir.iterdir():
-            if entry.stat().st_mtime < cutoff:
-                shutil.rmtree(entry, ignore_errors=True)
+            try:
+                if entry.lstat().st_mtime >= cutoff:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed += 1
+            except OSError:
+                continue
+        return removed
+
+    # ------------------------------------------------------------------ catalog rebuild
+    def _has_data(self) -> bool:
+        try:
+            return any(self.versions_dir.iterdir()) or self.catalog.ref_log.exists()
+        except FileNotFoundError:
+            return False
+
+    def _fill_catalog(self, con: Any) -> None:
+        """Fill a new catalog from the version dirs and refs.log (the catalog's rebuild hook)."""
+        manifests = self._manifests_on_disk()
+        for manifest in manifests:
+            self.catalog.add_version(manifest)
+        ids = {m["id"] for m in manifests}
+        refs = [
+            (ref, vid, at)
+            for ref, (vid, at) in sorted(self.catalog.logged_refs().items())
+            if vid in ids and REF_RE.fullmatch(ref)
+        ]
+        con.execute("BEGIN")
+        for ref, vid, at in refs:
+            con.execute("INSERT OR REPLACE INTO refs VALUES (?, ?, ?)", [ref, vid, at])
+        con.execute("COMMIT")
+        sys.stderr.write(
+            f"note: catalog of {self.root} rebuilt from {len(manifests)} version dirs and "
+            f"{len(refs)} refs in refs.log\n"
+        )
+
+    def rebuild_catalog(self) -> dict[str, Any]:
+        """`tamis verify --repair`: set damaged version dirs aside, move the catalog aside (kept
+        in damaged/) and build a new one from the version dirs, refs.log, and the old catalog's
+        refs and runs where it can still be read. Returns what was done."""
+        set_aside = {}
+        if self.versions_dir.is_dir():
+            for entry in sorted(self.versions_dir.iterdir()):
+                if not is_version_id(entry.name):
+                    continue
+                problems = self.check_version(entry.name, full=True)
+                if problems:
+                    target = self.set_aside(entry.name)
+                    if target is not None:
+                        set_aside[entry.name] = {"problem": problems[0], "moved_to": str(target)}
+        old_refs: list[dict[str, Any]] = []
+        old_runs: list[dict[str, Any]] = []
+        old_catalog = None
+        logged = self.catalog.logged_refs()
+        with self.catalog.exclusive():  # no writer is mid-transaction meanwhile
+            if self.catalog.path.exists():
+                try:
+                    con = duckdb.connect(str(self.catalog.path), read_only=True)
+                    try:
+                        old_refs = _rows(con, "SELECT ref, version_id, updated_at FROM refs")
+                        old_runs = _rows(con, "SELECT * FROM runs")
+                    finally:
+                        con.close()
+                except duckdb.Error:
+                    pass
+                old_catalog = str(self.catalog.set_aside_file())
+            con = duckdb.connect(str(self.catalog.path))
+            self.catalog._session = con
+            try:
+                con.execute(SCHEMA)
+                self._fill_catalog(con)
+                ids = {r["id"] for r in _rows(con, "SELECT id FROM versions")}
+                refs = {r["ref"] for r in _rows(con, "SELECT ref FROM refs")}
+                con.execute("BEGIN")
+                kept = 0
+                for row in old_refs:
+                    ref, vid = row["ref"], row["version_id"]
+                    if ref not in refs and ref not in logged and vid in ids:
+                        con.execute(
+                            "INSERT INTO refs VALUES (?, ?, ?)", [ref, vid, row["updated_at"]]
+                        )
+                        kept += 1
+                con.execute("COMMIT")
+                Catalog._insert_runs(
+                    con,
+                    [{**r, "info": json.loads(r.pop("info_json") or "{}")} for r in old_runs],
+                )
+                n_refs = len(_rows(con, "SELECT ref FROM refs"))
+            finally:
+                self.catalog._session = None
+                con.close()
+        return {
+            "versions": len(ids),
+            "refs": n_refs,
+            "refs_from_old_catalog": kept,
+            "set_aside": set_aside,
+            "old_catalog": old_catalog,
+        }
 
     # ------------------------------------------------------------------ queries
     def list_versions(self, pipeline: str | None = None) -> list[dict[str, Any]]:
-        if not self.catalog.path.exists():
+        if not self.catalog.path.exists() and not self._has_data():
             return []
         sql = (
             "SELECT v.id, v.name, v.pipeline, v.step_type, v.rows, v.columns, v.created_at, "
@@ -532,3 +665,9 @@ class Store:
 
     def record_run(self, run: dict[str, Any]) -> None:
         self.catalog.record_run(run)
+
+
+def _rows(con: Any, sql: str) -> list[dict[str, Any]]:
+    rel = con.execute(sql)
+    cols = [d[0] for d in rel.description or []]
+    return [dict(zip(cols, row, strict=True)) for row in rel.fetchall()]

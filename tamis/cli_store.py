@@ -1,0 +1,81 @@
+"""`tamis verify [REF...]`: check that what the store serves is what it wrote (an fsck)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+DEFAULT_STORE = Path(".tamis")
+
+
+def verify(
+    refs: Annotated[
+        list[str] | None, typer.Argument(help="versions to check (ids or refs); default: all")
+    ] = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="set damaged versions aside (into damaged/) and rebuild the catalog from the "
+            "version dirs and refs.log",
+        ),
+    ] = False,
+    store: Annotated[
+        Path, typer.Option("--store", envvar="TAMIS_STORE", help="store directory (or TAMIS_STORE)")
+    ] = DEFAULT_STORE,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print one JSON document on stdout")
+    ] = False,
+) -> None:
+    """Recompute content hashes, compare rows and schemas with the manifests, check the catalog
+    against the version dirs. Exit 1 on any mismatch."""
+    from tamis.cli import emit, err, out
+    from tamis.pipelines.store import Store
+    from tamis.pipelines.verify import verify_store
+
+    data = verify_store(Store(store), list(refs or []), repair=repair)
+
+    def render() -> None:
+        if data["problems"]:
+            t = Table(title=f"{len(data['problems'])} problems in {store}")
+            for c in ("kind", "version", "ref", "detail"):
+                t.add_column(c)
+            for p in data["problems"]:
+                t.add_row(p["kind"], str(p.get("version", ""))[:12], p.get("ref", ""), p["detail"])
+            out.print(t)
+        if repair:
+            r = data["repair"]
+            out.print(
+                f"repaired: catalog rebuilt with {r['versions']} versions and {r['refs']} refs; "
+                f"{len(r['set_aside'])} damaged versions set aside in {Path(store) / 'damaged'}"
+                + (f"; old catalog kept as {r['old_catalog']}" if r["old_catalog"] else ""),
+                soft_wrap=True,
+                highlight=False,
+            )
+            for p in data["after_repair"]["problems"]:
+                err.print(f"[red]still wrong:[/] {p['kind']}: {p['detail']}", highlight=False)
+        status = "[green]ok[/]" if data["ok"] else "[bold red]damaged[/]"
+        out.print(
+            f"{status}: {data['versions_checked']} versions checked in {data['seconds']:.2f}s"
+            + (
+                ""
+                if data["ok"] or repair
+                else "; fix: `tamis verify --repair` sets damaged versions aside and rebuilds "
+                "the catalog, then `tamis build` rebuilds what is missing"
+            ),
+            soft_wrap=True,
+            highlight=False,
+        )
+
+    emit(data, as_json, render)
+    if not data["ok"]:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    from tamis.cli import cli_errors
+
+    app.command(name="verify")(cli_errors(verify))
