@@ -10,12 +10,14 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import os
 import pkgutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -78,20 +80,61 @@ def missing_file(what: str, ref: str) -> TamisError:
     )
 
 
+def check_store_path(path: Any) -> None:
+    """A --store that names an existing file (not a directory) is an error, before any work."""
+    if isinstance(path, Path) and path.exists() and not path.is_dir():
+        raise TamisError(
+            "--store names a file, not a store directory",
+            file=str(path),
+            field="--store",
+            fix="pass a directory (it is created if missing), e.g. --store .tamis",
+        )
+
+
+def _unexpected(exc: Exception) -> TamisError:
+    """An exception tamis did not turn into a TamisError: a clear message, never a traceback."""
+    if isinstance(exc, OSError):
+        where = exc.filename if exc.filename is not None else None
+        return TamisError(
+            exc.strerror or str(exc),
+            file=str(where) if where is not None else None,
+            fix="check the path, that its parent directories exist and are directories, and "
+            "its permissions",
+        )
+    return TamisError(
+        f"unexpected {type(exc).__name__}: {str(exc)[:1500]}",
+        fix="this input is not handled; please report it (TAMIS_DEBUG=1 shows the traceback)",
+    )
+
+
 def cli_errors(fn: F) -> F:
-    """Turn TamisError into a clear message (and a JSON error document with --json)."""
+    """Turn errors into one clear message (and a JSON error document with --json), never a
+    traceback: TamisError as it is; any other exception as an `unexpected` error (exit 1), unless
+    TAMIS_DEBUG=1. User text is printed escaped: `[...]` in a message is never read as markup."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_store_path(kwargs.get("store"))
             return fn(*args, **kwargs)
-        except TamisError as exc:
+        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as raw:
+            if isinstance(raw, TamisError):
+                exc = raw
+            elif os.environ.get("TAMIS_DEBUG"):
+                raise
+            else:
+                exc = _unexpected(raw)
             if kwargs.get("as_json"):
                 sys.stdout.write(json.dumps(exc.to_json(), indent=2, default=str) + "\n")
-            err.print(f"[bold red]error:[/] {exc.render()}", highlight=False, soft_wrap=True)
+            err.print(
+                f"[bold red]error:[/] {escape(exc.render())}", highlight=False, soft_wrap=True
+            )
             if isinstance(exc, GateFailed):
                 for check in exc.failed:
-                    err.print(f"  [red]failed:[/] {check.get('name', check)}", highlight=False)
+                    name = escape(str(check.get("name", check)))
+                    err.print(f"  [red]failed:[/] {name}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -145,18 +188,22 @@ def build(
     payload = {**result.to_json(), "store": str(store)}
 
     def render() -> None:
-        t = Table(title=f"{spec.name}: {len(result.steps)} steps in {result.seconds:.2f}s")
+        t = Table(title=f"{escape(spec.name)}: {len(result.steps)} steps in {result.seconds:.2f}s")
         for c in ("step", "status", "rows", "version", "seconds"):
             t.add_column(c)
         for s in result.steps:
             for label, vid in s.versions.items():
-                t.add_row(label, s.status, f"{s.rows[label]:,}", vid[:12], f"{s.seconds:.2f}")
+                t.add_row(
+                    escape(label), s.status, f"{s.rows[label]:,}", vid[:12], f"{s.seconds:.2f}"
+                )
             for w in s.warnings:
-                err.print(f"[yellow]warning:[/] {s.name}: {w}")
+                err.print(f"[yellow]warning:[/] {escape(s.name)}: {escape(w)}", highlight=False)
         out.print(t)
         out.print(
             f"store: {store}   refs: {spec.name}/<step>   try: tamis show {spec.name}/"
-            f"{result.steps[-1].name if result.steps else ''}"
+            f"{result.steps[-1].name if result.steps else ''}",
+            markup=False,
+            highlight=False,
         )
 
     emit(payload, as_json, render)
@@ -173,14 +220,14 @@ def versions(
     rows = _store(store).list_versions(pipeline)
 
     def render() -> None:
-        t = Table(title=f"{len(rows)} versions in {store}")
+        t = Table(title=f"{len(rows)} versions in {escape(str(store))}")
         for c in ("id", "refs", "step type", "rows", "cols", "created"):
             t.add_column(c)
         for r in rows:
             t.add_row(
                 r["id"][:12],
-                ", ".join(r["refs"]),
-                str(r["step_type"]),
+                escape(", ".join(r["refs"])),
+                escape(str(r["step_type"])),
                 f"{r['rows']:,}",
                 str(r["columns"]),
                 str(r["created_at"])[:19],
@@ -231,13 +278,13 @@ def show(
             ("tables", manifest.get("tables")),
             ("artifacts", manifest.get("artifacts")),
         ):
-            t.add_row(k, _fmt(v))
+            t.add_row(k, escape(_fmt(v)))
         out.print(t)
         schema = Table(title="schema")
         schema.add_column("column")
         schema.add_column("dtype")
         for col in manifest["schema"]:
-            schema.add_row(col["name"], col["dtype"])
+            schema.add_row(escape(col["name"]), escape(col["dtype"]))
         out.print(schema)
         if manifest.get("report"):
             render_report(manifest["report"])
@@ -263,12 +310,13 @@ def lineage(
 
         def label(vid: str) -> str:
             n = names.get(vid, {})
-            return f"{vid[:12]} {n.get('name', '?')} [{n.get('step_type', '?')}, {n.get('rows', 0):,} rows]"
+            text = f"{vid[:12]} {n.get('name', '?')} [{n.get('step_type', '?')}, {n.get('rows', 0):,} rows]"
+            return escape(text)
 
         def grow(tree: Tree, vid: str, seen: set[str]) -> None:
             for e in data["edges"]:
                 if e["child"] == vid:
-                    branch = tree.add(f"{e['role']}: {label(e['parent'])}")
+                    branch = tree.add(f"{escape(e['role'])}: {label(e['parent'])}")
                     if e["parent"] not in seen:
                         grow(branch, e["parent"], seen | {e["parent"]})
 
@@ -335,8 +383,7 @@ def diff(
                 return
             shown = ", ".join(common[:8]) + (", ..." if len(common) > 8 else "")
             out.print(
-                f"  rows below are compared on the {len(common)} common column(s) only: "
-                f"{e(shown)}",
+                f"  rows below are compared on the {len(common)} common column(s) only: {e(shown)}",
                 highlight=False,
             )
         else:

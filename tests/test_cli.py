@@ -45,7 +45,8 @@ def test_build_versions_show_lineage_diff_export(pipeline_dir: Path, tmp_path: P
     clean = pl.read_parquet(Path(st) / "versions" / d["a"]["id"] / "data.parquet")
     assert d["rows_removed"] == clean.filter(pl.col("age") < 22).height
     assert d["rows_added"] == 0 and d["rows_unchanged"] == d["b"]["rows"]
-    assert d["schema"] == {"added": [], "removed": [], "retyped": []}
+    assert d["schema"] == {"added": [], "removed": [], "retyped": [], "possibly_renamed": []}
+    assert d["schema_changed"] is False
     for fmt, name in (
         ("csv", "o.csv"),
         ("jsonl", "o.jsonl"),
@@ -113,3 +114,122 @@ def test_demo_runs_offline(tmp_path: Path, as_json: bool) -> None:
     assert rows["demo/dedup"] < rows["demo/checked"]  # the survey has exact duplicates
     assert rows["demo/cleaned"] < rows["demo/noisy"]  # label issues were dropped
     assert data["next"]
+
+
+def clean_error(res: Any, code: int = 1) -> str:
+    """An error the CLI handled: the exit code, a message, and no traceback."""
+    assert res.exit_code == code, res.output
+    assert res.exc_info is None or res.exc_info[0] is SystemExit, res.exc_info
+    assert "Traceback" not in res.output
+    assert "error:" in res.output
+    return str(res.output)
+
+
+def write_pipeline(where: Path, spec: dict[str, Any], name: str = "p.yaml") -> Path:
+    import yaml
+
+    (where / name).write_text(yaml.safe_dump(spec, sort_keys=False))
+    return where / name
+
+
+def test_brackets_in_user_text_are_printed_not_read_as_markup(tmp_path: Path) -> None:
+    """A column named like a rich closing tag raised MarkupError (a traceback) in the printer."""
+    (tmp_path / "d.csv").write_text("a,b\n1,x\n2,y\n")
+    where = '"agee[/x]" > 1'
+    spec = {
+        "name": "p",
+        "sources": {"d": {"path": "d.csv"}},
+        "steps": {"f": {"use": "filter", "input": "d", "params": {"where": where}}},
+    }
+    st = str(tmp_path / "st")  # an absolute store path
+    res = runner.invoke(app, ["build", str(write_pipeline(tmp_path, spec)), "--store", st])
+    text = clean_error(res)
+    assert "agee[/x]" in text and "step 'f'" in text
+    # a missing source whose path has brackets
+    spec = {"name": "p", "sources": {"d": {"path": "[bold]/[/nope].csv"}}, "steps": {}}
+    res = runner.invoke(
+        app, ["build", str(write_pipeline(tmp_path, spec, "q.yaml")), "--store", st]
+    )
+    assert "[bold]/[/nope].csv" in clean_error(res)
+
+
+def test_store_that_is_a_file_is_a_clear_error(tmp_path: Path, pipeline_dir: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a store")
+    for args in (
+        ["build", str(pipeline_dir / "pipeline.yaml")],
+        ["versions"],
+        ["show", "p/clean"],
+        ["diff", "a", "b"],
+    ):
+        text = clean_error(runner.invoke(app, [*args, "--store", str(afile)]))
+        assert "--store names a file" in text and "fix:" in text
+    res = runner.invoke(app, ["versions", "--store", str(afile), "--json"])
+    assert res.exit_code == 1 and "--store names a file" in json.loads(res.stdout)["error"]
+    assert afile.read_text() == "not a store"  # nothing a user owns is touched
+    # a store path below a file: the OS error, named, without a traceback
+    text = clean_error(runner.invoke(app, ["versions", "--store", str(afile / "sub")]))
+    assert "afile" in text
+
+
+def test_store_that_is_a_file_in_a_real_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    exe = Path(sys.executable).parent / "tamis"
+    res = subprocess.run(
+        [str(exe), "versions", "--store", str(afile)], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "--store names a file" in res.stderr
+
+
+def test_near_dedup_on_nested_columns(tmp_path: Path) -> None:
+    rows = [
+        {"id": 1, "s": {"x": 1, "y": "p"}, "tags": ["a", "b"]},
+        {"id": 2, "s": {"x": 2, "y": "q"}, "tags": ["c"]},
+        {"id": 3, "s": {"x": 1, "y": "p"}, "tags": ["a", "b"]},
+        {"id": 4, "s": {"x": 1, "y": None}, "tags": None},
+    ]
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    st = str(tmp_path / "st")
+    spec = {
+        "name": "n",
+        "sources": {"d": {"path": "d.jsonl"}},
+        "steps": {
+            "nd": {"use": "near_dedup", "input": "d", "params": {"categorical": ["s", "tags"]}}
+        },
+    }
+    res = run("build", str(write_pipeline(tmp_path, spec)), "--store", st, "--json")
+    assert res["steps"][0]["rows"] == {"nd": 3}  # row 3 equals row 1 on both nested columns
+    kept = pl.read_parquet(
+        Path(st) / "versions" / res["steps"][0]["versions"]["nd"] / "data.parquet"
+    )
+    assert sorted(kept["id"]) == [1, 2, 4]
+    # no columns at all would make every row a duplicate: an error, not 1 row out
+    spec["steps"]["nd"]["params"] = {"categorical": [], "numeric": []}
+    text = clean_error(
+        runner.invoke(app, ["build", str(write_pipeline(tmp_path, spec)), "--store", st])
+    )
+    assert "no columns to compare" in text
+
+
+def test_unexpected_exceptions_are_errors_not_tracebacks(
+    pipeline_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tamis.pipelines.steps import filter as filter_step
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("[/boom] something broke")
+
+    monkeypatch.setattr(filter_step.Filter, "run", boom)
+    st = str(tmp_path / "st")
+    res = runner.invoke(app, ["build", str(pipeline_dir / "pipeline.yaml"), "--store", st])
+    text = clean_error(res)
+    assert "unexpected RuntimeError: [/boom] something broke" in text
+    assert "TAMIS_DEBUG" in text
+    monkeypatch.setenv("TAMIS_DEBUG", "1")
+    res = runner.invoke(app, ["build", str(pipeline_dir / "pipeline.yaml"), "--store", st])
+    assert isinstance(res.exception, RuntimeError)

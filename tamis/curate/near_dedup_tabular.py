@@ -32,6 +32,10 @@ def tabular_pairs(
     tol = {c: float(tolerance[c] if isinstance(tolerance, dict) else tolerance) for c in numeric}
     cat_exprs = []
     for c in categorical:
+        if df.schema[c].is_nested():
+            # struct/list/array values match when equal as a whole (no strip/casefold inside)
+            cat_exprs.append(pl.col(c))
+            continue
         e = pl.col(c).cast(pl.String)
         if normalize:
             e = e.str.strip_chars().str.to_lowercase()
@@ -96,7 +100,8 @@ def near_dedup_tabular(
 ) -> NearDedupResult:
     """Rows equal on categorical columns (normalised) and within `tolerance` on numeric ones.
 
-    Columns default to every column, split by dtype. `tolerance` is absolute, one number or one
+    Columns default to every column, split by dtype. Nested columns (struct, list) are categorical
+    and match when their whole values are equal. `tolerance` is absolute, one number or one
     per numeric column. The pairs table's `jaccard` column holds 1 - (largest |difference| /
     tolerance) so it reads like a similarity.
     """
@@ -113,6 +118,13 @@ def near_dedup_tabular(
         else []
     )
     numeric = check_columns(df, list(numeric or []), step=step, field="numeric") if numeric else []
+    if not categorical and not numeric:
+        raise StepError(
+            "no columns to compare: every row would be a duplicate of every other",
+            step=step,
+            field="categorical",
+            fix="name columns under `categorical` and/or `numeric`, or leave both out to use all",
+        )
     for c in numeric:
         if not df.schema[c].is_numeric():
             raise StepError(
