@@ -74,6 +74,29 @@ def _check_exists(model: str) -> None:
         )
 
 
+#: Weight files that are Python pickles (loading one can run code written into the file).
+PICKLED_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def check_safetensors(model: str) -> None:
+    """A local model directory must hold safetensors weights: pickled ones are refused."""
+    path = Path(model).expanduser()
+    if not path.is_dir() or any(path.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix.lower() in PICKLED_WEIGHTS)
+    if pickles:
+        raise TamisError(
+            f"the model directory holds only pickled weights ({', '.join(pickles)}); tamis loads "
+            "safetensors only, because unpickling a file can run code written into it",
+            file=str(path),
+            field="model",
+            fix="where you trust the file, load it once and save it as safetensors, e.g. "
+            "`AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(NEW_DIR)` (writes "
+            "model.safetensors; copy the tokenizer too), then pass NEW_DIR",
+            details={"pickled": pickles},
+        )
+
+
 def load_model(
     model: str,
     kind: str,
@@ -93,12 +116,16 @@ def load_model(
         check_tokenizer(tok, model, cfg.pad_token)
         build = tiny_reward_model if kind == "reward" else tiny_causal_lm
         return build(tok, tiny_config(cfg), seed=cfg.seed), tok  # type: ignore[arg-type]
+    _check_exists(model)
+    check_safetensors(model)
     tok = tokenizer or load_tokenizer(model, cfg.pad_token)
     try:
         if kind == "reward":
-            net = AutoModelForSequenceClassification.from_pretrained(model, num_labels=1)
+            net = AutoModelForSequenceClassification.from_pretrained(
+                model, num_labels=1, use_safetensors=True
+            )
         else:
-            net = AutoModelForCausalLM.from_pretrained(model)
+            net = AutoModelForCausalLM.from_pretrained(model, use_safetensors=True)
     except (OSError, ValueError) as exc:
         raise _load_error(f"cannot load model '{model}'", exc) from exc
     net.config.pad_token_id = tok.pad_token_id
