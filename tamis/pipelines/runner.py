@@ -25,7 +25,7 @@ import polars as pl
 from tamis.errors import SpecError, StepError, TamisError
 from tamis.pipelines.dag import topological, validate_params, with_ancestors
 from tamis.pipelines.hashing import hash_json, module_code_hash
-from tamis.pipelines.progress import BuildProgress
+from tamis.pipelines.progress import BuildProgress, progress_message
 from tamis.pipelines.registry import get_step_type
 from tamis.pipelines.sources import (
     READER_VERSION,
@@ -104,7 +104,7 @@ def build(
     started = time.perf_counter()
     run_info = {"id": result.run_id, "kind": "build", "name": spec.name, "started_at": now()}
     ids: dict[str, str] = {}
-    display = BuildProgress(progress)
+    display = BuildProgress(progress, pipeline=spec.name)
     pending = _Pending(store)
     try:
         with display.run():
@@ -318,7 +318,9 @@ def _run_step(
             pipeline=spec.name,
             seed=seed,
             artifacts_dir=artifacts,
-            progress=lambda msg, *a, **k: display.update(task, f"{step_type.name}: {msg}"),
+            progress=lambda msg, *a, **k: display.update(
+                task, f"{step_type.name}: {progress_message(msg, *a, **k)}"
+            ),
             base_dir=Path(spec.base_dir),
         )
         inputs = {
