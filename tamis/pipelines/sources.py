@@ -208,11 +208,7 @@ def read_source_report(
 
 
 def _polars_read(frame: pl.DataFrame, reader: str) -> SourceRead:
-    info = {
-        "reader": reader,
-        "rows": frame.height,
-        "columns": {c: str(t) for c, t in frame.schema.items()},
-    }
+    info = {"reader": reader, "rows": frame.height}
     return SourceRead(frame, info)
 
 
@@ -334,8 +330,8 @@ def _read_csv(
         "header_from": header_source,
         "skip_initial_space": bool(skip_space),
         "rows": frame.height,
-        "columns": {c: str(t) for c, t in frame.schema.items()},
-        "sniffed_types": {c["name"]: c["type"] for c in sniffed["Columns"]},
+        # DuckDB's types, under the frame's names (`columns:` renames what the sniffer saw)
+        "types": dict(zip(frame.columns, [c["type"] for c in sniffed["Columns"]], strict=False)),
     }
     blank = _count_blank_lines(path)
     if blank is not None:

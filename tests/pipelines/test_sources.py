@@ -63,7 +63,7 @@ def test_adult_reads_like_pandas_and_duckdb(shared_datasets: Path, name: str, ro
     info = read.info
     assert info["delimiter"] == "," and info["header"] is True and info["header_from"] == "sniffed"
     assert info["rows"] == rows and info["skip_initial_space"] is True
-    assert info["columns"]["fnlwgt"] == "Int64" and info["sniffed_types"]["fnlwgt"] == "BIGINT"
+    assert info["types"]["fnlwgt"] == "BIGINT" and info["types"]["workclass"] == "VARCHAR"
     blank = sum(1 for line in path.read_text().splitlines() if not line.strip())
     assert info["blank_lines_skipped"] == blank == (1 if name == "adult.data" else 0)
     assert read.warnings == []
@@ -119,6 +119,7 @@ def test_headerless_numbers_are_not_a_header(tmp_path: Path) -> None:
     )
     assert named.frame.columns == ["a", "b", "c"] and named.frame.height == 3
     assert named.frame.row(0) == (1, 2, 3) and named.warnings == []
+    assert named.info["types"] == {"a": "BIGINT", "b": "BIGINT", "c": "BIGINT"}
 
 
 def test_header_same_shape_as_rows_warns(tmp_path: Path) -> None:
