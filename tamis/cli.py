@@ -523,6 +523,10 @@ def demo(
             f"[bold green]demo built[/] in {data['seconds']:.1f}s: pipeline "
             f"{data['pipeline_file']}, store {data['store']}"
         )
+        for w in data.get("warnings", []):
+            err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
+        if data.get("label_cleaning"):  # honest first: what label cleaning really did
+            out.print(escape(data["label_cleaning"]["summary"]), highlight=False, soft_wrap=True)
         t = Table(title="versions")
         for c in ("ref", "rows", "id"):
             t.add_column(c)

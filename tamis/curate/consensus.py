@@ -10,6 +10,9 @@ the majority-vote labels, as cleanlab recommends. Without features they are the 
 shares of each item (`(votes + 1/K) / (m + 1)`), so CROWDLAB then weighs annotators by how often
 they agree with the others - a weaker signal, said in `report["pred_probs"]`.
 
+Annotations with a null (or NaN) label are dropped (counted in `report["null_labels_dropped"]`,
+with a warning), as are annotations without an item or annotator.
+
 Low-agreement items (`annotator_agreement < min_agreement`, or fewer than `min_annotations`
 labels) are flagged; `low_agreement: drop` removes them and `adjudicate` removes them and lists
 them (with every annotator's label) in the `adjudication` table for a person to decide.
@@ -25,6 +28,7 @@ Wilson interval is still below that baseline (so small windows do not raise fals
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -32,6 +36,7 @@ import numpy as np
 import polars as pl
 
 from tamis.curate.agreement import agreement_summary, check_annotations, vote_counts
+from tamis.curate.label_features import null_label_mask
 from tamis.errors import StepError
 
 LowAgreement = Literal["flag", "drop", "adjudicate"]
@@ -209,6 +214,9 @@ def consensus(
     their first value per item. `report["tables"]` holds `annotators`, `pairwise_kappa`,
     `adjudication` and (with `gold`) `gold_drift`.
     """
+    from tamis.curate.label_features import import_cleanlab
+
+    import_cleanlab()  # without its process-wide warnings.filterwarnings("ignore")
     import cleanlab.multiannotator as ma
 
     where = "consensus"
@@ -220,7 +228,20 @@ def consensus(
             field="low_agreement",
             fix="use flag, drop or adjudicate",
         )
+    n_null = 0
+    if label in df.columns:
+        missing = null_label_mask(df.get_column(label))
+        n_null = int(missing.sum())
+        if n_null:
+            df = df.filter(pl.Series(~missing))
     data, dupes = check_annotations(df, item=item, annotator=annotator, label=label, where=where)
+    warns: list[str] = []
+    if n_null:
+        warns.append(
+            f"{n_null:,} of {df.height + n_null:,} annotation(s) have a null label in '{label}': dropped"
+            f" before consensus (null_labels_dropped: {n_null})"
+        )
+        warnings.warn(warns[-1], stacklevel=2)
     say("agreement statistics")
     summary, pairs = agreement_summary(data, item=item, annotator=annotator, label=label, seed=seed)
     counts, classes = vote_counts(data, item=item, label=label)
@@ -298,6 +319,8 @@ def consensus(
     report: dict[str, Any] = {
         **summary,
         "duplicates_dropped": dupes,
+        "null_labels_dropped": n_null,
+        "warnings": warns,
         "method": method,
         "pred_probs": probs_note,
     }
@@ -374,7 +397,7 @@ def consensus(
         out = out.filter(~pl.col("is_low_agreement_issue"))
     report.update(
         {
-            "rows_in": df.height,
+            "rows_in": df.height + n_null,
             "rows_out": out.height,
             "low_agreement": int(low.sum()),
             "low_agreement_action": low_agreement,

@@ -15,6 +15,9 @@ Adds `is_<name>_issue` (bool) and `<name>_score` (in [0, 1], low = bad) for each
 The report has Datalab's summary (per issue type: number of issues and an overall score) and a few
 facts from `Datalab.get_info` (near-duplicate sets, the non-IID p-value, the rarest class).
 
+With a label, rows whose label is null (or NaN) are dropped first (a null is not a class),
+counted in `report["null_labels_dropped"]` with a warning; they are not in the output.
+
 Datalab builds a k-nearest-neighbour graph over all rows: fine for up to ~100k rows on a laptop,
 slow beyond (sample first).
 """
@@ -28,7 +31,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tamis.curate.label_features import ModelName, embed_texts, feature_frame, resolve_features
+from tamis.curate.label_features import (
+    ModelName,
+    drop_null_labels,
+    embed_texts,
+    feature_frame,
+    resolve_features,
+)
 from tamis.curate.label_issues import check_labels, compute_pred_probs
 from tamis.curate.noise import encode_labels
 from tamis.errors import StepError
@@ -126,6 +135,9 @@ def datalab_issues(
     `issue_types` default: outlier, near_duplicate, non_iid, and class_imbalance when a label is
     given. `action: drop` removes rows flagged by any issue type.
     """
+    from tamis.curate.label_features import import_cleanlab
+
+    import_cleanlab()  # without its process-wide warnings.filterwarnings("ignore")
     from cleanlab import Datalab
 
     where = "datalab"
@@ -155,6 +167,22 @@ def datalab_issues(
         raise StepError(
             f"unknown action {action!r}", step=where, field="action", fix="use flag or drop"
         )
+    rows_in = df.height
+    n_null = 0
+    null_warns: list[str] = []
+    if label is not None:
+        if label not in df.columns:
+            check_labels(df, label, where)
+        # a null label is not a class: unlabelled rows are dropped (and counted)
+        df, n_null, null_warns = drop_null_labels(df, label, where=where, purpose="Datalab")
+        if df.height == 0:
+            raise StepError(
+                f"label column '{label}' is entirely null",
+                step=where,
+                column=label,
+                field="label",
+                fix="set `label` to the column holding the class, or leave it out",
+            )
     if df.height < 10:
         raise StepError(
             f"Datalab needs at least 10 rows, got {df.height}",
@@ -230,7 +258,8 @@ def datalab_issues(
     any_issue = out.select(pl.any_horizontal(flag_cols)).to_series() if flag_cols else None
     summary = lab.get_issue_summary()
     report: dict[str, Any] = {
-        "rows_in": df.height,
+        "rows_in": rows_in,
+        "null_labels_dropped": n_null,
         "issue_types": types,
         "summary": [
             {
@@ -244,7 +273,7 @@ def datalab_issues(
         "action": action,
         "features_dim": int(x.shape[1]),
         "metric": metric,
-        "warnings": info.get("warnings", []),
+        "warnings": null_warns + info.get("warnings", []),
     }
     facts: dict[str, Any] = {}
     if "near_duplicate" in types:

@@ -214,6 +214,52 @@ def make_model(
     return Pipeline([("features", pre), ("model", clf)])
 
 
+def import_cleanlab() -> None:
+    """Import the cleanlab modules tamis uses, undoing a side effect of theirs.
+
+    A cleanlab module runs `warnings.filterwarnings("ignore")` at import time, which silences
+    every warning in the process from then on (ours included: null labels dropped, a weak model).
+    Importing inside `catch_warnings` restores the filters; later imports are cached no-ops.
+    """
+    with warnings.catch_warnings():
+        import cleanlab.filter  # noqa: F401
+        import cleanlab.multiannotator  # noqa: F401
+        import cleanlab.rank  # noqa: F401
+        from cleanlab import Datalab  # noqa: F401
+
+
+def null_label_mask(s: pl.Series) -> np.ndarray:
+    """Rows whose label is missing: null, or NaN in a float label."""
+    missing = s.is_null()
+    if s.dtype.is_float():
+        missing = missing | s.is_nan().fill_null(True)
+    return missing.to_numpy().astype(bool)
+
+
+def drop_null_labels(
+    df: pl.DataFrame, label: str, *, where: str, purpose: str
+) -> tuple[pl.DataFrame, int, list[str]]:
+    """Rows with a null (or NaN) label removed, how many, and a warning saying so.
+
+    A null label is not a class: kept, it silently becomes one more class (one blank row turns a
+    binary label into a three-class problem and shifts every AUC and noise estimate).
+    """
+    if label not in df.columns:
+        return df, 0, []
+    missing = null_label_mask(df.get_column(label))
+    n = int(missing.sum())
+    if n == 0:
+        return df, 0, []
+    if n == df.height:  # nothing left: the caller raises its own error
+        return df.clear(), n, []
+    msg = (
+        f"{n:,} of {df.height:,} row(s) have a null label in '{label}':"
+        f" dropped before {purpose} (null_labels_dropped: {n})"
+    )
+    warnings.warn(msg, stacklevel=3)
+    return df.filter(pl.Series(~missing)), n, [msg]
+
+
 def choose_folds(
     counts: dict[str, int], folds: int, *, where: str, label: str
 ) -> tuple[int, list[str]]:

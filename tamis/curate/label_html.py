@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ def write_label_issues_html(report: dict[str, Any], path: str | Path, scores: pl
         (
             "rows_in",
             "rows_out",
+            "null_labels_dropped",
             "label_issues",
             "issue_rate",
             "action",
@@ -40,10 +42,15 @@ def write_label_issues_html(report: dict[str, Any], path: str | Path, scores: pl
             "out_of_fold_accuracy",
         ),
     )
-    sections = [
-        ("Summary", table_tag([summary])),
-        ("Per class", table_tag(report.get("per_class", []))),
-    ]
+    sections = []
+    if report.get("warnings"):  # first: what a reader must know before trusting the flags
+        sections.append(("Warnings", "<br>".join(html.escape(w) for w in report["warnings"])))
+    sections.append(("Summary", table_tag([summary])))
+    if report.get("model_check"):
+        sections.append(("Model against the majority class", table_tag([report["model_check"]])))
+    if report.get("detection"):
+        sections.append(("Detection against the known truth", table_tag([report["detection"]])))
+    sections.append(("Per class", table_tag(report.get("per_class", []))))
     if len(scores):
         plt = _plt()
         fig, ax = plt.subplots(figsize=(6, 3))
@@ -52,8 +59,6 @@ def write_label_issues_html(report: dict[str, Any], path: str | Path, scores: pl
         ax.set_ylabel("rows")
         sections.append(("Label quality", figure_tag(fig, "label quality histogram")))
     sections.append(("Worst rows", table_tag(report.get("top_issues", []))))
-    if report.get("warnings"):
-        sections.append(("Warnings", "<br>".join(report["warnings"])))
     Path(path).write_text(page("Label issues", sections), encoding="utf-8")
 
 

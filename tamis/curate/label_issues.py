@@ -14,7 +14,16 @@ Adds `is_label_issue` (bool), `label_quality_score` (float) and `suggested_label
 likely class, same dtype as the label). `action`: `flag` keeps every row; `drop` removes the
 flagged rows; `relabel` replaces the flagged rows' label with `suggested_label`.
 
-Bad input: a missing label column, null labels or a single class are errors; classes with fewer
+Rows with a null (or NaN) label are dropped before anything else (a null is not a class), counted
+in `report["null_labels_dropped"]` with a warning; they are not in the output either.
+
+The report's `model_check` compares the out-of-fold accuracy with always predicting the majority
+class (skill and a one-sided binomial test, see `model_strength`); a weak model gets a warning,
+because confident learning then flags many correct rows. With a known truth (`truth`, or the
+`is_injected_noise` column `inject_label_noise` writes with `truth_column`) the report's
+`detection` gives precision and recall of the flags.
+
+Bad input: a missing label column, an all-null label or a single class are errors; classes with fewer
 rows than `folds` reduce `folds` to the smallest class size (a warning, also in
 `report["warnings"]`); a class with a single row is an error (drop or merge it first).
 """
@@ -22,6 +31,7 @@ rows than `folds` reduce `folds` to the smallest class size (a warning, also in
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -31,6 +41,7 @@ import polars as pl
 from tamis.curate.label_features import (
     ModelName,
     choose_folds,
+    drop_null_labels,
     embed_texts,
     feature_frame,
     make_model,
@@ -81,6 +92,132 @@ def check_labels(df: pl.DataFrame, label: str, where: str) -> pl.Series:
     return s
 
 
+MIN_SKILL = 0.2
+TRUTH_COLUMN = "is_injected_noise"
+
+
+def model_strength(
+    y: np.ndarray, probs: np.ndarray, *, min_skill: float = MIN_SKILL, alpha: float = 0.01
+) -> dict[str, Any]:
+    """Is the out-of-fold model good enough for confident learning to be trusted?
+
+    Confident learning calls a label wrong when the model confidently disagrees with it; a model
+    barely better than always answering the majority class disagrees with many correct labels.
+    `skill` = (accuracy - majority rate) / (1 - majority rate), the share of the majority
+    baseline's errors the model avoids; `p_value` is the one-sided exact binomial test of
+    "accuracy > majority rate". Weak: p_value >= `alpha` or skill < `min_skill`.
+    """
+    from scipy.stats import binomtest
+
+    n = int(y.size)
+    counts = np.bincount(y, minlength=probs.shape[1])
+    correct = int((probs.argmax(axis=1) == y).sum())
+    acc = correct / n if n else 0.0
+    maj = float(counts.max() / n) if n else 1.0
+    skill = (acc - maj) / (1.0 - maj) if maj < 1.0 else 0.0
+    p_value = (
+        float(binomtest(correct, n, maj, alternative="greater").pvalue) if 0 < maj < 1 else 1.0
+    )
+    why = []
+    if skill <= 0:
+        why.append("it is no better than always answering the majority class")
+    elif skill < min_skill:
+        why.append(
+            f"it avoids only {skill:.0%} of the majority baseline's errors (min_skill {min_skill})"
+        )
+    if p_value >= alpha:
+        why.append(
+            f"it is not significantly better than that baseline (binomial p = {p_value:.3g})"
+        )
+    weak = bool(why)
+    message = (
+        "the out-of-fold model is too weak for confident learning to be trusted: accuracy"
+        f" {acc:.3f} against {maj:.3f} for always predicting the majority class; "
+        + " and ".join(why)
+        + ". Many flagged rows are likely correct labels. fix: give better features (or"
+        " `text`/`embedding_model`), try model: gbm, or flag and review instead of dropping"
+        if weak
+        else ""
+    )
+    return {
+        "out_of_fold_accuracy": acc,
+        "majority_class_rate": maj,
+        "skill": skill,
+        "p_value": p_value,
+        "min_skill": min_skill,
+        "weak": weak,
+        "message": message,
+    }
+
+
+def resolve_truth(
+    df: pl.DataFrame, truth: str | None, label: str, features: list[str] | None, where: str
+) -> str | None:
+    """The known-truth column, if any (explicit, or `is_injected_noise` when present)."""
+    if truth is None:
+        return TRUTH_COLUMN if TRUTH_COLUMN in df.columns and label != TRUTH_COLUMN else None
+    if truth not in df.columns:
+        raise StepError(
+            f"truth column '{truth}' is not in the data",
+            step=where,
+            column=truth,
+            field="truth",
+            fix="set inject_label_noise's truth_column (or name an existing column), or leave"
+            " truth out",
+        )
+    if truth == label or (features is not None and truth in features):
+        raise StepError(
+            f"truth column '{truth}' cannot also be the label or a feature",
+            step=where,
+            column=truth,
+            field="truth",
+            fix="remove it from `features`",
+        )
+    return truth
+
+
+def truth_mask(df: pl.DataFrame, truth: str, label: str, where: str) -> np.ndarray:
+    """Rows whose label is known to be wrong: a boolean column, or a true-label column."""
+    s = df.get_column(truth)
+    if s.dtype == pl.Boolean:
+        return s.fill_null(False).to_numpy().astype(bool)
+    lab = df.get_column(label)
+    try:
+        same = s.cast(lab.dtype, strict=True) if s.dtype != lab.dtype else s
+        wrong = (same != lab).fill_null(False)
+    except Exception as exc:
+        raise StepError(
+            f"truth column '{truth}' ({s.dtype}) is neither boolean nor comparable with the"
+            f" label ({lab.dtype})",
+            step=where,
+            column=truth,
+            field="truth",
+            fix="a boolean column (true = label is wrong) or the true label",
+        ) from exc
+    return wrong.to_numpy().astype(bool)
+
+
+def detection_scores(flagged: np.ndarray, wrong: np.ndarray, truth: str) -> dict[str, Any]:
+    """Precision/recall/F1 of the flags against the rows known to be mislabelled."""
+    tp = int((flagged & wrong).sum())
+    fp = int((flagged & ~wrong).sum())
+    fn = int((~flagged & wrong).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "truth_column": truth,
+        "known_wrong": int(wrong.sum()),
+        "flagged": int(flagged.sum()),
+        "true_positives": tp,
+        "false_positives": fp,
+        "false_negatives": fn,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+    }
+
+
 def compute_pred_probs(
     df: pl.DataFrame,
     *,
@@ -98,6 +235,7 @@ def compute_pred_probs(
     blas_threads: int | None = 1,
     where: str = "label_issues",
     progress: Callable[[str], None] | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Out-of-fold predicted probabilities `(n, k)` and a description of how they were made."""
     say = progress or (lambda _msg: None)
@@ -110,7 +248,7 @@ def compute_pred_probs(
     folds, warns = choose_folds(counts, folds, where=where, label=label)
     info["warnings"] += warns
     info["folds"] = folds
-    exclude = (pred_probs,) if pred_probs else ()
+    exclude = (*exclude, *((pred_probs,) if pred_probs else ()))
     if embedding_model is not None:
         if text is None:
             raise StepError(
@@ -164,6 +302,8 @@ def find_label_issues(
     n_jobs: int | None = None,
     blas_threads: int | None = 1,
     top: int = 20,
+    truth: str | None = None,
+    min_skill: float = MIN_SKILL,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Flag, drop or relabel likely label errors.
@@ -186,11 +326,19 @@ def find_label_issues(
         blas_threads: BLAS threads during the fits (1 by default: faster for these small
             models on a shared machine; None = the library default).
         top: how many of the worst rows the report lists.
+        truth: a column with the known truth (boolean: the label is wrong; or the true label):
+            the report gets detection precision/recall. Default: `is_injected_noise` when the
+            data has it (written by `inject_label_noise` with `truth_column`). Never a feature.
+        min_skill: below this skill of the out-of-fold model over the majority class (see
+            `model_strength`) a warning says the flags are not to be trusted.
 
     Returns:
         `(df_out, report)`; `report` is JSON-able except `report["tables"]` (Polars frames:
         `label_issues`, one row per flagged row with `row`, label, suggestion and score).
     """
+    from tamis.curate.label_features import import_cleanlab
+
+    import_cleanlab()  # without its process-wide warnings.filterwarnings("ignore")
     import cleanlab.filter
     import cleanlab.rank
 
@@ -207,6 +355,18 @@ def find_label_issues(
             f"folds must be at least 2, got {folds}", step=where, field="folds", fix="e.g. folds: 5"
         )
     t0 = time.perf_counter()
+    rows_in = df.height
+    if label not in df.columns:
+        check_labels(df, label, where)
+    df, n_null, null_warns = drop_null_labels(df, label, where=where, purpose="label issues")
+    truth_col = resolve_truth(df, truth, label, features, where)
+    if df.height == 0:
+        raise StepError(
+            f"label column '{label}' is entirely null: no labelled row to check",
+            step=where,
+            column=label,
+            fix="set `label` to the column holding the class",
+        )
     labels = check_labels(df, label, where)
     classes, y = encode_labels(labels)
     k = len(classes)
@@ -226,6 +386,7 @@ def find_label_issues(
         blas_threads=blas_threads,
         where=where,
         progress=progress,
+        exclude=(truth_col,) if truth_col else (),
     )
     if progress:
         progress("confident learning")
@@ -252,6 +413,14 @@ def find_label_issues(
     if text is not None and text in df.columns:
         table = table.with_columns(df.get_column(text).gather(pl.Series(order)).alias(text))
     n_issues = int(issues.sum())
+    strength = model_strength(y, probs, min_skill=min_skill)
+    warns = null_warns + info["warnings"]
+    if strength["weak"]:
+        warns.append(strength["message"])
+        warnings.warn(strength["message"], stacklevel=2)
+    detection = None
+    if truth_col is not None:
+        detection = detection_scores(issues, truth_mask(df, truth_col, label, where), truth_col)
     if action == "drop":
         out = out.filter(~pl.col("is_label_issue"))
     elif action == "relabel":
@@ -274,8 +443,9 @@ def find_label_issues(
             }
         )
     report: dict[str, Any] = {
-        "rows_in": df.height,
+        "rows_in": rows_in,
         "rows_out": out.height,
+        "null_labels_dropped": n_null,
         "label_issues": n_issues,
         "issue_rate": n_issues / df.height if df.height else 0.0,
         "action": action,
@@ -286,11 +456,14 @@ def find_label_issues(
         "folds": info["folds"],
         "classes": [str(c) for c in classes.to_list()],
         "out_of_fold_accuracy": float((predicted == y).mean()),
+        "model_check": {k: v for k, v in strength.items() if k != "message"},
         "per_class": per_class,
         "top_issues": table.head(top).to_dicts(),
-        "warnings": info["warnings"],
+        "warnings": warns,
         "seconds": round(time.perf_counter() - t0, 3),
     }
+    if detection is not None:
+        report["detection"] = detection
     if "features" in info:
         report["features"] = info["features"]
     report["tables"] = {"label_issues": table}

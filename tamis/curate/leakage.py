@@ -7,6 +7,8 @@ Checks (each against every eval set; all counts are plain row counts):
 - exact: input rows whose key (the `columns`, normalised as in `exact_dedup`) occurs in the eval
   set, and eval rows whose key occurs in the input. Nulls equal nulls.
 - conflicting_labels: exact key matches whose labels differ (same features, different label).
+  A null label is not a class: pairs with an unlabelled side are left out (counted in
+  `null_labels_dropped`, with a warning), as are null-label rows in target leakage.
 - near: with `text_column` and `near_threshold`, pairs across the two sets whose word-shingle
   Jaccard is >= the threshold (MinHash + LSH + exact verification, as `near_dedup_text`).
 - ngram: with `text_column`, 13-gram contamination (GPT-3 / Llama style): the eval items that share
@@ -36,6 +38,7 @@ from tamis.curate._text import (
     resolve_normalize,
 )
 from tamis.curate.contamination import near_overlap, ngram_contamination
+from tamis.curate.label_features import drop_null_labels, null_label_mask
 from tamis.curate.target_leakage import target_leakage
 from tamis.errors import StepError
 
@@ -123,7 +126,12 @@ def _exact(
     conflict_rows = np.zeros(0, dtype=np.int64)
     conflicts = pl.DataFrame()
     if label is not None:
-        bad = pairs.filter(pl.col("__label").ne_missing(pl.col("__label_right")))
+        # a null label is not a class: a pair with an unlabelled side is not a conflict
+        bad = pairs.filter(
+            pl.col("__label").is_not_null()
+            & pl.col("__label_right").is_not_null()
+            & pl.col("__label").ne(pl.col("__label_right"))
+        )
         conflict_rows = bad[_R].unique().to_numpy()
         conflicts = bad.select(
             pl.col(_R).alias("row"),
@@ -134,6 +142,10 @@ def _exact(
         report["conflicting_labels"] = {
             "input_rows": int(conflict_rows.size),
             "eval_rows": int(bad[_E].n_unique()),
+            "null_labels_dropped": {
+                "input": int(null_label_mask(df[label]).sum()),
+                "eval": int(null_label_mask(ev[label]).sum()),
+            },
         }
     table = pairs.select(pl.col(_R).alias("row"), pl.col(_E).alias("eval_row")).head(max_rows)
     return report, train_hit, table, conflict_rows, conflicts
@@ -267,7 +279,7 @@ def find_leakage(
     n = df.height
     leaked: dict[str, np.ndarray] = {}
     best_near = np.zeros(n)
-    report: dict[str, Any] = {"rows_in": n, "against": {}}
+    report: dict[str, Any] = {"rows_in": n, "against": {}, "warnings": []}
     tables: dict[str, pl.DataFrame] = {}
     for name, ev in sets.items():
         if ev.height == 0:
@@ -291,6 +303,12 @@ def find_leakage(
                 df, ev, cols, ops, round_floats, lab, max_table_rows
             )
             rep["exact"] = ex
+            nulls = ex.get("conflicting_labels", {}).get("null_labels_dropped", {})
+            if any(nulls.values()):
+                report["warnings"].append(
+                    f"{nulls['input']:,} input and {nulls['eval']:,} eval row(s) of '{name}' have a"
+                    f" null label in '{label}': left out of conflicting labels"
+                )
             leaked.setdefault("exact", np.zeros(0, np.int64))
             leaked["exact"] = np.union1d(leaked["exact"], hit)
             tables[f"{name}_exact"] = tbl
@@ -328,10 +346,28 @@ def find_leakage(
         report["against"][name] = rep
     if label and target_auc_threshold is not None:
         feats = list(features) if features else [c for c in df.columns if c not in special]
+        labelled, n_null, warns = drop_null_labels(df, label, where=step, purpose="target leakage")
+        report["warnings"] += warns
+        if labelled.height == 0:
+            raise StepError(
+                "every label is null: target leakage needs labelled rows",
+                step=step,
+                column=label,
+                field="label",
+                fix="name the column holding the class in `label`, or set"
+                " target_auc_threshold: null to skip target leakage",
+            )
         tl = target_leakage(
-            df, label, feats, threshold=target_auc_threshold, folds=cv_folds, seed=seed, step=step
+            labelled,
+            label,
+            feats,
+            threshold=target_auc_threshold,
+            folds=cv_folds,
+            seed=seed,
+            step=step,
         )
         report["target_leakage"] = {
+            "null_labels_dropped": n_null,
             "threshold_auc": target_auc_threshold,
             "flagged_features": tl.filter(pl.col("flagged"))["feature"].to_list(),
             "features": tl.to_dicts(),

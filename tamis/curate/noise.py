@@ -5,7 +5,9 @@
     metrics = detection_metrics(cleaned["is_label_issue"], truth, n_rows=noisy.height)
 
 The true labels never enter the returned data: they are kept in the `noise` table of the report,
-so a later detector (e.g. `find_label_issues`) can be scored with precision/recall.
+so a later detector (e.g. `find_label_issues`) can be scored with precision/recall. With
+`truth_column` a boolean column marks the flipped rows in the data itself, so the score survives
+later steps that drop or reorder rows (`find_label_issues` reports it in `detection`).
 
 Kinds:
 - `uniform`: exactly `round(rate * n)` rows (of those with a non-null label) are chosen at random
@@ -128,6 +130,7 @@ def inject_label_noise(
     kind: NoiseKind = "uniform",
     transition: Mapping[Any, Mapping[Any, float]] | Sequence[Sequence[float]] | None = None,
     id_column: str | None = None,
+    truth_column: str | None = None,
     seed: int = 0,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Corrupt labels on purpose, keeping the truth in the report (never in the data).
@@ -142,6 +145,9 @@ def inject_label_noise(
             order; generated from `rate` when omitted.
         id_column: a column copied into the `noise` table so flipped rows can be matched after
             later steps reorder or drop rows (the `row` position is always recorded).
+        truth_column: when given, a boolean column of this name marks the flipped rows in the
+            data (e.g. `is_injected_noise`, which `find_label_issues` picks up to report
+            detection precision/recall). It is the truth: keep it out of model features.
         seed: all randomness comes from it.
 
     Returns:
@@ -208,6 +214,18 @@ def inject_label_noise(
         .cast(series.dtype)
     )
     out = df.with_columns(new_label)
+    if truth_column is not None:
+        if truth_column in df.columns:
+            raise StepError(
+                f"truth column '{truth_column}' already exists in the data",
+                step=where,
+                column=truth_column,
+                field="truth_column",
+                fix="choose another name (nothing in the data is overwritten)",
+            )
+        flag = np.zeros(df.height, dtype=bool)
+        flag[flipped_rows] = True
+        out = out.with_columns(pl.Series(truth_column, flag, dtype=pl.Boolean))
 
     table_cols: dict[str, Any] = {"row": pl.Series("row", flipped_rows, dtype=pl.Int64)}
     if id_column is not None:

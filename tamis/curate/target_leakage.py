@@ -5,7 +5,8 @@ as categories (nulls are a category of their own); each row gets the out-of-fold
 among rows of its bin (k-fold target encoding, smoothed toward the class prior), and the AUC of that
 encoding against the label is computed (macro one-vs-rest for more than two classes). A feature with
 AUC >= threshold is flagged. Mutual information (normalised by the label entropy) is reported
-beside it. Everything is counting with NumPy; no model is fitted, so 100 features x 1M rows is cheap.
+beside it. Rows with a null (or NaN) label are left out: a null label is not a class (kept, one
+blank row turned adult's binary label into a three-class problem and moved every AUC). Everything is counting with NumPy; no model is fitted, so 100 features x 1M rows is cheap.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from tamis.curate.label_features import null_label_mask
 from tamis.errors import StepError
 
 MAX_CLASSES = 50
@@ -34,6 +36,9 @@ def _auc_se(auc: float, n_pos: int, n_neg: int) -> float:
 def _codes(df: pl.DataFrame, feature: str, bins: int) -> np.ndarray:
     """Dense bin ids: quantile bins for numbers with many values (0 = null/NaN), else categories."""
     s = df[feature]
+    if s.dtype.is_nested() or s.dtype == pl.Object:
+        # lists/structs: each distinct value is a category (row hashes; nulls are one value)
+        return np.unique(s.hash(seed=0).to_numpy(), return_inverse=True)[1].astype(np.int64)
     if s.dtype.is_numeric() and s.n_unique() > bins:
         v = s.cast(pl.Float64).fill_null(float("nan")).to_numpy()
         ok = ~np.isnan(v)
@@ -81,9 +86,17 @@ def target_leakage(
     normalized_mutual_info, n, flagged (auc >= threshold), note."""
     if label not in df.columns:
         raise StepError("label column not found", step=step, column=label, field="label")
+    # a null label is not a class: rows without one are left out (find_leakage reports how many)
+    df = df.filter(pl.Series(~null_label_mask(df[label])))
     y_s = df[label]
-    if y_s.null_count() == y_s.len():
-        raise StepError("label column is entirely null", step=step, column=label, field="label")
+    if y_s.len() == 0:
+        raise StepError(
+            "label column is entirely null",
+            step=step,
+            column=label,
+            field="label",
+            fix="name the column holding the class in `label`",
+        )
     note = None
     if y_s.dtype.is_float() and y_s.n_unique() > MAX_CLASSES:
         y_s = (y_s > y_s.median()).alias(label)
@@ -93,6 +106,8 @@ def target_leakage(
     )
     classes, y = np.unique(y_codes, return_inverse=True)
     k = classes.size
+    if k < 2:
+        note = "label has a single class: no AUC"
     if k > MAX_CLASSES:
         raise StepError(
             f"label has {k} classes; target leakage needs at most {MAX_CLASSES}",
@@ -125,8 +140,9 @@ def target_leakage(
             a = _grouped_auc(enc[:, :, c].reshape(-1), pos, cell_n - pos)
             aucs.append(a)
             ses.append(_auc_se(a, int(counts[c]), n - int(counts[c])))
-        auc = float(np.nanmean(aucs))
-        se = float(np.nanmean(ses))
+        ok = ~np.isnan(aucs)
+        auc = float(np.mean(np.asarray(aucs)[ok])) if ok.any() else float("nan")
+        se = float(np.nanmean(np.asarray(ses)[ok])) if ok.any() else float("nan")
         joint = total / n
         px = joint.sum(axis=1, keepdims=True)
         nz = joint > 0

@@ -28,6 +28,48 @@ def write_demo_data(directory: Path) -> Path:
     return path
 
 
+def label_cleaning_summary(store: Store, pipeline: str, step: str = "cleaned") -> dict[str, Any]:
+    """What label cleaning did, measured against the flips the demo injected (its truth)."""
+    report = store.manifest(f"{pipeline}/{step}").get("report") or {}
+    check = report.get("model_check") or {}
+    det = report.get("detection") or {}
+    out: dict[str, Any] = {
+        "ref": f"{pipeline}/{step}",
+        "rows_in": report.get("rows_in"),
+        "flagged": report.get("label_issues"),
+        "action": report.get("action"),
+        "out_of_fold_accuracy": check.get("out_of_fold_accuracy"),
+        "majority_class_rate": check.get("majority_class_rate"),
+        "weak_model": check.get("weak"),
+    }
+    if det:
+        out.update(
+            {
+                "injected_flips": det["known_wrong"],
+                "flipped_among_flagged": det["true_positives"],
+                "correct_rows_flagged": det["false_positives"],
+                "precision": det["precision"],
+                "recall": det["recall"],
+            }
+        )
+        line = (
+            f"label cleaning flagged {det['flagged']:,} of {out['rows_in']:,} rows;"
+            f" {det['true_positives']:,} of them were among the {det['known_wrong']:,} injected"
+            f" flips (precision {det['precision']:.2f}, recall {det['recall']:.2f}), so"
+            f" {det['false_positives']:,} correct rows were flagged"
+        )
+    else:
+        line = f"label cleaning flagged {out['flagged']} of {out['rows_in']} rows"
+    if check:
+        line += (
+            f"; out-of-fold accuracy {check['out_of_fold_accuracy']:.2f} against"
+            f" {check['majority_class_rate']:.2f} for the majority class"
+            + (" (too weak to trust: see the warning)" if check.get("weak") else "")
+        )
+    out["summary"] = line
+    return out
+
+
 def run_demo(store: Store, progress: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
     workdir = store.root / "demo"
@@ -42,6 +84,8 @@ def run_demo(store: Store, progress: bool = False) -> dict[str, Any]:
         {"ref": f"{result.pipeline}/{label}", "id": m["id"], "rows": m["rows"]}
         for label, m in result.versions.items()
     ]
+    cleaning = label_cleaning_summary(store, result.pipeline)
+    warnings = [f"{s.name}: {w}" for s in result.steps for w in s.warnings]
     policy = workdir / "demo_policy.yaml"
     st = f"--store {store.root}"
     return {
@@ -50,6 +94,8 @@ def run_demo(store: Store, progress: bool = False) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - t0, 3),
         "build": result.to_json(),
         "versions": versions,
+        "label_cleaning": cleaning,
+        "warnings": warnings,
         "next": [
             f"tamis versions {st}",
             f"tamis show demo/dedup {st}          # duplicate clusters found and removed",

@@ -384,6 +384,9 @@ def _run_step(
     seconds = time.perf_counter() - t0
     summary = ", ".join(f"{r:,} rows" for r in rows.values())
     display.update(task, f"{step_type.name}: {status}, {summary}", done=True)
+    # the step's own warnings (report["warnings"]: null labels dropped, a weak model...), cached too
+    step_report = manifests[outputs[0]].get("report") or {}
+    warnings = [str(w) for w in step_report.get("warnings") or []] + warnings
     return StepRecord(name, status, versions, rows, seconds, warnings)
 
 

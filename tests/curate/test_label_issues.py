@@ -141,11 +141,15 @@ def test_bad_input() -> None:
     assert e.value.column == "nope" and e.value.fix
     with pytest.raises(StepError, match="single class"):
         find_label_issues(df.with_columns(pl.lit(1).alias("y")), label="y")
-    with pytest.raises(StepError, match="null"):
-        find_label_issues(
+    # null labels are not a class: dropped, counted and warned about (tests/curate/test_null_labels.py)
+    with pytest.warns(UserWarning, match="null label"):
+        out, rep = find_label_issues(
             df.with_columns(pl.when(pl.col("x") < 2).then(None).otherwise(pl.col("y")).alias("y")),
             label="y",
         )
+    assert rep["null_labels_dropped"] == 2 and out.height == 38
+    with pytest.raises(StepError, match="entirely null"):
+        find_label_issues(df.with_columns(pl.lit(None, pl.Int64).alias("y")), label="y")
     with pytest.raises(StepError, match="infinite"):
         find_label_issues(df.with_columns(pl.lit(float("inf")).alias("x")), label="y")
     # a class smaller than folds: folds reduced, with a warning recorded

@@ -51,7 +51,7 @@ class Consensus(Step):
 
     name = "consensus"
     Params = ConsensusParams
-    version = 1
+    version = 2  # null labels dropped and counted (issue 12)
 
     def run(self, inputs: dict[str, Any], params: Any, ctx: StepContext) -> StepOutput:
         from tamis.curate.consensus import consensus

@@ -46,7 +46,7 @@ class DatalabStep(Step):
 
     name = "datalab"
     Params = DatalabParams
-    version = 1
+    version = 2  # null labels dropped and counted (issue 12)
 
     def run(self, inputs: dict[str, Any], params: Any, ctx: StepContext) -> StepOutput:
         from tamis.curate.datalab import datalab_issues

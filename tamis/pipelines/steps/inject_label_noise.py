@@ -25,6 +25,11 @@ class InjectLabelNoiseParams(StepParams):
     id_column: str | None = Field(
         default=None, description="copied into the noise table to match rows after later steps"
     )
+    truth_column: str | None = Field(
+        default=None,
+        description="add a boolean column of this name marking the flipped rows (e.g."
+        " is_injected_noise): label_issues then reports detection precision/recall",
+    )
 
 
 class InjectLabelNoise(Step):
@@ -35,7 +40,7 @@ class InjectLabelNoise(Step):
 
     name = "inject_label_noise"
     Params = InjectLabelNoiseParams
-    version = 1
+    version = 2  # truth_column (issue 12)
 
     def run(self, inputs: dict[str, Any], params: Any, ctx: StepContext) -> StepOutput:
         from tamis.curate.noise import inject_label_noise
@@ -48,6 +53,7 @@ class InjectLabelNoise(Step):
             kind=p.kind,
             transition=p.transition,
             id_column=p.id_column,
+            truth_column=p.truth_column,
             seed=ctx.seed,
         )
         tables = report.pop("tables")

@@ -50,17 +50,29 @@ class LabelIssuesParams(StepParams):
         default=1, description="BLAS threads during the fits (None = library default)"
     )
     top: int = Field(default=20, ge=0, description="worst rows listed in the report")
+    truth: str | None = Field(
+        default=None,
+        description="a column with the known truth (boolean: label is wrong, or the true label):"
+        " the report gives detection precision/recall; default is_injected_noise when present",
+    )
+    min_skill: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="warn when the out-of-fold model's skill over the majority class is below this",
+    )
 
 
 class LabelIssues(Step):
     """Find mislabelled rows with cleanlab on out-of-fold predicted probabilities.
 
-    Adds is_label_issue, label_quality_score (low = likely wrong) and suggested_label.
+    Adds is_label_issue, label_quality_score (low = likely wrong) and suggested_label. Rows with
+    a null label are dropped (null_labels_dropped); a model too weak to trust gets a warning.
     """
 
     name = "label_issues"
     Params = LabelIssuesParams
-    version = 1
+    version = 2  # null labels dropped and counted (issue 12)
 
     def run(self, inputs: dict[str, Any], params: Any, ctx: StepContext) -> StepOutput:
         from tamis.curate.label_html import write_label_issues_html
@@ -83,6 +95,8 @@ class LabelIssues(Step):
             n_jobs=p.n_jobs,
             blas_threads=p.blas_threads,
             top=p.top,
+            truth=p.truth,
+            min_skill=p.min_skill,
             progress=ctx.progress,
         )
         tables = report.pop("tables")

@@ -58,7 +58,7 @@ class Leakage(Step):
 
     name = "leakage"
     Params = LeakageParams
-    version = 1
+    version = 2  # null labels dropped and counted (issue 12)
     inputs = ("input", "against")
     list_inputs = ("against",)
 
