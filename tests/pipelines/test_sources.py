@@ -334,3 +334,14 @@ def test_yaml_alias_bomb_is_refused(tmp_path: Path) -> None:
     )
     spec = load_pipeline(fine)
     assert spec.steps["two"].named_inputs() == {"input": "one"}
+
+
+def test_value_past_the_sniffer_sample_reads_like_pandas(tmp_path: Path) -> None:
+    path = tmp_path / "late.csv"
+    path.write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(60_000)) + "oops,1\n")
+    read = read_source_report(path, "csv", {}, name="late", file="p.yaml")
+    expected = pd.read_csv(path)
+    assert read.frame.height == len(expected) == 60_001
+    assert read.frame.schema["a"] == pl.String and str(expected["a"].dtype) == "object"
+    assert read.frame.schema["b"] == pl.Int64 and str(expected["b"].dtype) == "int64"
+    assert read.frame["a"][-1] == "oops" and "every row" in read.info["type_sample"]
