@@ -19,6 +19,7 @@ one atomic file write.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -32,6 +33,31 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from tamis.errors import StoreError
+
+#: seconds before a process waiting for the store lock says so on stderr
+LOCK_NOTICE_S = 1.0
+DEFAULT_LOCK_TIMEOUT_S = 600.0
+
+
+def lock_timeout() -> float:
+    """Seconds to wait for the store lock before giving up (TAMIS_LOCK_TIMEOUT, default 600)."""
+    raw = os.environ.get("TAMIS_LOCK_TIMEOUT")
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise StoreError(
+            f"TAMIS_LOCK_TIMEOUT={raw!r} is not a number of seconds",
+            field="TAMIS_LOCK_TIMEOUT",
+            fix="set it to e.g. 60, or unset it (600 s)",
+        )
+    return value
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -108,17 +134,73 @@ class Catalog:
             finally:
                 self._session = None
 
+    def _open_lock(self, write: bool) -> int | None:
+        """The lock file's descriptor; on a read-only store a read gets a read-only one (or
+        none: nobody can write there), and a write a clear error."""
+        try:
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            if write:
+                raise StoreError(
+                    f"the store {self.path.parent} is read-only ({exc.strerror})",
+                    file=str(self.lock_path),
+                    fix="versions, show, export and verify can read it; build into a store "
+                    "you can write (--store DIR)",
+                ) from None
+            with contextlib.suppress(OSError):
+                return os.open(self.lock_path, os.O_RDONLY)
+            return None
+
+    def _flock(self, fd: int | None, mode: int) -> None:
+        """flock, saying so after LOCK_NOTICE_S and giving up after TAMIS_LOCK_TIMEOUT."""
+        timeout = lock_timeout()
+        if fd is None:
+            return
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        start = time.monotonic()
+        told = False
+        pause = 0.01
+        while True:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                waited = time.monotonic() - start
+                if waited >= timeout:
+                    raise StoreError(
+                        f"gave up waiting {waited:.0f} s for the store lock: another tamis "
+                        "process is writing to this store",
+                        file=str(self.lock_path),
+                        fix="wait for it to finish (or stop it), or raise TAMIS_LOCK_TIMEOUT "
+                        f"(now {timeout:g} s)",
+                    ) from None
+                if not told and waited >= LOCK_NOTICE_S:
+                    sys.stderr.write(
+                        f"waiting for the store lock {self.lock_path}: another tamis process "
+                        f"is writing (giving up after {timeout:g} s, TAMIS_LOCK_TIMEOUT)\n"
+                    )
+                    told = True
+
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold the store's write lock without opening the catalog (to replace the file)."""
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._open_lock(write=True)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._flock(fd, fcntl.LOCK_EX)
             yield
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
 
     @contextmanager
     def connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -126,18 +208,25 @@ class Catalog:
         if self._session is not None:
             yield self._session
             return
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        missing = not self.path.exists()
+        fd = self._open_lock(write=write or missing)
+        writable = write or missing or os.access(self.lock_path, os.W_OK)
         try:
-            needs_write = write or not self.path.exists() or bool(self._pending())
-            fcntl.flock(fd, fcntl.LOCK_EX if needs_write else fcntl.LOCK_SH)
+            needs_write = write or missing or (writable and bool(self._pending()))
+            self._flock(fd, fcntl.LOCK_EX if needs_write else fcntl.LOCK_SH)
             fresh = needs_write and not self.path.exists()
             try:
                 con = duckdb.connect(str(self.path), read_only=not needs_write)
             except duckdb.Error as exc:
                 if not self.path.exists() or "lock" in str(exc).lower():
                     raise
-                fcntl.flock(fd, fcntl.LOCK_EX)  # upgrade: set the broken file aside, rebuild
+                if fd is None or not writable:
+                    raise StoreError(
+                        f"the catalog {self.path} cannot be opened ({str(exc)[:200]})",
+                        fix="the store is read-only: run `tamis verify --repair` where it can "
+                        "be written",
+                    ) from None
+                self._flock(fd, fcntl.LOCK_EX)  # upgrade: set the broken file aside, rebuild
                 needs_write = True
                 con = self._replace_broken(exc)
                 fresh = True
@@ -157,8 +246,9 @@ class Catalog:
             finally:
                 con.close()
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
 
     def _replace_broken(self, exc: Exception) -> duckdb.DuckDBPyConnection:
         """Under the exclusive lock: open the catalog, or set an unreadable file aside."""

@@ -31,6 +31,7 @@ names (letters, digits, `_ - .`, segments joined by `/`): nothing else resolves.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -82,6 +83,14 @@ def check_ref_name(ref: str) -> str:
             "segments joined by '/', no spaces",
         )
     return ref
+
+
+def is_no_space(exc: BaseException) -> bool:
+    """A full disk, from Python (ENOSPC) or wrapped by Polars/DuckDB ("os error 28")."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "os error 28" in text
 
 
 def _stat_key(path: Path) -> tuple[int, int, int, int]:
@@ -455,11 +464,30 @@ class Store:
                     self.catalog.add_version(existing)
                     return existing
             _fsync_path(self.versions_dir)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if is_no_space(exc):
+                raise self._no_space(exc, frame, name) from None
             raise
         self.catalog.add_version(manifest)  # the catalog row is written last
         return manifest
+
+    def _no_space(self, exc: BaseException, frame: Any, name: str) -> StoreError:
+        """One clear error for a full disk: the path, the space free and about how much the
+        version needs (its in-memory size, an upper bound for Parquet)."""
+        try:
+            free = shutil.disk_usage(self.root).free
+        except OSError:
+            free = -1
+        needed = frame.estimated_size() if isinstance(frame, pl.DataFrame) else None
+        need = f"about {needed / 1e6:,.1f} MB" if needed is not None else "more space"
+        return StoreError(
+            f"out of disk space writing version '{name}' "
+            f"({need} needed, {max(free, 0) / 1e6:,.1f} MB free); the store is unchanged",
+            file=getattr(exc, "filename", None) or str(self.tmp_dir),
+            fix=f"free space on the disk of {self.root.resolve()} (or use --store on another "
+            "disk) and build again: finished steps are cached",
+        )
 
     def manifest_by_id(self, version_id: str) -> dict[str, Any]:
         with open(self.version_dir(version_id) / "manifest.json") as fh:
