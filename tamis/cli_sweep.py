@@ -80,6 +80,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Run an ablation sweep: data versions x recipe x seeds; finished cells are skipped."""
+        from rich.markup import escape
+
         from tamis.pipelines.store import Store
         from tamis.pipelines.sweeps.results import run_sweep
         from tamis.pipelines.sweeps.spec import builtin_dir, builtin_names, load_sweep
@@ -131,6 +133,8 @@ def register(app: typer.Typer) -> None:
 
         def render() -> None:
             out.print(render_sweep_table(result))
+            for warning in result.get("warnings") or []:
+                err.print(f"[yellow]warning:[/] {escape(warning)}")
             t = result["timings"]
             out.print(
                 f"{result['computed']} cells run, {result['skipped']} already finished; "

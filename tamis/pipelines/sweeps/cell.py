@@ -86,6 +86,7 @@ def cell_dir(store_root: Path, key: str) -> Path:
 
 
 def load_cell(store_root: Path, key: str) -> dict[str, Any] | None:
+    """A finished cell's result, or None (not run, unreadable, or its predictions are gone)."""
     path = cell_dir(store_root, key) / RESULT
     try:
         with open(path) as fh:
@@ -93,6 +94,9 @@ def load_cell(store_root: Path, key: str) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except ValueError:  # unreadable (a disk fault): run the cell again
+        return None
+    pred = out.get("predictions")
+    if pred and not (path.parent / pred.get("file", "predictions.parquet")).is_file():
         return None
     return out
 
@@ -181,12 +185,15 @@ def _execute_cell(payload: dict[str, Any], persist: bool) -> dict[str, Any]:
     fit_s = time.perf_counter() - t_fit
     if work.exists() and not any(work.iterdir()):
         work.rmdir()
+    # per-example predictions beside result.json (written first: a finished cell has both)
+    predictions = res.predictions.save(out_dir) if res.predictions is not None else None
     result = {
         **{k: payload[k] for k in ("key", "version", "seed", "recipe", "params", "data_id")},
         "test_id": payload.get("test_id"),
         "metrics": {k: _finite(v) for k, v in res.metrics.items()},
         "curves": res.curves,
         "info": res.info,
+        "predictions": predictions,
         "started_at": started,
         "finished_at": now(),
         "read_seconds": read_s,

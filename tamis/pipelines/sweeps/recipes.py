@@ -24,6 +24,8 @@ class RecipeResult:
     metrics: dict[str, float | None]
     curves: dict[str, list[list[float]]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    #: per-example predictions on the test set (classifier-like recipes; stored by the cell)
+    predictions: Any = None
 
 
 class RecipeParams(BaseModel):
@@ -73,7 +75,8 @@ class ClassifierRecipe(Recipe):
 
     name = "classifier"
     Params = ClassifierParams
-    metrics = ("accuracy", "precision", "recall", "f1", "auc")
+    version = 2  # per-example predictions, null labels dropped and counted, average precision
+    metrics = ("accuracy", "precision", "recall", "f1", "auc", "average_precision")
     warm = (
         "tamis.train.classifier",
         "sklearn.linear_model",
@@ -85,15 +88,53 @@ class ClassifierRecipe(Recipe):
     def run(
         self, train: pl.DataFrame, test: pl.DataFrame | None, params: Any, seed: int, out_dir: Path
     ) -> RecipeResult:
-        from tamis.train.classifier import ClassifierConfig, train_and_evaluate
+        import numpy as np
+
+        from tamis.pipelines.sweeps.scoring import CellPredictions, point_metrics, row_keys
+        from tamis.train.classifier import (
+            ClassifierConfig,
+            evaluate_classifier,
+            train_classifier,
+        )
 
         assert test is not None
-        out = train_and_evaluate(train, test, ClassifierConfig(**params.model_dump()), seed=seed)
-        metrics = {k: out[k] for k in self.metrics}
+        target = params.target
+        train, n_null_train = drop_null_labels(train, target, "training version")
+        test, n_null_test = drop_null_labels(test, target, "test set")
+        config = ClassifierConfig(**params.model_dump())
+        model = train_classifier(train, config, seed=seed)
+        out = evaluate_classifier(model, test, config)
+        # the same scores again, row by row, kept for the paired bootstrap over test rows
+        df = test.to_pandas()
+        x = df[config.text_column].fillna("").astype(str) if config.text_column else df
+        y = df[target].astype(str).str.strip().to_numpy()
+        classes = sorted(set(y.tolist()) | {str(c) for c in model.classes_})
+        p = model.predict_proba(x)
+        proba = np.zeros((len(df), len(classes)))
+        for j, c in enumerate(model.classes_):
+            proba[:, classes.index(str(c))] = p[:, j]
+        pred = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+        binary = len(set(y.tolist())) == 2 and len(classes) == 2
+        preds = CellPredictions.build(
+            row_keys(test),
+            y,
+            pred,
+            proba,
+            classes,
+            positive=out.get("positive_label"),
+            names={},
+            binary=binary,
+        )
+        scores = point_metrics(preds)
+        metrics = {k: out[k] for k in self.metrics if k in out}
+        metrics["average_precision"] = scores["average_precision"]
         info: dict[str, Any] = {
             k: out[k] for k in ("n_train", "n_test", "positive_label") if k in out
         }
-        return RecipeResult(metrics=metrics, info=info)
+        info.update(
+            label_info(train, test, target, n_null_train, n_null_test, out.get("positive_label"))
+        )
+        return RecipeResult(metrics=metrics, info=info, predictions=preds)
 
 
 # --------------------------------------------------------------------------- tstr
@@ -108,20 +149,96 @@ class TstrRecipe(Recipe):
 
     name = "tstr"
     Params = TstrParams
-    metrics = ("accuracy", "minority_f1", "auc")
+    version = 2  # per-example predictions, null labels dropped and counted, average precision
+    metrics = ("accuracy", "minority_f1", "auc", "average_precision")
     warm = ("tamis.privacy.quality", "sklearn.ensemble", "sklearn.metrics")
 
     def run(
         self, train: pl.DataFrame, test: pl.DataFrame | None, params: Any, seed: int, out_dir: Path
     ) -> RecipeResult:
+        from tamis.pipelines.sweeps.scoring import CellPredictions, point_metrics, row_keys
         from tamis.privacy.quality import ml_efficacy
 
         assert test is not None
-        out = ml_efficacy(train, test, params.target, params.model, seed=seed, n_boot=params.n_boot)
-        return RecipeResult(
-            metrics={k: out[k] for k in self.metrics},
-            info={k: out[k] for k in ("n_train", "n", "minority_class") if k in out},
+        target = params.target
+        train, n_null_train = drop_null_labels(train, target, "training version")
+        test, n_null_test = drop_null_labels(test, target, "test set")
+        out = ml_efficacy(
+            train, test, target, params.model, seed=seed, n_boot=params.n_boot, predictions=True
         )
+        pr = out.pop("predictions")
+        preds = CellPredictions.build(
+            row_keys(test),
+            pr["y"],
+            pr["pred"],
+            pr["proba"],
+            list(pr["classes"]),
+            positive=str(out["minority_class"]),
+            names={"minority_f1": "f1"},
+            binary=True,  # every figure is of the minority class against the rest
+        )
+        metrics = {k: out[k] for k in ("accuracy", "minority_f1", "auc")}
+        metrics["average_precision"] = point_metrics(preds)["average_precision"]
+        info: dict[str, Any] = {k: out[k] for k in ("n_train", "n", "minority_class") if k in out}
+        info.update(
+            label_info(train, test, target, n_null_train, n_null_test, out["minority_class"])
+        )
+        return RecipeResult(metrics=metrics, info=info, predictions=preds)
+
+
+def drop_null_labels(frame: pl.DataFrame, target: str, what: str) -> tuple[pl.DataFrame, int]:
+    """Rows whose label is null (or NaN) dropped; returns the frame and how many were dropped.
+
+    A null label is not a class: kept, it would turn a binary task into a hidden 3-class one.
+    """
+    if target not in frame.columns:
+        raise StepError(
+            f"label column '{target}' is not in the {what}",
+            column=target,
+            fix=f"set recipe.params.target to one of: {', '.join(frame.columns)}",
+        )
+    col = pl.col(target)
+    missing = col.is_null()
+    if frame.schema[target].is_float():
+        missing = missing | col.is_nan()
+    n = int(frame.select(missing.sum()).item())
+    if n == 0:
+        return frame, 0
+    kept = frame.filter(~missing)
+    if kept.height == 0:
+        raise StepError(
+            f"every label in column '{target}' of the {what} is null ({n} rows)",
+            column=target,
+            fix="label the rows, or point the sweep at a version that has labels",
+        )
+    return kept, n
+
+
+def _counts(frame: pl.DataFrame, target: str) -> dict[str, int]:
+    vals = frame[target].cast(pl.String).str.strip_chars().to_list()
+    out: dict[str, int] = {}
+    for v in vals:
+        out[str(v)] = out.get(str(v), 0) + 1
+    return dict(sorted(out.items()))
+
+
+def label_info(
+    train: pl.DataFrame,
+    test: pl.DataFrame,
+    target: str,
+    null_train: int,
+    null_test: int,
+    positive: Any,
+) -> dict[str, Any]:
+    """Rows, class balance and null labels dropped, on both sides (shown per version)."""
+    return {
+        "rows_train": train.height,
+        "rows_test": test.height,
+        "class_counts_train": _counts(train, target),
+        "class_counts_test": _counts(test, target),
+        "positive": None if positive is None else str(positive),
+        "null_labels_dropped": {"train": null_train, "test": null_test},
+    }
 
 
 def _lm_recipes() -> dict[str, type[Recipe]]:

@@ -19,7 +19,7 @@ from tamis.pipelines.sweeps.cell import cell_dir, load_cell, warm_up
 from tamis.pipelines.sweeps.engine import Plan, plan_sweep
 from tamis.pipelines.sweeps.scheduler import make_pool, run_cells
 from tamis.pipelines.sweeps.spec import SweepSpec, load_sweep
-from tamis.pipelines.sweeps.stats import summary_table
+from tamis.pipelines.sweeps.stats import resample_cells, summary_table
 
 
 def sweep_dir(store: Store, sweep_id: str) -> Path:
@@ -300,9 +300,27 @@ def assemble(
     for v, figs in plan.figures.items():
         for f, vals in figs.items():
             per_seed[v][f] = dict(vals)
-    table = summary_table(
-        per_seed, metrics=[*metrics, *figures], baseline=spec.baseline, n_boot=spec.n_boot
+    cells, test_of_seed = _predictions(plan, results, store)
+    resampled = resample_cells(
+        cells,
+        test_of_seed,
+        metrics,
+        baseline=spec.baseline,
+        n_boot=spec.n_boot,
+        seed=spec.seed,
     )
+    table = summary_table(
+        per_seed,
+        metrics=[*metrics, *figures],
+        baseline=spec.baseline,
+        n_boot=spec.n_boot,
+        seed=spec.seed,
+        resampled=resampled,
+    )
+    versions = {
+        v: {"ids": {str(s): i for s, i in ids.items()}, **version_info(store, plan, v, results)}
+        for v, ids in plan.data_ids.items()
+    }
     return {
         "sweep_id": plan.sweep_id,
         "name": spec.name,
@@ -314,9 +332,10 @@ def assemble(
         "figures": figures,
         "tradeoff": spec.tradeoff.model_dump() if spec.tradeoff else None,
         "has_curves": plan.recipe.has_curves,
-        "versions": {
-            v: {"ids": {str(s): i for s, i in ids.items()}} for v, ids in plan.data_ids.items()
-        },
+        "versions": versions,
+        "warnings": _warnings(versions),
+        "n_boot": spec.n_boot,
+        "boot_seed": spec.seed,
         "test_ids": {str(s): i for s, i in plan.test_ids.items()},
         "table": table,
         "cells": [
@@ -331,6 +350,7 @@ def assemble(
                     "curves",
                     "seconds",
                     "fit_seconds",
+                    "info",
                 )
             }
             for r in results
@@ -345,6 +365,91 @@ def assemble(
         "created_at": now(),
         "store": str(store.root),
     }
+
+
+def _predictions(
+    plan: Plan, results: list[dict[str, Any]], store: Store
+) -> tuple[dict[str, dict[int, Any]], dict[int, str | None]]:
+    """Every cell's stored per-example predictions: version -> seed -> CellPredictions."""
+    from tamis.pipelines.sweeps.scoring import CellPredictions
+
+    cells: dict[str, dict[int, Any]] = {}
+    for r in results:
+        meta = r.get("predictions")
+        if not meta:
+            continue
+        directory = cell_dir(store.root, r["key"])
+        if not (directory / meta.get("file", "predictions.parquet")).is_file():
+            continue
+        cells.setdefault(r["version"], {})[int(r["seed"])] = CellPredictions.load(directory, meta)
+    return cells, dict(plan.test_ids)
+
+
+def _chain(store: Store, version_id: str) -> list[str]:
+    """The steps that made a version, source first, along its primary inputs (from lineage)."""
+    try:
+        lin = store.lineage(version_id)
+    except Exception:  # a version outside the catalog (e.g. a store being repaired)
+        return []
+    nodes = {n["id"]: n for n in lin["nodes"]}
+    parents: dict[str, list[dict[str, Any]]] = {}
+    for e in lin["edges"]:
+        parents.setdefault(e["child"], []).append(e)
+    chain: list[str] = []
+    node: str | None = version_id
+    seen: set[str] = set()
+    while node is not None and node not in seen:
+        seen.add(node)
+        info = nodes.get(node, {})
+        kind = str(info.get("step_type") or "")
+        name = str(info.get("name") or node[:12]).rsplit("/", 1)[-1]
+        chain.append(f"{name} (source)" if kind in ("", "source") else kind)
+        ups = sorted(parents.get(node, []), key=lambda e: (e["role"] != "input", e["parent"]))
+        node = ups[0]["parent"] if ups else None
+    return chain[::-1]
+
+
+def version_info(
+    store: Store, plan: Plan, version: str, results: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What a reader needs to compare a version: rows, class balance, null labels dropped (from
+    its cells) and the chain of steps that made it (from the store's lineage)."""
+    ids = plan.data_ids.get(version, {})
+    first = ids[min(ids)] if ids else None
+    info: dict[str, Any] = {"steps": _chain(store, first) if first else []}
+    mine = sorted((r for r in results if r["version"] == version), key=lambda r: int(r["seed"]))
+    rows = [r["info"]["rows_train"] for r in mine if "rows_train" in (r.get("info") or {})]
+    if rows:
+        info["rows"] = {"min": min(rows), "max": max(rows), "mean": sum(rows) / len(rows)}
+    counts: dict[str, int] = {}
+    positive = None
+    nulls = {"train": 0, "test": 0}
+    for r in mine:
+        ri = r.get("info") or {}
+        for label, n in (ri.get("class_counts_train") or {}).items():
+            counts[label] = counts.get(label, 0) + int(n)
+        positive = ri.get("positive", positive)
+        for side in nulls:
+            nulls[side] += int((ri.get("null_labels_dropped") or {}).get(side, 0))
+    if counts:
+        total = sum(counts.values())
+        info["class_balance"] = {k: v / total for k, v in sorted(counts.items())}
+        info["positive"] = positive
+    if mine and any(r.get("info", {}).get("null_labels_dropped") for r in mine):
+        info["null_labels_dropped"] = nulls
+    return info
+
+
+def _warnings(versions: dict[str, dict[str, Any]]) -> list[str]:
+    out = []
+    for v, info in versions.items():
+        nulls = info.get("null_labels_dropped") or {}
+        if nulls.get("train") or nulls.get("test"):
+            out.append(
+                f"version '{v}': rows with a null label were dropped (train {nulls['train']}, "
+                f"test {nulls['test']}, summed over seeds)"
+            )
+    return out
 
 
 def load_sweep_result(store: Store, ref: str) -> dict[str, Any] | None:

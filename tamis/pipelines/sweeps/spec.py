@@ -97,7 +97,10 @@ class SweepSpec(BaseModel):
     )
     tradeoff: TradeoffPlot | None = None
     metrics: list[str] | None = Field(default=None, description="metrics to tabulate")
-    n_boot: int = Field(default=10_000, ge=100)
+    n_boot: int = Field(
+        default=2000, ge=100, description="bootstrap replicates (test rows and seeds resampled)"
+    )
+    seed: int = Field(default=0, description="seed of the bootstrap's random generator")
     #: where the YAML lives (set by the loader)
     base_dir: str = "."
     file: str = "<memory>"

@@ -1,9 +1,17 @@
-"""Statistics of a sweep: per-metric summaries across seeds and paired deltas against a baseline.
+"""Statistics of a sweep: per-version figures with CIs and paired deltas against a baseline.
 
-For each (version, metric): n seeds, mean, sample standard deviation (ddof=1) and the 95%
-Student-t confidence interval of the mean. For each version against the named baseline, paired by
-seed: the mean difference, its t interval, the paired t-test p-value (two-sided), and a seeded
-percentile bootstrap of the mean difference with its two-sided bootstrap p-value.
+Figures a cell computes from its predictions on the fixed test set (classifier and TSTR recipes)
+get a **paired bootstrap over test rows and seeds** (`resample_cells`): each replicate draws the
+seeds with replacement and the test rows with replacement (one row index per test set and
+replicate, shared by every version), recomputes every version's figure on those rows, and averages
+over the drawn seeds. The 95% CI of a version is the percentile interval of its replicates
+(bounded figures stay within their bounds); the delta against the baseline is computed inside
+each replicate, so its CI and two-sided bootstrap p-value are paired by row and by seed. A
+deterministic model thus gets a CI of the test set's sampling error instead of zero width, and a
+delta that a few test rows could flip is not significant.
+
+Figures without per-row predictions (audit figures, LM recipes) keep the across-seed statistics:
+the Student-t CI of the mean and the paired t-test of the deltas (`ci_method` says which).
 """
 
 from __future__ import annotations
@@ -119,26 +127,216 @@ def paired_delta(
     return out
 
 
+#: figures bounded to [0, 1] (CIs clipped) and to [-1, 1]
+BOUNDED_01 = {
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "auc",
+    "average_precision",
+    "minority_f1",
+    "ece",
+    "mia_auc",
+    "exact_match_rate",
+}
+BOUNDED_11 = {"reward_length_corr"}
+ROWS_METHOD = "bootstrap: test rows + seeds"
+SEEDS_METHOD = "t: seeds"
+
+
+def bounds_of(metric: str) -> tuple[float, float] | None:
+    if metric in BOUNDED_01 or metric.endswith(("_auc", "_rate", "_accuracy", "_f1")):
+        return (0.0, 1.0)
+    if metric in BOUNDED_11 or metric.endswith("_corr"):
+        return (-1.0, 1.0)
+    return None
+
+
+def _clip(value: float | None, bounds: tuple[float, float] | None) -> float | None:
+    if value is None or bounds is None:
+        return value
+    return float(min(max(value, bounds[0]), bounds[1]))
+
+
+def _counts(idx: np.ndarray, n: int, *, transposed: bool = False) -> np.ndarray:
+    """How often each of 0..n-1 occurs in each row of idx: replicates x n (or n x replicates
+    as float32 with `transposed`, the layout `weighted_metrics` works in)."""
+    reps = idx.shape[0]
+    flat = (idx + (np.arange(reps) * n)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=reps * n).reshape(reps, n)
+    if transposed:
+        return np.ascontiguousarray(counts.T, dtype=np.float32)
+    return counts.astype(np.float64)
+
+
+def _seed_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per replicate: the mean over drawn seeds (weights = how often drawn) of finite values."""
+    ok = np.isfinite(values)
+    w = np.where(ok, weights, 0.0)
+    num = np.where(ok, values, 0.0)
+    total = (w * num).sum(axis=1)
+    den = w.sum(axis=1)
+    out = np.full(values.shape[0], np.nan)
+    np.divide(total, den, out=out, where=den > 0)
+    return out
+
+
+def _two_sided_p(deltas: np.ndarray) -> float | None:
+    """Twice the smaller share of replicates on either side of zero (ties count on both sides),
+    with the +1 correction, so it is never 0."""
+    d = deltas[np.isfinite(deltas)]
+    if d.size == 0:
+        return None
+    below = (np.sum(d <= 0) + 1) / (d.size + 1)
+    above = (np.sum(d >= 0) + 1) / (d.size + 1)
+    return float(min(1.0, 2 * min(below, above)))
+
+
+def resample_cells(
+    cells: dict[str, dict[int, Any]],
+    test_of_seed: dict[int, str | None],
+    metrics: Sequence[str],
+    *,
+    baseline: str | None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The paired bootstrap over test rows and seeds for the figures the predictions give.
+
+    `cells[version][seed]` holds a `CellPredictions` (rows sorted by content key); every cell
+    scored on the same test set must have the same keys. Draws, from `default_rng(seed)`: first
+    the seeds (`integers(0, k, (n_boot, k))`, only when k > 1), then, in chunks of replicates,
+    for each test set in id order the row indices (`integers(0, n, (chunk, n))`); with one seed
+    and one test set this is `integers(0, n, (n_boot, n))`. Returns, per (version, metric):
+    the CI of the version's figure and, against the baseline, the delta's CI and p-value.
+    """
+    from tamis.pipelines.sweeps.scoring import CHUNK_ELEMENTS, weighted_metrics
+
+    seeds = sorted({s for by_seed in cells.values() for s in by_seed})
+    if not seeds:
+        return {}
+    ref_keys: dict[str, np.ndarray] = {}
+    usable: dict[str, dict[int, Any]] = {}
+    for version, by_seed in cells.items():
+        for s, cell in by_seed.items():
+            t = str(test_of_seed.get(s))
+            keys = ref_keys.setdefault(t, cell.keys)
+            if len(keys) == len(cell.keys) and np.array_equal(keys, cell.keys):
+                usable.setdefault(version, {})[s] = cell
+    tests = sorted(ref_keys)
+    sizes = {t: len(ref_keys[t]) for t in tests}
+    rng = np.random.default_rng(seed)
+    k = len(seeds)
+    draws = rng.integers(0, k, size=(n_boot, k)) if k > 1 else np.zeros((n_boot, 1), dtype=int)
+    seed_w = _counts(draws, k)
+    # replicate values: (version, metric) -> n_boot x k (NaN where a version lacks the seed)
+    reps: dict[tuple[str, str], np.ndarray] = {}
+    for version, by_seed in usable.items():
+        for m in metrics:
+            cell0 = next(iter(by_seed.values()))
+            if cell0.metric(m) is not None:
+                reps[(version, m)] = np.full((n_boot, k), np.nan)
+    fingerprints = {id(c): c.fingerprint() for by_seed in usable.values() for c in by_seed.values()}
+    chunk = max(1, CHUNK_ELEMENTS // max(1, max(sizes.values())))
+    for lo in range(0, n_boot, chunk):
+        hi = min(n_boot, lo + chunk)
+        weights = {
+            t: _counts(
+                rng.integers(0, sizes[t], size=(hi - lo, sizes[t])), sizes[t], transposed=True
+            )
+            for t in tests
+        }
+        done: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+        for version, by_seed in usable.items():
+            for s, cell in by_seed.items():
+                test = str(test_of_seed.get(s))
+                # identical predictions (a deterministic model on a fixed version) score once
+                same = (fingerprints[id(cell)], test)
+                if same not in done:
+                    done[same] = weighted_metrics(cell, weights[test], transposed=True)
+                scores = done[same]
+                for m in metrics:
+                    score = cell.metric(m)
+                    if score is not None and (version, m) in reps:
+                        reps[(version, m)][lo:hi, seeds.index(s)] = scores[score]
+    alpha = 1.0 - confidence
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for (version, m), vals in reps.items():
+        bounds = bounds_of(m)
+        stat = _seed_mean(vals, seed_w)
+        fin = stat[np.isfinite(stat)]
+        row: dict[str, Any] = {"ci_method": ROWS_METHOD, "n_boot": int(fin.size)}
+        row["n_test_rows"] = sizes[str(test_of_seed.get(min(usable[version])))]
+        if fin.size:
+            lo_q, hi_q = np.quantile(fin, [alpha / 2, 1 - alpha / 2])
+            row["ci_low"], row["ci_high"] = _clip(float(lo_q), bounds), _clip(float(hi_q), bounds)
+        else:
+            row["ci_low"] = row["ci_high"] = None
+        if baseline is not None and version != baseline and (baseline, m) in reps:
+            base = reps[(baseline, m)]
+            diff = vals - base  # NaN where either lacks the seed (or the figure is undefined)
+            d = _seed_mean(diff, seed_w)
+            dfin = d[np.isfinite(d)]
+            if dfin.size:
+                dlo, dhi = np.quantile(dfin, [alpha / 2, 1 - alpha / 2])
+                span = None if bounds is None else (bounds[0] - bounds[1], bounds[1] - bounds[0])
+                row["delta_ci_low"] = _clip(float(dlo), span)
+                row["delta_ci_high"] = _clip(float(dhi), span)
+            else:
+                row["delta_ci_low"] = row["delta_ci_high"] = None
+            row["p"] = _two_sided_p(d)
+            row["p_method"] = "paired bootstrap (rows + seeds), two-sided"
+        out[(version, m)] = row
+    return out
+
+
 def summary_table(
     per_seed: dict[str, dict[str, dict[int, float | None]]],
     *,
     metrics: Sequence[str],
     baseline: str | None,
-    n_boot: int = 10_000,
+    n_boot: int = 2000,
     seed: int = 0,
+    resampled: dict[tuple[str, str], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows (version, metric, n, mean, sd, ci_low, ci_high, delta..., p_ttest, p_bootstrap).
+    """Rows: version, metric, n (seeds), mean, sd, ci_low, ci_high, ci_method, and against the
+    baseline delta, delta_ci_low, delta_ci_high, p, p_method.
 
     `per_seed[version][metric][seed]` holds one value per seed; versions keep their order.
+    Where `resampled` (from `resample_cells`) has a (version, metric), its CIs and p-value are
+    used; otherwise the across-seed t statistics (`SEEDS_METHOD`).
     """
+    resampled = resampled or {}
     rows: list[dict[str, Any]] = []
     for version, by_metric in per_seed.items():
         for metric in metrics:
+            bounds = bounds_of(metric)
             vals = by_metric.get(metric, {})
             row: dict[str, Any] = {"version": version, "metric": metric}
             row.update(summarize([vals[s] for s in sorted(vals)]))
-            if baseline is not None and baseline in per_seed and version != baseline:
+            row["ci_low"] = _clip(row["ci_low"], bounds)
+            row["ci_high"] = _clip(row["ci_high"], bounds)
+            row["ci_method"] = SEEDS_METHOD
+            has_delta = baseline is not None and baseline in per_seed and version != baseline
+            if has_delta:
+                assert baseline is not None
                 base = per_seed[baseline].get(metric, {})
-                row.update(paired_delta(vals, base, n_boot=n_boot, seed=seed))
+                pd_ = paired_delta(vals, base, n_boot=n_boot, seed=seed)
+                row.update(
+                    n_pairs=pd_["n_pairs"],
+                    delta=pd_["delta"],
+                    delta_ci_low=pd_["delta_ci_low"],
+                    delta_ci_high=pd_["delta_ci_high"],
+                    p=pd_["p_ttest"],
+                    p_method="paired t-test over seeds",
+                )
+            boot = resampled.get((version, metric))
+            if boot is not None and row.get("mean") is not None:
+                row.update({k: v for k, v in boot.items() if has_delta or "delta" not in k})
+                if not has_delta:
+                    row.pop("p", None)
+                    row.pop("p_method", None)
             rows.append(row)
     return rows

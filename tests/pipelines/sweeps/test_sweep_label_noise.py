@@ -25,8 +25,12 @@ def test_noisy_below_clean_with_disjoint_cis_and_cleaning_recovers(
     for metric in ("precision", "recall", "f1", "accuracy"):
         clean, noisy, cleaned = (_row(result, v, metric) for v in ("clean", "noisy", "cleaned"))
         assert clean["n"] == noisy["n"] == cleaned["n"] == 5
-        assert noisy["ci_high"] < clean["ci_low"], metric  # non-overlapping 95% CIs
-        assert noisy["delta"] < 0 and noisy["p_ttest"] < 0.01
+        # the clean model is deterministic (sd 0 over seeds) yet its CI has the width of the
+        # test set's sampling error (539 rows)
+        assert clean["sd"] < 1e-12 and clean["ci_high"] - clean["ci_low"] > 0.01, metric
+        # paired by test row and seed, the noise costs F1 beyond the resampling noise
+        assert noisy["delta_ci_high"] < 0 and noisy["p"] < 0.01, metric
+        assert noisy["ci_method"].startswith("bootstrap")
         gap = clean["mean"] - noisy["mean"]
         recovered[metric] = (cleaned["mean"] - noisy["mean"]) / gap
         assert recovered[metric] > 0.2, (metric, recovered)  # cleaning recovers part of the gap
@@ -56,7 +60,7 @@ def test_results_are_in_the_store_catalog_and_mlflow(
     assert loaded is not None and loaded["table"] == result["table"]
     assert load_sweep_result(store, result["sweep_id"][:8])["sweep_id"] == result["sweep_id"]
     assert load_sweep_result(store, "adult/nothing") is None
-    assert render_sweep_table(loaded).row_count == 15
+    assert render_sweep_table(loaded).row_count == 18  # 3 versions x 6 metrics
     html = (store.runs_dir / "sweeps" / result["sweep_id"] / "report.html").read_text()
     assert "data:image/png;base64" in html and "http" not in html.replace("http-equiv", "")
     assert (store.runs_dir / "sweeps" / result["sweep_id"] / "metrics.png").exists()
@@ -84,7 +88,7 @@ def test_cli_show_and_sweep_json(label_noise_runs: dict[str, Any]) -> None:
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.stdout)["table"] == result["table"]
     text = runner.invoke(app, ["show", "label_noise", "--store", str(store.root)])
-    assert text.exit_code == 0 and "noisy" in text.stdout and "p boot" in text.stdout
+    assert text.exit_code == 0 and "noisy" in text.stdout and "average_precision" in text.stdout
     rerun = runner.invoke(
         app,
         [

@@ -84,6 +84,8 @@ def test_summary_table_rows_and_baseline() -> None:
     assert [r["version"] for r in rows] == ["a", "b"]
     assert "delta" not in rows[0]
     assert rows[1]["delta"] == pytest.approx(np.mean([-0.1, -0.09, -0.11]))
-    assert rows[1]["p_ttest"] == pytest.approx(
+    # without per-row predictions: the paired t-test over seeds, said so
+    assert rows[1]["p_method"] == "paired t-test over seeds"
+    assert rows[1]["p"] == pytest.approx(
         stats.ttest_rel([0.8, 0.82, 0.81], [0.9, 0.91, 0.92]).pvalue
     )
