@@ -196,3 +196,119 @@ def test_local_embedding_model_path(tmp_path) -> None:  # type: ignore[no-untype
     assert out.frames["data"]["label_quality_score"].is_not_null().all()
     with pytest.raises(StepError, match="does not exist"):
         find_label_issues(df, label="y", text="t", embedding_model=str(tmp_path / "missing"))
+
+
+def test_detection_precision_recall_match_sklearn(digits_noisy: tuple) -> None:
+    """With the truth known (inject_label_noise's truth_column), the report's precision/recall
+    equal scikit-learn's on the flags; a strong model gets no weak-model warning."""
+    from scipy.stats import binom
+    from sklearn.metrics import accuracy_score, precision_score, recall_score
+
+    _, truth = digits_noisy
+    # re-inject from the same data and seed, now marking the flips in the data itself
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    df = pl.DataFrame(x, schema=[f"p{i}" for i in range(64)]).with_columns(pl.Series("digit", y))
+    marked, rep = inject_label_noise(
+        df, label="digit", rate=0.2, seed=0, truth_column="is_injected_noise"
+    )
+    assert marked["is_injected_noise"].to_numpy().nonzero()[0].tolist() == truth["row"].to_list()
+    assert (marked["digit"] != df["digit"]).to_list() == marked["is_injected_noise"].to_list()
+    out, report = find_label_issues(marked, label="digit", model="logreg", folds=5, seed=0)
+    assert "is_injected_noise" not in report["features"]  # the truth is never a feature
+    det = report["detection"]
+    flags = out["is_label_issue"].to_numpy()
+    wrong = (marked["digit"] != df["digit"]).to_numpy()  # independent of the truth column
+    assert det["precision"] == pytest.approx(precision_score(wrong, flags))
+    assert det["recall"] == pytest.approx(recall_score(wrong, flags))
+    assert det["known_wrong"] == truth.height == rep["flipped"]
+    # the same with the truth given as the original label
+    out2, report2 = find_label_issues(
+        marked.drop("is_injected_noise").with_columns(df["digit"].alias("true_digit")),
+        label="digit",
+        features=[f"p{i}" for i in range(64)],
+        truth="true_digit",
+        seed=0,
+    )
+    assert report2["detection"]["precision"] == pytest.approx(det["precision"])
+    # the model check: accuracy and majority rate recomputed; one-sided binomial tail from scipy
+    mc = report["model_check"]
+    acc = accuracy_score(marked["digit"], out["suggested_label"])
+    maj = marked["digit"].value_counts(normalize=True)["proportion"].max()
+    assert mc["out_of_fold_accuracy"] == pytest.approx(acc)
+    assert mc["majority_class_rate"] == pytest.approx(maj)
+    n, k = marked.height, round(acc * marked.height)
+    assert mc["p_value"] == pytest.approx(binom.sf(k - 1, n, maj), rel=1e-6, abs=1e-300)
+    assert mc["skill"] == pytest.approx((acc - maj) / (1 - maj))
+    assert mc["weak"] is False and not any("too weak" in w for w in report["warnings"])
+
+
+def test_weak_model_warns_in_report_and_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Features unrelated to the label: confident learning flags correct rows; say so."""
+    from typer.testing import CliRunner
+
+    from tamis.cli import app
+
+    rng = np.random.default_rng(3)
+    n = 600
+    y = (rng.random(n) < 0.35).astype(int)
+    df = pl.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "y": y})
+    with pytest.warns(UserWarning, match="too weak"):
+        out, report = find_label_issues(df, label="y", seed=0)
+    assert report["model_check"]["weak"] is True
+    assert report["model_check"]["skill"] < 0.2
+    assert any("too weak" in w and "fix:" in w for w in report["warnings"])
+    # strong features: no warning
+    strong = df.with_columns((pl.col("y") * 3 + pl.col("a") * 0.3).alias("signal"))
+    _, rep2 = find_label_issues(strong, label="y", seed=0)
+    assert rep2["model_check"]["weak"] is False
+    # the CLI prints it as a warning (and again on a cached rebuild)
+    df.write_csv(tmp_path / "d.csv")
+    (tmp_path / "p.yaml").write_text(
+        "name: p\nsources: {d: {path: d.csv}}\nsteps:\n"
+        "  li: {use: label_issues, input: d, params: {label: y, action: drop}}\n"
+    )
+    for _ in range(2):
+        res = CliRunner().invoke(
+            app, ["build", str(tmp_path / "p.yaml"), "--store", str(tmp_path / "st")]
+        )
+        assert res.exit_code == 0, res.output
+        assert "warning:" in res.output and "too weak" in res.output
+
+
+@pytest.mark.slow  # ~25 s: the demo pipeline up to `cleaned` (validate alone takes ~12 s)
+def test_demo_label_cleaning_summary_is_honest(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The demo's label-cleaning line: flips found, correct rows dropped, the weak model, all
+    recomputed with scikit-learn from the stored versions."""
+    import shutil
+    from importlib import resources
+
+    from sklearn.metrics import precision_score, recall_score
+
+    from tamis.pipelines.demo import label_cleaning_summary, write_demo_data
+    from tamis.pipelines.runner import build
+    from tamis.pipelines.store import Store
+
+    write_demo_data(tmp_path)
+    with resources.as_file(resources.files("tamis.pipelines.builtin").joinpath("demo.yaml")) as f:
+        shutil.copyfile(f, tmp_path / "demo.yaml")
+    store = Store(tmp_path / "st")
+    result = build(tmp_path / "demo.yaml", store, targets=["cleaned"])
+    summary = label_cleaning_summary(store, "demo")
+    train, noisy = store.read("demo/parts.train"), store.read("demo/noisy")
+    wrong = (train["had_affair"] != noisy["had_affair"]).to_numpy()
+    assert wrong.tolist() == noisy["is_injected_noise"].to_list()
+    flagged = run_step(
+        "label_issues",
+        {"input": noisy},
+        {"label": "had_affair", "model": "logreg", "folds": 5, "action": "flag"},
+    ).frames["data"]["is_label_issue"]
+    assert summary["flagged"] == int(flagged.sum())
+    assert summary["precision"] == pytest.approx(precision_score(wrong, flagged.to_numpy()))
+    assert summary["recall"] == pytest.approx(recall_score(wrong, flagged.to_numpy()))
+    assert summary["injected_flips"] == int(wrong.sum())
+    assert summary["weak_model"] is True and "too weak" in summary["summary"]
+    cleaned = next(s for s in result.steps if s.name == "cleaned")
+    assert any("too weak" in w for w in cleaned.warnings)
+    assert store.read("demo/cleaned").height == noisy.height - summary["flagged"]

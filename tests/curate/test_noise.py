@@ -82,3 +82,13 @@ def test_step_and_detection_metrics() -> None:
     half[table["row"].to_numpy()[:25]] = False
     m = detection_metrics(half, table, n_rows=500)
     assert m["precision"] == 1.0 and m["recall"] == 0.5
+
+
+def test_truth_column_marks_the_flipped_rows() -> None:
+    df = pl.DataFrame({"x": range(200), "y": [0, 1, 2, None] * 50})
+    out, rep = inject_label_noise(df, label="y", rate=0.3, seed=4, truth_column="is_injected_noise")
+    changed = (out["y"] != df["y"]).fill_null(False)
+    assert out["is_injected_noise"].to_list() == changed.to_list()
+    assert int(out["is_injected_noise"].sum()) == rep["flipped"] == rep["tables"]["noise"].height
+    with pytest.raises(StepError, match="already exists"):
+        inject_label_noise(df, label="y", truth_column="x")
