@@ -57,10 +57,28 @@ def _label_strings(y: pd.Series) -> pd.Series:
 
 
 def _drop_null_target(df: pd.DataFrame, target: str) -> pd.DataFrame:
-    """Rows without a label cannot be scored: they are left out (and counted in n_train/n)."""
-    if target in df.columns and df[target].isna().any():
-        return df[df[target].notna()]
+    """Rows without a label cannot be scored: they are left out (counted by `_null_labels`).
+
+    A missing label is a null, a NaN, or an empty/blank string (as a CSV's blank cell reads).
+    """
+    if target in df.columns:
+        missing = _null_labels(df[target])
+        if missing.any():
+            return df[~missing]
     return df
+
+
+def _least_frequent(y: pd.Series) -> str:
+    """The least frequent label; ties go to the smallest label (never to row order)."""
+    counts = y.value_counts()
+    return str(min(counts.items(), key=lambda kv: (kv[1], str(kv[0])))[0])
+
+
+def _null_labels(y: pd.Series) -> pd.Series:
+    missing = y.isna()
+    if y.dtype == object or pd.api.types.is_string_dtype(y):
+        missing = missing | (y.astype(str).str.strip() == "")
+    return missing
 
 
 def _encode(
@@ -163,8 +181,9 @@ def ml_efficacy(
     (minority class vs rest), each with a bootstrap 95% CI over holdout rows, and the n's. A
     training set with a single class yields a constant predictor (AUC 0.5), not an error.
     """
-    train = _drop_null_target(to_pandas(train_df), target)
-    holdout = _drop_null_target(to_pandas(holdout_df), target)
+    train_all, holdout_all = to_pandas(train_df), to_pandas(holdout_df)
+    train = _drop_null_target(train_all, target)
+    holdout = _drop_null_target(holdout_all, target)
     x_tr_df, y_tr = _split_xy(train, target)
     x_te_df, y_te = _split_xy(holdout, target)
     x_te_df = _columns_of(
@@ -174,9 +193,13 @@ def ml_efficacy(
         "train and holdout must share their columns",
     )
     if len(train) == 0 or len(holdout) == 0:
-        raise StepError("ml_efficacy needs non-empty training and holdout frames")
-    counts = y_te.value_counts()
-    minority = minority if minority is not None else str(counts.sort_values(kind="stable").index[0])
+        raise StepError(
+            "ml_efficacy needs training and holdout rows with a label",
+            column=target,
+            fix=f"{len(train_all) - len(train)} training and {len(holdout_all) - len(holdout)} "
+            "holdout rows have no label; fill or choose another target",
+        )
+    minority = minority if minority is not None else _least_frequent(y_te)
     classes = sorted(set(y_tr.unique()) | set(y_te.unique()))
     y_te_np = y_te.to_numpy()
     x_tr, x_te, is_cat = _encode(x_tr_df, x_te_df, onehot=(model == "logreg"))
@@ -203,6 +226,9 @@ def ml_efficacy(
         "minority_class": minority,
         "n_train": int(len(train)),
         "n": int(len(holdout)),
+        # rows without a label (null, NaN or blank) are left out and counted here
+        "n_train_null_labels_dropped": int(len(train_all) - len(train)),
+        "n_null_labels_dropped": int(len(holdout_all) - len(holdout)),
         "train_classes": train_classes,
         **point,
     }
@@ -236,15 +262,21 @@ def tstr(
 ) -> dict[str, Any]:
     """Train-on-synthetic-test-on-real next to train-on-real-test-on-real, on the same holdout.
 
-    `*_gap` figures are TRTR minus TSTR (positive = the synthetic data loses that much).
+    `*_gap` figures are TRTR minus TSTR (positive = the synthetic data loses that much). Rows
+    without a label are left out of every frame; `null_labels_dropped` counts them per frame.
     """
-    minority_counts = _split_xy(to_pandas(holdout), target)[1].value_counts()
-    minority = str(minority_counts.sort_values(kind="stable").index[0])
-    s = ml_efficacy(synthetic, holdout, target, model, seed, n_boot, minority=minority)
-    r = ml_efficacy(real_train, holdout, target, model, seed, n_boot, minority=minority)
+    holdout_df = to_pandas(holdout)
+    minority = _least_frequent(_split_xy(_drop_null_target(holdout_df, target), target)[1])
+    s = ml_efficacy(synthetic, holdout_df, target, model, seed, n_boot, minority=minority)
+    r = ml_efficacy(real_train, holdout_df, target, model, seed, n_boot, minority=minority)
     return {
         "tstr": s,
         "trtr": r,
+        "null_labels_dropped": {
+            "synthetic": s["n_train_null_labels_dropped"],
+            "real": r["n_train_null_labels_dropped"],
+            "holdout": s["n_null_labels_dropped"],
+        },
         "accuracy_gap": r["accuracy"] - s["accuracy"],
         "minority_f1_gap": r["minority_f1"] - s["minority_f1"],
         "auc_gap": r["auc"] - s["auc"],

@@ -6,6 +6,11 @@
 
 Audits never mutate their inputs. Large inputs are subsampled (`max_rows`, seeded) for the
 distance metrics; every figure records the n it was computed on.
+
+Row order never changes a figure: each input is first put in a canonical order (sorted on all its
+columns), subsamples are chosen by a seeded hash of each row's content (`subsample`), and ties
+between equally near records are treated one way everywhere (DCR: half to each side; linkage: a
+tie at the nearest distance is ambiguous, never a link).
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from tamis.privacy.audit.distance import dcr_nndr
 from tamis.privacy.audit.encode import Encoder, align
 from tamis.privacy.audit.kanon import k_anonymity
 from tamis.privacy.audit.mia import Synthesize, membership_attacks, shadow_attack
+from tamis.privacy.audit.order import canonical, subsample
 from tamis.privacy.audit.pii import scan_pii
+from tamis.privacy.audit.validity import validity
 
 MIN_ROWS = 50
 
@@ -39,6 +46,14 @@ class ShadowConfig(BaseModel):
         description="what the attacker retrains; use the kind that made the synthetic data",
     )
     epochs: int = Field(default=10, ge=1, description="epochs for ctgan/tvae shadows")
+
+
+class PublicColumn(BaseModel):
+    """Public facts about a column (not learned from the private rows), for the validity checks."""
+
+    model_config = ConfigDict(extra="forbid")
+    bounds: tuple[float, float] | None = Field(default=None, description="public [low, high]")
+    categories: list[Any] | None = Field(default=None, description="public category domain")
 
 
 class AuditConfig(BaseModel):
@@ -72,6 +87,11 @@ class AuditConfig(BaseModel):
     disclosure: bool = Field(default=True, description="run SDMetrics' CAP metrics (needs QIs)")
     anonymeter: bool = Field(default=True, description="run anonymeter when it is installed")
     pii_scan: bool = Field(default=True, description="scan the synthetic data for PII patterns")
+    public: dict[str, PublicColumn] = Field(
+        default_factory=dict,
+        description="public bounds/categories per column for the validity section (default: "
+        "the real data's range and domain; `tamis audit` fills it from a DP version's metadata)",
+    )
 
 
 @dataclass
@@ -131,6 +151,14 @@ def _flat(report: dict[str, Any]) -> dict[str, float]:
         for k, v in report.get(section, {}).items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 m[f"{section}.{k}"] = float(v)
+    v = report.get("validity", {})
+    for k in ("max_out_of_range_share", "max_new_category_share", "max_null_rate_increase"):
+        if k in v:
+            m[f"validity.{k}"] = float(v[k])
+    for col, e in v.get("columns", {}).items():
+        for k in ("out_of_range_share", "new_category_share", "null_rate_change"):
+            if k in e:
+                m[f"validity.{col}.{k}"] = float(e[k])
     if "pii" in report:
         m["pii.columns_flagged"] = float(report["pii"]["n_flagged"])
     q = report.get("quality", {})
@@ -178,8 +206,11 @@ def run_audit(
                 column=name,
                 fix="flatten, cast to string, or leave the column out with `columns:`",
             )
+    raw_synthetic = synthetic
     synthetic = align(real, synthetic, "synthetic")
     holdout = align(real, holdout, "holdout")
+    # one canonical row order, so that no figure depends on the order of the inputs' rows
+    real, synthetic, holdout = canonical(real), canonical(synthetic), canonical(holdout)
     rng = np.random.default_rng(seed)
     report: dict[str, Any] = {
         "n_real": real.height,
@@ -196,8 +227,7 @@ def run_audit(
         "n": synthetic.height,
     }
 
-    def sub(frame: pl.DataFrame, n: int, s: int) -> pl.DataFrame:
-        return frame.sample(n, seed=s) if frame.height > n else frame
+    sub = subsample
 
     enc = Encoder.fit(real)
     syn_s = sub(synthetic, cfg.max_rows, seed)
@@ -260,6 +290,17 @@ def run_audit(
         report["linkage"] = linkage_risk(real, holdout, syn_s, qis, sens, seed=seed)
         if cfg.anonymeter:
             report["anonymeter"] = anonymeter_risks(real, holdout, synthetic, qis, sens)
+    say("validity")
+    for c in cfg.public:
+        if c not in cols:
+            raise StepError(
+                "a column with public metadata is not among the audited columns",
+                column=c,
+                field="public",
+                fix=f"columns: {', '.join(cols)}",
+            )
+    public = {c: p.model_dump(exclude_none=True) for c, p in cfg.public.items()}
+    report["validity"] = validity(real, raw_synthetic.select(cols), public)
     if cfg.pii_scan:
         report["pii"] = scan_pii(synthetic, seed=seed)
     if cfg.quality:

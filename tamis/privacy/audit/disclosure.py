@@ -24,6 +24,7 @@ import polars as pl
 
 from tamis.privacy.audit.distance import knn
 from tamis.privacy.audit.encode import Encoder
+from tamis.privacy.audit.order import subsample
 
 
 def _pd(frame: pl.DataFrame, cols: list[str]) -> Any:
@@ -40,12 +41,8 @@ def sdmetrics_disclosure(
 ) -> dict[str, Any]:
     from sdmetrics.single_table import CategoricalCAP, DisclosureProtection
 
-    r = real.sample(min(max_rows, real.height), seed=seed) if real.height > max_rows else real
-    s = (
-        synthetic.sample(min(4 * max_rows, synthetic.height), seed=seed)
-        if synthetic.height > 4 * max_rows
-        else synthetic
-    )
+    r = subsample(real, max_rows, seed)
+    s = subsample(synthetic, 4 * max_rows, seed)
     cols = known + sensitive
     continuous = [c for c in cols if r.schema[c].is_numeric() and r[c].n_unique() > 20]
     rp, sp = _pd(r, cols), _pd(s, cols)
@@ -88,7 +85,12 @@ def linkage_risk(
     seed: int = 0,
     max_rows: int = 5000,
 ) -> dict[str, Any]:
-    """Share of real records whose unambiguous nearest synthetic record reveals their secret."""
+    """Share of real records whose unambiguous nearest synthetic record reveals their secret.
+
+    A link is unambiguous when d1/d2 <= `nndr_max`. Two synthetic records equally near (d1 == d2,
+    including two exact copies at distance 0) make the link ambiguous, never a link to whichever
+    came first: the figure does not depend on the order of the synthetic rows.
+    """
     enc = Encoder.fit(train, quasi_identifiers)
     x_syn = enc.transform(synthetic)
     sens_syn = (
@@ -100,10 +102,14 @@ def linkage_risk(
     )
 
     def rate(frame: pl.DataFrame) -> tuple[float, int]:
-        f = frame.sample(max_rows, seed=seed) if frame.height > max_rows else frame
+        f = subsample(frame, max_rows, seed)
         d, nn = knn(enc.transform(f), x_syn, k=2)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(d[:, 1] > 0, d[:, 0] / d[:, 1], np.where(d[:, 0] > 0, 1.0, 0.0))
+        if d.shape[1] < 2:  # a single synthetic record: nothing to compare the link with
+            ratio = np.zeros(len(d))
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                # d1 == d2 (a tie, also at distance 0) is ambiguous: ratio 1
+                ratio = np.where(d[:, 1] > d[:, 0], d[:, 0] / d[:, 1], 1.0)
         unambiguous = ratio <= nndr_max
         idx = np.flatnonzero(unambiguous)
         if len(idx) == 0:

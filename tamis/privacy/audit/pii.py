@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tamis.privacy.audit.order import subsample
+
 PATTERNS: dict[str, str] = {
     "email": r"(?i)\b[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}\b",
     "phone": r"(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{2,4}\)[\s.\-]?)?\d{2,4}[\s.\-]\d{2,4}[\s.\-]\d{2,6}\b",
@@ -50,7 +52,7 @@ def scan_pii(
     frame: pl.DataFrame, max_rows: int = 10000, min_share: float = 0.1, seed: int = 0
 ) -> dict[str, Any]:
     """Columns that look like PII: {"findings": [{column, kind, share, n}], "columns_flagged"}."""
-    f = frame.sample(max_rows, seed=seed) if frame.height > max_rows else frame
+    f = subsample(frame, max_rows, seed)
     findings: list[dict[str, Any]] = []
     for col, dtype in f.schema.items():
         if dtype not in (pl.Utf8, pl.Categorical) and not isinstance(dtype, pl.Enum):

@@ -226,6 +226,31 @@ def build_html(
     ):
         if key in rep:
             sections.append((heading, _kv(rep[key])))
+    if "validity" in rep:
+        v = rep["validity"]
+        rows = [
+            {
+                "column": col,
+                "checked against": f"{e['source']} {e['kind']}",
+                "out of range / new category share": e.get(
+                    "out_of_range_share", e.get("new_category_share")
+                ),
+                "new categories": ", ".join(e.get("new_categories", []))
+                + (
+                    f" (+{e['n_new_categories'] - len(e['new_categories'])} more)"
+                    if e.get("n_new_categories", 0) > len(e.get("new_categories", []))
+                    else ""
+                ),
+                "null rate change": e["null_rate_change"],
+            }
+            for col, e in v["columns"].items()
+        ]
+        sections.append(
+            (
+                "Validity of synthetic values",
+                _kv({k: x for k, x in v.items() if k != "columns"}) + table_tag(rows),
+            )
+        )
     if "pii" in rep:
         sections.append(("PII scan", table_tag(rep["pii"]["findings"])))
     if "quality" in rep:
