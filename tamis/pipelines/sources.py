@@ -361,9 +361,13 @@ def _duck_read(con: Any, path: Path, kw: dict[str, Any]) -> pl.DataFrame:
 
 
 def _csv_error(exc: Exception, path: Path, *, name: str, file: str) -> SpecError:
-    text = str(exc)
-    # DuckDB appends the whole sniffer configuration; the first paragraph says what is wrong
-    first = text.split("\n\n")[0].strip()
+    # DuckDB appends its search space and a list of generic fixes; the first lines say what
+    lines = []
+    for line in str(exc).strip().splitlines():
+        if not line.strip() or line.startswith(("The search space", "Possible fix", "Column ")):
+            break
+        lines.append(line.strip())
+    first = "; ".join(lines[:4])
     return SpecError(
         f"could not read {path} as CSV: {first}",
         file=file,

@@ -345,3 +345,45 @@ def test_value_past_the_sniffer_sample_reads_like_pandas(tmp_path: Path) -> None
     assert read.frame.schema["a"] == pl.String and str(expected["a"].dtype) == "object"
     assert read.frame.schema["b"] == pl.Int64 and str(expected["b"].dtype) == "int64"
     assert read.frame["a"][-1] == "oops" and "every row" in read.info["type_sample"]
+
+
+def test_settings_and_legacy_options(tmp_path: Path) -> None:
+    path = tmp_path / "semi.txt"
+    path.write_text("id; name\n1; 'a;b'\n2; 'c'\n")
+    read = read_source_report(
+        path, "csv", {}, name="s", file="p.yaml", settings={"delimiter": ";", "quote": "'"}
+    )
+    assert read.frame.columns == ["id", "name"] and read.frame["name"].to_list() == ["a;b", "c"]
+    with pytest.raises(SpecError, match="could not read .*semi.txt as CSV") as err:
+        # without quoting, 'a;b' is two fields: a clear error, not DuckDB's page of advice
+        read_source_report(
+            path, "csv", {}, name="s", file="p.yaml", settings={"delimiter": ";", "quote": ""}
+        )
+    assert "Possible fixes" not in str(err.value)
+    plain = tmp_path / "plain.csv"
+    plain.write_text("id; name\n1; a\n2; c\n")
+    kept = read_source_report(
+        plain, "csv", {}, name="s", file="p.yaml", settings={"skip_initial_space": False}
+    )
+    assert kept.frame["name"].to_list() == [" a", " c"] and kept.info["delimiter"] == ";"
+    renamed = read_source_report(
+        path,
+        "csv",
+        {},
+        name="s",
+        file="p.yaml",
+        settings={"delimiter": ";", "quote": "'", "header": True, "columns": ["k", "v"]},
+    )
+    assert renamed.frame.columns == ["k", "v"] and renamed.frame.height == 2
+    # the Polars option names of reader 1 still work (translated, and the report says so)
+    legacy = read_source_report(
+        path, "csv", {"separator": ";", "quote_char": "'", "has_header": True}, name="s", file="p"
+    )
+    assert legacy.frame.equals(read.frame) and len(legacy.info["notes"]) == 3
+    with pytest.raises(SpecError, match="sources.s") as err:
+        read_source_report(path, "csv", {"no_such_option": 1}, name="s", file="p.yaml")
+    assert "no_such_option" in str(err.value)
+    pq = tmp_path / "x.parquet"
+    pl.DataFrame({"a": [1]}).write_parquet(pq)
+    with pytest.raises(SpecError, match="apply to CSV/TSV sources"):
+        read_source_report(pq, "parquet", {}, name="x", file="p.yaml", settings={"header": True})
