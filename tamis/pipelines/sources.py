@@ -283,6 +283,13 @@ def _read_csv(
 ) -> SourceRead:
     import duckdb
 
+    if path.is_file() and path.stat().st_size == 0:
+        raise SpecError(
+            f"{path} is empty",
+            file=file,
+            field=f"sources.{name}.path",
+            fix="point the source at a file with a header and rows",
+        )
     skip_space = settings.get("skip_initial_space", fmt == "csv")
     kw, notes = _csv_arguments(fmt, settings, opts, name=name, file=file)
     con = duckdb.connect(":memory:")
@@ -334,13 +341,25 @@ def _read_csv(
         "types": dict(zip(frame.columns, [c["type"] for c in sniffed["Columns"]], strict=False)),
     }
     blank = _count_blank_lines(path)
-    if blank is not None:
+    if blank is not None and frame.width > 1:
         info["blank_lines_skipped"] = blank
+    elif blank:
+        info["blank_lines"] = blank
+        notes.append("in a one-column file a blank line is an empty value: read as null")
     if sample_note:
         info["type_sample"] = sample_note
+    warnings = _header_warnings(frame, has_header, header_source, "columns" in settings)
+    skipped = int(sniffed.get("SkipRows") or 0)
+    if skipped and "skip" not in kw:
+        info["lines_skipped_at_top"] = skipped
+        warnings.append(
+            f"the first {skipped} line(s) of {path.name} do not fit the layout of the rest "
+            "(e.g. a title, or rows with fewer fields) and were skipped; fix: if they are data, "
+            "repair those lines; to accept this, set `options: {skip: "
+            f"{skipped}}}`"
+        )
     if notes:
         info["notes"] = notes
-    warnings = _header_warnings(frame, has_header, header_source, "columns" in settings)
     return SourceRead(frame, info, warnings)
 
 
@@ -373,7 +392,8 @@ def _csv_error(exc: Exception, path: Path, *, name: str, file: str) -> SpecError
         file=file,
         field=f"sources.{name}",
         fix="set `delimiter:`, `quote:`, `header:` or `columns:` on the source, or DuckDB "
-        "read_csv parameters in `options:` (e.g. sample_size: -1, all_varchar: true)",
+        "read_csv parameters in `options:` (e.g. encoding: latin-1, sample_size: -1, "
+        "all_varchar: true)",
     )
 
 

@@ -387,3 +387,17 @@ def test_settings_and_legacy_options(tmp_path: Path) -> None:
     pl.DataFrame({"a": [1]}).write_parquet(pq)
     with pytest.raises(SpecError, match="apply to CSV/TSV sources"):
         read_source_report(pq, "parquet", {}, name="x", file="p.yaml", settings={"header": True})
+
+
+def test_lines_the_sniffer_skips_are_reported_and_empty_files_refused(tmp_path: Path) -> None:
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("Export of 2024\nnote: internal\nid,v\n1,2\n3,4\n")
+    read = read_source_report(ragged, "csv", {}, name="r", file="p.yaml")
+    assert read.frame.rows() == [(1, 2), (3, 4)] and read.info["lines_skipped_at_top"] == 2
+    assert any("first 2 line(s)" in w for w in read.warnings)
+    accepted = read_source_report(ragged, "csv", {"skip": 2}, name="r", file="p.yaml")
+    assert accepted.frame.equals(read.frame) and accepted.warnings == []
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(SpecError, match="empty.csv is empty"):
+        read_source_report(empty, "csv", {}, name="e", file="p.yaml")
