@@ -339,7 +339,8 @@ def write_report(result: dict[str, Any], out_dir: Path) -> dict[str, Any]:
             "curves": "Learning curves",
         }[kind]
         sections.append((title, tag))
-    metric_names = sorted({k for c in result["cells"] for k in c["metrics"]})
+    named = [m for m in result["metrics"] if any(m in c["metrics"] for c in result["cells"])]
+    metric_names = named + sorted({k for c in result["cells"] for k in c["metrics"]} - set(named))
     cells = [
         {
             "version": str(c["version"]),

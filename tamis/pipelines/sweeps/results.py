@@ -300,23 +300,26 @@ def assemble(
     for v, figs in plan.figures.items():
         for f, vals in figs.items():
             per_seed[v][f] = dict(vals)
-    cells, test_of_seed = _predictions(plan, results, store)
-    resampled = resample_cells(
-        cells,
-        test_of_seed,
-        metrics,
-        baseline=spec.baseline,
-        n_boot=spec.n_boot,
-        seed=spec.seed,
-    )
-    table = summary_table(
-        per_seed,
-        metrics=[*metrics, *figures],
-        baseline=spec.baseline,
-        n_boot=spec.n_boot,
-        seed=spec.seed,
-        resampled=resampled,
-    )
+    stats_key = _stats_key(plan, results, metrics, figures)
+    table = _previous_table(store, plan.sweep_id, stats_key)
+    if table is None:  # not computed before for exactly these cells, settings and code
+        cells, test_of_seed = _predictions(plan, results, store)
+        resampled = resample_cells(
+            cells,
+            test_of_seed,
+            metrics,
+            baseline=spec.baseline,
+            n_boot=spec.n_boot,
+            seed=spec.seed,
+        )
+        table = summary_table(
+            per_seed,
+            metrics=[*metrics, *figures],
+            baseline=spec.baseline,
+            n_boot=spec.n_boot,
+            seed=spec.seed,
+            resampled=resampled,
+        )
     versions = {
         v: {"ids": {str(s): i for s, i in ids.items()}, **version_info(store, plan, v, results)}
         for v, ids in plan.data_ids.items()
@@ -338,6 +341,7 @@ def assemble(
         "boot_seed": spec.seed,
         "test_ids": {str(s): i for s, i in plan.test_ids.items()},
         "table": table,
+        "stats_key": stats_key,
         "cells": [
             {
                 k: r.get(k)
@@ -365,6 +369,50 @@ def assemble(
         "created_at": now(),
         "store": str(store.root),
     }
+
+
+def _stats_key(
+    plan: Plan, results: list[dict[str, Any]], metrics: list[str], figures: list[str]
+) -> str:
+    """What the table depends on: the cells (their keys cover data, test, recipe and seed),
+    the bootstrap settings, the audit figures and the code of the statistics."""
+    from tamis.pipelines.hashing import hash_json, module_code_hash
+
+    spec = plan.spec
+    return hash_json(
+        {
+            "cells": sorted(r["key"] for r in results),
+            "metrics": metrics,
+            "figures": figures,
+            "figure_values": {
+                v: {f: {str(s): x for s, x in vals.items()} for f, vals in figs.items()}
+                for v, figs in plan.figures.items()
+            },
+            "baseline": spec.baseline,
+            "n_boot": spec.n_boot,
+            "seed": spec.seed,
+            "versions": list(spec.versions),
+            "code": [
+                module_code_hash("tamis.pipelines.sweeps.stats"),
+                module_code_hash("tamis.pipelines.sweeps.scoring"),
+            ],
+        }
+    )
+
+
+def _previous_table(store: Store, sweep_id: str, stats_key: str) -> list[dict[str, Any]] | None:
+    """The table of the last run of this sweep when nothing it depends on changed: a rerun
+    does not resample again (same cells, seed and code give the same numbers)."""
+    path = sweep_dir(store, sweep_id) / "result.json"
+    try:
+        with open(path) as fh:
+            prev = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if prev.get("stats_key") != stats_key or not isinstance(prev.get("table"), list):
+        return None
+    table: list[dict[str, Any]] = prev["table"]
+    return table
 
 
 def _predictions(

@@ -247,3 +247,153 @@ def test_null_labels_are_dropped_and_counted_on_both_sides(cancer: Any) -> None:
 
     with pytest.raises(StepError, match="every label"):
         _cell(nulled_train.with_columns(pl.lit(None).alias("label")), test)
+
+
+# --------------------------------------------------------------------------- a small sweep
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Iris with 6 labels blanked (sepal length > 7.5): versions `full` and `small` (12 rows
+    sampled per seed), 2 seeds, the report written."""
+    from tamis.pipelines.store import Store
+    from tamis.pipelines.sweeps import run_sweep
+    from tamis.pipelines.sweeps.spec import parse_sweep
+
+    spec = {
+        "name": "iris_nulls",
+        "recipe": {"use": "classifier", "params": {"target": "label", "drop": ["target"]}},
+        "seeds": [0, 1],
+        "datasets": {
+            "iris": {
+                "loader": "sklearn:iris",
+                "options": {
+                    "columns": {
+                        "label": 'CASE WHEN "sepal_length_(cm)" > 7.5 THEN NULL ELSE target END'
+                    }
+                },
+            }
+        },
+        "pipeline": {
+            "steps": {
+                "split": {
+                    "use": "split",
+                    "input": "iris",
+                    "seed": 0,
+                    "params": {"fractions": {"train": 0.6, "test": 0.4}, "stratify": "target"},
+                },
+                "small": {"use": "sample", "input": "split.train", "params": {"n": 30}},
+            }
+        },
+        "versions": {"full": "split.train", "small": "small"},
+        "test": "split.test",
+        "n_boot": 200,
+    }
+    store = Store(tmp_path_factory.mktemp("iris") / "s")
+    return {"store": store, "result": run_sweep(parse_sweep(spec), store)}
+
+
+def test_versions_show_rows_balance_steps_and_null_labels(iris_run: dict[str, Any]) -> None:
+    """Item 3: per version its rows, class balance (checked against pandas on the stored data),
+    chain of steps (from lineage) and the null labels dropped (item 2), in the table too."""
+    from sklearn.metrics import average_precision_score
+    from sklearn.preprocessing import label_binarize
+
+    from tamis.pipelines.sweeps import render_sweep_table
+    from tamis.pipelines.sweeps.cell import cell_dir
+
+    store, result = iris_run["store"], iris_run["result"]
+    full = result["versions"]["full"]
+    data = store.scan(full["ids"]["0"]).collect().to_pandas()
+    labelled = data["label"].dropna()
+    assert full["rows"]["min"] == full["rows"]["max"] == len(labelled)
+    expected = labelled.astype(int).astype(str).value_counts(normalize=True).sort_index()
+    assert full["class_balance"] == pytest.approx(expected.to_dict(), abs=1e-12)
+    assert full["steps"] == ["iris (source)", "split"]
+    assert result["versions"]["small"]["steps"] == ["iris (source)", "split", "sample"]
+    nulls = full["null_labels_dropped"]
+    test = store.scan(result["test_ids"]["0"]).collect()
+    assert nulls == {
+        "train": 2 * int(data["label"].isna().sum()),  # summed over the 2 seeds
+        "test": 2 * test["label"].null_count(),
+    }
+    assert nulls["train"] + nulls["test"] == 2 * 6
+    assert any("null label" in w for w in result["warnings"])
+    # average precision beside F1, equal to scikit-learn's (macro one-vs-rest for 3 classes)
+    metrics = [r["metric"] for r in result["table"] if r["version"] == "full"]
+    assert metrics.index("average_precision") == metrics.index("f1") + 2
+    cell = result["cells"][0]
+    pred = CellPredictions.load(
+        cell_dir(store.root, cell["key"]),
+        next(c for c in _cells(store, result) if c["key"] == cell["key"])["predictions"],
+    )
+    sub = pred.proba / pred.proba.sum(axis=1, keepdims=True)
+    ref = average_precision_score(label_binarize(pred.y, classes=pred.labels), sub, average="macro")
+    assert cell["metrics"]["average_precision"] == pytest.approx(ref, abs=1e-12)
+    # the terminal table: the version facts beside the figures
+    from rich.console import Console
+
+    console = Console(width=160, record=True)
+    console.print(render_sweep_table(result))
+    text = console.export_text()
+    assert "iris (source) → split → sample" in " ".join(text.replace("│", " ").split())
+    assert "null labels dropped" in text
+    assert "average_precision" in text and "None" not in text
+
+
+def _cells(store: Any, result: dict[str, Any]) -> list[dict[str, Any]]:
+    import json
+
+    from tamis.pipelines.sweeps.cell import cell_dir
+
+    return [
+        json.loads((cell_dir(store.root, c["key"]) / "result.json").read_text())
+        for c in result["cells"]
+    ]
+
+
+def test_html_report_tables_fit_and_never_print_none(iris_run: dict[str, Any]) -> None:
+    """Item 4 (structure; the page itself was looked at in headless Chromium): the tables are
+    wrapped to the page width and wrap their cells, no cell reads `None`, and the main plot is
+    the paired deltas with a zero line."""
+    import re
+
+    result = iris_run["result"]
+    page = Path(result["report"]["html"]).read_text()
+    tables = re.findall(r"<table.*?</table>", page, flags=re.S)
+    assert len(tables) == 3  # versions, summary, cells
+    assert all("None" not in t and "nan" not in t.lower() for t in tables)
+    assert all('<div class="tablewrap"><table class="sweep">' in page for _ in tables)
+    css = re.search(r"table\.sweep\{([^}]*)\}", page)
+    assert css and "max-width:100%" in css.group(1)
+    assert re.search(r"table\.sweep td,table\.sweep th\{[^}]*white-space:normal", page)
+    assert re.search(r"\.tablewrap\{[^}]*max-width:100%", page)
+    assert "—" in tables[1]  # the baseline's empty delta cells
+    assert "Paired deltas against full" in page
+
+
+def test_delta_figure_has_zero_line_and_symmetric_axes() -> None:
+    """The main plot: each version's delta with its CI, zero in the middle of the axis."""
+    from tamis.pipelines.sweeps.report import delta_figure
+
+    table = [
+        {"version": "a", "metric": "auc", "mean": 0.8, "n": 3},
+        {
+            "version": "b",
+            "metric": "auc",
+            "mean": 0.8002,
+            "n": 3,
+            "delta": 0.0002,
+            "delta_ci_low": -0.004,
+            "delta_ci_high": 0.0045,
+            "p": 0.9,
+        },
+    ]
+    fig = delta_figure(
+        {"name": "x", "metrics": ["auc"], "baseline": "a", "table": table, "seeds": [0, 1, 2]}
+    )
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    assert lo == pytest.approx(-hi) and hi >= 0.0045
+    assert any(list(line.get_xdata()) == [0.0, 0.0] for line in ax.get_lines())  # the zero line
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
