@@ -47,6 +47,7 @@ POLARS_CSV_OPTIONS = {
     "encoding": "encoding",
 }
 
+_OPTION_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?$")
 _DATE_RE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?$")
 
@@ -255,6 +256,14 @@ def _csv_arguments(
             value = -1 if value is None else value
         kw[new] = value
         notes.append(f"option '{old}' read as DuckDB's '{new}'")
+    for key in opts:  # option names become SQL parameter names: identifiers only
+        if not isinstance(key, str) or not _OPTION_RE.fullmatch(key):
+            raise SpecError(
+                f"option name {key!r} is not a DuckDB read_csv parameter name",
+                file=file,
+                field=f"sources.{name}.options",
+                fix="use read_csv parameter names (letters, digits, '_'), e.g. sample_size",
+            )
     kw.update(opts)
     if fmt == "tsv":
         kw.setdefault("delim", "\t")

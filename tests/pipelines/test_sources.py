@@ -383,6 +383,12 @@ def test_settings_and_legacy_options(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="sources.s") as err:
         read_source_report(path, "csv", {"no_such_option": 1}, name="s", file="p.yaml")
     assert "no_such_option" in str(err.value)
+    # option names are SQL parameter names: nothing else gets into the reader's SQL
+    marker = tmp_path / "injected.csv"
+    hostile = {f"header := true); COPY (SELECT 1) TO '{marker}'; --": 1}
+    with pytest.raises(SpecError, match="not a DuckDB read_csv parameter name"):
+        read_source_report(path, "csv", hostile, name="s", file="p.yaml")
+    assert not marker.exists()
     pq = tmp_path / "x.parquet"
     pl.DataFrame({"a": [1]}).write_parquet(pq)
     with pytest.raises(SpecError, match="apply to CSV/TSV sources"):
