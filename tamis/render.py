@@ -13,7 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-out = Console()
+# report keys and values are user text (column names, labels): printed literally, never as markup
+out = Console(markup=False)
 
 #: rows of a record list shown before the rest is summarised (ledgers are always shown whole)
 MAX_ROWS = 20

@@ -233,3 +233,26 @@ def test_unexpected_exceptions_are_errors_not_tracebacks(
     monkeypatch.setenv("TAMIS_DEBUG", "1")
     res = runner.invoke(app, ["build", str(pipeline_dir / "pipeline.yaml"), "--store", st])
     assert isinstance(res.exception, RuntimeError)
+
+
+def test_show_prints_reports_with_bracketed_names_literally(tmp_path: Path) -> None:
+    """Report keys and values (column names) were read as rich markup: `tamis show` crashed."""
+    (tmp_path / "d.csv").write_text("[/x],[bold]b\n1,x\n1,x\n2,y\n")
+    spec = {
+        "name": "br",
+        "sources": {"d": {"path": "d.csv"}},
+        "steps": {"dd": {"use": "dedup", "input": "d"}},
+    }
+    st = str(tmp_path / "st")
+    run("build", str(write_pipeline(tmp_path, spec)), "--store", st)
+    for args in (
+        ["show", "br/d"],
+        ["show", "br/dd", "--rows", "2"],
+        ["lineage", "br/dd"],
+        ["versions"],
+    ):
+        res = runner.invoke(app, [*args, "--store", st])
+        assert res.exit_code == 0, res.output
+        assert "error" not in res.output
+    shown = runner.invoke(app, ["show", "br/d", "--store", st]).output
+    assert "[/x]" in shown and "[bold]b" in shown

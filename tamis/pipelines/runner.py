@@ -394,7 +394,9 @@ def _call(step: Step, inputs: dict[str, Any], params: StepParams, ctx: StepConte
     try:
         output = step.run(inputs, params, ctx)
     except TamisError as exc:
-        if exc.step is None:
+        # capabilities name their step type by default (`step="label_issues"`): the user's step
+        # name is the one the pipeline knows
+        if exc.step is None or (exc.step == step.name and exc.step != ctx.step):
             exc.step = ctx.step
             exc.args = (exc.render(),)
         raise

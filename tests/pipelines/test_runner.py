@@ -253,3 +253,17 @@ def test_manifest_is_human_readable_json(pipeline_dir: Path, store: Store) -> No
         "report",
     ):
         assert key in data
+
+
+def test_step_errors_name_the_users_step_not_the_step_type(tmp_path: Path, store: Store) -> None:
+    """Capabilities name their step type by default; the error must name the pipeline's step."""
+    pl.DataFrame({"x": [1, 2, 3], "y": ["a", "a", "a"]}).write_csv(tmp_path / "d.csv")
+    spec = {
+        "name": "p",
+        "sources": {"d": {"path": "d.csv"}},
+        "steps": {"noisy": {"use": "inject_label_noise", "input": "d", "params": {"label": "y"}}},
+    }
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(StepError) as info:
+        build(tmp_path / "p.yaml", store)
+    assert info.value.step == "noisy" and "step 'noisy'" in str(info.value)
