@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from tamis.errors import SpecError
 
@@ -121,6 +128,18 @@ class SourceSpec(BaseModel):
         description="CSV/TSV: drop the spaces right after each delimiter (`39, State-gov` -> "
         "'State-gov'), as pandas' skipinitialspace=True; default true for csv, false for tsv",
     )
+
+    @field_validator("columns")
+    @classmethod
+    def _distinct(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            if not value or any(not str(v).strip() for v in value):
+                raise ValueError("give a non-empty name for every column")
+            twice = sorted({v for v in value if value.count(v) > 1})
+            if twice:
+                raise ValueError(f"column names must differ: {', '.join(twice)} given twice")
+        return value
+
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="more reader arguments: for csv/tsv DuckDB read_csv parameters (e.g. "

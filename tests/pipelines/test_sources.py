@@ -407,3 +407,15 @@ def test_lines_the_sniffer_skips_are_reported_and_empty_files_refused(tmp_path: 
     empty.write_text("")
     with pytest.raises(SpecError, match="empty.csv is empty"):
         read_source_report(empty, "csv", {}, name="e", file="p.yaml")
+
+
+def test_columns_setting_is_validated() -> None:
+    from tamis.pipelines.spec import parse_pipeline
+
+    for cols, msg in [(["a", "a"], "given twice"), (["a", " "], "non-empty"), ([], "non-empty")]:
+        with pytest.raises(SpecError, match=msg) as err:
+            parse_pipeline({"name": "x", "sources": {"s": {"path": "a.csv", "columns": cols}}})
+        assert err.value.field == "sources.s.columns"
+    with pytest.raises(SpecError) as err:
+        parse_pipeline({"name": "x", "sources": {"s": {"path": "a.csv", "hedaer": True}}})
+    assert "header" in (err.value.fix or "") and "columns" in (err.value.fix or "")
