@@ -257,6 +257,10 @@ def show(
         return
     manifest = s.manifest(ref)
     payload = dict(manifest)
+    if (s.root / "audits").is_dir():  # release decisions recorded by `tamis audit`
+        from tamis.privacy.audit.records import audits_for, render_audits
+
+        payload["audits"] = audits_for(s.root, manifest["id"])
     if rows:
         payload["head"] = s.read(manifest["id"]).head(rows).to_dicts()
 
@@ -288,6 +292,8 @@ def show(
         out.print(schema)
         if manifest.get("report"):
             render_report(manifest["report"])
+        if payload.get("audits"):
+            render_audits(payload["audits"], out)
         if rows:
             out.print(s.read(manifest["id"]).head(rows))
 

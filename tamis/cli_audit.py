@@ -2,7 +2,8 @@
 
 REAL, SYNTHETIC and H are store refs/ids or files (.parquet/.csv/.tsv/.jsonl). The policy file is
 required: the release gate never decides from defaults. Exit 0 when every check passes, 3 with
-each failed check named when any fails, 1 on an error.
+each failed check named when any fails, 1 on an error (a threshold naming no figure included).
+Each run is recorded under `<store>/audits/` when an input is a store version or the store exists.
 """
 
 from __future__ import annotations
@@ -63,12 +64,6 @@ def _ledger(prov: dict[str, Any]) -> Any:
     return report.get("privacy_ledger")
 
 
-def _synthesizer_kind(prov: dict[str, Any]) -> str | None:
-    step = (prov.get("manifest") or {}).get("step") or {}
-    kind = step.get("type")
-    return kind if kind in ("ctgan", "tvae", "gaussian_copula") else None
-
-
 def audit(
     real: Annotated[str, typer.Argument(help="real training data: store ref/id or file")],
     synthetic: Annotated[str, typer.Argument(help="synthetic data: store ref/id or file")],
@@ -85,20 +80,27 @@ def audit(
 ) -> None:
     """Privacy audit of synthetic data with a release gate (exit 3 when a check fails)."""
     from tamis.pipelines.steps.privacy_audit import make_synthesize
-    from tamis.privacy.audit.core import run_audit
-    from tamis.privacy.audit.gate import evaluate_gate, load_policy
+    from tamis.privacy.audit.core import AuditConfig, run_audit
+    from tamis.privacy.audit.gate import check_threshold_names, evaluate_gate, load_policy
     from tamis.privacy.audit.report import build_html, to_json, write_json
+    from tamis.privacy.audit.validity import public_metadata
 
     pol = load_policy(policy)
     real_df, real_prov = resolve_frame(real, store, "real")
+    # a threshold naming no figure is a typo in the policy: an error (exit 1), before any work
+    check_threshold_names(pol, list(pol.audit.columns or real_df.columns), str(policy))
     syn_df, syn_prov = resolve_frame(synthetic, store, "synthetic")
     hold_df, hold_prov = resolve_frame(holdout, store, "holdout")
+    # the shadow attack retrains what the policy names, else the documented default
+    # (gaussian_copula), whatever made the synthetic data: a silent CTGAN retrain took minutes
     cfg = pol.audit
-    if cfg.shadow.count > 0 and "synthesizer" not in cfg.shadow.model_fields_set:
-        kind = _synthesizer_kind(syn_prov)
-        if kind:
+    if not cfg.public:
+        # a DP version's public bounds/domains are what its values must respect
+        cols = set(cfg.columns or real_df.columns)
+        public = {c: m for c, m in public_metadata(syn_prov.get("manifest")).items() if c in cols}
+        if public:
             cfg = cfg.model_copy(
-                update={"shadow": cfg.shadow.model_copy(update={"synthesizer": kind})}
+                update={"public": AuditConfig.model_validate({"public": public}).public}
             )
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -145,6 +147,22 @@ def audit(
         html.write_text(build_html(result, gate, ledger))
         write_json(payload, html.with_suffix(".json"))
         payload["html"] = str(html)
+    inputs = {"real": real_prov, "synthetic": syn_prov, "holdout": hold_prov}
+    if any(p.get("version") for p in inputs.values()) or (store / "versions").is_dir():
+        # the release decision leaves a trace in the store (see `tamis show VERSION`)
+        from tamis.privacy.audit.records import record_audit
+
+        payload["audit_record"] = str(
+            record_audit(
+                store,
+                inputs=inputs,
+                policy_path=policy,
+                gate=gate,
+                payload=payload,
+                seed=seed,
+                html=html,
+            )
+        )
 
     def render() -> None:
         from rich.table import Table
@@ -165,6 +183,8 @@ def audit(
         out.print(t)
         if html is not None:
             out.print(f"report: {html}  (+ {html.with_suffix('.json')})")
+        if payload.get("audit_record"):
+            out.print(f"recorded in the store: {payload['audit_record']}", highlight=False)
 
     emit(payload, as_json, render)
     if not gate["passed"]:

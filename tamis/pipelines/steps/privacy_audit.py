@@ -14,7 +14,9 @@
 The output version is the synthetic data, unchanged (audits never mutate data), so later steps can
 depend on an audited version; the audit figures are the report, `audit.html` and `audit.json` are
 artifacts beside it, and per-row DCR/NNDR is the `dcr` table. With a `policy`, a failed check fails
-the build (exit 3) unless `on_failure: warn`.
+the build (exit 3) unless `on_failure: warn`; a threshold naming no figure is an error (exit 1).
+The shadow attack (`shadow: {count: N}`) retrains `shadow.synthesizer`, gaussian_copula by
+default, whatever made the synthetic data.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class PrivacyAuditStep(Step):
     def run(self, inputs: dict[str, Any], params: Any, ctx: StepContext) -> StepOutput:
         from tamis.errors import GateFailed
         from tamis.privacy.audit.core import run_audit
-        from tamis.privacy.audit.gate import evaluate_gate, load_policy
+        from tamis.privacy.audit.gate import check_threshold_names, evaluate_gate, load_policy
         from tamis.privacy.audit.report import build_html, to_json, write_json
 
         p: PrivacyAuditParams = params
@@ -83,6 +85,9 @@ class PrivacyAuditStep(Step):
                     fields[k] = getattr(policy.audit, k)
         cfg = AuditConfig.model_validate(fields)
         real = inputs["real"].collect()
+        if policy is not None:
+            # a threshold naming no figure is a typo: an error before any work
+            check_threshold_names(policy, list(cfg.columns or real.columns), str(path))
         synthetic = inputs["synthetic"].collect()
         holdout = inputs["holdout"].collect()
         result = run_audit(

@@ -43,7 +43,8 @@ class ShadowConfig(BaseModel):
     count: int = Field(default=0, ge=0, description="shadow synthesizers to train (0 = skip)")
     synthesizer: Literal["gaussian_copula", "ctgan", "tvae", "copy"] = Field(
         default="gaussian_copula",
-        description="what the attacker retrains; use the kind that made the synthetic data",
+        description="what the attacker retrains: gaussian_copula (default, fast) whatever made "
+        "the data; name the kind that made it (ctgan, tvae) for a stronger, slower attack",
     )
     epochs: int = Field(default=10, ge=1, description="epochs for ctgan/tvae shadows")
 
@@ -267,6 +268,7 @@ def run_audit(
                 n_boot=cfg.n_boot,
                 progress=progress,
             )
+            report["mia"]["shadow"]["synthesizer"] = cfg.shadow.synthesizer
     report["mia"] = {k: v for k, v in report["mia"].items() if "skipped" not in v} | {
         k: v for k, v in report["mia"].items() if "skipped" in v
     }

@@ -12,8 +12,10 @@
       quality.score: {min: 0.75}
 
 The gate never decides from defaults alone: without a policy file with at least one threshold
-there is no gate. A threshold on a figure the audit did not compute fails (it cannot be shown to
-pass), naming the close names it could have meant.
+there is no gate. A threshold on a name that no audit computes (a typo) is an error before the
+audit runs (`check_threshold_names`), naming the file, the key and the valid names. A threshold on
+a valid figure this audit did not compute (e.g. `linkage.*` without quasi-identifiers) fails (it
+cannot be shown to pass).
 """
 
 from __future__ import annotations
@@ -91,6 +93,96 @@ def load_policy(path: str | Path) -> Policy:
     except yaml.YAMLError as exc:
         raise SpecError(f"not valid YAML: {exc}", file=str(p)) from None
     return parse_policy(data, file=str(p))
+
+
+_CI = ("", "_ci_low", "_ci_high")
+_DCR = (
+    "dcr_train_median",
+    "dcr_holdout_median",
+    "dcr_train_p05",
+    "dcr_holdout_p05",
+    "dcr_zero_share",
+    "dcr_zero_share_holdout",
+    "nndr_train_median",
+    "nndr_holdout_median",
+)
+_SECTIONS: dict[str, tuple[str, ...]] = {
+    "disclosure": (
+        "disclosure_protection",
+        "cap_protection",
+        "baseline_protection",
+        "categorical_cap",
+        "n_real",
+        "n_synthetic",
+    ),
+    "linkage": ("risk", "baseline_risk", "excess_risk", "n", "n_baseline", "nndr_max"),
+    "anonymeter": ("singling_out_risk", "linkability_risk"),
+    "k_anonymity": (
+        "k",
+        "l",
+        "k_threshold",
+        "classes",
+        "rows_in_small_classes",
+        "share_in_small_classes",
+        "unique_rows_share",
+        "bins",
+    ),
+    "quality": ("score", "column_shapes", "column_pair_trends"),
+    "validity": ("max_out_of_range_share", "max_new_category_share", "max_null_rate_increase"),
+}
+_VALIDITY_COLUMN = ("out_of_range_share", "new_category_share", "null_rate_change")
+
+
+def metric_names(columns: list[str]) -> list[str]:
+    """Every figure name an audit of `columns` can compute (the gate's valid threshold keys)."""
+    names = ["exact_match_rate", "exact_match_rate_holdout", "pii.columns_flagged"]
+    names += [f"dcr.{k}" for k in _DCR]
+    names += [f"dcr.closer_to_train_share{s}" for s in _CI]
+    for attack in ("distance", "domias", "shadow"):
+        for k in ("auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"):
+            names += [f"mia.{attack}.{k}{s}" for s in _CI]
+    for section, keys in _SECTIONS.items():
+        names += [f"{section}.{k}" for k in keys]
+    names += [f"k_anonymity_real.{k}" for k in _SECTIONS["k_anonymity"]]
+    for k in ("accuracy", "minority_f1", "auc"):
+        names += [f"tstr.{k}", f"trtr.{k}", f"tstr.{k}_gap"]
+    for col in columns:
+        names += [f"validity.{col}.{k}" for k in _VALIDITY_COLUMN]
+        names.append(f"anonymeter.inference_risk.{col}")
+    return names
+
+
+def check_threshold_names(policy: Policy, columns: list[str], file: str) -> None:
+    """A SpecError for the first threshold that names no figure an audit can compute."""
+    valid = metric_names(columns)
+    known = set(valid)
+    for name, th in policy.thresholds.items():
+        key = name if th.bound == "point" else f"{name}_{th.bound}"
+        if key in known:
+            continue
+        if name in known:
+            with_ci = sorted({n[: -len("_ci_low")] for n in valid if n.endswith("_ci_low")})
+            raise SpecError(
+                f"threshold '{name}' has no confidence interval, so `bound: {th.bound}` "
+                "cannot apply",
+                file=file,
+                field=f"thresholds.{name}.bound",
+                fix=f"use `bound: point`; figures with a CI: {', '.join(with_ci)}",
+            )
+        close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
+        general = [n for n in valid if not n.startswith(("validity.", "anonymeter.inference"))]
+        general += [
+            "validity.max_*",
+            "validity.<column>.{out_of_range_share,new_category_share,null_rate_change}",
+            "anonymeter.inference_risk.<column>",
+        ]
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise SpecError(
+            f"unknown figure '{name}' in the policy's thresholds",
+            file=file,
+            field=f"thresholds.{name}",
+            fix=f"{hint}valid keys: {', '.join(general)} (columns: {', '.join(columns)})",
+        )
 
 
 def evaluate_gate(metrics: dict[str, float], policy: Policy) -> dict[str, Any]:
