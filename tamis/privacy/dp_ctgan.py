@@ -396,12 +396,16 @@ class DPCTGAN:
     def sample(self, n: int, seed: int = 0, batch: int = 4096) -> pl.DataFrame:
         if self.generator is None or self.transformer is None:
             raise StepError("the model is not fitted", fix="call fit() or load() first")
-        gen, cs, spans = self.generator, self._cond(), self.transformer.spans()
+        gen, spans = self.generator, self.transformer.spans()
+        cats = self.transformer.categorical if self.config.conditional != "none" else []
+        # conditions from the released frequencies without `(other)`, which is never emitted
+        freqs = self.transformer.sampling_freqs()[: len(cats)]
+        cs = CondSampler([c.width for c in cats], freqs)
         gen.eval()
         rng = np.random.default_rng(seed)
         g = torch.Generator().manual_seed(seed)
-        # post-processing: never emit "(other)" where its released share is ~0
-        block = torch.from_numpy(self.transformer.rare_other_mask()) * -1e9
+        # post-processing: decode within the public (or released) domain: never emit "(other)"
+        block = torch.from_numpy(self.transformer.other_mask()) * -1e9
         out = []
         with torch.random.fork_rng(), torch.no_grad():
             torch.manual_seed(seed)  # Gumbel noise uses the global generator

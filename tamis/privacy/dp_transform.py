@@ -23,6 +23,7 @@ holds only these noisy, released statistics: it never keeps a private row.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -163,15 +164,27 @@ class DPTransformer:
             pos += k.width
         return offs
 
-    def rare_other_mask(self, min_share: float = 0.005) -> np.ndarray:
-        """Positions of `(other)` whose released share is below `min_share` (masked when sampling)."""
+    def other_mask(self) -> np.ndarray:
+        """Positions of `(other)`, masked when sampling (post-processing): `(other)` is a
+        placeholder for values outside the public or released domain, never a value to emit.
+        A column whose domain is only `(other)` keeps it (it decodes to null)."""
         mask = np.zeros(self.dim, dtype=bool)
         pos = sum(c.width for c in self.continuous)
         for k in self.categorical:
-            if OTHER in k.categories and k.freqs[k.categories.index(OTHER)] < min_share:
+            if OTHER in k.categories and len(k.categories) > 1:
                 mask[pos + k.categories.index(OTHER)] = True
             pos += k.width
         return mask
+
+    def sampling_freqs(self) -> list[list[float]]:
+        """Conditional-vector frequencies for sampling: the released ones without `(other)`."""
+        out = []
+        for k in self.categorical:
+            f = np.asarray(k.freqs, dtype=np.float64)
+            if OTHER in k.categories and len(k.categories) > 1:
+                f[k.categories.index(OTHER)] = 0.0
+            out.append(list(f / f.sum()) if f.sum() > 0 else [1.0 / len(f)] * len(f))
+        return out
 
     # -- encode / decode ----------------------------------------------------------------------
     def transform(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -215,8 +228,9 @@ class DPTransformer:
             e = np.asarray(c.edges)
             k = np.minimum(modes, len(e) - 2)
             x = e[k] + (alpha + 1) / 2 * (e[k + 1] - e[k])
-            if c.integer:
-                x = np.round(x)
+            if c.integer:  # rounding stays within the bounds (public or released)
+                lo, hi = math.ceil(e[0]), math.floor(e[-1])
+                x = np.clip(np.round(x), lo, hi) if lo <= hi else np.round(x)
             s = pl.Series(c.name, x)
             if c.has_null:
                 s = pl.select(
@@ -227,7 +241,8 @@ class DPTransformer:
         for cat in self.categorical:
             codes = data[:, pos : pos + cat.width].argmax(axis=1)
             vals = np.asarray(cat.categories, dtype=object)[codes]
-            s = pl.Series(cat.name, vals, dtype=pl.String).replace(NULL, None)
+            # `(other)` (only emitted when the domain is nothing else) decodes to null
+            s = pl.Series(cat.name, vals, dtype=pl.String).replace([NULL, OTHER], None)
             cols[cat.name] = s.cast(_dtype(cat.dtype), strict=False).alias(cat.name)
             pos += cat.width
         return pl.DataFrame([cols[n] for n in self.order])
