@@ -118,7 +118,9 @@ def test_shadow_attack_defaults_to_gaussian_copula(
         # the synthetic version claims to come from a CTGAN step, as in issue 12's 171 s run
         frame, prov = real_resolve(ref, st, what)
         if what == "synthetic":
-            prov["manifest"] = {**prov["manifest"], "step": {"type": "ctgan", "params": {}}}
+            # with public bounds, as a dp_ctgan step's params carry them
+            step = {"type": "ctgan", "params": {"columns": {"age": {"bounds": [20, 60]}}}}
+            prov["manifest"] = {**prov["manifest"], "step": step}
         return frame, prov
 
     monkeypatch.setattr(cli_audit, "resolve_frame", as_ctgan)
@@ -126,7 +128,12 @@ def test_shadow_attack_defaults_to_gaussian_copula(
     r = _audit(store, refs, policy, "--json")
     assert r.exit_code == 0, r.output
     assert asked == ["gaussian_copula"]  # before: ["ctgan"]
-    assert json.loads(r.stdout)["audit"]["mia"]["shadow"]["synthesizer"] == "gaussian_copula"
+    doc = json.loads(r.stdout)
+    assert doc["audit"]["mia"]["shadow"]["synthesizer"] == "gaussian_copula"
+    # the validity section checks ages against the version's public bounds, not the real range
+    age = doc["audit"]["validity"]["columns"]["age"]
+    assert (age["source"], age["low"], age["high"]) == ("public", 20.0, 60.0)
+    assert age["out_of_range_share"] > 0.1
     # the policy can still ask for the stronger attack
     _policy(policy, {"exact_match_rate": {"max": 0.5}}, shadow={"count": 1, "synthesizer": "tvae"})
     assert _audit(store, refs, policy, "--json").exit_code == 0 and asked[-1] == "tvae"
