@@ -21,10 +21,10 @@ noise, the Poisson sampling of batches, and everything else drawn while private 
 (real rows' conditions, fake batches, Gumbel noise, dropout) -- comes from the operating system's
 CSPRNG (`secrets`), drawn fresh for each fit and re-drawn before every DP-SGD step; none of it is
 stored, logged or returned. DP-SGD noise uses Opacus' floating-point-safe Gaussian (`secure_mode`
-noise: the sum of four draws). Opacus' own `secure_mode=True` needs `torchcsprng`, which has no
-build for torch 2.x; the generators here are seeded from `secrets.randbits` instead. The seed in
-the config only drives what is not private: network initialisation (public shapes) and sampling
-from the trained generator. So two fits with the same seed give different models and rows, and
+noise: the sum of four draws). Opacus' own `secure_mode=True` needs `torchcsprng` (archived, last
+built for torch 1.8, not installable here); the generators here are seeded from `secrets.randbits`
+instead. The seed in the config only drives what is not private: network initialisation (public
+shapes) and sampling from the trained generator. So two fits with the same seed give different models and rows, and
 nothing saved (config, seed, ledger, stats) lets anyone regenerate the noise.
 """
 
