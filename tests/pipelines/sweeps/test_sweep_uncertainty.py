@@ -397,3 +397,32 @@ def test_delta_figure_has_zero_line_and_symmetric_axes() -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_adult_blank_line_label_dropped_and_figures_match_sklearn(
+    adult_train_clean: pl.DataFrame, adult_test_clean: pl.DataFrame
+) -> None:
+    """The real messy file: adult.data's blank last line reads as an all-null row, so one null
+    label. The classifier recipe (it refused the whole cell before) drops and counts it; its
+    AUC, average precision and bootstrap CI equal scikit-learn's on the same rows."""
+    train = pl.concat([adult_train_clean.head(3000), adult_train_clean.tail(1)])
+    assert train["income"].null_count() == 1  # the blank line
+    test = adult_test_clean.head(1500)
+    out = ClassifierRecipe().run(
+        train, test, ClassifierParams(target="income", C=0.5), 0, Path(".")
+    )
+    assert out.info["null_labels_dropped"] == {"train": 1, "test": 0}
+    assert out.info["rows_train"] == 3000 and out.info["positive"] == ">50K"
+    pred = out.predictions
+    y = pred.y == ">50K"
+    score = pred.proba[:, pred.classes.index(">50K")]
+    assert out.metrics["auc"] == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    assert out.metrics["average_precision"] == pytest.approx(
+        average_precision_score(y, score), abs=1e-12
+    )
+    res = resample_cells({"v": {0: pred}}, {0: "t"}, ["auc"], baseline=None, n_boot=60, seed=2)
+    idx = np.random.default_rng(2).integers(0, len(y), size=(60, len(y)))
+    ref = np.quantile([roc_auc_score(y[i], score[i]) for i in idx], [0.025, 0.975])
+    assert [res[("v", "auc")]["ci_low"], res[("v", "auc")]["ci_high"]] == pytest.approx(
+        ref.tolist(), abs=1e-12
+    )
