@@ -89,3 +89,15 @@ def test_summary_table_rows_and_baseline() -> None:
     assert rows[1]["p"] == pytest.approx(
         stats.ttest_rel([0.8, 0.82, 0.81], [0.9, 0.91, 0.92]).pvalue
     )
+
+
+def test_t_intervals_of_bounded_figures_are_clipped() -> None:
+    """Figures without per-row predictions keep the t interval over seeds, within their bounds
+    (an AUC near 1 over 3 seeds had a CI reaching past 1.0)."""
+    per_seed = {"a": {"mia_auc": {0: 0.99, 1: 1.0, 2: 1.0}, "margin": {0: 1.0, 1: 2.0, 2: 9.0}}}
+    rows = summary_table(per_seed, metrics=["mia_auc", "margin"], baseline=None)
+    auc, margin = rows
+    lo, hi = stats.t.interval(0.95, 2, loc=np.mean([0.99, 1, 1]), scale=stats.sem([0.99, 1, 1]))
+    assert hi > 1.0 and auc["ci_high"] == 1.0 and auc["ci_low"] == pytest.approx(lo)
+    assert auc["ci_method"] == "t: seeds"
+    assert margin["ci_low"] < 0  # unbounded: not clipped
