@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 from threadpoolctl import threadpool_limits
@@ -144,3 +145,21 @@ def test_subsample_and_canonical_ignore_row_order(adult_tr: pl.DataFrame) -> Non
     a, b = subsample(frame, 300, 5), subsample(shuffled, 300, 5)
     assert canonical(a).equals(canonical(b)) and a.height == 300
     assert not canonical(subsample(frame, 300, 6)).equals(canonical(a))
+
+
+def test_per_row_dcr_follows_the_synthetic_rows_as_given(adult_tr: pl.DataFrame) -> None:
+    real, hold = adult_tr[:500], adult_tr[500:1000]
+    syn = pl.concat([real[:200], adult_tr[1000:1300]]).sample(fraction=1.0, shuffle=True, seed=1)
+    cfg = AuditConfig(quality=False, disclosure=False, pii_scan=False, n_eval=100, n_boot=0)
+    arrays = run_audit(real, syn, hold, cfg).arrays
+    is_copy = syn.with_row_index("i").join(
+        real.unique().with_columns(pl.lit(True).alias("copy")),
+        on=syn.columns,
+        how="left",
+        nulls_equal=True,
+    )
+    flag = is_copy.sort("i")["copy"].fill_null(False).to_numpy()
+    assert len(flag) == syn.height and flag.sum() >= 200
+    dcr = np.empty(syn.height)
+    dcr[arrays["synthetic_row"]] = arrays["dcr_train"]
+    assert (dcr[flag] == 0).all() and (dcr[~flag] > 0).mean() > 0.9

@@ -13,7 +13,8 @@
 
 The output version is the synthetic data, unchanged (audits never mutate data), so later steps can
 depend on an audited version; the audit figures are the report, `audit.html` and `audit.json` are
-artifacts beside it, and per-row DCR/NNDR is the `dcr` table. With a `policy`, a failed check fails
+artifacts beside it, and per-row DCR/NNDR is the `dcr` table (`synthetic_row`: the row's position
+in the output version). With a `policy`, a failed check fails
 the build (exit 3) unless `on_failure: warn`; a threshold naming no figure is an error (exit 1).
 The shadow attack (`shadow: {count: N}`) retrains `shadow.synthesizer`, gaussian_copula by
 default, whatever made the synthetic data.
@@ -115,5 +116,6 @@ class PrivacyAuditStep(Step):
                 failed=[{"name": c["check"], **c} for c in gate["failed"]],
                 fix="see the audit report; raise the thresholds only if you accept the risk",
             )
-        dcr = pl.DataFrame({k: v for k, v in result.arrays.items()})
+        # per synthetic row, in the order of the output version's rows (`synthetic_row`)
+        dcr = pl.DataFrame({k: v for k, v in result.arrays.items()}).sort("synthetic_row")
         return StepOutput(frames={"data": synthetic}, report=report, tables={"dcr": dcr})

@@ -29,7 +29,7 @@ from tamis.privacy.audit.distance import dcr_nndr
 from tamis.privacy.audit.encode import Encoder, align
 from tamis.privacy.audit.kanon import k_anonymity
 from tamis.privacy.audit.mia import Synthesize, membership_attacks, shadow_attack
-from tamis.privacy.audit.order import canonical, subsample
+from tamis.privacy.audit.order import canonical, canonical_order, subsample, subsample_index
 from tamis.privacy.audit.pii import scan_pii
 from tamis.privacy.audit.validity import validity
 
@@ -98,7 +98,8 @@ class AuditConfig(BaseModel):
 @dataclass
 class AuditResult:
     report: dict[str, Any]
-    #: per-row arrays for plots (DCR histograms) keyed by name
+    #: per-row arrays for plots (DCR histograms) keyed by name; `synthetic_row` is the position
+    #: of each row in the synthetic input as given
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     #: small real/synthetic samples for distribution plots
     samples: dict[str, pl.DataFrame] = field(default_factory=dict)
@@ -211,7 +212,8 @@ def run_audit(
     synthetic = align(real, synthetic, "synthetic")
     holdout = align(real, holdout, "holdout")
     # one canonical row order, so that no figure depends on the order of the inputs' rows
-    real, synthetic, holdout = canonical(real), canonical(synthetic), canonical(holdout)
+    syn_order = canonical_order(synthetic)
+    real, synthetic, holdout = canonical(real), synthetic[syn_order], canonical(holdout)
     rng = np.random.default_rng(seed)
     report: dict[str, Any] = {
         "n_real": real.height,
@@ -231,7 +233,8 @@ def run_audit(
     sub = subsample
 
     enc = Encoder.fit(real)
-    syn_s = sub(synthetic, cfg.max_rows, seed)
+    syn_keep = subsample_index(synthetic, cfg.max_rows, seed)
+    syn_s = synthetic[syn_keep]
     x_real = enc.transform(sub(real, cfg.max_rows, seed + 1))
     x_syn = enc.transform(syn_s)
     # the holdout is split: one half are non-members, the other the attacker's reference data
@@ -240,6 +243,8 @@ def run_audit(
     hold_eval, hold_ref = holdout[perm[:half]], holdout[perm[half:]]
     say("DCR / NNDR")
     dcr, arrays = dcr_nndr(x_syn, x_real, enc.transform(holdout), seed=seed, n_boot=cfg.n_boot)
+    # which row of the synthetic input each per-row figure belongs to
+    arrays["synthetic_row"] = syn_order[syn_keep]
     report["dcr"] = dcr
     n_eval = min(cfg.n_eval, real.height, hold_eval.height)
     members = real[rng.choice(real.height, n_eval, replace=False)]

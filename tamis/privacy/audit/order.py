@@ -18,11 +18,23 @@ def _keys(frame: pl.DataFrame) -> list[pl.Expr]:
     ]
 
 
+def canonical_order(frame: pl.DataFrame) -> np.ndarray:
+    """Row positions of `frame` in its canonical order (see `canonical`)."""
+    if frame.width == 0 or frame.height < 2:
+        return np.arange(frame.height)
+    idx = (
+        frame.select(_keys(frame))
+        .with_row_index("__tamis_row")
+        .sort(frame.columns, nulls_last=True, maintain_order=True)["__tamis_row"]
+    )
+    return idx.to_numpy().astype(np.int64)
+
+
 def canonical(frame: pl.DataFrame) -> pl.DataFrame:
     """`frame` sorted on all its columns (nulls last): the same rows in any order give one frame."""
     if frame.width == 0 or frame.height < 2:
         return frame
-    return frame.sort(_keys(frame), nulls_last=True, maintain_order=True)
+    return frame[canonical_order(frame)]
 
 
 def subsample(frame: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
@@ -33,6 +45,12 @@ def subsample(frame: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
     """
     if frame.height <= n:
         return frame
+    return frame[subsample_index(frame, n, seed)]
+
+
+def subsample_index(frame: pl.DataFrame, n: int, seed: int) -> np.ndarray:
+    """Positions of the rows `subsample` keeps, ascending (all rows when there are <= n)."""
+    if frame.height <= n:
+        return np.arange(frame.height)
     h = frame.select(_keys(frame)).hash_rows(seed=seed & 0xFFFFFFFF).to_numpy()
-    keep = np.sort(np.argsort(h, kind="stable")[:n])
-    return frame[keep]
+    return np.sort(np.argsort(h, kind="stable")[:n])
