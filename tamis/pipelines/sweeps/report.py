@@ -85,12 +85,12 @@ def delta_figure(result: dict[str, Any]) -> Any:
         ax.set_xlim(-reach, reach)  # symmetric: zero in the middle, no zoom that hides it
         ax.set_ylim(-0.7, len(rows) - 0.3)
         ax.set_yticks(ys, [r["version"] for r in rows])
-        ax.set_title(f"{metric}: delta vs {result['baseline']}", fontsize=10)
+        ax.set_title(metric, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
     fig.suptitle(
-        f"{result['name']}: paired delta and 95% CI (bootstrap over test rows and seeds); "
+        f"delta vs {result['baseline']}: paired, 95% CI (bootstrap over test rows and seeds); "
         "grey = CI includes 0",
         fontsize=10,
     )
@@ -220,9 +220,10 @@ def _save(fig: Any, path: Path) -> str:
 TABLE_CSS = (
     "<style>.tablewrap{max-width:100%;overflow-x:auto}"
     "table.sweep{max-width:100%;width:100%;table-layout:auto;font-size:.85rem}"
-    "table.sweep td,table.sweep th{white-space:normal;overflow-wrap:anywhere;"
-    "word-break:normal;padding:.2rem .45rem}"
-    "table.sweep td.l,table.sweep th.l{text-align:left}</style>"
+    "table.sweep td,table.sweep th{white-space:normal;padding:.2rem .45rem}"
+    "table.sweep td.n{white-space:nowrap}"
+    "table.sweep th.l{text-align:left}"
+    "table.sweep td.l{text-align:left;overflow-wrap:anywhere}</style>"
 )
 
 
@@ -241,7 +242,8 @@ def sweep_table(rows: list[dict[str, str]], columns: list[str]) -> str:
         for c in columns:
             v = row.get(c)
             text = DASH if v is None or v == "" else str(v)
-            cls = ' class="l"' if c in left else ""
+            # text wraps anywhere; numbers never break, a CI only at its space
+            cls = ' class="l"' if c in left else ("" if " " in text else ' class="n"')
             cells.append(f"<td{cls}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
@@ -357,8 +359,9 @@ def write_report(result: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     page = htmlreport.page(
         f"Sweep {result['name']}",
         sections,
-        subtitle=f"{result['description']} - recipe {result['recipe']['use']}, seeds "
-        f"{result['seeds']}, sweep id {result['sweep_id']}",
+        subtitle=(f"{result['description']} - " if result.get("description") else "")
+        + f"recipe {result['recipe']['use']}, seeds {result['seeds']}, "
+        f"sweep id {result['sweep_id']}",
     )
     html_path = out_dir / "report.html"
     html_path.write_text(page)
