@@ -173,6 +173,7 @@ def read_source_report(
             field=f"sources.{name}",
             fix="remove them, or set `format: csv`",
         )
+    check_size(path, fmt, name=name, file=file)
     try:
         if fmt in ("csv", "tsv"):
             return _read_csv(path, fmt, settings, opts, name=name, file=file)
@@ -206,6 +207,83 @@ def read_source_report(
             "`options:` (see docs/pipelines.md)",
         ) from exc
     raise SpecError(f"unknown format '{fmt}'", file=file, field=f"sources.{name}.format")
+
+
+def memory_budget() -> int:
+    """Bytes a source may take once decompressed: TAMIS_MEMORY_BUDGET (e.g. 8G, 500M, or bytes),
+    else half of the machine's physical memory."""
+    raw = os.environ.get("TAMIS_MEMORY_BUDGET", "").strip()
+    if raw:
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", raw.upper())
+        if not match:
+            raise SpecError(
+                f"TAMIS_MEMORY_BUDGET={raw!r} is not a size",
+                field="TAMIS_MEMORY_BUDGET",
+                fix="give bytes or a size such as 500M or 8G",
+            )
+        return int(float(match.group(1)) * units.get(match.group(2), 1))
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 << 30
+
+
+def check_size(path: Path, fmt: str, *, name: str, file: str) -> None:
+    """Refuse, before reading, a source larger than the memory budget once decompressed.
+
+    A gzip file is decompressed as a stream and counted, stopping as soon as it passes the budget
+    (a 1 MB gzip can hold 1 GB); Parquet's uncompressed size comes from its metadata; any other
+    file counts its size on disk.
+    """
+    budget = memory_budget()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    if fmt == "parquet":
+        files = [p for p in files if p.suffix.lower() in (".parquet", ".pq")] or files
+    total = 0
+    for p in files:
+        if p.suffix.lower() == ".gz":
+            total += _gunzipped_size(p, budget - total + 1)
+        elif fmt == "parquet":
+            total += _parquet_size(p)
+        elif fmt != "hf":
+            total += p.stat().st_size
+        if total > budget:
+            raise SpecError(
+                f"{path} is larger than the memory budget once "
+                f"{'decompressed' if p.suffix.lower() == '.gz' else 'read'}: more than "
+                f"{budget:,} bytes (refused before reading it into memory)",
+                file=file,
+                field=f"sources.{name}.path",
+                fix="if the machine has the memory, raise TAMIS_MEMORY_BUDGET (e.g. 16G); "
+                "otherwise split the file",
+            )
+
+
+def _gunzipped_size(path: Path, limit: int) -> int:
+    """Decompressed size of a gzip file, counted up to `limit` bytes (then stops)."""
+    total = 0
+    try:
+        with gzip.open(path, "rb") as fh:
+            while total <= limit:
+                chunk = fh.read(1 << 20)
+                if not chunk:
+                    break
+                total += len(chunk)
+    except (OSError, EOFError, gzip.BadGzipFile):  # the reader reports a broken file itself
+        pass
+    return total
+
+
+def _parquet_size(path: Path) -> int:
+    """Uncompressed size of a Parquet file's row groups from its metadata (0 if unreadable)."""
+    try:
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path).metadata
+        return sum(max(meta.row_group(i).total_byte_size, 0) for i in range(meta.num_row_groups))
+    except Exception:  # the reader reports a malformed file itself, naming it
+        return 0
 
 
 def _polars_read(frame: pl.DataFrame, reader: str) -> SourceRead:

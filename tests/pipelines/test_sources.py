@@ -419,3 +419,23 @@ def test_columns_setting_is_validated() -> None:
     with pytest.raises(SpecError) as err:
         parse_pipeline({"name": "x", "sources": {"s": {"path": "a.csv", "hedaer": True}}})
     assert "header" in (err.value.fix or "") and "columns" in (err.value.fix or "")
+
+
+def test_source_past_the_memory_budget_is_refused_before_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bomb = _gz(tmp_path / "bomb.csv.gz", b"a,b\n" + b"0,0\n" * 1_500_000)  # 6 MB in ~6 KB
+    assert bomb.stat().st_size < 100_000
+    monkeypatch.setenv("TAMIS_MEMORY_BUDGET", "2M")
+    with pytest.raises(SpecError, match="larger than the memory budget once decompressed") as err:
+        read_source_report(bomb, "csv", {}, name="bomb", file="p.yaml")
+    assert "TAMIS_MEMORY_BUDGET" in (err.value.fix or "")
+    parquet = tmp_path / "big.parquet"
+    pl.DataFrame({"a": range(400_000)}).write_parquet(parquet)  # 3.2 MB of int64 when read
+    with pytest.raises(SpecError, match="memory budget once read"):
+        read_source_report(parquet, "parquet", {}, name="big", file="p.yaml")
+    monkeypatch.setenv("TAMIS_MEMORY_BUDGET", "16M")
+    assert read_source_report(bomb, "csv", {}, name="bomb", file="p.yaml").frame.height == 1_500_000
+    monkeypatch.setenv("TAMIS_MEMORY_BUDGET", "lots")
+    with pytest.raises(SpecError, match="not a size"):
+        read_source_report(bomb, "csv", {}, name="bomb", file="p.yaml")
