@@ -31,8 +31,23 @@ from tamis.train.data import (
     texts_of,
 )
 from tamis.train.data import to_dataset as _to_dataset
+from tamis.train.lengths import (
+    count,
+    length_metrics,
+    pair_ids,
+    pair_lengths,
+    resolve_max_length,
+    warn_lengths,
+)
 from tamis.train.metrics import pairwise_accuracy
-from tamis.train.models import cpu_args, load_model, lora_config, progress_callback, save_model
+from tamis.train.models import (
+    cpu_args,
+    get_tokenizer,
+    load_model,
+    lora_config,
+    progress_callback,
+    save_model,
+)
 from tamis.train.offline import offline_for
 from tamis.train.runs import RunConfig, prepare_run_dir, write_run
 
@@ -54,20 +69,39 @@ class DPORunConfig(RunConfig):
     eval_batch_size: int = field(default=32, metadata={"help": "Batch size when scoring."})
 
 
-def _response_ids(tok: Any, prompt: str, response: str) -> tuple[list[int], list[int]]:
-    """(prompt ids, response ids) split where prompt and prompt+response tokens diverge (as TRL)."""
-    p = tok(prompt, add_special_tokens=False)["input_ids"]
-    full = tok(prompt + response + tok.eos_token, add_special_tokens=False)["input_ids"]
-    k = 0
-    while k < min(len(p), len(full)) and p[k] == full[k]:
-        k += 1
-    return full[:k], full[k:]
+def eval_sequences(
+    tok: Any, df: pl.DataFrame, max_length: int | None
+) -> tuple[list[tuple[list[int], list[int]]], list[tuple[list[int], list[int]]], int, int]:
+    """(chosen, rejected) as (prompt ids, response ids) pairs, tokenized and cut as
+    `DPOTrainer` does in training: the first `max_length` tokens of prompt + response are kept,
+    and pairs whose prompt alone fills `max_length` are left out. Also returns how many pairs
+    were left out and how many were cut."""
+    prompts = df["prompt"].to_list() if "prompt" in df.columns else [""] * df.height
+    chosen, rejected = [], []
+    dropped = truncated = 0
+    for prompt, c, r in zip(prompts, df["chosen"].to_list(), df["rejected"].to_list(), strict=True):
+        p, cid, rid = pair_ids(tok, prompt, c, r)
+        if max_length is not None:
+            if len(p) >= max_length:
+                dropped += 1
+                continue
+            room = max_length - len(p)
+            truncated += int(len(cid) > room or len(rid) > room)
+            cid, rid = cid[:room], rid[:room]
+        chosen.append((p, cid))
+        rejected.append((p, rid))
+    return chosen, rejected, dropped, truncated
 
 
 def response_stats(
-    policy: Any, ref: Any, tok: Any, prompts: list[str], responses: list[str], batch_size: int = 32
+    policy: Any,
+    ref: Any,
+    pad_id: int,
+    seqs: list[tuple[list[int], list[int]]],
+    batch_size: int = 32,
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Sum of response log-probs under policy and reference, and the mean per-token KL(pi||ref)."""
+    """Sum of response log-probs under policy and reference, and the mean per-token KL(pi||ref),
+    over (prompt ids, response ids) sequences."""
     import torch
 
     policy.eval()
@@ -75,12 +109,11 @@ def response_stats(
     lp_pi: list[float] = []
     lp_ref: list[float] = []
     kl_sum, kl_n = 0.0, 0
-    pairs = [_response_ids(tok, p, r) for p, r in zip(prompts, responses, strict=True)]
     with torch.no_grad():
-        for i in range(0, len(pairs), batch_size):
-            chunk = pairs[i : i + batch_size]
+        for i in range(0, len(seqs), batch_size):
+            chunk = seqs[i : i + batch_size]
             width = max(len(a) + len(b) for a, b in chunk)
-            ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
+            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
             mask = torch.zeros_like(ids)
             resp = torch.zeros_like(ids, dtype=torch.bool)
             for j, (a, b) in enumerate(chunk):
@@ -101,15 +134,18 @@ def response_stats(
 
 
 def dpo_metrics(
-    policy: Any, ref: Any, tok: Any, df: pl.DataFrame, beta: float, batch_size: int = 32
+    policy: Any,
+    ref: Any,
+    tok: Any,
+    df: pl.DataFrame,
+    beta: float,
+    batch_size: int = 32,
+    max_length: int | None = None,
 ) -> dict[str, Any]:
-    prompts = df["prompt"].to_list() if "prompt" in df.columns else [""] * df.height
-    c_pi, c_ref, kl_c = response_stats(
-        policy, ref, tok, prompts, df["chosen"].to_list(), batch_size
-    )
-    r_pi, r_ref, kl_r = response_stats(
-        policy, ref, tok, prompts, df["rejected"].to_list(), batch_size
-    )
+    """Held-out implicit-reward accuracy, margins and KL, on pairs cut as in training."""
+    chosen, rejected, _, _ = eval_sequences(tok, df, max_length)
+    c_pi, c_ref, kl_c = response_stats(policy, ref, tok.pad_token_id, chosen, batch_size)
+    r_pi, r_ref, kl_r = response_stats(policy, ref, tok.pad_token_id, rejected, batch_size)
     rc, rr = beta * (c_pi - c_ref), beta * (r_pi - r_ref)
     return {
         "reward_accuracy": pairwise_accuracy(rc, rr),
@@ -136,14 +172,15 @@ def build_trainer(
     model: str,
     cfg: DPORunConfig,
     out: Path,
+    tok: Any,
     ref_model: str | None = None,
 ) -> tuple[Any, Any]:
-    """(TRL DPOTrainer as tamis configures it, the frozen reference model)."""
+    """(TRL DPOTrainer as tamis configures it, the frozen reference model); `train` is already
+    rendered to text with `tok`."""
     from transformers import PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
-    net, tok = load_model(model, "causal", cfg, texts=texts_of(train))
-    train = render_conversational(train, tok)
+    net, tok = load_model(model, "causal", cfg, tokenizer=tok)
     if ref_model is not None:
         if model == "tiny":
             raise TamisError(
@@ -175,6 +212,36 @@ def build_trainer(
     return trainer, ref
 
 
+def check_lengths(
+    tok: Any, train: pl.DataFrame, evald: pl.DataFrame, model: str, cfg: DPORunConfig
+) -> tuple[DPORunConfig, dict[str, Any]]:
+    """Choose max_length (when unset), count the pairs cut or dropped, warn, and fail when
+    none is left in a split."""
+    lengths = pair_lengths(tok, train)
+    cfg, info = resolve_max_length(cfg, lengths, model, tok, "pair")
+    eval_lengths = pair_lengths(tok, evald)
+    counts = count(lengths, info["max_length"], "truncate")
+    eval_counts = count(eval_lengths, info["max_length"], "truncate")
+    for split, c, lens in (
+        ("training", counts, lengths),
+        ("evaluation", eval_counts, eval_lengths),
+    ):
+        if c["used"] == 0:
+            raise TamisError(
+                f"in every {split} pair the prompt alone fills max_length={cfg.max_length} "
+                f"tokens ({info['max_length_source']})",
+                field="max_length",
+                fix=f"raise max_length in the config (the longest {split} pair has "
+                f"{max(lens.total)} tokens), or shorten the prompts upstream",
+            )
+        warn_lengths("dpo", "pairs", split, c, info, max(lens.total))
+    return cfg, {
+        **info,
+        **length_metrics("pairs", counts),
+        **length_metrics("eval_pairs", eval_counts),
+    }
+
+
 @offline_for("model", "ref_model")
 def train_dpo(
     data: Any,
@@ -192,16 +259,40 @@ def train_dpo(
     df, cols = prepare(load_frame(data))
     evald = None if eval_data is None else prepare(load_frame(eval_data, what="eval data"))[0]
     train, evald = split_eval(df, evald, cfg.eval_fraction, cfg.seed, "dpo")
+    if ref_model is not None and model == "tiny":
+        raise TamisError(
+            "--ref-model cannot be combined with --model tiny (the tiny tokenizer is trained "
+            "per run, so the vocabularies would differ)",
+            field="ref_model",
+            fix="drop --ref-model (the reference is then a frozen copy of the tiny policy)",
+        )
+    tok = get_tokenizer(model, cfg, texts_of(train))
+    train, evald = render_conversational(train, tok), render_conversational(evald, tok)
+    cfg, lengths = check_lengths(tok, train, evald, model, cfg)
     run = prepare_run_dir(out)
-    trainer, ref = build_trainer(train, cols, model, cfg, run, ref_model)
+    trainer, ref = build_trainer(train, cols, model, cfg, run, tok, ref_model)
+    used = len(trainer.train_dataset)
+    cap: int = lengths["max_length"]
+    truncated = sum(
+        len(p) + max(len(c), len(r)) > cap
+        for p, c, r in zip(
+            trainer.train_dataset["prompt_ids"],
+            trainer.train_dataset["chosen_ids"],
+            trainer.train_dataset["rejected_ids"],
+            strict=True,
+        )
+    )
+    # the trainer's own tokens win (they should never differ from the count made beforehand)
+    lengths.update(
+        pairs_used=used, pairs_dropped_too_long=train.height - used, pairs_truncated=truncated
+    )
     if progress is not None:
         trainer.add_callback(progress_callback(progress))
     result = trainer.train()
     tok = trainer.processing_class
-    evald = render_conversational(evald, tok)
     n_tokens = (
         sum(
-            len(p) + len(c) + len(p) + len(r)
+            min(len(p) + len(c), cap) + min(len(p) + len(r), cap)  # as the collator cuts
             for p, c, r in zip(
                 trainer.train_dataset["prompt_ids"],
                 trainer.train_dataset["chosen_ids"],
@@ -215,10 +306,13 @@ def train_dpo(
     keys = ("step", "loss", "rewards/accuracies", "rewards/margins")
     history = [{k: h[k] for k in keys if k in h} for h in trainer.state.log_history if "loss" in h]
     metrics = {
-        **dpo_metrics(trainer.model, ref, tok, evald, cfg.beta, cfg.eval_batch_size),
+        **dpo_metrics(
+            trainer.model, ref, tok, evald, cfg.beta, cfg.eval_batch_size, cfg.max_length
+        ),
         "train_loss": result.training_loss,
         "n_train": train.height,
         "n_eval": evald.height,
+        **lengths,
         "train_tokens": int(n_tokens),
         "train_seconds": runtime,
         "tokens_per_second": n_tokens / runtime if runtime else None,

@@ -22,7 +22,7 @@ def tiny_config(cfg: RunConfig) -> TinyConfig:
         vocab_size=cfg.tiny_vocab_size,
         hidden_size=cfg.tiny_hidden_size,
         num_hidden_layers=cfg.tiny_layers,
-        max_position_embeddings=max(512, cfg.max_length * 2),
+        max_position_embeddings=max(512, (cfg.max_length or 256) * 2),
     )
 
 
@@ -95,6 +95,20 @@ def check_safetensors(model: str) -> None:
             "model.safetensors; copy the tokenizer too), then pass NEW_DIR",
             details={"pickled": pickles},
         )
+
+
+def get_tokenizer(
+    model: str, cfg: RunConfig, texts: list[str] | None = None
+) -> PreTrainedTokenizerBase:
+    """The tokenizer of `model` (for `tiny`, one trained on `texts`), checked; a local model
+    directory with only pickled weights is refused first."""
+    if model == "tiny":
+        tok = train_tokenizer(texts or [], cfg.tiny_vocab_size)
+        check_tokenizer(tok, model, cfg.pad_token)
+        return tok
+    _check_exists(model)
+    check_safetensors(model)
+    return load_tokenizer(model, cfg.pad_token)
 
 
 def load_model(

@@ -24,6 +24,7 @@ the final policy over the reference on held-out prompts, judged by the reward mo
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,6 +311,30 @@ def _check_vocab(tok: Any, reward_tok: Any, model: str, reward_model: str) -> No
         )
 
 
+def prompt_lengths(
+    tok: Any, train: Any, evald: Any, max_prompt_length: int
+) -> dict[str, int | str]:
+    """Count the prompts cut (from the left) to `max_prompt_length` tokens; warn when any is."""
+    out: dict[str, int | str] = {"max_prompt_length": max_prompt_length}
+    for prefix, split, frame in (
+        ("prompts", "training", train),
+        ("eval_prompts", "evaluation", evald),
+    ):
+        lens = [
+            len(tok(p, add_special_tokens=False)["input_ids"]) for p in frame["prompt"].to_list()
+        ]
+        cut = sum(n > max_prompt_length for n in lens)
+        out.update({f"{prefix}_in": len(lens), f"{prefix}_truncated": cut})
+        if cut:
+            print(
+                f"warning: tamis train ppo: {cut} of {len(lens)} {split} prompts are longer than "
+                f"max_prompt_length={max_prompt_length} tokens and are cut from the left (the "
+                f"longest has {max(lens)}).\n  fix: raise max_prompt_length in the config",
+                file=sys.stderr,
+            )
+    return out
+
+
 @offline_for("model", "reward_model", "ref_model")
 def train_ppo(
     data: Any,
@@ -352,6 +377,7 @@ def train_ppo(
     _check_vocab(tok, rtok, model, reward_model)
     train = render_conversational(train, tok).unique("prompt", maintain_order=True)
     evald = render_conversational(evald, tok)
+    lengths = prompt_lengths(tok, train, evald.head(cfg.eval_prompts), cfg.max_prompt_length)
     run = prepare_run_dir(out)
     torch.manual_seed(cfg.seed)
     trainer = PPO(policy, reward, tok, cfg)
@@ -376,6 +402,7 @@ def train_ppo(
         "kl_max": max(r["kl"] for r in history),
         "response_length_last": mean(last, "response_length"),
         "eos_rate_last": mean(last, "eos_rate"),
+        **lengths,
         "n_train_prompts": train.height,
         "n_eval_prompts": min(evald.height, cfg.eval_prompts),
         "episodes": history[-1]["episodes"],

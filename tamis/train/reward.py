@@ -28,8 +28,22 @@ from tamis.train.data import (
     texts_of,
 )
 from tamis.train.data import to_dataset as _to_dataset
+from tamis.train.lengths import (
+    count,
+    length_metrics,
+    pair_lengths,
+    resolve_max_length,
+    warn_lengths,
+)
 from tamis.train.metrics import ECE_DEFINITION, bt_ece, pairwise_accuracy, pearson
-from tamis.train.models import cpu_args, load_model, lora_config, progress_callback, save_model
+from tamis.train.models import (
+    cpu_args,
+    get_tokenizer,
+    load_model,
+    lora_config,
+    progress_callback,
+    save_model,
+)
 from tamis.train.offline import offline_for
 from tamis.train.runs import RunConfig, prepare_run_dir, write_run
 
@@ -46,7 +60,7 @@ class RewardRunConfig(RunConfig):
 
 
 def score_texts(model: Any, tok: Any, texts: list[str], batch_size: int = 32) -> np.ndarray:
-    """Scalar rewards for whole texts (each ends with EOS, as in training)."""
+    """Scalar rewards for whole texts, tokenized as in training (`tok(text)`, EOS at the end)."""
     import torch
 
     model.eval()
@@ -56,14 +70,29 @@ def score_texts(model: Any, tok: Any, texts: list[str], batch_size: int = 32) ->
     with torch.no_grad():
         for i in range(0, len(texts), batch_size):
             chunk = [t if t.endswith(eos) else t + eos for t in texts[i : i + batch_size]]
-            enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = tok(chunk, return_tensors="pt", padding=True)
             logits = model(**{k: v.to(device) for k, v in enc.items()}).logits
             out.extend(logits[:, 0].float().cpu().tolist())
     return np.asarray(out)
 
 
-def pair_metrics(model: Any, tok: Any, df: pl.DataFrame, batch_size: int = 32) -> dict[str, Any]:
-    """Held-out accuracy, margin, ECE and reward-length correlation of a reward model."""
+def keep_within(tok: Any, df: pl.DataFrame, max_length: int | None) -> pl.DataFrame:
+    """The pairs `RewardTrainer` would keep at `max_length` (both sequences fit whole)."""
+    if max_length is None:
+        return df
+    lengths = pair_lengths(tok, df).total
+    return df.filter(pl.Series([n <= max_length for n in lengths], dtype=pl.Boolean))
+
+
+def pair_metrics(
+    model: Any, tok: Any, df: pl.DataFrame, batch_size: int = 32, max_length: int | None = None
+) -> dict[str, Any]:
+    """Held-out accuracy, margin, ECE and reward-length correlation of a reward model.
+
+    With `max_length`, pairs longer than it are left out, as in training (the run reports how
+    many); scores are read on prompt + response + EOS tokenized as in training.
+    """
+    df = keep_within(tok, df, max_length)
     prompts = df["prompt"].to_list() if "prompt" in df.columns else [""] * df.height
     chosen = [p + c for p, c in zip(prompts, df["chosen"].to_list(), strict=True)]
     rejected = [p + r for p, r in zip(prompts, df["rejected"].to_list(), strict=True)]
@@ -91,14 +120,13 @@ def prepare(df: pl.DataFrame, method: str = "rm") -> tuple[pl.DataFrame, list[st
 
 
 def build_trainer(
-    train: pl.DataFrame, cols: list[str], model: str, cfg: RewardRunConfig, out: Path
+    train: pl.DataFrame, cols: list[str], model: str, cfg: RewardRunConfig, out: Path, tok: Any
 ) -> Any:
-    """The TRL RewardTrainer as tamis configures it."""
+    """The TRL RewardTrainer as tamis configures it (`train` already rendered to text)."""
     from transformers import PrinterCallback
     from trl import RewardConfig, RewardTrainer
 
-    net, tok = load_model(model, "reward", cfg, texts=texts_of(train))
-    train = render_conversational(train, tok)
+    net, tok = load_model(model, "reward", cfg, tokenizer=tok)
     args = RewardConfig(
         **cpu_args(cfg, out),
         center_rewards_coefficient=cfg.center_rewards_coefficient,
@@ -113,14 +141,37 @@ def build_trainer(
         peft_config=lora_config(cfg, "SEQ_CLS") if cfg.lora else None,
     )
     trainer.remove_callback(PrinterCallback)
-    used: Any = trainer.train_dataset
-    if len(used) == 0:
-        raise TamisError(
-            f"every training pair is longer than max_length={cfg.max_length} tokens",
-            field="max_length",
-            fix="raise max_length in the config, or shorten the texts upstream",
-        )
     return trainer
+
+
+def check_lengths(
+    tok: Any, train: pl.DataFrame, evald: pl.DataFrame, model: str, cfg: RewardRunConfig
+) -> tuple[RewardRunConfig, dict[str, Any]]:
+    """Choose max_length (when unset), count the pairs the trainer drops, warn, and fail when
+    none is left in a split."""
+    lengths = pair_lengths(tok, train)
+    cfg, info = resolve_max_length(cfg, lengths, model, tok, "pair")
+    eval_lengths = pair_lengths(tok, evald)
+    counts = count(lengths, info["max_length"], "drop")
+    eval_counts = count(eval_lengths, info["max_length"], "drop")
+    for split, c, lens in (
+        ("training", counts, lengths),
+        ("evaluation", eval_counts, eval_lengths),
+    ):
+        if c["used"] == 0:
+            raise TamisError(
+                f"every {split} pair is longer than max_length={cfg.max_length} tokens "
+                f"({info['max_length_source']})",
+                field="max_length",
+                fix=f"raise max_length in the config (the longest {split} pair has "
+                f"{max(lens.total)} tokens), or shorten the texts upstream",
+            )
+        warn_lengths("rm", "pairs", split, c, info, max(lens.total))
+    return cfg, {
+        **info,
+        **length_metrics("pairs", counts),
+        **length_metrics("eval_pairs", eval_counts),
+    }
 
 
 @offline_for("model")
@@ -139,24 +190,30 @@ def train_reward(
     df, cols = prepare(load_frame(data))
     evald = None if eval_data is None else prepare(load_frame(eval_data, what="eval data"))[0]
     train, evald = split_eval(df, evald, cfg.eval_fraction, cfg.seed, "rm")
+    tok = get_tokenizer(model, cfg, texts_of(train))
+    train, evald = render_conversational(train, tok), render_conversational(evald, tok)
+    cfg, lengths = check_lengths(tok, train, evald, model, cfg)
     run = prepare_run_dir(out)
-    trainer = build_trainer(train, cols, model, cfg, run)
+    trainer = build_trainer(train, cols, model, cfg, run, tok)
+    used = len(trainer.train_dataset)
+    if used != lengths["pairs_used"]:  # the trainer's own count wins (it should never differ)
+        lengths.update(pairs_used=used, pairs_dropped_too_long=train.height - used)
     if progress is not None:
         trainer.add_callback(progress_callback(progress))
     result = trainer.train()
     tok = trainer.processing_class
-    evald = render_conversational(evald, tok)
     history = [
         {k: h[k] for k in ("step", "loss", "accuracy", "margin") if k in h}
         for h in trainer.state.log_history
         if "loss" in h
     ]
     metrics = {
-        **pair_metrics(trainer.model, tok, evald, cfg.eval_batch_size),
+        **pair_metrics(trainer.model, tok, evald, cfg.eval_batch_size, cfg.max_length),
         "train_loss": result.training_loss,
         "n_train": train.height,
-        "n_train_used": len(trainer.train_dataset),
+        "n_train_used": used,
         "n_eval": evald.height,
+        **lengths,
         "train_seconds": result.metrics["train_runtime"],
         "history": history,
     }

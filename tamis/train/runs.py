@@ -35,11 +35,14 @@ class RunConfig:
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate."})
     num_train_epochs: float = field(default=3.0, metadata={"help": "Passes over the train split."})
     per_device_train_batch_size: int = field(default=16, metadata={"help": "Batch size."})
-    max_length: int = field(
-        default=256,
+    max_length: int | None = field(
+        default=None,
         metadata={
-            "help": "Longest prompt + response in tokens: SFT and DPO truncate; the reward "
-            "trainer drops longer pairs (the run fails if none is left)."
+            "help": "Longest prompt + response in tokens: SFT and DPO truncate longer examples "
+            "(and drop those left with no response token), the reward trainer drops longer "
+            "pairs; evaluation cuts the same way, and the metrics and a warning give the "
+            "counts. Default: the 95th percentile of the training split's lengths, capped by "
+            "the model's maximum positions (the metrics say which value was used and why)."
         },
     )
     eval_fraction: float = field(

@@ -15,10 +15,19 @@ from typing import Any
 
 import polars as pl
 
+from tamis.errors import TamisError
 from tamis.train.data import check_columns, drop_null_text, load_frame, split_eval, texts_of
 from tamis.train.data import to_dataset as _to_dataset
+from tamis.train.lengths import count, length_metrics, resolve_max_length, sft_lengths, warn_lengths
 from tamis.train.metrics import perplexity
-from tamis.train.models import cpu_args, load_model, lora_config, progress_callback, save_model
+from tamis.train.models import (
+    cpu_args,
+    get_tokenizer,
+    load_model,
+    lora_config,
+    progress_callback,
+    save_model,
+)
 from tamis.train.offline import offline_for
 from tamis.train.runs import RunConfig, prepare_run_dir, write_run
 
@@ -55,12 +64,13 @@ def build_trainer(
     model: str,
     cfg: SFTRunConfig,
     out: Path,
+    tok: Any,
 ) -> Any:
-    """The TRL SFTTrainer exactly as tamis configures it (the benchmark reuses this)."""
+    """The TRL SFTTrainer exactly as tamis configures it."""
     from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
-    net, tok = load_model(model, "causal", cfg, texts=texts_of(train))
+    net, tok = load_model(model, "causal", cfg, tokenizer=tok)
     messages = cols == ["messages"]
     args = SFTConfig(
         **cpu_args(cfg, out),
@@ -81,6 +91,41 @@ def build_trainer(
     return trainer
 
 
+def check_lengths(
+    tok: Any,
+    train: pl.DataFrame,
+    evald: pl.DataFrame,
+    cols: list[str],
+    model: str,
+    cfg: SFTRunConfig,
+) -> tuple[SFTRunConfig, dict[str, Any]]:
+    """Choose max_length (when unset), count the examples cut or dropped (no loss token left),
+    warn, and fail when none is left in a split."""
+    lengths = sft_lengths(tok, train, cols, cfg.completion_only_loss)
+    cfg, info = resolve_max_length(cfg, lengths, model, tok, "example")
+    eval_lengths = sft_lengths(tok, evald, cols, cfg.completion_only_loss)
+    counts = count(lengths, info["max_length"], "truncate")
+    eval_counts = count(eval_lengths, info["max_length"], "truncate")
+    for split, c, lens in (
+        ("training", counts, lengths),
+        ("evaluation", eval_counts, eval_lengths),
+    ):
+        if c["used"] == 0:
+            raise TamisError(
+                f"no {split} example keeps a completion token within max_length="
+                f"{cfg.max_length} tokens ({info['max_length_source']})",
+                field="max_length",
+                fix=f"raise max_length in the config (the longest {split} example has "
+                f"{max(lens.total)} tokens), or shorten the prompts upstream",
+            )
+        warn_lengths("sft", "examples", split, c, info, max(lens.total))
+    return cfg, {
+        **info,
+        **length_metrics("examples", counts),
+        **length_metrics("eval_examples", eval_counts),
+    }
+
+
 @offline_for("model")
 def train_sft(
     data: Any,
@@ -99,8 +144,17 @@ def train_sft(
     if eval_data is not None:
         evald, _ = prepare(load_frame(eval_data, what="eval data"), cfg)
     train, evald = split_eval(df, evald, cfg.eval_fraction, cfg.seed, "sft")
+    tok = get_tokenizer(model, cfg, texts_of(train))
+    cfg, lengths = check_lengths(tok, train, evald, cols, model, cfg)
     run = prepare_run_dir(out)
-    trainer = build_trainer(train, evald, cols, model, cfg, run)
+    trainer = build_trainer(train, evald, cols, model, cfg, run, tok)
+    # the trainer's own counts of what it kept win (they should never differ from ours)
+    for prefix, ds, frame in (
+        ("examples", trainer.train_dataset, train),
+        ("eval_examples", trainer.eval_dataset, evald),
+    ):
+        lengths[f"{prefix}_used"] = len(ds)
+        lengths[f"{prefix}_dropped_too_long"] = frame.height - len(ds)
     if progress is not None:
         trainer.add_callback(progress_callback(progress))
 
@@ -122,6 +176,7 @@ def train_sft(
         "eval_perplexity": perplexity(after),
         "n_train": train.height,
         "n_eval": evald.height,
+        **lengths,
         "train_tokens": int(n_tokens),
         "train_seconds": runtime,
         "tokens_per_second": n_tokens / runtime if runtime else None,

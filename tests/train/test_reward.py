@@ -48,5 +48,5 @@ def test_reward_lora_keeps_score_head(tone_train, tone_eval, tmp_path: Path) -> 
     # kept trainable and saved, not re-initialised on load
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "lora" / "model")
     tok = AutoTokenizer.from_pretrained(tmp_path / "lora" / "model")
-    again = pair_metrics(model, tok, tone_eval.head(16))
+    again = pair_metrics(model, tok, tone_eval.head(16), max_length=summary["max_length"])
     assert again["mean_margin"] == pytest.approx(summary["mean_margin"], abs=1e-4)
