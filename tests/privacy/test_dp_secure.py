@@ -226,6 +226,7 @@ MANIFEST_FIELDS: dict[tuple[str, ...], str] = {
     ("content_hash",): POST,  # a hash of the synthetic rows
     ("files", "*", "sha256"): POST,  # hashes and sizes of released files
     ("files", "*", "size"): POST,
+    ("files", "*", "mtime_ns"): PUBLIC,  # when the file was written (like created_at)
     ("report", "rows_in"): PUBLIC,
     ("report", "rows_out"): PARAM,
     ("report", "epsilon_spent"): LEDGER,
