@@ -82,10 +82,12 @@ class Encoder:
                 enc.numeric[col] = (med, scale)
                 enc.has_null[col] = s.null_count() > 0
             else:
+                # ties in frequency broken by value, never by row order
                 vc = (
                     s.cast(pl.Utf8)
                     .drop_nulls()
-                    .value_counts(sort=True, name="n")
+                    .value_counts(name="n")
+                    .sort(["n", col], descending=[True, False])
                     .head(max_categories)
                 )
                 enc.categorical[col] = [str(v) for v in vc[col].to_list()]
