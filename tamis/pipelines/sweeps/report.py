@@ -276,6 +276,20 @@ def summary_rows(result: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
+def _test_note(result: dict[str, Any]) -> str:
+    from tamis.pipelines.sweeps.table import balance_text
+
+    test = result.get("test")
+    if not test:
+        return ""
+    nulls = test.get("null_labels_dropped") or 0
+    dropped = f"; {nulls:,} rows with a null label dropped" if nulls else ""
+    return (
+        f'<p class="note">test set (every cell): {test["rows"]:,} rows, class balance '
+        f"{html.escape(balance_text(test))}{dropped}.</p>"
+    )
+
+
 def write_report(result: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """Write PNG plots and `report.html` into out_dir; returns their paths."""
     from tamis.pipelines.sweeps.table import fmt, version_rows
@@ -293,7 +307,7 @@ def write_report(result: dict[str, Any], out_dir: Path) -> dict[str, Any]:
             )
             + '<p class="note">rows and class balance of the training data each version gives '
             "the recipe (summed over seeds; rows with a null label are dropped and counted); "
-            "steps: the chain that made it, from the store's lineage.</p>",
+            "steps: the chain that made it, from the store's lineage.</p>" + _test_note(result),
         )
     )
     for w in result.get("warnings") or []:

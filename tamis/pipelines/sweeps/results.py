@@ -301,7 +301,8 @@ def assemble(
         for f, vals in figs.items():
             per_seed[v][f] = dict(vals)
     stats_key = _stats_key(plan, results, metrics, figures)
-    table = _previous_table(store, plan.sweep_id, stats_key)
+    prev = _previous(store, plan.sweep_id, stats_key)
+    table = prev.get("table")
     if table is None:  # not computed before for exactly these cells, settings and code
         cells, test_of_seed = _predictions(plan, results, store)
         resampled = resample_cells(
@@ -320,7 +321,7 @@ def assemble(
             seed=spec.seed,
             resampled=resampled,
         )
-    versions = {
+    versions = prev.get("versions") or {
         v: {"ids": {str(s): i for s, i in ids.items()}, **version_info(store, plan, v, results)}
         for v, ids in plan.data_ids.items()
     }
@@ -336,6 +337,7 @@ def assemble(
         "tradeoff": spec.tradeoff.model_dump() if spec.tradeoff else None,
         "has_curves": plan.recipe.has_curves,
         "versions": versions,
+        "test": test_info(results),
         "warnings": _warnings(versions),
         "n_boot": spec.n_boot,
         "boot_seed": spec.seed,
@@ -400,19 +402,35 @@ def _stats_key(
     )
 
 
-def _previous_table(store: Store, sweep_id: str, stats_key: str) -> list[dict[str, Any]] | None:
-    """The table of the last run of this sweep when nothing it depends on changed: a rerun
-    does not resample again (same cells, seed and code give the same numbers)."""
+def _previous(store: Store, sweep_id: str, stats_key: str) -> dict[str, Any]:
+    """The table and version facts of the last run of this sweep when nothing they depend on
+    changed: a rerun does not resample again (same cells, seed and code give the same numbers)
+    nor walk the lineage again. Empty otherwise."""
     path = sweep_dir(store, sweep_id) / "result.json"
     try:
         with open(path) as fh:
             prev = json.load(fh)
     except (OSError, ValueError):
-        return None
+        return {}
     if prev.get("stats_key") != stats_key or not isinstance(prev.get("table"), list):
-        return None
-    table: list[dict[str, Any]] = prev["table"]
-    return table
+        return {}
+    return {"table": prev["table"], "versions": prev.get("versions")}
+
+
+def test_info(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Rows and class balance of the fixed test set (as the first cell scored it)."""
+    for r in sorted(results, key=lambda r: (int(r["seed"]), r["version"])):
+        info = r.get("info") or {}
+        if "rows_test" in info:
+            counts = info.get("class_counts_test") or {}
+            total = sum(counts.values()) or 1
+            return {
+                "rows": info["rows_test"],
+                "class_balance": {k: v / total for k, v in counts.items()},
+                "positive": info.get("positive"),
+                "null_labels_dropped": (info.get("null_labels_dropped") or {}).get("test", 0),
+            }
+    return None
 
 
 def _predictions(

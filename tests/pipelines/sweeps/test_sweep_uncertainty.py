@@ -316,6 +316,8 @@ def test_versions_show_rows_balance_steps_and_null_labels(iris_run: dict[str, An
         "test": 2 * test["label"].null_count(),
     }
     assert nulls["train"] + nulls["test"] == 2 * 6
+    assert result["test"]["rows"] == test.height - test["label"].null_count()
+    assert result["test"]["null_labels_dropped"] == test["label"].null_count()
     assert any("null label" in w for w in result["warnings"])
     # average precision beside F1, equal to scikit-learn's (macro one-vs-rest for 3 classes)
     metrics = [r["metric"] for r in result["table"] if r["version"] == "full"]
