@@ -170,8 +170,14 @@ def check_threshold_names(policy: Policy, columns: list[str], file: str) -> None
                 fix=f"use `bound: point`; figures with a CI: {', '.join(with_ci)}",
             )
         close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
-        general = [n for n in valid if not n.startswith(("validity.", "anonymeter.inference"))]
+        general = [
+            n
+            for n in valid
+            if not n.startswith(("validity.", "anonymeter.inference"))
+            and not n.endswith(("_ci_low", "_ci_high"))
+        ]
         general += [
+            "(dcr.closer_to_train_share and mia.* also as <name>_ci_low, <name>_ci_high)",
             "validity.max_*",
             "validity.<column>.{out_of_range_share,new_category_share,null_rate_change}",
             "anonymeter.inference_risk.<column>",
