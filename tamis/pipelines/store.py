@@ -280,7 +280,7 @@ class Store:
         if not vdir.is_dir():
             return ["the version directory is missing"]
         try:
-            manifest = self.manifest_by_id(version_id)
+            manifest = self._load_manifest(version_id)
         except FileNotFoundError:
             return ["manifest.json is missing"]
         except (OSError, ValueError) as exc:
@@ -489,9 +489,26 @@ class Store:
             "disk) and build again: finished steps are cached",
         )
 
-    def manifest_by_id(self, version_id: str) -> dict[str, Any]:
+    def _load_manifest(self, version_id: str) -> dict[str, Any]:
         with open(self.version_dir(version_id) / "manifest.json") as fh:
             manifest: dict[str, Any] = json.load(fh)
+        return manifest
+
+    def manifest_by_id(self, version_id: str) -> dict[str, Any]:
+        """A version's manifest; a missing, unreadable or foreign one is a clear StoreError."""
+        try:
+            manifest = self._load_manifest(version_id)
+        except FileNotFoundError:
+            if self.version_dir(version_id).is_dir():
+                raise self._damaged(version_id, "manifest.json is missing") from None
+            raise StoreError(
+                f"no version {version_id[:12]} in {self.root}",
+                fix="see `tamis versions`; `tamis verify` checks the catalog against the store",
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise self._damaged(version_id, f"manifest.json cannot be read ({exc})") from None
+        if not isinstance(manifest, dict) or manifest.get("id") != version_id:
+            raise self._damaged(version_id, "manifest.json belongs to another version")
         return manifest
 
     def set_ref(self, ref: str, version_id: str) -> None:
@@ -513,7 +530,7 @@ class Store:
             if not is_version_id(entry.name):
                 continue
             try:
-                manifest = self.manifest_by_id(entry.name)
+                manifest = self._load_manifest(entry.name)
             except (OSError, ValueError):
                 continue
             if isinstance(manifest, dict) and manifest.get("id") == entry.name:

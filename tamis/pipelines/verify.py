@@ -77,7 +77,7 @@ def verify_store(
         for p in found:
             problems.append(_problem("damaged", p, version=vid))
         try:
-            manifest = store.manifest_by_id(vid)
+            manifest = store._load_manifest(vid)
         except (OSError, ValueError):
             continue
         if isinstance(manifest, dict):

@@ -196,3 +196,14 @@ def test_refs_are_not_trimmed(built: Store) -> None:
             built.set_ref(bad, vid)
     with pytest.raises(StoreError):
         built.set_ref("p/x", "../" + vid)
+
+
+def test_a_garbage_manifest_is_a_clear_error(built: Store) -> None:
+    vid = built.resolve("p/parts.test")
+    (built.version_dir(vid) / "manifest.json").write_text("[1, 2")
+    out = cli("show", "p/parts.test", "--store", str(built.root), code=1)
+    assert "is damaged: manifest.json cannot be read" in out
+    with pytest.raises(StoreError, match="is damaged"):
+        built.read(vid)
+    res = cli("verify", "--store", str(built.root), "--json", code=1)
+    assert [p["version"] for p in res["problems"]] == [vid]
