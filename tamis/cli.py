@@ -226,7 +226,11 @@ def versions(
         for r in rows:
             t.add_row(
                 r["id"][:12],
-                escape(", ".join(r["refs"])),
+                escape(
+                    ", ".join(
+                        f"{x} (stale)" if x in r.get("stale_refs", ()) else x for x in r["refs"]
+                    )
+                ),
                 escape(str(r["step_type"])),
                 f"{r['rows']:,}",
                 str(r["columns"]),

@@ -683,9 +683,32 @@ class Store:
             params.append(pipeline)
         sql += "GROUP BY ALL ORDER BY v.created_at"
         rows = self.catalog.query(sql, params)
+        stale = self.stale_refs()
         for row in rows:
             row["refs"] = list(row["refs"] or [])
+            row["stale_refs"] = [r for r in row["refs"] if r in stale]
         return rows
+
+    def stale_refs(self) -> dict[str, str]:
+        """Refs whose version was built from an input that its ref no longer points to (a
+        build that failed or was cut short after updating upstream refs): {ref: why}."""
+        rows = self.catalog.query(
+            """
+            SELECT DISTINCT r.ref, e.role, pv.name AS input_ref
+            FROM refs r
+            JOIN edges e ON e.child = r.version_id
+            JOIN versions pv ON pv.id = e.parent
+            JOIN refs pr ON pr.ref = pv.name
+            WHERE pr.version_id <> e.parent
+            ORDER BY r.ref, e.role
+            """
+        )
+        stale: dict[str, str] = {}
+        for row in rows:
+            stale.setdefault(
+                row["ref"], f"built from an older {row['input_ref']} (its {row['role']} input)"
+            )
+        return stale
 
     def lineage(self, ref: str) -> dict[str, Any]:
         """All ancestors of a version, as nodes and edges, from a recursive catalog query."""
