@@ -243,12 +243,24 @@ class Catalog:
                 if needs_write:
                     self._ingest(con)
                 yield con
+            except duckdb.Error as exc:
+                if "No space left on device" in str(exc) or "os error 28" in str(exc):
+                    raise self._no_space(exc) from None
+                raise
             finally:
                 con.close()
         finally:
             if fd is not None:
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
+
+    def _no_space(self, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"out of disk space writing the catalog ({str(exc)[:200]}); the versions are intact",
+            file=str(self.path),
+            fix=f"free space on the disk of {self.path.parent.resolve()} and run the command "
+            "again (`tamis verify` checks the store)",
+        )
 
     def _replace_broken(self, exc: Exception) -> duckdb.DuckDBPyConnection:
         """Under the exclusive lock: open the catalog, or set an unreadable file aside."""
@@ -352,6 +364,10 @@ class Catalog:
         try:
             os.write(fd, line.encode())
             os.fsync(fd)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise self._no_space(exc) from None
+            raise
         finally:
             os.close(fd)
 

@@ -146,3 +146,25 @@ def test_a_really_full_disk(tmp_path: Path) -> None:
         assert store.read("d" * 64)["a"].to_list() == [1, 2]  # the store is intact
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+@pytest.mark.parametrize("size", ["700k", "1500k", "2500k"])
+def test_a_build_on_a_full_disk_never_prints_a_traceback(
+    pipeline_dir: Path, tmp_path: Path, size: str
+) -> None:
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        res = _tamis("build", str(pipeline_dir / "pipeline.yaml"), "--store", str(mnt / "st"))
+        assert "Traceback" not in res.stderr
+        assert res.returncode == 1 and "out of disk space" in res.stderr, res.stderr[-3000:]
+        assert str(mnt / "st") in res.stderr
+        # whatever was written is intact: verify finds at most versions waiting to be indexed
+        res = _tamis("verify", "--store", str(mnt / "st"), "--json")
+        problems = json.loads(res.stdout)["problems"]
+        assert {p["kind"] for p in problems} <= {"not indexed"}
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
