@@ -216,3 +216,27 @@ def test_file_inputs_are_recorded_by_hash(tmp_path: Path, adult_tr: pl.DataFrame
     )
     assert r.exit_code == 0 and "audit_record" not in json.loads(r.stdout)
     assert not (tmp_path / "none").exists()
+
+
+def test_privacy_audit_step_refuses_a_policy_typo(tmp_path: Path, adult_tr: pl.DataFrame) -> None:
+    from tamis.errors import SpecError
+
+    _store_inputs(tmp_path, adult_tr)
+    _policy(tmp_path / "p.yaml", {"k_anonymity.kk": {"min": 2}})
+    spec = {
+        "name": "gate",
+        "sources": {n: {"path": f"{n}.parquet"} for n in ("real", "indep", "hold")},
+        "steps": {
+            "audit": {
+                "use": "privacy_audit",
+                "real": "real",
+                "synthetic": "indep",
+                "holdout": "hold",
+                "params": {"policy": "p.yaml", "on_failure": "warn"},
+            }
+        },
+    }
+    # before: the typo was a failed check, and `on_failure: warn` let the build pass
+    with pytest.raises(SpecError, match="k_anonymity.kk") as e:
+        build(parse_pipeline(spec, base_dir=str(tmp_path)), Store(tmp_path / "st2"))
+    assert "k_anonymity.k" in (e.value.fix or "") and e.value.exit_code == 1
