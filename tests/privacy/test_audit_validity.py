@@ -116,3 +116,35 @@ def test_public_metadata_from_a_dp_manifest() -> None:
         "sex": {"categories": ["F", "M"]},
     }
     assert public_metadata(None) == {} and public_metadata({"step": {"params": {}}}) == {}
+
+
+def test_odd_synthetic_types_are_read_not_crashed_on() -> None:
+    import datetime as dt
+
+    from tamis.privacy.audit.validity import validity
+
+    n = 60
+    real = pl.DataFrame(
+        {
+            "a": list(range(n)),
+            "d": [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(n)],
+            "b": [i % 2 == 0 for i in range(n)],
+        }
+    )
+    syn = pl.DataFrame(
+        {
+            # numbers as a categorical with text that is no number; dates as text; 0/1 booleans
+            "a": pl.Series([str(i) for i in range(n - 2)] + ["999", "zz"]).cast(pl.Categorical),
+            "d": ["2020-01-05"] * (n - 2) + ["2031-01-01", "not a date"],
+            "b": [1] * (n - 1) + [2],
+        }
+    )
+    cols = validity(real, syn)["columns"]
+    assert cols["a"]["out_of_range_share"] == pytest.approx(2 / n)
+    assert cols["a"]["n_not_a_number"] == 1
+    assert cols["d"]["out_of_range_share"] == pytest.approx(2 / n)
+    assert cols["b"]["new_categories"] == ["2"] and cols["b"]["n_new"] == 1
+    # the whole audit takes such a frame too
+    cfg = AuditConfig(**FAST, pii_scan=False)
+    rep = run_audit(real, syn, real, cfg).report
+    assert rep["validity"]["max_out_of_range_share"] == pytest.approx(2 / n)

@@ -40,7 +40,12 @@ def align(real: pl.DataFrame, other: pl.DataFrame, name: str) -> pl.DataFrame:
     for col, dtype in real.schema.items():
         if out.schema[col] != dtype:
             if _is_numeric(dtype):
-                casts.append(pl.col(col).cast(pl.Float64, strict=False))
+                src = out.schema[col]
+                e = pl.col(col)
+                if isinstance(src, (pl.Categorical, pl.Enum)) or src == pl.Utf8:
+                    # Polars cannot cast a categorical to a number: through its text
+                    e = e.cast(pl.Utf8).str.strip_chars()
+                casts.append(e.cast(pl.Float64, strict=False))
             else:
                 casts.append(pl.col(col).cast(pl.Utf8, strict=False))
     return out.with_columns(casts) if casts else out

@@ -39,10 +39,24 @@ def _missing(s: pl.Series) -> pl.Series:
     return s.is_null()
 
 
-def _as_number(s: pl.Series) -> pl.Series:
-    if s.dtype.is_temporal():
-        return s.to_physical().cast(pl.Float64)
-    return s.cast(pl.Float64, strict=False)
+def _as_number(s: pl.Series, like: pl.DataType) -> pl.Series:
+    """`s` as Float64 on the scale of a column of type `like` (dates: the real column's
+    physical unit); values that are not numbers (or dates) become null."""
+    if isinstance(s.dtype, (pl.Categorical, pl.Enum)) or s.dtype == pl.Object:
+        s = s.cast(pl.Utf8)
+    if s.dtype == pl.Utf8:
+        s = s.str.strip_chars()
+    try:
+        if like.is_temporal():
+            if s.dtype == pl.Utf8 and like == pl.Date:
+                s = s.str.to_date(strict=False)
+            elif s.dtype == pl.Utf8 and isinstance(like, pl.Datetime):
+                s = s.str.to_datetime(strict=False)
+            return s.cast(like, strict=False).to_physical().cast(pl.Float64)
+        return s.cast(pl.Float64, strict=False)
+    except pl.exceptions.PolarsError:
+        # a type Polars cannot cast at all: each value through its text
+        return s.cast(pl.Utf8).cast(pl.Float64, strict=False)
 
 
 def _usable(low: float, high: float) -> bool:
@@ -102,13 +116,13 @@ def validity(
         entry: dict[str, Any] = {}
         if _is_range(r.dtype) and "categories" not in meta:
             present = s.filter(~_missing(s))
-            x = _as_number(present)
+            x = _as_number(present, r.dtype)
             not_number = int(x.is_null().sum()) + int(x.is_nan().fill_null(False).sum())
             if meta.get("bounds") is not None:
                 low, high = (float(v) for v in meta["bounds"])
                 source = "public"
             else:
-                rv = _as_number(r.filter(~_missing(r)))
+                rv = _as_number(r.filter(~_missing(r)), r.dtype)
                 low = float(rv.min()) if rv.len() else float("nan")  # type: ignore[arg-type]
                 high = float(rv.max()) if rv.len() else float("nan")  # type: ignore[arg-type]
                 source = "real"
@@ -132,7 +146,17 @@ def validity(
             else:
                 domain = set(r.drop_nulls().cast(pl.Utf8).to_list())
                 source = "real"
-            text = s.filter(~_missing(s)).cast(pl.Utf8)
+            present = s.filter(~_missing(s))
+            if r.dtype == pl.Boolean and present.dtype.is_numeric():
+                # 1/0 are true/false; any other number is not in the domain
+                as_bool = {1.0: "true", 0.0: "false"}
+                text = pl.Series(
+                    col,
+                    [as_bool.get(float(v), str(v)) for v in present.to_list()],
+                    dtype=pl.Utf8,
+                )
+            else:
+                text = present.cast(pl.Utf8)
             n = text.len()
             new = text.filter(~text.is_in(list(domain)))
             counts = (
