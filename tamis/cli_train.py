@@ -69,9 +69,12 @@ def _resolve(ref: str, store: Path, what: str) -> tuple[Any, dict[str, Any]]:
 
     path = Path(ref)
     if path.exists():
-        from tamis.pipelines.hashing import hash_file
+        from tamis.pipelines.hashing import hash_file, hash_files
 
-        digest = hash_file(path) if path.is_file() else None
+        if path.is_file():
+            digest = hash_file(path)
+        else:  # a folder (Parquet files or an hf export): names and contents of its files
+            digest = hash_files([p for p in path.rglob("*") if p.is_file()])
         return load_frame(path, what=what), {"path": str(path.resolve()), "sha256": digest}
     if path.suffix in (".parquet", ".csv", ".jsonl", ".json", ".ndjson"):
         raise missing_file(what, ref)

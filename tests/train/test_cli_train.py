@@ -92,6 +92,8 @@ def test_data_from_an_hf_export_folder(tmp_path: Path) -> None:
         "--config", str(tmp_path / "rm.yaml"), "--store", st, "--json",
     )  # fmt: skip
     assert rm["n_train"] + rm["n_eval"] == 24 and rm["n_eval"] == 6
+    data = json.loads((tmp_path / "rm" / "data.json").read_text())
+    assert data["data"]["path"] == str(hf.resolve()) and len(data["data"]["sha256"]) == 64
     # a folder that is neither Parquet files nor a saved dataset: a clear error, no traceback
     (tmp_path / "empty").mkdir()
     err = run(
