@@ -15,7 +15,7 @@ from typing import Any
 
 from tamis.errors import TamisError
 from tamis.pipelines.store import Store, now, write_json_atomic
-from tamis.pipelines.sweeps.cell import cell_dir, load_cell, warm_up
+from tamis.pipelines.sweeps.cell import cell_dir, limit_threads, load_cell, warm_up
 from tamis.pipelines.sweeps.engine import Plan, plan_sweep
 from tamis.pipelines.sweeps.scheduler import make_pool, run_cells
 from tamis.pipelines.sweeps.spec import SweepSpec, load_sweep
@@ -305,14 +305,16 @@ def assemble(
     table = prev.get("table")
     if table is None:  # not computed before for exactly these cells, settings and code
         cells, test_of_seed = _predictions(plan, results, store)
-        resampled = resample_cells(
-            cells,
-            test_of_seed,
-            metrics,
-            baseline=spec.baseline,
-            n_boot=spec.n_boot,
-            seed=spec.seed,
-        )
+        # one thread: BLAS threads spinning on a busy machine made the small products 15x slower
+        with limit_threads(1):
+            resampled = resample_cells(
+                cells,
+                test_of_seed,
+                metrics,
+                baseline=spec.baseline,
+                n_boot=spec.n_boot,
+                seed=spec.seed,
+            )
         table = summary_table(
             per_seed,
             metrics=[*metrics, *figures],
