@@ -41,3 +41,20 @@ def test_explicit_user_setting_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     with offline_if_local("tiny"):
         assert os.environ["HF_HUB_OFFLINE"] == "0"
         assert "TRANSFORMERS_OFFLINE" not in os.environ
+
+
+def test_telemetry_off_even_when_the_hub_was_imported_first() -> None:
+    import subprocess
+    import sys
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HF_HUB_DISABLE_TELEMETRY", "DO_NOT_TRACK", "DISABLE_TELEMETRY")
+    }
+    code = (
+        "import huggingface_hub.constants as c; before = c.HF_HUB_DISABLE_TELEMETRY; "
+        "import tamis; print(before, c.HF_HUB_DISABLE_TELEMETRY)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "True"], out.stderr
