@@ -19,6 +19,7 @@ CSV and TSV cells (and column names) that a spreadsheet would run as a formula (
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import shutil
@@ -156,6 +157,21 @@ def _escape_formulas(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     return (df.rename(renames) if renames else df), count
 
 
+def _rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename that fails if `dst` exists, even empty (Linux renameat2 RENAME_NOREPLACE)."""
+    fn = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if fn is not None:
+        at_fdcwd, rename_noreplace = -100, 1
+        if fn(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), rename_noreplace) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL):
+            raise OSError(code, os.strerror(code), str(dst))
+    if os.path.lexists(dst):  # no renameat2 here: check, then rename
+        raise FileExistsError(errno.EEXIST, "exists", str(dst))
+    os.rename(src, dst)
+
+
 def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
     if fmt == "parquet":
         df.write_parquet(path)
@@ -205,9 +221,7 @@ def export_version(
     try:
         _write(df, tmp, fmt)
         if fmt == "hf":
-            if os.path.lexists(target):  # appeared meanwhile: never replace a directory
-                raise FileExistsError(errno.EEXIST, "exists", str(target))
-            os.rename(tmp, target)
+            _rename_noreplace(tmp, target)  # never replaces a directory that appeared meanwhile
         elif existed:
             os.replace(tmp, target)  # --overwrite: atomic, the old file or the new, never half
         else:

@@ -230,3 +230,23 @@ def test_human_output_says_how_many_cells_were_escaped(tmp_path: Path) -> None:
     out = cli("export", "t/x", "--to", str(tmp_path / "o.csv"), "--store", str(store.root))
     assert "14 cells" in out and "wrote 12 rows" in out
     assert os.path.exists(tmp_path / "o.csv")
+
+
+def test_a_directory_that_appears_during_an_hf_export_is_left_alone(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    from tamis.pipelines import export as export_mod
+
+    store, _ = _store(tmp_path)
+    target = tmp_path / "hf_out"
+    real = export_mod._write
+
+    def racing(df: pl.DataFrame, path: Path, fmt: str) -> None:
+        real(df, path, fmt)
+        target.mkdir()  # someone else creates it (empty) meanwhile
+
+    monkeypatch.setattr(export_mod, "_write", racing)
+    out = cli("export", "t/x", "--to", str(target), "--store", str(store.root), code=1)
+    assert "appeared" in out
+    assert target.is_dir() and not any(target.iterdir())  # not replaced by the export
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf_out", "store"]  # no temp left
