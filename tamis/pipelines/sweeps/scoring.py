@@ -116,11 +116,18 @@ class CellPredictions:
             "y": self.y.astype(str),
             "pred": self.pred.astype(str),
         }
-        for j, c in enumerate(self.classes):
-            cols[f"p:{c}"] = self.proba[:, j]
+        # binary figures read only the positive class's score: the other columns are not kept
+        kept = self.stored_classes()
+        for c in kept:
+            cols[f"p:{c}"] = self.proba[:, self.classes.index(c)]
         directory.mkdir(parents=True, exist_ok=True)
         pl.DataFrame(cols).write_parquet(directory / PREDICTIONS, compression="zstd")
-        return self.meta()
+        return {**self.meta(), "classes": kept}
+
+    def stored_classes(self) -> list[str]:
+        if self.mode == "binary" and self.positive in self.classes:
+            return [str(self.positive)]
+        return list(self.classes)
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> CellPredictions:

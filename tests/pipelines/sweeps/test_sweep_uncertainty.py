@@ -43,7 +43,7 @@ def _cell(
     return out, out.predictions
 
 
-def test_recipe_predictions_reproduce_its_metrics_and_sklearn(cancer: Any) -> None:
+def test_recipe_predictions_reproduce_its_metrics_and_sklearn(cancer: Any, tmp_path: Path) -> None:
     train, test = cancer
     out, pred = _cell(train, test, C=0.5)
     pos = pred.positive
@@ -58,6 +58,12 @@ def test_recipe_predictions_reproduce_its_metrics_and_sklearn(cancer: Any) -> No
         average_precision_score(y, score), abs=1e-12
     )
     assert len(pred.y) == test.height and list(pred.keys) == sorted(pred.keys)
+    # stored beside the cell result and read back: the same figures, a small file
+    meta = pred.save(tmp_path)
+    back = CellPredictions.load(tmp_path, meta)
+    assert point_metrics(back) == point_metrics(pred)
+    assert meta["classes"] == [pos]  # binary: only the positive class's score is kept
+    assert (tmp_path / "predictions.parquet").stat().st_size < 20_000
 
 
 def test_bootstrap_ci_matches_an_independent_sklearn_bootstrap(cancer: Any) -> None:
