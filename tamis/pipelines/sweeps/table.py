@@ -117,7 +117,7 @@ def render_sweep_table(result: dict[str, Any], digits: int = 3) -> Any:
             for m in methods
         ),
     )
-    table.add_column("version", justify="left", min_width=12, max_width=36)
+    table.add_column("version", justify="left", min_width=12, max_width=36, overflow="fold")
     table.add_column("metric", justify="left", min_width=17, no_wrap=True)
     for col in ("mean", "95% CI", "delta", "delta 95% CI", "p"):
         table.add_column(col, justify="right", no_wrap=col != "delta 95% CI")
