@@ -93,6 +93,23 @@ def is_no_space(exc: BaseException) -> bool:
     return "No space left on device" in text or "os error 28" in text
 
 
+def _writer_gone(name: str) -> bool:
+    """True if `name` is a version being written (`<id>.<pid>.<nonce>`) whose process is gone."""
+    parts = name.split(".")
+    if len(parts) != 3 or not is_version_id(parts[0]) or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
+
+
 def _stat_key(path: Path) -> tuple[int, int, int, int]:
     st = path.stat()
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
@@ -559,15 +576,19 @@ class Store:
         self.reindex()
 
     def clean_tmp(self, older_than_s: float = 6 * 3600.0) -> int:
-        """Remove litter that crashed writers left in tmp/ (only old entries: others may be
-        live); returns how many entries were removed. Only ever touches the store's tmp/."""
+        """Remove litter that crashed writers left in tmp/; returns how many entries went.
+
+        A version being written is `tmp/<id>.<pid>.<nonce>`: removed at once when that process
+        is gone (this host's pids), else only when older than `older_than_s` (it may be live).
+        Only ever touches the store's own tmp/.
+        """
         if not self.tmp_dir.exists():
             return 0
         cutoff = datetime.now().timestamp() - older_than_s
         removed = 0
         for entry in self.tmp_dir.iterdir():
             try:
-                if entry.lstat().st_mtime >= cutoff:
+                if entry.lstat().st_mtime >= cutoff and not _writer_gone(entry.name):
                     continue
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry)

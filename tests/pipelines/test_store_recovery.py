@@ -155,10 +155,18 @@ def test_the_next_write_reindexes_and_cleans_tmp(tmp_path: Path) -> None:
     fresh.mkdir()
     day_ago = time.time() - 86400
     os.utime(old, (day_ago, day_ago))
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], text=True, capture_output=True
+    ).stdout.strip()
+    dead = store.tmp_dir / f"{'1' * 64}.{gone}.cafe0001"  # a writer that was killed just now
+    dead.mkdir()
+    live = store.tmp_dir / f"{'2' * 64}.1.cafe0002"  # pid 1 is alive: may be writing
+    live.mkdir()
     store = Store(store.root)  # the next process
     _write(store, 2)
     assert {v["id"] for v in store.list_versions()} == {lost, f"{2:064x}"}
-    assert not old.exists() and fresh.exists()  # only old litter; a live writer's dir stays
+    assert not old.exists() and not dead.exists()
+    assert fresh.exists() and live.exists()  # what may be live stays
 
 
 def test_an_invalid_manifest_is_set_aside_and_rebuilt(pipeline_dir: Path, tmp_path: Path) -> None:
