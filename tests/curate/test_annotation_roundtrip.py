@@ -1,0 +1,417 @@
+"""`tamis annotate export` / `import` round trips on the real SMS Spam file (issue 18).
+
+The Label Studio side is checked against fixtures written from its documented JSON formats (its
+SDK does not install beside the stack: it pins numpy < 2.3); the Argilla side goes through the
+`argilla` client's own `Settings.from_json`, `Record.from_dict` and `Record.to_dict` when it is
+installed (dev extra), with the client's connection check stubbed (no server, no network).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from tamis.cli import app
+from tamis.errors import TamisError
+from tamis.pipelines.annotate import export_annotations, import_annotations
+from tamis.pipelines.hashing import hash_json
+from tamis.pipelines.store import Store
+
+
+def put(store: Store, frame: pl.DataFrame, name: str) -> str:
+    vid = hash_json({"name": name, "rows": frame.write_json()})
+    store.write_version(
+        version_id=vid,
+        name=name,
+        frame=frame,
+        parents=[],
+        step={"name": name, "type": "source"},
+        seed=None,
+    )
+    store.set_ref(name, vid)
+    return vid
+
+
+@pytest.fixture
+def sms_store(store: Store, sms: pl.DataFrame) -> Store:
+    df = sms.rename({"SMS": "text", "Label": "label"}).with_row_index("id")
+    put(store, df[:100], "t/items")
+    put(store, df[1000:1200], "t/gold")
+    return store
+
+
+def _truth(store: Store, export_id: str) -> dict[str, dict[str, Any]]:
+    """task id -> record row, read back from the store (what was sent)."""
+    return {r["task_id"]: r for r in store.read(export_id).to_dicts()}
+
+
+def test_label_studio_export_hides_gold_and_records_it(sms_store: Store, tmp_path: Path) -> None:
+    to = tmp_path / "ls"
+    res = export_annotations(
+        sms_store,
+        "t/items",
+        tool="label-studio",
+        task="classification",
+        to=to,
+        gold="t/gold",
+        gold_share=0.1,
+        overlap=3,
+        id_col="id",
+    )
+    want_gold = math.ceil(0.1 * 100 / 0.9)
+    assert res["gold_items"] == want_gold and res["tasks"] == 100 + want_gold
+    tasks = json.loads((to / "tasks.json").read_text())
+    assert len(tasks) == 100 + want_gold
+    # the task data holds only the shown text and an opaque id: nothing tells gold apart
+    assert {frozenset(t["data"]) for t in tasks} == {frozenset({"tamis_task", "text"})}
+    assert all("predictions" not in t for t in tasks)
+    record = sms_store.read(res["id"])
+    assert record.filter(pl.col("is_gold")).height == want_gold
+    gold_items = set(record.filter(pl.col("is_gold"))["item"].to_list())
+    assert gold_items.isdisjoint({str(i) for i in range(100)})  # drawn from the gold version
+    # the gold labels recorded are the gold version's labels for those items
+    gold_df = sms_store.read("t/gold").to_pandas().set_index("id")
+    for r in record.filter(pl.col("is_gold")).iter_rows(named=True):
+        assert r["gold_label"] == gold_df.loc[int(r["item"]), "label"]
+    # gold is spread through the file, not appended at the end
+    positions = [
+        i
+        for i, t in enumerate(tasks)
+        if t["data"]["tamis_task"] in set(record.filter(pl.col("is_gold"))["task_id"].to_list())
+    ]
+    assert min(positions) < len(tasks) // 2
+    cfg = ET.fromstring((to / "label_config.xml").read_text())
+    assert [c.get("value") for c in cfg.iter("Choice")] == ["ham", "spam"]
+    choices = next(cfg.iter("Choices"))
+    assert choices.get("toName") == next(cfg.iter("Text")).get("name")
+    project = json.loads((to / "project.json").read_text())
+    assert project["maximum_annotations"] == 3 and project["label_config"].startswith("<View>")
+    manifest = sms_store.manifest(res["id"])
+    assert manifest["step"]["type"] == "annotate_export" and manifest["report"]["sent_at"]
+
+
+def test_export_never_overwrites(sms_store: Store, tmp_path: Path) -> None:
+    to = tmp_path / "ls"
+    to.mkdir()
+    (to / "mine.txt").write_text("keep")
+    with pytest.raises(TamisError, match="already exists"):
+        export_annotations(sms_store, "t/items", tool="label-studio", task="classification", to=to)
+    assert sorted(p.name for p in to.iterdir()) == ["mine.txt"]
+    assert sms_store.list_versions("annotate") == []  # nothing recorded for a refused export
+    export_annotations(
+        sms_store, "t/items", tool="label-studio", task="classification", to=to, overwrite=True
+    )
+    assert (to / "mine.txt").read_text() == "keep" and (to / "tasks.json").exists()
+
+
+def _ls_annotation(who: Any, choice: str | None, when: str, **extra: Any) -> dict[str, Any]:
+    result = (
+        []
+        if choice is None
+        else [
+            {
+                "from_name": "label",
+                "to_name": "f_text",
+                "type": "choices",
+                "value": {"choices": [choice]},
+            }
+        ]
+    )
+    return {
+        "id": 1,
+        "completed_by": who,
+        "result": result,
+        "was_cancelled": False,
+        "ground_truth": False,
+        "created_at": when,
+        "updated_at": when,
+        "lead_time": 3.2,
+        **extra,
+    }
+
+
+def test_label_studio_import_counts_every_reason(sms_store: Store, tmp_path: Path) -> None:
+    res = export_annotations(
+        sms_store,
+        "t/items",
+        tool="label-studio",
+        task="classification",
+        to=tmp_path / "ls",
+        gold="t/gold",
+        gold_share=0.1,
+        overlap=3,
+        id_col="id",
+    )
+    sent = json.loads((tmp_path / "ls" / "tasks.json").read_text())
+    truth = _truth(sms_store, res["id"])
+    flip = {"ham": "spam", "spam": "ham"}
+    exported: list[dict[str, Any]] = []
+    expected: list[tuple[str, str, str]] = []
+    for n, task in enumerate(sent):
+        tid = task["data"]["tamis_task"]
+        if n == 0:
+            continue  # missing from the tool's export
+        true = truth[tid]["label"] or truth[tid]["gold_label"]
+        anns = []
+        for who in (1, 2, 3):
+            label = flip[true] if (who == 3 and n % 4 == 0) else true
+            anns.append(_ls_annotation(who, label, f"2026-11-0{who}T10:00:00.000000Z"))
+            expected.append((tid, str(who), label))
+        if n == 1:  # annotator 3 skipped it
+            anns[2]["was_cancelled"] = True
+            anns[2]["result"] = []
+            expected.pop()
+        if n == 2:  # an empty submission
+            anns[1]["result"] = []
+            expected.pop(-2)
+        if n == 3:  # a label outside the config
+            anns[0]["result"][0]["value"]["choices"] = ["maybe"]
+            expected.pop(-3)
+        if n == 4:
+            anns = []  # nobody labelled it
+            del expected[-3:]
+        if n == 5:  # completed_by as an object (older exports)
+            anns[0]["completed_by"] = {"id": 1, "email": "ann@example.org"}
+            expected[-3] = (tid, "ann@example.org", expected[-3][2])
+        exported.append(
+            {
+                "id": n + 1,
+                "data": task["data"],
+                "annotations": anns,
+                "predictions": [],
+                "project": 7,
+            }
+        )
+    exported.append(
+        {
+            "id": 999,
+            "data": {"tamis_task": "tnot-ours", "text": "x"},
+            "annotations": [_ls_annotation(1, "ham", "2026-11-01T10:00:00Z")],
+        }
+    )
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(exported))
+    out = import_annotations(sms_store, path, tool="label-studio", export=res["id"][:10])
+    assert out["not_imported"] == {
+        "unknown_items": 1,
+        "duplicate_tasks": 0,
+        "missing_items": 1,
+        "unannotated_items": 1,
+        "skipped": 1,
+        "draft": 0,
+        "malformed_results": 1,
+        "unknown_labels": 1,
+    }
+    rows = sms_store.read(out["id"])
+    got = sorted(zip(rows["task_id"], rows["annotator"], rows["label"], strict=True))
+    assert got == sorted(expected)
+    assert rows.height == out["annotations"] == len(expected)
+    # gold flags and original columns come from the export record
+    merged = rows.to_pandas().merge(
+        pd.DataFrame(list(truth.values()))[["task_id", "is_gold", "text"]], on="task_id"
+    )
+    assert (merged["is_gold_x"] == merged["is_gold_y"]).all()
+    assert (merged["text_x"] == merged["text_y"]).all()
+    assert rows.schema["time"] == pl.Datetime("us", "UTC")
+    assert rows.filter(pl.col("annotator") == "2")["time"].dt.day().unique().to_list() == [2]
+    dropped = sms_store.table(out["id"], "dropped")
+    assert dropped.height == sum(out["not_imported"].values())
+    assert "orig_label" in rows.columns  # the item's own label kept, renamed beside the vote
+
+
+def test_import_checks_the_export(sms_store: Store, tmp_path: Path) -> None:
+    res = export_annotations(
+        sms_store, "t/items", tool="label-studio", task="classification", to=tmp_path / "ls"
+    )
+    bad = tmp_path / "min.json"
+    bad.write_text(json.dumps([{"tamis_task": "x", "label": "ham"}]))
+    with pytest.raises(TamisError, match="JSON_MIN"):
+        import_annotations(sms_store, bad, tool="label-studio", export=res["id"])
+    with pytest.raises(TamisError, match="not argilla"):
+        import_annotations(sms_store, bad, tool="argilla", export=res["id"])
+    with pytest.raises(TamisError, match="not an annotation export"):
+        import_annotations(sms_store, bad, tool="label-studio", export="t/items")
+
+
+def test_cli_export_import_preference(store: Store, tmp_path: Path) -> None:
+    pairs = pl.DataFrame(
+        {
+            "item": [f"p{i}" for i in range(20)],
+            "prompt": [f"question {i}?" for i in range(20)],
+            "chosen": [f"good answer {i}" for i in range(20)],
+            "rejected": [f"bad answer {i}" for i in range(20)],
+        }
+    )
+    put(store, pairs, "t/pairs")
+    runner = CliRunner()
+    to = tmp_path / "pref"
+    r = runner.invoke(
+        app,
+        [
+            "annotate",
+            "export",
+            "t/pairs",
+            "--tool",
+            "label-studio",
+            "--task",
+            "preference",
+            "--to",
+            str(to),
+            "--store",
+            str(store.root),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    export_id = json.loads(r.stdout)["id"]
+    tasks = json.loads((to / "tasks.json").read_text())
+    cfg = ET.fromstring((to / "label_config.xml").read_text())
+    assert next(cfg.iter("Pairwise")).get("toName") == "a,b"
+    # every annotator picks the text that says "good": the import maps back to `chosen`
+    out = []
+    for t in tasks:
+        left = "good" in t["data"]["answer_a"]
+        res = [
+            {
+                "from_name": "preference",
+                "to_name": "a,b",
+                "type": "pairwise",
+                "value": {"selected": "left" if left else "right"},
+            }
+        ]
+        out.append(
+            {
+                "id": 1,
+                "data": t["data"],
+                "annotations": [
+                    {
+                        "completed_by": 5,
+                        "result": res,
+                        "was_cancelled": False,
+                        "created_at": "2026-11-30T08:00:00Z",
+                    }
+                ],
+            }
+        )
+    swapped = sum("good" in t["data"]["answer_b"] for t in tasks)
+    assert 0 < swapped < 20  # shown in a random order
+    path = tmp_path / "ls_export.json"
+    path.write_text(json.dumps(out))
+    r = runner.invoke(
+        app,
+        [
+            "annotate",
+            "import",
+            str(path),
+            "--from",
+            "label-studio",
+            "--export",
+            export_id[:12],
+            "--store",
+            str(store.root),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    rows = store.read(json.loads(r.stdout)["id"])
+    assert rows["label"].to_list() == ["chosen"] * 20
+    r = runner.invoke(
+        app,
+        [
+            "annotate",
+            "export",
+            "t/pairs",
+            "--tool",
+            "label-studio",
+            "--task",
+            "preference",
+            "--to",
+            str(to),
+            "--store",
+            str(store.root),
+        ],
+    )
+    assert r.exit_code == 1 and "already exists" in r.output and "fix:" in r.output
+
+
+@pytest.fixture
+def argilla_client(monkeypatch: pytest.MonkeyPatch) -> Any:
+    rg = pytest.importorskip("argilla")
+    import argilla._api._client as api
+
+    monkeypatch.setattr(api.APIClient, "_validate_connection", lambda self: None)
+    monkeypatch.setattr(rg.Argilla, "_default_client", None, raising=False)
+    client = rg.Argilla(api_url="http://argilla.invalid", api_key="offline")
+    return rg, client
+
+
+def test_argilla_round_trip_through_its_client(
+    sms_store: Store, tmp_path: Path, argilla_client: Any
+) -> None:
+    import uuid
+
+    rg, _client = argilla_client
+    to = tmp_path / "rg"
+    res = export_annotations(
+        sms_store,
+        "t/items",
+        tool="argilla",
+        task="classification",
+        to=to,
+        gold="t/gold",
+        gold_share=0.05,
+        overlap=2,
+        id_col="id",
+        suggest=True,
+        suggest_col="label",
+    )
+    settings = rg.Settings.from_json(to / ".argilla" / "settings.json")
+    assert [q.name for q in settings.questions] == ["label"]
+    assert settings.questions["label"].labels == ["ham", "spam"]
+    assert settings.distribution.min_submitted == 2
+    dataset_model = json.loads((to / ".argilla" / "dataset.json").read_text())
+    from argilla._models import DatasetModel
+
+    assert DatasetModel(**dataset_model).distribution.min_submitted == 2
+    raw = json.loads((to / "records.json").read_text())
+    records = [rg.Record.from_dict(r) for r in raw]
+    assert len(records) == res["tasks"]
+    truth = _truth(sms_store, res["id"])
+    users = [uuid.UUID(int=i) for i in (1, 2)]
+    expected = []
+    for n, rec in enumerate(records):
+        row = truth[str(rec.id)]
+        assert (
+            rec.suggestions["label"].value == (row["label"] or row["gold_label"]) or row["is_gold"]
+        )
+        if n == 0:
+            continue  # nobody answered
+        for k, user in enumerate(users):
+            status = "discarded" if (n == 1 and k == 1) else "submitted"
+            value = row["label"] or row["gold_label"]
+            rec.responses.add(rg.Response("label", value, user_id=user, status=status))
+            if status == "submitted":
+                expected.append((str(rec.id), str(user), value))
+    exported = [r.to_dict() for r in records]
+    # Record.to_dict keeps value and user_id only: say which ones were discarded, as the API does
+    exported[1]["responses"]["label"][1]["status"] = "discarded"
+    path = tmp_path / "records_out.json"
+    path.write_text(json.dumps(exported))
+    out = import_annotations(sms_store, path, tool="argilla", export=res["id"])
+    assert out["not_imported"]["unannotated_items"] == 1
+    assert out["not_imported"]["skipped"] == 1
+    assert sum(out["not_imported"].values()) == 2
+    rows = sms_store.read(out["id"])
+    assert sorted(zip(rows["task_id"], rows["annotator"], rows["label"], strict=True)) == sorted(
+        expected
+    )
+    assert rows.filter(pl.col("is_gold")).height == sum(truth[t]["is_gold"] for t, _, _ in expected)
+    assert res["gold_items"] == math.ceil(0.05 * 100 / 0.95)
