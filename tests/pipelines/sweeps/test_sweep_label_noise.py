@@ -16,7 +16,7 @@ def _row(result: dict[str, Any], version: str, metric: str) -> dict[str, Any]:
     return next(r for r in result["table"] if r["version"] == version and r["metric"] == metric)
 
 
-def test_noisy_below_clean_with_disjoint_cis_and_cleaning_recovers(
+def test_noisy_below_clean_beyond_test_set_noise_and_cleaning_recovers(
     label_noise_runs: dict[str, Any],
 ) -> None:
     result = label_noise_runs["first"]
