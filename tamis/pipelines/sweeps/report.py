@@ -64,12 +64,16 @@ def delta_figure(result: dict[str, Any]) -> Any:
         for y, r in zip(ys, rows, strict=True):
             d = r["delta"]
             lo, hi = r.get("delta_ci_low"), r.get("delta_ci_high")
-            sig = lo is not None and hi is not None and (lo > 0 or hi < 0)
+            p = r.get("p")
+            sig = (
+                (p < 0.05)
+                if p is not None
+                else (lo is not None and hi is not None and (lo > 0 or hi < 0))
+            )
             color = "#1f77b4" if sig else "#888888"
             xerr = [[d - lo], [hi - d]] if lo is not None and hi is not None else None
             ax.errorbar([d], [y], xerr=xerr, fmt="o", color=color, capsize=4, markersize=6)
             reach = max(reach, abs(d), abs(lo or 0.0), abs(hi or 0.0))
-            p = r.get("p")
             if p is not None:
                 ax.annotate(
                     "p<0.001" if p < 0.001 else f"p={p:.2f}",
@@ -91,7 +95,7 @@ def delta_figure(result: dict[str, Any]) -> Any:
         ax.axis("off")
     fig.suptitle(
         f"delta vs {result['baseline']}: paired, 95% CI (bootstrap over test rows and seeds); "
-        "grey = CI includes 0",
+        "grey = p >= 0.05",
         fontsize=10,
     )
     fig.tight_layout()
