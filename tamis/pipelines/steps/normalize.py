@@ -145,8 +145,16 @@ class Normalize(Step):
                     column=old,
                     fix=f"columns: {', '.join(schema)}",
                 )
-        lf = lf.rename(p.rename)
         names = [p.rename.get(c, c) for c in schema]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise StepError(
+                f"`rename` would give two columns named '{twice[0]}'",
+                column=twice[0],
+                field="params.rename",
+                fix="rename to a name no other column has (or drop that column in a later step)",
+            )
+        lf = lf.rename(p.rename)
         for col, dtype in p.cast.items():
             if col not in names:
                 raise StepError(
