@@ -1,0 +1,50 @@
+"""Marginal-based differentially private synthesis: MST and AIM with zCDP accounting.
+
+    from tamis.privacy.dp_marginal import MST, AIM, MarginalConfig
+    model = MST(MarginalConfig(epsilon=1.0, columns=public_metadata)).fit(df)
+    rows = model.sample(10_000, seed=0)
+    model.ledger.to_dict()     # every measurement and selection, rho, the (epsilon, delta) total
+
+See docs/dp_marginal.md.
+"""
+
+from tamis.privacy.dp_marginal.base import (
+    MarginalConfig,
+    MarginalSynth,
+    Measurement,
+    mbi_available,
+    workload_error,
+)
+from tamis.privacy.dp_marginal.mst import MST
+from tamis.privacy.dp_marginal.zcdp import (
+    ZCDPLedger,
+    classic_epsilon,
+    epsilon_from_rho,
+    exponential_rho,
+    gaussian_rho,
+    rho_from_epsilon,
+)
+
+__all__ = [
+    "AIM",
+    "MST",
+    "MarginalConfig",
+    "MarginalSynth",
+    "Measurement",
+    "ZCDPLedger",
+    "classic_epsilon",
+    "epsilon_from_rho",
+    "exponential_rho",
+    "gaussian_rho",
+    "mbi_available",
+    "rho_from_epsilon",
+    "workload_error",
+]
+
+
+def __getattr__(name: str) -> object:  # AIM is imported lazily (it is written after MST)
+    if name == "AIM":
+        from tamis.privacy.dp_marginal.aim import AIM
+
+        return AIM
+    raise AttributeError(name)
