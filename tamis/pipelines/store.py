@@ -213,13 +213,24 @@ class Store:
 
     def table(self, ref: str, name: str) -> pl.DataFrame:
         version_id = self.resolve(ref)
+        known = self.manifest_by_id(version_id).get("tables") or []
+        if name not in known:  # only the manifest's tables: never a path
+            raise StoreError(
+                f"version {ref} has no report table '{name}'",
+                fix=f"its tables: {', '.join(known) or '(none)'}",
+            )
         path = self.version_dir(version_id) / "tables" / f"{name}.parquet"
-        if not path.exists():
-            raise StoreError(f"version {ref} has no report table '{name}'")
         problems = self.check_version(version_id, only=[f"tables/{name}.parquet"])
+        if not path.is_file():
+            problems = problems or [f"tables/{name}.parquet is missing"]
         if problems:
             raise self._damaged(version_id, problems[0])
-        return pl.read_parquet(path)
+        try:
+            return pl.read_parquet(path)
+        except BaseException as exc:  # a Polars panic is a BaseException
+            if isinstance(exc, KeyboardInterrupt | SystemExit | MemoryError):
+                raise
+            raise self._damaged(version_id, f"{path.name} cannot be read ({exc})") from None
 
     def artifact_dir(self, ref: str) -> Path:
         return self.version_dir(self.resolve(ref)) / "artifacts"

@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from tamis.errors import StoreError
 from tamis.pipelines.store import REF_RE, Store, is_version_id
 
 
@@ -58,6 +59,8 @@ def verify_store(
 ) -> dict[str, Any]:
     """Check the store (or only the versions `refs` name); with `repair`, fix what can be."""
     started = time.perf_counter()
+    if not store.root.is_dir():
+        raise StoreError(f"no store at {store.root}", fix="pass --store DIR (or set TAMIS_STORE)")
     problems: list[dict[str, Any]] = []
     if refs:
         ids = sorted({store.resolve(r) for r in refs})

@@ -207,3 +207,28 @@ def test_a_garbage_manifest_is_a_clear_error(built: Store) -> None:
         built.read(vid)
     res = cli("verify", "--store", str(built.root), "--json", code=1)
     assert [p["version"] for p in res["problems"]] == [vid]
+
+
+def test_report_tables_are_named_not_paths(tmp_path: Path) -> None:
+    store = Store(tmp_path / "st")
+    vid = "ab" * 32
+    store.write_version(
+        version_id=vid,
+        name="t/x",
+        frame=pl.DataFrame({"a": [1, 2]}),
+        parents=[],
+        step={"name": "x"},
+        seed=0,
+        tables={"issues": pl.DataFrame({"i": [0]})},
+    )
+    store.set_ref("t/x", vid)
+    assert store.table("t/x", "issues")["i"].to_list() == [0]
+    with pytest.raises(StoreError, match="no report table"):
+        store.table("t/x", "../data")  # the old code read data.parquet through this
+    _flip(store.version_dir(vid) / "tables" / "issues.parquet", 8)
+    with pytest.raises(StoreError, match="is damaged"):
+        store.table("t/x", "issues")
+    res = cli("verify", "--store", str(store.root), "--json", code=1)
+    assert "tables/issues.parquet" in res["problems"][0]["detail"]
+    res = runner.invoke(app, ["verify", "--store", str(tmp_path / "nothing")])
+    assert res.exit_code == 1 and "no store at" in res.output
