@@ -64,6 +64,16 @@ def resolve_features(
             column=text,
             fix="set `text` to the column holding the text",
         )
+    if text is not None:
+        tdt = df.schema[text]
+        if not (tdt in (pl.String, pl.Categorical, pl.Null) or isinstance(tdt, pl.Enum)):
+            raise StepError(
+                f"text column '{text}' has dtype {tdt}, not text",
+                step=where,
+                column=text,
+                field="text",
+                fix="name a string column in `text` (or cast it first, e.g. a normalize step)",
+            )
     if features is None:
         if text is not None:
             cols: list[str] = []
@@ -85,7 +95,7 @@ def resolve_features(
                 column=missing[0],
                 fix=f"columns are: {', '.join(df.columns[:30])}",
             )
-        cols = [c for c in features if c != text]
+        cols = list(dict.fromkeys(c for c in features if c != text))  # a repeat counts once
     if label is not None and label in cols:
         raise StepError(
             f"the label column '{label}' is also listed as a feature",
@@ -228,6 +238,19 @@ def import_cleanlab() -> None:
         from cleanlab import Datalab  # noqa: F401
 
 
+def check_label_dtype(df: pl.DataFrame, label: str, *, where: str) -> None:
+    """A label holds one class per row: lists, arrays, structs and objects are refused."""
+    dtype = df.schema[label]
+    if dtype.is_nested() or dtype in (pl.Object, pl.Binary):
+        raise StepError(
+            f"label column '{label}' has dtype {dtype}; a label holds one class per row",
+            step=where,
+            column=label,
+            field="label",
+            fix="name a column of classes (numbers, strings or booleans) in `label`",
+        )
+
+
 def null_label_mask(s: pl.Series) -> np.ndarray:
     """Rows whose label is missing: null, or NaN in a float label."""
     missing = s.is_null()
@@ -342,8 +365,15 @@ def out_of_fold_pred_probs(
     from threadpoolctl import threadpool_limits
 
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    with threadpool_limits(limits=blas_threads):
-        probs = cross_val_predict(estimator, x, y, cv=cv, method="predict_proba", n_jobs=n_jobs)
+    try:
+        with threadpool_limits(limits=blas_threads):
+            probs = cross_val_predict(estimator, x, y, cv=cv, method="predict_proba", n_jobs=n_jobs)
+    except ValueError as exc:  # the data cannot be fitted (e.g. a text column with no words)
+        raise StepError(
+            f"the model could not be fitted on these features: {exc}",
+            fix="check the feature/text columns (some fold may hold no usable value), or give"
+            " a precomputed `pred_probs` column",
+        ) from exc
     return np.asarray(probs, dtype=np.float64)
 
 

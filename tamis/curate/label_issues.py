@@ -40,6 +40,7 @@ import polars as pl
 
 from tamis.curate.label_features import (
     ModelName,
+    check_label_dtype,
     choose_folds,
     drop_null_labels,
     embed_texts,
@@ -74,6 +75,7 @@ def check_labels(df: pl.DataFrame, label: str, where: str) -> pl.Series:
             column=label,
             fix="set `label` to the column holding the class",
         )
+    check_label_dtype(df, label, where=where)
     s = df.get_column(label)
     if s.null_count():
         raise StepError(
@@ -358,6 +360,7 @@ def find_label_issues(
     rows_in = df.height
     if label not in df.columns:
         check_labels(df, label, where)
+    check_label_dtype(df, label, where=where)
     df, n_null, null_warns = drop_null_labels(df, label, where=where, purpose="label issues")
     truth_col = resolve_truth(df, truth, label, features, where)
     if df.height == 0:

@@ -38,7 +38,7 @@ from tamis.curate._text import (
     resolve_normalize,
 )
 from tamis.curate.contamination import near_overlap, ngram_contamination
-from tamis.curate.label_features import drop_null_labels, null_label_mask
+from tamis.curate.label_features import check_label_dtype, drop_null_labels, null_label_mask
 from tamis.curate.target_leakage import target_leakage
 from tamis.errors import StepError
 
@@ -274,6 +274,8 @@ def find_leakage(
     special = [c for c in (label, group, time, text_column) if c]
     for c in special:
         _check_col(df, c, "input", "params", step)
+    if label:
+        check_label_dtype(df, label, where=step)
     if text_column:
         check_text_column(df, text_column, step=step, field="text_column")
     n = df.height
@@ -290,7 +292,7 @@ def find_leakage(
         if columns is None or columns == "all":
             cols = shared
         else:
-            cols = check_columns(df, columns, step=step)
+            cols = list(dict.fromkeys(check_columns(df, columns, step=step)))
             check_columns(ev, cols, step=step)
         for c in special:
             if c != label:
@@ -345,7 +347,11 @@ def find_leakage(
             )
         report["against"][name] = rep
     if label and target_auc_threshold is not None:
-        feats = list(features) if features else [c for c in df.columns if c not in special]
+        feats = (
+            list(dict.fromkeys(check_columns(df, list(features), step=step, field="features")))
+            if features
+            else [c for c in df.columns if c not in special]
+        )
         labelled, n_null, warns = drop_null_labels(df, label, where=step, purpose="target leakage")
         report["warnings"] += warns
         if labelled.height == 0:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from tamis.curate.label_features import null_label_mask
+from tamis.curate.label_features import check_label_dtype, null_label_mask
 from tamis.errors import StepError
 
 MAX_CLASSES = 50
@@ -86,6 +86,7 @@ def target_leakage(
     normalized_mutual_info, n, flagged (auc >= threshold), note."""
     if label not in df.columns:
         raise StepError("label column not found", step=step, column=label, field="label")
+    check_label_dtype(df, label, where=step)
     # a null label is not a class: rows without one are left out (find_leakage reports how many)
     df = df.filter(pl.Series(~null_label_mask(df[label])))
     y_s = df[label]
