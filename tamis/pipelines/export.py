@@ -23,6 +23,7 @@ import ctypes
 import errno
 import os
 import shutil
+import stat
 import uuid
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,13 @@ def check_target(store: Store, target: Path, fmt: str, overwrite: bool) -> bool:
             field="--to",
             fix="pass --overwrite to replace it (atomically), or choose another path",
         )
+    if not real.exists() or not stat.S_ISREG(real.stat().st_mode):
+        raise TamisError(
+            "the target is not a regular file (a device, pipe, socket or broken link)",
+            file=str(target),
+            field="--to",
+            fix="export to a regular file path",
+        )
     return True
 
 
@@ -204,6 +212,8 @@ def export_version(
     fmt = export_format(target, fmt)
     version_id = store.resolve(ref)
     existed = check_target(store, target, fmt, overwrite)
+    if existed and target.is_symlink():
+        target = Path(os.path.realpath(target))  # replace the file the link names, keep the link
     df = store.read(version_id)
     escaped = 0
     if fmt in ("csv", "tsv"):

@@ -250,3 +250,17 @@ def test_a_directory_that_appears_during_an_hf_export_is_left_alone(
     assert "appeared" in out
     assert target.is_dir() and not any(target.iterdir())  # not replaced by the export
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hf_out", "store"]  # no temp left
+
+
+def test_overwrite_only_replaces_regular_files(tmp_path: Path) -> None:
+    store, _ = _store(tmp_path)
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    out = cli("export", "t/x", "--to", str(fifo), "--overwrite", "--store", str(store.root), code=1)
+    assert "not a regular file" in out and fifo.exists()
+    real = tmp_path / "real.csv"
+    real.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    cli("export", "t/x", "--to", str(link), "--overwrite", "--store", str(store.root))
+    assert link.is_symlink() and pd.read_csv(link).shape[0] == 12  # the link still names it
