@@ -76,6 +76,7 @@ def diff_versions(
         "compared_columns": common,
         "comparison": "whole rows over the common columns, as multisets",
     }
+    key = list(dict.fromkeys(key)) if key else None  # `--key a,a` is the key `a`
     if key:
         missing = [c for c in key if c not in common]
         if missing:
@@ -151,52 +152,59 @@ def _by_key(
     retyped: set[str],
     examples: int,
 ) -> dict[str, Any]:
-    """Match rows on `key`; count per column the matched rows whose value changed."""
+    """Match rows on `key`; count per column the matched rows whose value changed.
+
+    Columns get positional internal names (`__k0`, `__v3_a`...), so no user column name can clash
+    with them or with each other."""
     values = [c for c in common if c not in key]
+    kn = [f"__k{j}" for j in range(len(key))]
 
     def side(lf: pl.LazyFrame, schema: dict[str, pl.DataType], tag: str) -> pl.DataFrame:
-        keys = [_comparable(k, schema[k], k in retyped).alias(k) for k in key]
-        cols = [pl.col(c).alias(f"{c}{tag}") for c in values]
+        keys = [_comparable(k, schema[k], k in retyped).alias(kn[j]) for j, k in enumerate(key)]
+        cols = [pl.col(c).alias(f"__v{i}_{tag}") for i, c in enumerate(values)]
         frame = lf.select([*keys, *cols]).collect()
         return frame.with_columns(
-            pl.len().over(key).alias(f"__n{tag}"),
-            pl.any_horizontal([pl.col(k).is_null() for k in key]).alias(f"__null{tag}"),
+            pl.len().over(kn).alias(f"__n_{tag}"),
+            pl.any_horizontal([pl.col(k).is_null() for k in kn]).alias(f"__null_{tag}"),
         )
 
-    fa, fb = side(la, sa, "__a"), side(lb, sb, "__b")
-    null_a, null_b = int(fa["__null__a"].sum()), int(fb["__null__b"].sum())
-    fa, fb = fa.filter(~pl.col("__null__a")), fb.filter(~pl.col("__null__b"))
-    keys_a, keys_b = fa.select(key).unique(), fb.select(key).unique()
-    only_a = fa.join(keys_b, on=key, how="anti").height
-    only_b = fb.join(keys_a, on=key, how="anti").height
-    ua, ub = fa.filter(pl.col("__n__a") == 1), fb.filter(pl.col("__n__b") == 1)
-    matched = ua.join(ub, on=key, how="inner")
-    shared_a = fa.join(keys_b, on=key, how="semi").height
-    shared_b = fb.join(keys_a, on=key, how="semi").height
+    fa, fb = side(la, sa, "a"), side(lb, sb, "b")
+    null_a, null_b = int(fa["__null_a"].sum()), int(fb["__null_b"].sum())
+    fa, fb = fa.filter(~pl.col("__null_a")), fb.filter(~pl.col("__null_b"))
+    keys_a, keys_b = fa.select(kn).unique(), fb.select(kn).unique()
+    only_a = fa.join(keys_b, on=kn, how="anti").height
+    only_b = fb.join(keys_a, on=kn, how="anti").height
+    ua, ub = fa.filter(pl.col("__n_a") == 1), fb.filter(pl.col("__n_b") == 1)
+    matched = ua.join(ub, on=kn, how="inner")
+    shared_a = fa.join(keys_b, on=kn, how="semi").height
+    shared_b = fb.join(keys_a, on=kn, how="semi").height
     changed: dict[str, int] = {}
     shown: dict[str, list[dict[str, Any]]] = {}
     flags = []
-    for c in values:
-        left, right = pl.col(f"{c}__a"), pl.col(f"{c}__b")
+    for i, c in enumerate(values):
+        left, right = pl.col(f"__v{i}_a"), pl.col(f"__v{i}_b")
         if c in retyped:
             if sa[c].is_nested() or sb[c].is_nested():
                 left, right = left.hash(seed=0), right.hash(seed=0)
             else:
                 left, right = left.cast(pl.String), right.cast(pl.String)
-        flag = left.ne_missing(right).alias(f"__chg_{c}")
-        flags.append(flag)
+        flags.append(left.ne_missing(right).alias(f"__chg{i}"))
     marked = matched.with_columns(flags) if flags else matched
-    for c in values:
-        diff_rows = marked.filter(pl.col(f"__chg_{c}"))
+    for i, c in enumerate(values):
+        diff_rows = marked.filter(pl.col(f"__chg{i}"))
         changed[c] = diff_rows.height
         if diff_rows.height:
-            head = diff_rows.sort(key, nulls_last=True).head(examples)
+            head = diff_rows.sort(kn, nulls_last=True).head(examples)
             shown[c] = [
-                {**{k: r[k] for k in key}, "a": r[f"{c}__a"], "b": r[f"{c}__b"]}
+                {
+                    **{k: r[kn[j]] for j, k in enumerate(key)},
+                    "a": r[f"__v{i}_a"],
+                    "b": r[f"__v{i}_b"],
+                }
                 for r in head.iter_rows(named=True)
             ]
     rows_changed = (
-        marked.filter(pl.any_horizontal([pl.col(f"__chg_{c}") for c in values])).height
+        marked.filter(pl.any_horizontal([pl.col(f"__chg{i}") for i in range(len(values))])).height
         if values
         else 0
     )

@@ -180,3 +180,12 @@ def test_nested_and_retyped_columns(store: Store) -> None:
     assert [r["name"] for r in d["schema"]["retyped"]] == ["n"]
     assert (d["rows_added"], d["rows_removed"], d["rows_unchanged"]) == (2, 2, 1)
     assert d["key"]["columns_changed"] == {"tags": 1, "n": 1}
+
+
+def test_key_names_that_could_clash_with_internal_ones(store: Store) -> None:
+    """`--key a,a` and columns named like internal suffixes (found by the fuzz test)."""
+    a = pl.DataFrame({"k": [1, 2, 3], "x": [1, 2, 3], "x__a": [5, 6, 7], "__k0": [0, 0, 0]})
+    b = a.with_columns(pl.when(pl.col("k") == 2).then(9).otherwise(pl.col("x__a")).alias("x__a"))
+    d = diff_versions(store, put(store, "a", a), put(store, "b", b), key=["k", "k"])
+    assert d["key"]["columns"] == ["k"] and d["key"]["columns_changed"] == {"x__a": 1}
+    assert d["key"]["examples"]["x__a"] == [{"k": 2, "a": 6, "b": 9}]
