@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
@@ -415,3 +416,82 @@ def test_argilla_round_trip_through_its_client(
     )
     assert rows.filter(pl.col("is_gold")).height == sum(truth[t]["is_gold"] for t, _, _ in expected)
     assert res["gold_items"] == math.ceil(0.05 * 100 / 0.95)
+
+
+def test_loop_import_then_pipeline_aggregates(sms_store: Store, tmp_path: Path) -> None:
+    """export -> tool export -> import --ref -> a pipeline reading "@ref" runs aggregate_labels,
+    consensus and active_learning on it (the documented loop)."""
+    import yaml
+
+    from tamis.pipelines.runner import build
+
+    res = export_annotations(
+        sms_store,
+        "t/items",
+        tool="label-studio",
+        task="classification",
+        to=tmp_path / "ls",
+        gold="t/gold",
+        gold_share=0.2,
+        overlap=3,
+        id_col="id",
+    )
+    truth = _truth(sms_store, res["id"])
+    flip = {"ham": "spam", "spam": "ham"}
+    exported = []
+    for n, task in enumerate(json.loads((tmp_path / "ls" / "tasks.json").read_text())):
+        row = truth[task["data"]["tamis_task"]]
+        true = row["label"] or row["gold_label"]
+        anns = [
+            _ls_annotation(
+                who,
+                flip[true] if (who == 3 and n % 3 == 0) else true,
+                f"2026-11-{1 + n % 20:02d}T10:00:00Z",
+            )
+            for who in (1, 2, 3)
+        ]
+        exported.append({"id": n, "data": task["data"], "annotations": anns})
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(exported))
+    imp = import_annotations(
+        sms_store, path, tool="label-studio", export=res["id"], ref="annotations/batch1"
+    )
+    spec = {
+        "name": "rate",
+        "steps": {
+            "raters": {
+                "use": "aggregate_labels",
+                "input": "@annotations/batch1",
+                "params": {
+                    "gold": "gold_label",
+                    "time": "time",
+                    "window": "1w",
+                    "min_window_items": 3,
+                },
+            },
+            "labels": {
+                "use": "consensus",
+                "input": "@annotations/batch1",
+                "params": {
+                    "method": "majority",
+                    "gold": "gold_label",
+                    "time": "time",
+                    "window": "1w",
+                    "min_window_items": 3,
+                },
+            },
+        },
+    }
+    (tmp_path / "rate.yaml").write_text(yaml.safe_dump(spec))
+    build(tmp_path / "rate.yaml", sms_store)
+    raters = sms_store.table("rate/raters", "raters").to_pandas().set_index("annotator")
+    rows = sms_store.read(imp["id"]).to_pandas()
+    gold = rows[rows["is_gold"]]
+    want = (gold["label"] == gold["gold_label"]).groupby(gold["annotator"]).mean()
+    assert np.allclose(raters.loc[want.index, "gold_accuracy"], want)
+    assert raters.loc["3", "gold_accuracy"] < 1.0 == raters.loc["1", "gold_accuracy"]
+    labels = sms_store.read("rate/labels")
+    assert labels.height == res["tasks"] and "text" in labels.columns
+    # the consensus labels written back onto the items are the truth (2 of 3 raters are right)
+    cons = dict(zip(labels["item"], labels["label"], strict=True))
+    assert all(cons[r["item"]] == (r["label"] or r["gold_label"]) for r in truth.values())
