@@ -495,3 +495,62 @@ def test_loop_import_then_pipeline_aggregates(sms_store: Store, tmp_path: Path) 
     # the consensus labels written back onto the items are the truth (2 of 3 raters are right)
     cons = dict(zip(labels["item"], labels["label"], strict=True))
     assert all(cons[r["item"]] == (r["label"] or r["gold_label"]) for r in truth.values())
+
+
+def test_argilla_rating_and_preference_through_its_client(
+    store: Store, tmp_path: Path, argilla_client: Any
+) -> None:
+    import uuid
+
+    rg, _client = argilla_client
+    pairs = pl.DataFrame(
+        {
+            "item": [f"p{i}" for i in range(12)],
+            "prompt": [f"question {i}?" for i in range(12)],
+            "chosen": [f"good answer {i}" for i in range(12)],
+            "rejected": [f"bad answer {i}" for i in range(12)],
+        }
+    )
+    put(store, pairs, "t/pairs")
+    user = uuid.UUID(int=9)
+    # rating: scale 1..4 on the chosen answer
+    res = export_annotations(
+        store,
+        "t/pairs",
+        tool="argilla",
+        task="rating",
+        to=tmp_path / "rate",
+        fields=["chosen"],
+        scale=4,
+    )
+    settings = rg.Settings.from_json(tmp_path / "rate" / ".argilla" / "settings.json")
+    assert settings.questions["rating"].values == [1, 2, 3, 4]
+    records = [
+        rg.Record.from_dict(r) for r in json.loads((tmp_path / "rate" / "records.json").read_text())
+    ]
+    for n, rec in enumerate(records):
+        rec.responses.add(rg.Response("rating", 1 + n % 4, user_id=user))
+    exported = [r.to_dict() for r in records]
+    exported[0]["responses"]["rating"][0]["value"] = 2.5  # not a rating
+    (tmp_path / "r.json").write_text(json.dumps(exported))
+    out = import_annotations(store, tmp_path / "r.json", tool="argilla", export=res["id"])
+    assert out["not_imported"]["malformed_results"] == 1
+    rows = store.read(out["id"])
+    assert rows.schema["label"] == pl.Int64 and rows.height == 11
+    assert sorted(rows["label"].to_list()) == sorted(1 + n % 4 for n in range(1, 12))
+    # preference: a/b shown in a random order, mapped back to chosen/rejected
+    res = export_annotations(
+        store, "t/pairs", tool="argilla", task="preference", to=tmp_path / "pref"
+    )
+    settings = rg.Settings.from_json(tmp_path / "pref" / ".argilla" / "settings.json")
+    assert settings.questions["preference"].labels == ["a", "b"]
+    assert [f.name for f in settings.fields] == ["prompt", "answer_a", "answer_b"]
+    records = [
+        rg.Record.from_dict(r) for r in json.loads((tmp_path / "pref" / "records.json").read_text())
+    ]
+    for rec in records:
+        pick = "a" if "good" in rec.fields["answer_a"] else "b"
+        rec.responses.add(rg.Response("preference", pick, user_id=user))
+    (tmp_path / "p.json").write_text(json.dumps([r.to_dict() for r in records]))
+    out = import_annotations(store, tmp_path / "p.json", tool="argilla", export=res["id"])
+    assert store.read(out["id"])["label"].to_list() == ["chosen"] * 12
