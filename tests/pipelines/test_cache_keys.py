@@ -41,6 +41,7 @@ def test_step_module_change_changes_only_that_steps_key(monkeypatch: pytest.Monk
     _patch_source(monkeypatch, "tamis/pipelines/steps/filter.py", b"\nCHANGED = 1\n")
     after = {name: t.code_version() for name, t in step_types().items()}
     assert after["filter"] != before["filter"]
+    assert get_step_type("filter").describe()["code"] == after["filter"]  # `tamis steps` shows it
     assert {n for n in before if before[n] != after[n]} == {"filter"}
 
 

@@ -168,6 +168,7 @@ class Step:
             "name": cls.name,
             "doc": (cls.__doc__ or "").strip().split("\n\n")[0],
             "version": cls.version,
+            "code": cls.code_version(),
             "inputs": list(cls.inputs),
             "optional_inputs": list(cls.optional_inputs),
             "outputs": list(cls.outputs),
