@@ -177,3 +177,53 @@ def test_step_bradley_terry(tmp_path: Path) -> None:
     table = out.frames["data"]
     assert table["name"].to_list()[0] == "m5" and table["rank"].to_list() == list(range(1, 7))
     assert out.tables["raters"]["votes"].sum() == 1500
+
+
+def test_gold_drift_is_fisher_against_the_other_windows() -> None:
+    from scipy.stats import fisher_exact
+
+    from tamis.curate.annotation.aggregate import gold_drift
+
+    rng = np.random.default_rng(4)
+    rows = []
+    for week in range(4):
+        for j in range(30):
+            acc = 0.9 if week < 3 else 0.55  # rater b gets careless in week 4
+            for r in ("a", "b"):
+                ok = rng.random() < (acc if r == "b" else 0.9)
+                rows.append((r, week * 100 + j, "x" if ok else "y", "x"))
+    df = pl.DataFrame(rows, schema=["annotator", "t", "label", "gold"], orient="row")
+    out = gold_drift(df, annotator="annotator", label="label", gold="gold", time="t", window=100)
+    assert out.filter(pl.col("drift"))[["annotator", "window"]].rows() == [("b", "3")]
+    # each p-value is scipy's one-sided Fisher test of that window against the rater's others
+    pdf = df.to_pandas()
+    pdf["ok"] = pdf["label"] == pdf["gold"]
+    pdf["window"] = (pdf["t"] // 100).astype(str)
+    for r in out.iter_rows(named=True):
+        mine = pdf[pdf.annotator == r["annotator"]]
+        inside = mine[mine.window == r["window"]]["ok"]
+        rest = mine[mine.window != r["window"]]["ok"]
+        table = [[inside.sum(), (~inside).sum()], [rest.sum(), (~rest).sum()]]
+        assert r["p_value"] == pytest.approx(fisher_exact(table, alternative="less")[1])
+
+
+def test_gold_drift_few_false_alarms() -> None:
+    """Raters of constant accuracy: a drift flag in at most 1 of 40 simulated crowds."""
+    from tamis.curate.annotation.aggregate import gold_drift
+
+    alarms = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        n = 6 * 15
+        ok = rng.random(n) < 0.75
+        df = pl.DataFrame(
+            {
+                "annotator": ["a"] * n,
+                "t": np.arange(n),
+                "gold": ["x"] * n,
+                "label": np.where(ok, "x", "y"),
+            }
+        )
+        out = gold_drift(df, annotator="annotator", label="label", gold="gold", time="t", window=15)
+        alarms += int(out["drift"].any())
+    assert alarms <= 1

@@ -57,7 +57,11 @@ def rank_for_labeling(
     probs: list[str] | None = None,
     folds: int = 5,
     seed: int = 0,
+    annotation_item: str | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """ActiveLab scores and ranks for every item. `annotation_item` is the annotations' item
+    column when it differs from the items' `item` (e.g. `item` in a `tamis annotate import`
+    version, `id` in the items); ids are matched as text."""
     from tamis.curate.label_features import (
         feature_frame,
         import_cleanlab,
@@ -66,9 +70,10 @@ def rank_for_labeling(
         resolve_features,
     )
 
+    ann_item = annotation_item or item
     for frame, cols, what in (
         (items, [item], "items"),
-        (annotations, [item, annotator, label], "annotations"),
+        (annotations, [ann_item, annotator, label], "annotations"),
     ):
         for col in cols:
             if col not in frame.columns:
@@ -84,8 +89,9 @@ def rank_for_labeling(
         )
     items = items.sort(item)  # results never depend on row order
     ids = items.get_column(item).to_list()
+    keyed = annotations.with_columns(pl.col(ann_item).cast(pl.String).alias("_item"))
     mat, classes, anns = annotation_matrix(
-        annotations, ids, item=item, annotator=annotator, label=label
+        keyed, [str(i) for i in ids], item="_item", annotator=annotator, label=label
     )
     k = len(classes)
     if k < 2:

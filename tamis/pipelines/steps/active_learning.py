@@ -16,7 +16,10 @@ from tamis.pipelines.steps.base import Step, StepContext, StepOutput, StepParams
 
 
 class ActiveLearningParams(StepParams):
-    item: str = Field(default="item", description="the item id column (in both inputs)")
+    item: str = Field(default="item", description="the items' id column")
+    annotation_item: str = Field(
+        default="item", description="the annotations' item column (ids matched as text)"
+    )
     annotator: str = Field(default="annotator", description="the annotations' annotator column")
     label: str = Field(default="label", description="the annotations' label column")
     features: list[str] | None = Field(
@@ -46,6 +49,7 @@ class ActiveLearning(Step):
             inputs["input"].collect(),
             inputs["annotations"].collect(),
             item=p.item,
+            annotation_item=p.annotation_item,
             annotator=p.annotator,
             label=p.label,
             features=p.features,

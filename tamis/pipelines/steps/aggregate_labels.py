@@ -4,7 +4,8 @@
   row per item with the consensus `label`, its posterior `label_confidence` and `num_annotations`;
   tables `raters` (annotations, agreement with consensus, gold accuracy, Dawid-Skene estimated
   accuracy), `confusion` (each rater's estimated confusion matrix, long) and, with `gold`,
-  `gold_drift` (gold accuracy per time window, as the `consensus` step computes it).
+  `gold_drift` (gold accuracy per rater and time window against the rater's other windows,
+  `aggregate.gold_drift`).
 - `method: bradley_terry`: `(left, right, winner)` votes -> one row per compared thing with its
   score (log-strength), strength, wins, comparisons and rank; table `raters` gives each rater's
   agreement with the order the scores imply.
@@ -31,7 +32,13 @@ class AggregateLabelsParams(StepParams):
     gold: str | None = Field(default=None, description="a gold-label column (null where none)")
     time: str | None = Field(default=None, description="time column for gold-drift windows")
     window: str | int = Field(default=50, description="gold-drift window ('1w' or a number)")
-    drift_threshold: float = Field(default=0.1, ge=0.0, le=1.0, description="drift: accuracy drop")
+    drift_alpha: float = Field(
+        default=0.05,
+        gt=0.0,
+        lt=1.0,
+        description="drift: a window's gold accuracy is below the rater's other windows "
+        "(one-sided Fisher exact test, Bonferroni over the rater's windows)",
+    )
     min_window_items: int = Field(default=10, ge=1, description="gold items a window needs")
     left: str = Field(default="left", description="bradley_terry: one side of each vote")
     right: str = Field(default="right", description="bradley_terry: the other side")
@@ -45,8 +52,7 @@ class AggregateLabelsParams(StepParams):
 def _aggregate_votes(
     df: pl.DataFrame, p: AggregateLabelsParams, seed: int
 ) -> tuple[pl.DataFrame, dict[str, Any], dict[str, pl.DataFrame]]:
-    from tamis.curate.annotation.aggregate import dawid_skene, rater_report
-    from tamis.curate.consensus import gold_accuracy_drift
+    from tamis.curate.annotation.aggregate import dawid_skene, gold_drift, rater_report
 
     data = df.filter(pl.col(p.label).is_not_null()) if p.label in df.columns else df
     res = dawid_skene(data, item=p.item, annotator=p.annotator, label=p.label, max_iter=p.max_iter)
@@ -97,15 +103,15 @@ def _aggregate_votes(
         "rater_table": raters.to_dicts()[:20],
     }
     if p.gold is not None:
-        drift = gold_accuracy_drift(
+        drift = gold_drift(
             data,
             annotator=p.annotator,
             label=p.label,
             gold=p.gold,
             time=p.time,
             window=p.window,
-            drift_threshold=p.drift_threshold,
             min_window_items=p.min_window_items,
+            alpha=p.drift_alpha,
         )
         tables["gold_drift"] = drift
         flagged = drift.filter(pl.col("drift"))
