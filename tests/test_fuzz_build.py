@@ -193,6 +193,21 @@ def check_build(table: dict[str, Any], spec: dict[str, Any]) -> int:
         assert "unexpected" not in res.output, context
         if res.exit_code == 0:
             assert verify_store(Store(store), [], repair=False)["ok"], context
+            # what a user does next: look at the versions and compare them
+            refs = ["fz/d"] + [
+                f"fz/{v}" for s in json.loads(res.stdout)["steps"] for v in s["versions"]
+            ]
+            first = table["names"][0].strip()
+            for args in (
+                ["show", refs[-1], "--rows", "2"],
+                ["lineage", refs[-1]],
+                ["diff", refs[0], refs[-1]],
+                ["diff", refs[0], refs[-1], "--key", f"{first},{first}", "--json"],
+            ):
+                more = runner.invoke(app, [*args, "--store", str(store)])
+                assert more.exit_code in (0, 1), f"{args}\n{context}\n{more.output[-2000:]}"
+                assert more.exc_info is None or more.exc_info[0] is SystemExit, (args, context)
+                assert "unexpected" not in more.output, (args, context, more.output[-2000:])
         else:
             assert "error" in json.loads(res.stdout), context
         return int(res.exit_code)
