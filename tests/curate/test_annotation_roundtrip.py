@@ -554,3 +554,47 @@ def test_argilla_rating_and_preference_through_its_client(
     (tmp_path / "p.json").write_text(json.dumps([r.to_dict() for r in records]))
     out = import_annotations(store, tmp_path / "p.json", tool="argilla", export=res["id"])
     assert store.read(out["id"])["label"].to_list() == ["chosen"] * 12
+
+
+def test_cli_import_out_file_and_counts(sms_store: Store, tmp_path: Path) -> None:
+    res = export_annotations(
+        sms_store,
+        "t/items",
+        tool="label-studio",
+        task="classification",
+        to=tmp_path / "ls",
+        id_col="id",
+    )
+    tasks = json.loads((tmp_path / "ls" / "tasks.json").read_text())
+    exported = [
+        {
+            "id": n,
+            "data": t["data"],
+            "annotations": [_ls_annotation(7, "ham", "2026-11-02T10:00:00Z")] if n % 2 else [],
+        }
+        for n, t in enumerate(tasks)
+    ]
+    path = tmp_path / "e.json"
+    path.write_text(json.dumps(exported))
+    out = tmp_path / "ann.parquet"
+    args = [
+        "annotate",
+        "import",
+        str(path),
+        "--from",
+        "label-studio",
+        "--export",
+        res["id"][:12],
+        "--store",
+        str(sms_store.root),
+        "--out",
+        str(out),
+    ]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "imported 50 annotations on 50 of 100 items" in r.output
+    assert "unannotated_items 50" in r.output
+    assert pl.read_parquet(out).height == 50
+    before = out.read_bytes()
+    r = CliRunner().invoke(app, args)  # --out exists: refused, the file is untouched
+    assert r.exit_code == 1 and "already exists" in r.output and out.read_bytes() == before
