@@ -256,3 +256,21 @@ def test_show_prints_reports_with_bracketed_names_literally(tmp_path: Path) -> N
         assert "error" not in res.output
     shown = runner.invoke(app, ["show", "br/d", "--store", st]).output
     assert "[/x]" in shown and "[bold]b" in shown
+
+
+def test_error_printer_prints_paths_in_brackets(capsys: pytest.CaptureFixture[str]) -> None:
+    """Polars messages quote plans with absolute paths in brackets: `[/abs/store/...]` was read
+    as a closing markup tag (the absolute --store + filter typo traceback)."""
+    import typer
+
+    from tamis.cli import cli_errors
+    from tamis.errors import StepError
+
+    @cli_errors
+    def fails(as_json: bool = False) -> None:
+        raise StepError("failed: FROM parquet [/abs/st/versions/x/data.parquet] [bold]", step="f")
+
+    with pytest.raises(typer.Exit) as info:
+        fails()
+    assert info.value.exit_code == 1
+    assert "[/abs/st/versions/x/data.parquet] [bold]" in capsys.readouterr().err
