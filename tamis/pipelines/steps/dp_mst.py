@@ -40,9 +40,9 @@ class DPMarginalParams(StepParams):
         default=0.0,
         description="share of the budget spent learning missing numeric bounds (0: refuse them)",
     )
-    estimator: Literal["auto", "mbi", "tree"] = Field(
+    estimator: Literal["auto", "numpy", "mbi", "tree"] = Field(
         default="auto",
-        description="auto: mbi graphical model if installed, else sampling along the tree",
+        description="auto = numpy (graphical model, no JAX), mbi (Private-PGM, JAX), tree (MST only)",
     )
     iters: int = Field(default=1000, ge=1, description="mbi estimation iterations")
 
@@ -50,7 +50,7 @@ class DPMarginalParams(StepParams):
 def run_marginal(
     kind: str, inputs: dict[str, Any], p: Any, ctx: StepContext, extra: dict[str, Any]
 ) -> StepOutput:
-    from tamis.privacy.dp_marginal import MarginalConfig
+    from tamis.privacy.dp_marginal import MarginalConfig, MarginalSynth
     from tamis.privacy.dp_marginal.mst import MST
 
     df = inputs["input"].collect()
@@ -65,6 +65,7 @@ def run_marginal(
         iters=p.iters,
         **extra,
     )
+    model: MarginalSynth
     if kind == "mst":
         model = MST(cfg)
     else:

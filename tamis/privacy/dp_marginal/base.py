@@ -22,6 +22,7 @@ import polars as pl
 
 from tamis.errors import MissingDependencyError, PrivacyError
 from tamis.privacy.dp_marginal.domain import ColumnDomain, build_domains, decode, encode
+from tamis.privacy.dp_marginal.engine import GraphicalModel, model_size
 from tamis.privacy.dp_marginal.zcdp import ZCDPLedger
 from tamis.privacy.ledger import validate_budget
 
@@ -208,9 +209,10 @@ class MarginalConfig:
     bins: int = 32
     columns: dict[str, Any] = field(default_factory=dict)
     domain_fraction: float = 0.0
-    #: "auto" (mbi if installed), "mbi" (required) or "tree" (MST only: sample along the tree)
+    #: "auto" = "numpy" (tamis' Private-PGM estimator), "mbi" (Private-PGM's own, JAX; slower
+    #: here), or "tree" (MST only: rows drawn along the tree from the noisy marginals)
     estimator: str = "auto"
-    iters: int = 1000
+    iters: int = 2000
     # AIM
     max_model_size: float = 80.0
     workload: list[list[str]] | None = None
@@ -240,9 +242,9 @@ class MarginalSynth:
     # -- private part ------------------------------------------------------------------------
     def _check(self) -> None:
         cfg = self.config
-        if cfg.estimator not in ("auto", "mbi", "tree"):
+        if cfg.estimator not in ("auto", "numpy", "mbi", "tree"):
             raise PrivacyError(
-                f"estimator={cfg.estimator!r} is not one of auto, mbi, tree",
+                f"estimator={cfg.estimator!r} is not one of auto, numpy, mbi, tree",
                 field="estimator",
                 fix="use auto",
             )
@@ -284,9 +286,9 @@ class MarginalSynth:
         ledger.check()
         self.ledger = ledger
         self.timings["measure_select"] = time.perf_counter() - t0
-        if self._model is None and self._use_mbi():
+        if self._model is None and self._engine() != "tree":
             t1 = time.perf_counter()
-            self._model = estimate(self.domains, self.measurements, cfg.iters)
+            self._model = self._estimate()
             self.timings["estimate"] = time.perf_counter() - t1
         self.timings["fit"] = time.perf_counter() - t0
         self.stats.update(
@@ -295,32 +297,42 @@ class MarginalSynth:
                 "rows": df.height,
                 "measurements": len(self.measurements),
                 "noise_source": NOISE_SOURCE,
-                "estimator": "mbi" if self._use_mbi() else "tree",
+                "estimator": self._engine(),
+                "model_size_mb": self.model_size(),
             }
         )
-        if self._use_mbi() and self._model is not None:
-            self.stats["model_size_mb"] = self.model_size()
         return self
 
-    def _use_mbi(self) -> bool:
-        return self.config.estimator == "mbi" or (
-            self.config.estimator == "auto" and mbi_available()
-        )
+    def _engine(self) -> str:
+        """numpy (default: tamis' Private-PGM estimator), mbi, or tree (MST: no estimation)."""
+        return "numpy" if self.config.estimator == "auto" else self.config.estimator
+
+    def _estimate(self) -> Any:
+        if self._engine() == "mbi":
+            return estimate(self.domains, self.measurements, self.config.iters)
+        sizes = {c: d.cells for c, d in self.domains.items()}
+        return GraphicalModel(
+            list(self.domains), sizes, [(m.clique, m.noisy, m.sigma) for m in self.measurements]
+        ).fit(self.config.iters)
 
     # -- post-processing ---------------------------------------------------------------------
     def model_size(self) -> float:
-        mbi = _mbi()
-        cl = list({m.clique for m in self.measurements})
-        return float(mbi.junction_tree.hypothetical_model_size(mbi_domain(self.domains), cl))
+        """Megabytes of the junction tree of the measured cliques (float64 tables)."""
+        cl = list(dict.fromkeys(m.clique for m in self.measurements))
+        sizes = {c: d.cells for c, d in self.domains.items()}
+        return model_size(list(self.domains), sizes, cl)
 
     def sample(self, n: int, seed: int = 0) -> pl.DataFrame:
         """n synthetic rows from the noisy measurements (post-processing, reproducible by seed)."""
         if not self.measurements:
             raise PrivacyError("the model is not fitted", field="model", fix="call fit first")
         rng = np.random.default_rng(seed)
-        if self._use_mbi():
-            if self._model is None:
-                self._model = estimate(self.domains, self.measurements, self.config.iters)
+        engine = self._engine()
+        if engine != "tree" and self._model is None:
+            self._model = self._estimate()
+        if engine == "numpy":
+            codes = self._model.sample(n, rng)
+        elif engine == "mbi":
             state = np.random.get_state()
             np.random.seed(seed % 2**32)  # mbi draws from NumPy's global generator
             try:
