@@ -598,3 +598,48 @@ def test_cli_import_out_file_and_counts(sms_store: Store, tmp_path: Path) -> Non
     before = out.read_bytes()
     r = CliRunner().invoke(app, args)  # --out exists: refused, the file is untouched
     assert r.exit_code == 1 and "already exists" in r.output and out.read_bytes() == before
+
+
+def test_label_studio_suggestions_and_rating_config(sms_store: Store, tmp_path: Path) -> None:
+    items = sms_store.read("t/items").with_columns(
+        pl.col("label").alias("suggested_label"),
+        pl.Series("suggested_score", [0.5 + i / 200 for i in range(100)]),
+    )
+    put(sms_store, items, "t/suggested")
+    res = export_annotations(
+        sms_store,
+        "t/suggested",
+        tool="label-studio",
+        task="classification",
+        to=tmp_path / "s",
+        id_col="id",
+        suggest=True,
+        suggest_score="suggested_score",
+    )
+    tasks = json.loads((tmp_path / "s" / "tasks.json").read_text())
+    record = _truth(sms_store, res["id"])
+    for t in tasks:
+        row = record[t["data"]["tamis_task"]]
+        (pred,) = t["predictions"]
+        assert pred["score"] == pytest.approx(row["suggested_score"])
+        (result,) = pred["result"]
+        assert result["value"] == {"choices": [row["suggested_label"]]}
+        assert (result["from_name"], result["to_name"], result["type"]) == (
+            "label",
+            "f_text",
+            "choices",
+        )
+    export_annotations(
+        sms_store,
+        "t/items",
+        tool="label-studio",
+        task="rating",
+        to=tmp_path / "r",
+        scale=7,
+        fields=["text", "label"],
+        id_col="id",
+    )
+    cfg = ET.fromstring((tmp_path / "r" / "label_config.xml").read_text())
+    (rating,) = list(cfg.iter("Rating"))
+    assert rating.get("maxRating") == "7" and rating.get("toName") == "f_text"
+    assert [t.get("value") for t in cfg.iter("Text")] == ["$text", "$label"]
