@@ -1,7 +1,9 @@
 """`tamis annotate export` / `import` round trips on the real SMS Spam file (issue 18).
 
-The Label Studio side is checked against fixtures written from its documented JSON formats (its
-SDK does not install beside the stack: it pins numpy < 2.3); the Argilla side goes through the
+The Label Studio side goes through `label-studio-sdk` 1.0 (dev extra; 2.x would downgrade numpy)
+where installed - its `LabelInterface` parses the config, validates tasks, predictions and
+annotations and makes the result regions - and is also checked against fixtures written from its
+documented JSON export format (cancelled, empty, JSON_MIN...); the Argilla side goes through the
 `argilla` client's own `Settings.from_json`, `Record.from_dict` and `Record.to_dict` when it is
 installed (dev extra), with the client's connection check stubbed (no server, no network).
 """
@@ -643,3 +645,80 @@ def test_label_studio_suggestions_and_rating_config(sms_store: Store, tmp_path: 
     (rating,) = list(cfg.iter("Rating"))
     assert rating.get("maxRating") == "7" and rating.get("toName") == "f_text"
     assert [t.get("value") for t in cfg.iter("Text")] == ["$text", "$label"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK calls pydantic's .dict()
+@pytest.mark.parametrize("task", ["classification", "rating", "preference"])
+def test_label_studio_round_trip_through_its_sdk(store: Store, tmp_path: Path, task: str) -> None:
+    """label-studio-sdk 1.0 (dev extra) parses the config, accepts every task and prediction,
+    and makes the annotation results the import reads."""
+    sdk = pytest.importorskip("label_studio_sdk.label_interface")
+    frame = pl.DataFrame(
+        {
+            "item": [f"i{i}" for i in range(16)],
+            "text": [f"message {i}" for i in range(16)],
+            "label": ["ham", "spam"] * 8,
+            "prompt": [f"q{i}?" for i in range(16)],
+            "chosen": [f"good {i}" for i in range(16)],
+            "rejected": [f"bad {i}" for i in range(16)],
+            "suggested_label": (
+                ["chosen", "rejected"] * 8
+                if task == "preference"
+                else ["3", "4"] * 8
+                if task == "rating"
+                else ["ham", "spam"] * 8
+            ),
+        }
+    )
+    put(store, frame, "t/sdk")
+    fields = None if task == "preference" else ["text"]
+    res = export_annotations(
+        store,
+        "t/sdk",
+        tool="label-studio",
+        task=task,
+        to=tmp_path / "ls",
+        fields=fields,
+        suggest=True,
+    )
+    li = sdk.LabelInterface((tmp_path / "ls" / "label_config.xml").read_text())
+    record = _truth(store, res["id"])
+    tasks = json.loads((tmp_path / "ls" / "tasks.json").read_text())
+    control = li.get_control(task if task != "classification" else "label")
+    exported, expected = [], []
+    for n, t in enumerate(tasks):
+        assert li.validate_task({"data": t["data"]})
+        if task != "preference":  # the SDK's validator rejects its own Pairwise regions
+            assert li.validate_prediction(t["predictions"][0])
+        row = record[t["data"]["tamis_task"]]
+        if task == "classification":
+            region, want = control.label([row["label"]]), row["label"]
+        elif task == "rating":
+            region, want = control.label(1 + n % 5), 1 + n % 5
+        else:
+            left = "good" in t["data"]["answer_a"]
+            region, want = control.label("left" if left else "right"), "chosen"
+        result = json.loads(region.to_json())
+        if task != "preference":
+            assert li.validate_annotation({"result": [result]})
+        exported.append(
+            {
+                "id": n,
+                "data": t["data"],
+                "annotations": [
+                    {
+                        "completed_by": 3,
+                        "result": [result],
+                        "was_cancelled": False,
+                        "created_at": "2026-11-30T08:00:00.000000Z",
+                    }
+                ],
+            }
+        )
+        expected.append((t["data"]["tamis_task"], want))
+    path = tmp_path / "sdk_export.json"
+    path.write_text(json.dumps(exported))
+    out = import_annotations(store, path, tool="label-studio", export=res["id"])
+    assert sum(out["not_imported"].values()) == 0
+    rows = store.read(out["id"])
+    assert sorted(zip(rows["task_id"], rows["label"], strict=True)) == sorted(expected)

@@ -62,7 +62,8 @@ def labeling_config(spec: TaskSpec) -> str:
 
 
 def _to_name(spec: TaskSpec) -> str:
-    return "a,b" if spec.task == "preference" else f"f_{data_key(spec.fields[0])}"
+    # a <Pairwise> result names the control itself as to_name (label-studio-sdk's PairwiseTag)
+    return spec.question if spec.task == "preference" else f"f_{data_key(spec.fields[0])}"
 
 
 def result_for(spec: TaskSpec, answer: str) -> dict[str, Any]:
