@@ -25,12 +25,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tamis.errors import StepError
 from tamis.privacy.audit.disclosure import anonymeter_risks, linkage_risk, sdmetrics_disclosure
-from tamis.privacy.audit.distance import dcr_nndr
+from tamis.privacy.audit.distance import dcr_nndr, knn_distances
 from tamis.privacy.audit.encode import Encoder, align
 from tamis.privacy.audit.kanon import k_anonymity
-from tamis.privacy.audit.mia import Synthesize, membership_attacks, shadow_attack
+from tamis.privacy.audit.mia import (
+    ATTACK_ORDER,
+    Synthesize,
+    distance_scores,
+    domias_scores,
+    shadow_model,
+    worst_case,
+)
 from tamis.privacy.audit.order import canonical, canonical_order, subsample, subsample_index
 from tamis.privacy.audit.pii import scan_pii
+from tamis.privacy.audit.stats import attack_metrics
 from tamis.privacy.audit.validity import validity
 
 MIN_ROWS = 50
@@ -88,6 +96,18 @@ class AuditConfig(BaseModel):
     disclosure: bool = Field(default=True, description="run SDMetrics' CAP metrics (needs QIs)")
     anonymeter: bool = Field(default=True, description="run anonymeter when it is installed")
     pii_scan: bool = Field(default=True, description="scan the synthetic data for PII patterns")
+    record_risk_top_k: int = Field(
+        default=20,
+        ge=0,
+        description="training records listed as most exposed under the strongest attack (0 = skip)",
+    )
+    outlier_share: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="a training record is an outlier when its distance to its nearest other "
+        "training record is in this top share",
+    )
     public: dict[str, PublicColumn] = Field(
         default_factory=dict,
         description="public bounds/categories per column for the validity section (default: "
@@ -149,7 +169,14 @@ def _flat(report: dict[str, Any]) -> dict[str, float]:
                 for suffix in ("", "_ci_low", "_ci_high"):
                     if f"{k}{suffix}" in res:
                         m[f"mia.{attack}.{k}{suffix}"] = float(res[f"{k}{suffix}"])
-    for section in ("disclosure", "linkage", "anonymeter", "k_anonymity", "k_anonymity_real"):
+    for section in (
+        "disclosure",
+        "linkage",
+        "anonymeter",
+        "k_anonymity",
+        "k_anonymity_real",
+        "record_risk",
+    ):
         for k, v in report.get(section, {}).items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 m[f"{section}.{k}"] = float(v)
@@ -174,6 +201,61 @@ def _flat(report: dict[str, Any]) -> dict[str, float]:
             m[f"trtr.{k}"] = float(ml["trtr"][k])
             m[f"tstr.{k}_gap"] = float(ml[f"{k}_gap"])
     return m
+
+
+def record_risk(
+    rows: pl.DataFrame,
+    row_ids: np.ndarray,
+    x_rows: np.ndarray,
+    scorer: Callable[[pl.DataFrame], np.ndarray],
+    nonmember_scores: np.ndarray,
+    *,
+    attack: str,
+    top_k: int = 20,
+    outlier_share: float = 0.05,
+) -> dict[str, Any]:
+    """The training records most exposed under one attack, and how many of them are outliers.
+
+    Every row of `rows` (training records, encoded as `x_rows`; `row_ids` their positions in the
+    real input) is scored by the attack. A record is an outlier when its distance to its nearest
+    other training record is in the top `outlier_share` of those distances. For each listed
+    record, `nonmember_share_at_or_above` is the share of the evaluated non-members that score at
+    least as high: the false-positive rate of an attacker who calls this record a member.
+    Ties in score are listed in the canonical row order (never the input's).
+    """
+    scores = np.asarray(scorer(rows), dtype=np.float64)
+    d_own = knn_distances(x_rows, x_rows, k=2)[:, -1].astype(np.float64)
+    cut = float(np.quantile(d_own, 1.0 - outlier_share))
+    outlier = d_own >= cut if cut > 0 else d_own > 0
+    k = min(top_k, len(scores))
+    top = np.argsort(-scores, kind="stable")[:k]
+    non = np.sort(np.asarray(nonmember_scores, dtype=np.float64))
+    listed = []
+    for i in top:
+        at_or_above = len(non) - np.searchsorted(non, scores[i], side="left")
+        listed.append(
+            {
+                "real_row": int(row_ids[i]),
+                "score": float(scores[i]),
+                "nonmember_share_at_or_above": float(at_or_above / max(len(non), 1)),
+                "nn_distance": float(d_own[i]),
+                "outlier": bool(outlier[i]),
+                "record": rows.row(int(i), named=True),
+            }
+        )
+    share_all = float(outlier.mean())
+    share_top = float(outlier[top].mean()) if k else float("nan")
+    return {
+        "attack": attack,
+        "n_scored": int(len(scores)),
+        "top_k": int(k),
+        "outlier_share": outlier_share,
+        "outlier_distance": cut,
+        "outlier_share_all": share_all,
+        "outlier_share_top_k": share_top,
+        "outlier_lift": share_top / share_all if share_all > 0 else float("nan"),
+        "top": listed,
+    }
 
 
 def run_audit(
@@ -213,7 +295,8 @@ def run_audit(
     holdout = align(real, holdout, "holdout")
     # one canonical row order, so that no figure depends on the order of the inputs' rows
     syn_order = canonical_order(synthetic)
-    real, synthetic, holdout = canonical(real), synthetic[syn_order], canonical(holdout)
+    real_order = canonical_order(real)
+    real, synthetic, holdout = real[real_order], synthetic[syn_order], canonical(holdout)
     rng = np.random.default_rng(seed)
     report: dict[str, Any] = {
         "n_real": real.height,
@@ -249,34 +332,57 @@ def run_audit(
     n_eval = min(cfg.n_eval, real.height, hold_eval.height)
     members = real[rng.choice(real.height, n_eval, replace=False)]
     nonmembers = hold_eval[rng.choice(hold_eval.height, n_eval, replace=False)]
-    x_mem, x_non, x_ref = enc.transform(members), enc.transform(nonmembers), enc.transform(hold_ref)
+    x_ref = enc.transform(hold_ref)
     say("membership inference")
-    report["mia"] = membership_attacks(
-        x_mem, x_non, x_syn, x_ref, k=cfg.knn_k, n_boot=cfg.n_boot, seed=seed
-    )
+    # each attack is a scorer: frame of real rows -> membership score (higher = "member")
+    scorers: dict[str, Callable[[pl.DataFrame], np.ndarray]] = {
+        "distance": lambda f: distance_scores(enc.transform(f), x_syn),
+        "domias": lambda f: domias_scores(enc.transform(f), x_syn, x_ref, cfg.knn_k),
+    }
+    skipped: dict[str, dict[str, Any]] = {}
+    extra: dict[str, dict[str, Any]] = {}
     if cfg.shadow.count > 0:
         if synthesize is None:
-            report["mia"]["shadow"] = {"skipped": "no synthesizer given for shadow models"}
+            skipped["shadow"] = {"skipped": "no synthesizer given for shadow models"}
         else:
-            report["mia"]["shadow"] = shadow_attack(
+            model, info = shadow_model(
                 synthesize,
                 hold_ref,
                 enc,
-                x_mem,
-                x_non,
                 x_syn,
                 x_ref,
                 n_train=real.height,
                 count=cfg.shadow.count,
                 k=cfg.knn_k,
                 seed=seed,
-                n_boot=cfg.n_boot,
                 progress=progress,
             )
-            report["mia"]["shadow"]["synthesizer"] = cfg.shadow.synthesizer
-    report["mia"] = {k: v for k, v in report["mia"].items() if "skipped" not in v} | {
-        k: v for k, v in report["mia"].items() if "skipped" in v
-    }
+            if model is None:
+                skipped["shadow"] = info
+            else:
+                scorers["shadow"] = lambda f, model=model: model(enc.transform(f))  # type: ignore[misc]
+                extra["shadow"] = {**info, "synthesizer": cfg.shadow.synthesizer}
+    names = [a for a in ATTACK_ORDER if a in scorers]
+    scores = {a: (scorers[a](members), scorers[a](nonmembers)) for a in names}
+    mia: dict[str, dict[str, Any]] = {}
+    for a in names:
+        mia[a] = attack_metrics(*scores[a], n_boot=cfg.n_boot, seed=seed) | extra.get(a, {})
+    worst = worst_case(scores)
+    mia["worst"] = worst
+    report["mia"] = mia | skipped
+    if cfg.record_risk_top_k > 0:
+        say("per-record risk")
+        keep = subsample_index(real, cfg.max_rows, seed + 1)  # the rows of x_real
+        report["record_risk"] = record_risk(
+            real[keep],
+            real_order[keep],
+            x_real,
+            scorers[worst["strongest"]],
+            scores[worst["strongest"]][1],
+            attack=worst["strongest"],
+            top_k=cfg.record_risk_top_k,
+            outlier_share=cfg.outlier_share,
+        )
     qis, sens = cfg.quasi_identifiers, cfg.sensitive
     for c in [*qis, *sens]:
         if c not in cols:

@@ -128,6 +128,15 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
         "bins",
     ),
     "quality": ("score", "column_shapes", "column_pair_trends"),
+    "record_risk": (
+        "n_scored",
+        "top_k",
+        "outlier_share",
+        "outlier_distance",
+        "outlier_share_all",
+        "outlier_share_top_k",
+        "outlier_lift",
+    ),
     "validity": ("max_out_of_range_share", "max_new_category_share", "max_null_rate_increase"),
 }
 _VALIDITY_COLUMN = ("out_of_range_share", "new_category_share", "null_rate_change")
@@ -138,7 +147,7 @@ def metric_names(columns: list[str]) -> list[str]:
     names = ["exact_match_rate", "exact_match_rate_holdout", "pii.columns_flagged"]
     names += [f"dcr.{k}" for k in _DCR]
     names += [f"dcr.closer_to_train_share{s}" for s in _CI]
-    for attack in ("distance", "domias", "shadow"):
+    for attack in ("distance", "domias", "marginal", "shadow", "worst"):
         for k in ("auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"):
             names += [f"mia.{attack}.{k}{s}" for s in _CI]
     for section, keys in _SECTIONS.items():

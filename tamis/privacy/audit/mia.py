@@ -26,7 +26,12 @@ import polars as pl
 
 from tamis.privacy.audit.distance import knn_distances
 from tamis.privacy.audit.encode import Encoder
-from tamis.privacy.audit.stats import attack_metrics
+from tamis.privacy.audit.stats import (
+    attack_metrics,
+    clopper_pearson,
+    delong_ci,
+    tpr_at_fpr_counts,
+)
 
 EPS = 1e-6
 #: (training frame, rows to sample, seed) -> synthetic frame
@@ -54,12 +59,13 @@ def _features(x: np.ndarray, synthetic: np.ndarray, reference: np.ndarray, k: in
     )
 
 
-def shadow_attack(
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+
+def shadow_model(
     synthesize: Synthesize,
     pool: pl.DataFrame,
     encoder: Encoder,
-    members: np.ndarray,
-    nonmembers: np.ndarray,
     synthetic: np.ndarray,
     reference: np.ndarray,
     *,
@@ -67,18 +73,19 @@ def shadow_attack(
     count: int = 3,
     k: int = 1,
     seed: int = 0,
-    n_boot: int = 200,
     progress: Callable[..., None] | None = None,
-) -> dict[str, Any]:
-    """Train `count` shadow synthesizers on halves of `pool`; attack with a learned classifier.
+) -> tuple[Scorer | None, dict[str, Any]]:
+    """Train `count` shadow synthesizers on halves of `pool`; return the learned scorer.
 
+    (scorer, info): the scorer maps encoded rows to member probabilities against the real
+    synthetic data; it is None (and info says why under `skipped`) when the pool is too small.
     The shadow synthetic sets keep the target's ratio of synthetic to training rows, so distance
     features live on the same scale as in the real attack.
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     if pool.height < 200:
-        return {"skipped": f"the attacker's reference pool has {pool.height} rows (< 200)"}
+        return None, {"skipped": f"the attacker's reference pool has {pool.height} rows (< 200)"}
     rng = np.random.default_rng(seed)
     size = pool.height // 2
     ratio = len(synthetic) / max(n_train, 1)
@@ -107,10 +114,46 @@ def shadow_attack(
         labels.append(np.zeros(n_lab))
     clf = HistGradientBoostingClassifier(max_iter=200, random_state=seed)
     clf.fit(np.vstack(feats), np.concatenate(labels))
-    s_mem = clf.predict_proba(_features(members, synthetic, reference, k))[:, 1]
-    s_non = clf.predict_proba(_features(nonmembers, synthetic, reference, k))[:, 1]
-    out = attack_metrics(s_mem, s_non, n_boot=n_boot, seed=seed)
-    out.update(shadow_count=count, shadow_train_rows=size)
+
+    def scorer(x: np.ndarray) -> np.ndarray:
+        return np.asarray(clf.predict_proba(_features(x, synthetic, reference, k))[:, 1])
+
+    return scorer, {"shadow_count": count, "shadow_train_rows": size}
+
+
+def shadow_attack(
+    synthesize: Synthesize,
+    pool: pl.DataFrame,
+    encoder: Encoder,
+    members: np.ndarray,
+    nonmembers: np.ndarray,
+    synthetic: np.ndarray,
+    reference: np.ndarray,
+    *,
+    n_train: int,
+    count: int = 3,
+    k: int = 1,
+    seed: int = 0,
+    n_boot: int = 200,
+    progress: Callable[..., None] | None = None,
+) -> dict[str, Any]:
+    """The shadow-model attack's figures on (members, nonmembers); see `shadow_model`."""
+    scorer, info = shadow_model(
+        synthesize,
+        pool,
+        encoder,
+        synthetic,
+        reference,
+        n_train=n_train,
+        count=count,
+        k=k,
+        seed=seed,
+        progress=progress,
+    )
+    if scorer is None:
+        return info
+    out = attack_metrics(scorer(members), scorer(nonmembers), n_boot=n_boot, seed=seed)
+    out.update(info)
     return out
 
 
@@ -139,3 +182,68 @@ def membership_attacks(
             seed=seed,
         ),
     }
+
+
+#: the attacks in the order the report lists them (ties in `worst_case` go to the first)
+ATTACK_ORDER = ("distance", "domias", "marginal", "shadow")
+_TPR = {"tpr_at_fpr_0.01": 0.01, "tpr_at_fpr_0.001": 0.001}
+
+
+def worst_case(
+    scores: dict[str, tuple[np.ndarray, np.ndarray]], level: float = 0.95
+) -> dict[str, Any]:
+    """The worst case over every attack run: AUC and TPR at 1% / 0.1% FPR, with a CI each.
+
+    Per attack: the AUC with a DeLong interval, and each TPR (true positives among the members
+    at the threshold whose false-positive rate does not exceed the target) with a
+    Clopper-Pearson interval. Each interval is at level 1 - (1 - level) / m for m attacks
+    (Bonferroni), so with probability >= `level` every attack's interval holds its true value
+    at once, and then the worst true value lies in [max of the lows, max of the highs]: those
+    are `<figure>_ci_low` and `<figure>_ci_high`. The point figure is the largest point
+    estimate and `<figure>_attack` names its attack. `strongest` is the attack with the highest
+    TPR at 1% FPR (ties: higher AUC, then report order).
+    """
+    names = [a for a in ATTACK_ORDER if a in scores] + sorted(
+        a for a in scores if a not in ATTACK_ORDER
+    )
+    m = len(names)
+    if m == 0:
+        return {"skipped": "no membership attack ran"}
+    per_level = 1.0 - (1.0 - level) / m
+    per: dict[str, dict[str, Any]] = {}
+    for name in names:
+        s_mem, s_non = scores[name]
+        a, lo, hi = delong_ci(s_mem, s_non, per_level)
+        row: dict[str, Any] = {"auc": a, "auc_ci_low": lo, "auc_ci_high": hi}
+        for key, target in _TPR.items():
+            tp, fp, _ = tpr_at_fpr_counts(s_mem, s_non, target)
+            lo, hi = clopper_pearson(tp, len(s_mem), per_level)
+            row.update(
+                {
+                    key: tp / max(len(s_mem), 1),
+                    f"{key}_ci_low": lo,
+                    f"{key}_ci_high": hi,
+                    f"{key}_tp": tp,
+                    f"{key}_fp": fp,
+                }
+            )
+        row.update(n_members=int(len(s_mem)), n_nonmembers=int(len(s_non)))
+        per[name] = row
+    out: dict[str, Any] = {}
+    for key in ("auc", *_TPR):
+        best = max(names, key=lambda n: (per[n][key], -names.index(n)))
+        out[key] = per[best][key]
+        out[f"{key}_attack"] = best
+        out[f"{key}_ci_low"] = max(per[n][f"{key}_ci_low"] for n in names)
+        out[f"{key}_ci_high"] = max(per[n][f"{key}_ci_high"] for n in names)
+    out["strongest"] = max(
+        names, key=lambda n: (per[n]["tpr_at_fpr_0.01"], per[n]["auc"], -names.index(n))
+    )
+    out.update(
+        attacks=names,
+        level=level,
+        per_attack_level=per_level,
+        ci_method="AUC: DeLong; TPR: Clopper-Pearson; Bonferroni over the attacks",
+        per_attack=per,
+    )
+    return out

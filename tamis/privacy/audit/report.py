@@ -182,7 +182,8 @@ def build_html(
         ]
         sections.append(("Release gate", status + table_tag(rows)))
     mia_rows = []
-    for name, res in rep["mia"].items():
+    attacks = {k: v for k, v in rep["mia"].items() if k != "worst"}
+    for name, res in attacks.items():
         if "skipped" in res:
             mia_rows.append({"attack": name, "auc": res["skipped"]})
             continue
@@ -199,15 +200,55 @@ def build_html(
                 "n non-members": res["n_nonmembers"],
             }
         )
-    roc_html = _roc(rep["mia"]) if any("roc" in r for r in rep["mia"].values()) else ""
+    roc_html = _roc(attacks) if any("roc" in r for r in attacks.values()) else ""
+    worst_html = ""
+    w = rep["mia"].get("worst", {})
+    if "auc" in w:
+        worst_rows = [
+            {
+                "figure": key,
+                "worst": w[key],
+                "attack": w[f"{key}_attack"],
+                f"{w['level']:.0%} CI (all attacks at once)": f"[{w[f'{key}_ci_low']:.4f}, "
+                f"{w[f'{key}_ci_high']:.4f}]",
+            }
+            for key in ("auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001")
+        ]
+        worst_html = (
+            f"<p><b>Worst case over {len(w['attacks'])} attacks</b> (mia.worst; strongest: "
+            f"{w['strongest']}; {w['ci_method']})</p>" + table_tag(worst_rows)
+        )
     sections.append(
         (
             "Membership inference",
-            table_tag(mia_rows)
+            worst_html
+            + table_tag(mia_rows)
             + '<p class="note">AUC 0.5 = the attacker cannot tell training rows from unseen rows.'
             "</p>" + roc_html,
         )
     )
+    if "record_risk" in rep:
+        rr = rep["record_risk"]
+        rows = [
+            {
+                "real row": e["real_row"],
+                "score": e["score"],
+                "non-members scoring as high": e["nonmember_share_at_or_above"],
+                "outlier": "yes" if e["outlier"] else "",
+                **{k: v for k, v in list(e["record"].items())[:8]},
+            }
+            for e in rr["top"]
+        ]
+        sections.append(
+            (
+                "Most exposed training records",
+                f'<p class="note">Under the {rr["attack"]} attack; outliers (top '
+                f"{rr['outlier_share']:.0%} of distance to the nearest other training record) are "
+                f"{rr['outlier_share_top_k']:.0%} of these {rr['top_k']} records against "
+                f"{rr['outlier_share_all']:.0%} of all {rr['n_scored']} scored.</p>"
+                + table_tag(rows),
+            )
+        )
     dcr_html = _kv(rep["dcr"]) + (_dcr_hist(result.arrays) if result.arrays else "")
     sections.append(
         (

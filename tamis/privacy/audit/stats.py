@@ -101,3 +101,68 @@ def attack_metrics(
         "tpr": [round(float(v), 5) for v in tpr],
     }
     return out
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) two-sided CI of a binomial proportion k/n, from Beta quantiles."""
+    from scipy.stats import beta
+
+    if n <= 0:
+        return float("nan"), float("nan")
+    a = 1.0 - level
+    lo = 0.0 if k <= 0 else float(beta.ppf(a / 2, k, n - k + 1))
+    hi = 1.0 if k >= n else float(beta.ppf(1 - a / 2, k + 1, n - k))
+    return lo, hi
+
+
+def delong(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> tuple[float, float]:
+    """(AUC, its standard error) by DeLong, DeLong & Clarke-Pearson (1988), ties counted half.
+
+    The placement values (each member's share of non-members it outscores, each non-member's
+    share of members that outscore it) come from mid-ranks, so this is O(n log n).
+    """
+    from scipy.stats import rankdata
+
+    x = np.asarray(member_scores, dtype=np.float64)
+    y = np.asarray(nonmember_scores, dtype=np.float64)
+    n1, n0 = len(x), len(y)
+    if n1 < 2 or n0 < 2:
+        return float("nan"), float("nan")
+    r_all = rankdata(np.r_[x, y])
+    v10 = (r_all[:n1] - rankdata(x)) / n0  # per member: P(non-member score < it), ties half
+    v01 = 1.0 - (r_all[n1:] - rankdata(y)) / n1  # per non-member: P(member score > it)
+    auc_ = float(v10.mean())
+    var = float(v10.var(ddof=1) / n1 + v01.var(ddof=1) / n0)
+    return auc_, float(np.sqrt(max(var, 0.0)))
+
+
+def delong_ci(
+    member_scores: np.ndarray, nonmember_scores: np.ndarray, level: float = 0.95
+) -> tuple[float, float, float]:
+    """(AUC, low, high): the normal interval AUC +- z * DeLong SE, clipped to [0, 1]."""
+    from scipy.stats import norm
+
+    a, se = delong(member_scores, nonmember_scores)
+    z = float(norm.ppf(1 - (1 - level) / 2))
+    return a, max(0.0, a - z * se), min(1.0, a + z * se)
+
+
+def tpr_at_fpr_counts(
+    member_scores: np.ndarray, nonmember_scores: np.ndarray, fpr_target: float
+) -> tuple[int, int, float]:
+    """(true positives, false positives, threshold) of the highest-TPR threshold whose FPR does
+    not exceed `fpr_target` (a member is called a member when its score >= threshold; the
+    threshold is +inf when no threshold qualifies, i.e. nobody is called)."""
+    s = np.r_[member_scores, nonmember_scores].astype(np.float64)
+    y = np.r_[np.ones(len(member_scores)), np.zeros(len(nonmember_scores))]
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    distinct = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tps = np.cumsum(y)[distinct]
+    fps = (1 + distinct) - tps
+    n0 = max(len(nonmember_scores), 1)
+    ok = fps / n0 <= fpr_target + 1e-12
+    if not ok.any():
+        return 0, 0, float("inf")
+    j = int(np.flatnonzero(ok)[np.argmax(tps[ok])])
+    return int(tps[j]), int(fps[j]), float(s[distinct[j]])
