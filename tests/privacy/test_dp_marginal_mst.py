@@ -158,3 +158,36 @@ def test_mbi_estimation_from_the_noisy_marginals_only() -> None:
     sa, sb = a.sample(400, seed=0), b.sample(400, seed=0)
     assert sa.equals(sb) and sa.height == 400
     assert set(sa["c"].drop_nulls().to_list()) <= {"x", "y", "z"}
+
+
+@pytest.mark.slow  # two pipeline builds: 57 s on the loaded shared machine
+def test_pipeline_builds_in_two_stores_differ_and_say_not_deterministic(tmp_path: Path) -> None:
+    from tamis.pipelines.runner import build
+    from tamis.pipelines.store import Store
+
+    _frame().write_parquet(tmp_path / "private.parquet")
+    spec = {
+        "name": "dpm",
+        "seed": 3,
+        "sources": {"private": {"path": "private.parquet"}},
+        "steps": {
+            "synth": {
+                "use": "dp_mst",
+                "input": "private",
+                "params": {"epsilon": 1.0, "bins": 8, "columns": META, "iters": 100},
+            }
+        },
+    }
+    (tmp_path / "p.yaml").write_text(json.dumps(spec))
+    out = []
+    for name in ("a", "b"):
+        store = Store(tmp_path / name)
+        man = build(tmp_path / "p.yaml", store).versions["synth"]
+        art = store.version_dir(man["id"]) / "artifacts" / "dp_mst.json"
+        out.append((man, json.loads(art.read_text()), store.read(man["id"])))
+    (ma, sa, ra), (mb, sb, rb) = out
+    assert ma["step"]["deterministic"] is False
+    assert ma["id"] == mb["id"]  # the cache key stays (inputs, params, seed)
+    assert sa["measurements"][0]["noisy"] != sb["measurements"][0]["noisy"]  # fresh noise
+    assert not ra.equals(rb)
+    assert ma["report"]["privacy_ledger"]["total"]["within_target"]
