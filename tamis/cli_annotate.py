@@ -152,9 +152,18 @@ def register(app: typer.Typer) -> None:
                 out.print(
                     "not imported: "
                     + ", ".join(f"{k} {v}" for k, v in lost.items())
-                    + f" (listed in `tamis show {result['id'][:12]}` table dropped)",
+                    + " (each one is in the version's `dropped` table and in --json)",
                     highlight=False,
                 )
+                for d in result["dropped"][:10]:
+                    who = f" by {d['annotator']}" if d["annotator"] else ""
+                    out.print(
+                        f"  {d['reason']}: task {d['task']}{who} {d['detail']}".rstrip(),
+                        highlight=False,
+                        markup=False,
+                    )
+                if len(result["dropped"]) > 10:
+                    out.print(f"  ... and {len(result['dropped']) - 10} more", highlight=False)
 
         emit(result, as_json, render)
 

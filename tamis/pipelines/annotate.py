@@ -342,6 +342,7 @@ def export_annotations(
         step={
             "name": "export",
             "type": "annotate_export",
+            "version": 1,
             "params": params,
             "code": module_code_hash("tamis.pipelines.annotate")[:32],
         },
@@ -601,4 +602,4 @@ def import_annotations(
         part = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
         rows.write_parquet(part)
         os.replace(part, out)
-    return {"id": version_id, "ref": name, **report}
+    return {"id": version_id, "ref": name, **report, "dropped": counts.dropped}

@@ -595,7 +595,7 @@ def test_cli_import_out_file_and_counts(sms_store: Store, tmp_path: Path) -> Non
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     assert "imported 50 annotations on 50 of 100 items" in r.output
-    assert "unannotated_items 50" in r.output
+    assert "unannotated_items 50" in r.output and "unannotated_items: task t" in r.output
     assert pl.read_parquet(out).height == 50
     before = out.read_bytes()
     r = CliRunner().invoke(app, args)  # --out exists: refused, the file is untouched
