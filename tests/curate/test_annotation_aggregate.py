@@ -227,3 +227,29 @@ def test_gold_drift_few_false_alarms() -> None:
         out = gold_drift(df, annotator="annotator", label="label", gold="gold", time="t", window=15)
         alarms += int(out["drift"].any())
     assert alarms <= 1
+
+
+def test_step_bradley_terry_from_a_preference_import(tmp_path: Path) -> None:
+    """A preference import labels each vote with the preferred column (chosen/rejected); with
+    `sides` the step turns that into the model that won and scores the models."""
+    df, s = pairs(n_votes=900)
+    votes = df.with_columns(
+        pl.col("left").alias("model_chosen"),
+        pl.col("right").alias("model_rejected"),
+        pl.when(pl.col("winner") == pl.col("left"))
+        .then(pl.lit("chosen"))
+        .otherwise(pl.lit("rejected"))
+        .alias("label"),
+    ).drop("left", "right", "winner")
+    p = AggregateLabelsParams(
+        method="bradley_terry",
+        left="model_chosen",
+        right="model_rejected",
+        winner="label",
+        sides=["chosen", "rejected"],
+        prior=0.0,
+    )
+    out = AggregateLabels().run({"input": votes.lazy()}, p, _ctx(tmp_path)).frames["data"]
+    direct = bradley_terry(df, left="left", right="right", winner="winner", prior=0.0)
+    got = dict(zip(out["name"], out["score"], strict=True))
+    np.testing.assert_allclose([got[n] for n in direct.names], direct.scores, atol=1e-9)

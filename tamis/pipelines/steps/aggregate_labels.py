@@ -43,6 +43,14 @@ class AggregateLabelsParams(StepParams):
     left: str = Field(default="left", description="bradley_terry: one side of each vote")
     right: str = Field(default="right", description="bradley_terry: the other side")
     winner: str = Field(default="winner", description="bradley_terry: the side voted better")
+    sides: list[str] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="bradley_terry: the two values of `winner` meaning 'left won' and 'right "
+        "won' (e.g. [chosen, rejected] for a `tamis annotate import` of a preference task, "
+        "with left/right the columns naming what produced each response)",
+    )
     prior: float = Field(
         default=1.0, ge=0.0, description="bradley_terry: virtual wins and losses per item"
     )
@@ -134,7 +142,27 @@ def _aggregate_pairs(
     df: pl.DataFrame, p: AggregateLabelsParams
 ) -> tuple[pl.DataFrame, dict[str, Any], dict[str, pl.DataFrame]]:
     from tamis.curate.annotation.aggregate import bradley_terry, win_matrix
+    from tamis.errors import StepError
 
+    if p.sides is not None:
+        if p.winner not in df.columns:
+            raise StepError(f"column '{p.winner}' is not in the data", column=p.winner)
+        values = set(df.get_column(p.winner).drop_nulls().cast(pl.String).unique().to_list())
+        if not values <= set(p.sides):
+            raise StepError(
+                f"'{p.winner}' holds {sorted(values - set(p.sides))[:5]}, not only {p.sides}",
+                column=p.winner,
+                field="sides",
+                fix="list the two values that mean 'left won' and 'right won'",
+            )
+        w = pl.col(p.winner).cast(pl.String)
+        df = df.with_columns(
+            pl.when(w == p.sides[0])
+            .then(pl.col(p.left).cast(pl.String))
+            .when(w == p.sides[1])
+            .then(pl.col(p.right).cast(pl.String))
+            .alias(p.winner)
+        )
     res = bradley_terry(df, left=p.left, right=p.right, winner=p.winner, prior=p.prior)
     _, _, bad = win_matrix(df, left=p.left, right=p.right, winner=p.winner)
     table = res.table()
