@@ -231,6 +231,15 @@ def export_annotations(
         _check_columns(
             gframe, fields + ([prompt] if prompt else []), f"gold version {gold}", "--gold"
         )
+        if suggest and suggest_col not in gframe.columns:
+            raise TamisError(
+                f"with --suggest the gold items need a suggestion too: gold version {gold} has "
+                f"no column '{suggest_col}', so its items would be the ones without one",
+                field="--suggest",
+                column=suggest_col,
+                fix="add the model's suggestions to the gold version (e.g. run the same "
+                "label_issues step on it) or export without --suggest",
+            )
         pool = gframe.with_columns(pl.col(gitem).cast(pl.String).alias("item")).filter(
             pl.col(gold_label).is_not_null()
             & ~pl.col("item").is_in(items.get_column("item").to_list())

@@ -631,6 +631,18 @@ def test_label_studio_suggestions_and_rating_config(sms_store: Store, tmp_path: 
             "f_text",
             "choices",
         )
+    with pytest.raises(TamisError, match="gold items need a suggestion"):
+        export_annotations(
+            sms_store,
+            "t/suggested",
+            tool="label-studio",
+            task="classification",
+            to=tmp_path / "g",
+            id_col="id",
+            suggest=True,
+            gold="t/gold",
+        )
+    assert not (tmp_path / "g").exists()
     export_annotations(
         sms_store,
         "t/items",
