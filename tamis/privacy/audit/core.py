@@ -28,6 +28,7 @@ from tamis.privacy.audit.disclosure import anonymeter_risks, linkage_risk, sdmet
 from tamis.privacy.audit.distance import dcr_nndr, knn_distances
 from tamis.privacy.audit.encode import Encoder, align
 from tamis.privacy.audit.kanon import k_anonymity
+from tamis.privacy.audit.marginal import marginal_scorer
 from tamis.privacy.audit.mia import (
     ATTACK_ORDER,
     Synthesize,
@@ -55,6 +56,23 @@ class ShadowConfig(BaseModel):
         "the data; name the kind that made it (ctgan, tvae) for a stronger, slower attack",
     )
     epochs: int = Field(default=10, ge=1, description="epochs for ctgan/tvae shadows")
+
+
+class MarginalAttackConfig(BaseModel):
+    """The marginal (density) attack: synthetic vs reference low-order marginals."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = Field(default=True, description="run the marginal attack")
+    degree: Literal[1, 2] = Field(
+        default=2, description="1 = 1-way marginals, 2 = every 2-way marginal"
+    )
+    bins: int = Field(default=10, ge=2, description="quantile bins for numeric columns")
+    alpha: float = Field(default=0.5, gt=0, description="add-alpha smoothing of the counts")
+    marginals: list[list[str]] | None = Field(
+        default=None,
+        description="the column sets to compare (e.g. the marginals a synthesizer reports it "
+        "measured); default: every marginal of `degree`",
+    )
 
 
 class PublicColumn(BaseModel):
@@ -92,6 +110,7 @@ class AuditConfig(BaseModel):
     k_threshold: int = Field(default=5, ge=2, description="k for the k-anonymity share figure")
     qi_bins: int = Field(default=10, ge=0, description="bins for numeric quasi-identifiers")
     shadow: ShadowConfig = Field(default_factory=ShadowConfig)
+    marginal: MarginalAttackConfig = Field(default_factory=MarginalAttackConfig)
     quality: bool = Field(default=True, description="run SDMetrics' QualityReport")
     disclosure: bool = Field(default=True, description="run SDMetrics' CAP metrics (needs QIs)")
     anonymeter: bool = Field(default=True, description="run anonymeter when it is installed")
@@ -341,6 +360,25 @@ def run_audit(
     }
     skipped: dict[str, dict[str, Any]] = {}
     extra: dict[str, dict[str, Any]] = {}
+    if cfg.marginal.enabled:
+        for group in cfg.marginal.marginals or []:
+            for c in group:
+                if c not in cols:
+                    raise StepError(
+                        "a column of `marginal.marginals` is not among the audited columns",
+                        column=c,
+                        field="marginal.marginals",
+                        fix=f"columns: {', '.join(cols)}",
+                    )
+        scorers["marginal"] = marginal_scorer(
+            syn_s,
+            hold_ref,
+            degree=cfg.marginal.degree,
+            bins=cfg.marginal.bins,
+            alpha=cfg.marginal.alpha,
+            marginals=cfg.marginal.marginals,
+        )
+        extra["marginal"] = cfg.marginal.model_dump(exclude={"enabled"})
     if cfg.shadow.count > 0:
         if synthesize is None:
             skipped["shadow"] = {"skipped": "no synthesizer given for shadow models"}
