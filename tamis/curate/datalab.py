@@ -223,6 +223,7 @@ def datalab_issues(
             seed=seed,
             where=where,
             progress=progress,
+            class_names=[str(c) for c in classes.to_list()],
         )
     say("Datalab: " + ", ".join(types))
     lab = Datalab(

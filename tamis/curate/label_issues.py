@@ -238,15 +238,20 @@ def compute_pred_probs(
     where: str = "label_issues",
     progress: Callable[[str], None] | None = None,
     exclude: tuple[str, ...] = (),
+    class_names: list[str] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Out-of-fold predicted probabilities `(n, k)` and a description of how they were made."""
+    """Out-of-fold predicted probabilities `(n, k)` and a description of how they were made.
+
+    `class_names` (the label values, in code order) name the classes in errors and warnings.
+    """
     say = progress or (lambda _msg: None)
     info: dict[str, Any] = {"warnings": []}
     if pred_probs is not None:
         info["model"] = f"precomputed column '{pred_probs}'"
         info["folds"] = None
         return pred_probs_from_column(df, pred_probs, n_classes, where=where), info
-    counts = {str(c): int((y == i).sum()) for i, c in enumerate(range(n_classes))}
+    names = class_names if class_names is not None else [str(i) for i in range(n_classes)]
+    counts = {str(names[i]): int((y == i).sum()) for i in range(n_classes)}
     folds, warns = choose_folds(counts, folds, where=where, label=label)
     info["warnings"] += warns
     info["folds"] = folds
@@ -390,6 +395,7 @@ def find_label_issues(
         where=where,
         progress=progress,
         exclude=(truth_col,) if truth_col else (),
+        class_names=[str(c) for c in classes.to_list()],
     )
     if progress:
         progress("confident learning")
