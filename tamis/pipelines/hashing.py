@@ -89,7 +89,8 @@ def hash_files(paths: list[Path]) -> str:
 # they are: any change to a module a step can execute (even a comment: cheap and never stale)
 # changes the key of every step that reaches it. Parent
 # packages' `__init__` files are not included unless imported by name, nor are third-party
-# libraries (pin them in the environment). Computed once per module per process.
+# libraries (pin them in the environment). Computed once per module per process, from the files
+# on disk: edit code while a long-lived process (a notebook) runs, and restart it before building.
 
 
 @functools.cache
