@@ -147,6 +147,7 @@ def run(
     from tamis.curate.annotation.active import rank_for_labeling
 
     x_all, y_all, k = load(dataset)
+    np.random.seed(seed)  # cleanlab breaks majority-vote ties with the global NumPy RNG
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(y_all))
     n_test, n_pool = SIZES[dataset]

@@ -149,9 +149,15 @@ def rank_for_labeling(
     from cleanlab.multiannotator import get_active_learning_scores
 
     wide = pd.DataFrame(mat[labelled], columns=[str(a) for a in anns])
-    s_lab, s_unl = get_active_learning_scores(
-        wide, pred_probs=p_lab, pred_probs_unlabeled=p_unl if len(p_unl) else None
-    )
+    # cleanlab breaks majority-vote ties with the global NumPy RNG: seed it for this call only
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        s_lab, s_unl = get_active_learning_scores(
+            wide, pred_probs=p_lab, pred_probs_unlabeled=p_unl if len(p_unl) else None
+        )
+    finally:
+        np.random.set_state(state)
     scores = np.empty(len(ids))
     scores[labelled] = s_lab
     if (~labelled).any():
