@@ -170,3 +170,23 @@ def test_record_risk_lists_the_copied_outliers(adult_tr: pl.DataFrame) -> None:
         # the row id points at the record in the input as given
         assert train.row(e["real_row"], named=True) == e["record"]
         assert e["outlier"] == bool(d_own[e["real_row"]] >= cut - 1e-5)
+
+
+def test_record_risk_ties_never_decide_the_outlier_share(adult_tr: pl.DataFrame) -> None:
+    from tamis.privacy.audit.core import record_risk
+
+    rows = adult_tr[:800]
+    x = Encoder.fit(rows).transform(rows)
+    # a copy makes every training record equally exposed (distance 0 for all)
+    rr = record_risk(
+        rows,
+        np.arange(800),
+        x,
+        lambda f: np.zeros(f.height),
+        np.full(500, -1.0),
+        attack="distance",
+        top_k=20,
+    )
+    assert rr["n_at_least_kth_score"] == 800 and len(rr["top"]) == 20
+    assert rr["outlier_share_top_k"] == rr["outlier_share_all"]
+    assert all(e["nonmember_share_at_or_above"] == 0.0 for e in rr["top"])

@@ -240,7 +240,9 @@ def record_risk(
     other training record is in the top `outlier_share` of those distances. For each listed
     record, `nonmember_share_at_or_above` is the share of the evaluated non-members that score at
     least as high: the false-positive rate of an attacker who calls this record a member.
-    Ties in score are listed in the canonical row order (never the input's).
+    Ties in score are listed in the canonical row order (never the input's);
+    `outlier_share_top_k` counts every record scoring at least the k-th score
+    (`n_at_least_kth_score` of them), so ties never decide it.
     """
     scores = np.asarray(scorer(rows), dtype=np.float64)
     d_own = knn_distances(x_rows, x_rows, k=2)[:, -1].astype(np.float64)
@@ -263,11 +265,14 @@ def record_risk(
             }
         )
     share_all = float(outlier.mean())
-    share_top = float(outlier[top].mean()) if k else float("nan")
+    # the top k with every record tied with the k-th: no share depends on how ties are listed
+    in_top = scores >= scores[top[-1]] if k else np.zeros(len(scores), dtype=bool)
+    share_top = float(outlier[in_top].mean()) if k else float("nan")
     return {
         "attack": attack,
         "n_scored": int(len(scores)),
         "top_k": int(k),
+        "n_at_least_kth_score": int(in_top.sum()),
         "outlier_share": outlier_share,
         "outlier_distance": cut,
         "outlier_share_all": share_all,

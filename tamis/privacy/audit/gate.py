@@ -131,6 +131,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "record_risk": (
         "n_scored",
         "top_k",
+        "n_at_least_kth_score",
         "outlier_share",
         "outlier_distance",
         "outlier_share_all",
