@@ -217,6 +217,10 @@ def export_annotations(
         _check_columns(frame, [suggest_col], f"version {ref}", "--suggest-col")
         if suggest_score is not None:
             _check_columns(frame, [suggest_score], f"version {ref}", "--suggest-score")
+    used = {item, *fields, prompt, suggest_col if suggest else None, suggest_score}
+    clash = {c: f"orig_{c}" for c in frame.columns if c in OWN_COLUMNS and c not in used}
+    if clash:  # the items' own columns named like the record's are kept as orig_<name>
+        frame = frame.rename(clash)
     items = frame.with_columns(
         pl.col(item).cast(pl.String).alias("item"), pl.lit(False).alias("is_gold")
     )

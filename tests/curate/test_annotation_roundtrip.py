@@ -734,3 +734,27 @@ def test_label_studio_round_trip_through_its_sdk(store: Store, tmp_path: Path, t
     assert sum(out["not_imported"].values()) == 0
     rows = store.read(out["id"])
     assert sorted(zip(rows["task_id"], rows["label"], strict=True)) == sorted(expected)
+
+
+def test_items_columns_named_like_the_record_are_kept(store: Store, tmp_path: Path) -> None:
+    frame = pl.DataFrame(
+        {
+            "item": ["a", "b", "c"],
+            "text": ["x", "y", "z"],
+            "gold_label": ["ham", None, "spam"],  # the user's own column
+            "position": [10, 20, 30],
+        }
+    )
+    put(store, frame, "t/clash")
+    res = export_annotations(
+        store,
+        "t/clash",
+        tool="label-studio",
+        task="classification",
+        to=tmp_path / "c",
+        labels=["ham", "spam"],
+    )
+    record = store.read(res["id"]).sort("item")
+    assert record["orig_gold_label"].to_list() == ["ham", None, "spam"]
+    assert record["orig_position"].to_list() == [10, 20, 30]
+    assert record["gold_label"].null_count() == 3 and not record["is_gold"].any()
