@@ -91,8 +91,24 @@ def _infer_numeric(lf: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
 def _cast(col: str, dtype: str, current: Any, p: NormalizeParams) -> pl.Expr:
     """A cast expression; text to date/datetime is parsed (Polars 2 has no string cast for it)."""
     target = DTYPES[dtype]
+    fmt = p.format.get(col) if isinstance(p.format, dict) else p.format
+    if dtype in ("date", "datetime") and current.is_numeric():
+        # Polars reads numbers as days/microseconds since 1970 (age 39 -> 1970-01-01
+        # 00:00:00.000039): a silent wrong value. Digits such as 20240105 are parsed as text.
+        if fmt is None:
+            raise StepError(
+                f"cannot cast column '{col}' ({current}) to {dtype}: it holds numbers, which "
+                "would be read as time since 1970",
+                column=col,
+                field="params.cast",
+                fix=f"if '{col}' holds digits like 20240105, give `format:` (e.g. '%Y%m%d') to "
+                "parse them as text; otherwise remove the cast",
+            )
+        text = pl.col(col).cast(pl.String)
+        if dtype == "date":
+            return text.str.to_date(format=fmt, strict=p.strict_cast)
+        return text.str.to_datetime(format=fmt, strict=p.strict_cast)
     if current == pl.String and dtype in ("date", "datetime"):
-        fmt = p.format.get(col) if isinstance(p.format, dict) else p.format
         if dtype == "date":
             return pl.col(col).str.to_date(format=fmt, strict=p.strict_cast)
         return pl.col(col).str.to_datetime(format=fmt, strict=p.strict_cast)

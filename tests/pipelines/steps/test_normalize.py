@@ -79,3 +79,19 @@ def test_every_text_column_cast_and_names_that_clash_after_stripping() -> None:
     with pytest.raises(StepError, match=r"two columns named 'a' \('a', ' a'\)"):
         run(clash)
     assert run(clash, strip_column_names=False).columns == ["a", " a", "b "]
+
+
+def test_numbers_cast_to_dates_are_refused_or_parsed_as_digits() -> None:
+    # QA (helper K): `cast: {age: datetime}` on adult gave 1970-01-01 00:00:00.000039 for age 39
+    # (Polars reads numbers as time since 1970), silently; yyyymmdd digits (DuckDB sniffs them as
+    # BIGINT) became dates tens of thousands of years away
+    frame = pl.DataFrame({"age": [39, 50], "day": [20240105, 20231231]})
+    for dtype in ("date", "datetime"):
+        with pytest.raises(StepError) as err:
+            run(frame, cast={"age": dtype})
+        assert err.value.column == "age" and "format" in (err.value.fix or "")
+    out = run(frame, cast={"day": "date"}, format={"day": "%Y%m%d"})
+    assert out["day"].to_list() == [dt.date(2024, 1, 5), dt.date(2023, 12, 31)]
+    assert run(frame, cast={"day": "datetime"}, format="%Y%m%d")["day"].to_list()[0] == (
+        dt.datetime(2024, 1, 5)
+    )
