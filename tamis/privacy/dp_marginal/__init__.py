@@ -8,6 +8,7 @@
 See docs/dp_marginal.md.
 """
 
+from tamis.privacy.dp_marginal.aim import AIM
 from tamis.privacy.dp_marginal.base import (
     MarginalConfig,
     MarginalSynth,
@@ -40,11 +41,3 @@ __all__ = [
     "rho_from_epsilon",
     "workload_error",
 ]
-
-
-def __getattr__(name: str) -> object:  # AIM is imported lazily (it is written after MST)
-    if name == "AIM":
-        from tamis.privacy.dp_marginal.aim import AIM
-
-        return AIM
-    raise AttributeError(name)
