@@ -276,7 +276,15 @@ def show(
         for k, v in (
             ("id", manifest["id"]),
             ("name", manifest.get("name")),
-            ("step", f"{step.get('name')} ({step.get('type')} v{step.get('version')})"),
+            (
+                "step",
+                f"{step.get('name')} ({step.get('type')} v{step.get('version')})"
+                + (
+                    "; not deterministic: fresh noise per build"
+                    if step.get("deterministic") is False
+                    else ""
+                ),
+            ),
             ("params", step.get("params")),
             ("seed", manifest.get("seed")),
             ("rows", f"{manifest['rows']:,}"),
