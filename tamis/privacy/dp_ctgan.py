@@ -228,12 +228,13 @@ class DPCTGAN:
         )
         opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.discriminator_lr, betas=(0.5, 0.9))
         loader = DataLoader(TensorDataset(x, idx), batch_size=cfg.batch_size)
-        engine = PrivacyEngine(accountant=cfg.accountant)
-        noise_gen = reseed_secure(torch.Generator())
         # known-noisy Opacus warnings: its secure RNG needs torchcsprng (the generators here are
-        # seeded from the OS CSPRNG instead, see the module doc) and full backward hooks
+        # seeded from the OS CSPRNG instead, see the module doc) and full backward hooks. Set
+        # before PrivacyEngine(), which is where Opacus warns about the RNG.
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        engine = PrivacyEngine(accountant=cfg.accountant)
+        noise_gen = reseed_secure(torch.Generator())
         made = engine.make_private(
             module=disc,
             optimizer=opt_d,
