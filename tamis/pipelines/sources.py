@@ -436,6 +436,7 @@ def _read_csv(
     if sample_note:
         info["type_sample"] = sample_note
     warnings = _header_warnings(frame, has_header, header_source, "columns" in settings)
+    warnings += _date_format_warnings(frame, info, sniffed, kw, path)
     skipped = int(sniffed.get("SkipRows") or 0)
     if skipped and "skip" not in kw:
         info["lines_skipped_at_top"] = skipped
@@ -448,6 +449,45 @@ def _read_csv(
     if notes:
         info["notes"] = notes
     return SourceRead(frame, info, warnings)
+
+
+def _date_format_warnings(
+    frame: pl.DataFrame,
+    info: dict[str, Any],
+    sniffed: dict[str, Any],
+    kw: dict[str, Any],
+    path: Path,
+) -> list[str]:
+    """Record the sniffed date/timestamp formats; warn when day and month could be swapped.
+
+    DuckDB picks `%d/%m/%Y` for `05/01/2024` when no value has a day above 12, where pandas and
+    most US data read month first: the dates are then silently wrong for one reader or the other.
+    """
+    warns: list[str] = []
+    for kind, key, option in (
+        ("DATE", "DateFormat", "dateformat"),
+        ("TIMESTAMP", "TimestampFormat", "timestampformat"),
+    ):
+        fmt = sniffed.get(key)
+        cols = [c for c, t in info["types"].items() if t == kind and c in frame.columns]
+        if not fmt or not cols:
+            continue
+        info[option] = fmt
+        # year-first formats (ISO 8601, 2024-01-05) are read year-month-day by everyone
+        if option in kw or "%d" not in fmt or "%m" not in fmt or fmt.startswith(("%Y", "%y")):
+            continue
+        ambiguous = [
+            c for c in cols if frame.get_column(c).drop_nulls().dt.day().max() in range(1, 13)
+        ]
+        if ambiguous:
+            swapped = fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
+            warns.append(
+                f"{path.name}: column(s) {', '.join(repr(c) for c in ambiguous)} were read with "
+                f"the sniffed {option} {fmt!r}, but no day is above 12, so {swapped!r} fits too "
+                f"and would give other dates; fix: set `options: {{{option}: '{fmt}'}}` to "
+                f"confirm, or `options: {{{option}: '{swapped}'}}`"
+            )
+    return warns
 
 
 def _sniff(con: Any, path: Path, kw: dict[str, Any]) -> dict[str, Any]:

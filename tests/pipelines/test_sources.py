@@ -439,3 +439,24 @@ def test_source_past_the_memory_budget_is_refused_before_reading(
     monkeypatch.setenv("TAMIS_MEMORY_BUDGET", "lots")
     with pytest.raises(SpecError, match="not a size"):
         read_source_report(bomb, "csv", {}, name="bomb", file="p.yaml")
+
+
+def test_day_month_order_that_the_sniffer_guessed_is_reported_and_warned(tmp_path: Path) -> None:
+    # QA (helper K): DuckDB reads 05/01/2024 as 5 January (pandas: 1 May) when no day is above
+    # 12, silently; the report did not even say which format it chose
+    path = tmp_path / "d.csv"
+    path.write_text("name,day\nalice,05/01/2024\nbob,10/02/2024\n")
+    read = read_source_report(path, "csv", {}, name="d", file="p.yaml")
+    assert read.info["dateformat"] == "%d/%m/%Y"
+    assert len(read.warnings) == 1 and "'%m/%d/%Y' fits too" in read.warnings[0]
+    # the fix the warning gives works, in both directions, and silences it
+    us = read_source_report(path, "csv", {"dateformat": "%m/%d/%Y"}, name="d", file="p.yaml")
+    assert us.warnings == [] and str(us.frame["day"][0]) == "2024-05-01"
+    eu = read_source_report(path, "csv", {"dateformat": "%d/%m/%Y"}, name="d", file="p.yaml")
+    assert eu.warnings == [] and str(eu.frame["day"][0]) == "2024-01-05"
+    # a day above 12 settles it; year-first (ISO) dates are not ambiguous
+    path.write_text("name,day\nalice,05/01/2024\nbob,13/02/2024\n")
+    assert read_source_report(path, "csv", {}, name="d", file="p.yaml").warnings == []
+    path.write_text("name,day\nalice,2024-01-05\n")
+    iso = read_source_report(path, "csv", {}, name="d", file="p.yaml")
+    assert iso.warnings == [] and iso.info["dateformat"] == "%Y-%m-%d"
