@@ -196,7 +196,14 @@ def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
             raise TamisError(
                 "exporting to hf needs the `datasets` package", fix="pip install 'tamis[train]'"
             ) from exc
-        datasets.Dataset(df.to_arrow()).save_to_disk(str(path))
+        # no tqdm "Saving the dataset (1/1 shards)" bars on stderr (they broke --json logs)
+        bars_were_on = not datasets.are_progress_bars_disabled()
+        datasets.disable_progress_bars()
+        try:
+            datasets.Dataset(df.to_arrow()).save_to_disk(str(path))
+        finally:
+            if bars_were_on:
+                datasets.enable_progress_bars()
 
 
 def export_version(

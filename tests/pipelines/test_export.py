@@ -264,3 +264,15 @@ def test_overwrite_only_replaces_regular_files(tmp_path: Path) -> None:
     link.symlink_to(real)
     cli("export", "t/x", "--to", str(link), "--overwrite", "--store", str(store.root))
     assert link.is_symlink() and pd.read_csv(link).shape[0] == 12  # the link still names it
+
+
+def test_hf_export_prints_no_progress_bars(tmp_path: Path, capfd: Any) -> None:
+    # QA (helper K): `tamis export --to DIR` printed datasets' tqdm bars
+    # ("Saving the dataset (1/1 shards): 100%|...") on stderr
+    pytest.importorskip("datasets")
+    from tamis.pipelines.export import export_version
+
+    store, _ = _store(tmp_path)
+    capfd.readouterr()
+    export_version(store, "t/x", tmp_path / "hf_out")
+    assert "Saving the dataset" not in capfd.readouterr().err
