@@ -198,5 +198,141 @@ def audit(
         raise GateFailed(f"privacy gate failed: {names}", failed=failed)
 
 
+def _mapping(text: str | None, what: str) -> dict[str, Any]:
+    """A YAML/JSON mapping given inline or as a file path (empty when not given)."""
+    if not text:
+        return {}
+    import yaml
+
+    path = Path(text)
+    src = path.read_text() if path.suffix.lower() in (".yaml", ".yml", ".json") else text
+    if path.suffix.lower() in (".yaml", ".yml", ".json") and not path.exists():
+        raise missing_file(what, text)
+    try:
+        data = yaml.safe_load(src)
+    except yaml.YAMLError as exc:
+        raise TamisError(f"{what} is not valid YAML/JSON: {exc}", field=what) from None
+    if not isinstance(data, dict):
+        raise TamisError(
+            f"{what} must be a mapping",
+            field=what,
+            fix=f"e.g. --{what} '{{\"epsilon\": 1.0}}' or --{what} FILE.yaml",
+        )
+    return data
+
+
+def audit_canary(
+    data: Annotated[str, typer.Argument(help="the training data: store ref/id or file")],
+    synthesizer: Annotated[
+        str,
+        typer.Option(
+            "--synthesizer",
+            help="a synthesizer step type (dp_ctgan, dp_mst, dp_aim, gaussian_copula, ...) or "
+            "`copy` (a non-private control that releases its training rows)",
+        ),
+    ],
+    params: Annotated[
+        str | None,
+        typer.Option("--params", help="the step's params: inline YAML/JSON or a .yaml/.json file"),
+    ] = None,
+    trials: Annotated[int, typer.Option("--trials", help="fits with and without the canary")] = 100,
+    canary: Annotated[
+        str | None,
+        typer.Option(
+            "--canary", help="the canary row as a YAML/JSON mapping (default: an unusual record)"
+        ),
+    ] = None,
+    score: Annotated[str, typer.Option("--score", help="distance, exact or marginal")] = "distance",
+    delta: Annotated[float, typer.Option("--delta", help="the claim's delta")] = 1e-5,
+    confidence: Annotated[float, typer.Option("--confidence", help="of the bound")] = 0.95,
+    claimed_epsilon: Annotated[
+        float | None,
+        typer.Option("--claimed-epsilon", help="default: the params' epsilon"),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the first fit")] = 0,
+    store: store_option = DEFAULT_STORE,
+    as_json: json_option = False,
+) -> None:
+    """Empirical epsilon: a lower bound from fits with and without a canary (exit 3 when it
+    reaches the claimed epsilon: the DP claim is broken)."""
+    import polars as pl
+
+    from tamis.privacy.audit.canary import canary_audit
+
+    frame, prov = resolve_frame(data, store, "data")
+    if hasattr(frame, "collect"):
+        frame = frame.collect()
+    step_params = _mapping(params, "params")
+    canary_row = _mapping(canary, "canary")
+    claim = claimed_epsilon if claimed_epsilon is not None else step_params.get("epsilon")
+    if synthesizer == "copy":
+
+        def fit(df: pl.DataFrame, s: int) -> pl.DataFrame:
+            return df
+
+    else:
+        from tamis.pipelines.registry import get_step_type
+        from tamis.pipelines.runner import run_step
+
+        get_step_type(synthesizer)  # an unknown name is a clear error before any fit
+
+        def fit(df: pl.DataFrame, s: int) -> pl.DataFrame:
+            frames = run_step(synthesizer, {"input": df}, step_params, seed=s).frames
+            got = frames.get("data", next(iter(frames.values())))
+            return got.collect() if isinstance(got, pl.LazyFrame) else got
+
+    canary_df = None
+    if canary_row:
+        canary_df = pl.DataFrame([canary_row])
+    result = canary_audit(
+        fit,
+        frame,
+        canary_df,
+        trials=trials,
+        score=score,
+        delta=delta,
+        confidence=confidence,
+        claimed_epsilon=float(claim) if claim is not None else None,
+        seed=seed,
+    )
+    payload = {
+        "data": {k: v for k, v in prov.items() if k != "manifest"},
+        "synthesizer": synthesizer,
+        "params": step_params,
+        **result,
+    }
+
+    def render() -> None:
+        out.print(
+            f"empirical epsilon of {synthesizer}: >= {result['epsilon_lower_bound']:.3f} "
+            f"at {result['confidence']:.0%} confidence (delta {result['delta']:g}; "
+            f"{result['trials_per_world']} fits with and {result['trials_per_world']} without "
+            f"the canary, {result['evaluation_trials']} each to evaluate; at most "
+            f"{result['max_provable_epsilon']:.3f} provable with these trials)",
+            highlight=False,
+        )
+        out.print(
+            f"errors on the evaluation trials: {result['false_positives']} false positives, "
+            f"{result['false_negatives']} false negatives (score {result['score']})",
+            highlight=False,
+        )
+        if claim is not None:
+            verdict = "below" if result["below_claim"] else "NOT below"
+            out.print(f"claimed epsilon {claim}: the bound is {verdict} it", highlight=False)
+
+    emit(payload, as_json, render)
+    if claim is not None and not result["below_claim"]:
+        if as_json:  # the one JSON document is already on stdout
+            err.print("failed: epsilon_lower_bound reaches the claimed epsilon", highlight=False)
+            raise typer.Exit(GateFailed.exit_code)
+        raise GateFailed(
+            f"the empirical lower bound {result['epsilon_lower_bound']:.3f} reaches the claimed "
+            f"epsilon {claim}: the synthesizer does not keep its DP claim",
+            failed=[{"name": "epsilon_lower_bound", "value": result["epsilon_lower_bound"]}],
+            fix="check the mechanism's accounting; a non-private synthesizer gives this result",
+        )
+
+
 def register(app: typer.Typer) -> None:
     app.command(name="audit")(cli_errors(audit))
+    app.command(name="audit-canary")(cli_errors(audit_canary))

@@ -149,3 +149,30 @@ def test_dp_ctgan_stays_below_its_claim() -> None:
     assert r["below_claim"], r
     copy = canary_audit(lambda df, seed: df, data, canary, trials=40, score="distance")
     assert copy["epsilon_lower_bound"] > r["epsilon_lower_bound"] + 1.0
+
+
+def test_cli_reports_the_bound_and_fails_a_broken_claim(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from tamis.cli import app
+
+    path = tmp_path / "small.csv"
+    _data().write_csv(path)
+    args = ["audit-canary", str(path), "--synthesizer", "copy", "--trials", "100"]
+    args += ["--canary", '{"a": "z", "b": "q"}', "--score", "exact", "--store", str(tmp_path / "s")]
+    res = CliRunner().invoke(app, [*args, "--claimed-epsilon", "1", "--json"])
+    assert res.exit_code == 3, res.output
+    doc = json.loads(res.stdout)
+    want = epsilon_bound(0, 0, 50, 50, 1e-5, 0.975)
+    assert doc["epsilon_lower_bound"] == pytest.approx(want) and doc["below_claim"] is False
+    assert doc["trials_per_world"] == 100 and doc["canary"] == {"a": "z", "b": "q"}
+    # a claim above what the copy can be shown to exceed passes (exit 0), and says so
+    res = CliRunner().invoke(app, [*args, "--claimed-epsilon", "10"])
+    assert res.exit_code == 0 and "below it" in res.output
+    # errors name the option, never a traceback
+    res = CliRunner().invoke(app, [*args[:2], "--synthesizer", "nope", "--trials", "10"])
+    assert res.exit_code == 1 and "nope" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, [*args, "--params", "[1, 2]"])
+    assert res.exit_code == 1 and "params must be a mapping" in res.output
