@@ -102,6 +102,17 @@ def audit(
             cfg = cfg.model_copy(
                 update={"public": AuditConfig.model_validate({"public": public}).public}
             )
+    if cfg.marginal.enabled and cfg.marginal.marginals is None:
+        # a dp_mst/dp_aim version: attack the marginals it says it measured
+        from tamis.privacy.audit.marginal import released_marginals
+
+        measured = released_marginals(
+            syn_prov.get("manifest"), list(cfg.columns or real_df.columns)
+        )
+        if measured:
+            cfg = cfg.model_copy(
+                update={"marginal": cfg.marginal.model_copy(update={"marginals": measured})}
+            )
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(

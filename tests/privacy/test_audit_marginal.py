@@ -126,3 +126,95 @@ def test_unknown_marginal_column_is_a_clear_error(adult_tr: pl.DataFrame) -> Non
     with pytest.raises(StepError, match="marginal.marginals") as e:
         run_audit(adult_tr[:300], adult_tr[300:600], adult_tr[600:900], cfg)
     assert e.value.column == "sexx"
+
+
+def test_released_marginals_are_read_from_a_version_report() -> None:
+    from tamis.privacy.audit.marginal import released_marginals
+
+    manifest = {
+        "report": {
+            "selected": [
+                {"round": 1, "clique": ["age", "sex"]},
+                {"round": 2, "clique": ["sex", "income"], "rho": 0.1},
+                {"round": 3, "clique": ["age", "sex"]},  # measured twice: attacked once
+                {"round": 4, "clique": ["age", "not_audited"]},
+                {"round": 5},
+                "junk",
+            ]
+        }
+    }
+    cols = ["age", "sex", "income"]
+    assert released_marginals(manifest, cols) == [["age", "sex"], ["sex", "income"]]
+    assert released_marginals(None, cols) == [] == released_marginals({"report": {}}, cols)
+
+
+@pytest.mark.slow
+def test_tamis_audit_attacks_the_marginals_a_dp_mst_version_measured(
+    tmp_path: object, adult_tr: pl.DataFrame
+) -> None:
+    """dp_mst at a very large epsilon (nearly the exact tree marginals): `tamis audit` on the
+    store ref reads the measured cliques from the version's report and attacks them."""
+    import json
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from tamis.cli import app
+    from tamis.pipelines.registry import get_step_type
+    from tamis.pipelines.runner import build
+    from tamis.pipelines.spec import parse_pipeline
+    from tamis.pipelines.store import Store
+
+    try:
+        get_step_type("dp_mst")
+        from tamis.privacy.dp_marginal.adult_meta import ADULT_COLUMNS
+    except Exception:  # noqa: BLE001
+        pytest.skip("dp_mst is not available")
+    tmp = Path(str(tmp_path))
+    pool = adult_tr.sample(fraction=1.0, shuffle=True, seed=10)
+    pool[:1000].write_parquet(tmp / "real.parquet")
+    pool[1000:3000].write_parquet(tmp / "hold.parquet")
+    spec = {
+        "name": "rel",
+        "sources": {"real": {"path": "real.parquet"}},
+        "steps": {
+            "synth": {
+                "use": "dp_mst",
+                "input": "real",
+                "params": {
+                    "epsilon": 1000.0,
+                    "estimator": "tree",
+                    "rows": 20000,
+                    "columns": ADULT_COLUMNS,
+                },
+            }
+        },
+    }
+    store = Store(tmp / "st")
+    build(parse_pipeline(spec, base_dir=str(tmp)), store)
+    cliques = [s["clique"] for s in store.manifest("rel/synth")["report"]["selected"]]
+    policy = tmp / "policy.yaml"
+    policy.write_text(
+        "audit: {quality: false, disclosure: false, pii_scan: false, n_eval: 1000, n_boot: 0}\n"
+        "thresholds: {mia.worst.auc: {max: 0.6, bound: ci_high}}\n"
+    )
+    res = CliRunner().invoke(
+        app,
+        [
+            "audit",
+            str(tmp / "real.parquet"),
+            "rel/synth",
+            "--holdout",
+            str(tmp / "hold.parquet"),
+            "--policy",
+            str(policy),
+            "--store",
+            str(tmp / "st"),
+            "--json",
+        ],
+    )
+    doc = json.loads(res.stdout)
+    mia = doc["audit"]["mia"]
+    assert mia["marginal"]["marginals"] == cliques
+    assert mia["marginal"]["auc"] > mia["distance"]["auc"] + 0.03
+    assert mia["worst"]["auc_attack"] == "marginal"

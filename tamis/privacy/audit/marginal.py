@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -121,3 +122,20 @@ def marginal_scorer(
         return total
 
     return score
+
+
+def released_marginals(manifest: dict[str, Any] | None, columns: list[str]) -> list[list[str]]:
+    """The marginals a marginal synthesizer's version reports it measured (`selected[].clique`
+    of `dp_mst`/`dp_aim`), in order, without repeats, when all their columns are audited."""
+    report = (manifest or {}).get("report") or {}
+    out: list[list[str]] = []
+    for entry in report.get("selected") or []:
+        clique = entry.get("clique") if isinstance(entry, dict) else None
+        if (
+            isinstance(clique, list)
+            and clique
+            and all(isinstance(c, str) and c in columns for c in clique)
+            and clique not in out
+        ):
+            out.append(list(clique))
+    return out
