@@ -354,8 +354,13 @@ def out_of_fold_pred_probs(
     seed: int,
     n_jobs: int | None = None,
     blas_threads: int | None = 1,
+    order: np.ndarray | None = None,
 ) -> np.ndarray:
     """K-fold (stratified, shuffled with `seed`) out-of-fold `predict_proba`.
+
+    With `order` (e.g. `canonical_order(df)`), rows are dealt to folds and fitted in that order
+    and the probabilities come back in the input's order: the result then does not depend on how
+    the input rows were ordered.
 
     `blas_threads` caps BLAS/OpenMP threads during the fits (None = library default). The fold
     models are small, and multithreaded BLAS inside lbfgs mostly spin-waits: on a busy 2-core
@@ -365,6 +370,9 @@ def out_of_fold_pred_probs(
     from threadpoolctl import threadpool_limits
 
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    if order is not None:
+        x = x.iloc[order] if hasattr(x, "iloc") else x[order]
+        y = y[order]
     try:
         with threadpool_limits(limits=blas_threads):
             probs = cross_val_predict(estimator, x, y, cv=cv, method="predict_proba", n_jobs=n_jobs)
@@ -374,7 +382,22 @@ def out_of_fold_pred_probs(
             fix="check the feature/text columns (some fold may hold no usable value), or give"
             " a precomputed `pred_probs` column",
         ) from exc
-    return np.asarray(probs, dtype=np.float64)
+    probs = np.asarray(probs, dtype=np.float64)
+    if order is not None:
+        back = np.empty_like(probs)
+        back[order] = probs
+        probs = back
+    return probs
+
+
+def canonical_order(df: pl.DataFrame) -> np.ndarray:
+    """Row positions sorted by a hash of each row's whole content (ties: identical rows).
+
+    Folds dealt in this order do not depend on the input's row order: shuffling the rows of a
+    frame moves each row's result with it and changes nothing else.
+    """
+    hashes = df.hash_rows(seed=0).to_numpy()
+    return np.argsort(hashes, kind="stable")
 
 
 def pred_probs_from_column(

@@ -40,6 +40,7 @@ import polars as pl
 
 from tamis.curate.label_features import (
     ModelName,
+    canonical_order,
     check_label_dtype,
     choose_folds,
     drop_null_labels,
@@ -271,6 +272,7 @@ def compute_pred_probs(
         say("embedding texts")
         texts = df.get_column(text).cast(pl.String).fill_null("").to_list()
         x: Any = embed_texts(texts, embedding_model)
+        used = [text]
         estimator: Any = LogisticRegression(max_iter=1000)
         info["model"] = f"embeddings({embedding_model}) + logistic regression"
     else:
@@ -278,6 +280,7 @@ def compute_pred_probs(
             df, label=label, features=features, text=text, exclude=exclude, where=where
         )
         x = feature_frame(df, spec)
+        used = spec.columns
         estimator = make_model(spec, model, seed=seed, n_rows=df.height)
         kind = "gbm" if model == "gbm" else "logreg"
         info["model"] = (
@@ -288,7 +291,15 @@ def compute_pred_probs(
         info["features"] = spec.columns
     say(f"{folds}-fold cross-validation")
     probs = out_of_fold_pred_probs(
-        x, y, estimator, folds=folds, seed=seed, n_jobs=n_jobs, blas_threads=blas_threads
+        x,
+        y,
+        estimator,
+        folds=folds,
+        seed=seed,
+        n_jobs=n_jobs,
+        blas_threads=blas_threads,
+        # folds follow the content of what the model sees, not the row order
+        order=canonical_order(df.select(used).with_columns(pl.Series("\0y", y))),
     )
     return probs, info
 
