@@ -32,12 +32,9 @@ from tamis.train.data import (
 )
 from tamis.train.data import to_dataset as _to_dataset
 from tamis.train.lengths import (
-    count,
-    length_metrics,
+    check_split_lengths,
     pair_ids,
     pair_lengths,
-    resolve_max_length,
-    warn_lengths,
 )
 from tamis.train.metrics import pairwise_accuracy
 from tamis.train.models import (
@@ -217,29 +214,18 @@ def check_lengths(
 ) -> tuple[DPORunConfig, dict[str, Any]]:
     """Choose max_length (when unset), count the pairs cut or dropped, warn, and fail when
     none is left in a split."""
-    lengths = pair_lengths(tok, train)
-    cfg, info = resolve_max_length(cfg, lengths, model, tok, "pair")
-    eval_lengths = pair_lengths(tok, evald)
-    counts = count(lengths, info["max_length"], "truncate")
-    eval_counts = count(eval_lengths, info["max_length"], "truncate")
-    for split, c, lens in (
-        ("training", counts, lengths),
-        ("evaluation", eval_counts, eval_lengths),
-    ):
-        if c["used"] == 0:
-            raise TamisError(
-                f"in every {split} pair the prompt alone fills max_length={cfg.max_length} "
-                f"tokens ({info['max_length_source']})",
-                field="max_length",
-                fix=f"raise max_length in the config (the longest {split} pair has "
-                f"{max(lens.total)} tokens), or shorten the prompts upstream",
-            )
-        warn_lengths("dpo", "pairs", split, c, info, max(lens.total))
-    return cfg, {
-        **info,
-        **length_metrics("pairs", counts),
-        **length_metrics("eval_pairs", eval_counts),
-    }
+    return check_split_lengths(
+        cfg,
+        pair_lengths(tok, train),
+        pair_lengths(tok, evald),
+        model,
+        tok,
+        method="dpo",
+        what="pair",
+        rule="truncate",
+        none_left="in every {split} pair the prompt alone fills",
+        shorten="prompts",
+    )
 
 
 @offline_for("model", "ref_model")

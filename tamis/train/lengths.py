@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tamis.errors import TamisError
+
 #: The share of training examples the default max_length keeps whole.
 DEFAULT_PERCENTILE = 95.0
 
@@ -233,3 +235,46 @@ def warn_lengths(
 
 def _round_up(n: int) -> int:
     return int(2 ** math.ceil(math.log2(max(n, 1))))
+
+
+def check_split_lengths(
+    cfg: Any,
+    lengths: Lengths,
+    eval_lengths: Lengths,
+    model: str,
+    tok: Any,
+    *,
+    method: str,
+    what: str,
+    rule: str,
+    none_left: str,
+    shorten: str,
+) -> tuple[Any, dict[str, Any]]:
+    """Choose max_length (when unset), count the `what`s each split loses under `rule`, warn,
+    and fail when none is left in a split.
+
+    `none_left` starts the error (with `{split}` filled in), e.g. "every {split} pair is longer
+    than"; `shorten` names what to shorten upstream ("prompts", "texts"). Returns the config
+    and the metrics ({info}, {what}s_*, eval_{what}s_*)."""
+    unit = f"{what}s"
+    cfg, info = resolve_max_length(cfg, lengths, model, tok, what)
+    counts = count(lengths, info["max_length"], rule)
+    eval_counts = count(eval_lengths, info["max_length"], rule)
+    for split, c, lens in (
+        ("training", counts, lengths),
+        ("evaluation", eval_counts, eval_lengths),
+    ):
+        if c["used"] == 0:
+            raise TamisError(
+                none_left.format(split=split) + f" max_length={cfg.max_length} "
+                f"tokens ({info['max_length_source']})",
+                field="max_length",
+                fix=f"raise max_length in the config (the longest {split} {what} has "
+                f"{max(lens.total)} tokens), or shorten the {shorten} upstream",
+            )
+        warn_lengths(method, unit, split, c, info, max(lens.total))
+    return cfg, {
+        **info,
+        **length_metrics(unit, counts),
+        **length_metrics(f"eval_{unit}", eval_counts),
+    }

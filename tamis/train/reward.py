@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tamis.errors import TamisError
 from tamis.train.data import (
     check_columns,
     drop_null_text,
@@ -29,11 +28,8 @@ from tamis.train.data import (
 )
 from tamis.train.data import to_dataset as _to_dataset
 from tamis.train.lengths import (
-    count,
-    length_metrics,
+    check_split_lengths,
     pair_lengths,
-    resolve_max_length,
-    warn_lengths,
 )
 from tamis.train.metrics import ECE_DEFINITION, bt_ece, pairwise_accuracy, pearson
 from tamis.train.models import (
@@ -149,29 +145,18 @@ def check_lengths(
 ) -> tuple[RewardRunConfig, dict[str, Any]]:
     """Choose max_length (when unset), count the pairs the trainer drops, warn, and fail when
     none is left in a split."""
-    lengths = pair_lengths(tok, train)
-    cfg, info = resolve_max_length(cfg, lengths, model, tok, "pair")
-    eval_lengths = pair_lengths(tok, evald)
-    counts = count(lengths, info["max_length"], "drop")
-    eval_counts = count(eval_lengths, info["max_length"], "drop")
-    for split, c, lens in (
-        ("training", counts, lengths),
-        ("evaluation", eval_counts, eval_lengths),
-    ):
-        if c["used"] == 0:
-            raise TamisError(
-                f"every {split} pair is longer than max_length={cfg.max_length} tokens "
-                f"({info['max_length_source']})",
-                field="max_length",
-                fix=f"raise max_length in the config (the longest {split} pair has "
-                f"{max(lens.total)} tokens), or shorten the texts upstream",
-            )
-        warn_lengths("rm", "pairs", split, c, info, max(lens.total))
-    return cfg, {
-        **info,
-        **length_metrics("pairs", counts),
-        **length_metrics("eval_pairs", eval_counts),
-    }
+    return check_split_lengths(
+        cfg,
+        pair_lengths(tok, train),
+        pair_lengths(tok, evald),
+        model,
+        tok,
+        method="rm",
+        what="pair",
+        rule="drop",
+        none_left="every {split} pair is longer than",
+        shorten="texts",
+    )
 
 
 @offline_for("model")

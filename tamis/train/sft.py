@@ -15,10 +15,9 @@ from typing import Any
 
 import polars as pl
 
-from tamis.errors import TamisError
 from tamis.train.data import check_columns, drop_null_text, load_frame, split_eval, texts_of
 from tamis.train.data import to_dataset as _to_dataset
-from tamis.train.lengths import count, length_metrics, resolve_max_length, sft_lengths, warn_lengths
+from tamis.train.lengths import check_split_lengths, sft_lengths
 from tamis.train.metrics import perplexity
 from tamis.train.models import (
     cpu_args,
@@ -101,29 +100,18 @@ def check_lengths(
 ) -> tuple[SFTRunConfig, dict[str, Any]]:
     """Choose max_length (when unset), count the examples cut or dropped (no loss token left),
     warn, and fail when none is left in a split."""
-    lengths = sft_lengths(tok, train, cols, cfg.completion_only_loss)
-    cfg, info = resolve_max_length(cfg, lengths, model, tok, "example")
-    eval_lengths = sft_lengths(tok, evald, cols, cfg.completion_only_loss)
-    counts = count(lengths, info["max_length"], "truncate")
-    eval_counts = count(eval_lengths, info["max_length"], "truncate")
-    for split, c, lens in (
-        ("training", counts, lengths),
-        ("evaluation", eval_counts, eval_lengths),
-    ):
-        if c["used"] == 0:
-            raise TamisError(
-                f"no {split} example keeps a completion token within max_length="
-                f"{cfg.max_length} tokens ({info['max_length_source']})",
-                field="max_length",
-                fix=f"raise max_length in the config (the longest {split} example has "
-                f"{max(lens.total)} tokens), or shorten the prompts upstream",
-            )
-        warn_lengths("sft", "examples", split, c, info, max(lens.total))
-    return cfg, {
-        **info,
-        **length_metrics("examples", counts),
-        **length_metrics("eval_examples", eval_counts),
-    }
+    return check_split_lengths(
+        cfg,
+        sft_lengths(tok, train, cols, cfg.completion_only_loss),
+        sft_lengths(tok, evald, cols, cfg.completion_only_loss),
+        model,
+        tok,
+        method="sft",
+        what="example",
+        rule="truncate",
+        none_left="no {split} example keeps a completion token within",
+        shorten="prompts",
+    )
 
 
 @offline_for("model")
