@@ -154,7 +154,7 @@ def test_record_risk_lists_the_copied_outliers(adult_tr: pl.DataFrame) -> None:
     # a leaky synthesizer: an independent real sample plus copies of 30 outlying records
     leaked = outliers.head(30)
     synthetic = pl.concat([pool[6000:9000], leaked])
-    cfg = AuditConfig(**{**FAST, "n_eval": 1500}, record_risk_top_k=30)
+    cfg = AuditConfig(**{**FAST, "n_eval": 1500}, record_risk_top_k=30, record_risk_values=True)
     rep = run_audit(train, synthetic, holdout, cfg).report
     rr = rep["record_risk"]
     assert rr["attack"] == rep["mia"]["worst"]["strongest"]

@@ -120,6 +120,11 @@ class AuditConfig(BaseModel):
         ge=0,
         description="training records listed as most exposed under the strongest attack (0 = skip)",
     )
+    record_risk_values: bool = Field(
+        default=False,
+        description="copy the listed records' values into the report (off: the report, often "
+        "shared with a release, would carry the most exposed training records verbatim)",
+    )
     outlier_share: float = Field(
         default=0.05,
         gt=0,
@@ -232,11 +237,12 @@ def record_risk(
     attack: str,
     top_k: int = 20,
     outlier_share: float = 0.05,
+    values: bool = False,
 ) -> dict[str, Any]:
     """The training records most exposed under one attack, and how many of them are outliers.
 
     Every row of `rows` (training records, encoded as `x_rows`; `row_ids` their positions in the
-    real input) is scored by the attack. A record is an outlier when its distance to its nearest
+    real input) is scored by the attack. With `values`, each listed entry carries the record. A record is an outlier when its distance to its nearest
     other training record is in the top `outlier_share` of those distances. For each listed
     record, `nonmember_share_at_or_above` is the share of the evaluated non-members that score at
     least as high: the false-positive rate of an attacker who calls this record a member.
@@ -254,16 +260,16 @@ def record_risk(
     listed = []
     for i in top:
         at_or_above = len(non) - np.searchsorted(non, scores[i], side="left")
-        listed.append(
-            {
-                "real_row": int(row_ids[i]),
-                "score": float(scores[i]),
-                "nonmember_share_at_or_above": float(at_or_above / max(len(non), 1)),
-                "nn_distance": float(d_own[i]),
-                "outlier": bool(outlier[i]),
-                "record": rows.row(int(i), named=True),
-            }
-        )
+        entry: dict[str, Any] = {
+            "real_row": int(row_ids[i]),
+            "score": float(scores[i]),
+            "nonmember_share_at_or_above": float(at_or_above / max(len(non), 1)),
+            "nn_distance": float(d_own[i]),
+            "outlier": bool(outlier[i]),
+        }
+        if values:
+            entry["record"] = rows.row(int(i), named=True)
+        listed.append(entry)
     share_all = float(outlier.mean())
     # the top k with every record tied with the k-th: no share depends on how ties are listed
     in_top = scores >= scores[top[-1]] if k else np.zeros(len(scores), dtype=bool)
@@ -425,6 +431,7 @@ def run_audit(
             attack=worst["strongest"],
             top_k=cfg.record_risk_top_k,
             outlier_share=cfg.outlier_share,
+            values=cfg.record_risk_values,
         )
     qis, sens = cfg.quasi_identifiers, cfg.sensitive
     for c in [*qis, *sens]:

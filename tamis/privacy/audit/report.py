@@ -235,7 +235,7 @@ def build_html(
                 "score": e["score"],
                 "non-members scoring as high": e["nonmember_share_at_or_above"],
                 "outlier": "yes" if e["outlier"] else "",
-                **{k: v for k, v in list(e["record"].items())[:8]},
+                **{k: v for k, v in list(e.get("record", {}).items())[:8]},
             }
             for e in rr["top"]
         ]
