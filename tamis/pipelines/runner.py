@@ -302,11 +302,7 @@ def _run_step(
         pending.manifests.extend(manifests.values())
         status = "cached"
     else:
-        old_hashes = {
-            o: store.manifest_by_id(v)["content_hash"]
-            for o, v in out_ids.items()
-            if store.has_version(v)
-        }
+        had_old = any(store.has_version(v) for v in out_ids.values())
         pending.flush()
         display.update(task, f"{step_type.name}: running")
         step = step_type()
@@ -360,18 +356,20 @@ def _run_step(
                     run_id=result.run_id,
                     replace=forced,
                 )
-                if (
-                    step_type.deterministic
-                    and out in old_hashes
-                    and old_hashes[out] != manifests[out]["content_hash"]
-                ):
+                if "replaced" in manifests[out]:
+                    why = (
+                        "the step is not deterministic"
+                        if not step_type.deterministic
+                        else "the step should be deterministic for a fixed seed but is not"
+                    )
                     warnings.append(
-                        f"output '{out}' differs from the cached one: the step is "
-                        "not deterministic for a fixed seed"
+                        f"output '{out}' differs from the stored one under the same id "
+                        f"{out_ids[out][:12]} ({why}); the previous rows are kept in "
+                        f"{manifests[out]['replaced']['kept_in']}"
                     )
         finally:
             shutil.rmtree(artifacts, ignore_errors=True)
-        status = "rebuilt" if old_hashes else "built"
+        status = "rebuilt" if had_old else "built"
     rows = {}
     versions = {}
     for out, manifest in manifests.items():

@@ -176,6 +176,8 @@ class Store:
         self.tmp_dir = self.root / "tmp"
         self.runs_dir = self.root / "runs"
         self.damaged_dir = self.root / "damaged"
+        #: versions a forced rebuild replaced with other rows under the same id (kept, not deleted)
+        self.replaced_dir = self.root / "replaced"
         self.catalog = Catalog(self.root)
         self.catalog.rebuild = self._fill_catalog
         self.catalog.has_data = self._has_data
@@ -361,11 +363,12 @@ class Store:
         if problems:
             raise self._damaged(version_id, problems[0])
 
-    def set_aside(self, version_id: str) -> Path | None:
-        """Move a damaged version dir into `damaged/` (never deleted); None if already gone."""
-        self.damaged_dir.mkdir(parents=True, exist_ok=True)
+    def set_aside(self, version_id: str, into: Path | None = None) -> Path | None:
+        """Move a version dir into `damaged/` (or `into`), never deleted; None if already gone."""
+        folder = into or self.damaged_dir
+        folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        target = self.damaged_dir / f"{version_id}.{stamp}.{uuid.uuid4().hex[:6]}"
+        target = folder / f"{version_id}.{stamp}.{uuid.uuid4().hex[:6]}"
         try:
             os.rename(self.version_dir(version_id), target)
         except FileNotFoundError:
@@ -478,10 +481,24 @@ class Store:
                     existing = self.manifest_by_id(version_id)
                     self.catalog.add_version(existing)
                     return existing
-                trash = self.tmp_dir / f"trash.{version_id}.{uuid.uuid4().hex[:8]}"
-                os.rename(final, trash)
-                os.rename(tmp, final)
-                shutil.rmtree(trash, ignore_errors=True)
+                previous = self.manifest_by_id(version_id)
+                if previous.get("content_hash") != content_hash:
+                    # other rows under the same id (a forced rebuild of a step that is not
+                    # deterministic, e.g. DP): the rows someone may have released are kept
+                    kept = self.set_aside(version_id, into=self.replaced_dir)
+                    manifest["replaced"] = {
+                        "content_hash": previous.get("content_hash"),
+                        "kept_in": str(kept),
+                    }
+                    with open(tmp / "manifest.json", "w") as fh:
+                        json.dump(manifest, fh, indent=2, default=str)
+                    _fsync_path(tmp / "manifest.json")
+                    os.rename(tmp, final)
+                else:
+                    trash = self.tmp_dir / f"trash.{version_id}.{uuid.uuid4().hex[:8]}"
+                    os.rename(final, trash)
+                    os.rename(tmp, final)
+                    shutil.rmtree(trash, ignore_errors=True)
             else:
                 try:
                     os.rename(tmp, final)

@@ -224,6 +224,8 @@ MANIFEST_FIELDS: dict[tuple[str, ...], str] = {
     ("step", "params", "**"): PARAM,
     ("rows",): PARAM,  # `rows` param, or n (public)
     ("content_hash",): POST,  # a hash of the synthetic rows
+    ("replaced", "content_hash"): POST,  # after --force: the hash of the rows set aside
+    ("replaced", "kept_in"): PUBLIC,
     ("files", "*", "sha256"): POST,  # hashes and sizes of released files
     ("files", "*", "size"): POST,
     ("files", "*", "mtime_ns"): PUBLIC,  # when the file was written (like created_at)
@@ -330,3 +332,25 @@ def test_every_field_leaving_the_step_is_public_param_ledger_or_dp(
     text = (a.dir / "manifest.json").read_text() + json.dumps(a.model)
     for leaked in ("loss", "seconds"):
         assert leaked not in text
+
+
+def test_forced_rebuild_keeps_the_rows_it_replaces(
+    two_builds: tuple[Built, Built], tmp_path: Path
+) -> None:
+    """`--force` on a DP step gives other rows under the same id: the previous rows (which may
+    have been released) are set aside in `replaced/`, never deleted, and the build says so."""
+    a, _ = two_builds
+    root = a.store.root.parent
+    store = Store(tmp_path / "store")
+    first = build(root / "pipeline.yaml", store).versions["synth"]
+    before = store.read(first["id"])
+    second = build(root / "pipeline.yaml", store, force=True)
+    manifest = second.versions["synth"]
+    assert manifest["id"] == first["id"]
+    assert manifest["content_hash"] != first["content_hash"]
+    kept = Path(manifest["replaced"]["kept_in"])
+    assert kept.parent == store.replaced_dir
+    assert manifest["replaced"]["content_hash"] == first["content_hash"]
+    assert pl.read_parquet(kept / "data.parquet").equals(before)
+    (record,) = [s for s in second.steps if s.name == "synth"]
+    assert any("previous rows are kept in" in w for w in record.warnings)
