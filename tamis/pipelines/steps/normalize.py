@@ -115,6 +115,35 @@ def _cast(col: str, dtype: str, current: Any, p: NormalizeParams) -> pl.Expr:
     return pl.col(col).cast(target, strict=p.strict_cast)
 
 
+def _failed_casts(lf: pl.LazyFrame, p: NormalizeParams) -> str | None:
+    """Per cast column, how many non-null values do not cast, with examples (Polars' own message
+    counts only part of them: 'for 1 out of 1 values' when three dates failed)."""
+    lenient = p.model_copy(update={"strict_cast": False})
+    schema = lf.collect_schema()
+    parts = []
+    for col, dtype in p.cast.items():
+        try:
+            bad = (
+                lf.select(
+                    pl.col(col).alias("v"), _cast(col, dtype, schema[col], lenient).alias("c")
+                )
+                .filter(pl.col("v").is_not_null() & pl.col("c").is_null())
+                .select(pl.col("v").cast(pl.String))
+                .collect()
+                .get_column("v")
+            )
+            total = int(lf.select(pl.col(col).is_not_null().sum()).collect().item())
+        except (pl.exceptions.PolarsError, StepError):
+            return None
+        if bad.len():
+            shown = ", ".join(repr(v) for v in bad.unique(maintain_order=True).head(3).to_list())
+            parts.append(
+                f"column '{col}' to {dtype}: {bad.len():,} of {total:,} non-null values do not "
+                f"cast (e.g. {shown})"
+            )
+    return "; ".join(parts) or None
+
+
 class Normalize(Step):
     """Clean raw tables: whitespace, null tokens, dtypes, column names and selection."""
 
@@ -171,6 +200,7 @@ class Normalize(Step):
                 fix="rename to a name no other column has (or drop that column in a later step)",
             )
         lf = lf.rename(p.rename)
+        before_cast = lf
         for col, dtype in p.cast.items():
             if col not in names:
                 raise StepError(
@@ -199,7 +229,7 @@ class Normalize(Step):
         try:
             df = lf.collect()
         except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
-            text = str(exc).split("\n\n")[0].strip()
+            text = _failed_casts(before_cast, p) or str(exc).split("\n\n")[0].strip()
             dates = [c for c, d in p.cast.items() if d in ("date", "datetime")]
             fix = "fix the dtype in `cast:` or set strict_cast: false (values that do not cast "
             fix += "become nulls)"

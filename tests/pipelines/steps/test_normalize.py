@@ -95,3 +95,19 @@ def test_numbers_cast_to_dates_are_refused_or_parsed_as_digits() -> None:
     assert run(frame, cast={"day": "datetime"}, format="%Y%m%d")["day"].to_list()[0] == (
         dt.datetime(2024, 1, 5)
     )
+
+
+def test_cast_error_counts_every_value_that_does_not_cast() -> None:
+    # QA (helper K): Polars' message said "for 1 out of 1 values" when three dates failed
+    dates = pl.DataFrame({"day": ["05/01/2024", "10/02/2024", "11/02/2024"]})
+    with pytest.raises(StepError) as err:
+        run(dates, cast={"day": "date"}, format="%Y-%m-%d")
+    assert "3 of 3 non-null values do not cast" in str(err.value)
+    frame = pl.DataFrame(
+        {"x": ["a", "b", "a", "c", None, "5"], "y": ["1", "2", "3", "4", "5", "6"]}
+    )
+    with pytest.raises(StepError) as err:
+        run(frame, cast={"x": "int", "y": "int"})
+    msg = str(err.value)
+    assert "column 'x' to int: 4 of 5 non-null values do not cast (e.g. 'a', 'b', 'c')" in msg
+    assert "column 'y'" not in msg
