@@ -51,6 +51,49 @@ def sms_store(store: Store, sms: pl.DataFrame) -> Store:
     return store
 
 
+def _export(store: Store, to: Path, ref: str = "t/items", **kw: Any) -> dict[str, Any]:
+    """export_annotations with the defaults these tests share (Label Studio, classification)."""
+    kw.setdefault("tool", "label-studio")
+    kw.setdefault("task", "classification")
+    return export_annotations(store, ref, to=to, **kw)
+
+
+def _gold_export(store: Store, to: Path, gold_share: float, overlap: int) -> dict[str, Any]:
+    """A Label Studio classification export of t/items with gold drawn from t/gold."""
+    return _export(store, to, gold="t/gold", gold_share=gold_share, overlap=overlap, id_col="id")
+
+
+def _pairs(n: int) -> pl.DataFrame:
+    """n preference pairs whose chosen answer says "good"."""
+    return pl.DataFrame(
+        {
+            "item": [f"p{i}" for i in range(n)],
+            "prompt": [f"question {i}?" for i in range(n)],
+            "chosen": [f"good answer {i}" for i in range(n)],
+            "rejected": [f"bad answer {i}" for i in range(n)],
+        }
+    )
+
+
+def _annotate_cli(store: Store, *args: str) -> Any:
+    """`tamis annotate ARGS --store STORE` through typer's runner."""
+    return CliRunner().invoke(app, ["annotate", *args, "--store", str(store.root)])
+
+
+def _argilla_export(
+    rg: Any, store: Store, to: Path, ref: str = "t/items", **kw: Any
+) -> tuple[dict[str, Any], Any, list[Any]]:
+    """An Argilla export read back through the client: (result, Settings, Records)."""
+    res = _export(store, to, ref, tool="argilla", **kw)
+    settings = rg.Settings.from_json(to / ".argilla" / "settings.json")
+    records = [rg.Record.from_dict(r) for r in json.loads((to / "records.json").read_text())]
+    return res, settings, records
+
+
+def _tasks(to: Path) -> list[dict[str, Any]]:
+    return json.loads((to / "tasks.json").read_text())
+
+
 def _truth(store: Store, export_id: str) -> dict[str, dict[str, Any]]:
     """task id -> record row, read back from the store (what was sent)."""
     return {r["task_id"]: r for r in store.read(export_id).to_dicts()}
@@ -58,20 +101,10 @@ def _truth(store: Store, export_id: str) -> dict[str, dict[str, Any]]:
 
 def test_label_studio_export_hides_gold_and_records_it(sms_store: Store, tmp_path: Path) -> None:
     to = tmp_path / "ls"
-    res = export_annotations(
-        sms_store,
-        "t/items",
-        tool="label-studio",
-        task="classification",
-        to=to,
-        gold="t/gold",
-        gold_share=0.1,
-        overlap=3,
-        id_col="id",
-    )
+    res = _gold_export(sms_store, to, gold_share=0.1, overlap=3)
     want_gold = math.ceil(0.1 * 100 / 0.9)
     assert res["gold_items"] == want_gold and res["tasks"] == 100 + want_gold
-    tasks = json.loads((to / "tasks.json").read_text())
+    tasks = _tasks(to)
     assert len(tasks) == 100 + want_gold
     # the task data holds only the shown text and an opaque id: nothing tells gold apart
     assert {frozenset(t["data"]) for t in tasks} == {frozenset({"tamis_task", "text"})}
@@ -106,12 +139,10 @@ def test_export_never_overwrites(sms_store: Store, tmp_path: Path) -> None:
     to.mkdir()
     (to / "mine.txt").write_text("keep")
     with pytest.raises(TamisError, match="already exists"):
-        export_annotations(sms_store, "t/items", tool="label-studio", task="classification", to=to)
+        _export(sms_store, to)
     assert sorted(p.name for p in to.iterdir()) == ["mine.txt"]
     assert sms_store.list_versions("annotate") == []  # nothing recorded for a refused export
-    export_annotations(
-        sms_store, "t/items", tool="label-studio", task="classification", to=to, overwrite=True
-    )
+    _export(sms_store, to, overwrite=True)
     assert (to / "mine.txt").read_text() == "keep" and (to / "tasks.json").exists()
 
 
@@ -142,18 +173,8 @@ def _ls_annotation(who: Any, choice: str | None, when: str, **extra: Any) -> dic
 
 
 def test_label_studio_import_counts_every_reason(sms_store: Store, tmp_path: Path) -> None:
-    res = export_annotations(
-        sms_store,
-        "t/items",
-        tool="label-studio",
-        task="classification",
-        to=tmp_path / "ls",
-        gold="t/gold",
-        gold_share=0.1,
-        overlap=3,
-        id_col="id",
-    )
-    sent = json.loads((tmp_path / "ls" / "tasks.json").read_text())
+    res = _gold_export(sms_store, tmp_path / "ls", gold_share=0.1, overlap=3)
+    sent = _tasks(tmp_path / "ls")
     truth = _truth(sms_store, res["id"])
     flip = {"ham": "spam", "spam": "ham"}
     exported: list[dict[str, Any]] = []
@@ -231,9 +252,7 @@ def test_label_studio_import_counts_every_reason(sms_store: Store, tmp_path: Pat
 
 
 def test_import_checks_the_export(sms_store: Store, tmp_path: Path) -> None:
-    res = export_annotations(
-        sms_store, "t/items", tool="label-studio", task="classification", to=tmp_path / "ls"
-    )
+    res = _export(sms_store, tmp_path / "ls")
     bad = tmp_path / "min.json"
     bad.write_text(json.dumps([{"tamis_task": "x", "label": "ham"}]))
     with pytest.raises(TamisError, match="JSON_MIN"):
@@ -245,37 +264,13 @@ def test_import_checks_the_export(sms_store: Store, tmp_path: Path) -> None:
 
 
 def test_cli_export_import_preference(store: Store, tmp_path: Path) -> None:
-    pairs = pl.DataFrame(
-        {
-            "item": [f"p{i}" for i in range(20)],
-            "prompt": [f"question {i}?" for i in range(20)],
-            "chosen": [f"good answer {i}" for i in range(20)],
-            "rejected": [f"bad answer {i}" for i in range(20)],
-        }
-    )
-    put(store, pairs, "t/pairs")
-    runner = CliRunner()
+    put(store, _pairs(20), "t/pairs")
     to = tmp_path / "pref"
-    r = runner.invoke(
-        app,
-        [
-            "annotate",
-            "export",
-            "t/pairs",
-            "--tool",
-            "label-studio",
-            "--task",
-            "preference",
-            "--to",
-            str(to),
-            "--store",
-            str(store.root),
-            "--json",
-        ],
-    )
+    export_args = ["export", "t/pairs", "--tool", "label-studio", "--task", "preference"]
+    r = _annotate_cli(store, *export_args, "--to", str(to), "--json")
     assert r.exit_code == 0, r.output
     export_id = json.loads(r.stdout)["id"]
-    tasks = json.loads((to / "tasks.json").read_text())
+    tasks = _tasks(to)
     cfg = ET.fromstring((to / "label_config.xml").read_text())
     assert next(cfg.iter("Pairwise")).get("toName") == "a,b"
     # every annotator picks the text that says "good": the import maps back to `chosen`
@@ -294,54 +289,20 @@ def test_cli_export_import_preference(store: Store, tmp_path: Path) -> None:
             {
                 "id": 1,
                 "data": t["data"],
-                "annotations": [
-                    {
-                        "completed_by": 5,
-                        "result": res,
-                        "was_cancelled": False,
-                        "created_at": "2026-11-30T08:00:00Z",
-                    }
-                ],
+                "annotations": [_ls_annotation(5, None, "2026-11-30T08:00:00Z", result=res)],
             }
         )
     swapped = sum("good" in t["data"]["answer_b"] for t in tasks)
     assert 0 < swapped < 20  # shown in a random order
     path = tmp_path / "ls_export.json"
     path.write_text(json.dumps(out))
-    r = runner.invoke(
-        app,
-        [
-            "annotate",
-            "import",
-            str(path),
-            "--from",
-            "label-studio",
-            "--export",
-            export_id[:12],
-            "--store",
-            str(store.root),
-            "--json",
-        ],
+    r = _annotate_cli(
+        store, "import", str(path), "--from", "label-studio", "--export", export_id[:12], "--json"
     )
     assert r.exit_code == 0, r.output
     rows = store.read(json.loads(r.stdout)["id"])
     assert rows["label"].to_list() == ["chosen"] * 20
-    r = runner.invoke(
-        app,
-        [
-            "annotate",
-            "export",
-            "t/pairs",
-            "--tool",
-            "label-studio",
-            "--task",
-            "preference",
-            "--to",
-            str(to),
-            "--store",
-            str(store.root),
-        ],
-    )
+    r = _annotate_cli(store, *export_args, "--to", str(to))
     assert r.exit_code == 1 and "already exists" in r.output and "fix:" in r.output
 
 
@@ -363,12 +324,10 @@ def test_argilla_round_trip_through_its_client(
 
     rg, _client = argilla_client
     to = tmp_path / "rg"
-    res = export_annotations(
+    res, settings, records = _argilla_export(
+        rg,
         sms_store,
-        "t/items",
-        tool="argilla",
-        task="classification",
-        to=to,
+        to,
         gold="t/gold",
         gold_share=0.05,
         overlap=2,
@@ -376,7 +335,6 @@ def test_argilla_round_trip_through_its_client(
         suggest=True,
         suggest_col="label",
     )
-    settings = rg.Settings.from_json(to / ".argilla" / "settings.json")
     assert [q.name for q in settings.questions] == ["label"]
     assert settings.questions["label"].labels == ["ham", "spam"]
     assert settings.distribution.min_submitted == 2
@@ -384,8 +342,6 @@ def test_argilla_round_trip_through_its_client(
     from argilla._models import DatasetModel
 
     assert DatasetModel(**dataset_model).distribution.min_submitted == 2
-    raw = json.loads((to / "records.json").read_text())
-    records = [rg.Record.from_dict(r) for r in raw]
     assert len(records) == res["tasks"]
     truth = _truth(sms_store, res["id"])
     users = [uuid.UUID(int=i) for i in (1, 2)]
@@ -427,21 +383,11 @@ def test_loop_import_then_pipeline_aggregates(sms_store: Store, tmp_path: Path) 
 
     from tamis.pipelines.runner import build
 
-    res = export_annotations(
-        sms_store,
-        "t/items",
-        tool="label-studio",
-        task="classification",
-        to=tmp_path / "ls",
-        gold="t/gold",
-        gold_share=0.2,
-        overlap=3,
-        id_col="id",
-    )
+    res = _gold_export(sms_store, tmp_path / "ls", gold_share=0.2, overlap=3)
     truth = _truth(sms_store, res["id"])
     flip = {"ham": "spam", "spam": "ham"}
     exported = []
-    for n, task in enumerate(json.loads((tmp_path / "ls" / "tasks.json").read_text())):
+    for n, task in enumerate(_tasks(tmp_path / "ls")):
         row = truth[task["data"]["tamis_task"]]
         true = row["label"] or row["gold_label"]
         anns = [
@@ -505,31 +451,13 @@ def test_argilla_rating_and_preference_through_its_client(
     import uuid
 
     rg, _client = argilla_client
-    pairs = pl.DataFrame(
-        {
-            "item": [f"p{i}" for i in range(12)],
-            "prompt": [f"question {i}?" for i in range(12)],
-            "chosen": [f"good answer {i}" for i in range(12)],
-            "rejected": [f"bad answer {i}" for i in range(12)],
-        }
-    )
-    put(store, pairs, "t/pairs")
+    put(store, _pairs(12), "t/pairs")
     user = uuid.UUID(int=9)
     # rating: scale 1..4 on the chosen answer
-    res = export_annotations(
-        store,
-        "t/pairs",
-        tool="argilla",
-        task="rating",
-        to=tmp_path / "rate",
-        fields=["chosen"],
-        scale=4,
+    res, settings, records = _argilla_export(
+        rg, store, tmp_path / "rate", "t/pairs", task="rating", fields=["chosen"], scale=4
     )
-    settings = rg.Settings.from_json(tmp_path / "rate" / ".argilla" / "settings.json")
     assert settings.questions["rating"].values == [1, 2, 3, 4]
-    records = [
-        rg.Record.from_dict(r) for r in json.loads((tmp_path / "rate" / "records.json").read_text())
-    ]
     for n, rec in enumerate(records):
         rec.responses.add(rg.Response("rating", 1 + n % 4, user_id=user))
     exported = [r.to_dict() for r in records]
@@ -541,15 +469,11 @@ def test_argilla_rating_and_preference_through_its_client(
     assert rows.schema["label"] == pl.Int64 and rows.height == 11
     assert sorted(rows["label"].to_list()) == sorted(1 + n % 4 for n in range(1, 12))
     # preference: a/b shown in a random order, mapped back to chosen/rejected
-    res = export_annotations(
-        store, "t/pairs", tool="argilla", task="preference", to=tmp_path / "pref"
+    res, settings, records = _argilla_export(
+        rg, store, tmp_path / "pref", "t/pairs", task="preference"
     )
-    settings = rg.Settings.from_json(tmp_path / "pref" / ".argilla" / "settings.json")
     assert settings.questions["preference"].labels == ["a", "b"]
     assert [f.name for f in settings.fields] == ["prompt", "answer_a", "answer_b"]
-    records = [
-        rg.Record.from_dict(r) for r in json.loads((tmp_path / "pref" / "records.json").read_text())
-    ]
     for rec in records:
         pick = "a" if "good" in rec.fields["answer_a"] else "b"
         rec.responses.add(rg.Response("preference", pick, user_id=user))
@@ -559,15 +483,8 @@ def test_argilla_rating_and_preference_through_its_client(
 
 
 def test_cli_import_out_file_and_counts(sms_store: Store, tmp_path: Path) -> None:
-    res = export_annotations(
-        sms_store,
-        "t/items",
-        tool="label-studio",
-        task="classification",
-        to=tmp_path / "ls",
-        id_col="id",
-    )
-    tasks = json.loads((tmp_path / "ls" / "tasks.json").read_text())
+    res = _export(sms_store, tmp_path / "ls", id_col="id")
+    tasks = _tasks(tmp_path / "ls")
     exported = [
         {
             "id": n,
@@ -579,26 +496,16 @@ def test_cli_import_out_file_and_counts(sms_store: Store, tmp_path: Path) -> Non
     path = tmp_path / "e.json"
     path.write_text(json.dumps(exported))
     out = tmp_path / "ann.parquet"
-    args = [
-        "annotate",
-        "import",
-        str(path),
-        "--from",
-        "label-studio",
-        "--export",
-        res["id"][:12],
-        "--store",
-        str(sms_store.root),
-        "--out",
-        str(out),
-    ]
-    r = CliRunner().invoke(app, args)
+    args = ["import", str(path), "--from", "label-studio", "--export", res["id"][:12]]
+    r = _annotate_cli(sms_store, *args, "--out", str(out))
     assert r.exit_code == 0, r.output
     assert "imported 50 annotations on 50 of 100 items" in r.output
     assert "unannotated_items 50" in r.output and "unannotated_items: task t" in r.output
     assert pl.read_parquet(out).height == 50
     before = out.read_bytes()
-    r = CliRunner().invoke(app, args)  # --out exists: refused, the file is untouched
+    r = _annotate_cli(
+        sms_store, *args, "--out", str(out)
+    )  # --out exists: refused, the file is untouched
     assert r.exit_code == 1 and "already exists" in r.output and out.read_bytes() == before
 
 
@@ -608,17 +515,15 @@ def test_label_studio_suggestions_and_rating_config(sms_store: Store, tmp_path: 
         pl.Series("suggested_score", [0.5 + i / 200 for i in range(100)]),
     )
     put(sms_store, items, "t/suggested")
-    res = export_annotations(
+    res = _export(
         sms_store,
+        tmp_path / "s",
         "t/suggested",
-        tool="label-studio",
-        task="classification",
-        to=tmp_path / "s",
         id_col="id",
         suggest=True,
         suggest_score="suggested_score",
     )
-    tasks = json.loads((tmp_path / "s" / "tasks.json").read_text())
+    tasks = _tasks(tmp_path / "s")
     record = _truth(sms_store, res["id"])
     for t in tasks:
         row = record[t["data"]["tamis_task"]]
@@ -632,26 +537,10 @@ def test_label_studio_suggestions_and_rating_config(sms_store: Store, tmp_path: 
             "choices",
         )
     with pytest.raises(TamisError, match="gold items need a suggestion"):
-        export_annotations(
-            sms_store,
-            "t/suggested",
-            tool="label-studio",
-            task="classification",
-            to=tmp_path / "g",
-            id_col="id",
-            suggest=True,
-            gold="t/gold",
-        )
+        _export(sms_store, tmp_path / "g", "t/suggested", id_col="id", suggest=True, gold="t/gold")
     assert not (tmp_path / "g").exists()
-    export_annotations(
-        sms_store,
-        "t/items",
-        tool="label-studio",
-        task="rating",
-        to=tmp_path / "r",
-        scale=7,
-        fields=["text", "label"],
-        id_col="id",
+    _export(
+        sms_store, tmp_path / "r", task="rating", scale=7, fields=["text", "label"], id_col="id"
     )
     cfg = ET.fromstring((tmp_path / "r" / "label_config.xml").read_text())
     (rating,) = list(cfg.iter("Rating"))
@@ -684,18 +573,10 @@ def test_label_studio_round_trip_through_its_sdk(store: Store, tmp_path: Path, t
     )
     put(store, frame, "t/sdk")
     fields = None if task == "preference" else ["text"]
-    res = export_annotations(
-        store,
-        "t/sdk",
-        tool="label-studio",
-        task=task,
-        to=tmp_path / "ls",
-        fields=fields,
-        suggest=True,
-    )
+    res = _export(store, tmp_path / "ls", "t/sdk", task=task, fields=fields, suggest=True)
     li = sdk.LabelInterface((tmp_path / "ls" / "label_config.xml").read_text())
     record = _truth(store, res["id"])
-    tasks = json.loads((tmp_path / "ls" / "tasks.json").read_text())
+    tasks = _tasks(tmp_path / "ls")
     control = li.get_control(task if task != "classification" else "label")
     exported, expected = [], []
     for n, t in enumerate(tasks):
@@ -718,12 +599,7 @@ def test_label_studio_round_trip_through_its_sdk(store: Store, tmp_path: Path, t
                 "id": n,
                 "data": t["data"],
                 "annotations": [
-                    {
-                        "completed_by": 3,
-                        "result": [result],
-                        "was_cancelled": False,
-                        "created_at": "2026-11-30T08:00:00.000000Z",
-                    }
+                    _ls_annotation(3, None, "2026-11-30T08:00:00.000000Z", result=[result])
                 ],
             }
         )
@@ -746,14 +622,7 @@ def test_items_columns_named_like_the_record_are_kept(store: Store, tmp_path: Pa
         }
     )
     put(store, frame, "t/clash")
-    res = export_annotations(
-        store,
-        "t/clash",
-        tool="label-studio",
-        task="classification",
-        to=tmp_path / "c",
-        labels=["ham", "spam"],
-    )
+    res = _export(store, tmp_path / "c", "t/clash", labels=["ham", "spam"])
     record = store.read(res["id"]).sort("item")
     assert record["orig_gold_label"].to_list() == ["ham", None, "spam"]
     assert record["orig_position"].to_list() == [10, 20, 30]
