@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,33 @@ def _label(draw: Any, df: pl.DataFrame, label: str) -> str:
     return draw(st.sampled_from([label, label, label, "missing_col", df.columns[-1]]))
 
 
+def fuzz(at: int, examples: int = EXAMPLES) -> Callable[[Callable[..., None]], Any]:
+    """Seeded, derandomized hypothesis test drawing from `data` (the same examples every run)."""
+
+    def wrap(test: Callable[..., None]) -> Any:
+        return seed(at)(
+            settings(
+                max_examples=examples,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+            )(given(data=st.data())(test))
+        )
+
+    return wrap
+
+
+def _features_and_text(data: st.DataObject, df: pl.DataFrame, params: dict[str, Any]) -> None:
+    """Sometimes a `features` list (perhaps with a missing column), sometimes a `text` column."""
+    if data.draw(st.booleans()):
+        params["features"] = data.draw(
+            st.lists(st.sampled_from([*df.columns, "nope"]), min_size=1, max_size=3)
+        )
+    if data.draw(st.integers(0, 3)) == 0:
+        params["text"] = data.draw(st.sampled_from(df.columns))
+
+
 def _run(step: str, inputs: dict[str, Any], params: dict[str, Any]) -> None:
     try:
         with warnings.catch_warnings():
@@ -103,15 +130,7 @@ def _run(step: str, inputs: dict[str, Any], params: dict[str, Any]) -> None:
         assert exc.render().strip(), exc  # a message a user can read
 
 
-@seed(12)
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(data=st.data())
+@fuzz(12)
 def test_leakage_run_step_never_crashes(data: st.DataObject) -> None:
     df, label, _ = data.draw(frames())
     against = df.sample(fraction=0.5, seed=0) if df.height > 1 else df
@@ -120,12 +139,7 @@ def test_leakage_run_step_never_crashes(data: st.DataObject) -> None:
     params["target_auc_threshold"] = data.draw(st.sampled_from([0.99, 0.6, None]))
     if data.draw(st.booleans()):
         params["columns"] = data.draw(st.lists(st.sampled_from(df.columns), min_size=1, max_size=2))
-    if data.draw(st.booleans()):
-        params["features"] = data.draw(
-            st.lists(st.sampled_from([*df.columns, "nope"]), min_size=1, max_size=3)
-        )
-    if data.draw(st.integers(0, 3)) == 0:
-        params["text"] = data.draw(st.sampled_from(df.columns))
+    _features_and_text(data, df, params)
     if data.draw(st.integers(0, 3)) == 0:
         params["group"] = data.draw(st.sampled_from(df.columns))
     if data.draw(st.integers(0, 4)) == 0:
@@ -134,27 +148,14 @@ def test_leakage_run_step_never_crashes(data: st.DataObject) -> None:
     _run("leakage", {"input": df, "against": against}, params)
 
 
-@seed(13)
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(data=st.data())
+@fuzz(13)
 def test_label_issues_run_step_never_crashes(data: st.DataObject) -> None:
     df, label, _ = data.draw(frames())
     params: dict[str, Any] = {"label": _label(data.draw, df, label)}
     params["action"] = data.draw(st.sampled_from(["flag", "drop", "relabel"]))
     params["folds"] = data.draw(st.sampled_from([2, 3]))
     params["model"] = data.draw(st.sampled_from(["auto", "gbm"]))
-    if data.draw(st.booleans()):
-        params["features"] = data.draw(
-            st.lists(st.sampled_from([*df.columns, "nope"]), min_size=1, max_size=3)
-        )
-    if data.draw(st.integers(0, 3)) == 0:
-        params["text"] = data.draw(st.sampled_from(df.columns))
+    _features_and_text(data, df, params)
     if data.draw(st.integers(0, 4)) == 0:
         params["truth"] = data.draw(st.sampled_from(df.columns))
     _run("label_issues", {"input": df}, params)
@@ -163,15 +164,7 @@ def test_label_issues_run_step_never_crashes(data: st.DataObject) -> None:
 runner = CliRunner()
 
 
-@seed(14)
-@settings(
-    max_examples=max(EXAMPLES // 10, 10),  # a build each: ~1 s
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(data=st.data())
+@fuzz(14, max(EXAMPLES // 10, 10))  # a build each: ~1 s
 def test_label_steps_cli_exit_codes(data: st.DataObject) -> None:
     df, label, _ = data.draw(frames())
     step = data.draw(st.sampled_from(["leakage", "label_issues"]))
