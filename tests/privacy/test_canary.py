@@ -176,3 +176,25 @@ def test_cli_reports_the_bound_and_fails_a_broken_claim(tmp_path) -> None:  # ty
     assert res.exit_code == 1 and "nope" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(app, [*args, "--params", "[1, 2]"])
     assert res.exit_code == 1 and "params must be a mapping" in res.output
+
+
+@pytest.mark.slow
+def test_dp_mst_below_its_claim_and_caught_without_noise(adult_tr: pl.DataFrame) -> None:
+    from tamis.pipelines.registry import get_step_type
+    from tamis.pipelines.runner import run_step
+
+    try:
+        get_step_type("dp_mst")
+        from tamis.privacy.dp_marginal.adult_meta import ADULT_COLUMNS
+    except Exception:  # noqa: BLE001
+        pytest.skip("dp_mst is not available")
+    data = adult_tr.head(500)
+
+    def mst(epsilon: float):  # type: ignore[no-untyped-def]
+        params = {"epsilon": epsilon, "estimator": "tree", "columns": ADULT_COLUMNS}
+        return lambda df, seed: run_step("dp_mst", {"input": df}, params, seed=seed).frames["data"]
+
+    r1 = canary_audit(mst(1.0), data, trials=100, score="marginal", claimed_epsilon=1.0)
+    assert r1["below_claim"], r1
+    r_big = canary_audit(mst(1000.0), data, trials=100, score="marginal")
+    assert r_big["epsilon_lower_bound"] > 1.0 > r1["epsilon_lower_bound"]
