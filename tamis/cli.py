@@ -25,6 +25,7 @@ from rich.table import Table
 
 import tamis
 from tamis.errors import GateFailed, TamisError
+from tamis.pipelines.formats import DATA_SUFFIXES as DATA_SUFFIXES
 from tamis.render import fmt as _fmt
 from tamis.render import render_report
 
@@ -49,16 +50,8 @@ DEFAULT_STORE = Path(".tamis")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Data file suffixes the commands that take DATA (a store ref or a file) read, and their formats.
-DATA_SUFFIXES = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "json",
-}
+# Data file suffixes the commands that take DATA (a store ref or a file) read: DATA_SUFFIXES,
+# imported above from tamis.pipelines.formats (the ones `tamis export` writes).
 
 
 def emit(data: Any, as_json: bool, render: Callable[[], None] | None = None) -> None:

@@ -31,18 +31,11 @@ from typing import Any
 import polars as pl
 
 from tamis.errors import TamisError
+from tamis.pipelines.formats import DATA_SUFFIXES
 from tamis.pipelines.store import Store
 
 FORMATS = ("parquet", "csv", "tsv", "jsonl", "json", "hf")
-SUFFIX_FORMATS = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "json",
-}
+SUFFIX_FORMATS = DATA_SUFFIXES
 #: first characters that make a spreadsheet read a cell as a formula (OWASP CSV injection)
 FORMULA_START = "=+-@\t\r"
 _FORMULA_RE = r"^[=+\-@\t\r]"

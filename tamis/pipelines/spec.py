@@ -32,17 +32,12 @@ from pydantic import (
 )
 
 from tamis.errors import SpecError
+from tamis.pipelines.formats import DATA_SUFFIXES
 
 FORMATS = ("csv", "tsv", "parquet", "jsonl", "json", "hf")
 SUFFIX_FORMATS = {
-    ".csv": "csv",
-    ".tsv": "tsv",
+    **DATA_SUFFIXES,
     ".tab": "tsv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "json",
     ".data": "csv",
     ".test": "csv",
     ".txt": "csv",
