@@ -135,17 +135,10 @@ def source_paths(spec: Any, *, under: str | Path | None = None) -> dict[str, Pat
     return paths
 
 
-def read_source(
-    path: Path,
-    fmt: str,
-    options: dict[str, Any],
-    *,
-    name: str,
-    file: str,
-    settings: dict[str, Any] | None = None,
-) -> pl.DataFrame:
-    """Read a source file into a frame (see `read_source_report` for what was inferred)."""
-    return read_source_report(path, fmt, options, name=name, file=file, settings=settings).frame
+def read_source(path: Path, fmt: str, options: dict[str, Any], **kw: Any) -> pl.DataFrame:
+    """Read a source file into a frame: `read_source_report(...)` (the same keywords: name,
+    file, settings) without the report of what was inferred."""
+    return read_source_report(path, fmt, options, **kw).frame
 
 
 def read_source_report(
