@@ -22,13 +22,6 @@ from tamis.pipelines.store import Store
 runner = CliRunner()
 
 
-def cli(*args: str, code: int = 0) -> Any:
-    res = runner.invoke(app, list(args))
-    assert res.exit_code == code, res.output
-    assert "Traceback" not in res.output
-    return json.loads(res.stdout) if "--json" in args else res.output
-
-
 def _flip(path: Path, n: int = 60) -> None:
     """Flip n bytes in the middle of a file, keeping its size (bit rot, a bad edit)."""
     data = bytearray(path.read_bytes())
@@ -46,7 +39,7 @@ def built(pipeline_dir: Path, tmp_path: Path) -> Store:
     return store
 
 
-def test_verify_is_clean_after_a_build(built: Store) -> None:
+def test_verify_is_clean_after_a_build(cli: Any, built: Store) -> None:
     res = cli("verify", "--store", str(built.root), "--json")
     assert res["ok"] is True and res["problems"] == []
     assert res["versions_checked"] == 7 == len(list(built.versions_dir.iterdir()))
@@ -54,7 +47,7 @@ def test_verify_is_clean_after_a_build(built: Store) -> None:
 
 
 def test_flipped_bytes_are_found_refused_on_read_and_rebuilt(
-    built: Store, pipeline_dir: Path
+    cli: Any, built: Store, pipeline_dir: Path
 ) -> None:
     vid = built.resolve("p/clean")
     before = built.read(vid)
@@ -85,7 +78,9 @@ def test_flipped_bytes_are_found_refused_on_read_and_rebuilt(
     assert cli("verify", "--store", str(built.root), "--json")["ok"] is True
 
 
-def test_force_over_a_damaged_version_says_it_repairs_it(built: Store, pipeline_dir: Path) -> None:
+def test_force_over_a_damaged_version_says_it_repairs_it(
+    cli: Any, built: Store, pipeline_dir: Path
+) -> None:
     vid = built.resolve("p/small")
     (built.version_dir(vid) / "manifest.json").unlink()  # a missing manifest blocked rebuilds
     res = runner.invoke(
@@ -105,7 +100,7 @@ def test_force_over_a_damaged_version_says_it_repairs_it(built: Store, pipeline_
     assert cli("verify", "--store", str(built.root), "--json")["ok"] is True
 
 
-def test_a_swapped_in_parquet_of_another_version_is_not_served(built: Store) -> None:
+def test_a_swapped_in_parquet_of_another_version_is_not_served(cli: Any, built: Store) -> None:
     small, boot = built.resolve("p/small"), built.resolve("p/boot")
     shutil.copyfile(built.data_path(boot), built.data_path(small))  # same rows count, other data
     with pytest.raises(StoreError, match="is damaged"):
@@ -114,7 +109,7 @@ def test_a_swapped_in_parquet_of_another_version_is_not_served(built: Store) -> 
     assert {p["version"] for p in res["problems"]} == {small}
 
 
-def test_truncated_data_is_a_clear_error(built: Store) -> None:
+def test_truncated_data_is_a_clear_error(cli: Any, built: Store) -> None:
     vid = built.resolve("p/adults")
     path = built.data_path(vid)
     os.truncate(path, path.stat().st_size // 2)
@@ -124,7 +119,7 @@ def test_truncated_data_is_a_clear_error(built: Store) -> None:
     assert res["problems"][0]["version"] == vid
 
 
-def test_verify_compares_rows_schema_and_catalog(built: Store) -> None:
+def test_verify_compares_rows_schema_and_catalog(cli: Any, built: Store) -> None:
     vid = built.resolve("p/small")
     manifest_path = built.version_dir(vid) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
@@ -139,7 +134,7 @@ def test_verify_compares_rows_schema_and_catalog(built: Store) -> None:
     assert any("catalog row differs" in d for d in details)
 
 
-def test_verify_finds_catalog_rows_and_refs_without_versions(built: Store) -> None:
+def test_verify_finds_catalog_rows_and_refs_without_versions(cli: Any, built: Store) -> None:
     vid = built.resolve("p/boot")
     shutil.move(str(built.version_dir(vid)), str(built.root / "elsewhere"))
     res = cli("verify", "--store", str(built.root), "--json", code=1)
@@ -184,7 +179,7 @@ def test_a_forged_parent_is_refused_in_a_pipeline(built: Store, pipeline_dir: Pa
     assert "not a valid ref" in res.output or "neither a version id" in res.output
 
 
-def test_refs_are_not_trimmed(built: Store) -> None:
+def test_refs_are_not_trimmed(cli: Any, built: Store) -> None:
     vid = built.resolve("p/small")
     for ref in (" p/small", "p/small ", "p/ small", "p/small\n", "p/small\t"):
         with pytest.raises(StoreError, match="spaces"):
@@ -198,7 +193,7 @@ def test_refs_are_not_trimmed(built: Store) -> None:
         built.set_ref("p/x", "../" + vid)
 
 
-def test_a_garbage_manifest_is_a_clear_error(built: Store) -> None:
+def test_a_garbage_manifest_is_a_clear_error(cli: Any, built: Store) -> None:
     vid = built.resolve("p/parts.test")
     (built.version_dir(vid) / "manifest.json").write_text("[1, 2")
     out = cli("show", "p/parts.test", "--store", str(built.root), code=1)
@@ -209,7 +204,7 @@ def test_a_garbage_manifest_is_a_clear_error(built: Store) -> None:
     assert [p["version"] for p in res["problems"]] == [vid]
 
 
-def test_report_tables_are_named_not_paths(tmp_path: Path) -> None:
+def test_report_tables_are_named_not_paths(cli: Any, tmp_path: Path) -> None:
     store = Store(tmp_path / "st")
     vid = "ab" * 32
     store.write_version(

@@ -24,13 +24,6 @@ from tamis.pipelines.store import Store
 runner = CliRunner()
 
 
-def cli(*args: str, code: int = 0) -> Any:
-    res = runner.invoke(app, list(args))
-    assert res.exit_code == code, res.output
-    assert "Traceback" not in res.output
-    return json.loads(res.stdout) if "--json" in args else res.output
-
-
 def _refs(store: Store) -> dict[str, str]:
     return {
         r["ref"]: r["version_id"]
@@ -78,7 +71,9 @@ def test_a_killed_build_leaves_all_refs_of_the_previous_build(
     assert after["p/clean"] == before["p/clean"]
 
 
-def test_a_deleted_catalog_is_rebuilt_with_its_refs(pipeline_dir: Path, tmp_path: Path) -> None:
+def test_a_deleted_catalog_is_rebuilt_with_its_refs(
+    cli: Any, pipeline_dir: Path, tmp_path: Path
+) -> None:
     st = str(tmp_path / "st")
     cli("build", str(pipeline_dir / "pipeline.yaml"), "--store", st, "--json")
     before = {v["id"]: v["refs"] for v in cli("versions", "--store", st, "--json")["versions"]}
@@ -89,7 +84,9 @@ def test_a_deleted_catalog_is_rebuilt_with_its_refs(pipeline_dir: Path, tmp_path
     assert cli("show", "p/small", "--store", st, "--json")["rows"] == 500
 
 
-def test_a_garbage_catalog_is_set_aside_and_rebuilt(pipeline_dir: Path, tmp_path: Path) -> None:
+def test_a_garbage_catalog_is_set_aside_and_rebuilt(
+    cli: Any, pipeline_dir: Path, tmp_path: Path
+) -> None:
     st = Path(tmp_path / "st")
     cli("build", str(pipeline_dir / "pipeline.yaml"), "--store", str(st), "--json")
     refs = _refs(Store(st))
@@ -105,7 +102,7 @@ def test_a_garbage_catalog_is_set_aside_and_rebuilt(pipeline_dir: Path, tmp_path
     assert len(kept) == 1 and kept[0].read_bytes().startswith(b"this is not")
 
 
-def test_verify_repair_rebuilds_the_catalog(pipeline_dir: Path, tmp_path: Path) -> None:
+def test_verify_repair_rebuilds_the_catalog(cli: Any, pipeline_dir: Path, tmp_path: Path) -> None:
     store = Store(tmp_path / "st")
     build(pipeline_dir / "pipeline.yaml", store)
     refs = _refs(store)
@@ -183,7 +180,7 @@ def test_an_invalid_manifest_is_set_aside_and_rebuilt(pipeline_dir: Path, tmp_pa
 
 
 def test_refs_of_a_failed_build_that_are_stale_are_shown(
-    pipeline_dir: Path, tmp_path: Path, monkeypatch: Any
+    cli: Any, pipeline_dir: Path, tmp_path: Path, monkeypatch: Any
 ) -> None:
     from tamis.pipelines import runner as runner_mod
 
