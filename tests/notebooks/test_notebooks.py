@@ -9,7 +9,12 @@ import nbformat
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-NAMES = ["01_quickstart.ipynb", "02_privacy_audit.ipynb", "03_ablation.ipynb"]
+NAMES = [
+    "01_quickstart.ipynb",
+    "02_privacy_audit.ipynb",
+    "03_ablation.ipynb",
+    "04_annotation.ipynb",  # issue 18
+]
 
 
 @pytest.mark.parametrize("name", NAMES)
