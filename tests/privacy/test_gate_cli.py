@@ -100,6 +100,8 @@ def test_cli_audit_pass_and_fail(
     page = html.read_text()
     assert page.startswith("<!doctype html>") and "data:image/png;base64" in page
     assert "http://" not in page and "https://" not in page
+    # the attack-first sections: the worst case over the attacks and the most exposed records
+    assert "Worst case over 3 attacks" in page and "Most exposed training records" in page
     assert json.loads(html.with_suffix(".json").read_text())["passed"] is True
 
     bad = _audit(p, "copy")

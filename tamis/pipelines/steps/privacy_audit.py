@@ -17,7 +17,10 @@ artifacts beside it, and per-row DCR/NNDR is the `dcr` table (`synthetic_row`: t
 in the output version). With a `policy`, a failed check fails
 the build (exit 3) unless `on_failure: warn`; a threshold naming no figure is an error (exit 1).
 The shadow attack (`shadow: {count: N}`) retrains `shadow.synthesizer`, gaussian_copula by
-default, whatever made the synthetic data.
+default, whatever made the synthetic data. `mia.worst` is the worst case over every attack (with
+CIs a policy can bound, e.g. `mia.worst.auc: {max: 0.6, bound: ci_high}`), `mia.marginal` the
+attack on marginal synthesizers (`marginal: {degree, bins, alpha, marginals}`), and
+`record_risk` the training rows most exposed under the strongest attack (`record_risk_top_k`).
 """
 
 from __future__ import annotations
