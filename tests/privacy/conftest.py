@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 import pytest
@@ -42,3 +44,39 @@ def mixed() -> pl.DataFrame:
 def make_mixed_fixture() -> object:
     """`make_mixed(n, seed)` as a fixture (test modules here are not a package)."""
     return make_mixed
+
+
+_DP_CTGAN_PIPELINE = """
+name: dp
+seed: {seed}
+sources:
+  private: {{path: private.parquet}}
+steps:
+  synth:
+    use: dp_ctgan
+    input: private
+    params:
+      epsilon: 3.0
+      epochs: 1
+      batch_size: 100
+      generator_dim: [16]
+      discriminator_dim: [16]
+      n_modes: 3
+      threads: 1
+      accountant: rdp
+      conditional: noisy
+      columns:
+        n: {{bounds: [0, 50]}}
+        c: {{categories: [x, y, z]}}
+"""
+
+
+@pytest.fixture(scope="session")
+def dp_ctgan_pipeline() -> Callable[[int], str]:
+    """`dp_ctgan_pipeline(seed)`: the YAML of a pipeline `dp` whose step `synth` is a tiny
+    dp_ctgan (epsilon 3, one epoch) on `private.parquet` (columns n in [0, 50], c in x/y/z)."""
+
+    def make(seed: int) -> str:
+        return _DP_CTGAN_PIPELINE.format(seed=seed)
+
+    return make

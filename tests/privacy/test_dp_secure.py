@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,29 +28,6 @@ from tamis.privacy.dp_transform import DPTransformer  # noqa: E402
 from tamis.privacy.ledger import PrivacyLedger  # noqa: E402
 
 SEED = 3
-PIPELINE = f"""
-name: dp
-seed: {SEED}
-sources:
-  private: {{path: private.parquet}}
-steps:
-  synth:
-    use: dp_ctgan
-    input: private
-    params:
-      epsilon: 3.0
-      epochs: 1
-      batch_size: 100
-      generator_dim: [16]
-      discriminator_dim: [16]
-      n_modes: 3
-      threads: 1
-      accountant: rdp
-      conditional: noisy
-      columns:
-        n: {{bounds: [0, 50]}}
-        c: {{categories: [x, y, z]}}
-"""
 
 
 def private_frame(n: int = 400) -> pl.DataFrame:
@@ -75,10 +53,12 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def two_builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Built, Built]:
+def two_builds(
+    tmp_path_factory: pytest.TempPathFactory, dp_ctgan_pipeline: Callable[[int], str]
+) -> tuple[Built, Built]:
     root = tmp_path_factory.mktemp("dp_secure")
     private_frame().write_parquet(root / "private.parquet")
-    (root / "pipeline.yaml").write_text(PIPELINE)
+    (root / "pipeline.yaml").write_text(dp_ctgan_pipeline(SEED))
     return Built(root, "store_a"), Built(root, "store_b")
 
 

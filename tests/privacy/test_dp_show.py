@@ -8,6 +8,7 @@ production" warning, which contradicts the docs (the noise is seeded from the OS
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,36 +22,15 @@ from typer.testing import CliRunner  # noqa: E402
 
 from tamis.cli import app  # noqa: E402
 
-PIPELINE = """
-name: dp
-seed: 3
-sources:
-  private: {path: private.parquet}
-steps:
-  synth:
-    use: dp_ctgan
-    input: private
-    params:
-      epsilon: 3.0
-      epochs: 1
-      batch_size: 100
-      generator_dim: [16]
-      discriminator_dim: [16]
-      n_modes: 3
-      threads: 1
-      accountant: rdp
-      columns:
-        n: {bounds: [0, 50]}
-        c: {categories: [x, y, z]}
-"""
 
-
-def test_show_of_a_dp_version_says_not_deterministic(tmp_path: Path) -> None:
+def test_show_of_a_dp_version_says_not_deterministic(
+    tmp_path: Path, dp_ctgan_pipeline: Callable[[int], str]
+) -> None:
     rng = np.random.default_rng(0)
     pl.DataFrame(
         {"n": rng.integers(0, 50, 400), "c": rng.choice(["x", "y", "z"], 400).tolist()}
     ).write_parquet(tmp_path / "private.parquet")
-    (tmp_path / "pipeline.yaml").write_text(PIPELINE)
+    (tmp_path / "pipeline.yaml").write_text(dp_ctgan_pipeline(3))
     store = str(tmp_path / "st")
     runner = CliRunner()
     with warnings.catch_warnings(record=True) as caught:
