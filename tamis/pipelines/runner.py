@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -324,7 +325,7 @@ def _run_step(
             for k, v in input_ids.items()
         }
         try:
-            output = _call(step, inputs, params, ctx)
+            output = _call(step, inputs, params, ctx, in_build=True)
             parents = [
                 {"id": i, "role": k}
                 for k, v in input_ids.items()
@@ -388,9 +389,25 @@ def _run_step(
     return StepRecord(name, status, versions, rows, seconds, warnings)
 
 
-def _call(step: Step, inputs: dict[str, Any], params: StepParams, ctx: StepContext) -> StepOutput:
+def _call(
+    step: Step,
+    inputs: dict[str, Any],
+    params: StepParams,
+    ctx: StepContext,
+    *,
+    in_build: bool = False,
+) -> StepOutput:
+    """Run a step; in a build, a Python warning that the step also put in `report["warnings"]` is
+    not shown again (the build prints the report's warnings once, as `warning: STEP: ...`)."""
+    caught: list[warnings.WarningMessage] = []
+    reported: list[str] = []
     try:
-        output = step.run(inputs, params, ctx)
+        with warnings.catch_warnings(record=in_build) as record:
+            if in_build:
+                warnings.simplefilter("always")
+                caught = record or []
+            output = step.run(inputs, params, ctx)
+        reported = [str(w) for w in output.report.get("warnings") or []]
     except TamisError as exc:
         # capabilities name their step type by default (`step="label_issues"`): the user's step
         # name is the one the pipeline knows
@@ -398,6 +415,10 @@ def _call(step: Step, inputs: dict[str, Any], params: StepParams, ctx: StepConte
             exc.step = ctx.step
             exc.args = (exc.render(),)
         raise
+    finally:
+        for w in caught:
+            if not any(str(w.message) in r or r in str(w.message) for r in reported):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     missing = [o for o in step.output_names(params) if o not in output.frames]
     if missing:
         raise StepError(f"step type '{step.name}' returned no output {missing}", step=ctx.step)

@@ -259,3 +259,27 @@ def test_build_prints_null_label_warning(tmp_path: Path) -> None:
         result = build(tmp_path / "p.yaml", store)
         step = next(s for s in result.steps if s.name == "li")
         assert any("null label" in w for w in step.warnings), step.warnings
+
+
+def test_cli_prints_a_step_warning_once(tmp_path: Path) -> None:
+    """`tamis build` shows a step's warning as one `warning: STEP: ...` line, not also as the
+    Python warning the step raised (it used to print both)."""
+    import subprocess
+    import sys
+
+    _labelled_frame().write_csv(tmp_path / "d.csv")
+    (tmp_path / "p.yaml").write_text(
+        "name: p\nsources: {d: {path: d.csv}}\nsteps:\n"
+        "  li: {use: label_issues, input: d, params: {label: y}}\n"
+    )
+    tamis = str(Path(sys.executable).with_name("tamis"))
+    proc = subprocess.run(
+        [tamis, "build", str(tmp_path / "p.yaml"), "--store", str(tmp_path / "st")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout + proc.stderr
+    assert out.count("have a null label") == 1, out
+    assert "UserWarning" not in out
