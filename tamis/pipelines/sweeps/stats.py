@@ -138,6 +138,8 @@ BOUNDED_01 = {
     "minority_f1",
     "ece",
     "mia_auc",
+    "mia_auc_distance",
+    "mia_auc_domias",
     "exact_match_rate",
 }
 BOUNDED_11 = {"reward_length_corr"}
