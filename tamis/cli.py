@@ -192,9 +192,10 @@ def build(
             for w in s.warnings:
                 err.print(f"[yellow]warning:[/] {escape(s.name)}: {escape(w)}", highlight=False)
         out.print(t)
+        # the last step's first output as it is addressed (`p/split.train` for a split)
+        last = next(iter(result.steps[-1].versions), "") if result.steps else ""
         out.print(
-            f"store: {store}   refs: {spec.name}/<step>   try: tamis show {spec.name}/"
-            f"{result.steps[-1].name if result.steps else ''}",
+            f"store: {store}   refs: {spec.name}/<step>   try: tamis show {spec.name}/{last}",
             markup=False,
             highlight=False,
         )

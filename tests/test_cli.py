@@ -274,3 +274,18 @@ def test_error_printer_prints_paths_in_brackets(capsys: pytest.CaptureFixture[st
         fails()
     assert info.value.exit_code == 1
     assert "[/abs/st/versions/x/data.parquet] [bold]" in capsys.readouterr().err
+
+
+def test_build_hint_names_a_ref_that_resolves(tmp_path: Path) -> None:
+    """A pipeline ending in a split: the hint is `tamis show p/parts.a`, which resolves (it said
+    `p/parts`, which does not)."""
+    pl.DataFrame({"x": list(range(20))}).write_csv(tmp_path / "d.csv")
+    (tmp_path / "p.yaml").write_text(
+        "name: p\nsources: {d: {path: d.csv}}\nsteps:\n"
+        "  parts: {use: split, input: d, params: {fractions: {a: 0.5, b: 0.5}}}\n"
+    )
+    st = str(tmp_path / "st")
+    out = run("build", str(tmp_path / "p.yaml"), "--store", st)
+    hint = out.split("try: tamis show ")[1].split()[0]
+    assert hint == "p/parts.a"
+    assert run("show", hint, "--store", st, "--json")["rows"] == 10
