@@ -43,7 +43,12 @@ class Sample(Step):
             )
         if p.stratify:
             if p.stratify not in df.columns:
-                raise StepError(f"no column '{p.stratify}'", column=p.stratify)
+                raise StepError(
+                    f"no column '{p.stratify}'",
+                    column=p.stratify,
+                    field="params.stratify",
+                    fix=f"columns: {', '.join(df.columns)}",
+                )
             frac = p.fraction if p.fraction is not None else (p.n or 0) / max(df.height, 1)
             parts = [
                 g.sample(fraction=frac, with_replacement=p.with_replacement, seed=ctx.seed + i)
