@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -78,5 +79,28 @@ def dp_ctgan_pipeline() -> Callable[[int], str]:
 
     def make(seed: int) -> str:
         return _DP_CTGAN_PIPELINE.format(seed=seed)
+
+    return make
+
+
+_TINY_CTGAN: dict[str, Any] = dict(
+    epochs=1,
+    embedding_dim=8,
+    generator_dim=[16],
+    discriminator_dim=[16],
+    n_modes=3,
+    threads=1,
+    accountant="rdp",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_ctgan_config() -> Callable[..., Any]:
+    """`tiny_ctgan_config(**kw)`: the DPCTGANConfig of a one-epoch DP-CTGAN with 16-unit
+    networks, one thread, RDP accounting; `kw` sets the rest (batch_size, epsilon...)."""
+    from tamis.privacy.dp_config import DPCTGANConfig
+
+    def make(**kw: Any) -> Any:
+        return DPCTGANConfig(**{**_TINY_CTGAN, **kw})
 
     return make

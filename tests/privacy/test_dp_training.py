@@ -7,6 +7,7 @@ import gc
 import json
 import math
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +19,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("opacus")
 
 from tamis.errors import PrivacyError, StepError  # noqa: E402
-from tamis.privacy.dp_ctgan import DPCTGAN, DPCTGANConfig  # noqa: E402
-
-TINY: dict[str, Any] = dict(
-    epochs=1,
-    batch_size=60,
-    embedding_dim=8,
-    generator_dim=[16],
-    discriminator_dim=[16],
-    n_modes=3,
-    threads=1,
-    accountant="rdp",
-)
+from tamis.privacy.dp_ctgan import DPCTGAN  # noqa: E402
 
 
 def _frame(n: int = 600, seed: int = 0) -> pl.DataFrame:
@@ -42,12 +32,18 @@ def _frame(n: int = 600, seed: int = 0) -> pl.DataFrame:
     )
 
 
-def _fit(df: pl.DataFrame, **kw: Any) -> DPCTGAN:
-    return DPCTGAN(DPCTGANConfig(**{**TINY, **kw})).fit(df)
+@pytest.fixture
+def fit(tiny_ctgan_config: Callable[..., Any]) -> Callable[..., DPCTGAN]:
+    """`fit(df, **kw)`: a tiny DP-CTGAN (batches of 60 unless `kw` says otherwise) fitted on df."""
+
+    def run(df: pl.DataFrame, **kw: Any) -> DPCTGAN:
+        return DPCTGAN(tiny_ctgan_config(**{"batch_size": 60, **kw})).fit(df)
+
+    return run
 
 
-def test_fake_batch_has_a_fixed_size_while_real_batches_vary() -> None:
-    model = _fit(_frame(), fake_batch_size=64, epochs=2)
+def test_fake_batch_has_a_fixed_size_while_real_batches_vary(fit: Callable[..., DPCTGAN]) -> None:
+    model = fit(_frame(), fake_batch_size=64, epochs=2)
     real = [r for r, _, _ in model.step_sizes]
     fake = {f for _, f, _ in model.step_sizes}
     assert fake == {64}
@@ -57,8 +53,10 @@ def test_fake_batch_has_a_fixed_size_while_real_batches_vary() -> None:
 
 
 @pytest.mark.parametrize(("epsilon", "accountant"), [(1.0, "rdp"), (3.0, "prv"), (10.0, "rdp")])
-def test_ledger_total_within_target(epsilon: float, accountant: str) -> None:
-    model = _fit(_frame(300), epsilon=epsilon, batch_size=100, accountant=accountant)
+def test_ledger_total_within_target(
+    fit: Callable[..., DPCTGAN], epsilon: float, accountant: str
+) -> None:
+    model = fit(_frame(300), epsilon=epsilon, batch_size=100, accountant=accountant)
     assert model.ledger is not None
     ledger = model.ledger.to_dict()
     total = ledger["total"]
@@ -76,7 +74,7 @@ def test_ledger_total_within_target(epsilon: float, accountant: str) -> None:
     assert total["epsilon"] >= 0.9 * epsilon
 
 
-def test_public_metadata_is_not_charged() -> None:
+def test_public_metadata_is_not_charged(fit: Callable[..., DPCTGAN]) -> None:
     meta = {
         "columns": {
             "age": {"bounds": [18, 80]},
@@ -85,7 +83,7 @@ def test_public_metadata_is_not_charged() -> None:
             "label": {"categories": ["hi", "lo"]},
         }
     }
-    model = _fit(_frame(), metadata=meta, conditional="uniform")
+    model = fit(_frame(), metadata=meta, conditional="uniform")
     assert model.ledger is not None
     names = [m.name for m in model.ledger.mechanisms]
     assert names == ["modes:age", "modes:x", "dp_sgd:discriminator"]
@@ -107,20 +105,20 @@ def test_public_metadata_is_not_charged() -> None:
     ],
 )
 def test_configurations_that_break_the_guarantee_are_refused(
-    kw: dict[str, Any], field: str
+    fit: Callable[..., DPCTGAN], kw: dict[str, Any], field: str
 ) -> None:
     with pytest.raises(PrivacyError) as err:
-        _fit(_frame(), **kw)
+        fit(_frame(), **kw)
     assert err.value.field == field
     assert err.value.message
 
 
-def test_tiny_datasets_are_refused() -> None:
+def test_tiny_datasets_are_refused(fit: Callable[..., DPCTGAN]) -> None:
     with pytest.raises(StepError, match="at least 50 rows"):
-        _fit(_frame(40))
+        fit(_frame(40))
 
 
-def test_sampling_never_reads_a_private_row(tmp_path: Path) -> None:
+def test_sampling_never_reads_a_private_row(fit: Callable[..., DPCTGAN], tmp_path: Path) -> None:
     df = _frame()
     # a canary held by one row: a DP domain must not release it
     df = df.with_columns(
@@ -130,7 +128,7 @@ def test_sampling_never_reads_a_private_row(tmp_path: Path) -> None:
         .alias("cat")
     )
     ref = weakref.ref(df)
-    model = _fit(df)
+    model = fit(df)
     model.save(tmp_path / "m")
     del df
     gc.collect()
@@ -148,10 +146,12 @@ def test_sampling_never_reads_a_private_row(tmp_path: Path) -> None:
     assert json.loads(saved)["ledger"]["total"]["within_target"]
 
 
-def test_ledger_on_adult_subset(adult_train_clean: pl.DataFrame) -> None:
+def test_ledger_on_adult_subset(
+    fit: Callable[..., DPCTGAN], adult_train_clean: pl.DataFrame
+) -> None:
     """Real data with nulls and 15 mixed columns; budget respected, output in the same schema."""
     df = adult_train_clean.head(3000)
-    model = _fit(df, epsilon=3.0, batch_size=300)
+    model = fit(df, epsilon=3.0, batch_size=300)
     assert model.ledger is not None and model.ledger.total()["epsilon"] <= 3.0
     out = model.sample(500)
     assert out.schema == df.schema

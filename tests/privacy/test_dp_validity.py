@@ -3,6 +3,7 @@ public bound, no `(other)` placeholder, no far-out range from a spurious noisy b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,19 +13,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("opacus")
 
-from tamis.privacy.dp_ctgan import DPCTGAN, DPCTGANConfig  # noqa: E402
+from tamis.privacy.dp_ctgan import DPCTGAN  # noqa: E402
 from tamis.privacy.dp_stats import OTHER, _dp_bounds  # noqa: E402
-
-TINY: dict[str, Any] = dict(
-    epochs=1,
-    batch_size=100,
-    embedding_dim=8,
-    generator_dim=[16],
-    discriminator_dim=[16],
-    n_modes=3,
-    threads=1,
-    accountant="rdp",
-)
 
 
 def _frame(n: int = 800) -> pl.DataFrame:
@@ -50,10 +40,10 @@ def _assert_valid(out: pl.DataFrame, domains: dict[str, set[str]], bounds: dict[
         assert out[col].min() >= lo and out[col].max() <= hi, col
 
 
-def test_decodes_within_public_bounds_and_domain() -> None:
+def test_decodes_within_public_bounds_and_domain(tiny_ctgan_config: Callable[..., Any]) -> None:
     df = _frame()
     meta = {"columns": {"age": {"bounds": [17.5, 89.5]}, "c": {"categories": ["a", "b", "c"]}}}
-    model = DPCTGAN(DPCTGANConfig(**TINY, epsilon=3.0, metadata=meta)).fit(df)
+    model = DPCTGAN(tiny_ctgan_config(batch_size=100, epsilon=3.0, metadata=meta)).fit(df)
     out = model.sample(4000, seed=0)
     assert model.transformer is not None
     (d,) = [k for k in model.transformer.categorical if k.name == "d"]
@@ -72,7 +62,9 @@ def test_dp_bounds_are_not_thrown_far_out_by_a_spurious_bucket() -> None:
     assert max(his) <= 128 and min(los) >= 16
 
 
-def test_adult_synthetic_rows_stay_in_the_public_domain(adult_train_clean: pl.DataFrame) -> None:
+def test_adult_synthetic_rows_stay_in_the_public_domain(
+    adult_train_clean: pl.DataFrame, tiny_ctgan_config: Callable[..., Any]
+) -> None:
     df = adult_train_clean.filter(pl.col("income").is_not_null()).head(3000)
     workclass = ["Private", "Self-emp-not-inc", "Self-emp-inc", "Federal-gov", "Local-gov"]
     workclass += ["State-gov", "Without-pay", "Never-worked"]
@@ -83,7 +75,7 @@ def test_adult_synthetic_rows_stay_in_the_public_domain(adult_train_clean: pl.Da
             "income": {"categories": ["<=50K", ">50K"]},
         }
     }
-    cfg = DPCTGANConfig(**{**TINY, "batch_size": 300}, epsilon=3.0, metadata=meta)
+    cfg = tiny_ctgan_config(batch_size=300, epsilon=3.0, metadata=meta)
     out = DPCTGAN(cfg).fit(df).sample(3000, seed=0)
     _assert_valid(
         out,
