@@ -25,6 +25,7 @@ from tamis.cli import (
     store_option,
 )
 from tamis.errors import GateFailed, TamisError
+from tamis.safe_yaml import safe_load_yaml
 
 SUFFIXES = {**DATA_SUFFIXES, ".data": "csv", ".test": "csv", ".txt": "csv"}
 
@@ -213,16 +214,14 @@ def _mapping(text: str | None, what: str) -> dict[str, Any]:
     """A YAML/JSON mapping given inline or as a file path (empty when not given)."""
     if not text:
         return {}
-    import yaml
-
     path = Path(text)
     src = path.read_text() if path.suffix.lower() in (".yaml", ".yml", ".json") else text
     if path.suffix.lower() in (".yaml", ".yml", ".json") and not path.exists():
         raise missing_file(what, text)
     try:
-        data = yaml.safe_load(src)
-    except yaml.YAMLError as exc:
-        raise TamisError(f"{what} is not valid YAML/JSON: {exc}", field=what) from None
+        data = safe_load_yaml(src, file=str(path) if src is not text else f"--{what}")
+    except TamisError as exc:
+        raise TamisError(f"{what}: {exc.message}", field=what, fix=exc.fix) from None
     if not isinstance(data, dict):
         raise TamisError(
             f"{what} must be a mapping",

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tamis.errors import TamisError
+from tamis.safe_yaml import safe_load_yaml
 
 C = TypeVar("C")
 
@@ -78,13 +79,11 @@ def load_config(cls: type[C], source: str | Path | dict[str, Any] | None, **over
     values: dict[str, Any] = {}
     where = None
     if isinstance(source, str | Path):
-        import yaml
-
         where = str(source)
         path = Path(source)
         if not path.exists():
             raise TamisError("config file does not exist", file=where, fix="pass an existing YAML")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = safe_load_yaml(path.read_text(), file=where) or {}
         if not isinstance(loaded, dict):
             raise TamisError("config must be a YAML mapping of field: value", file=where)
         values.update(loaded)

@@ -21,9 +21,10 @@ from tamis.cli import app
 from tamis.errors import SpecError
 from tamis.pipelines.runner import build
 from tamis.pipelines.sources import read_source_report, source_paths
-from tamis.pipelines.spec import MAX_YAML_NODES, SourceSpec, infer_format, load_pipeline
+from tamis.pipelines.spec import SourceSpec, infer_format, load_pipeline
 from tamis.pipelines.steps.normalize import Normalize, NormalizeParams
 from tamis.pipelines.store import Store
+from tamis.safe_yaml import MAX_YAML_NODES
 
 DATA = Path(__file__).parent / "data"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "pipelines.md"

@@ -25,6 +25,7 @@ from tamis.pipelines.sweeps.cell import (
 from tamis.pipelines.sweeps.recipes import Recipe, get_recipe, validate_recipe_params
 from tamis.pipelines.sweeps.scheduler import run_tasks
 from tamis.pipelines.sweeps.spec import SweepSpec, VersionSpec
+from tamis.safe_yaml import safe_load_yaml
 
 
 @dataclass
@@ -70,7 +71,6 @@ def _dig(report: Any, dotted: str) -> float | None:
 
 def pipeline_spec(spec: SweepSpec, store: Store) -> Any:
     """The sweep's pipeline as a PipelineSpec, with bundled datasets injected as sources."""
-    import yaml
 
     from tamis.pipelines.spec import parse_pipeline
     from tamis.pipelines.sweeps.datasets import materialize
@@ -88,7 +88,7 @@ def pipeline_spec(spec: SweepSpec, store: Store) -> Any:
                 field="pipeline",
                 fix="the path is relative to the sweep YAML",
             )
-        data = yaml.safe_load(path.read_text())
+        data = safe_load_yaml(path.read_text(), file=str(path))
         base_dir, file = str(path.parent), str(path)
     else:
         data = dict(spec.pipeline)

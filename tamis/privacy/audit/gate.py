@@ -25,11 +25,11 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tamis.errors import SpecError
 from tamis.privacy.audit.core import AuditConfig
+from tamis.safe_yaml import safe_load_yaml
 
 
 class Threshold(BaseModel):
@@ -88,10 +88,7 @@ def load_policy(path: str | Path) -> Policy:
     p = Path(path)
     if not p.exists():
         raise SpecError("policy file not found", file=str(p), fix="pass --policy POLICY.yaml")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"not valid YAML: {exc}", file=str(p)) from None
+    data = safe_load_yaml(p.read_text(), file=str(p))
     return parse_policy(data, file=str(p))
 
 
