@@ -209,25 +209,6 @@ def build_trainer(
     return trainer, ref
 
 
-def check_lengths(
-    tok: Any, train: pl.DataFrame, evald: pl.DataFrame, model: str, cfg: DPORunConfig
-) -> tuple[DPORunConfig, dict[str, Any]]:
-    """Choose max_length (when unset), count the pairs cut or dropped, warn, and fail when
-    none is left in a split."""
-    return check_split_lengths(
-        cfg,
-        pair_lengths(tok, train),
-        pair_lengths(tok, evald),
-        model,
-        tok,
-        method="dpo",
-        what="pair",
-        rule="truncate",
-        none_left="in every {split} pair the prompt alone fills",
-        shorten="prompts",
-    )
-
-
 @offline_for("model", "ref_model")
 def train_dpo(
     data: Any,
@@ -254,7 +235,8 @@ def train_dpo(
         )
     tok = get_tokenizer(model, cfg, texts_of(train))
     train, evald = render_conversational(train, tok), render_conversational(evald, tok)
-    cfg, lengths = check_lengths(tok, train, evald, model, cfg)
+    lengths_of = pair_lengths(tok, train), pair_lengths(tok, evald)
+    cfg, lengths = check_split_lengths("dpo", cfg, *lengths_of, model, tok)
     run = prepare_run_dir(out)
     trainer, ref = build_trainer(train, cols, model, cfg, run, tok, ref_model)
     used = len(trainer.train_dataset)

@@ -237,25 +237,22 @@ def _round_up(n: int) -> int:
     return int(2 ** math.ceil(math.log2(max(n, 1))))
 
 
-def check_split_lengths(
-    cfg: Any,
-    lengths: Lengths,
-    eval_lengths: Lengths,
-    model: str,
-    tok: Any,
-    *,
-    method: str,
-    what: str,
-    rule: str,
-    none_left: str,
-    shorten: str,
-) -> tuple[Any, dict[str, Any]]:
-    """Choose max_length (when unset), count the `what`s each split loses under `rule`, warn,
-    and fail when none is left in a split.
+#: per trainer: (the unit counted, what happens past max_length, how the error starts when
+#: nothing is left in a split, what to shorten upstream)
+LENGTH_RULES: dict[str, tuple[str, str, str, str]] = {
+    "dpo": ("pair", "truncate", "in every {split} pair the prompt alone fills", "prompts"),
+    "rm": ("pair", "drop", "every {split} pair is longer than", "texts"),
+    "sft": ("example", "truncate", "no {split} example keeps a completion token within", "prompts"),
+}
 
-    `none_left` starts the error (with `{split}` filled in), e.g. "every {split} pair is longer
-    than"; `shorten` names what to shorten upstream ("prompts", "texts"). Returns the config
-    and the metrics ({info}, {what}s_*, eval_{what}s_*)."""
+
+def check_split_lengths(
+    method: str, cfg: Any, lengths: Lengths, eval_lengths: Lengths, model: str, tok: Any
+) -> tuple[Any, dict[str, Any]]:
+    """Choose max_length (when unset), count what each split loses under `method`'s rule
+    (`LENGTH_RULES`), warn, and fail when none is left in a split. Returns the config and the
+    metrics ({info}, pairs_*/examples_*, eval_pairs_*/eval_examples_*)."""
+    what, rule, none_left, shorten = LENGTH_RULES[method]
     unit = f"{what}s"
     cfg, info = resolve_max_length(cfg, lengths, model, tok, what)
     counts = count(lengths, info["max_length"], rule)

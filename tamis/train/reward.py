@@ -140,25 +140,6 @@ def build_trainer(
     return trainer
 
 
-def check_lengths(
-    tok: Any, train: pl.DataFrame, evald: pl.DataFrame, model: str, cfg: RewardRunConfig
-) -> tuple[RewardRunConfig, dict[str, Any]]:
-    """Choose max_length (when unset), count the pairs the trainer drops, warn, and fail when
-    none is left in a split."""
-    return check_split_lengths(
-        cfg,
-        pair_lengths(tok, train),
-        pair_lengths(tok, evald),
-        model,
-        tok,
-        method="rm",
-        what="pair",
-        rule="drop",
-        none_left="every {split} pair is longer than",
-        shorten="texts",
-    )
-
-
 @offline_for("model")
 def train_reward(
     data: Any,
@@ -177,7 +158,8 @@ def train_reward(
     train, evald = split_eval(df, evald, cfg.eval_fraction, cfg.seed, "rm")
     tok = get_tokenizer(model, cfg, texts_of(train))
     train, evald = render_conversational(train, tok), render_conversational(evald, tok)
-    cfg, lengths = check_lengths(tok, train, evald, model, cfg)
+    lengths_of = pair_lengths(tok, train), pair_lengths(tok, evald)
+    cfg, lengths = check_split_lengths("rm", cfg, *lengths_of, model, tok)
     run = prepare_run_dir(out)
     trainer = build_trainer(train, cols, model, cfg, run, tok)
     used = len(trainer.train_dataset)

@@ -90,30 +90,6 @@ def build_trainer(
     return trainer
 
 
-def check_lengths(
-    tok: Any,
-    train: pl.DataFrame,
-    evald: pl.DataFrame,
-    cols: list[str],
-    model: str,
-    cfg: SFTRunConfig,
-) -> tuple[SFTRunConfig, dict[str, Any]]:
-    """Choose max_length (when unset), count the examples cut or dropped (no loss token left),
-    warn, and fail when none is left in a split."""
-    return check_split_lengths(
-        cfg,
-        sft_lengths(tok, train, cols, cfg.completion_only_loss),
-        sft_lengths(tok, evald, cols, cfg.completion_only_loss),
-        model,
-        tok,
-        method="sft",
-        what="example",
-        rule="truncate",
-        none_left="no {split} example keeps a completion token within",
-        shorten="prompts",
-    )
-
-
 @offline_for("model")
 def train_sft(
     data: Any,
@@ -133,7 +109,9 @@ def train_sft(
         evald, _ = prepare(load_frame(eval_data, what="eval data"), cfg)
     train, evald = split_eval(df, evald, cfg.eval_fraction, cfg.seed, "sft")
     tok = get_tokenizer(model, cfg, texts_of(train))
-    cfg, lengths = check_lengths(tok, train, evald, cols, model, cfg)
+    only = cfg.completion_only_loss
+    lengths_of = sft_lengths(tok, train, cols, only), sft_lengths(tok, evald, cols, only)
+    cfg, lengths = check_split_lengths("sft", cfg, *lengths_of, model, tok)
     run = prepare_run_dir(out)
     trainer = build_trainer(train, evald, cols, model, cfg, run, tok)
     # the trainer's own counts of what it kept win (they should never differ from ours)
