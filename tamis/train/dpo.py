@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from tamis.errors import TamisError
+from tamis.train import models
 from tamis.train.data import (
     check_columns,
     drop_null_text,
@@ -31,20 +32,8 @@ from tamis.train.data import (
     texts_of,
 )
 from tamis.train.data import to_dataset as _to_dataset
-from tamis.train.lengths import (
-    check_split_lengths,
-    pair_ids,
-    pair_lengths,
-)
+from tamis.train.lengths import check_split_lengths, pair_ids, pair_lengths
 from tamis.train.metrics import pairwise_accuracy
-from tamis.train.models import (
-    cpu_args,
-    get_tokenizer,
-    load_model,
-    lora_config,
-    progress_callback,
-    save_model,
-)
 from tamis.train.offline import offline_for
 from tamis.train.runs import RunConfig, prepare_run_dir, write_run
 
@@ -177,7 +166,7 @@ def build_trainer(
     from transformers import PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
-    net, tok = load_model(model, "causal", cfg, tokenizer=tok)
+    net, tok = models.load_model(model, "causal", cfg, tokenizer=tok)
     if ref_model is not None:
         if model == "tiny":
             raise TamisError(
@@ -186,12 +175,12 @@ def build_trainer(
                 field="ref_model",
                 fix="drop --ref-model (the reference is then a frozen copy of the tiny policy)",
             )
-        ref, _ = load_model(ref_model, "causal", cfg, tokenizer=tok)
+        ref, _ = models.load_model(ref_model, "causal", cfg, tokenizer=tok)
     else:
         ref = copy.deepcopy(net)
     ref.eval().requires_grad_(False)
     args = DPOConfig(
-        **cpu_args(cfg, out),
+        **models.cpu_args(cfg, out),
         beta=cfg.beta,
         loss_type=[cfg.loss_type],
         label_smoothing=cfg.label_smoothing,
@@ -203,7 +192,7 @@ def build_trainer(
         args=args,
         train_dataset=_to_dataset(train, cols),
         processing_class=tok,
-        peft_config=lora_config(cfg, "CAUSAL_LM") if cfg.lora else None,
+        peft_config=models.lora_config(cfg, "CAUSAL_LM") if cfg.lora else None,
     )
     trainer.remove_callback(PrinterCallback)
     return trainer, ref
@@ -233,7 +222,7 @@ def train_dpo(
             field="ref_model",
             fix="drop --ref-model (the reference is then a frozen copy of the tiny policy)",
         )
-    tok = get_tokenizer(model, cfg, texts_of(train))
+    tok = models.get_tokenizer(model, cfg, texts_of(train))
     train, evald = render_conversational(train, tok), render_conversational(evald, tok)
     lengths_of = pair_lengths(tok, train), pair_lengths(tok, evald)
     cfg, lengths = check_split_lengths("dpo", cfg, *lengths_of, model, tok)
@@ -255,7 +244,7 @@ def train_dpo(
         pairs_used=used, pairs_dropped_too_long=train.height - used, pairs_truncated=truncated
     )
     if progress is not None:
-        trainer.add_callback(progress_callback(progress))
+        trainer.add_callback(models.progress_callback(progress))
     result = trainer.train()
     tok = trainer.processing_class
     n_tokens = (
@@ -286,7 +275,7 @@ def train_dpo(
         "tokens_per_second": n_tokens / runtime if runtime else None,
         "history": history,
     }
-    save_model(trainer.model, tok, run / "model")
+    models.save_model(trainer.model, tok, run / "model")
     ids = data_ids or {"data": str(data) if isinstance(data, str | Path) else None}
     return write_run(
         run,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tamis.train import models
 from tamis.train.data import (
     check_columns,
     drop_null_text,
@@ -27,19 +28,8 @@ from tamis.train.data import (
     texts_of,
 )
 from tamis.train.data import to_dataset as _to_dataset
-from tamis.train.lengths import (
-    check_split_lengths,
-    pair_lengths,
-)
+from tamis.train.lengths import check_split_lengths, pair_lengths
 from tamis.train.metrics import ECE_DEFINITION, bt_ece, pairwise_accuracy, pearson
-from tamis.train.models import (
-    cpu_args,
-    get_tokenizer,
-    load_model,
-    lora_config,
-    progress_callback,
-    save_model,
-)
 from tamis.train.offline import offline_for
 from tamis.train.runs import RunConfig, prepare_run_dir, write_run
 
@@ -122,9 +112,9 @@ def build_trainer(
     from transformers import PrinterCallback
     from trl import RewardConfig, RewardTrainer
 
-    net, tok = load_model(model, "reward", cfg, tokenizer=tok)
+    net, tok = models.load_model(model, "reward", cfg, tokenizer=tok)
     args = RewardConfig(
-        **cpu_args(cfg, out),
+        **models.cpu_args(cfg, out),
         center_rewards_coefficient=cfg.center_rewards_coefficient,
         disable_dropout=True,
         eos_token=tok.eos_token,
@@ -134,7 +124,7 @@ def build_trainer(
         args=args,
         train_dataset=_to_dataset(train, cols),
         processing_class=tok,
-        peft_config=lora_config(cfg, "SEQ_CLS") if cfg.lora else None,
+        peft_config=models.lora_config(cfg, "SEQ_CLS") if cfg.lora else None,
     )
     trainer.remove_callback(PrinterCallback)
     return trainer
@@ -156,7 +146,7 @@ def train_reward(
     df, cols = prepare(load_frame(data))
     evald = None if eval_data is None else prepare(load_frame(eval_data, what="eval data"))[0]
     train, evald = split_eval(df, evald, cfg.eval_fraction, cfg.seed, "rm")
-    tok = get_tokenizer(model, cfg, texts_of(train))
+    tok = models.get_tokenizer(model, cfg, texts_of(train))
     train, evald = render_conversational(train, tok), render_conversational(evald, tok)
     lengths_of = pair_lengths(tok, train), pair_lengths(tok, evald)
     cfg, lengths = check_split_lengths("rm", cfg, *lengths_of, model, tok)
@@ -166,7 +156,7 @@ def train_reward(
     if used != lengths["pairs_used"]:  # the trainer's own count wins (it should never differ)
         lengths.update(pairs_used=used, pairs_dropped_too_long=train.height - used)
     if progress is not None:
-        trainer.add_callback(progress_callback(progress))
+        trainer.add_callback(models.progress_callback(progress))
     result = trainer.train()
     tok = trainer.processing_class
     history = [
@@ -184,7 +174,7 @@ def train_reward(
         "train_seconds": result.metrics["train_runtime"],
         "history": history,
     }
-    save_model(trainer.model, tok, run / "model")
+    models.save_model(trainer.model, tok, run / "model")
     return write_run(
         run,
         method="rm",

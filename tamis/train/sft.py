@@ -15,18 +15,11 @@ from typing import Any
 
 import polars as pl
 
+from tamis.train import models
 from tamis.train.data import check_columns, drop_null_text, load_frame, split_eval, texts_of
 from tamis.train.data import to_dataset as _to_dataset
 from tamis.train.lengths import check_split_lengths, sft_lengths
 from tamis.train.metrics import perplexity
-from tamis.train.models import (
-    cpu_args,
-    get_tokenizer,
-    load_model,
-    lora_config,
-    progress_callback,
-    save_model,
-)
 from tamis.train.offline import offline_for
 from tamis.train.runs import RunConfig, prepare_run_dir, write_run
 
@@ -69,10 +62,10 @@ def build_trainer(
     from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
-    net, tok = load_model(model, "causal", cfg, tokenizer=tok)
+    net, tok = models.load_model(model, "causal", cfg, tokenizer=tok)
     messages = cols == ["messages"]
     args = SFTConfig(
-        **cpu_args(cfg, out),
+        **models.cpu_args(cfg, out),
         completion_only_loss=cfg.completion_only_loss if not messages else None,
         assistant_only_loss=cfg.completion_only_loss and messages,
         packing=False,
@@ -84,7 +77,7 @@ def build_trainer(
         train_dataset=_to_dataset(train, cols),
         eval_dataset=_to_dataset(evald, cols),
         processing_class=tok,
-        peft_config=lora_config(cfg, "CAUSAL_LM") if cfg.lora else None,
+        peft_config=models.lora_config(cfg, "CAUSAL_LM") if cfg.lora else None,
     )
     trainer.remove_callback(PrinterCallback)
     return trainer
@@ -108,7 +101,7 @@ def train_sft(
     if eval_data is not None:
         evald, _ = prepare(load_frame(eval_data, what="eval data"), cfg)
     train, evald = split_eval(df, evald, cfg.eval_fraction, cfg.seed, "sft")
-    tok = get_tokenizer(model, cfg, texts_of(train))
+    tok = models.get_tokenizer(model, cfg, texts_of(train))
     only = cfg.completion_only_loss
     lengths_of = sft_lengths(tok, train, cols, only), sft_lengths(tok, evald, cols, only)
     cfg, lengths = check_split_lengths("sft", cfg, *lengths_of, model, tok)
@@ -122,7 +115,7 @@ def train_sft(
         lengths[f"{prefix}_used"] = len(ds)
         lengths[f"{prefix}_dropped_too_long"] = frame.height - len(ds)
     if progress is not None:
-        trainer.add_callback(progress_callback(progress))
+        trainer.add_callback(models.progress_callback(progress))
 
     before = trainer.evaluate()["eval_loss"]
     result = trainer.train()
@@ -148,7 +141,7 @@ def train_sft(
         "tokens_per_second": n_tokens / runtime if runtime else None,
         "history": history,
     }
-    save_model(trainer.model, trainer.processing_class, run / "model")
+    models.save_model(trainer.model, trainer.processing_class, run / "model")
     return write_run(
         run,
         method="sft",
