@@ -410,11 +410,12 @@ def test_delta_figure_has_zero_line_and_symmetric_axes() -> None:
 def test_adult_blank_line_label_dropped_and_figures_match_sklearn(
     adult_train_clean: pl.DataFrame, adult_test_clean: pl.DataFrame
 ) -> None:
-    """The real messy file: adult.data's blank last line reads as an all-null row, so one null
-    label. The classifier recipe (it refused the whole cell before) drops and counts it; its
-    AUC, average precision and bootstrap CI equal scikit-learn's on the same rows."""
-    train = pl.concat([adult_train_clean.head(3000), adult_train_clean.tail(1)])
-    assert train["income"].null_count() == 1  # the blank line
+    """The real messy file plus one null label (adult.data's blank last line read as an all-null
+    row by a naive reader). The classifier recipe (it refused the whole cell before) drops and
+    counts it; its AUC, average precision and bootstrap CI equal scikit-learn's on the same rows."""
+    blank = adult_train_clean.head(1).with_columns(pl.lit(None, pl.String).alias("income"))
+    train = pl.concat([adult_train_clean.head(3000), blank])
+    assert train["income"].null_count() == 1
     test = adult_test_clean.head(1500)
     out = ClassifierRecipe().run(
         train, test, ClassifierParams(target="income", C=0.5), 0, Path(".")
