@@ -71,9 +71,9 @@ def test_rebuild_hits_cache_and_force_recomputes(
     calls: list[str] = []
     real = runner._call
 
-    def spy(step: Any, *args: Any) -> Any:
+    def spy(step: Any, *args: Any, **kw: Any) -> Any:
         calls.append(step.name)
-        return real(step, *args)
+        return real(step, *args, **kw)
 
     monkeypatch.setattr(runner, "_call", spy)
     again = build(pipeline_dir / "pipeline.yaml", store)
@@ -96,25 +96,15 @@ def test_rebuild_hits_cache_and_force_recomputes(
 
 
 def test_a_step_that_raises_leaves_no_version_and_the_rebuild_resumes(
-    pipeline_dir: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+    pipeline_dir: Path, store: Store, build_failing_at: Any
 ) -> None:
-    real = runner._call
-
-    def boom(step: Any, inputs: Any, params: Any, ctx: Any) -> Any:
-        if ctx.step == "small":
-            raise RuntimeError("killed mid-step")
-        return real(step, inputs, params, ctx)
-
-    monkeypatch.setattr(runner, "_call", boom)
-    with pytest.raises(RuntimeError):
-        build(pipeline_dir / "pipeline.yaml", store)
+    build_failing_at(pipeline_dir / "pipeline.yaml", store, "small")
     refs = {r for v in store.list_versions() for r in v["refs"]}
     assert "p/parts.train" in refs and "p/small" not in refs and "p/boot" not in refs
     assert len(list(store.versions_dir.iterdir())) == 5  # fair, clean, adults, train, test
     assert not any(store.tmp_dir.iterdir())  # no half-written version left behind
     runs = store.catalog.query("SELECT status FROM runs")
     assert [r["status"] for r in runs] == ["failed"]
-    monkeypatch.setattr(runner, "_call", real)
     result = build(pipeline_dir / "pipeline.yaml", store)
     assert [s.status for s in result.steps] == ["cached", "cached", "cached", "built", "built"]
 

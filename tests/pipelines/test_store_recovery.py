@@ -13,7 +13,6 @@ from typing import Any
 
 import duckdb
 import polars as pl
-import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -35,10 +34,10 @@ KILLED = """
 import os, sys
 from tamis.pipelines import runner
 real = runner._call
-def die(step, inputs, params, ctx):
+def die(step, inputs, params, ctx, **kw):
     if ctx.step == "boot":
         os._exit(9)  # as a kill -9 mid-build: no cleanup, no final flush
-    return real(step, inputs, params, ctx)
+    return real(step, inputs, params, ctx, **kw)
 runner._call = die
 runner.build(sys.argv[1], runner.Store(sys.argv[2]))
 """
@@ -180,32 +179,20 @@ def test_an_invalid_manifest_is_set_aside_and_rebuilt(pipeline_dir: Path, tmp_pa
 
 
 def test_refs_of_a_failed_build_that_are_stale_are_shown(
-    cli: Any, pipeline_dir: Path, tmp_path: Path, monkeypatch: Any
+    cli: Any, pipeline_dir: Path, tmp_path: Path, build_failing_at: Any
 ) -> None:
-    from tamis.pipelines import runner as runner_mod
-
     store = Store(tmp_path / "st")
     build(pipeline_dir / "pipeline.yaml", store)
     assert store.stale_refs() == {}
     spec = yaml.safe_load((pipeline_dir / "pipeline.yaml").read_text())
     spec["steps"]["small"]["params"]["n"] = 400
     (pipeline_dir / "pipeline.yaml").write_text(yaml.safe_dump(spec))
-    real = runner_mod._call
-
-    def boom(step: Any, inputs: Any, params: Any, ctx: Any) -> Any:
-        if ctx.step == "boot":
-            raise RuntimeError("failed")
-        return real(step, inputs, params, ctx)
-
-    monkeypatch.setattr(runner_mod, "_call", boom)
-    with pytest.raises(RuntimeError):
-        build(pipeline_dir / "pipeline.yaml", store)
+    build_failing_at(pipeline_dir / "pipeline.yaml", store, "boot", "failed")
     # p/small moved to the new version, p/boot still names one built from the old p/small
     stale = store.stale_refs()
     assert list(stale) == ["p/boot"] and "p/small" in stale["p/boot"]
     rows = cli("versions", "--store", str(store.root), "--json")["versions"]
     assert [r for v in rows for r in v["stale_refs"]] == ["p/boot"]
     assert "p/boot (stale)" in cli("versions", "--store", str(store.root))
-    monkeypatch.setattr(runner_mod, "_call", real)
     build(pipeline_dir / "pipeline.yaml", store)
     assert store.stale_refs() == {}
