@@ -272,6 +272,18 @@ REGRESSIONS = [
         {"s0": {"use": "filter", "input": "d", "params": {"where": '"[/x]" > "a"'}}},
         1,
     ),
+    # split stratified on a list column: an `unexpected` cast error (40-example run)
+    (
+        table("parquet", a=[1, 2, 3], b=[[1], [], None]),
+        {
+            "s0": {
+                "use": "split",
+                "input": "d",
+                "params": {"fractions": {"x": 0.5, "y": 0.5}, "stratify": "b"},
+            }
+        },
+        1,
+    ),
     # exact duplicate names in a CSV header, one row
     (
         table("csv", a=[1]) | {"names": ["a", "a"], "cols": [[1], [2]]},

@@ -64,6 +64,14 @@ class Split(Step):
                 raise StepError(
                     f"no column '{col}'", column=col, fix=f"columns: {', '.join(df.columns)}"
                 )
+            if col is not None and (df.schema[col].is_nested() or df.schema[col] == pl.Object):
+                raise StepError(
+                    f"column '{col}' holds {df.schema[col]} values; `stratify` and `group` need "
+                    "plain values (text, numbers, dates)",
+                    column=col,
+                    field="params.stratify" if col == p.stratify else "params.group",
+                    fix="name a column of plain values, or derive one with `filter: {query: ...}`",
+                )
         if p.stratify and p.group:
             raise StepError("give `stratify` or `group`, not both", field="params")
         names = list(p.fractions)
