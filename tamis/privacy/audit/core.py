@@ -29,6 +29,7 @@ from tamis.privacy.audit.distance import dcr_nndr, knn_distances
 from tamis.privacy.audit.encode import Encoder, align
 from tamis.privacy.audit.kanon import k_anonymity
 from tamis.privacy.audit.marginal import marginal_scorer
+from tamis.privacy.audit.marginals import workload_error
 from tamis.privacy.audit.mia import (
     ATTACK_ORDER,
     Synthesize,
@@ -200,6 +201,7 @@ def _flat(report: dict[str, Any]) -> dict[str, float]:
         "k_anonymity",
         "k_anonymity_real",
         "record_risk",
+        "marginals",
     ):
         for k, v in report.get(section, {}).items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -464,6 +466,8 @@ def run_audit(
             )
     public = {c: p.model_dump(exclude_none=True) for c, p in cfg.public.items()}
     report["validity"] = validity(real, raw_synthetic.select(cols), public)
+    say("workload error")
+    report["marginals"] = workload_error(real, raw_synthetic.select(cols), public=public)
     if cfg.pii_scan:
         report["pii"] = scan_pii(synthetic, seed=seed)
     if cfg.quality:

@@ -136,6 +136,14 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
         "outlier_lift",
     ),
     "validity": ("max_out_of_range_share", "max_new_category_share", "max_null_rate_increase"),
+    "marginals": (
+        "bins",
+        "n_marginals_1way",
+        "n_marginals_2way",
+        "l1_mean_1way",
+        "l1_mean_2way",
+        "l1_max_2way",
+    ),
 }
 _VALIDITY_COLUMN = ("out_of_range_share", "new_category_share", "null_rate_change")
 
