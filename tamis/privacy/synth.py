@@ -280,8 +280,38 @@ def load_model(path: str | Path, store_root: str | Path) -> Any:
         )
     if not p.exists():
         raise TamisError("model file not found", file=str(p))
+    _check_recorded_hash(p, versions)
     from sdv.utils import load_synthesizer
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return load_synthesizer(str(p))
+
+
+def _check_recorded_hash(path: Path, versions: Path) -> None:
+    """Refuse a model file whose bytes are not the ones the store recorded when it wrote the
+    version (`manifest.json` `files`): a pickle swapped in after the write is never loaded."""
+    import hashlib
+    import json
+
+    vdir = versions / path.relative_to(versions).parts[0]
+    rel = path.relative_to(vdir).as_posix()
+    try:
+        record = json.loads((vdir / "manifest.json").read_text())["files"][rel]
+        expected = str(record["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise TamisError(
+            f"refusing to unpickle {path}: the store recorded no content hash for it",
+            file=str(path),
+            fix="rebuild the step that wrote it (`tamis build ... --force`) and load the new file",
+        ) from None
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise TamisError(
+            f"refusing to unpickle {path}: its bytes are not the ones the store wrote",
+            file=str(path),
+            fix="run `tamis verify`; rebuild the step that wrote it with `--force`",
+        )

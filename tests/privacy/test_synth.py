@@ -131,6 +131,10 @@ def test_model_saved_in_store_and_loaded_only_from_there(
         load_model(outside, store.root)
     with pytest.raises(TamisError, match="refusing to unpickle"):
         load_model(store.root / "versions" / ".." / ".." / "copy.pkl", store.root)
+    # a pickle swapped in after the store wrote the version is refused (its recorded hash)
+    path.write_bytes(path.read_bytes() + b"\x00")
+    with pytest.raises(TamisError, match="not the ones the store wrote"):
+        load_model(path, store.root)
 
 
 def test_ctgan_leaves_no_idle_worker_processes_behind(tmp_path: Path) -> None:
