@@ -161,7 +161,6 @@ def execute_cell_in_worker(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _execute_cell(payload: dict[str, Any], persist: bool) -> dict[str, Any]:
-    import polars as pl
 
     from tamis.pipelines.store import Store, now
     from tamis.pipelines.sweeps.recipes import get_recipe
@@ -177,8 +176,9 @@ def _execute_cell(payload: dict[str, Any], persist: bool) -> dict[str, Any]:
     recipe = get_recipe(payload["recipe"])()
     params = recipe.Params.model_validate(payload["params"])
     t_read = time.perf_counter()
-    train = pl.read_parquet(store.data_path(payload["data_id"]))
-    test = pl.read_parquet(store.data_path(payload["test_id"])) if payload.get("test_id") else None
+    # through Store.read: a damaged version is a clear error, not wrong rows
+    train = store.read(payload["data_id"])
+    test = store.read(payload["test_id"]) if payload.get("test_id") else None
     read_s = time.perf_counter() - t_read
     t_fit = time.perf_counter()
     res = recipe.run(train, test, params, int(payload["seed"]), work)
