@@ -114,6 +114,16 @@ def test_demo_runs_offline(tmp_path: Path, as_json: bool) -> None:
     assert rows["demo/dedup"] < rows["demo/checked"]  # the survey has exact duplicates
     assert rows["demo/cleaned"] < rows["demo/noisy"]  # label issues were dropped
     assert data["next"]
+    # the demo invites editing its pipeline: a second `tamis demo` keeps the user's edit beside
+    # (it used to copy the shipped file over it)
+    edited = tmp_path / "st" / "demo" / "demo_policy.yaml"
+    mine = edited.read_text() + "# my edit\n"
+    edited.write_text(mine)
+    again = run("demo", "--store", str(tmp_path / "st"), "--json")
+    (kept,) = (tmp_path / "st" / "demo").glob("demo_policy.yaml.*.edited")
+    assert kept.read_text() == mine and "# my edit" not in edited.read_text()
+    assert any(str(kept) in w for w in again["warnings"])
+    assert {s["status"] for s in again["build"]["steps"]} == {"cached"}
 
 
 def clean_error(res: Any, code: int = 1) -> str:

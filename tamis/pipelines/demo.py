@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import os
 import time
 from importlib import resources
 from pathlib import Path
@@ -76,16 +76,27 @@ def run_demo(store: Store, progress: bool = False) -> dict[str, Any]:
     write_demo_data(workdir)
     pipeline = workdir / "demo.yaml"
     builtin = resources.files("tamis.pipelines.builtin")
+    kept: list[str] = []
     for name in ("demo.yaml", "demo_policy.yaml"):
-        with resources.as_file(builtin.joinpath(name)) as src:
-            shutil.copyfile(src, workdir / name)
+        shipped = builtin.joinpath(name).read_bytes()
+        target = workdir / name
+        if target.exists() and target.read_bytes() != shipped:
+            # the user edited it (the demo invites that): keep it beside, never overwrite it
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            aside = target.with_name(f"{name}.{stamp}.edited")
+            os.replace(target, aside)
+            kept.append(f"your edited {target} was kept as {aside}")
+        if not target.exists():
+            tmp = target.with_name(f".{name}.tmp")
+            tmp.write_bytes(shipped)
+            os.replace(tmp, target)
     result = build(pipeline, store, progress=progress)
     versions = [
         {"ref": f"{result.pipeline}/{label}", "id": m["id"], "rows": m["rows"]}
         for label, m in result.versions.items()
     ]
     cleaning = label_cleaning_summary(store, result.pipeline)
-    warnings = [f"{s.name}: {w}" for s in result.steps for w in s.warnings]
+    warnings = kept + [f"{s.name}: {w}" for s in result.steps for w in s.warnings]
     policy = workdir / "demo_policy.yaml"
     st = f"--store {store.root}"
     return {
