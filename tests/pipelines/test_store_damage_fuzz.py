@@ -66,7 +66,8 @@ def _damage(root: Path, kind: str, pick: int, where: float) -> None:
         (root / "catalog.duckdb").write_bytes(b"\x00garbage" * int(1 + where * 1000))
     elif kind == "foreign_manifest":
         a, b = versions[pick % len(versions)], versions[(pick + 1) % len(versions)]
-        shutil.copyfile(b / "manifest.json", a / "manifest.json")
+        if (b / "manifest.json").exists() and a.exists():  # an earlier damage may have deleted it
+            shutil.copyfile(b / "manifest.json", a / "manifest.json")
 
 
 DAMAGE_LISTS = st.lists(
