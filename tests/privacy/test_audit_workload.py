@@ -35,7 +35,8 @@ def _cells(real: pd.Series, syn: pd.Series, bins: int) -> tuple[pd.Series, pd.Se
         edges = np.unique(np.quantile(real.dropna(), np.linspace(0, 1, bins + 1)[1:-1]))
         cut = [-np.inf, *edges, np.inf]
         return tuple(  # type: ignore[return-value]
-            pd.cut(s, cut, right=False, labels=False).astype("Int64").astype(str) for s in (real, syn)
+            pd.cut(s, cut, right=False, labels=False).astype("Int64").astype(str)
+            for s in (real, syn)
         )
     seen = set(real.dropna().astype(str))
     r = real.astype(object).where(real.notna(), "(null)").astype(str)
