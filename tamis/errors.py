@@ -68,8 +68,16 @@ class StoreError(TamisError):
     """The version store is missing something or a reference does not resolve."""
 
 
-class StepError(TamisError):
-    """A step received input it cannot handle (missing column, empty frame, bad dtype...)."""
+class DataError(TamisError):
+    """Data a capability cannot handle (missing column, empty frame, bad dtype...).
+
+    Capabilities raise this without a step name; the runner adds the name of the pipeline step
+    that called them.
+    """
+
+
+class StepError(DataError):
+    """A pipeline step's adapter refused its inputs or params (the step is named)."""
 
 
 class MissingDependencyError(TamisError):

@@ -1,16 +1,31 @@
-"""The step-type contract: one small base class; a new step type is one file overriding `run`.
+"""The step-type contract: a step declares its params once, its kind, and its batch functions.
 
 A step type turns `(input frames, params, seed) -> (output frames, report)`. The runner does the
-hashing, caching, writing and progress; a step knows nothing of the store.
+hashing, caching, writing and progress; a step knows nothing of the store. Its params model is the
+capability's own config (`tamis.config.Config`), so each param is declared once.
 
-    class Dedup(Step):
+Every step declares how it can be run (`kind`), so an engine can schedule it without knowing it:
+
+- `map` (`MapStep`): a pure function of one batch of rows (`map_batch`), after an optional
+  `prepare` pass over the input (e.g. schema inference). An engine may stream the input batch by
+  batch; the rows are the same as in one batch of everything.
+- `keyed` (`KeyedStep`): needs all rows sharing a key together. `key` gives every row its key;
+  `reduce` gets all rows of one or more keys (a bucket) with their source positions in the column
+  `ROW`; an engine may hash-partition by key into buckets and reduce bucket by bucket, then puts
+  the output back in source order. Keep rules choose by the lowest `ROW`, so results never depend
+  on bucket boundaries.
+- `global` (`Step` overriding `run`): needs the whole input (label issues, synthesizers, audits,
+  training).
+
+The in-memory engine of today calls `run` for all three kinds; `MapStep.run` and `KeyedStep.run`
+are that engine for one batch (resp. one bucket) of everything.
+
+    class Dedup(KeyedStep[DedupConfig]):
         name = "dedup"
-        Params = DedupParams            # pydantic model, extra="forbid", documented fields
-        # no hand-kept version: the cache key covers this module's code and its capability's
+        Params = DedupConfig           # the capability's config, declared there once
 
-        def run(self, inputs, params, ctx):
-            out, report = dedup(inputs["input"].collect(), ...)
-            return StepOutput(frames={"data": out}, report=report)
+        def key(self, batch, params, plan): ...       # u64 hash of the normalised key columns
+        def reduce(self, frames, params, plan, ctx): ...  # group real values, keep lowest ROW
 """
 
 from __future__ import annotations
@@ -19,24 +34,32 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from tamis.config import Config, describe_config
 from tamis.errors import MissingDependencyError
 
 MAIN_OUTPUT = "data"
+#: the source position of every row, added by the engine before `KeyedStep.key`/`reduce`
+ROW = "__tamis_row"
+
+Kind = Literal["map", "keyed", "global"]
+KINDS: tuple[Kind, ...] = ("map", "keyed", "global")
+
+#: a step's params model is a `Config`; `StepParams` is the same base under its pipeline name
+StepParams = Config
+P = TypeVar("P", bound=BaseModel)
 
 
-class StepParams(BaseModel):
-    """Base for every step's params: unknown fields are errors that list the valid names."""
-
-    model_config = ConfigDict(extra="forbid")
+class NoParams(Config):
+    """A step type without params."""
 
 
-class NoParams(StepParams):
-    pass
+#: a step's inputs: one LazyFrame per input name (a list of them for list inputs)
+Inputs = dict[str, Any]
 
 
 @dataclass
@@ -74,19 +97,46 @@ class StepOutput:
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
-def _type_name(annotation: Any) -> str:
-    if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
-        return annotation.__name__
-    return str(annotation).replace("typing.", "").replace("NoneType", "None")
+@dataclass
+class BatchResult:
+    """What one batch (map) or one bucket (keyed) gives: its output rows, additive counts summed
+    over all batches, and report-table rows concatenated over all batches."""
+
+    frame: pl.DataFrame
+    stats: dict[str, int | float] = field(default_factory=dict)
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
-class Step:
-    """Base class of every step type. Subclasses set the class attributes and override `run`."""
+def merge_batches(results: list[BatchResult]) -> BatchResult:
+    """Concatenate batch outputs and tables, sum their counts (what an engine does per step)."""
+    stats: dict[str, int | float] = {}
+    tables: dict[str, list[pl.DataFrame]] = {}
+    for r in results:
+        for k, v in r.stats.items():
+            stats[k] = stats.get(k, 0) + v
+        for k, t in r.tables.items():
+            tables.setdefault(k, []).append(t)
+    frames = [r.frame for r in results]
+    frame = pl.concat(frames, how="vertical") if frames else pl.DataFrame()
+    return BatchResult(
+        frame=frame,
+        stats=stats,
+        tables={k: pl.concat(v, how="vertical_relaxed") for k, v in tables.items()},
+    )
+
+
+class Step(Generic[P]):
+    """Base class of every step type: a `global` step, which overrides `run`.
+
+    Subclasses set the class attributes; map and keyed steps derive from `MapStep`/`KeyedStep`.
+    """
 
     #: the name users type after `use:`
     name: ClassVar[str] = ""
-    #: a pydantic model of the params (extra="forbid", a docstring per field)
-    Params: ClassVar[type[StepParams]] = NoParams
+    #: the params model: the capability's `Config` (extra="forbid", help on every field)
+    Params: type[P]
+    #: how an engine may run it: map, keyed or global (see the module docstring)
+    kind: ClassVar[Kind] = "global"
     #: an optional manual version, kept in the key; the key follows the code anyway (`code_version`)
     version: ClassVar[int] = 1
     #: False for a step whose output is not a function of (inputs, params, seed): a DP mechanism
@@ -105,9 +155,21 @@ class Step:
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = ""
 
-    def output_names(self, params: StepParams) -> tuple[str, ...]:
+    def output_names(self, params: P) -> tuple[str, ...]:
         """Outputs for these params; override when they depend on params (e.g. split names)."""
         return self.outputs
+
+    def kind_for(self, params: P) -> Kind:
+        """The kind for these params (e.g. `filter` with a whole SQL `query` is global)."""
+        return self.kind
+
+    def output_schema(self, schema: pl.Schema, params: P) -> pl.Schema | None:
+        """The main output's schema for an input of `schema`; None when it depends on the data.
+
+        A column whose dtype depends on the data may be declared `pl.Unknown`. The contract test
+        checks every registered step's real output against this declaration.
+        """
+        return None
 
     def check_dependencies(self) -> None:
         missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
@@ -122,12 +184,7 @@ class Step:
                 fix=hint,
             )
 
-    def run(
-        self,
-        inputs: dict[str, Any],
-        params: Any,
-        ctx: StepContext,
-    ) -> StepOutput:
+    def run(self, inputs: Inputs, params: P, ctx: StepContext) -> StepOutput:
         """Inputs are `pl.LazyFrame`s keyed by input name (a list of them for list inputs)."""
         raise NotImplementedError
 
@@ -152,26 +209,87 @@ class Step:
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
-        fields = []
-        for fname, info in cls.Params.model_fields.items():
-            default = None if info.is_required() else info.get_default(call_default_factory=True)
-            fields.append(
-                {
-                    "name": fname,
-                    "type": _type_name(info.annotation),
-                    "required": info.is_required(),
-                    "default": default,
-                    "doc": info.description or "",
-                }
-            )
         return {
             "name": cls.name,
             "doc": (cls.__doc__ or "").strip().split("\n\n")[0],
+            "kind": cls.kind,
             "version": cls.version,
             "code": cls.code_version(),
             "inputs": list(cls.inputs),
             "optional_inputs": list(cls.optional_inputs),
             "outputs": list(cls.outputs),
             "extra": cls.extra or None,
-            "params": fields,
+            "params": describe_config(cls.Params),
         }
+
+
+class MapStep(Step[P]):
+    """A step that is a pure function of one batch of rows: `map_batch`.
+
+    `prepare` may scan the whole input first (cheaply, e.g. to infer types) and returns a plan that
+    every batch sees. `finish` turns the summed counts and concatenated tables into the report.
+    """
+
+    kind: ClassVar[Kind] = "map"
+
+    def prepare(self, source: pl.LazyFrame, params: P, ctx: StepContext) -> Any:
+        return None
+
+    def map_batch(self, batch: pl.DataFrame, params: P, plan: Any, ctx: StepContext) -> BatchResult:
+        raise NotImplementedError
+
+    def finish(self, merged: BatchResult, params: P, plan: Any, ctx: StepContext) -> dict[str, Any]:
+        return dict(merged.stats)
+
+    def output_schema(self, schema: pl.Schema, params: P) -> pl.Schema | None:
+        return schema
+
+    def run(self, inputs: Inputs, params: P, ctx: StepContext) -> StepOutput:
+        source: pl.LazyFrame = inputs["input"]
+        plan = self.prepare(source, params, ctx)
+        result = self.map_batch(source.collect(), params, plan, ctx)
+        return StepOutput(
+            frames={MAIN_OUTPUT: result.frame},
+            report=self.finish(result, params, plan, ctx),
+            tables=result.tables,
+        )
+
+
+class KeyedStep(Step[P]):
+    """A step that needs all rows sharing a key together: `key` per row, `reduce` per bucket.
+
+    `reduce` gets, per input name, the rows of one bucket (any set of whole keys) with their source
+    position in `ROW`, and returns output rows that keep `ROW`; the engine concatenates the buckets'
+    outputs, sorts them by `ROW` and drops it. `finish` makes the report from the summed counts and
+    the concatenated tables (sort them there: bucket order is arbitrary).
+    """
+
+    kind: ClassVar[Kind] = "keyed"
+
+    def prepare(self, sources: dict[str, pl.LazyFrame], params: P, ctx: StepContext) -> Any:
+        """Check columns and resolve settings once, before any bucket (no row data is kept)."""
+        return None
+
+    def key(self, batch: pl.DataFrame, input_name: str, params: P, plan: Any) -> pl.Series:
+        """One key per row of `batch` (any hashable dtype; rows with equal keys meet in `reduce`)."""
+        raise NotImplementedError
+
+    def reduce(
+        self, frames: dict[str, pl.DataFrame], params: P, plan: Any, ctx: StepContext
+    ) -> BatchResult:
+        raise NotImplementedError
+
+    def finish(self, merged: BatchResult, params: P, plan: Any, ctx: StepContext) -> dict[str, Any]:
+        return dict(merged.stats)
+
+    def run(self, inputs: Inputs, params: P, ctx: StepContext) -> StepOutput:
+        sources = {k: v for k, v in inputs.items() if isinstance(v, pl.LazyFrame)}
+        plan = self.prepare(sources, params, ctx)
+        frames = {k: v.with_row_index(ROW).collect() for k, v in sources.items()}
+        result = self.reduce(frames, params, plan, ctx)
+        result.frame = result.frame.sort(ROW).drop(ROW)
+        return StepOutput(
+            frames={MAIN_OUTPUT: result.frame},
+            report=self.finish(result, params, plan, ctx),
+            tables=result.tables,
+        )
