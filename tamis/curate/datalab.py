@@ -41,6 +41,7 @@ from tamis.curate.label_features import (
 from tamis.curate.label_issues import check_labels, compute_pred_probs
 from tamis.curate.noise import encode_labels
 from tamis.errors import StepError
+from tamis.tabular import column_encoder
 
 DEFAULT_ISSUES = ("outlier", "near_duplicate", "non_iid", "class_imbalance")
 KNOWN_ISSUES = (*DEFAULT_ISSUES, "label", "null", "underperforming_group", "data_valuation")
@@ -58,12 +59,8 @@ def feature_matrix(
     seed: int = 0,
 ) -> np.ndarray:
     """A dense float matrix of the feature columns (see the module docstring)."""
-    from sklearn.compose import ColumnTransformer
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     blocks: list[np.ndarray] = []
     if embedding_model is not None:
@@ -81,29 +78,8 @@ def feature_matrix(
             return blocks[0]
     spec = resolve_features(df, label=label, features=features, text=text, where="datalab")
     frame = feature_frame(df, spec)
-    parts: list[tuple[str, Any, Any]] = []
-    if spec.numeric:
-        parts.append(
-            (
-                "num",
-                make_pipeline(
-                    SimpleImputer(strategy="median", add_indicator=True), StandardScaler()
-                ),
-                spec.numeric,
-            )
-        )
-    if spec.categorical:
-        parts.append(
-            (
-                "cat",
-                OneHotEncoder(
-                    handle_unknown="infrequent_if_exist", max_categories=50, sparse_output=False
-                ),
-                spec.categorical,
-            )
-        )
-    if parts:
-        ct = ColumnTransformer(parts, sparse_threshold=0.0)
+    if spec.numeric or spec.categorical:
+        ct = column_encoder(spec.numeric, spec.categorical, max_categories=50)
         blocks.append(np.asarray(ct.fit_transform(frame), dtype=np.float64))
     if spec.text:
         tfidf = TfidfVectorizer(sublinear_tf=True, min_df=1).fit_transform(frame[spec.text])

@@ -26,7 +26,8 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from tamis.errors import MissingDependencyError, StepError
+from tamis.errors import DataError, MissingDependencyError, StepError
+from tamis.tabular import column_encoder, make_classifier
 
 ModelName = Literal["auto", "logreg", "gbm"]
 
@@ -167,60 +168,46 @@ def make_model(
     n_rows: int = 0,
 ) -> Any:
     """The scikit-learn pipeline for these features (see the module docstring)."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline, make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+    from sklearn.pipeline import Pipeline
 
     kind = "logreg" if model == "auto" else model
-    parts: list[tuple[str, Any, Any]] = []
-    if kind == "gbm":
-        if spec.numeric:
-            parts.append(("num", "passthrough", spec.numeric))
-        if spec.categorical:
-            enc = OrdinalEncoder(
-                handle_unknown="use_encoded_value",
-                unknown_value=np.nan,
-                max_categories=max_categories,
-            )
-            parts.append(("cat", enc, spec.categorical))
-    else:
-        if spec.numeric:
-            num = make_pipeline(
-                SimpleImputer(strategy="median", add_indicator=True), StandardScaler()
-            )
-            parts.append(("num", num, spec.numeric))
-        if spec.categorical:
-            ohe = OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=max_categories)
-            parts.append(("cat", ohe, spec.categorical))
-    if spec.text:
-        tfidf = TfidfVectorizer(
+    if kind == "gbm" and spec.text:
+        raise DataError(
+            "model: gbm does not take a text column",
+            field="model",
+            fix="use model: logreg (or auto) with text",
+        )
+    tfidf = (
+        TfidfVectorizer(
             sublinear_tf=True,
             ngram_range=(1, 2),
             min_df=2 if n_rows >= 1000 else 1,  # singletons cannot generalise across folds
             max_features=max_text_features,
         )
-        parts.append(("text", tfidf, spec.text))
-    pre = ColumnTransformer(parts, sparse_threshold=0.3 if kind != "gbm" else 0.0)
-    if kind == "gbm":
-        if spec.text:
-            raise StepError(
-                "model: gbm does not take a text column",
-                field="model",
-                fix="use model: logreg (or auto) with text",
-            )
-        n_num = len(spec.numeric)
-        cat_idx = list(range(n_num, n_num + len(spec.categorical)))
-        clf: Any = HistGradientBoostingClassifier(
-            categorical_features=cat_idx or None, random_state=seed
-        )
-    elif kind == "logreg":
-        clf = LogisticRegression(max_iter=1000, C=1.0 if not spec.text else 10.0)
-    else:
-        raise StepError(f"unknown model {model!r}", field="model", fix="use auto, logreg or gbm")
+        if spec.text
+        else None
+    )
+    pre = column_encoder(
+        spec.numeric,
+        spec.categorical,
+        text=spec.text,
+        text_vectorizer=tfidf,
+        scale_numeric=kind != "gbm",
+        categorical_as="ordinal" if kind == "gbm" else "onehot",
+        max_categories=max_categories,
+        sparse_threshold=0.3 if kind != "gbm" else 0.0,
+    )
+    n_num = len(spec.numeric)
+    cat_idx = list(range(n_num, n_num + len(spec.categorical)))
+    clf = make_classifier(
+        kind,
+        seed=seed,
+        categorical=(cat_idx or None) if kind == "gbm" else None,
+        max_iter=1000 if kind == "logreg" else None,
+        C=1.0 if not spec.text else 10.0,
+        choices=("auto", "logreg", "gbm"),
+    )
     return Pipeline([("features", pre), ("model", clf)])
 
 

@@ -53,6 +53,7 @@ from tamis.curate.label_features import (
 )
 from tamis.curate.noise import encode_labels
 from tamis.errors import StepError
+from tamis.tabular import make_classifier
 
 FilterBy = Literal[
     "prune_by_noise_rate",
@@ -265,15 +266,13 @@ def compute_pred_probs(
                 field="text",
                 fix="set `text` to the column to embed",
             )
-        from sklearn.linear_model import LogisticRegression
-
         if text not in df.columns:
             resolve_features(df, label=label, features=None, text=text, where=where)
         say("embedding texts")
         texts = df.get_column(text).cast(pl.String).fill_null("").to_list()
         x: Any = embed_texts(texts, embedding_model)
         used = [text]
-        estimator: Any = LogisticRegression(max_iter=1000)
+        estimator: Any = make_classifier("logreg", seed=seed, max_iter=1000)
         info["model"] = f"embeddings({embedding_model}) + logistic regression"
     else:
         spec = resolve_features(
