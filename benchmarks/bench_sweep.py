@@ -41,11 +41,11 @@ def overhead(name: str, seeds: int, root: Path, repeats: int = 3) -> dict[str, A
     import polars as pl
 
     from tamis.pipelines.store import Store
-    from tamis.pipelines.sweeps.cell import limit_threads, tune_malloc
-    from tamis.pipelines.sweeps.engine import plan_sweep
-    from tamis.pipelines.sweeps.recipes import get_recipe
-    from tamis.pipelines.sweeps.results import run_sweep
-    from tamis.pipelines.sweeps.spec import load_sweep
+    from tamis.sweeps.cell import limit_threads, tune_malloc
+    from tamis.sweeps.engine import plan_sweep
+    from tamis.sweeps.recipes import get_recipe
+    from tamis.sweeps.results import run_sweep
+    from tamis.sweeps.spec import load_sweep
 
     spec = load_sweep(name, {"seeds": list(range(seeds))})
     store = Store(root / f"overhead-{name}")
@@ -150,9 +150,9 @@ def overhead(name: str, seeds: int, root: Path, repeats: int = 3) -> dict[str, A
 
 def parallel(root: Path, seeds: int, repeats: int = 2) -> dict[str, Any]:
     from tamis.pipelines.store import Store
-    from tamis.pipelines.sweeps.engine import plan_sweep
-    from tamis.pipelines.sweeps.results import run_sweep
-    from tamis.pipelines.sweeps.spec import load_sweep
+    from tamis.sweeps.engine import plan_sweep
+    from tamis.sweeps.results import run_sweep
+    from tamis.sweeps.spec import load_sweep
 
     over = {
         "seeds": list(range(seeds)),

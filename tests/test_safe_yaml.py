@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tamis.errors import SpecError, TamisError
-from tamis.pipelines.sweeps.spec import load_sweep
+from tamis.sweeps.spec import load_sweep
 from tamis.privacy.audit.gate import load_policy
 from tamis.train.runs import load_config
 from tamis.train.sft import SFTRunConfig

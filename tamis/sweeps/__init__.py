@@ -11,34 +11,34 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tamis.pipelines.store import Store
-    from tamis.pipelines.sweeps.spec import SweepSpec
+    from tamis.sweeps.spec import SweepSpec
 
 
 def run_sweep(
     spec_or_name: SweepSpec | str | Path, store: Store | None = None, **kwargs: Any
 ) -> dict[str, Any]:
-    """Run (or resume) a sweep; see `tamis.pipelines.sweeps.results.run_sweep`."""
-    from tamis.pipelines.sweeps.results import run_sweep as _run
+    """Run (or resume) a sweep; see `tamis.sweeps.results.run_sweep`."""
+    from tamis.sweeps.results import run_sweep as _run
 
     return _run(spec_or_name, store, **kwargs)
 
 
 def load_sweep_result(store: Store, ref: str) -> dict[str, Any] | None:
     """A saved sweep result by id, id prefix, `sweep/NAME` or NAME; None when nothing matches."""
-    from tamis.pipelines.sweeps.results import load_sweep_result as _load
+    from tamis.sweeps.results import load_sweep_result as _load
 
     return _load(store, ref)
 
 
 def render_sweep_table(result: dict[str, Any]) -> Any:
     """The sweep's summary as a rich Table."""
-    from tamis.pipelines.sweeps.table import render_sweep_table as _render
+    from tamis.sweeps.table import render_sweep_table as _render
 
     return _render(result)
 
 
 def load_sweep(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> SweepSpec:
-    from tamis.pipelines.sweeps.spec import load_sweep as _load
+    from tamis.sweeps.spec import load_sweep as _load
 
     return _load(name_or_path, overrides)
 

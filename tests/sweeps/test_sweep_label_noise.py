@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tamis.cli import app
-from tamis.pipelines.sweeps import load_sweep_result, render_sweep_table
+from tamis.sweeps import load_sweep_result, render_sweep_table
 
 
 def _row(result: dict[str, Any], version: str, metric: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from tamis.pipelines.store import Store
 @pytest.fixture(scope="session")
 def label_noise_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Sweep 1 as shipped (5 seeds), then the same sweep again: the rerun must train nothing."""
-    from tamis.pipelines.sweeps import run_sweep
+    from tamis.sweeps import run_sweep
 
     root = tmp_path_factory.mktemp("label_noise")
     store = Store(root / "store")

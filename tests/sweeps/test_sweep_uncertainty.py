@@ -12,14 +12,14 @@ import pytest
 from scipy import stats
 from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
 
-from tamis.pipelines.sweeps.recipes import (
+from tamis.sweeps.recipes import (
     ClassifierParams,
     ClassifierRecipe,
     TstrParams,
     TstrRecipe,
 )
-from tamis.pipelines.sweeps.scoring import CellPredictions, point_metrics, row_keys
-from tamis.pipelines.sweeps.stats import paired_delta, resample_cells, summarize
+from tamis.sweeps.scoring import CellPredictions, point_metrics, row_keys
+from tamis.sweeps.stats import paired_delta, resample_cells, summarize
 
 
 @pytest.fixture(scope="module")
@@ -261,8 +261,8 @@ def iris_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Iris with 6 labels blanked (sepal length > 7.5): versions `full` and `small` (12 rows
     sampled per seed), 2 seeds, the report written."""
     from tamis.pipelines.store import Store
-    from tamis.pipelines.sweeps import run_sweep
-    from tamis.pipelines.sweeps.spec import parse_sweep
+    from tamis.sweeps import run_sweep
+    from tamis.sweeps.spec import parse_sweep
 
     spec = {
         "name": "iris_nulls",
@@ -303,8 +303,8 @@ def test_versions_show_rows_balance_steps_and_null_labels(iris_run: dict[str, An
     from sklearn.metrics import average_precision_score
     from sklearn.preprocessing import label_binarize
 
-    from tamis.pipelines.sweeps import render_sweep_table
-    from tamis.pipelines.sweeps.cell import cell_dir
+    from tamis.sweeps import render_sweep_table
+    from tamis.sweeps.cell import cell_dir
 
     store, result = iris_run["store"], iris_run["result"]
     full = result["versions"]["full"]
@@ -350,7 +350,7 @@ def test_versions_show_rows_balance_steps_and_null_labels(iris_run: dict[str, An
 def _cells(store: Any, result: dict[str, Any]) -> list[dict[str, Any]]:
     import json
 
-    from tamis.pipelines.sweeps.cell import cell_dir
+    from tamis.sweeps.cell import cell_dir
 
     return [
         json.loads((cell_dir(store.root, c["key"]) / "result.json").read_text())
@@ -380,7 +380,7 @@ def test_html_report_tables_fit_and_never_print_none(iris_run: dict[str, Any]) -
 
 def test_delta_figure_has_zero_line_and_symmetric_axes() -> None:
     """The main plot: each version's delta with its CI, zero in the middle of the axis."""
-    from tamis.pipelines.sweeps.report import delta_figure
+    from tamis.sweeps.report import delta_figure
 
     table = [
         {"version": "a", "metric": "auc", "mean": 0.8, "n": 3},

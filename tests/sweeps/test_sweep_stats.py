@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tamis.pipelines.sweeps.stats import bootstrap_mean, paired_delta, summarize, summary_table
+from tamis.sweeps.stats import bootstrap_mean, paired_delta, summarize, summary_table
 
 
 @pytest.mark.parametrize("n", [2, 3, 5, 12])

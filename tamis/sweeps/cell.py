@@ -72,7 +72,7 @@ def warm_up(modules: tuple[str, ...]) -> None:
     already loaded, and an OpenMP runtime loaded later would start one thread per core."""
     import importlib
 
-    for module in ("polars", "tamis.pipelines.store", "tamis.pipelines.sweeps.recipes", *modules):
+    for module in ("polars", "tamis.pipelines.store", "tamis.sweeps.recipes", *modules):
         with contextlib.suppress(ImportError):  # optional modules
             importlib.import_module(module)
 
@@ -163,7 +163,7 @@ def execute_cell_in_worker(payload: dict[str, Any]) -> dict[str, Any]:
 def _execute_cell(payload: dict[str, Any], persist: bool) -> dict[str, Any]:
 
     from tamis.pipelines.store import Store, now
-    from tamis.pipelines.sweeps.recipes import get_recipe
+    from tamis.sweeps.recipes import get_recipe
 
     t0 = time.perf_counter()
     started = now()

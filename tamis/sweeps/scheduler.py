@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tamis.errors import TamisError
-from tamis.pipelines.sweeps.cell import (
+from tamis.sweeps.cell import (
     execute_cell,
     execute_cell_in_worker,
     init_worker,
@@ -39,7 +39,7 @@ from tamis.pipelines.sweeps.cell import (
 )
 
 if TYPE_CHECKING:
-    from tamis.pipelines.sweeps.engine import Plan
+    from tamis.sweeps.engine import Plan
 
 Task = tuple[Callable[..., Any], tuple[Any, ...]]
 
@@ -139,7 +139,7 @@ def make_pool(workers: int, threads: int, warm: tuple[str, ...] = ()) -> Process
     """Worker processes, started at once so their imports overlap the parent's planning."""
     import multiprocessing
 
-    from tamis.pipelines.sweeps.cell import noop
+    from tamis.sweeps.cell import noop
 
     # spawn, not fork: forking a process that already runs Polars/torch threads can deadlock
     pool = ProcessPoolExecutor(

@@ -90,7 +90,7 @@ class ClassifierRecipe(Recipe):
     ) -> RecipeResult:
         import numpy as np
 
-        from tamis.pipelines.sweeps.scoring import CellPredictions, point_metrics, row_keys
+        from tamis.sweeps.scoring import CellPredictions, point_metrics, row_keys
         from tamis.train.classifier import (
             ClassifierConfig,
             evaluate_classifier,
@@ -156,8 +156,8 @@ class TstrRecipe(Recipe):
     def run(
         self, train: pl.DataFrame, test: pl.DataFrame | None, params: Any, seed: int, out_dir: Path
     ) -> RecipeResult:
-        from tamis.pipelines.sweeps.scoring import CellPredictions, point_metrics, row_keys
         from tamis.privacy.quality import ml_efficacy
+        from tamis.sweeps.scoring import CellPredictions, point_metrics, row_keys
 
         assert test is not None
         target = params.target
@@ -243,7 +243,7 @@ def label_info(
 
 def _lm_recipes() -> dict[str, type[Recipe]]:
     try:
-        from tamis.pipelines.sweeps import lm_recipes
+        from tamis.sweeps import lm_recipes
     except ImportError:  # pragma: no cover - the module ships with tamis
         return {}
     return lm_recipes.RECIPES

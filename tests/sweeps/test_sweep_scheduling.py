@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from tamis.pipelines.store import Store
-from tamis.pipelines.sweeps import engine, load_sweep_result, run_sweep
-from tamis.pipelines.sweeps.cell import tune_malloc
-from tamis.pipelines.sweeps.scheduler import run_tasks
-from tamis.pipelines.sweeps.spec import parse_sweep
+from tamis.sweeps import engine, load_sweep_result, run_sweep
+from tamis.sweeps.cell import tune_malloc
+from tamis.sweeps.scheduler import run_tasks
+from tamis.sweeps.spec import parse_sweep
 
 
 def _pid_after(seconds: float) -> int:

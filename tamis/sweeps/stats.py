@@ -214,7 +214,7 @@ def resample_cells(
     and one test set this is `integers(0, n, (n_boot, n))`. Returns, per (version, metric):
     the CI of the version's figure and, against the baseline, the delta's CI and p-value.
     """
-    from tamis.pipelines.sweeps.scoring import CHUNK_ELEMENTS, weighted_metrics
+    from tamis.sweeps.scoring import CHUNK_ELEMENTS, weighted_metrics
 
     seeds = sorted({s for by_seed in cells.values() for s in by_seed})
     if not seeds:

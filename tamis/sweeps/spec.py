@@ -131,7 +131,7 @@ class SweepSpec(BaseModel):
 
 
 def builtin_dir() -> Path:
-    return Path(str(resources.files("tamis.pipelines.sweeps") / "builtin"))
+    return Path(str(resources.files("tamis.sweeps") / "builtin"))
 
 
 def builtin_names() -> list[str]:

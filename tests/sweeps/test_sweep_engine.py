@@ -10,8 +10,8 @@ import pytest
 
 from tamis.errors import SpecError, TamisError
 from tamis.pipelines.store import Store
-from tamis.pipelines.sweeps import run_sweep
-from tamis.pipelines.sweeps.spec import load_sweep, parse_sweep
+from tamis.sweeps import run_sweep
+from tamis.sweeps.spec import load_sweep, parse_sweep
 
 
 @pytest.fixture

@@ -109,7 +109,7 @@ def means_figure(result: dict[str, Any]) -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tamis.pipelines.sweeps.stats import bounds_of
+    from tamis.sweeps.stats import bounds_of
 
     metrics = [m for m in [*result["metrics"], *result.get("figures", [])] if _rows(result, m)]
     if not metrics:
@@ -234,7 +234,7 @@ TABLE_CSS = (
 def sweep_table(rows: list[dict[str, str]], columns: list[str]) -> str:
     """A table of pre-formatted strings; numbers right-aligned. Missing values are shown as a
     dash, never as `None`."""
-    from tamis.pipelines.sweeps.table import DASH
+    from tamis.sweeps.table import DASH
 
     if not rows:
         return '<p class="note">(no rows)</p>'
@@ -256,7 +256,7 @@ def sweep_table(rows: list[dict[str, str]], columns: list[str]) -> str:
 
 
 def summary_rows(result: dict[str, Any]) -> list[dict[str, str]]:
-    from tamis.pipelines.sweeps.table import DASH, fmt, fmt_ci, fmt_p
+    from tamis.sweeps.table import DASH, fmt, fmt_ci, fmt_p
 
     out = []
     for r in result["table"]:
@@ -281,7 +281,7 @@ def summary_rows(result: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def _test_note(result: dict[str, Any]) -> str:
-    from tamis.pipelines.sweeps.table import balance_text
+    from tamis.sweeps.table import balance_text
 
     test = result.get("test")
     if not test:
@@ -296,7 +296,7 @@ def _test_note(result: dict[str, Any]) -> str:
 
 def write_report(result: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """Write PNG plots and `report.html` into out_dir; returns their paths."""
-    from tamis.pipelines.sweeps.table import fmt, version_rows
+    from tamis.sweeps.table import fmt, version_rows
 
     plots: dict[str, str] = {}
     sections: list[tuple[str, str]] = []

@@ -5,7 +5,7 @@ The default is an embedded local file store (`./mlruns`); pass any MLflow tracki
 refuses it unless `MLFLOW_ALLOW_FILE_STORE=true`: tamis sets that for `file:` URIs it is given.
 MLflow is optional: without it installed, tracking is skipped with one warning.
 
-Logging runs in a separate process (`python -m tamis.pipelines.sweeps.tracking`) fed JSON lines
+Logging runs in a separate process (`python -m tamis.sweeps.tracking`) fed JSON lines
 on its stdin: MLflow's import alone takes 1.3-1.5 s of pure Python here, which in a thread would
 slow the cells down through the GIL; in a process it overlaps them on another core. The process
 starts before the sweep plans and imports MLflow at once. At the end the sweep either waits for
@@ -62,7 +62,7 @@ class Tracker:
         self.error: str | None = None
         self.pending = False
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "tamis.pipelines.sweeps.tracking", str(defer)],
+            [sys.executable, "-m", "tamis.sweeps.tracking", str(defer)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

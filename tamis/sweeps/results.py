@@ -1,6 +1,6 @@
 """Run a sweep end to end, save its result in the store, load it back and render its table.
 
-from tamis.pipelines.sweeps import run_sweep, load_sweep_result, render_sweep_table
+from tamis.sweeps import run_sweep, load_sweep_result, render_sweep_table
 result = run_sweep("label_noise", store=Store(".tamis"), jobs=2)
 rich.print(render_sweep_table(load_sweep_result(store, "sweep/label_noise")))
 """
@@ -15,11 +15,11 @@ from typing import Any
 
 from tamis.errors import TamisError
 from tamis.pipelines.store import Store, now, write_json_atomic
-from tamis.pipelines.sweeps.cell import cell_dir, limit_threads, load_cell, warm_up
-from tamis.pipelines.sweeps.engine import Plan, plan_sweep
-from tamis.pipelines.sweeps.scheduler import make_pool, run_cells
-from tamis.pipelines.sweeps.spec import SweepSpec, load_sweep
-from tamis.pipelines.sweeps.stats import resample_cells, summary_table
+from tamis.sweeps.cell import cell_dir, limit_threads, load_cell, warm_up
+from tamis.sweeps.engine import Plan, plan_sweep
+from tamis.sweeps.scheduler import make_pool, run_cells
+from tamis.sweeps.spec import SweepSpec, load_sweep
+from tamis.sweeps.stats import resample_cells, summary_table
 
 
 def sweep_dir(store: Store, sweep_id: str) -> Path:
@@ -95,7 +95,7 @@ def run_sweep(
     tracker = _tracker(tracking_uri, wait_tracking)
     pool = None
     if jobs > 1:
-        from tamis.pipelines.sweeps.recipes import get_recipe
+        from tamis.sweeps.recipes import get_recipe
 
         warm = (*get_recipe(spec.recipe.use, file=spec.file).warm, "tamis.pipelines.runner")
         pool = make_pool(jobs - 1, threads, warm)  # this process is the jobs-th worker
@@ -153,7 +153,7 @@ def run_sweep(
         tracker.finish(_headline(result), outcome=(out / "tracking.json").resolve())
     report_s = 0.0
     if report:
-        from tamis.pipelines.sweeps.report import write_report
+        from tamis.sweeps.report import write_report
 
         t_rep = time.perf_counter()
         result["report"] = write_report(result, out)
@@ -245,7 +245,7 @@ def _cell_row(store: Store, plan: Plan, res: dict[str, Any]) -> dict[str, Any]:
 def _tracker(uri: str | None, wait: bool) -> Any:
     if uri is None:
         return None
-    from tamis.pipelines.sweeps import tracking
+    from tamis.sweeps import tracking
 
     if not tracking.available():
         import warnings
@@ -397,8 +397,8 @@ def _stats_key(
             "seed": spec.seed,
             "versions": list(spec.versions),
             "code": [
-                module_code_hash("tamis.pipelines.sweeps.stats"),
-                module_code_hash("tamis.pipelines.sweeps.scoring"),
+                module_code_hash("tamis.sweeps.stats"),
+                module_code_hash("tamis.sweeps.scoring"),
             ],
         }
     )
@@ -439,7 +439,7 @@ def _predictions(
     plan: Plan, results: list[dict[str, Any]], store: Store
 ) -> tuple[dict[str, dict[int, Any]], dict[int, str | None]]:
     """Every cell's stored per-example predictions: version -> seed -> CellPredictions."""
-    from tamis.pipelines.sweeps.scoring import CellPredictions
+    from tamis.sweeps.scoring import CellPredictions
 
     cells: dict[str, dict[int, Any]] = {}
     for r in results:

@@ -18,14 +18,14 @@ from typing import Any
 from tamis.errors import SpecError
 from tamis.pipelines.hashing import hash_json, module_code_hash
 from tamis.pipelines.store import Store, now
-from tamis.pipelines.sweeps import plancache
-from tamis.pipelines.sweeps.cell import (
+from tamis.safe_yaml import safe_load_yaml
+from tamis.sweeps import plancache
+from tamis.sweeps.cell import (
     limit_threads,
 )
-from tamis.pipelines.sweeps.recipes import Recipe, get_recipe, validate_recipe_params
-from tamis.pipelines.sweeps.scheduler import run_tasks
-from tamis.pipelines.sweeps.spec import SweepSpec, VersionSpec
-from tamis.safe_yaml import safe_load_yaml
+from tamis.sweeps.recipes import Recipe, get_recipe, validate_recipe_params
+from tamis.sweeps.scheduler import run_tasks
+from tamis.sweeps.spec import SweepSpec, VersionSpec
 
 
 @dataclass
@@ -73,7 +73,7 @@ def pipeline_spec(spec: SweepSpec, store: Store) -> Any:
     """The sweep's pipeline as a PipelineSpec, with bundled datasets injected as sources."""
 
     from tamis.pipelines.spec import parse_pipeline
-    from tamis.pipelines.sweeps.datasets import materialize
+    from tamis.sweeps.datasets import materialize
 
     if spec.pipeline is None:
         return None

@@ -9,10 +9,10 @@ import pytest
 
 from tamis.errors import SpecError
 from tamis.pipelines.store import Store
-from tamis.pipelines.sweeps.datasets import load_bundled
-from tamis.pipelines.sweeps.engine import _dig
-from tamis.pipelines.sweeps.lm_recipes import curves_of, flatten_metrics
-from tamis.pipelines.sweeps.recipes import get_recipe, recipes
+from tamis.sweeps.datasets import load_bundled
+from tamis.sweeps.engine import _dig
+from tamis.sweeps.lm_recipes import curves_of, flatten_metrics
+from tamis.sweeps.recipes import get_recipe, recipes
 
 
 def test_every_recipe_is_registered() -> None:
@@ -67,8 +67,8 @@ def test_bundled_datasets_and_errors() -> None:
 def test_sweep_without_mlflow_warns_and_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, iris_sweep: dict[str, Any]
 ) -> None:
-    from tamis.pipelines.sweeps import run_sweep, tracking
-    from tamis.pipelines.sweeps.spec import parse_sweep
+    from tamis.sweeps import run_sweep, tracking
+    from tamis.sweeps.spec import parse_sweep
 
     monkeypatch.setattr(tracking, "available", lambda: False)
     data = {
@@ -86,7 +86,7 @@ def test_sweep_without_mlflow_warns_and_runs(
 def test_rm_recipe_sweep_on_tone_pairs(tmp_path: Path) -> None:
     """The preferences sweep shape with a tiny reward model: one seed, small data."""
     pytest.importorskip("trl")
-    from tamis.pipelines.sweeps import run_sweep
+    from tamis.sweeps import run_sweep
 
     out = run_sweep(
         "preferences",
@@ -109,7 +109,7 @@ def test_synthetic_sweep_small(tmp_path: Path) -> None:
     """Sweep 2 wired end to end with tiny synthesizer settings (utility not meaningful here)."""
     pytest.importorskip("sdv")
     pytest.importorskip("opacus")
-    from tamis.pipelines.sweeps import run_sweep
+    from tamis.sweeps import run_sweep
 
     small = {"params": {"epochs": 1}}
     out = run_sweep(
