@@ -104,7 +104,7 @@ def _run(method: str, path: str, queue: Any) -> None:
     texts = pl.read_parquet(path)["text"]
     from datasketch import MinHash, MinHashLSH
 
-    from tamis.curate.near_dedup import expand_pairs, text_pairs
+    from tamis.curate.dedup import expand_pairs, text_pairs
 
     base = rss_kb("VmRSS:")
     if method == "tamis":

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tamis.curate._text import shingle
-from tamis.curate.near_dedup import text_pairs
+from tamis.curate.dedup.near import text_pairs
+from tamis.curate.dedup.shingles import shingle
 
 
 def ngram_contamination(

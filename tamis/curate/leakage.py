@@ -31,13 +31,13 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import polars as pl
 
-from tamis.curate._text import (
+from tamis.curate.contamination import near_overlap, ngram_contamination
+from tamis.curate.dedup.keys import (
     check_columns,
     check_text_column,
     normalized_key_exprs,
     resolve_normalize,
 )
-from tamis.curate.contamination import near_overlap, ngram_contamination
 from tamis.curate.label_features import check_label_dtype, drop_null_labels, null_label_mask
 from tamis.curate.target_leakage import target_leakage
 from tamis.errors import StepError

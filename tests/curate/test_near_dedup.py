@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
-from tamis.curate.minhash import lsh_params
-from tamis.curate.near_dedup import expand_pairs, near_dedup_tabular, near_dedup_text, text_pairs
+from tamis.curate.dedup import expand_pairs, near_dedup_tabular, near_dedup_text, text_pairs
+from tamis.curate.dedup.minhash import lsh_params
 from tamis.errors import StepError
 
 
@@ -131,7 +131,7 @@ def test_bad_text_input() -> None:
 
 
 def test_ascii_fast_path_hashes_like_the_regex_path() -> None:
-    from tamis.curate._text import shingle
+    from tamis.curate.dedup.shingles import shingle
 
     texts = pl.Series(["Ab cd, EF  9x", "ab cd ef 9x é", "", None, "x"])
     sh = shingle(texts, ngram=1)
@@ -145,7 +145,7 @@ def test_ascii_fast_path_hashes_like_the_regex_path() -> None:
 
 
 def test_span_hashes_short_and_long_paths_agree() -> None:
-    from tamis.curate._hashing import tiled_span_hashes
+    from tamis.curate.dedup.hashing import tiled_span_hashes
 
     rng = np.random.default_rng(0)
     data = rng.integers(97, 123, 5000).astype(np.uint8)
@@ -160,8 +160,8 @@ def test_span_hashes_short_and_long_paths_agree() -> None:
 
 @pytest.mark.parametrize("collide", [False, True])
 def test_exact_jaccard_matches_python_sets(collide: bool) -> None:
-    from tamis.curate._text import Shingles
-    from tamis.curate.minhash import exact_jaccard
+    from tamis.curate.dedup.minhash import exact_jaccard
+    from tamis.curate.dedup.shingles import Shingles
 
     rng = np.random.default_rng(1)
     sets = [
@@ -185,14 +185,14 @@ def test_exact_jaccard_matches_python_sets(collide: bool) -> None:
 
 
 def splitmix(x: np.ndarray) -> np.ndarray:
-    from tamis.curate._hashing import splitmix64
+    from tamis.curate.dedup.hashing import splitmix64
 
     return splitmix64(x)
 
 
 def test_signatures_do_not_depend_on_threads(sms: pl.DataFrame) -> None:
-    from tamis.curate._text import shingle
-    from tamis.curate.minhash import minhash_signatures
+    from tamis.curate.dedup.minhash import minhash_signatures
+    from tamis.curate.dedup.shingles import shingle
 
     sh = shingle(sms["SMS"].head(2000), ngram=3)
     one = minhash_signatures(sh, 64, seed=5, chunk=512, threads=1)

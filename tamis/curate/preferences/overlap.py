@@ -1,4 +1,4 @@
-"""Near-duplicate prompts and eval leakage of prompts, by reusing tamis.curate.near_dedup/leakage.
+"""Near-duplicate prompts and eval leakage of prompts, by reusing tamis.curate.dedup/leakage.
 
 Both work on the distinct prompt texts (every turn of a conversation joined), so a prompt that has
 many pairs is compared once.
@@ -18,7 +18,7 @@ def near_duplicate_prompts(
 ) -> tuple[pl.Series, pl.Series, dict[str, Any]]:
     """Per row: a group key (near-duplicate prompts share one), whether the row's prompt is a near
     duplicate of an *earlier, different* prompt, and the near_dedup report."""
-    from tamis.curate.near_dedup import near_dedup_text
+    from tamis.curate.dedup import near_dedup_text
 
     uniq = pl.DataFrame({"prompt": prompts.unique(maintain_order=True)})
     if uniq.height < 2:

@@ -56,7 +56,7 @@ class Dedup(Step):
             max_examples=p.max_examples,
             step=ctx.step,
         )
-        from tamis.curate.dedup_html import write_dedup_html
+        from tamis.curate.dedup.html import write_dedup_html
 
         write_dedup_html(report, clusters, ctx.artifacts_dir / "dedup.html", "Exact duplicates")
         report["html"] = "dedup.html"

@@ -94,7 +94,7 @@ class Leakage(Step):
             max_table_rows=p.max_table_rows,
             step=ctx.step,
         )
-        from tamis.curate.dedup_html import write_leakage_html
+        from tamis.curate.dedup.html import write_leakage_html
 
         write_leakage_html(report, ctx.artifacts_dir / "leakage.html")
         report["html"] = "leakage.html"

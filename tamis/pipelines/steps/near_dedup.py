@@ -63,7 +63,7 @@ class NearDedup(Step):
     version = 1
 
     def run(self, inputs: dict[str, Any], params: Any, ctx: StepContext) -> StepOutput:
-        from tamis.curate.near_dedup import near_dedup_tabular, near_dedup_text
+        from tamis.curate.dedup import near_dedup_tabular, near_dedup_text
 
         p: NearDedupParams = params
         df = inputs["input"].collect()
@@ -100,7 +100,7 @@ class NearDedup(Step):
                 max_examples=p.max_examples,
                 step=ctx.step,
             )
-        from tamis.curate.dedup_html import write_dedup_html
+        from tamis.curate.dedup.html import write_dedup_html
 
         write_dedup_html(report, clusters, ctx.artifacts_dir / "near_dedup.html", "Near duplicates")
         report["html"] = "near_dedup.html"

@@ -18,20 +18,24 @@ and `<issue>_score` in [0, 1] (0 for every member of a duplicate cluster, 1 othe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
 
-from tamis.curate._text import (
-    check_columns,
-    normalized_key_exprs,
-    resolve_normalize,
+from tamis.curate.dedup.clusters import (
+    Action,
+    Keep,
+    check_keep_action,
+    clusters_from_groups,
+    examples_table,
+    membership,
+    removed_rows,
+    top_clusters,
 )
+from tamis.curate.dedup.keys import check_columns, normalized_key_exprs, resolve_normalize
 from tamis.errors import StepError
 
-Keep = Literal["first", "last", "none"]
-Action = Literal["drop", "flag"]
 _ROW = "__tamis_row"
 _HASH = "__tamis_hash"
 HASH_SEED = 0x7A315
@@ -48,49 +52,6 @@ class DedupResult(NamedTuple):
     frame: pl.DataFrame | pl.LazyFrame
     report: dict[str, Any]
     clusters: pl.DataFrame
-
-
-def check_keep_action(keep: str, action: str, *, step: str) -> None:
-    if keep not in ("first", "last", "none"):
-        raise StepError(f"keep must be first, last or none, got {keep!r}", step=step, field="keep")
-    if action not in ("drop", "flag"):
-        raise StepError(f"action must be drop or flag, got {action!r}", step=step, field="action")
-
-
-def clusters_from_groups(groups: pl.DataFrame, members: str = "rows") -> pl.DataFrame:
-    """Number groups of row indices (a list column) densely by their first row -> cluster table."""
-    groups = groups.with_columns(
-        pl.col(members).list.sort(),
-        pl.col(members).list.len().cast(pl.Int64).alias("size"),
-        pl.col(members).list.min().alias("_first"),
-    ).sort("_first")
-    groups = groups.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("cluster_id"))
-    rest = [c for c in groups.columns if c not in ("cluster_id", "size", members, "_first")]
-    return groups.select("cluster_id", "size", members, *rest)
-
-
-def removed_rows(clusters: pl.DataFrame, keep: str, members: str = "rows") -> np.ndarray:
-    """Row indices `drop` removes: all but the first/last member of each cluster, or all of them."""
-    if clusters.height == 0:
-        return np.zeros(0, dtype=np.int64)
-    rows = clusters.select(pl.col(members).explode())[members]
-    if keep == "first":
-        rows = clusters.select(pl.col(members).list.slice(1).explode())[members]
-    elif keep == "last":
-        rows = clusters.select(pl.col(members).list.head(pl.col(members).list.len() - 1).explode())[
-            members
-        ]
-    return np.sort(rows.drop_nulls().to_numpy().astype(np.int64))
-
-
-def membership(clusters: pl.DataFrame, members: str = "rows") -> pl.DataFrame:
-    """(row, cluster_id) for every row that belongs to a cluster."""
-    return (
-        clusters.select(pl.col(members).alias("row"), "cluster_id")
-        .explode("row")
-        .with_columns(pl.col("row").cast(pl.Int64))
-        .sort("row")
-    )
 
 
 def _issue_columns(
@@ -153,22 +114,6 @@ def _report(
     if examples is not None:
         report["examples"] = examples.to_dicts()
     return report
-
-
-def top_clusters(clusters: pl.DataFrame, max_examples: int) -> pl.DataFrame:
-    """The largest clusters (cluster_id, size, first_row), ties by cluster id."""
-    top = clusters.sort(["size", "cluster_id"], descending=[True, False]).head(max_examples)
-    return top.select("cluster_id", "size", pl.col("rows").list.first().alias("first_row"))
-
-
-def examples_table(top: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
-    """`top` (cluster_id, size, first_row) beside the first row's values (as short strings)."""
-    cols = rows.columns[:20]
-    shown = pl.DataFrame(
-        {c: [None if v is None else str(v)[:200] for v in rows[c].to_list()] for c in cols},
-        schema={c: pl.String for c in cols},
-    )  # a handful of rows: plain str() works for every dtype (lists, structs, dates...)
-    return pl.concat([top, shown], how="horizontal")
 
 
 def exact_dedup(

@@ -18,11 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
-from tamis.curate._hashing import splitmix64
-from tamis.curate._text import Shingles
+from tamis.curate.dedup.hashing import splitmix64
+from tamis.curate.dedup.shingles import Shingles
 
 EMPTY_SIG = np.uint32(0xFFFFFFFF)
 
@@ -245,13 +243,6 @@ def exact_jaccard(sh: Shingles, left: np.ndarray, right: np.ndarray) -> np.ndarr
     union = sizes[left] + sizes[right] - inter
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-
-
-def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Connected components (union-find over the edge list) -> component label per node."""
-    graph = coo_matrix((np.ones(left.size, dtype=np.int8), (left, right)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    return labels.astype(np.int64)
 
 
 def identical_sets(sh: Shingles) -> np.ndarray:

@@ -7,10 +7,15 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from tamis.curate._pairs import NearDedupResult, apply_pairs
-from tamis.curate._text import check_columns
-from tamis.curate.dedup import Action, Keep, check_keep_action
-from tamis.curate.minhash import pairs_in_buckets
+from tamis.curate.dedup.clusters import (
+    Action,
+    Keep,
+    NearDedupResult,
+    apply_pairs,
+    check_keep_action,
+)
+from tamis.curate.dedup.keys import check_columns
+from tamis.curate.dedup.minhash import pairs_in_buckets
 from tamis.errors import StepError
 
 

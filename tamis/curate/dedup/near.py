@@ -1,9 +1,9 @@
 """Near-duplicate removal: text by MinHash + LSH + exact Jaccard, tabular by blocking.
 
-    from tamis.curate.near_dedup import near_dedup_text, near_dedup_tabular
+    from tamis.curate.dedup import near_dedup_text, near_dedup_tabular
     out, report, clusters, pairs = near_dedup_text(df, "text", ngram=5, threshold=0.8, seed=0)
 
-Text pipeline (all vectorised, see `minhash.py`): shingle hashes per document -> documents with an
+Text pipeline (all vectorised, see `tamis.curate.dedup.minhash`): shingle hashes per document -> documents with an
 identical shingle set collapsed onto their first copy -> MinHash signatures -> LSH with bands/rows
 chosen for >= 99.5% candidate probability at the threshold -> every candidate pair verified by its
 true Jaccard on the shingle sets -> connected components (union-find) -> one representative kept per
@@ -20,10 +20,15 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 
-from tamis.curate._pairs import NearDedupResult, apply_pairs
-from tamis.curate._text import Shingles, Unit, check_text_column, shingle
-from tamis.curate.dedup import Action, Keep, check_keep_action
-from tamis.curate.minhash import (
+from tamis.curate.dedup.clusters import (
+    Action,
+    Keep,
+    NearDedupResult,
+    apply_pairs,
+    check_keep_action,
+)
+from tamis.curate.dedup.keys import check_text_column
+from tamis.curate.dedup.minhash import (
     candidate_probability,
     exact_jaccard,
     identical_sets,
@@ -32,7 +37,8 @@ from tamis.curate.minhash import (
     minhash_signatures,
     union_jaccard_hist,
 )
-from tamis.curate.near_dedup_tabular import near_dedup_tabular, tabular_pairs
+from tamis.curate.dedup.shingles import Shingles, Unit, shingle
+from tamis.curate.dedup.tabular import near_dedup_tabular, tabular_pairs
 from tamis.errors import StepError
 
 

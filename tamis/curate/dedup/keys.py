@@ -1,0 +1,122 @@
+"""Normalised comparison keys and column checks shared by dedup, near_dedup and leakage.
+
+`resolve_normalize` reads the `normalize` param, `normalized_key_exprs` gives the value each column is
+compared on (strings NFKC/stripped/case-folded, floats rounded with one NaN and one zero), and
+`check_columns` / `check_text_column` resolve column params with clear errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from tamis.errors import StepError
+
+NORMALIZE_OPS = ("strip", "casefold", "nfkc")
+
+
+def resolve_normalize(normalize: bool | Sequence[str], *, step: str) -> tuple[str, ...]:
+    """`True` means all of strip/casefold/nfkc; `False` none; a list picks some."""
+    if normalize is True:
+        return NORMALIZE_OPS
+    if normalize is False:
+        return ()
+    ops = tuple(normalize)
+    bad = [op for op in ops if op not in NORMALIZE_OPS]
+    if bad:
+        raise StepError(
+            f"unknown normalisation {bad[0]!r}",
+            step=step,
+            field="normalize",
+            fix=f"use true, false or a list of {', '.join(NORMALIZE_OPS)}",
+        )
+    return ops
+
+
+def normalized_key_exprs(
+    schema: pl.Schema, columns: Sequence[str], ops: Sequence[str], round_floats: int | None
+) -> list[pl.Expr]:
+    """One expression per column giving the value used for comparison (same name as the column).
+
+    Strings: optional NFKC, strip and case-fold (Unicode lower-casing). Floats: rounded to
+    `round_floats` decimals, -0.0 made 0.0 and every NaN made one NaN. Other dtypes unchanged.
+    """
+    out = []
+    for col in columns:
+        dtype = schema[col]
+        expr = pl.col(col)
+        if dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum):
+            if dtype != pl.String:
+                expr = expr.cast(pl.String)
+            if "nfkc" in ops:
+                expr = expr.str.normalize("NFKC")
+            if "strip" in ops:
+                expr = expr.str.strip_chars()
+            if "casefold" in ops:
+                expr = expr.str.to_lowercase()
+        elif dtype.is_float():
+            if round_floats is not None:
+                expr = expr.round(round_floats)
+            expr = pl.when(expr.is_nan()).then(float("nan")).otherwise(expr + 0.0)
+        out.append(expr.alias(col))
+    return out
+
+
+def check_columns(
+    df: pl.DataFrame | pl.LazyFrame,
+    columns: Sequence[str] | str | None,
+    *,
+    step: str,
+    field: str = "columns",
+    exclude: Sequence[str] = (),
+) -> list[str]:
+    """Resolve `columns` ('all'/None or a list) against the frame; unknown names are StepErrors."""
+    names = df.collect_schema().names()
+    if columns is None or columns == "all":
+        cols = [c for c in names if c not in exclude]
+    elif isinstance(columns, str):
+        cols = [columns]
+    else:
+        cols = list(columns)
+    if not cols:
+        raise StepError("no columns to compare", step=step, field=field, fix="name some columns")
+    for col in cols:
+        if col not in names:
+            raise StepError(
+                "column not found in the input",
+                step=step,
+                column=col,
+                field=field,
+                fix=f"choose from: {', '.join(names)}",
+            )
+    return cols
+
+
+def check_text_column(df: pl.DataFrame, column: str, *, step: str, field: str = "column") -> None:
+    """The text column exists, holds strings and is not entirely null."""
+    if column not in df.columns:
+        raise StepError(
+            "text column not found in the input",
+            step=step,
+            column=column,
+            field=field,
+            fix=f"choose from: {', '.join(df.columns)}",
+        )
+    dtype = df.schema[column]
+    if not (dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)):
+        raise StepError(
+            f"text column has dtype {dtype}, not a string",
+            step=step,
+            column=column,
+            field=field,
+            fix="name a string column, or cast it first (e.g. a `normalize` step)",
+        )
+    if df.height and df[column].null_count() == df.height:
+        raise StepError(
+            "text column is entirely null",
+            step=step,
+            column=column,
+            field=field,
+            fix="name a column that holds text",
+        )
