@@ -49,13 +49,13 @@ def test_capability_change_changes_the_keys_of_steps_using_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # dp_ctgan's capability lives in tamis/privacy (imported inside `run`); near_dedup's in
-    # tamis/curate, two levels down (near_dedup -> near_dedup_tabular)
+    # tamis/curate, two levels down (near_dedup -> dedup.tabular)
     dp, near, norm = (get_step_type(n) for n in ("dp_ctgan", "near_dedup", "normalize"))
     before = dp.code_version(), near.code_version(), norm.code_version()
     _patch_source(monkeypatch, "tamis/privacy/dp_transform.py", b"\n# noise drawn elsewhere\n")
     assert dp.code_version() != before[0]
     assert (near.code_version(), norm.code_version()) == before[1:]
-    _patch_source(monkeypatch, "tamis/curate/near_dedup_tabular.py", b"\nX = 2\n")
+    _patch_source(monkeypatch, "tamis/curate/dedup/tabular.py", b"\nX = 2\n")
     assert near.code_version() != before[1] and norm.code_version() == before[2]
 
 
