@@ -27,7 +27,6 @@ Wilson interval is still below that baseline (so small windows do not raise fals
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from typing import Any, Literal
@@ -38,18 +37,12 @@ import polars as pl
 from tamis.curate.agreement import agreement_summary, check_annotations, vote_counts
 from tamis.curate.label_features import null_label_mask
 from tamis.errors import StepError
+from tamis.stats import wilson
 
 LowAgreement = Literal["flag", "drop", "adjudicate"]
 
 
-def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
+_NO_CI = (float("nan"), float("nan"))
 
 
 def gold_accuracy_drift(
@@ -110,7 +103,7 @@ def gold_accuracy_drift(
         for r in part.iter_rows(named=True):
             n, k = int(r["n"]), int(r["correct"])
             acc = k / n if n else float("nan")
-            lo, hi = _wilson(k, n)
+            lo, hi = wilson(k, n, empty=_NO_CI)
             if baseline is None and n >= min_window_items:
                 baseline = acc
             drift = bool(
@@ -362,7 +355,7 @@ def consensus(
                 (gold_items[label].cast(pl.String) == gold_items[gold].cast(pl.String)).sum()
             )
             acc = hits / gold_items.height
-            lo, hi = _wilson(hits, gold_items.height)
+            lo, hi = wilson(hits, gold_items.height, empty=_NO_CI)
             report["consensus_gold_accuracy"] = {
                 "accuracy": acc,
                 "ci_low": lo,
