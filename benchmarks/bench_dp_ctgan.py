@@ -58,14 +58,14 @@ def load(name: str) -> Any:
 
 
 def _config(eps: float, seed: int, epochs: int, **kw: Any) -> Any:
-    from tamis.privacy.dp_ctgan import DPCTGANConfig
+    from tamis.privacy.dp.ctgan import DPCTGANConfig
 
     return DPCTGANConfig(epsilon=eps, seed=seed, epochs=epochs, threads=1, **kw)
 
 
 def utility_job(eps: float, seed: int, epochs: int, **kw: Any) -> dict[str, Any]:
     warnings.filterwarnings("ignore")
-    from tamis.privacy.dp_ctgan import DPCTGAN
+    from tamis.privacy.dp.ctgan import DPCTGAN
     from tamis.privacy.quality import ml_efficacy
 
     train, test = load("adult.data"), load("adult.test")
@@ -106,8 +106,11 @@ def audit_job(
     warnings.filterwarnings("ignore")
     import polars as pl
 
-    from tamis.privacy.dp_audit import epsilon_lower_bound, make_canaries
-    from tamis.privacy.dp_ctgan import DPCTGAN
+    # the one-run audit is test code (tests/privacy/one_run_audit.py), not part of tamis
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "privacy"))
+    from one_run_audit import epsilon_lower_bound, make_canaries
+
+    from tamis.privacy.dp.ctgan import DPCTGAN
 
     train = load("adult.data")
     if rows:
@@ -138,7 +141,7 @@ def speed(epochs: int = 1) -> dict[str, Any]:
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
 
-    from tamis.privacy.dp_ctgan import DPCTGAN, discriminator_backward, generator_step
+    from tamis.privacy.dp.ctgan import DPCTGAN, discriminator_backward, generator_step
 
     torch.set_num_threads(1)
     train = load("adult.data")

@@ -56,7 +56,7 @@ def job(kind: str, eps: float, seed: int, epochs: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     if kind == "dp_ctgan":
-        from tamis.privacy.dp_ctgan import DPCTGAN, DPCTGANConfig
+        from tamis.privacy.dp.ctgan import DPCTGAN, DPCTGANConfig
 
         model: Any = DPCTGAN(DPCTGANConfig(epsilon=eps, seed=seed, epochs=epochs, threads=1))
         model.fit(train)

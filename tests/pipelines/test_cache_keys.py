@@ -52,7 +52,7 @@ def test_capability_change_changes_the_keys_of_steps_using_it(
     # tamis/curate, two levels down (near_dedup -> dedup.tabular)
     dp, near, norm = (get_step_type(n) for n in ("dp_ctgan", "near_dedup", "normalize"))
     before = dp.code_version(), near.code_version(), norm.code_version()
-    _patch_source(monkeypatch, "tamis/privacy/dp_transform.py", b"\n# noise drawn elsewhere\n")
+    _patch_source(monkeypatch, "tamis/privacy/dp/transform.py", b"\n# noise drawn elsewhere\n")
     assert dp.code_version() != before[0]
     assert (near.code_version(), norm.code_version()) == before[1:]
     _patch_source(monkeypatch, "tamis/curate/dedup/tabular.py", b"\nX = 2\n")
@@ -150,7 +150,7 @@ def test_build_recomputes_a_step_whose_code_changed(
 
 def test_sweep_keys_follow_the_recipe_and_the_step_code(monkeypatch: pytest.MonkeyPatch) -> None:
     """TSTR lives in tamis/privacy/quality.py: a change there changes the recipes' code hash."""
-    recipes = "tamis.pipelines.sweeps.recipes"
+    recipes = "tamis.sweeps.recipes"
     before = hashing.module_code_hash(recipes)
     _patch_source(monkeypatch, "tamis/privacy/quality.py", b"\n# tstr changed\n")
     assert hashing.module_code_hash(recipes) != before

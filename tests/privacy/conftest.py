@@ -98,7 +98,7 @@ _TINY_CTGAN: dict[str, Any] = dict(
 def tiny_ctgan_config() -> Callable[..., Any]:
     """`tiny_ctgan_config(**kw)`: the DPCTGANConfig of a one-epoch DP-CTGAN with 16-unit
     networks, one thread, RDP accounting; `kw` sets the rest (batch_size, epsilon...)."""
-    from tamis.privacy.dp_config import DPCTGANConfig
+    from tamis.privacy.dp.config import DPCTGANConfig
 
     def make(**kw: Any) -> Any:
         return DPCTGANConfig(**{**_TINY_CTGAN, **kw})

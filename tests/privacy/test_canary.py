@@ -123,7 +123,7 @@ def test_bad_settings_are_clear_errors() -> None:
 @pytest.mark.slow
 def test_dp_ctgan_stays_below_its_claim() -> None:
     pytest.importorskip("opacus")
-    from tamis.privacy.dp_ctgan import DPCTGAN, DPCTGANConfig
+    from tamis.privacy.dp.ctgan import DPCTGAN, DPCTGANConfig
 
     tiny = dict(
         epochs=1,

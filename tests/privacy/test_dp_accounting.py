@@ -16,7 +16,7 @@ pytest.importorskip("opacus")
 
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent  # noqa: E402
 
-from tamis.privacy.dp_ctgan import DPCTGAN, DPCTGANConfig  # noqa: E402
+from tamis.privacy.dp.ctgan import DPCTGAN, DPCTGANConfig  # noqa: E402
 from tamis.privacy.ledger import RDP_ORDERS  # noqa: E402
 
 

@@ -14,14 +14,14 @@ pytest.importorskip("opacus")
 
 from torch import nn  # noqa: E402
 
-from tamis.privacy.dp_ctgan import (  # noqa: E402
+from tamis.privacy.dp.ctgan import (  # noqa: E402
     DPCTGAN,
     DPCTGANConfig,
     discriminator_backward,
     generator_step,
 )
-from tamis.privacy.dp_nets import Discriminator  # noqa: E402
-from tamis.privacy.dp_transform import DPTransformer  # noqa: E402
+from tamis.privacy.dp.nets import Discriminator  # noqa: E402
+from tamis.privacy.dp.transform import DPTransformer  # noqa: E402
 from tamis.privacy.ledger import PrivacyLedger  # noqa: E402
 
 C = 0.05  # small, so that every per-sample gradient is clipped

@@ -11,9 +11,10 @@ import pytest
 
 pytest.importorskip("opacus")
 
+from one_run_audit import epsilon_lower_bound  # noqa: E402
+
 from tamis.errors import PrivacyError  # noqa: E402
-from tamis.privacy.dp_audit import epsilon_lower_bound  # noqa: E402
-from tamis.privacy.dp_transform import OTHER, DPTransformer  # noqa: E402
+from tamis.privacy.dp.transform import OTHER, DPTransformer  # noqa: E402
 from tamis.privacy.ledger import (  # noqa: E402
     Mechanism,
     PrivacyLedger,

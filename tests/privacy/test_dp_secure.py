@@ -23,8 +23,8 @@ pytest.importorskip("opacus")
 
 from tamis.pipelines.runner import build  # noqa: E402
 from tamis.pipelines.store import Store  # noqa: E402
-from tamis.privacy.dp_config import DPCTGANConfig  # noqa: E402
-from tamis.privacy.dp_transform import DPTransformer  # noqa: E402
+from tamis.privacy.dp.config import DPCTGANConfig  # noqa: E402
+from tamis.privacy.dp.transform import DPTransformer  # noqa: E402
 from tamis.privacy.ledger import PrivacyLedger  # noqa: E402
 
 SEED = 3

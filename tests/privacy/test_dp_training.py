@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("opacus")
 
 from tamis.errors import PrivacyError, StepError  # noqa: E402
-from tamis.privacy.dp_ctgan import DPCTGAN  # noqa: E402
+from tamis.privacy.dp.ctgan import DPCTGAN  # noqa: E402
 
 
 def _frame(n: int = 600, seed: int = 0) -> pl.DataFrame:

@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("opacus")
 
-from tamis.privacy.dp_ctgan import DPCTGAN  # noqa: E402
-from tamis.privacy.dp_stats import OTHER, _dp_bounds  # noqa: E402
+from tamis.privacy.dp.ctgan import DPCTGAN  # noqa: E402
+from tamis.privacy.dp.stats import OTHER, _dp_bounds  # noqa: E402
 
 
 def _frame(n: int = 800) -> pl.DataFrame:

@@ -85,7 +85,7 @@ class DPCTGANStep(Step):
     extra = "privacy"
 
     def run(self, inputs: dict[str, Any], params: Any, ctx: StepContext) -> StepOutput:
-        from tamis.privacy.dp_ctgan import DPCTGAN, DPCTGANConfig
+        from tamis.privacy.dp.ctgan import DPCTGAN, DPCTGANConfig
 
         p: DPCTGANParams = params
         df = inputs["input"].collect()

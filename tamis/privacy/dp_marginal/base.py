@@ -30,7 +30,7 @@ Clique = tuple[str, ...]
 
 #: how the mechanisms draw their randomness (public metadata for the report)
 NOISE_SOURCE = (
-    "OS CSPRNG (tamis.privacy.dp_ctgan.secure_numpy_rng: 128 bits from Python secrets seed a PCG64"
+    "OS CSPRNG (tamis.privacy.dp.ctgan.secure_numpy_rng: 128 bits from Python secrets seed a PCG64"
     " generator), fresh per fit, never stored; the seed drives only sampling and decoding"
 )
 
@@ -268,7 +268,7 @@ class MarginalSynth:
     ) -> MarginalSynth:
         """Measure `df` under the budget. `_noise_rng` is for tests only (the default, and the
         only source the step uses, is a fresh OS-CSPRNG-seeded generator)."""
-        from tamis.privacy.dp_ctgan import secure_numpy_rng
+        from tamis.privacy.dp.ctgan import secure_numpy_rng
 
         prog = progress or (lambda *a, **k: None)
         cfg = self.config

@@ -10,7 +10,7 @@ Each column gets a finite set of cells, fixed before any private row is read:
 
 Bounds may instead be learned with DP from a declared part of the budget (`domain_fraction`),
 charged in the ledger: a Gaussian noisy histogram over signed powers of two (tamis' DP-CTGAN
-mechanism `dp_stats._dp_bounds`). Category domains are never learned from private rows here.
+mechanism `dp.stats._dp_bounds`). Category domains are never learned from private rows here.
 
 Decoding is post-processing: a continuous cell decodes to a uniform draw inside its bin (rounded
 for integer columns), always inside the bounds; a categorical cell to its category; the null cell to
@@ -175,7 +175,7 @@ def build_domains(
                 fix="give public bounds for these columns in `columns` metadata, or set"
                 " domain_fraction (e.g. 0.1) to learn them with DP (charged in the ledger)",
             )
-        from tamis.privacy.dp_stats import _dp_bounds
+        from tamis.privacy.dp.stats import _dp_bounds
 
         rho = domain_fraction * ledger.target_rho
         sigma = math.sqrt(len(learn) / (2.0 * rho))
@@ -188,7 +188,7 @@ def build_domains(
                 column=c,
                 cells=163,
                 note="noisy histogram over signed powers of two; the outermost buckets above the"
-                " cut give the range (dp_stats._dp_bounds)",
+                " cut give the range (dp.stats._dp_bounds)",
             )
             lo, hi = _dp_bounds(x, sigma, rng)
             d = out[c]

@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from tamis.errors import StepError
-from tamis.privacy.dp_stats import (
+from tamis.privacy.dp.stats import (
     GRID,
     NULL,
     OTHER,
@@ -152,10 +152,6 @@ class DPTransformer:
     @property
     def dim(self) -> int:
         return sum(c.width for c in self.continuous) + sum(k.width for k in self.categorical)
-
-    @property
-    def cond_dim(self) -> int:
-        return sum(k.width for k in self.categorical)
 
     def cond_offsets(self) -> list[int]:
         offs, pos = [], 0

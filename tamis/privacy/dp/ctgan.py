@@ -5,7 +5,7 @@
     model.ledger.to_dict()          # every mechanism, and the composed (epsilon, delta)
 
 The guarantee is end to end, for the add/remove-one-row neighbouring relation:
-- preprocessing only sees private data through charged Gaussian histograms (`dp_transform`);
+- preprocessing only sees private data through charged Gaussian histograms (`dp.transform`);
 - the discriminator is the only network that touches private rows, through Opacus DP-SGD with
   Poisson sampling and per-sample clipping (ghost clipping by default), pac = 1, no gradient
   penalty, no BatchNorm, a fixed-size fake batch per step (so one real row can change the
@@ -47,8 +47,8 @@ import torch
 from torch import nn
 
 from tamis.errors import PrivacyError, StepError
-from tamis.privacy.dp_config import DPCTGANConfig, check_config
-from tamis.privacy.dp_nets import (
+from tamis.privacy.dp.config import DPCTGANConfig, check_config
+from tamis.privacy.dp.nets import (
     CondSampler,
     Discriminator,
     Generator,
@@ -57,7 +57,7 @@ from tamis.privacy.dp_nets import (
     discriminator_backward,
     generator_step,
 )
-from tamis.privacy.dp_transform import DPTransformer, plan, sigma_for
+from tamis.privacy.dp.transform import DPTransformer, plan, sigma_for
 from tamis.privacy.ledger import Mechanism, PrivacyLedger
 
 __all__ = ["DPCTGAN", "DPCTGANConfig", "check_config", "discriminator_backward", "generator_step"]
