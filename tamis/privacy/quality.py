@@ -20,20 +20,9 @@ import numpy as np
 import pandas as pd
 
 from tamis.errors import StepError
+from tamis.tabular import make_classifier, to_pandas
 
 Model = Literal["gbm", "logreg", "rf"]
-
-
-def to_pandas(frame: Any) -> pd.DataFrame:
-    """A pandas copy of a Polars (eager or lazy) or pandas frame."""
-    if isinstance(frame, pd.DataFrame):
-        return frame
-    if hasattr(frame, "collect") and not hasattr(frame, "to_pandas"):
-        frame = frame.collect()
-    if hasattr(frame, "to_pandas"):
-        out: pd.DataFrame = frame.to_pandas()
-        return out
-    raise StepError(f"expected a Polars or pandas frame, got {type(frame).__name__}")
 
 
 def _split_xy(df: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series]:
@@ -122,28 +111,6 @@ def _encode(
     return x_tr, x_te, is_cat
 
 
-def _make_model(model: str, seed: int, is_cat: list[bool], early_stopping: bool = True) -> Any:
-    if model == "gbm":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        return HistGradientBoostingClassifier(
-            categorical_features=np.array(is_cat, dtype=bool) if any(is_cat) else None,
-            random_state=seed,
-            early_stopping=early_stopping,
-        )
-    if model == "rf":
-        from sklearn.ensemble import RandomForestClassifier
-
-        return RandomForestClassifier(n_estimators=200, n_jobs=2, random_state=seed)
-    if model == "logreg":
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    raise StepError(f"unknown model '{model}'", field="model", fix="use gbm, logreg or rf")
-
-
 def _scores(
     y_true: np.ndarray, pred: np.ndarray, proba: np.ndarray, classes: list[str], minority: str
 ) -> dict[str, float]:
@@ -211,7 +178,14 @@ def ml_efficacy(
     else:
         # early stopping holds out a stratified split: impossible when a class has one row
         rare = int(y_tr.value_counts().min()) < 2
-        clf = _make_model(str(model), seed, is_cat, early_stopping=not rare)
+        clf = make_classifier(
+            str(model),
+            seed=seed,
+            categorical=np.array(is_cat, dtype=bool) if any(is_cat) else None,
+            early_stopping=not rare,
+            max_iter=2000 if model == "logreg" else None,
+            scale=True,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             clf.fit(x_tr, y_tr.to_numpy())
