@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from tamis.errors import StepError
+from tamis.stats import bootstrap_ci as percentile_bootstrap
 
 
 def check_annotations(
@@ -166,16 +167,8 @@ def bootstrap_ci(
 ) -> dict[str, float | int | None]:
     """95% percentile bootstrap interval of `stat(counts)` over items (rows)."""
     pairable = counts[counts.sum(axis=1) >= 2]
-    n = len(pairable)
-    if n < 2:
-        return {"ci_low": None, "ci_high": None, "n": n}
-    rng = np.random.default_rng(seed)
-    values = np.array([stat(pairable[rng.integers(0, n, n)]) for _ in range(resamples)])
-    values = values[np.isfinite(values)]
-    if not len(values):
-        return {"ci_low": None, "ci_high": None, "n": n}
-    lo, hi = np.percentile(values, [2.5, 97.5])
-    return {"ci_low": float(lo), "ci_high": float(hi), "n": n}
+    lo, hi = percentile_bootstrap(pairable, stat, n_boot=resamples, seed=seed, finite_only=True)
+    return {"ci_low": _none_if_nan(lo), "ci_high": _none_if_nan(hi), "n": len(pairable)}
 
 
 def agreement_summary(
