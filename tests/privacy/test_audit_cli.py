@@ -98,7 +98,7 @@ def test_metric_names_cover_every_figure_an_audit_computes(adult_tr: pl.DataFram
 def test_shadow_attack_defaults_to_gaussian_copula(
     tmp_path: Path, adult_tr: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tamis.cli_audit as cli_audit
+    import tamis.cli.audit as cli_audit
     import tamis.pipelines.steps.privacy_audit as step_mod
     from tamis.privacy.audit import ShadowConfig
 

@@ -32,7 +32,7 @@ def verify(
 ) -> None:
     """Recompute content hashes, compare rows and schemas with the manifests, check the catalog
     against the version dirs. Exit 1 on any mismatch."""
-    from tamis.cli import emit, err, out
+    from tamis.cli.render import emit, err, out
     from tamis.pipelines.store import Store
     from tamis.pipelines.verify import verify_store
 
@@ -76,6 +76,6 @@ def verify(
 
 
 def register(app: typer.Typer) -> None:
-    from tamis.cli import cli_errors
+    from tamis.cli.render import cli_errors
 
     app.command(name="verify")(cli_errors(verify))

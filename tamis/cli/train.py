@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tamis.cli import (
+from tamis.cli.render import (
     DEFAULT_STORE,
     cli_errors,
     emit,

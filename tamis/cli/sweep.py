@@ -12,7 +12,7 @@ from tamis.errors import SpecError
 
 
 def _overrides(seeds: str | None, sets: list[str] | None) -> dict[str, Any]:
-    from tamis.pipelines.sweeps.spec import set_dotted
+    from tamis.sweeps.spec import set_dotted
 
     data: dict[str, Any] = {}
     if seeds:
@@ -41,7 +41,7 @@ def _overrides(seeds: str | None, sets: list[str] | None) -> dict[str, Any]:
 
 
 def register(app: typer.Typer) -> None:
-    from tamis.cli import DEFAULT_STORE, JsonOpt, StoreOpt, cli_errors, emit, err, out
+    from tamis.cli.render import DEFAULT_STORE, JsonOpt, StoreOpt, cli_errors, emit, err, out
 
     @app.command()
     @cli_errors
@@ -83,9 +83,9 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
 
         from tamis.pipelines.store import Store
-        from tamis.pipelines.sweeps.results import run_sweep
-        from tamis.pipelines.sweeps.spec import builtin_dir, builtin_names, load_sweep
-        from tamis.pipelines.sweeps.table import render_sweep_table
+        from tamis.sweeps.results import run_sweep
+        from tamis.sweeps.spec import builtin_dir, builtin_names, load_sweep
+        from tamis.sweeps.table import render_sweep_table
 
         if list_builtin or name_or_yaml is None:
             rows = []

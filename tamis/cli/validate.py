@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tamis.cli import (
+from tamis.cli.render import (
     DATA_SUFFIXES,
     DEFAULT_STORE,
     cli_errors,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tamis.cli import DEFAULT_STORE, cli_errors, emit, json_option, out, store_option
+from tamis.cli.render import DEFAULT_STORE, cli_errors, emit, json_option, out, store_option
 
 
 def _split(value: str | None) -> list[str] | None:

@@ -1,0 +1,89 @@
+"""`tamis build PIPELINE [STEPS]`: build a pipeline into the store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tamis.cli.render import (
+    DEFAULT_STORE,
+    JsonOpt,
+    StoreOpt,
+    Table,
+    cli_errors,
+    emit,
+    err,
+    escape,
+    open_store,
+    out,
+)
+
+
+@cli_errors
+def build(
+    pipeline: Annotated[Path, typer.Argument(help="pipeline YAML file")],
+    steps: Annotated[
+        list[str] | None, typer.Argument(help="build only these steps (and what they need)")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="recompute the named STEPS, or every step if none")
+    ] = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="override the pipeline seed")] = None,
+    sources_under: Annotated[
+        Path | None,
+        typer.Option(
+            "--sources-under",
+            help="refuse sources outside DIR (for pipeline files received from someone else)",
+        ),
+    ] = None,
+    store: StoreOpt = DEFAULT_STORE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a pipeline: every step's output becomes a cached, immutable version."""
+    from tamis.pipelines.runner import build as run_build
+    from tamis.pipelines.sources import source_paths
+    from tamis.pipelines.spec import load_pipeline
+
+    spec = load_pipeline(pipeline)
+    for name, path in source_paths(spec, under=sources_under).items():
+        err.print(f"source {name}: {path}", markup=False, highlight=False, soft_wrap=True)
+    if seed is not None:
+        spec.seed = seed
+    forced: bool | list[str] = (list(steps) if steps else True) if force else False
+    result = run_build(
+        spec,
+        open_store(store),
+        force=forced,
+        targets=steps or None,
+        progress=not as_json and sys.stderr.isatty(),
+    )
+    payload = {**result.to_json(), "store": str(store)}
+
+    def render() -> None:
+        t = Table(title=f"{escape(spec.name)}: {len(result.steps)} steps in {result.seconds:.2f}s")
+        for c in ("step", "status", "rows", "version", "seconds"):
+            t.add_column(c)
+        for s in result.steps:
+            for label, vid in s.versions.items():
+                t.add_row(
+                    escape(label), s.status, f"{s.rows[label]:,}", vid[:12], f"{s.seconds:.2f}"
+                )
+            for w in s.warnings:
+                err.print(f"[yellow]warning:[/] {escape(s.name)}: {escape(w)}", highlight=False)
+        out.print(t)
+        # the last step's first output as it is addressed (`p/split.train` for a split)
+        last = next(iter(result.steps[-1].versions), "") if result.steps else ""
+        out.print(
+            f"store: {store}   refs: {spec.name}/<step>   try: tamis show {spec.name}/{last}",
+            markup=False,
+            highlight=False,
+        )
+
+    emit(payload, as_json, render)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(build)
