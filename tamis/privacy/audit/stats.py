@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from tamis.stats import bootstrap_ci as percentile_bootstrap
+from tamis.stats import tails
+
 
 def bootstrap_ci(
     values: np.ndarray,
@@ -18,14 +21,8 @@ def bootstrap_ci(
     """(point, low, high): a percentile bootstrap over rows of `values`."""
     values = np.asarray(values)
     point = float(stat(values))
-    if n_boot <= 0 or len(values) < 2:
-        return point, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    boots = np.array(
-        [float(stat(values[rng.integers(0, len(values), len(values))])) for _ in range(n_boot)]
-    )
-    a = (1 - level) / 2
-    return point, float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a))
+    lo, hi = percentile_bootstrap(values, stat, n_boot=n_boot, seed=seed, q=tails(level))
+    return point, lo, hi
 
 
 def roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
