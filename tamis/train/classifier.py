@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from tamis.errors import StepError
+from tamis.tabular import column_encoder, make_classifier, to_pandas
 
 
 @dataclass
@@ -106,11 +107,7 @@ def _issue_columns(columns: Any) -> set[str]:
 
 def build_model(df: pd.DataFrame, config: ClassifierConfig, seed: int) -> Any:
     """An unfitted sklearn Pipeline for these columns and this config."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     if config.text_column:
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -123,45 +120,29 @@ def build_model(df: pd.DataFrame, config: ClassifierConfig, seed: int) -> Any:
                         ngram_range=(1, 2), sublinear_tf=True, max_features=config.max_features
                     ),
                 ),
-                ("clf", LogisticRegression(C=config.C * 10, max_iter=config.max_iter)),
+                ("clf", make_classifier("logreg", C=config.C * 10, max_iter=config.max_iter)),
             ]
         )
     cols = _feature_columns(df, config)
     num = [c for c in cols if pd.api.types.is_numeric_dtype(df[c]) and df[c].dtype != bool]
     cat = [c for c in cols if c not in num]
-    transformers: list[tuple[str, Any, list[str]]] = []
-    if num:
-        transformers.append(
-            (
-                "num",
-                Pipeline([("imp", SimpleImputer(strategy="median")), ("sc", StandardScaler())]),
-                num,
-            )
-        )
-    if cat:
-        transformers.append(
-            (
-                "cat",
-                Pipeline(
-                    [
-                        ("imp", SimpleImputer(strategy="constant", fill_value="<missing>")),
-                        ("oh", OneHotEncoder(handle_unknown="ignore", min_frequency=5)),
-                    ]
-                ),
-                cat,
-            )
-        )
-    pre = ColumnTransformer(transformers, sparse_threshold=0.3 if config.model == "logreg" else 0.0)
-    if config.model == "gbm":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        clf: Any = HistGradientBoostingClassifier(
-            max_iter=min(config.max_iter, 300), random_state=seed, early_stopping=False
-        )
-    elif config.model == "logreg":
-        clf = LogisticRegression(C=config.C, max_iter=config.max_iter, random_state=seed)
-    else:
-        raise StepError(f"unknown model '{config.model}'", field="model", fix="use logreg or gbm")
+    pre = column_encoder(
+        num,
+        cat,
+        missing_indicator=False,
+        handle_unknown="ignore",
+        min_frequency=5,
+        fill_categorical="<missing>",
+        sparse_threshold=0.3 if config.model == "logreg" else 0.0,
+    )
+    clf = make_classifier(
+        config.model,
+        seed=seed,
+        C=config.C,
+        max_iter=min(config.max_iter, 300) if config.model == "gbm" else config.max_iter,
+        early_stopping=False,
+        choices=("logreg", "gbm"),
+    )
     return Pipeline([("pre", pre), ("clf", clf)])
 
 
@@ -179,7 +160,7 @@ def _as_text(df: pd.DataFrame, config: ClassifierConfig) -> Any:
 
 def train_classifier(train: Any, config: ClassifierConfig, seed: int = 0) -> Any:
     """Fit the model on a Polars or pandas frame; returns the fitted sklearn pipeline."""
-    df = _to_pandas(train)
+    df = to_pandas(train)
     if len(df) == 0:
         raise StepError("the training data is empty", fix="check the version the sweep trains on")
     y = _labels(df, config.target)
@@ -200,7 +181,7 @@ def evaluate_classifier(model: Any, test: Any, config: ClassifierConfig) -> dict
     """Accuracy, precision, recall, F1 and AUC of a fitted model on a labelled test frame."""
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
 
-    df = _to_pandas(test)
+    df = to_pandas(test)
     if len(df) == 0:
         raise StepError("the test data is empty", fix="check the sweep's test version")
     y = _labels(df, config.target)
@@ -253,17 +234,6 @@ def train_and_evaluate(
     """Train on `train`, score on `test`; metrics plus the row counts and the config used."""
     model = train_classifier(train, config, seed)
     metrics = evaluate_classifier(model, test, config)
-    metrics["n_train"] = len(_to_pandas(train)) if not hasattr(train, "height") else train.height
+    metrics["n_train"] = len(to_pandas(train)) if not hasattr(train, "height") else train.height
     metrics["config"] = asdict(config)
     return metrics
-
-
-def _to_pandas(frame: Any) -> pd.DataFrame:
-    if isinstance(frame, pd.DataFrame):
-        return frame
-    if hasattr(frame, "collect") and not hasattr(frame, "to_pandas"):
-        frame = frame.collect()
-    if hasattr(frame, "to_pandas"):
-        out: pd.DataFrame = frame.to_pandas()
-        return out
-    raise StepError(f"expected a Polars or pandas frame, got {type(frame).__name__}")
