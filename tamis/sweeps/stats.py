@@ -22,6 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from tamis.stats import bootstrap_mean as mean_bootstrap
+from tamis.stats import t_half_width
+
 CONFIDENCE = 0.95
 #: fewer paired seeds than this give no bootstrap figures: with 2-4 values the resampled means
 #: almost never cross zero and the bootstrap p-value is far too small (use the t-test)
@@ -39,8 +42,6 @@ def _num(value: float) -> float | None:
 
 def summarize(values: Sequence[float | None], confidence: float = CONFIDENCE) -> dict[str, Any]:
     """n, mean, sd and the t confidence interval of the mean (None where undefined, e.g. n < 2)."""
-    from scipy import stats
-
     arr = _finite(values)
     n = int(arr.size)
     if n == 0:
@@ -49,7 +50,7 @@ def summarize(values: Sequence[float | None], confidence: float = CONFIDENCE) ->
     if n < 2:
         return {"n": 1, "mean": mean, "sd": None, "ci_low": None, "ci_high": None}
     sd = float(arr.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    half = t_half_width(sd, n, confidence)
     return {"n": n, "mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half}
 
 
@@ -77,21 +78,9 @@ def bootstrap_mean(
     The p-value is twice the smaller share of resampled means on either side of zero (with the
     usual +1 correction so it is never exactly 0).
     """
-    n = diffs.size
-    if n < MIN_BOOT:
+    if diffs.size < MIN_BOOT:
         return {"ci_low": None, "ci_high": None, "p": None}
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    means = diffs[idx].mean(axis=1)
-    alpha = 1.0 - confidence
-    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    if np.all(diffs == diffs[0]):
-        p = 1.0 if diffs[0] == 0 else 0.0
-    else:
-        below = (np.sum(means <= 0) + 1) / (n_boot + 1)
-        above = (np.sum(means >= 0) + 1) / (n_boot + 1)
-        p = float(min(1.0, 2 * min(below, above)))
-    return {"ci_low": float(lo), "ci_high": float(hi), "p": p}
+    return dict(mean_bootstrap(diffs, n_boot=n_boot, seed=seed, confidence=confidence))
 
 
 def paired_delta(
@@ -103,8 +92,6 @@ def paired_delta(
     confidence: float = CONFIDENCE,
 ) -> dict[str, Any]:
     """Delta (version - baseline) over the seeds both have, with paired t and bootstrap tests."""
-    from scipy import stats
-
     pairs: list[tuple[float, float]] = []
     for s in sorted(values):
         v, b = values[s], baseline.get(s)
@@ -116,7 +103,7 @@ def paired_delta(
     out["delta_ci_low"] = out["delta_ci_high"] = None
     if n >= 2:
         sd = float(diffs.std(ddof=1))
-        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+        half = t_half_width(sd, n, confidence)
         out["delta_ci_low"] = float(diffs.mean()) - half
         out["delta_ci_high"] = float(diffs.mean()) + half
     out["p_ttest"] = paired_t(diffs)
