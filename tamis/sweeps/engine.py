@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +19,12 @@ from tamis.pipelines.hashing import hash_json, module_code_hash
 from tamis.pipelines.store import Store, now
 from tamis.safe_yaml import safe_load_yaml
 from tamis.sweeps import plancache
-from tamis.sweeps.cell import (
-    limit_threads,
-)
-from tamis.sweeps.recipes import Recipe, get_recipe, validate_recipe_params
+from tamis.sweeps.cell import limit_threads
+from tamis.sweeps.plan import Plan
+from tamis.sweeps.recipe import validate_recipe_params
+from tamis.sweeps.recipes import get_recipe
 from tamis.sweeps.scheduler import run_tasks
 from tamis.sweeps.spec import SweepSpec, VersionSpec
-
-
-@dataclass
-class Plan:
-    spec: SweepSpec
-    recipe: type[Recipe]
-    cells: list[dict[str, Any]]
-    #: version -> seed -> data version id
-    data_ids: dict[str, dict[int, str]]
-    #: seed -> test version id (None for recipes without a test set)
-    test_ids: dict[int, str | None]
-    #: version -> figure -> seed -> value, read from each version's audit report
-    figures: dict[str, dict[str, dict[int, float | None]]]
-    sweep_id: str
-    build_seconds: float = 0.0
-    plan_seconds: float = 0.0
-    builds: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _dig(report: Any, dotted: str) -> float | None:

@@ -19,7 +19,7 @@ import polars as pl
 from pydantic import Field
 
 from tamis.errors import SpecError
-from tamis.sweeps.recipes import Recipe, RecipeParams, RecipeResult
+from tamis.sweeps.recipe import Recipe, RecipeParams, RecipeResult
 
 
 class LMParams(RecipeParams):

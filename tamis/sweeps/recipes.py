@@ -1,60 +1,22 @@
-"""Recipes: what a sweep cell trains on a data version, and which figures it reports.
+"""The recipes and their registry: `classifier` over `tamis.train.classifier`, `tstr` over
+`tamis.privacy.quality.ml_efficacy`, and the LM recipes (`lm_recipes.py`) over `tamis.train`.
 
-A recipe is a thin adapter over a capability module: `classifier` over `tamis.train.classifier`,
-`tstr` over `tamis.privacy.quality.ml_efficacy`, and the LM recipes over `tamis.train.<method>`.
-`run(train, test, params, seed, out_dir)` returns metrics (flat floats), optional learning curves
-(`{name: [[step, value], ...]}`) and info. Heavy imports happen inside `run`.
+The contract (`Recipe`, `RecipeParams`, `RecipeResult`) is in `recipe.py`. Heavy imports happen
+inside `run`.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from tamis.errors import SpecError, StepError
-
-
-@dataclass
-class RecipeResult:
-    metrics: dict[str, float | None]
-    curves: dict[str, list[list[float]]] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
-    #: per-example predictions on the test set (classifier-like recipes; stored by the cell)
-    predictions: Any = None
-
-
-class RecipeParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Recipe:
-    name: ClassVar[str] = ""
-    Params: ClassVar[type[RecipeParams]] = RecipeParams
-    #: bump when results change for the same inputs: finished cells are recomputed
-    version: ClassVar[int] = 1
-    #: the figures tabulated by default
-    metrics: ClassVar[tuple[str, ...]] = ()
-    #: does a cell need the sweep's fixed `test:` version?
-    needs_test: ClassVar[bool] = True
-    #: LM recipes plot learning curves
-    has_curves: ClassVar[bool] = False
-    #: modules a worker process imports at start-up (overlapping the parent's planning)
-    warm: ClassVar[tuple[str, ...]] = ()
-
-    def run(
-        self,
-        train: pl.DataFrame,
-        test: pl.DataFrame | None,
-        params: Any,
-        seed: int,
-        out_dir: Path,
-    ) -> RecipeResult:
-        raise NotImplementedError
+from tamis.errors import DataError, SpecError
+from tamis.sweeps import lm_recipes
+from tamis.sweeps.recipe import Recipe, RecipeParams, RecipeResult, validate_recipe_params
 
 
 # --------------------------------------------------------------------------- classifier
@@ -192,7 +154,7 @@ def drop_null_labels(frame: pl.DataFrame, target: str, what: str) -> tuple[pl.Da
     A null label is not a class: kept, it would turn a binary task into a hidden 3-class one.
     """
     if target not in frame.columns:
-        raise StepError(
+        raise DataError(
             f"label column '{target}' is not in the {what}",
             column=target,
             fix=f"set recipe.params.target to one of: {', '.join(frame.columns)}",
@@ -206,7 +168,7 @@ def drop_null_labels(frame: pl.DataFrame, target: str, what: str) -> tuple[pl.Da
         return frame, 0
     kept = frame.filter(~missing)
     if kept.height == 0:
-        raise StepError(
+        raise DataError(
             f"every label in column '{target}' of the {what} is null ({n} rows)",
             column=target,
             fix="label the rows, or point the sweep at a version that has labels",
@@ -241,16 +203,9 @@ def label_info(
     }
 
 
-def _lm_recipes() -> dict[str, type[Recipe]]:
-    try:
-        from tamis.sweeps import lm_recipes
-    except ImportError:  # pragma: no cover - the module ships with tamis
-        return {}
-    return lm_recipes.RECIPES
-
-
 def recipes() -> dict[str, type[Recipe]]:
-    return {"classifier": ClassifierRecipe, "tstr": TstrRecipe, **_lm_recipes()}
+    """Every recipe by name: classifier, tstr and the LM recipes."""
+    return {"classifier": ClassifierRecipe, "tstr": TstrRecipe, **lm_recipes.RECIPES}
 
 
 def get_recipe(name: str, *, file: str | None = None) -> type[Recipe]:
@@ -267,28 +222,17 @@ def get_recipe(name: str, *, file: str | None = None) -> type[Recipe]:
     return known[name]
 
 
-def validate_recipe_params(
-    recipe: type[Recipe], raw: dict[str, Any], *, file: str | None = None, where: str = "recipe"
-) -> RecipeParams:
-    try:
-        return recipe.Params.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err.get("loc", ()))
-        raise SpecError(
-            err["msg"],
-            file=file,
-            field=f"{where}.params.{loc}" if loc else f"{where}.params",
-            fix=f"params of recipe '{recipe.name}': {', '.join(recipe.Params.model_fields)}",
-        ) from None
-
-
-def require_columns(frame: pl.DataFrame, columns: list[str], recipe: str, produced_by: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise StepError(
-            f"recipe '{recipe}' needs column(s) {', '.join(missing)}; the version has "
-            f"{', '.join(frame.columns)}",
-            column=missing[0],
-            fix=f"train on data in that format ({produced_by})",
-        )
+__all__ = [
+    "Recipe",
+    "RecipeParams",
+    "RecipeResult",
+    "ClassifierParams",
+    "ClassifierRecipe",
+    "TstrParams",
+    "TstrRecipe",
+    "drop_null_labels",
+    "label_info",
+    "recipes",
+    "get_recipe",
+    "validate_recipe_params",
+]

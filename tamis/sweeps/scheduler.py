@@ -24,7 +24,7 @@ from concurrent.futures import (
     wait,
 )
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tamis.errors import TamisError
 from tamis.sweeps.cell import (
@@ -37,9 +37,7 @@ from tamis.sweeps.cell import (
     tune_malloc,
     warm_up,
 )
-
-if TYPE_CHECKING:
-    from tamis.sweeps.engine import Plan
+from tamis.sweeps.plan import Plan
 
 Task = tuple[Callable[..., Any], tuple[Any, ...]]
 

@@ -249,9 +249,9 @@ def test_null_labels_are_dropped_and_counted_on_both_sides(cancer: Any) -> None:
     )
     assert point_metrics(p)["f1"] == pytest.approx(tstr.metrics["minority_f1"], abs=1e-12)
     assert point_metrics(p)["auc"] == pytest.approx(tstr.metrics["auc"], abs=1e-12)
-    from tamis.errors import StepError
+    from tamis.errors import DataError
 
-    with pytest.raises(StepError, match="every label"):
+    with pytest.raises(DataError, match="every label"):
         _cell(nulled_train.with_columns(pl.lit(None).alias("label")), test)
 
 

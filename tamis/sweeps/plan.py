@@ -1,0 +1,30 @@
+"""A sweep's plan: its cells, the data versions they read and the figures of each version.
+
+Made by `engine.plan_sweep`, run by `scheduler.run_cells`; both import it from here, so neither
+imports the other's module for its type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tamis.sweeps.recipe import Recipe
+from tamis.sweeps.spec import SweepSpec
+
+
+@dataclass
+class Plan:
+    spec: SweepSpec
+    recipe: type[Recipe]
+    cells: list[dict[str, Any]]
+    #: version -> seed -> data version id
+    data_ids: dict[str, dict[int, str]]
+    #: seed -> test version id (None for recipes without a test set)
+    test_ids: dict[int, str | None]
+    #: version -> figure -> seed -> value, read from each version's audit report
+    figures: dict[str, dict[str, dict[int, float | None]]]
+    sweep_id: str
+    build_seconds: float = 0.0
+    plan_seconds: float = 0.0
+    builds: list[dict[str, Any]] = field(default_factory=list)
