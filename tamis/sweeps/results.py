@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tamis.errors import TamisError
 from tamis.pipelines.store import Store, now, write_json_atomic
 from tamis.sweeps.cell import cell_dir, limit_threads, load_cell, warm_up
 from tamis.sweeps.engine import Plan, plan_sweep
@@ -553,6 +552,3 @@ def _merge_tracking(data: dict[str, Any], outcome: Path) -> None:
         return
     track.update(parent_run_id=said.get("parent_id"), error=said.get("error"), pending=False)
 
-
-def sweep_error(message: str) -> TamisError:
-    return TamisError(message, fix="list sweeps with `tamis sweep --list` or run one first")

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from tamis.stats import bootstrap_mean as mean_bootstrap
-from tamis.stats import t_half_width
+from tamis.stats import percentile_interval, t_half_width, tails
 
 CONFIDENCE = 0.95
 #: fewer paired seeds than this give no bootstrap figures: with 2-4 values the resampled means
@@ -182,30 +182,11 @@ def _two_sided_p(deltas: np.ndarray) -> float | None:
     return float(min(1.0, 2 * min(below, above)))
 
 
-def resample_cells(
-    cells: dict[str, dict[int, Any]],
-    test_of_seed: dict[int, str | None],
-    metrics: Sequence[str],
-    *,
-    baseline: str | None,
-    n_boot: int = 2000,
-    seed: int = 0,
-    confidence: float = CONFIDENCE,
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """The paired bootstrap over test rows and seeds for the figures the predictions give.
-
-    `cells[version][seed]` holds a `CellPredictions` (rows sorted by content key); every cell
-    scored on the same test set must have the same keys. Draws, from `default_rng(seed)`: first
-    the seeds (`integers(0, k, (n_boot, k))`, only when k > 1), then, in chunks of replicates,
-    for each test set in id order the row indices (`integers(0, n, (chunk, n))`); with one seed
-    and one test set this is `integers(0, n, (n_boot, n))`. Returns, per (version, metric):
-    the CI of the version's figure and, against the baseline, the delta's CI and p-value.
-    """
-    from tamis.sweeps.scoring import CHUNK_ELEMENTS, weighted_metrics
-
-    seeds = sorted({s for by_seed in cells.values() for s in by_seed})
-    if not seeds:
-        return {}
+def _usable(
+    cells: dict[str, dict[int, Any]], test_of_seed: dict[int, str | None]
+) -> tuple[dict[str, np.ndarray], dict[str, dict[int, Any]]]:
+    """The row keys of each test set (as its first cell has them) and the cells whose keys match
+    them: version -> seed -> cell (a cell scored on other rows is left out)."""
     ref_keys: dict[str, np.ndarray] = {}
     usable: dict[str, dict[int, Any]] = {}
     for version, by_seed in cells.items():
@@ -214,13 +195,23 @@ def resample_cells(
             keys = ref_keys.setdefault(t, cell.keys)
             if len(keys) == len(cell.keys) and np.array_equal(keys, cell.keys):
                 usable.setdefault(version, {})[s] = cell
-    tests = sorted(ref_keys)
-    sizes = {t: len(ref_keys[t]) for t in tests}
-    rng = np.random.default_rng(seed)
+    return ref_keys, usable
+
+
+def _replicates(
+    usable: dict[str, dict[int, Any]],
+    test_of_seed: dict[int, str | None],
+    metrics: Sequence[str],
+    sizes: dict[str, int],
+    seeds: list[int],
+    rng: np.random.Generator,
+    n_boot: int,
+) -> dict[tuple[str, str], np.ndarray]:
+    """(version, metric) -> n_boot x seeds figures on the resampled test rows (NaN where a
+    version lacks the seed); the row draws come from `rng`, chunk by chunk, test set by test set."""
+    from tamis.sweeps.scoring import CHUNK_ELEMENTS, weighted_metrics
+
     k = len(seeds)
-    draws = rng.integers(0, k, size=(n_boot, k)) if k > 1 else np.zeros((n_boot, 1), dtype=int)
-    seed_w = _counts(draws, k)
-    # replicate values: (version, metric) -> n_boot x k (NaN where a version lacks the seed)
     reps: dict[tuple[str, str], np.ndarray] = {}
     for version, by_seed in usable.items():
         for m in metrics:
@@ -228,6 +219,7 @@ def resample_cells(
             if cell0.metric(m) is not None:
                 reps[(version, m)] = np.full((n_boot, k), np.nan)
     fingerprints = {id(c): c.fingerprint() for by_seed in usable.values() for c in by_seed.values()}
+    tests = sorted(sizes)
     chunk = max(1, CHUNK_ELEMENTS // max(1, max(sizes.values())))
     for lo in range(0, n_boot, chunk):
         hi = min(n_boot, lo + chunk)
@@ -250,33 +242,78 @@ def resample_cells(
                     score = cell.metric(m)
                     if score is not None and (version, m) in reps:
                         reps[(version, m)][lo:hi, seeds.index(s)] = scores[score]
-    alpha = 1.0 - confidence
+    return reps
+
+
+def _interval(
+    values: np.ndarray, q: tuple[float, float], bounds: tuple[float, float] | None
+) -> tuple[float | None, float | None]:
+    """The percentile interval of the finite replicates, clipped to `bounds`; None when none."""
+    fin = values[np.isfinite(values)]
+    if not fin.size:
+        return None, None
+    lo, hi = percentile_interval(fin, q)
+    return _clip(lo, bounds), _clip(hi, bounds)
+
+
+def _delta_figures(
+    vals: np.ndarray,
+    base: np.ndarray,
+    seed_w: np.ndarray,
+    q: tuple[float, float],
+    bounds: tuple[float, float] | None,
+) -> dict[str, Any]:
+    """The delta against the baseline, inside each replicate: its CI and two-sided p-value."""
+    d = _seed_mean(vals - base, seed_w)  # NaN where either lacks the seed (or the figure)
+    span = None if bounds is None else (bounds[0] - bounds[1], bounds[1] - bounds[0])
+    low, high = _interval(d, q, span)
+    return {
+        "delta_ci_low": low,
+        "delta_ci_high": high,
+        "p": _two_sided_p(d),
+        "p_method": "paired bootstrap (rows + seeds), two-sided",
+    }
+
+
+def resample_cells(
+    cells: dict[str, dict[int, Any]],
+    test_of_seed: dict[int, str | None],
+    metrics: Sequence[str],
+    *,
+    baseline: str | None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The paired bootstrap over test rows and seeds for the figures the predictions give.
+
+    `cells[version][seed]` holds a `CellPredictions` (rows sorted by content key); every cell
+    scored on the same test set must have the same keys. Draws, from `default_rng(seed)`: first
+    the seeds (`integers(0, k, (n_boot, k))`, only when k > 1), then, in chunks of replicates,
+    for each test set in id order the row indices (`integers(0, n, (chunk, n))`); with one seed
+    and one test set this is `integers(0, n, (n_boot, n))`. Returns, per (version, metric):
+    the CI of the version's figure and, against the baseline, the delta's CI and p-value.
+    """
+    seeds = sorted({s for by_seed in cells.values() for s in by_seed})
+    if not seeds:
+        return {}
+    ref_keys, usable = _usable(cells, test_of_seed)
+    sizes = {t: len(keys) for t, keys in ref_keys.items()}
+    rng = np.random.default_rng(seed)
+    k = len(seeds)
+    draws = rng.integers(0, k, size=(n_boot, k)) if k > 1 else np.zeros((n_boot, 1), dtype=int)
+    seed_w = _counts(draws, k)
+    reps = _replicates(usable, test_of_seed, metrics, sizes, seeds, rng, n_boot)
+    q = tails(confidence)
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for (version, m), vals in reps.items():
         bounds = bounds_of(m)
         stat = _seed_mean(vals, seed_w)
-        fin = stat[np.isfinite(stat)]
-        row: dict[str, Any] = {"ci_method": ROWS_METHOD, "n_boot": int(fin.size)}
+        row: dict[str, Any] = {"ci_method": ROWS_METHOD, "n_boot": int(np.isfinite(stat).sum())}
         row["n_test_rows"] = sizes[str(test_of_seed.get(min(usable[version])))]
-        if fin.size:
-            lo_q, hi_q = np.quantile(fin, [alpha / 2, 1 - alpha / 2])
-            row["ci_low"], row["ci_high"] = _clip(float(lo_q), bounds), _clip(float(hi_q), bounds)
-        else:
-            row["ci_low"] = row["ci_high"] = None
+        row["ci_low"], row["ci_high"] = _interval(stat, q, bounds)
         if baseline is not None and version != baseline and (baseline, m) in reps:
-            base = reps[(baseline, m)]
-            diff = vals - base  # NaN where either lacks the seed (or the figure is undefined)
-            d = _seed_mean(diff, seed_w)
-            dfin = d[np.isfinite(d)]
-            if dfin.size:
-                dlo, dhi = np.quantile(dfin, [alpha / 2, 1 - alpha / 2])
-                span = None if bounds is None else (bounds[0] - bounds[1], bounds[1] - bounds[0])
-                row["delta_ci_low"] = _clip(float(dlo), span)
-                row["delta_ci_high"] = _clip(float(dhi), span)
-            else:
-                row["delta_ci_low"] = row["delta_ci_high"] = None
-            row["p"] = _two_sided_p(d)
-            row["p_method"] = "paired bootstrap (rows + seeds), two-sided"
+            row.update(_delta_figures(vals, reps[(baseline, m)], seed_w, q, bounds))
         out[(version, m)] = row
     return out
 
