@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from preference_examples import MALFORMED, hh_transcripts, rankings, ratings, votes
 
 from tamis.curate.preferences import (
     curate_pairs,
@@ -20,8 +21,7 @@ from tamis.curate.preferences import (
     to_sft,
     tone_pairs,
 )
-from tamis.curate.preferences.examples import MALFORMED, hh_transcripts, rankings, ratings, votes
-from tamis.errors import StepError
+from tamis.errors import DataError
 
 # ---------------------------------------------------------------- transcripts
 
@@ -83,16 +83,16 @@ def test_nothing_valid_left_is_a_clear_error() -> None:
     bad = pl.DataFrame(
         [row for row, _ in MALFORMED], schema={"chosen": pl.String, "rejected": pl.String}
     )
-    with pytest.raises(StepError, match="no valid preference pair") as err:
+    with pytest.raises(DataError, match="no valid preference pair") as err:
         pairs_from_transcripts(bad)
     assert "no_markers: 1" in str(err.value) and "prompt_mismatch: 1" in str(err.value)
 
 
 def test_missing_column_names_the_column_and_the_fix() -> None:
-    with pytest.raises(StepError) as err:
+    with pytest.raises(DataError) as err:
         pairs_from_transcripts(pl.DataFrame({"chosen": ["x"], "other": ["y"]}))
     assert err.value.column == "rejected" and "columns: {rejected:" in (err.value.fix or "")
-    with pytest.raises(StepError, match="'score'"):
+    with pytest.raises(DataError, match="'score'"):
         pairs_from_ratings(ratings(3).drop("score"))
 
 
@@ -115,7 +115,7 @@ def test_ratings_best_worst_with_bad_scores_and_agreement() -> None:
                           "score": ["n/a", None, "7"], "annotator": ["u0"] * 3}),
         ]
     )  # fmt: skip
-    res = pairs_from_ratings(df, annotator_col="annotator")
+    res = pairs_from_ratings(df, columns={"annotator": "annotator"})
     rep = res.report
     assert rep["dropped_rows"] == {"missing_score": 1, "non_numeric_score": 1}
     assert rep["dropped_prompts"] == {"single_response": 1}  # "p" has one usable response
@@ -149,7 +149,7 @@ def test_ratings_strategies_margin_and_ties() -> None:
         aggregate="majority",
     )
     assert maj.pairs["chosen"].to_list() == ["a"] and maj.pairs["chosen_score"][0] == 5.0
-    with pytest.raises(StepError, match="no valid preference pair"):
+    with pytest.raises(DataError, match="no valid preference pair"):
         pairs_from_ratings(df.with_columns(pl.lit("bad").alias("score")))
 
 
@@ -158,11 +158,11 @@ def test_rankings_list_and_long_form() -> None:
     assert res.pairs.height == 30 and (res.pairs["chosen_rank"] < res.pairs["rejected_rank"]).all()
     long = pl.DataFrame({"prompt": ["p", "p", "p", "q"], "response": ["a", "b", "c", "d"],
                          "rank": ["2", "1", "x", "1"]})  # fmt: skip
-    res = pairs_from_rankings(long, rank_col="rank")
+    res = pairs_from_rankings(long, columns={"rank": "rank"})
     assert res.pairs.select("chosen", "rejected").row(0) == ("b", "a")
     assert res.report["dropped_rows"] == {"non_numeric_rank": 1}
     assert res.report["dropped_prompts"] == {"single_response": 1}
-    with pytest.raises(StepError, match="must hold lists"):
+    with pytest.raises(DataError, match="must hold lists"):
         pairs_from_rankings(pl.DataFrame({"prompt": ["p"], "responses": ["a"]}))
 
 
@@ -230,16 +230,18 @@ def test_length_bias_figures() -> None:
 
 def test_split_by_prompt_never_shares_a_prompt() -> None:
     pairs = pairs_from_ratings(ratings(150), strategy="all_pairs").pairs
-    parts, rep = split_by_prompt(pairs, {"train": 0.8, "test": 0.2}, seed=0)
+    parts, rep = split_by_prompt(pairs, fractions={"train": 0.8, "test": 0.2}, seed=0)
     train, test = set(parts["train"]["prompt"]), set(parts["test"]["prompt"])
     assert not train & test and rep["prompts_in_two_parts"] == 0
     assert parts["train"].height + parts["test"].height == pairs.height
     assert 0.6 < len(train) / (len(train) + len(test)) < 0.95
     # stable: a prompt's part does not depend on the other rows
-    half, _ = split_by_prompt(pairs.head(pairs.height // 2), {"train": 0.8, "test": 0.2}, seed=0)
+    half, _ = split_by_prompt(
+        pairs.head(pairs.height // 2), fractions={"train": 0.8, "test": 0.2}, seed=0
+    )
     assert set(half["test"]["prompt"]) <= test
-    with pytest.raises(StepError, match="fractions"):
-        split_by_prompt(pairs, {"train": 0.5, "test": 0.6})
+    with pytest.raises(DataError, match="fractions"):
+        split_by_prompt(pairs, fractions={"train": 0.5, "test": 0.6})
 
 
 def test_sft_and_prompt_outputs() -> None:
@@ -290,7 +292,7 @@ def test_transcripts_given_as_message_lists() -> None:
         == "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how are you?\n\nAssistant:"
     )
     assert row["n_turns"] == 2
-    with pytest.raises(StepError, match="both be text or both be lists"):
+    with pytest.raises(DataError, match="both be text or both be lists"):
         pairs_from_transcripts(df.with_columns(pl.lit("x").alias("rejected")))
 
 
@@ -298,5 +300,5 @@ def test_curate_and_split_work_on_conversational_pairs() -> None:
     pairs = pairs_from_transcripts(hh_transcripts(40), format="conversational").pairs
     res = curate_pairs(pl.concat([pairs, pairs.head(5)]))
     assert res.report["dropped_pairs"] == {"duplicate_pair": 5} and res.pairs.height == 40
-    parts, rep = split_by_prompt(res.pairs, {"train": 0.7, "test": 0.3})
+    parts, rep = split_by_prompt(res.pairs, fractions={"train": 0.7, "test": 0.3})
     assert rep["prompts_in_two_parts"] == 0 and sum(p.height for p in parts.values()) == 40

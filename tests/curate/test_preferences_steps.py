@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from preference_examples import MALFORMED, hh_transcripts, rankings, ratings, votes
 
-from tamis.curate.preferences.examples import MALFORMED, hh_transcripts, rankings, ratings, votes
-from tamis.errors import SpecError, StepError
+from tamis.errors import DataError, SpecError
 from tamis.pipelines.registry import get_step_type
 from tamis.pipelines.runner import run_step
 
@@ -58,13 +58,13 @@ def test_params_are_checked_against_the_kind() -> None:
 
 
 def test_bad_input_errors_name_the_column() -> None:
-    with pytest.raises(StepError) as err:
+    with pytest.raises(DataError) as err:
         run_step("preference_pairs", {"input": ratings(2).drop("response")}, {"from": "ratings"})
     assert err.value.column == "response"
-    with pytest.raises(StepError, match="no valid preference pair"):
+    with pytest.raises(DataError, match="no valid preference pair"):
         run_step("preference_pairs", {"input": ratings(2).with_columns(pl.lit("x").alias("score"))},
                  {"from": "ratings"})  # fmt: skip
-    with pytest.raises(StepError, match="needs preference pairs"):
+    with pytest.raises(DataError, match="needs preference pairs"):
         run_step("preference_curate", {"input": ratings(2)}, {})
 
 

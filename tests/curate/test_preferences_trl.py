@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from preference_examples import hh_transcripts, rankings, ratings, votes
 
 from tamis.curate.preferences import (
     pairs_from_rankings,
@@ -22,7 +23,6 @@ from tamis.curate.preferences import (
     pairs_from_votes,
     tone_pairs,
 )
-from tamis.curate.preferences.examples import hh_transcripts, rankings, ratings, votes
 
 pytest.importorskip("trl")
 
@@ -132,7 +132,7 @@ def train_rm(df: pl.DataFrame, tokenizer: Any, out: Path) -> float:
 BUILDERS: dict[str, Callable[[str], pl.DataFrame]] = {
     "transcripts": lambda fmt: pairs_from_transcripts(hh_transcripts(N), format=fmt).pairs,
     "ratings": lambda fmt: (
-        pairs_from_ratings(ratings(N), annotator_col="annotator", format=fmt).pairs
+        pairs_from_ratings(ratings(N), columns={"annotator": "annotator"}, format=fmt).pairs
     ),
     "rankings": lambda fmt: pairs_from_rankings(rankings(N), format=fmt).pairs,
     "votes": lambda fmt: pairs_from_votes(votes(N), format=fmt).pairs,

@@ -15,11 +15,10 @@ from typing import Any
 
 import polars as pl
 
-from tamis.errors import StepError
+from tamis.errors import DataError
 
 MESSAGE = pl.Struct({"role": pl.String, "content": pl.String})
 MESSAGES = pl.List(MESSAGE)
-FORMATS = ("standard", "conversational")
 #: the schema of the `dropped` output: one row per dropped input row, candidate pair or prompt
 DROPPED_SCHEMA = {
     "reason": pl.String,
@@ -82,27 +81,7 @@ class Drops:
         return pl.DataFrame(self.records, schema=DROPPED_SCHEMA)
 
 
-def require_columns(df: pl.DataFrame, columns: dict[str, str], kind: str) -> None:
-    """Raise a StepError naming the first missing column, the present ones and the param to set."""
-    for param, col in columns.items():
-        if col not in df.columns:
-            raise StepError(
-                f"preference_pairs (from: {kind}) needs a column '{col}' (param `{param}`), "
-                f"but the input has: {', '.join(df.columns) or '(no columns)'}",
-                column=col,
-                fix=f"rename the column, or map it: `columns: {{{param.removesuffix('_col')}: "
-                f"<column>}}` in the pipeline step (`{param}=` in Python)",
-            )
-
-
-def check_format(format: str) -> None:
-    if format not in FORMATS:
-        raise StepError(
-            f"unknown format '{format}'", field="format", fix="use 'standard' or 'conversational'"
-        )
-
-
-def nothing_left(kind: str, report: dict[str, Any]) -> StepError:
+def nothing_left(kind: str, report: dict[str, Any]) -> DataError:
     """The error raised when no valid pair is left: it carries the per-reason counts."""
     reasons = {
         **report.get("dropped_rows", {}),
@@ -110,7 +89,7 @@ def nothing_left(kind: str, report: dict[str, Any]) -> StepError:
         **report.get("dropped_prompts", {}),
     }
     top = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
-    return StepError(
+    return DataError(
         f"no valid preference pair is left from {report.get('rows_in', 0)} input rows "
         f"(from: {kind}); dropped by reason: {top or 'none (the input is empty)'}",
         fix="check the column params and the input format; the `dropped` output lists every "
@@ -122,6 +101,14 @@ def nothing_left(kind: str, report: dict[str, Any]) -> StepError:
 def user_messages(prompt: pl.Expr) -> pl.Expr:
     """A one-turn conversation from a plain-text prompt."""
     return pl.concat_list(pl.struct(role=pl.lit("user"), content=prompt))
+
+
+def single_turn(pairs: pl.DataFrame) -> pl.DataFrame:
+    """The canonical frame of pairs on one-turn text prompts: their messages and `n_turns = 1`."""
+    return pairs.with_columns(
+        user_messages(pl.col("prompt")).alias("prompt_messages"),
+        pl.lit(1, dtype=pl.Int64).alias("n_turns"),
+    )
 
 
 def assistant_message(text: pl.Expr) -> pl.Expr:
@@ -163,7 +150,6 @@ def n_user_turns(df: pl.DataFrame) -> pl.Series:
 
 def finalize(canon: pl.DataFrame, format: str, keep_both: bool = True) -> pl.DataFrame:
     """Canonical frame -> TRL columns first (`prompt`, `chosen`, `rejected`), metadata after."""
-    check_format(format)
     meta = [
         c for c in canon.columns if c not in ("prompt", "chosen", "rejected", "prompt_messages")
     ]

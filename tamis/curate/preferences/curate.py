@@ -1,4 +1,4 @@
-"""Curation of preference pairs: identical/empty pairs, exact duplicates, length bias, prompt splits.
+"""Curation of preference pairs: identical/empty pairs, duplicates, eval leakage, length bias.
 
 Works on the output of any builder, in the standard (text) or conversational (messages) format.
 
@@ -9,18 +9,18 @@ Works on the output of any builder, in the standard (text) or conversational (me
 - `rebalance_by_length` removes (seeded) pairs of the majority side among "chosen is longer" and
   "chosen is shorter" until both sides have the same count, so length stops predicting the label
   (`length_rebalance`); pairs of equal length are kept.
-- `split_by_prompt` assigns whole prompts to parts, so no prompt lands in two parts.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from pydantic import Field
 
+from tamis.config import Config, load_config
 from tamis.curate.preferences.common import (
     Drops,
     PairResult,
@@ -29,13 +29,47 @@ from tamis.curate.preferences.common import (
 )
 from tamis.curate.preferences.overlap import leaked_prompts, near_duplicate_prompts
 from tamis.curate.preferences.stats import build_report, length_bias, length_diffs
-from tamis.errors import StepError
+from tamis.errors import DataError
 
 
-def _require_pairs(df: pl.DataFrame, what: str) -> None:
+class PreferenceCurateConfig(Config):
+    """What `preference_curate` drops, and whether it rebalances length."""
+
+    drop_identical: bool = Field(True, description="drop pairs whose chosen equals rejected")
+    drop_empty: bool = Field(True, description="drop pairs with an empty prompt or response")
+    dedup_pairs: bool = Field(True, description="drop exact duplicate (prompt, chosen, rejected)")
+    dedup_normalize: bool = Field(
+        True, description="compare duplicates after strip + casefold + NFKC"
+    )
+    near_dedup_prompts: bool = Field(
+        False,
+        description="drop pairs whose prompt is a near duplicate of an earlier, different prompt",
+    )
+    near_threshold: float = Field(
+        0.8, gt=0.0, le=1.0, description="word 5-gram Jaccard at which prompts are near duplicates"
+    )
+    against_column: str = Field(
+        "prompt", description="the prompt column of the `against` eval sets (text or messages)"
+    )
+    leakage_near_threshold: float | None = Field(
+        0.8,
+        gt=0.0,
+        le=1.0,
+        description="near-duplicate Jaccard counted as leakage into `against` (null: exact and "
+        "13-gram overlap only)",
+    )
+    rebalance_length: bool = Field(
+        False,
+        description="downsample so chosen is longer in as many pairs as it is shorter (seeded)",
+    )
+    length_unit: Literal["chars", "words"] = Field("chars", description="how length is counted")
+
+
+def require_pairs(df: pl.DataFrame, what: str) -> None:
+    """Raise a DataError unless `df` has the columns prompt, chosen and rejected."""
     missing = [c for c in ("prompt", "chosen", "rejected") if c not in df.columns]
     if missing:
-        raise StepError(
+        raise DataError(
             f"{what} needs preference pairs (prompt, chosen, rejected); the input has no "
             f"column '{missing[0]}' (columns: {', '.join(df.columns)})",
             column=missing[0],
@@ -84,166 +118,122 @@ def rebalance_by_length(
     return df.filter(~mask), mask
 
 
-def curate_pairs(
-    df: pl.DataFrame,
-    *,
-    drop_identical: bool = True,
-    drop_empty: bool = True,
-    dedup_pairs: bool = True,
-    dedup_normalize: bool = True,
-    near_dedup_prompts: bool = False,
-    near_threshold: float = 0.8,
-    against: Mapping[str, pl.DataFrame] | None = None,
-    against_column: str = "prompt",
-    leakage_near_threshold: float | None = 0.8,
-    rebalance_length: bool = False,
-    length_unit: str = "chars",
-    seed: int = 0,
-) -> PairResult:
-    """Clean a preference frame; the report has counts per reason and length bias before/after.
-
-    `near_dedup_prompts` drops the pairs of a prompt that is a near duplicate (word 5-gram Jaccard
-    >= `near_threshold`, `tamis.curate.near_dedup`) of an earlier, different prompt
-    (`near_duplicate_prompt`). `against` (name -> eval frame) drops the pairs whose prompt leaks
-    into an eval set's `against_column` (exact after normalisation, near duplicate, or a shared
-    13-gram; `tamis.curate.leakage`): reason `eval_leakage`.
-    """
-    _require_pairs(df, "preference_curate")
-    if length_unit not in ("chars", "words"):
-        raise StepError("length_unit must be chars or words", field="length_unit", fix="chars")
-    drops = Drops()
-    rows_in = df.height
-    before = length_bias(df, length_unit)
-    p, c, r = (text_view(df, col).fill_null("") for col in ("prompt", "chosen", "rejected"))
+def _drop_bad_pairs(
+    df: pl.DataFrame, texts: tuple[pl.Series, pl.Series, pl.Series], config: PreferenceCurateConfig,
+    drops: Drops,
+) -> pl.Series:  # fmt: skip
+    """The keep mask after empty and identical pairs."""
+    p, c, r = texts
     keep = pl.Series("keep", [True] * df.height)
-    if drop_empty:
+    if config.drop_empty:
         empty_p = p.str.strip_chars() == ""
         _record(drops, df, empty_p, "empty_prompt")
         empty_r = ~empty_p & ((c.str.strip_chars() == "") | (r.str.strip_chars() == ""))
         _record(drops, df, empty_r, "empty_response")
         keep = keep & ~empty_p & ~empty_r
-    if drop_identical:
+    if config.drop_identical:
         same = keep & (c.str.strip_chars() == r.str.strip_chars())
         _record(drops, df, same, "identical")
         keep = keep & ~same
-    dedup_report: dict[str, Any] | None = None
-    if dedup_pairs and keep.any():
-        from tamis.curate.dedup import exact_dedup
+    return keep
 
-        keys = pl.DataFrame({"prompt": p, "chosen": c, "rejected": r}).filter(keep)
-        flagged, dedup_report, _ = exact_dedup(
-            keys,
-            ["prompt", "chosen", "rejected"],
-            normalize=dedup_normalize,
-            action="flag",
-            max_examples=0,
-            step="preference_curate",
+
+def _duplicate_pairs(
+    df: pl.DataFrame, texts: tuple[pl.Series, pl.Series, pl.Series], keep: pl.Series,
+    normalize: bool, drops: Drops,
+) -> tuple[pl.Series, dict[str, Any]]:  # fmt: skip
+    """Exact duplicate (prompt, chosen, rejected) among the kept rows, via `exact_dedup`."""
+    from tamis.curate.dedup import DedupConfig, exact_dedup
+
+    p, c, r = texts
+    keys = pl.DataFrame({"prompt": p, "chosen": c, "rejected": r}).filter(keep)
+    config = DedupConfig(
+        columns=["prompt", "chosen", "rejected"], normalize=normalize, action="flag", max_examples=0
+    )
+    flagged, dedup_report, _ = exact_dedup(keys, config)
+    assert isinstance(flagged, pl.DataFrame)
+    dup = np.zeros(df.height, dtype=bool)
+    dup[keep.arg_true().to_numpy()] = flagged.get_column("is_duplicate_issue").to_numpy()
+    dup_s = pl.Series("dup", dup)
+    _record(drops, df, dup_s, "duplicate_pair")
+    report = {k: dedup_report[k] for k in ("duplicates", "clusters", "normalize")}
+    return keep & ~dup_s, report
+
+
+def _leaked(
+    df: pl.DataFrame, prompts: pl.Series, keep: pl.Series, against: Mapping[str, pl.DataFrame],
+    config: PreferenceCurateConfig, seed: int, drops: Drops,
+) -> tuple[pl.Series, dict[str, Any]]:  # fmt: skip
+    """Drop the kept pairs whose prompt leaks into an eval set."""
+    col = config.against_column
+    evals = {}
+    for name, frame in against.items():
+        if col not in frame.columns:
+            raise DataError(
+                f"the eval set '{name}' has no column '{col}'",
+                column=col,
+                fix=f"set `against_column` to one of: {', '.join(frame.columns)}",
+            )
+        evals[name] = text_view(frame, col)
+    mask, report = leaked_prompts(
+        prompts, evals, near_threshold=config.leakage_near_threshold, seed=seed
+    )
+    leaked = keep & pl.Series(mask)
+    _record(drops, df, leaked, "eval_leakage")
+    return keep & ~leaked, report
+
+
+def curate_pairs(
+    df: pl.DataFrame,
+    config: PreferenceCurateConfig | None = None,
+    *,
+    against: Mapping[str, pl.DataFrame] | None = None,
+    seed: int = 0,
+    **params: Any,
+) -> PairResult:
+    """Clean a preference frame; the report has counts per reason and length bias before/after.
+
+    `config` (or its fields as `params`) says what is dropped. `near_dedup_prompts` drops the
+    pairs of a prompt that is a near duplicate (word 5-gram Jaccard >= `near_threshold`,
+    `tamis.curate.dedup.near_dedup_text`) of an earlier, different prompt
+    (`near_duplicate_prompt`). `against` (name -> eval frame) drops the pairs whose prompt leaks
+    into an eval set's `against_column` (exact after normalisation, near duplicate, or a shared
+    13-gram; `tamis.curate.leakage`): reason `eval_leakage`.
+    """
+    if config is None:
+        config = load_config(PreferenceCurateConfig, params, prefix="curate_pairs")
+    require_pairs(df, "preference_curate")
+    unit = config.length_unit
+    drops = Drops()
+    texts = tuple(text_view(df, col).fill_null("") for col in ("prompt", "chosen", "rejected"))
+    assert len(texts) == 3
+    extra: dict[str, Any] = {
+        "length_bias_before": length_bias(df, unit),
+        "rebalanced": config.rebalance_length,
+    }
+    keep = _drop_bad_pairs(df, texts, config, drops)
+    if config.dedup_pairs and keep.any():
+        keep, dedup_report = _duplicate_pairs(df, texts, keep, config.dedup_normalize, drops)
+    else:
+        dedup_report = None
+    if config.near_dedup_prompts and keep.any():
+        _, near, extra["near_dedup_prompts"] = near_duplicate_prompts(
+            texts[0], config.near_threshold, seed
         )
-        assert isinstance(flagged, pl.DataFrame)
-        dup = np.zeros(df.height, dtype=bool)
-        dup[keep.arg_true().to_numpy()] = flagged.get_column("is_duplicate_issue").to_numpy()
-        dup_s = pl.Series("dup", dup)
-        _record(drops, df, dup_s, "duplicate_pair")
-        keep = keep & ~dup_s
-    extra: dict[str, Any] = {"length_bias_before": before, "rebalanced": rebalance_length}
-    if near_dedup_prompts and keep.any():
-        _, near, extra["near_dedup_prompts"] = near_duplicate_prompts(p, near_threshold, seed)
         near = keep & near
         _record(drops, df, near, "near_duplicate_prompt")
         keep = keep & ~near
     if against and keep.any():
-        evals = {}
-        for name, frame in against.items():
-            if against_column not in frame.columns:
-                raise StepError(
-                    f"the eval set '{name}' has no column '{against_column}'",
-                    column=against_column,
-                    fix=f"set `against_column` to one of: {', '.join(frame.columns)}",
-                )
-            evals[name] = text_view(frame, against_column)
-        mask, extra["leakage"] = leaked_prompts(
-            p, evals, near_threshold=leakage_near_threshold, seed=seed
-        )
-        leaked = keep & pl.Series(mask)
-        _record(drops, df, leaked, "eval_leakage")
-        keep = keep & ~leaked
+        keep, extra["leakage"] = _leaked(df, texts[0], keep, against, config, seed, drops)
     out = df.filter(keep)
-    if rebalance_length and out.height:
-        out_bal, removed = rebalance_by_length(out, seed, length_unit)
+    if config.rebalance_length and out.height:
+        out_bal, removed = rebalance_by_length(out, seed, unit)
         _record(drops, out, removed, "length_rebalance")
         out = out_bal
     if dedup_report is not None:
-        extra["dedup"] = {k: dedup_report[k] for k in ("duplicates", "clusters", "normalize")}
-    report = build_report("curate", rows_in, out, drops, extra=extra)
-    report["length_bias"] = length_bias(out, length_unit)
+        extra["dedup"] = dedup_report
+    report = build_report("curate", df.height, out, drops, extra=extra)
+    report["length_bias"] = length_bias(out, unit)
     if out.height == 0:
         raise nothing_left("curate", report)
     return PairResult(out, report, drops.frame())
-
-
-def _unit_hash(keys: pl.Series, seed: int) -> np.ndarray:
-    """A stable number in [0, 1) per key (blake2b of seed + key): same key, same number, anywhere."""
-    salt = str(seed).encode()[:64]
-    values = keys.fill_null("").to_list()
-    unit: dict[str, float] = {}
-    for k in set(values):
-        h = hashlib.blake2b(k.encode(), digest_size=8, key=salt).digest()
-        unit[k] = int.from_bytes(h, "big") / 2.0**64
-    return np.array([unit[k] for k in values], dtype=np.float64)
-
-
-def split_by_prompt(
-    df: pl.DataFrame,
-    fractions: dict[str, float],
-    seed: int = 0,
-    groups: pl.Series | None = None,
-    near_threshold: float | None = None,
-) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
-    """Split pairs into named parts by prompt: every pair of a prompt lands in the same part.
-
-    Each distinct prompt (its full text, every turn) is placed by a seeded hash of its text, so the
-    assignment of a prompt does not depend on the other rows (adding data never moves a prompt to
-    another part). Pass `groups` (one key per row) to keep other groups together instead, e.g.
-    near-duplicate clusters; `near_threshold` does that for near-duplicate prompts (word 5-gram
-    Jaccard >= the threshold, via `tamis.curate.near_dedup`), so a reworded prompt cannot sit in
-    train while its twin is in test. Part sizes follow `fractions` in expectation, over prompts.
-    """
-    _require_pairs(df, "prompt_split")
-    names = list(fractions)
-    total = sum(fractions.values())
-    if len(names) < 2 or any(f <= 0 for f in fractions.values()) or abs(total - 1) > 1e-6:
-        raise StepError(
-            f"fractions must be >= 2 positive shares summing to 1, got {fractions}",
-            field="fractions",
-            fix="e.g. fractions: {train: 0.9, test: 0.1}",
-        )
-    if df.height == 0:
-        raise StepError("the input is empty: nothing to split", fix="check the previous step")
-    grouped_by = "prompt" if groups is None else "groups"
-    if groups is None and near_threshold is not None:
-        groups, _, _ = near_duplicate_prompts(text_view(df, "prompt"), near_threshold, seed)
-        grouped_by = f"near-duplicate prompts (jaccard >= {near_threshold})"
-    key = groups if groups is not None else text_view(df, "prompt")
-    u = _unit_hash(key.cast(pl.String), seed)
-    edges = np.cumsum([fractions[n] for n in names])
-    part = np.minimum(np.searchsorted(edges, u, side="right"), len(names) - 1)
-    prompt_text = text_view(df, "prompt")
-    frames: dict[str, pl.DataFrame] = {}
-    sizes: dict[str, dict[str, int]] = {}
-    seen: list[set[str]] = []
-    for i, name in enumerate(names):
-        mask = pl.Series(part == i)
-        frames[name] = df.filter(mask)
-        prompts = set(prompt_text.filter(mask).to_list())
-        seen.append(prompts)
-        sizes[name] = {"pairs": frames[name].height, "prompts": len(prompts)}
-    shared = sum(len(a & b) for i, a in enumerate(seen) for b in seen[i + 1 :])
-    report = {
-        "rows_in": df.height,
-        "prompts": prompt_text.n_unique(),
-        "parts": sizes,
-        "fractions": fractions,
-        "prompts_in_two_parts": shared,
-        "grouped_by": grouped_by,
-    }
-    return frames, report

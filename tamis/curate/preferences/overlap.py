@@ -18,15 +18,15 @@ def near_duplicate_prompts(
 ) -> tuple[pl.Series, pl.Series, dict[str, Any]]:
     """Per row: a group key (near-duplicate prompts share one), whether the row's prompt is a near
     duplicate of an *earlier, different* prompt, and the near_dedup report."""
-    from tamis.curate.dedup import near_dedup_text
+    from tamis.curate.dedup import NearDedupConfig, near_dedup_text
 
     uniq = pl.DataFrame({"prompt": prompts.unique(maintain_order=True)})
     if uniq.height < 2:
         return prompts.alias("group"), pl.Series("dup", [False] * prompts.len()), {"clusters": 0}
-    flagged, report, _, _ = near_dedup_text(
-        uniq, "prompt", ngram=ngram, threshold=threshold, seed=seed, action="flag",
-        max_examples=0, step="preferences",
-    )  # fmt: skip
+    config = NearDedupConfig(
+        column="prompt", ngram=ngram, threshold=threshold, action="flag", max_examples=0
+    )
+    flagged, report, _, _ = near_dedup_text(uniq, config, seed=seed)
     assert isinstance(flagged, pl.DataFrame)
     keys = flagged.select(
         "prompt",

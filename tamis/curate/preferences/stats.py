@@ -16,24 +16,13 @@ one, a reward model can score well by counting tokens. Three views of it:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from tamis.curate.preferences.common import Drops, n_user_turns, text_view
-
-
-def wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a proportion k/n."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+from tamis.stats import wilson
 
 
 def length_diffs(pairs: pl.DataFrame, unit: str = "chars") -> np.ndarray:

@@ -8,15 +8,35 @@ length: see `length_matched`).
 
     from tamis.curate.preferences import tone_pairs
     df = tone_pairs(200, noise=0.1, seed=0)    # prompt, chosen, rejected, synthetic, label_flipped, topic
+    df = tone_pairs(TonePairsConfig(n=200, noise=0.1), seed=0)      # the same
 """
 
 from __future__ import annotations
 
 import random
+from typing import Any, Literal
 
 import polars as pl
+from pydantic import Field
 
-from tamis.errors import TamisError
+from tamis.config import Config, load_config
+
+
+class TonePairsConfig(Config):
+    """How many synthetic tone-control pairs, how noisy, and in which format."""
+
+    n: int = Field(1000, ge=1, description="number of pairs")
+    noise: float = Field(
+        0.0, ge=0.0, lt=1.0, description="share of pairs whose chosen/rejected are swapped"
+    )
+    length_matched: bool = Field(
+        False,
+        description="pad replies with same-tone filler so length no longer predicts the label",
+    )
+    format: Literal["standard", "conversational"] = Field(
+        "standard", description="text columns (HH style) or {role, content} message lists"
+    )
+
 
 Fact = tuple[str, str, str]  # (topic, question, one-sentence answer)
 
@@ -159,46 +179,26 @@ def _pad(rng: random.Random, parts: list[str], pool: list[str], target: int) -> 
     return out
 
 
-def tone_pairs(
-    n: int,
-    noise: float = 0.0,
-    seed: int = 0,
-    *,
-    length_matched: bool = False,
-    format: str = "standard",
-) -> pl.DataFrame:
-    """`n` synthetic tone-control pairs: concise friendly reply (chosen) vs verbose formal (rejected).
+def tone_pairs(config: TonePairsConfig | int, *, seed: int = 0, **params: Any) -> pl.DataFrame:
+    """Synthetic tone-control pairs: concise friendly reply (chosen) vs verbose formal (rejected).
 
-    Args:
-        n: number of pairs.
-        noise: label-noise rate in [0, 1): each pair's chosen/rejected are swapped with this
-            probability (`label_flipped` says which ones; useful to test noise detection).
-        seed: all randomness comes from it; the same arguments give the same frame.
-        length_matched: pad the friendly reply with friendly filler (and, in half of the pairs, the
-            formal one with formal filler) so that length no longer predicts the label (chosen is
-            longer in about half of the pairs): a control for the length-bias shortcut.
-        format: "standard" (text columns; the prompt ends with "\\n\\nAssistant:" and replies start
-            with a space, HH-RLHF style) or "conversational" (lists of {role, content} messages).
+    `config` is a `TonePairsConfig`, or the number of pairs `n` with the other fields as `params`:
+    `noise` flips chosen/rejected in that share of pairs (`label_flipped` says which ones; useful
+    to test noise detection); `length_matched` pads the friendly reply with friendly filler (and,
+    in half of the pairs, the formal one with formal filler) so that length no longer predicts the
+    label: a control for the length-bias shortcut; `format` "standard" (text columns; the prompt
+    ends with "\\n\\nAssistant:" and replies start with a space, HH-RLHF style) or
+    "conversational" (lists of {role, content} messages). All randomness comes from `seed`: the
+    same arguments give the same frame.
 
     Columns: prompt, chosen, rejected, synthetic (always True), label_flipped, topic.
     """
-    if not isinstance(n, int) or n < 1:
-        raise TamisError(
-            f"tone_pairs needs n >= 1, got {n!r}", field="n", fix="pass a positive size"
-        )
-    if not 0.0 <= noise < 1.0:
-        raise TamisError(
-            f"tone_pairs noise must be in [0, 1), got {noise!r}",
-            field="noise",
-            fix="pass the share of pairs whose labels are flipped, e.g. 0.1",
-        )
-    if format not in ("standard", "conversational"):
-        raise TamisError(
-            f"unknown format {format!r}", field="format", fix="use 'standard' or 'conversational'"
-        )
+    if not isinstance(config, TonePairsConfig):
+        config = load_config(TonePairsConfig, {"n": config, **params}, prefix="tone_pairs")
+    noise, length_matched = config.noise, config.length_matched
     rng = random.Random(seed)
     rows: list[dict[str, object]] = []
-    for _ in range(n):
+    for _ in range(config.n):
         topic, question, answer = _fact(rng)
         ask = rng.choice(_ASK).format(q=question, q_lower=question[0].lower() + question[1:])
         friendly, formal = _friendly(rng, answer), _formal(rng, answer)
@@ -220,7 +220,10 @@ def tone_pairs(
                 "topic": topic,
             }
         )
-    df = pl.DataFrame(rows)
+    return _in_format(pl.DataFrame(rows), config.format)
+
+
+def _in_format(df: pl.DataFrame, format: str) -> pl.DataFrame:
     if format == "standard":
         return df.with_columns(
             ("\n\nHuman: " + pl.col("prompt") + "\n\nAssistant:").alias("prompt"),
@@ -234,3 +237,20 @@ def tone_pairs(
             for c in ("chosen", "rejected")
         ),
     )
+
+
+def tone_report(df: pl.DataFrame, config: TonePairsConfig) -> dict[str, Any]:
+    """The report of a `tone_pairs` frame: it says `synthetic: true`, flips, topics, length bias."""
+    from tamis.curate.preferences.stats import length_bias
+
+    return {
+        "synthetic": True,
+        "rows_out": df.height,
+        "pairs_out": df.height,
+        "label_flipped": int(df.get_column("label_flipped").sum()),
+        "noise": config.noise,
+        "length_matched": config.length_matched,
+        "topics": dict(sorted(df.get_column("topic").value_counts().iter_rows())),
+        "length_bias": length_bias(df),
+        "note": "synthetic data generated from templates; not real human feedback",
+    }

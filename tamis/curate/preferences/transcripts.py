@@ -27,20 +27,16 @@ from typing import Any
 
 import polars as pl
 
-from tamis.curate.preferences.common import (
-    MESSAGES,
-    Drops,
-    PairResult,
-    check_format,
-    finalize,
-    nothing_left,
+from tamis.curate.preferences.common import MESSAGES, Drops, PairResult, finalize, nothing_left
+from tamis.curate.preferences.config import (
+    ASSISTANT,
+    HUMAN,
+    PreferencePairsConfig,
+    pairs_config,
     require_columns,
 )
 from tamis.curate.preferences.stats import build_report
-from tamis.errors import StepError
-
-HUMAN = "\n\nHuman:"
-ASSISTANT = "\n\nAssistant:"
+from tamis.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -140,27 +136,26 @@ def split_message_pair(
 
 def pairs_from_transcripts(
     df: pl.DataFrame,
+    config: PreferencePairsConfig | None = None,
     *,
-    chosen_col: str = "chosen",
-    rejected_col: str = "rejected",
-    human_marker: str = HUMAN,
-    assistant_marker: str = ASSISTANT,
-    format: str = "standard",
-    keep_both: bool = True,
     progress: Callable[..., None] | None = None,
+    **params: Any,
 ) -> PairResult:
     """HH-RLHF style rows -> pairs (`prompt`, `chosen`, `rejected`) plus `n_turns`, `source_row`.
 
-    Raises StepError on a missing column or when no row can be split (with counts per reason).
+    `config` is a `PreferencePairsConfig` with `from: transcripts`; or pass its fields as `params`.
+    Raises DataError on a missing column or when no row can be split (with counts per reason).
     """
-    check_format(format)
-    require_columns(df, {"chosen_col": chosen_col, "rejected_col": rejected_col}, "transcripts")
+    config = pairs_config("transcripts", config, **params)
+    cols = config.roles()
+    chosen_col, rejected_col = cols["chosen"], cols["rejected"]
+    require_columns(df, cols, "transcripts")
     drops = Drops()
     rows: list[dict[str, Any]] = []
     dtypes = [df.schema[chosen_col], df.schema[rejected_col]]
     as_messages = all(isinstance(t, pl.List) and isinstance(t.inner, pl.Struct) for t in dtypes)
     if not as_messages and any(isinstance(t, pl.List | pl.Struct) for t in dtypes):
-        raise StepError(
+        raise DataError(
             f"columns '{chosen_col}' and '{rejected_col}' must both be text or both be lists of "
             f"{{role, content}} messages, not {dtypes[0]} and {dtypes[1]}",
             column=chosen_col,
@@ -173,7 +168,7 @@ def pairs_from_transcripts(
     for i, (c, r) in enumerate(zip(chosen_s, rejected_s, strict=True)):
         if progress is not None and i % 5000 == 0:
             progress("splitting transcripts", completed=i, total=df.height)
-        parsed = split(c, r, human_marker, assistant_marker)
+        parsed = split(c, r, config.human_marker, config.assistant_marker)
         if isinstance(parsed, str):
             drops.add(parsed, "row", source_row=i, detail={"chosen": c, "rejected": r})
             continue
@@ -200,4 +195,4 @@ def pairs_from_transcripts(
     report = build_report("transcripts", df.height, canon, drops)
     if canon.height == 0:
         raise nothing_left("transcripts", report)
-    return PairResult(finalize(canon, format, keep_both), report, drops.frame())
+    return PairResult(finalize(canon, config.format, config.keep_both), report, drops.frame())

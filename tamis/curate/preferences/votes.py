@@ -23,17 +23,9 @@ import numpy as np
 import polars as pl
 
 from tamis.curate.agreement import fleiss_kappa, krippendorff_alpha_nominal
-from tamis.curate.preferences.common import (
-    Drops,
-    PairResult,
-    check_format,
-    finalize,
-    nothing_left,
-    require_columns,
-    user_messages,
-)
+from tamis.curate.preferences.common import Drops, PairResult, finalize, nothing_left, single_turn
+from tamis.curate.preferences.config import PreferencePairsConfig, pairs_config, require_columns
 from tamis.curate.preferences.stats import build_report
-from tamis.errors import StepError
 
 A_WORDS = ("a", "model_a", "response_a", "1", "left", "first")
 B_WORDS = ("b", "model_b", "response_b", "2", "right", "second")
@@ -54,38 +46,11 @@ def _side() -> pl.Expr:
     )
 
 
-def pairs_from_votes(
-    df: pl.DataFrame,
-    *,
-    prompt_col: str = "prompt",
-    a_col: str = "a",
-    b_col: str = "b",
-    winner_col: str = "winner",
-    annotator_col: str | None = "annotator",
-    min_agreement: float = 0.5,
-    min_votes: int = 1,
-    below: str = "drop",
-    ties: str = "drop",
-    format: str = "standard",
-    keep_both: bool = True,
-    seed: int = 0,
-) -> PairResult:
-    """Votes -> pairs with `agreement`, `n_votes`, `votes_chosen`, `votes_rejected`, `votes_tie`."""
-    check_format(format)
-    if below not in ("drop", "adjudicate"):
-        raise StepError(f"unknown below '{below}'", field="below", fix="use drop or adjudicate")
-    if ties not in ("drop", "keep"):
-        raise StepError(f"unknown ties '{ties}'", field="ties", fix="use drop or keep")
-    if not 0.0 <= min_agreement <= 1.0:
-        raise StepError("min_agreement must be in [0, 1]", field="min_agreement", fix="e.g. 0.6")
-    need = {"prompt_col": prompt_col, "a_col": a_col, "b_col": b_col, "winner_col": winner_col}
-    if annotator_col:
-        need["annotator_col"] = annotator_col
-    require_columns(df, need, "votes")
-    drops = Drops()
-    names = {"prompt": prompt_col, "a": a_col, "b": b_col, "winner": winner_col}
-    if annotator_col:
-        names["annotator"] = annotator_col
+def _vote_rows(
+    df: pl.DataFrame, names: dict[str, str], drops: Drops, per_annotator: bool
+) -> pl.DataFrame:
+    """Valid votes, each as (prompt, left, right, vote) with left < right so (a, b) and (b, a)
+    votes are pooled; bad rows and repeated votes of one annotator are dropped with a reason."""
     rows = df.with_row_index("__row").select(
         pl.col("__row").cast(pl.Int64),
         *[pl.col(s).cast(pl.String).alias(d) for d, s in names.items()],
@@ -98,7 +63,6 @@ def pairs_from_votes(
     same = pl.col("a") == pl.col("b")
     drops.add_frame(rows.filter(same).drop("side"), "identical_responses")
     rows = rows.filter(~same)
-    # canonical order: left < right, so (a, b) and (b, a) votes are pooled
     swap = pl.col("a") > pl.col("b")
     rows = rows.with_columns(
         pl.when(swap).then(pl.col("b")).otherwise(pl.col("a")).alias("left"),
@@ -110,15 +74,19 @@ def pairs_from_votes(
         .otherwise(pl.lit("right"))
         .alias("vote"),
     )
-    if annotator_col:
+    if per_annotator:
         first = rows.select(
             pl.struct("prompt", "left", "right", "annotator").is_first_distinct()
         ).to_series()
         drops.add_frame(rows.filter(~first).drop("side", "left", "right", "vote"), "duplicate_vote")
         rows = rows.filter(first)
-    key = ["prompt", "left", "right"]
-    g = (
-        rows.group_by(key, maintain_order=True)
+    return rows
+
+
+def _tally(rows: pl.DataFrame) -> pl.DataFrame:
+    """Per (prompt, left, right): votes for each side and for a tie, and the majority's share."""
+    return (
+        rows.group_by(["prompt", "left", "right"], maintain_order=True)
         .agg(
             pl.len().alias("n_votes"),
             (pl.col("vote") == "left").sum().alias("n_left"),
@@ -129,29 +97,40 @@ def pairs_from_votes(
             (pl.max_horizontal("n_left", "n_right", "n_tie") / pl.col("n_votes")).alias("agreement")
         )
     )
-    counts = g.select("n_left", "n_right", "n_tie").to_numpy()
+
+
+def _reason(rec: dict[str, Any], config: PreferencePairsConfig) -> tuple[str | None, bool]:
+    """Why a tallied pair is dropped (None: kept), and whether its majority is a tie."""
+    nl, nr, nt = rec["n_left"], rec["n_right"], rec["n_tie"]
+    reason = None
+    if rec["n_votes"] < config.min_votes:
+        reason = "few_votes"
+    elif nl == nr and nl >= nt:
+        reason = "no_majority"
+    elif rec["agreement"] < config.min_agreement:
+        reason = "low_agreement"
+    is_tie = reason is None and nt > max(nl, nr)
+    if is_tie and config.ties == "drop":
+        reason = "tie"
+    return reason, is_tie
+
+
+def _majority_pairs(
+    tally: pl.DataFrame, config: PreferencePairsConfig, drops: Drops, seed: int
+) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    """The kept pairs (chosen = the majority side) and the pairs left for adjudication."""
     rng = random.Random(seed)
     out: list[dict[str, Any]] = []
     review: list[dict[str, Any]] = []
-    for rec in g.iter_rows(named=True):
-        nl, nr, nt = rec["n_left"], rec["n_right"], rec["n_tie"]
-        reason = None
-        if rec["n_votes"] < min_votes:
-            reason = "few_votes"
-        elif nl == nr and nl >= nt:
-            reason = "no_majority"
-        elif rec["agreement"] < min_agreement:
-            reason = "low_agreement"
-        is_tie = reason is None and nt > max(nl, nr)
-        if is_tie and ties == "drop":
-            reason = "tie"
+    for rec in tally.iter_rows(named=True):
+        reason, is_tie = _reason(rec, config)
         if reason is not None:
             detail = {k: rec[k] for k in ("left", "right", "n_votes", "n_left", "n_right", "n_tie")}
             drops.add(reason, "pair", prompt=rec["prompt"], detail=detail)
-            if below == "adjudicate" and reason != "tie":
+            if config.below == "adjudicate" and reason != "tie":
                 review.append({**rec, "reason": reason})
             continue
-        left_wins = nl > nr or (is_tie and rng.random() < 0.5)
+        left_wins = rec["n_left"] > rec["n_right"] or (is_tie and rng.random() < 0.5)
         c, r = ("left", "right") if left_wins else ("right", "left")
         out.append(
             {
@@ -162,46 +141,75 @@ def pairs_from_votes(
                 "n_votes": rec["n_votes"],
                 "votes_chosen": rec[f"n_{c}"],
                 "votes_rejected": rec[f"n_{r}"],
-                "votes_tie": nt,
+                "votes_tie": rec["n_tie"],
                 "tie": is_tie,
             }
         )
-    schema = {
-        "prompt": pl.String, "chosen": pl.String, "rejected": pl.String,
-        "agreement": pl.Float64, "n_votes": pl.Int64, "votes_chosen": pl.Int64,
-        "votes_rejected": pl.Int64, "votes_tie": pl.Int64, "tie": pl.Boolean,
-    }  # fmt: skip
-    pairs = pl.DataFrame(out, schema=schema)
-    ag = g.get_column("agreement")
-    agreement: dict[str, Any] = {
+    return pl.DataFrame(out, schema=PAIR_SCHEMA), review
+
+
+#: the pairs' own columns from votes, in order
+PAIR_SCHEMA = {
+    "prompt": pl.String, "chosen": pl.String, "rejected": pl.String,
+    "agreement": pl.Float64, "n_votes": pl.Int64, "votes_chosen": pl.Int64,
+    "votes_rejected": pl.Int64, "votes_tie": pl.Int64, "tie": pl.Boolean,
+}  # fmt: skip
+
+
+def _agreement_report(
+    rows: pl.DataFrame, tally: pl.DataFrame, config: PreferencePairsConfig, per_annotator: bool
+) -> dict[str, Any]:
+    counts = tally.select("n_left", "n_right", "n_tie").to_numpy()
+    ag = tally.get_column("agreement")
+    some = tally.height > 0
+    out: dict[str, Any] = {
         "votes": rows.height,
-        "pairs_voted": g.height,
-        "mean": float(ag.mean()) if g.height else None,  # type: ignore[arg-type]
-        "unanimous_share": float((ag == 1.0).mean()) if g.height else None,  # type: ignore[arg-type]
-        "votes_per_pair": float(g.get_column("n_votes").mean()) if g.height else None,  # type: ignore[arg-type]
-        "fleiss_kappa": _finite(fleiss_kappa(counts)) if g.height else None,
-        "krippendorff_alpha": _finite(krippendorff_alpha_nominal(counts)) if g.height else None,
-        "min_agreement": min_agreement,
+        "pairs_voted": tally.height,
+        "mean": float(ag.mean()) if some else None,  # type: ignore[arg-type]
+        "unanimous_share": float((ag == 1.0).mean()) if some else None,  # type: ignore[arg-type]
+        "votes_per_pair": float(tally.get_column("n_votes").mean()) if some else None,  # type: ignore[arg-type]
+        "fleiss_kappa": _finite(fleiss_kappa(counts)) if some else None,
+        "krippendorff_alpha": _finite(krippendorff_alpha_nominal(counts)) if some else None,
+        "min_agreement": config.min_agreement,
     }
-    if annotator_col:
-        agreement["annotators"] = int(rows.get_column("annotator").n_unique())
-    canon = pairs.with_columns(
-        user_messages(pl.col("prompt")).alias("prompt_messages"),
-        pl.lit(1, dtype=pl.Int64).alias("n_turns"),
-    )
+    if per_annotator:
+        out["annotators"] = int(rows.get_column("annotator").n_unique())
+    return out
+
+
+def pairs_from_votes(
+    df: pl.DataFrame, config: PreferencePairsConfig | None = None, *, seed: int = 0, **params: Any
+) -> PairResult:
+    """Votes -> pairs with `agreement`, `n_votes`, `votes_chosen`, `votes_rejected`, `votes_tie`.
+
+    `config` is a `PreferencePairsConfig` with `from: votes`; or pass its fields as `params`. The
+    annotator column is used when the data has it.
+    """
+    config = pairs_config("votes", config, **params)
+    roles = config.roles()
+    names = {k: roles[k] for k in ("prompt", "a", "b", "winner")}
+    annotator = config.annotator_column(df.columns)
+    if annotator is not None:
+        names["annotator"] = annotator
+    require_columns(df, names, "votes")
+    drops = Drops()
+    rows = _vote_rows(df, names, drops, annotator is not None)
+    tally = _tally(rows)
+    pairs, review = _majority_pairs(tally, config, drops, seed)
+    canon = single_turn(pairs)
+    agreement = _agreement_report(rows, tally, config, annotator is not None)
     report = build_report(
-        "votes", df.height, canon, drops, pairs_in=g.height, extra={"agreement": agreement}
+        "votes", df.height, canon, drops, pairs_in=tally.height, extra={"agreement": agreement}
     )
     report["adjudicate"] = len(review)
     if canon.height == 0:
         raise nothing_left("votes", report)
-    adjudicate = pl.DataFrame(
-        review,
-        schema={**g.schema, "reason": pl.String},
-    ).rename(
+    adjudicate = pl.DataFrame(review, schema={**tally.schema, "reason": pl.String}).rename(
         {"left": "a", "right": "b", "n_left": "votes_a", "n_right": "votes_b", "n_tie": "votes_tie"}
     )
-    return PairResult(finalize(canon, format, keep_both), report, drops.frame(), adjudicate)
+    return PairResult(
+        finalize(canon, config.format, config.keep_both), report, drops.frame(), adjudicate
+    )
 
 
 def _finite(x: float) -> float | None:

@@ -1,4 +1,4 @@
-"""Per-response ratings (UltraFeedback style) and rankings -> preference pairs.
+"""Per-response ratings (UltraFeedback style) -> preference pairs; the pairing of scored responses.
 
 Ratings: rows (prompt, response, score[, annotator]). Several ratings of the same response are
 aggregated (`mean`, `median`, or `majority` = the most frequent score, the mean of the tied modes on
@@ -13,9 +13,8 @@ A pair needs `score_gap >= margin` (`below_margin` otherwise). Equal scores are 
 With an `annotator` column each pair also gets `agreement`: the share of annotators who rated both
 responses and ordered them the same way as the aggregate (equal scores count one half).
 
-Rankings: rows (prompt, responses) with the list ordered best first, or long rows (prompt, response,
-rank) with rank 1 the best. Ranks become scores (score = -rank) and the same strategies apply;
-several rankings of a prompt are aggregated by mean rank. `chosen_rank`/`rejected_rank` are kept.
+`pairs_from_scored` is shared with rankings (`tamis.curate.preferences.rankings`), whose ranks
+become scores.
 """
 
 from __future__ import annotations
@@ -28,24 +27,12 @@ import polars as pl
 from tamis.curate.preferences.common import (
     Drops,
     PairResult,
-    check_format,
     finalize,
     nothing_left,
-    require_columns,
-    user_messages,
+    single_turn,
 )
+from tamis.curate.preferences.config import PreferencePairsConfig, pairs_config, require_columns
 from tamis.curate.preferences.stats import build_report
-from tamis.errors import StepError
-
-STRATEGIES = ("best_worst", "best_random", "all_pairs")
-AGGREGATES = ("mean", "median", "majority")
-
-
-def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise StepError(
-            f"unknown {name} '{value}'", field=name, fix=f"use one of {', '.join(valid)}"
-        )
 
 
 def parse_scores(
@@ -157,25 +144,11 @@ def _agreement(pairs: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def pairs_from_scored(
-    rows: pl.DataFrame,
-    drops: Drops,
-    *,
-    kind: str,
-    rows_in: int,
-    strategy: str,
-    margin: float,
-    ties: str,
-    aggregate: str,
-    format: str,
-    keep_both: bool,
-    seed: int,
+    rows: pl.DataFrame, drops: Drops, config: PreferencePairsConfig, *, rows_in: int, seed: int
 ) -> PairResult:
     """`rows` has prompt, response, score (higher is better) and maybe annotator."""
-    _check_choice("strategy", strategy, STRATEGIES)
-    _check_choice("ties", ties, ("drop", "keep"))
-    _check_choice("aggregate", aggregate, AGGREGATES)
-    if margin < 0:
-        raise StepError(f"margin must be >= 0, got {margin}", field="margin", fix="e.g. margin: 1")
+    kind, strategy, margin, ties = config.kind, config.strategy, config.margin, config.ties
+    aggregate = config.aggregate
     agg = _aggregate(rows, aggregate)
     rng = random.Random(seed)
     pair_rows: list[dict[str, Any]] = []
@@ -225,17 +198,14 @@ def pairs_from_scored(
             (-pl.col("chosen_score")).alias("chosen_rank"),
             (-pl.col("rejected_score")).alias("rejected_rank"),
         ).drop("chosen_score", "rejected_score")
-    canon = pairs.with_columns(
-        user_messages(pl.col("prompt")).alias("prompt_messages"),
-        pl.lit(1, dtype=pl.Int64).alias("n_turns"),
-    )
+    canon = single_turn(pairs)
     report = build_report(kind, rows_in, canon, drops, pairs_in=n_candidates, extra=extra)
     if canon.height == 0:
         raise nothing_left(kind, report)
-    return PairResult(finalize(canon, format, keep_both), report, drops.frame())
+    return PairResult(finalize(canon, config.format, config.keep_both), report, drops.frame())
 
 
-def _base_rows(df: pl.DataFrame, cols: dict[str, str | None], drops: Drops) -> pl.DataFrame:
+def base_rows(df: pl.DataFrame, cols: dict[str, str | None], drops: Drops) -> pl.DataFrame:
     """Select and rename the text columns, numbering rows; rows with a null text are dropped."""
     present = {k: v for k, v in cols.items() if v is not None}
     rows = df.with_row_index("__row").select(
@@ -254,107 +224,18 @@ def _base_rows(df: pl.DataFrame, cols: dict[str, str | None], drops: Drops) -> p
 
 
 def pairs_from_ratings(
-    df: pl.DataFrame,
-    *,
-    prompt_col: str = "prompt",
-    response_col: str = "response",
-    score_col: str = "score",
-    annotator_col: str | None = None,
-    strategy: str = "best_worst",
-    margin: float = 0.0,
-    ties: str = "drop",
-    aggregate: str = "mean",
-    format: str = "standard",
-    keep_both: bool = True,
-    seed: int = 0,
+    df: pl.DataFrame, config: PreferencePairsConfig | None = None, *, seed: int = 0, **params: Any
 ) -> PairResult:
-    """Per-response ratings -> pairs (see the module docstring)."""
-    check_format(format)
-    need = {"prompt_col": prompt_col, "response_col": response_col, "score_col": score_col}
-    if annotator_col:
-        need["annotator_col"] = annotator_col
-    require_columns(df, need, "ratings")
-    drops = Drops()
-    cols = {
-        "prompt": prompt_col,
-        "response": response_col,
-        "score": score_col,
-        "annotator": annotator_col,
-    }
-    rows = parse_scores(_base_rows(df, cols, drops), "score", drops)
-    return pairs_from_scored(
-        rows, drops, kind="ratings", rows_in=df.height, strategy=strategy, margin=margin,
-        ties=ties, aggregate=aggregate, format=format, keep_both=keep_both, seed=seed,
-    )  # fmt: skip
+    """Per-response ratings -> pairs (see the module docstring).
 
-
-def pairs_from_rankings(
-    df: pl.DataFrame,
-    *,
-    prompt_col: str = "prompt",
-    responses_col: str = "responses",
-    response_col: str = "response",
-    rank_col: str | None = None,
-    strategy: str = "best_worst",
-    margin: float = 0.0,
-    ties: str = "drop",
-    format: str = "standard",
-    keep_both: bool = True,
-    seed: int = 0,
-) -> PairResult:
-    """Rankings -> pairs: a list column ordered best first, or long rows with a rank (1 = best)."""
-    check_format(format)
+    `config` is a `PreferencePairsConfig` with `from: ratings`; or pass its fields as `params`
+    (`columns={"score": "rating"}`, `strategy="all_pairs"`, ...). The annotator column is used
+    when the data has it.
+    """
+    config = pairs_config("ratings", config, **params)
+    cols: dict[str, str | None] = dict(config.roles())
+    cols["annotator"] = config.annotator_column(df.columns)
+    require_columns(df, {k: v for k, v in cols.items() if v is not None}, "ratings")
     drops = Drops()
-    if rank_col is not None:
-        need = {"prompt_col": prompt_col, "response_col": response_col, "rank_col": rank_col}
-        require_columns(df, need, "rankings")
-        cols: dict[str, str | None] = {
-            "prompt": prompt_col,
-            "response": response_col,
-            "rank": rank_col,
-        }
-        rows = parse_scores(
-            _base_rows(df, cols, drops), "rank", drops, negate=True, what="rank"
-        ).drop("rank")
-    else:
-        require_columns(df, {"prompt_col": prompt_col, "responses_col": responses_col}, "rankings")
-        if not isinstance(df.schema[responses_col], (pl.List, pl.Array)):
-            raise StepError(
-                f"column '{responses_col}' must hold lists of responses ordered best first, "
-                f"not {df.schema[responses_col]}",
-                column=responses_col,
-                fix="give a list column, or long rows (prompt, response, rank; 1 = best) with "
-                "`columns: {rank: <column>}` in the pipeline (`rank_col=` in Python)",
-            )
-        base = df.with_row_index("__row").select(
-            pl.col("__row").cast(pl.Int64),
-            pl.col(prompt_col).cast(pl.String).alias("prompt"),
-            pl.col(responses_col).cast(pl.List(pl.String)).alias("responses"),
-        )
-        bad = (
-            pl.col("prompt").is_null()
-            | pl.col("responses").is_null()
-            | pl.col("responses").list.eval(pl.element().is_null()).list.any()
-        )
-        drops.add_frame(base.filter(bad), "missing_value")
-        base = base.filter(~bad)
-        short = base.filter(pl.col("responses").list.len() < 2)
-        drops.add_frame(short, "fewer_than_two_responses")
-        rows = (
-            base.filter(pl.col("responses").list.len() >= 2)
-            .with_columns(
-                pl.col("responses").list.eval(pl.int_range(pl.len()) + 1).alias("rank"),
-                pl.col("responses").alias("response"),
-            )
-            .explode("response", "rank")
-            .select(
-                "__row", "prompt", "response", (-pl.col("rank").cast(pl.Float64)).alias("score")
-            )
-        )
-        repeat = ~rows.select(pl.struct("__row", "response").is_first_distinct()).to_series()
-        drops.add_frame(rows.filter(repeat).drop("score"), "duplicate_response")
-        rows = rows.filter(~repeat)
-    return pairs_from_scored(
-        rows, drops, kind="rankings", rows_in=df.height, strategy=strategy, margin=margin,
-        ties=ties, aggregate="mean", format=format, keep_both=keep_both, seed=seed,
-    )  # fmt: skip
+    rows = parse_scores(base_rows(df, cols, drops), "score", drops)
+    return pairs_from_scored(rows, drops, config, rows_in=df.height, seed=seed)

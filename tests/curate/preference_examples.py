@@ -1,9 +1,9 @@
 """Synthetic example inputs for every `preference_pairs` kind, built from `tone_pairs`.
 
-For demos, tests and docs: offline and seeded. The friendly reply is always the better one, so the
+For the tests: offline and seeded. The friendly reply is always the better one, so the
 expected pairs are known. Like `tone_pairs`, this is generated data, not human feedback.
 
-    from tamis.curate.preferences.examples import hh_transcripts, ratings, rankings, votes
+    from preference_examples import hh_transcripts, ratings, rankings, votes   # in tests/curate
 """
 
 from __future__ import annotations
