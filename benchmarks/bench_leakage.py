@@ -71,20 +71,22 @@ def make(n_train: int, n_eval: int, seed: int = 0) -> tuple[pl.DataFrame, pl.Dat
 
 
 def run_tamis(train: pl.DataFrame, ev: pl.DataFrame) -> tuple[float, dict[str, int]]:
-    from tamis.curate.leakage import find_leakage
+    from tamis.curate.leakage import LeakageConfig, find_leakage
 
     with Timer() as timer:
         _, report, _ = find_leakage(
             train,
             {"eval": ev},
-            columns=FEATURES,
-            label="label",
-            group="user",
-            time="when",
-            text_column="text",
-            ngram=NGRAM,
-            near_threshold=None,
-            features=FEATURES + ["user"],
+            LeakageConfig(
+                columns=FEATURES,
+                label="label",
+                group="user",
+                time="when",
+                text="text",
+                ngram=NGRAM,
+                near_threshold=None,
+                features=FEATURES + ["user"],
+            ),
         )
     r = report["against"]["eval"]
     return timer.seconds, {

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from tamis.curate.label_features import check_label_dtype, null_label_mask
-from tamis.errors import StepError
+from tamis.curate.label_column import check_label_dtype, null_label_mask
+from tamis.errors import DataError
 
 MAX_CLASSES = 50
 
@@ -82,20 +82,18 @@ def target_leakage(
     bins: int = 32,
     smoothing: float = 1.0,
     seed: int = 0,
-    step: str = "leakage",
 ) -> pl.DataFrame:
     """One row per feature: feature, auc (with a 95% Hanley-McNeil CI: ci_low, ci_high),
     normalized_mutual_info, n, flagged (auc >= threshold), note."""
     if label not in df.columns:
-        raise StepError("label column not found", step=step, column=label, field="label")
-    check_label_dtype(df, label, where=step)
+        raise DataError("label column not found", column=label, field="label")
+    check_label_dtype(df, label)
     # a null label is not a class: rows without one are left out (find_leakage reports how many)
     df = df.filter(pl.Series(~null_label_mask(df[label])))
     y_s = df[label]
     if y_s.len() == 0:
-        raise StepError(
+        raise DataError(
             "label column is entirely null",
-            step=step,
             column=label,
             field="label",
             fix="name the column holding the class in `label`",
@@ -110,9 +108,8 @@ def target_leakage(
     if k < 2:
         note = "label has a single class: no AUC"
     if k > MAX_CLASSES:
-        raise StepError(
+        raise DataError(
             f"label has {k} classes; target leakage needs at most {MAX_CLASSES}",
-            step=step,
             column=label,
             field="label",
             fix="set target_auc_threshold: null to skip it, or give a class label",

@@ -10,8 +10,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tamis.curate.leakage import find_leakage
-from tamis.errors import StepError
+from tamis.curate.leakage import LeakageConfig, find_leakage
+from tamis.errors import DataError
 
 FEATURES = [
     "age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
@@ -39,7 +39,9 @@ def test_tabular_counts_equal_duckdb(
     train = _with_groups_and_time(adult_train_clean, 0, date(2020, 1, 1))
     test = _with_groups_and_time(adult_test_clean, 1, date(2021, 1, 1))
     out, report, tables = find_leakage(
-        train, {"test": test}, label="income", group="user", time="when", action="drop"
+        train,
+        {"test": test},
+        LeakageConfig(label="income", group="user", time="when", action="drop"),
     )
     rep = report["against"]["test"]
     con = duckdb.connect()
@@ -102,11 +104,7 @@ def test_text_counts_equal_duckdb(sms: pl.DataFrame) -> None:
     out, report, tables = find_leakage(
         train.drop("id"),
         test.drop("id"),
-        text_column="SMS",
-        label="Label",
-        ngram=8,
-        near_threshold=0.8,
-        action="flag",
+        LeakageConfig(text="SMS", label="Label", ngram=8, near_threshold=0.8, action="flag"),
     )
     rep = report["against"]["against"]
     con = duckdb.connect()
@@ -160,40 +158,46 @@ def test_target_leakage_flags_a_planted_feature(adult_train_clean: pl.DataFrame)
     base = adult_train_clean.filter(pl.col("income").is_not_null())
     noisy = (base["income"] == ">50K").to_numpy() ^ (rng.random(base.height) < 0.002)
     df = base.with_columns(pl.Series("leak", np.where(noisy, 10.0, 0.0) + rng.random(noisy.size)))
-    tl = find_leakage(df, df.head(10), label="income", columns=["age"]).report["target_leakage"]
+    tl = find_leakage(df, df.head(10), LeakageConfig(label="income", columns=["age"])).report[
+        "target_leakage"
+    ]
     assert tl["flagged_features"] == ["leak"]
     assert tl["features"][0]["auc"] > 0.99 and tl["features"][1]["auc"] < 0.9
 
 
 def test_bad_input() -> None:
     df = pl.DataFrame({"a": [1, 2], "t": ["x", "y"], "when": ["2020", "2021"]})
-    with pytest.raises(StepError, match="column 'label'"):
-        find_leakage(df, df, label="label")
-    with pytest.raises(StepError, match="no rows"):
+    with pytest.raises(DataError, match="column 'label'"):
+        find_leakage(df, df, LeakageConfig(label="label"))
+    with pytest.raises(DataError, match="no rows"):
         find_leakage(df, df.head(0))
-    with pytest.raises(StepError, match="column 'a'.*not a string"):
-        find_leakage(df, df, text_column="a")
-    with pytest.raises(StepError, match="column 'when'.*date/time"):
-        find_leakage(df, df, time="when")
-    with pytest.raises(StepError, match="no eval set"):
+    with pytest.raises(DataError, match="column 'a'.*not a string"):
+        find_leakage(df, df, LeakageConfig(text="a"))
+    with pytest.raises(DataError, match="column 'when'.*date/time"):
+        find_leakage(df, df, LeakageConfig(time="when"))
+    with pytest.raises(DataError, match="no eval set"):
         find_leakage(df, [])
 
 
 def test_mixed_dtypes_compare_without_false_matches() -> None:
     train = pl.DataFrame({"k": [1, 2, None], "g": ["a", "b", "c"]})
     ev = pl.DataFrame({"k": ["1", "x", "3"], "g": [1, 2, 3]})
-    rep = find_leakage(train, ev, columns=["k"], group="g").report["against"]["against"]
+    rep = find_leakage(train, ev, LeakageConfig(columns=["k"], group="g")).report["against"][
+        "against"
+    ]
     assert rep["exact"]["input_rows"] == 1  # "1" == 1; "x" is not null, so it matches nothing
     assert rep["group"]["shared_groups"] == 0
     ints = pl.DataFrame({"k": [1.0, 2.5]})
     assert (
-        find_leakage(train, ints, columns=["k"]).report["against"]["against"]["exact"]["input_rows"]
+        find_leakage(train, ints, LeakageConfig(columns=["k"])).report["against"]["against"][
+            "exact"
+        ]["input_rows"]
         == 1
     )
 
 
 def test_nothing_to_compare_is_an_error_not_a_silent_report() -> None:
-    with pytest.raises(StepError, match="shares no column"):
+    with pytest.raises(DataError, match="shares no column"):
         find_leakage(pl.DataFrame({"a": [1]}), {"test": pl.DataFrame({"b": [1]})})
 
 

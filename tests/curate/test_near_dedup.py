@@ -10,9 +10,15 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
-from tamis.curate.dedup import expand_pairs, near_dedup_tabular, near_dedup_text, text_pairs
+from tamis.curate.dedup import (
+    NearDedupConfig,
+    expand_pairs,
+    near_dedup_tabular,
+    near_dedup_text,
+    text_pairs,
+)
 from tamis.curate.dedup.minhash import lsh_params
-from tamis.errors import StepError
+from tamis.errors import DataError
 
 
 def _brute_force_pairs(texts: list[str | None], n: int, threshold: float) -> set[tuple[int, int]]:
@@ -50,7 +56,9 @@ def test_sms_recall_and_precision_against_brute_force(sms: pl.DataFrame) -> None
     assert len(truth) > 1000  # the bar is meaningful: many near-duplicate pairs
     assert recall >= 0.95 and precision >= 0.95, (recall, precision)
     # the step-level function agrees and reports the histogram of checked pairs
-    out, report, clusters, pairs = near_dedup_text(sms, "SMS", threshold=0.8, seed=0)
+    out, report, clusters, pairs = near_dedup_text(
+        sms, NearDedupConfig(column="SMS", threshold=0.8), seed=0
+    )
     assert report["verified_pairs"] + report["identical_shingle_sets"] == pairs.height
     assert sum(b["count"] for b in report["jaccard_histogram"]) == report["candidate_pairs"]
     assert report["rows_out"] == out.height == sms.height - report["duplicates"]
@@ -60,8 +68,8 @@ def test_sms_recall_and_precision_against_brute_force(sms: pl.DataFrame) -> None
 
 def test_deterministic_with_seed_and_flag(sms: pl.DataFrame) -> None:
     small = sms.head(1500)
-    a = near_dedup_text(small, "SMS", seed=3, action="flag")
-    b = near_dedup_text(small, "SMS", seed=3, action="flag")
+    a = near_dedup_text(small, NearDedupConfig(column="SMS", action="flag"), seed=3)
+    b = near_dedup_text(small, NearDedupConfig(column="SMS", action="flag"), seed=3)
     assert a.frame.equals(b.frame) and a.pairs.equals(b.pairs)
     flagged = a.frame
     assert flagged.height == small.height
@@ -84,7 +92,9 @@ def test_char_shingles_and_edits() -> None:
     df = pl.DataFrame(
         {"t": [base, base.replace("lazy", "lazzy"), "completely different text here", None]}
     )
-    out, report, _, pairs = near_dedup_text(df, "t", unit="char", ngram=4, threshold=0.7)
+    out, report, _, pairs = near_dedup_text(
+        df, NearDedupConfig(column="t", unit="char", ngram=4, threshold=0.7)
+    )
     assert pairs.select("left", "right").rows() == [(0, 1)]
     assert out["t"].to_list() == [base, "completely different text here", None]
     assert report["documents_without_shingles"] == 1
@@ -99,7 +109,10 @@ def test_tabular_blocking_with_tolerance() -> None:
         }
     )
     out, report, clusters, pairs = near_dedup_tabular(
-        df, ["city"], ["price", "rooms"], tolerance={"price": 0.5, "rooms": 0}
+        df,
+        NearDedupConfig(
+            categorical=["city"], numeric=["price", "rooms"], tolerance={"price": 0.5, "rooms": 0}
+        ),
     )
     assert sorted(pairs.select("left", "right").rows()) == [(0, 1), (0, 4)]
     assert out.height == 3 and report["clusters"] == 1
@@ -118,16 +131,16 @@ def test_tabular_blocking_with_tolerance() -> None:
 
 def test_bad_text_input() -> None:
     df = pl.DataFrame({"n": [1, 2], "t": [None, None]}, schema={"n": pl.Int64, "t": pl.String})
-    with pytest.raises(StepError, match="column 'n'.*not a string"):
-        near_dedup_text(df, "n")
-    with pytest.raises(StepError, match="column 't'.*entirely null"):
-        near_dedup_text(df, "t")
-    with pytest.raises(StepError, match="column 'x'"):
-        near_dedup_text(df, "x")
-    with pytest.raises(StepError, match="no rows"):
-        near_dedup_text(df.head(0), "t")
-    with pytest.raises(StepError, match="column 't'"):
-        near_dedup_tabular(df, [], ["t"])
+    with pytest.raises(DataError, match="column 'n'.*not a string"):
+        near_dedup_text(df, NearDedupConfig(column="n"))
+    with pytest.raises(DataError, match="column 't'.*entirely null"):
+        near_dedup_text(df, NearDedupConfig(column="t"))
+    with pytest.raises(DataError, match="column 'x'"):
+        near_dedup_text(df, NearDedupConfig(column="x"))
+    with pytest.raises(DataError, match="no rows"):
+        near_dedup_text(df.head(0), NearDedupConfig(column="t"))
+    with pytest.raises(DataError, match="column 't'"):
+        near_dedup_tabular(df, NearDedupConfig(categorical=[], numeric=["t"]))
 
 
 def test_ascii_fast_path_hashes_like_the_regex_path() -> None:

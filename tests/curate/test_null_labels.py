@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from tamis.curate.leakage import find_leakage
+from tamis.curate.leakage import LeakageConfig, find_leakage
 from tamis.pipelines.runner import build, run_step
 from tamis.pipelines.store import Store
 
@@ -105,7 +105,7 @@ def test_target_leakage_auc_matches_sklearn_on_adult(adult_read: pl.DataFrame) -
     assert n_null >= 1
     with pytest.warns(UserWarning, match="null label"):
         _, report, tables = find_leakage(
-            frame, {"eval": frame.head(50)}, label=label, target_auc_threshold=0.99
+            frame, {"eval": frame.head(50)}, LeakageConfig(label=label, target_auc_threshold=0.99)
         )
     tl = report["target_leakage"]
     assert tl["null_labels_dropped"] == n_null
@@ -122,12 +122,12 @@ def test_target_leakage_auc_matches_sklearn_on_adult(adult_read: pl.DataFrame) -
     assert aucs["label_copy"] == 1.0 and "label_copy" in tl["flagged_features"]
     filled = frame.with_columns(pl.col("label_copy").fill_null(frame["label_copy"][0]))
     _, rep2, _ = find_leakage(
-        filled, {"eval": frame.head(50)}, label=label, features=["label_copy"]
+        filled, {"eval": frame.head(50)}, LeakageConfig(label=label, features=["label_copy"])
     )
     assert rep2["target_leakage"]["features"][0]["auc"] == 1.0
     # the same figures with the null rows gone: nulls change nothing
     labelled = frame.filter(pl.col(label).is_not_null())
-    _, rep3, _ = find_leakage(labelled, {"eval": frame.head(50)}, label=label)
+    _, rep3, _ = find_leakage(labelled, {"eval": frame.head(50)}, LeakageConfig(label=label))
     assert rep3["target_leakage"]["null_labels_dropped"] == 0
     assert {r["feature"]: r["auc"] for r in rep3["target_leakage"]["features"]} == aucs
 
@@ -138,7 +138,7 @@ def test_target_leakage_multiclass_matches_sklearn_ovr(adult_read: pl.DataFrame)
     feats = [_col(frame, c) for c in ("relationship", "age", "native-country", "hours-per-week")]
     with pytest.warns(UserWarning, match="null label"):
         _, report, _ = find_leakage(
-            frame, {"eval": frame.head(20)}, label=label, features=feats, cv_folds=3
+            frame, {"eval": frame.head(20)}, LeakageConfig(label=label, features=feats, cv_folds=3)
         )
     assert report["target_leakage"]["null_labels_dropped"] == frame[label].null_count()
     pdf = frame.to_pandas()
@@ -166,7 +166,7 @@ def test_target_leakage_float_label_nan_is_null() -> None:
     y[:7] = np.nan
     df = pl.DataFrame({"x": x, "y": y, "noise": rng.random(400)})
     with pytest.warns(UserWarning, match="null label"):
-        _, rep, _ = find_leakage(df, {"e": df.head(5)}, label="y", columns=["noise"])
+        _, rep, _ = find_leakage(df, {"e": df.head(5)}, LeakageConfig(label="y", columns=["noise"]))
     tl = {r["feature"]: r for r in rep["target_leakage"]["features"]}
     assert rep["target_leakage"]["null_labels_dropped"] == 7
     assert tl["x"]["auc"] == 1.0 and tl["x"]["n"] == 393
@@ -179,7 +179,7 @@ def test_conflicting_labels_leave_null_labels_out() -> None:
     train = pl.DataFrame({"k": [1, 2, 3, 4], "y": ["a", None, "b", None]})
     test = pl.DataFrame({"k": [1, 2, 3, 4], "y": ["b", "a", None, None]})
     _, rep, tables = find_leakage(
-        train, {"test": test}, label="y", columns=["k"], target_auc_threshold=None
+        train, {"test": test}, LeakageConfig(label="y", columns=["k"], target_auc_threshold=None)
     )
     conflicts = rep["against"]["test"]["exact"]["conflicting_labels"]
     # only k=1 (a vs b) conflicts; a null on either side is no label, not a different one

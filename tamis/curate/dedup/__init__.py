@@ -13,14 +13,22 @@ Modules, by what they hold:
 """
 
 from tamis.curate.dedup.clusters import Action, Keep, NearDedupResult
-from tamis.curate.dedup.exact import DedupResult, exact_dedup
-from tamis.curate.dedup.near import TextPairs, expand_pairs, near_dedup_text, text_pairs
+from tamis.curate.dedup.exact import DedupConfig, DedupResult, exact_dedup
+from tamis.curate.dedup.near import (
+    NearDedupConfig,
+    TextPairs,
+    expand_pairs,
+    near_dedup_text,
+    text_pairs,
+)
 from tamis.curate.dedup.tabular import near_dedup_tabular, tabular_pairs
 
 __all__ = [
     "Action",
+    "DedupConfig",
     "DedupResult",
     "Keep",
+    "NearDedupConfig",
     "NearDedupResult",
     "TextPairs",
     "exact_dedup",

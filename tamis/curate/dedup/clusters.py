@@ -12,28 +12,22 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import polars as pl
 
-from tamis.errors import StepError
-
 Keep = Literal["first", "last", "none"]
 Action = Literal["drop", "flag"]
 
 
-def check_keep_action(keep: str, action: str, *, step: str) -> None:
-    if keep not in ("first", "last", "none"):
-        raise StepError(f"keep must be first, last or none, got {keep!r}", step=step, field="keep")
-    if action not in ("drop", "flag"):
-        raise StepError(f"action must be drop or flag, got {action!r}", step=step, field="action")
-
-
 def clusters_from_groups(groups: pl.DataFrame, members: str = "rows") -> pl.DataFrame:
-    """Number groups of row indices (a list column) densely by their first row -> cluster table."""
+    """Groups of row positions (a list column) -> cluster table sorted by cluster id.
+
+    A cluster's id is its first (lowest) row position, so it is the same however the rows were
+    split into buckets (an engine may find the clusters bucket by bucket).
+    """
     groups = groups.with_columns(
         pl.col(members).list.sort(),
         pl.col(members).list.len().cast(pl.Int64).alias("size"),
-        pl.col(members).list.min().alias("_first"),
-    ).sort("_first")
-    groups = groups.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("cluster_id"))
-    rest = [c for c in groups.columns if c not in ("cluster_id", "size", members, "_first")]
+        pl.col(members).list.min().cast(pl.Int64).alias("cluster_id"),
+    ).sort("cluster_id")
+    rest = [c for c in groups.columns if c not in ("cluster_id", "size", members)]
     return groups.select("cluster_id", "size", members, *rest)
 
 

@@ -1,7 +1,7 @@
 """Exact duplicate removal on chosen columns, after optional normalisation.
 
-    from tamis.curate.dedup import exact_dedup
-    out, report, clusters = exact_dedup(df, columns="all", normalize=True, keep="first")
+    from tamis.curate.dedup import DedupConfig, exact_dedup
+    out, report, clusters = exact_dedup(df, DedupConfig(normalize=True, keep="first"))
 
 Algorithm (vectorised, scales out): hash the normalised key of every row (64-bit), keep only the
 rows whose hash occurs more than once (typically a few percent), then group those candidate rows on
@@ -9,6 +9,12 @@ the real key values, so a hash collision can never merge two different rows. Onl
 grouped on full values, which makes this faster than a plain `unique` over every column. A
 `LazyFrame` input is processed with Polars' streaming engine and the output stays lazy, so data
 larger than memory works (only the hash table and the candidate rows are held).
+
+The same work split for an engine that partitions rows by key (the `dedup` step is `keyed`):
+`key_hashes` is the key (rows with equal normalised keys have equal hashes, so they meet in one
+bucket), `dedup_bucket` finds the clusters of one bucket on the real values and keeps or flags its
+rows, and `report_from_buckets` makes the report from all buckets. A cluster's id is its first row
+position and `keep` chooses by row position, so the result never depends on the buckets.
 
 Issue columns follow the cleanlab convention: with `action="flag"` rows are kept and get
 `<issue>_cluster` (cluster id or null), `is_<issue>_issue` (True for the rows `drop` would remove)
@@ -18,15 +24,16 @@ and `<issue>_score` in [0, 1] (0 for every member of a duplicate cluster, 1 othe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
-import numpy as np
 import polars as pl
+from pydantic import Field
 
+from tamis.config import Config
 from tamis.curate.dedup.clusters import (
     Action,
     Keep,
-    check_keep_action,
     clusters_from_groups,
     examples_table,
     membership,
@@ -34,11 +41,33 @@ from tamis.curate.dedup.clusters import (
     top_clusters,
 )
 from tamis.curate.dedup.keys import check_columns, normalized_key_exprs, resolve_normalize
-from tamis.errors import StepError
+from tamis.errors import DataError
 
-_ROW = "__tamis_row"
+#: the source position of every row (the same name as the pipeline engine's `ROW`)
+ROW = "__tamis_row"
 _HASH = "__tamis_hash"
 HASH_SEED = 0x7A315
+
+
+class DedupConfig(Config):
+    """Exact duplicates: which columns are compared, how, and what happens to the duplicates."""
+
+    columns: Literal["all"] | list[str] = Field(
+        default="all", description="columns compared: all, or a list of names"
+    )
+    normalize: bool | list[Literal["strip", "casefold", "nfkc"]] = Field(
+        default=False,
+        description="normalise strings before comparing: true = strip + casefold + nfkc, or a list",
+    )
+    round_floats: int | None = Field(
+        default=None, ge=0, description="round float columns to this many decimals before comparing"
+    )
+    keep: Keep = Field(default="first", description="which row of a duplicate cluster survives")
+    action: Action = Field(
+        default="drop",
+        description="drop duplicates, or flag them (duplicate_cluster, is_duplicate_issue, duplicate_score)",
+    )
+    max_examples: int = Field(default=10, ge=0, description="largest clusters shown in the report")
 
 
 class DedupResult(NamedTuple):
@@ -46,7 +75,8 @@ class DedupResult(NamedTuple):
 
     `frame`: the output rows (duplicates dropped, or flagged); a LazyFrame when the input was lazy.
     `report`: JSON-able dict (rows_in, rows_out, duplicates, clusters, examples...).
-    `clusters`: one row per duplicate cluster: cluster_id, size, rows (input row indices).
+    `clusters`: one row per duplicate cluster: cluster_id (its first row), size, rows (input row
+    positions) and the key values.
     """
 
     frame: pl.DataFrame | pl.LazyFrame
@@ -54,45 +84,127 @@ class DedupResult(NamedTuple):
     clusters: pl.DataFrame
 
 
-def _issue_columns(
-    n: int, member_rows: np.ndarray, member_cluster: np.ndarray, drop: np.ndarray, issue: str
-) -> list[pl.Series]:
-    cluster = np.full(n, -1, dtype=np.int64)
-    cluster[member_rows] = member_cluster
-    flag = np.zeros(n, dtype=bool)
-    flag[drop] = True
-    score = np.ones(n, dtype=np.float64)
-    score[member_rows] = 0.0
-    cluster_s = pl.Series(f"{issue}_cluster", cluster)
-    cluster_s = pl.select(pl.when(cluster_s >= 0).then(cluster_s)).to_series()
-    return [
-        cluster_s.alias(f"{issue}_cluster"),
-        pl.Series(f"is_{issue}_issue", flag),
-        pl.Series(f"{issue}_score", score),
-    ]
+@dataclass(frozen=True)
+class DedupPlan:
+    """The resolved key: compared columns, normalisation ops and one key expression per column."""
+
+    cols: list[str]
+    ops: tuple[str, ...]
+    keys: list[pl.Expr]
+
+
+def plan_dedup(schema: pl.Schema, config: DedupConfig) -> DedupPlan:
+    """Check the columns against the input schema and build the normalised key expressions."""
+    ops = resolve_normalize(config.normalize)
+    cols = check_columns(schema, config.columns, exclude=(ROW,))
+    return DedupPlan(cols, ops, normalized_key_exprs(schema, cols, ops, config.round_floats))
+
+
+def key_hashes(frame: pl.DataFrame, plan: DedupPlan) -> pl.Series:
+    """The 64-bit hash of each row's normalised key (equal keys, equal hashes)."""
+    return frame.select(plan.keys).hash_rows(seed=HASH_SEED)
 
 
 def _group_candidates(cand: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
     groups = (
-        cand.group_by(cols).agg(pl.col(_ROW).alias("rows")).filter(pl.col("rows").list.len() > 1)
+        cand.group_by(cols).agg(pl.col(ROW).alias("rows")).filter(pl.col("rows").list.len() > 1)
     )
     renamed = {c: f"{c}_value" if c in ("cluster_id", "size", "rows") else c for c in cols}
     return clusters_from_groups(groups.rename(renamed))
 
 
-def _report(
+def find_clusters(indexed: pl.DataFrame, plan: DedupPlan) -> pl.DataFrame:
+    """Clusters of rows (with their positions in `ROW`) equal on the normalised key.
+
+    Only rows whose key hash repeats are grouped, on the real key values (no collision merges).
+    """
+    key_frame = indexed.select(plan.keys)
+    cand_idx = key_frame.hash_rows(seed=HASH_SEED).is_duplicated().arg_true()
+    cand = key_frame[cand_idx].with_columns(indexed[ROW].gather(cand_idx).cast(pl.Int64))
+    return _group_candidates(cand, plan.cols)
+
+
+def _lazy_clusters(indexed: pl.LazyFrame, plan: DedupPlan) -> tuple[pl.DataFrame, int]:
+    """`find_clusters` with Polars' streaming engine -> (clusters, number of rows)."""
+    hashed = indexed.select(
+        pl.col(ROW).cast(pl.Int64), pl.struct(plan.keys).hash(HASH_SEED).alias(_HASH)
+    )
+    dup_hashes = hashed.group_by(_HASH).agg(pl.len().alias("n")).filter(pl.col("n") > 1)
+    stats, cand_rows = pl.collect_all(
+        [
+            hashed.select(pl.len().alias("n")),
+            hashed.join(dup_hashes, on=_HASH, how="semi").select(ROW),
+        ],
+        engine="streaming",
+    )
+    n = int(stats["n"][0])
+    if n == 0:
+        return clusters_from_groups(
+            pl.DataFrame({"rows": []}, schema={"rows": pl.List(pl.Int64)})
+        ), 0
+    cand = (
+        indexed.with_columns(pl.col(ROW).cast(pl.Int64))
+        .join(cand_rows.lazy(), on=ROW, how="semi")
+        .select(*plan.keys, ROW)
+        .collect(engine="streaming")
+    )
+    return _group_candidates(cand, plan.cols), n
+
+
+def mark_rows(
+    indexed: pl.LazyFrame | pl.DataFrame, clusters: pl.DataFrame, config: DedupConfig, issue: str
+) -> Any:
+    """Drop the rows `keep` removes, or flag them (rows are named by their position in `ROW`).
+
+    Works on a frame or a lazy frame (the same type comes back, `ROW` kept).
+    """
+    drop = pl.Series(ROW, removed_rows(clusters, config.keep), dtype=pl.Int64).implode()
+    row = pl.col(ROW).cast(pl.Int64)
+    if config.action == "drop":
+        return indexed.filter(~row.is_in(drop))
+    member = membership(clusters).rename({"row": "__member", "cluster_id": f"{issue}_cluster"})
+    other = member.lazy() if isinstance(indexed, pl.LazyFrame) else member
+    return (
+        indexed.with_columns(row.alias("__member"))
+        .join(other, on="__member", how="left", maintain_order="left")  # type: ignore[arg-type]
+        .with_columns(
+            row.is_in(drop).alias(f"is_{issue}_issue"),
+            pl.when(pl.col(f"{issue}_cluster").is_null())
+            .then(1.0)
+            .otherwise(0.0)
+            .alias(f"{issue}_score"),
+        )
+        .drop("__member")
+    )
+
+
+def cluster_examples(
+    indexed: pl.LazyFrame | pl.DataFrame, clusters: pl.DataFrame, max_examples: int
+) -> pl.DataFrame | None:
+    """The largest clusters beside their first row's values (None when there is nothing to show)."""
+    if not clusters.height or max_examples <= 0:
+        return None
+    top = top_clusters(clusters, max_examples)
+    wanted = top.select(pl.col("first_row").alias(ROW))
+    rows = indexed.with_columns(pl.col(ROW).cast(pl.Int64))
+    if isinstance(rows, pl.LazyFrame):
+        sample = rows.join(wanted.lazy(), on=ROW, how="semi").collect(engine="streaming")
+    else:
+        sample = rows.join(wanted, on=ROW, how="semi")
+    ordered = wanted.join(sample, on=ROW, how="left")
+    return examples_table(top, ordered.drop(ROW))
+
+
+def dedup_report(
     n_in: int,
     n_out: int,
     clusters: pl.DataFrame,
     removed: int,
-    *,
-    cols: list[str],
-    ops: Sequence[str],
-    round_floats: int | None,
-    keep: str,
-    action: str,
+    plan: DedupPlan,
+    config: DedupConfig,
     examples: pl.DataFrame | None,
 ) -> dict[str, Any]:
+    """The JSON-able report of an exact dedup."""
     sizes = clusters["size"] if clusters.height else pl.Series("size", [], dtype=pl.Int64)
     duplicates = int((sizes - 1).sum()) if clusters.height else 0
     report: dict[str, Any] = {
@@ -103,178 +215,108 @@ def _report(
         "clusters": clusters.height,
         "rows_in_clusters": int(sizes.sum()) if clusters.height else 0,
         "largest_cluster": int(sizes.max()) if clusters.height else 0,  # type: ignore[arg-type]
-        "removed": removed if action == "drop" else 0,
-        "flagged": removed if action == "flag" else 0,
-        "columns": cols,
-        "normalize": list(ops),
-        "round_floats": round_floats,
-        "keep": keep,
-        "action": action,
+        "removed": removed if config.action == "drop" else 0,
+        "flagged": removed if config.action == "flag" else 0,
+        "columns": plan.cols,
+        "normalize": list(plan.ops),
+        "round_floats": config.round_floats,
+        "keep": config.keep,
+        "action": config.action,
     }
     if examples is not None:
         report["examples"] = examples.to_dicts()
     return report
 
 
+def _no_rows() -> DataError:
+    return DataError("the input has no rows", fix="check the previous step's filters")
+
+
 def exact_dedup(
     df: pl.DataFrame | pl.LazyFrame,
-    columns: Sequence[str] | str | None = "all",
+    config: DedupConfig | None = None,
     *,
-    normalize: bool | Sequence[str] = False,
-    round_floats: int | None = None,
-    keep: Keep = "first",
-    action: Action = "drop",
     issue: str = "duplicate",
-    max_examples: int = 10,
-    step: str = "dedup",
 ) -> DedupResult:
-    """Remove (or flag) rows identical on `columns` after normalisation.
+    """Remove (or flag) rows identical on `config.columns` after normalisation.
 
-    Args:
-        df: the rows; a LazyFrame is streamed and the returned frame stays lazy.
-        columns: "all" (or None) for every column, or a list of column names.
-        normalize: True for strip + casefold + NFKC on string columns, a list of some of
-            "strip", "casefold", "nfkc", or False for byte-exact comparison. Only the comparison
-            key is normalised; the output keeps the original values.
-        round_floats: round float columns to this many decimals before comparing (None: exact;
-            -0.0 equals 0.0 and NaN equals NaN either way). Nulls compare equal to nulls.
-        keep: which member of a cluster survives: "first", "last" (by row order) or "none".
-        action: "drop" removes the duplicates; "flag" keeps every row and adds
-            `<issue>_cluster`, `is_<issue>_issue`, `<issue>_score`.
-        issue: the issue name used in the flag columns.
-        max_examples: clusters shown (largest first) in `report["examples"]`.
-        step: the step name used in error messages.
+    `df` may be lazy: it is then streamed and the returned frame stays lazy. Only the comparison
+    key is normalised; the output keeps the original values. -0.0 equals 0.0, NaN equals NaN and
+    nulls equal nulls. `issue` names the flag columns.
 
     Returns:
         DedupResult(frame, report, clusters): unpack as `out, report, clusters = exact_dedup(...)`.
     """
-    check_keep_action(keep, action, step=step)
-    ops = resolve_normalize(normalize, step=step)
-    cols = check_columns(df, columns, step=step)
-    schema = df.collect_schema()
-    keys = normalized_key_exprs(schema, cols, ops, round_floats)
-    if isinstance(df, pl.LazyFrame):
-        return _exact_dedup_lazy(
-            df, cols, keys, ops, round_floats, keep, action, issue, max_examples, step
-        )
-    n = df.height
-    if n == 0:
-        raise StepError("the input has no rows", step=step, fix="check the previous step's filters")
-    key_frame = df.select(keys)
-    hashes = key_frame.hash_rows(seed=HASH_SEED)
-    cand_idx = hashes.is_duplicated().arg_true()
-    cand = key_frame[cand_idx].with_columns(cand_idx.cast(pl.Int64).alias(_ROW))
-    clusters = _group_candidates(cand, cols)
-    drop = removed_rows(clusters, keep)
-    if action == "drop":
-        if drop.size:
-            mask = np.ones(n, dtype=bool)
-            mask[drop] = False
-            out = df.filter(pl.Series(mask))
-        else:
-            out = df
+    config = config or DedupConfig()
+    plan = plan_dedup(df.collect_schema(), config)
+    indexed = df.with_row_index(ROW)
+    if isinstance(indexed, pl.LazyFrame):
+        clusters, n = _lazy_clusters(indexed, plan)
     else:
-        member = membership(clusters)
-        out = df.with_columns(
-            _issue_columns(
-                n, member["row"].to_numpy(), member["cluster_id"].to_numpy(), drop, issue
-            )
-        )
-    report = _report(
-        n,
-        out.height,
-        clusters,
-        int(drop.size),
-        cols=cols,
-        ops=ops,
-        round_floats=round_floats,
-        keep=keep,
-        action=action,
-        examples=(
-            examples_table(top := top_clusters(clusters, max_examples), df[top["first_row"]])
-            if clusters.height and max_examples > 0
-            else None
-        ),
-    )
+        clusters, n = find_clusters(indexed, plan), indexed.height
+    if n == 0:
+        raise _no_rows()
+    removed = int(clusters["size"].sum()) - (clusters.height if config.keep != "none" else 0)
+    out = mark_rows(indexed, clusters, config, issue).drop(ROW)
+    n_out = n - removed if config.action == "drop" else n
+    examples = cluster_examples(indexed, clusters, config.max_examples)
+    report = dedup_report(n, n_out, clusters, removed, plan, config, examples)
     return DedupResult(out, report, clusters)
 
 
-def _exact_dedup_lazy(
-    lf: pl.LazyFrame,
-    cols: list[str],
-    keys: list[pl.Expr],
-    ops: Sequence[str],
-    round_floats: int | None,
-    keep: str,
-    action: str,
-    issue: str,
-    max_examples: int,
-    step: str,
-) -> DedupResult:
-    indexed = lf.with_row_index(_ROW)
-    hashed = indexed.select(
-        pl.col(_ROW).cast(pl.Int64), pl.struct(keys).hash(HASH_SEED).alias(_HASH)
-    )
-    dup_hashes = hashed.group_by(_HASH).agg(pl.len().alias("n")).filter(pl.col("n") > 1)
-    stats, cand_rows = pl.collect_all(
-        [
-            hashed.select(pl.len().alias("n")),
-            hashed.join(dup_hashes, on=_HASH, how="semi").select(_ROW),
-        ],
-        engine="streaming",
-    )
-    n = int(stats["n"][0])
+def dedup_bucket(
+    indexed: pl.DataFrame, config: DedupConfig, plan: DedupPlan, issue: str = "duplicate"
+) -> tuple[pl.DataFrame, dict[str, int], dict[str, pl.DataFrame]]:
+    """One bucket of rows (whole keys, positions in `ROW`) -> (rows kept or flagged, counts, tables).
+
+    The tables are the bucket's clusters and its largest clusters' examples, for
+    `report_from_buckets`.
+    """
+    clusters = find_clusters(indexed, plan)
+    removed = int(clusters["size"].sum()) - (clusters.height if config.keep != "none" else 0)
+    out = mark_rows(indexed, clusters, config, issue)
+    stats = {"rows_in": indexed.height, "rows_out": out.height, "removed": removed}
+    tables = {"clusters": clusters}
+    examples = cluster_examples(indexed, clusters, config.max_examples)
+    if examples is not None:
+        tables["examples"] = examples
+    return out, stats, tables
+
+
+def report_from_buckets(
+    stats: dict[str, int | float],
+    clusters: pl.DataFrame | None,
+    examples: pl.DataFrame | None,
+    plan: DedupPlan,
+    config: DedupConfig,
+) -> tuple[dict[str, Any], pl.DataFrame]:
+    """The report and the cluster table (sorted by id) from every bucket's counts and tables."""
+    n = int(stats.get("rows_in", 0))
     if n == 0:
-        raise StepError("the input has no rows", step=step, fix="check the previous step's filters")
-    cand = (
-        indexed.with_columns(pl.col(_ROW).cast(pl.Int64))
-        .join(cand_rows.lazy(), on=_ROW, how="semi")
-        .select(*keys, _ROW)
-        .collect(engine="streaming")
-    )
-    clusters = _group_candidates(cand, cols)
-    drop = removed_rows(clusters, keep)
-    drop_s = pl.Series(_ROW, drop, dtype=pl.Int64)
-    if action == "drop":
-        out: pl.LazyFrame = indexed.filter(
-            ~pl.col(_ROW).cast(pl.Int64).is_in(drop_s.implode())
-        ).drop(_ROW)
-        n_out = n - int(drop.size)
-    else:
-        member = membership(clusters).rename({"row": _ROW, "cluster_id": f"{issue}_cluster"})
-        out = (
-            indexed.with_columns(pl.col(_ROW).cast(pl.Int64))
-            .join(member.lazy(), on=_ROW, how="left", maintain_order="left")
-            .with_columns(
-                pl.col(_ROW).is_in(drop_s.implode()).alias(f"is_{issue}_issue"),
-                pl.when(pl.col(f"{issue}_cluster").is_null())
-                .then(1.0)
-                .otherwise(0.0)
-                .alias(f"{issue}_score"),
-            )
-            .drop(_ROW)
+        raise _no_rows()
+    if clusters is None:
+        clusters = clusters_from_groups(
+            pl.DataFrame({"rows": []}, schema={"rows": pl.List(pl.Int64)})
         )
-        n_out = n
-    examples = None
-    if clusters.height and max_examples > 0:
-        top = top_clusters(clusters, max_examples)
-        sample = (
-            indexed.with_columns(pl.col(_ROW).cast(pl.Int64))
-            .join(top.lazy().select(pl.col("first_row").alias(_ROW)), on=_ROW, how="semi")
-            .collect(engine="streaming")
+    clusters = clusters.sort("cluster_id")
+    if examples is not None:
+        examples = examples.sort(["size", "cluster_id"], descending=[True, False]).head(
+            config.max_examples
         )
-        ordered = top.select(pl.col("first_row").alias(_ROW)).join(sample, on=_ROW, how="left")
-        examples = examples_table(top, ordered.drop(_ROW))
-    report = _report(
-        n,
-        n_out,
-        clusters,
-        int(drop.size),
-        cols=cols,
-        ops=ops,
-        round_floats=round_floats,
-        keep=keep,
-        action=action,
-        examples=examples,
+    removed = int(stats.get("removed", 0))
+    report = dedup_report(
+        n, int(stats.get("rows_out", 0)), clusters, removed, plan, config, examples
     )
-    return DedupResult(out, report, clusters)
+    return report, clusters
+
+
+__all__: Sequence[str] = [
+    "DedupConfig",
+    "DedupPlan",
+    "DedupResult",
+    "dedup_bucket",
+    "exact_dedup",
+    "key_hashes",
+    "plan_dedup",
+    "report_from_buckets",
+]

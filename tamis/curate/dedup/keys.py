@@ -11,12 +11,12 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from tamis.errors import StepError
+from tamis.errors import DataError
 
 NORMALIZE_OPS = ("strip", "casefold", "nfkc")
 
 
-def resolve_normalize(normalize: bool | Sequence[str], *, step: str) -> tuple[str, ...]:
+def resolve_normalize(normalize: bool | Sequence[str]) -> tuple[str, ...]:
     """`True` means all of strip/casefold/nfkc; `False` none; a list picks some."""
     if normalize is True:
         return NORMALIZE_OPS
@@ -25,9 +25,8 @@ def resolve_normalize(normalize: bool | Sequence[str], *, step: str) -> tuple[st
     ops = tuple(normalize)
     bad = [op for op in ops if op not in NORMALIZE_OPS]
     if bad:
-        raise StepError(
+        raise DataError(
             f"unknown normalisation {bad[0]!r}",
-            step=step,
             field="normalize",
             fix=f"use true, false or a list of {', '.join(NORMALIZE_OPS)}",
         )
@@ -64,15 +63,14 @@ def normalized_key_exprs(
 
 
 def check_columns(
-    df: pl.DataFrame | pl.LazyFrame,
+    df: pl.DataFrame | pl.LazyFrame | pl.Schema,
     columns: Sequence[str] | str | None,
     *,
-    step: str,
     field: str = "columns",
     exclude: Sequence[str] = (),
 ) -> list[str]:
-    """Resolve `columns` ('all'/None or a list) against the frame; unknown names are StepErrors."""
-    names = df.collect_schema().names()
+    """Resolve `columns` ('all'/None or a list) against a frame or schema; unknown names are errors."""
+    names = df.names() if isinstance(df, pl.Schema) else df.collect_schema().names()
     if columns is None or columns == "all":
         cols = [c for c in names if c not in exclude]
     elif isinstance(columns, str):
@@ -80,12 +78,11 @@ def check_columns(
     else:
         cols = list(columns)
     if not cols:
-        raise StepError("no columns to compare", step=step, field=field, fix="name some columns")
+        raise DataError("no columns to compare", field=field, fix="name some columns")
     for col in cols:
         if col not in names:
-            raise StepError(
+            raise DataError(
                 "column not found in the input",
-                step=step,
                 column=col,
                 field=field,
                 fix=f"choose from: {', '.join(names)}",
@@ -93,29 +90,26 @@ def check_columns(
     return cols
 
 
-def check_text_column(df: pl.DataFrame, column: str, *, step: str, field: str = "column") -> None:
+def check_text_column(df: pl.DataFrame, column: str, *, field: str = "column") -> None:
     """The text column exists, holds strings and is not entirely null."""
     if column not in df.columns:
-        raise StepError(
+        raise DataError(
             "text column not found in the input",
-            step=step,
             column=column,
             field=field,
             fix=f"choose from: {', '.join(df.columns)}",
         )
     dtype = df.schema[column]
     if not (dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)):
-        raise StepError(
+        raise DataError(
             f"text column has dtype {dtype}, not a string",
-            step=step,
             column=column,
             field=field,
             fix="name a string column, or cast it first (e.g. a `normalize` step)",
         )
     if df.height and df[column].null_count() == df.height:
-        raise StepError(
+        raise DataError(
             "text column is entirely null",
-            step=step,
             column=column,
             field=field,
             fix="name a column that holds text",

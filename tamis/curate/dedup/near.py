@@ -1,7 +1,8 @@
-"""Near-duplicate removal: text by MinHash + LSH + exact Jaccard, tabular by blocking.
+"""Near-duplicate removal of text by MinHash + LSH + exact Jaccard (tabular: `tabular.py`).
 
-    from tamis.curate.dedup import near_dedup_text, near_dedup_tabular
-    out, report, clusters, pairs = near_dedup_text(df, "text", ngram=5, threshold=0.8, seed=0)
+    from tamis.curate.dedup import NearDedupConfig, near_dedup_text
+    config = NearDedupConfig(column="text", ngram=5, threshold=0.8)
+    out, report, clusters, pairs = near_dedup_text(df, config, seed=0)
 
 Text pipeline (all vectorised, see `tamis.curate.dedup.minhash`): shingle hashes per document -> documents with an
 identical shingle set collapsed onto their first copy -> MinHash signatures -> LSH with bands/rows
@@ -15,18 +16,14 @@ and `<issue>_score` = 1 - the highest verified Jaccard to another row (1 for row
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 import polars as pl
+from pydantic import Field, model_validator
 
-from tamis.curate.dedup.clusters import (
-    Action,
-    Keep,
-    NearDedupResult,
-    apply_pairs,
-    check_keep_action,
-)
+from tamis.config import Config
+from tamis.curate.dedup.clusters import Action, Keep, NearDedupResult, apply_pairs
 from tamis.curate.dedup.keys import check_text_column
 from tamis.curate.dedup.minhash import (
     candidate_probability,
@@ -38,8 +35,51 @@ from tamis.curate.dedup.minhash import (
     union_jaccard_hist,
 )
 from tamis.curate.dedup.shingles import Shingles, Unit, shingle
-from tamis.curate.dedup.tabular import near_dedup_tabular, tabular_pairs
-from tamis.errors import StepError
+from tamis.errors import DataError
+
+NonNegative = Annotated[float, Field(ge=0)]
+
+
+class NearDedupConfig(Config):
+    """Near duplicates: text (`column`: MinHash + LSH + exact Jaccard) or tabular (`categorical`
+    and/or `numeric`: blocking), and what happens to them."""
+
+    column: str | None = Field(default=None, description="text column (text mode)")
+    unit: Unit = Field(default="word", description="shingle on words or characters")
+    ngram: int = Field(default=5, ge=1, le=64, description="shingle size in words or characters")
+    num_perm: int = Field(default=128, ge=8, le=1024, description="MinHash permutations")
+    threshold: float = Field(
+        default=0.8, gt=0, le=1, description="Jaccard threshold (true Jaccard)"
+    )
+    bands: int | None = Field(default=None, ge=1, description="LSH bands (default: from threshold)")
+    rows: int | None = Field(
+        default=None, ge=1, description="LSH rows per band (default: from threshold)"
+    )
+    lowercase: bool = Field(default=True, description="lower-case text before shingling")
+    nfkc: bool = Field(default=True, description="Unicode NFKC-normalise text before shingling")
+    categorical: list[str] | None = Field(
+        default=None, description="tabular mode: columns that must match (after strip/casefold)"
+    )
+    numeric: list[str] | None = Field(
+        default=None, description="tabular mode: columns that must be within `tolerance`"
+    )
+    tolerance: NonNegative | dict[str, NonNegative] = Field(
+        default=0.0, description="tabular mode: absolute tolerance, one or per column"
+    )
+    keep: Keep = Field(default="first", description="cluster survivor")
+    action: Action = Field(
+        default="drop",
+        description="drop, or flag (near_duplicate_cluster, is_near_duplicate_issue, near_duplicate_score)",
+    )
+    max_examples: int = Field(default=10, ge=0, description="largest clusters shown in the report")
+
+    @model_validator(mode="after")
+    def _mode(self) -> NearDedupConfig:
+        if self.column is None and self.categorical is None and self.numeric is None:
+            raise ValueError("give `column` (text) or `categorical`/`numeric` (tabular)")
+        if self.column is not None and (self.categorical or self.numeric):
+            raise ValueError("give either `column` (text) or `categorical`/`numeric`, not both")
+        return self
 
 
 class TextPairs(NamedTuple):
@@ -165,69 +205,51 @@ def expand_pairs(tp: TextPairs) -> np.ndarray:
 
 
 def near_dedup_text(
-    df: pl.DataFrame,
-    column: str,
-    *,
-    unit: Unit = "word",
-    ngram: int = 5,
-    num_perm: int = 128,
-    threshold: float = 0.8,
-    bands: int | None = None,
-    rows: int | None = None,
-    seed: int = 0,
-    lowercase: bool = True,
-    nfkc: bool = True,
-    keep: Keep = "first",
-    action: Action = "drop",
-    issue: str = "near_duplicate",
-    max_examples: int = 10,
-    step: str = "near_dedup",
+    df: pl.DataFrame, config: NearDedupConfig, *, seed: int = 0, issue: str = "near_duplicate"
 ) -> NearDedupResult:
-    """Remove (or flag) documents whose shingle-set Jaccard with another is >= `threshold`.
+    """Remove (or flag) documents of `config.column` whose shingle-set Jaccard with another is
+    >= `config.threshold`.
 
-    Args:
-        df: the rows; `column` holds the text (nulls count as empty documents, which are never
-            near-duplicates of anything).
-        unit, ngram: shingles are word n-grams (tokens are runs of Unicode letters/digits) or
-            character n-grams; a document shorter than `ngram` has one shingle of all its tokens.
-        num_perm: MinHash permutations. threshold: Jaccard threshold on the true shingle sets.
-        bands, rows: LSH banding; derived from the threshold when omitted (see `lsh_params`).
-        seed: seeds the MinHash permutations; same seed, same output.
-        lowercase, nfkc: text normalisation before shingling.
-        keep, action, issue, max_examples: as in `exact_dedup`; clusters are connected components
-            of verified pairs (so two members may be less similar than the threshold).
+    Nulls count as empty documents, which are never near-duplicates of anything. Shingles are word
+    n-grams (tokens are runs of Unicode letters/digits) or character n-grams; a document shorter
+    than `ngram` has one shingle of all its tokens. LSH bands/rows are derived from the threshold
+    when omitted (see `lsh_params`). `seed` seeds the MinHash permutations (same seed, same
+    output). Clusters are connected components of verified pairs (so two members may be less
+    similar than the threshold); keep/action as in `exact_dedup`.
 
     Returns:
         NearDedupResult(frame, report, clusters, pairs).
     """
-    check_keep_action(keep, action, step=step)
+    column = config.column
+    if column is None:
+        raise DataError("text mode needs a text column", field="column", fix="give `column`")
     if df.height == 0:
-        raise StepError("the input has no rows", step=step, fix="check the previous step's filters")
-    check_text_column(df, column, step=step)
+        raise DataError("the input has no rows", fix="check the previous step's filters")
+    check_text_column(df, column)
     try:
         tp = text_pairs(
             df[column],
-            unit=unit,
-            ngram=ngram,
-            num_perm=num_perm,
-            threshold=threshold,
+            unit=config.unit,
+            ngram=config.ngram,
+            num_perm=config.num_perm,
+            threshold=config.threshold,
             seed=seed,
-            bands=bands,
-            rows=rows,
-            lowercase=lowercase,
-            nfkc=nfkc,
+            bands=config.bands,
+            rows=config.rows,
+            lowercase=config.lowercase,
+            nfkc=config.nfkc,
         )
     except ValueError as exc:
-        raise StepError(str(exc), step=step, fix="check ngram, threshold, bands and rows") from None
+        raise DataError(str(exc), fix="check ngram, threshold, bands and rows") from None
     out, report, clusters = apply_pairs(
         df,
         tp.left,
         tp.right,
         tp.jaccard,
-        keep=keep,
-        action=action,
+        keep=config.keep,
+        action=config.action,
         issue=issue,
-        max_examples=max_examples,
+        max_examples=config.max_examples,
     )
     report = {**report, "column": column, **tp.info}
     pairs = pl.DataFrame(
@@ -238,11 +260,10 @@ def near_dedup_text(
 
 
 __all__ = [
+    "NearDedupConfig",
     "NearDedupResult",
     "TextPairs",
     "expand_pairs",
-    "near_dedup_tabular",
     "near_dedup_text",
-    "tabular_pairs",
     "text_pairs",
 ]

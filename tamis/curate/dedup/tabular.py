@@ -8,15 +8,13 @@ import numpy as np
 import polars as pl
 
 from tamis.curate.dedup.clusters import (
-    Action,
-    Keep,
     NearDedupResult,
     apply_pairs,
-    check_keep_action,
 )
 from tamis.curate.dedup.keys import check_columns
 from tamis.curate.dedup.minhash import pairs_in_buckets
-from tamis.errors import StepError
+from tamis.curate.dedup.near import NearDedupConfig
+from tamis.errors import DataError
 
 
 def tabular_pairs(
@@ -90,18 +88,42 @@ def tabular_pairs(
     return pairs[ok], dist[ok]
 
 
+def _tabular_columns(df: pl.DataFrame, config: NearDedupConfig) -> tuple[list[str], list[str]]:
+    """(categorical, numeric) columns, checked; both default to every column, split by dtype."""
+    categorical, numeric = config.categorical, config.numeric
+    if categorical is None and numeric is None:
+        cols = check_columns(df, "all")
+        numeric = [c for c in cols if df.schema[c].is_numeric()]
+        categorical = [c for c in cols if c not in numeric]
+    categorical = check_columns(df, list(categorical), field="categorical") if categorical else []
+    numeric = check_columns(df, list(numeric), field="numeric") if numeric else []
+    if not categorical and not numeric:
+        raise DataError(
+            "no columns to compare: every row would be a duplicate of every other",
+            field="categorical",
+            fix="name columns under `categorical` and/or `numeric`, or leave both out to use all",
+        )
+    for c in numeric:
+        if not df.schema[c].is_numeric():
+            raise DataError(
+                f"numeric column has dtype {df.schema[c]}",
+                column=c,
+                field="numeric",
+                fix="list it under categorical, or cast it to a number first",
+            )
+        if df[c].null_count() == df.height:
+            raise DataError("column is entirely null", column=c, field="numeric")
+    if isinstance(config.tolerance, dict):
+        for c in config.tolerance:
+            if c not in numeric:
+                raise DataError(
+                    "tolerance names a column that is not numeric", column=c, field="tolerance"
+                )
+    return categorical, numeric
+
+
 def near_dedup_tabular(
-    df: pl.DataFrame,
-    categorical: Sequence[str] | None = None,
-    numeric: Sequence[str] | None = None,
-    *,
-    tolerance: float | dict[str, float] = 0.0,
-    normalize: bool = True,
-    keep: Keep = "first",
-    action: Action = "drop",
-    issue: str = "near_duplicate",
-    max_examples: int = 10,
-    step: str = "near_dedup",
+    df: pl.DataFrame, config: NearDedupConfig, *, issue: str = "near_duplicate"
 ) -> NearDedupResult:
     """Rows equal on categorical columns (normalised) and within `tolerance` on numeric ones.
 
@@ -110,57 +132,21 @@ def near_dedup_tabular(
     per numeric column. The pairs table's `jaccard` column holds 1 - (largest |difference| /
     tolerance) so it reads like a similarity.
     """
-    check_keep_action(keep, action, step=step)
     if df.height == 0:
-        raise StepError("the input has no rows", step=step, fix="check the previous step's filters")
-    if categorical is None and numeric is None:
-        cols = check_columns(df, "all", step=step)
-        numeric = [c for c in cols if df.schema[c].is_numeric()]
-        categorical = [c for c in cols if c not in numeric]
-    categorical = (
-        check_columns(df, list(categorical or []), step=step, field="categorical")
-        if categorical
-        else []
-    )
-    numeric = check_columns(df, list(numeric or []), step=step, field="numeric") if numeric else []
-    if not categorical and not numeric:
-        raise StepError(
-            "no columns to compare: every row would be a duplicate of every other",
-            step=step,
-            field="categorical",
-            fix="name columns under `categorical` and/or `numeric`, or leave both out to use all",
-        )
-    for c in numeric:
-        if not df.schema[c].is_numeric():
-            raise StepError(
-                f"numeric column has dtype {df.schema[c]}",
-                step=step,
-                column=c,
-                field="numeric",
-                fix="list it under categorical, or cast it to a number first",
-            )
-        if df[c].null_count() == df.height:
-            raise StepError("column is entirely null", step=step, column=c, field="numeric")
-    if isinstance(tolerance, dict):
-        for c in tolerance:
-            if c not in numeric:
-                raise StepError(
-                    "tolerance names a column that is not numeric",
-                    step=step,
-                    column=c,
-                    field="tolerance",
-                )
-    pairs, dist = tabular_pairs(df, categorical, numeric, tolerance, normalize=normalize)
+        raise DataError("the input has no rows", fix="check the previous step's filters")
+    categorical, numeric = _tabular_columns(df, config)
+    tolerance = config.tolerance
+    pairs, dist = tabular_pairs(df, categorical, numeric, tolerance)
     sim = 1.0 - dist
     out, report, clusters = apply_pairs(
         df,
         pairs[:, 0],
         pairs[:, 1],
         sim,
-        keep=keep,
-        action=action,
+        keep=config.keep,
+        action=config.action,
         issue=issue,
-        max_examples=max_examples,
+        max_examples=config.max_examples,
     )
     report = {
         **report,

@@ -55,15 +55,15 @@ def leaked_prompts(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Rows whose prompt occurs in an eval set (exact after normalisation, near-duplicate, or sharing
     a word `ngram`), via `tamis.curate.leakage.find_leakage`; returns the row mask and its report."""
-    from tamis.curate.leakage import find_leakage
+    from tamis.curate.leakage import LeakageConfig, find_leakage
 
     uniq = pl.DataFrame({"prompt": prompts.unique(maintain_order=True)})
     against = {name: pl.DataFrame({"prompt": s.unique()}) for name, s in evals.items()}
-    flagged, report, _ = find_leakage(
-        uniq, against, columns=["prompt"], normalize=True, text_column="prompt",
-        near_threshold=near_threshold, ngram=ngram, target_auc_threshold=None,
-        drop_on=("exact", "near", "ngram"), action="flag", seed=seed, step="preference_curate",
+    config = LeakageConfig(
+        columns=["prompt"], normalize=True, text="prompt", near_threshold=near_threshold,
+        ngram=ngram, target_auc_threshold=None, drop_on=["exact", "near", "ngram"], action="flag",
     )  # fmt: skip
+    flagged, report, _ = find_leakage(uniq, against, config, seed=seed)
     bad = set(flagged.filter(pl.col("is_leakage_issue")).get_column("prompt").to_list())
     mask = prompts.is_in(list(bad)).to_numpy()
     keep = ("leaked_rows", "leaked_rows_by_check", "against")

@@ -1,63 +1,99 @@
-"""Step `dedup`: exact duplicate removal (see tamis.curate.dedup.exact_dedup)."""
+"""Step `dedup`: exact duplicate removal (see tamis.curate.dedup.exact)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
+import polars as pl
 
-from tamis.pipelines.steps.base import Step, StepContext, StepOutput, StepParams
-
-
-class DedupParams(StepParams):
-    columns: Literal["all"] | list[str] = Field(
-        default="all", description="columns compared: all, or a list of names"
-    )
-    normalize: bool | list[Literal["strip", "casefold", "nfkc"]] = Field(
-        default=False,
-        description="normalise strings before comparing: true = strip + casefold + nfkc, or a list",
-    )
-    round_floats: int | None = Field(
-        default=None, ge=0, description="round float columns to this many decimals before comparing"
-    )
-    keep: Literal["first", "last", "none"] = Field(
-        default="first", description="which row of a duplicate cluster survives"
-    )
-    action: Literal["drop", "flag"] = Field(
-        default="drop",
-        description="drop duplicates, or flag them (duplicate_cluster, is_duplicate_issue, duplicate_score)",
-    )
-    max_examples: int = Field(default=10, ge=0, description="largest clusters shown in the report")
+from tamis.curate.dedup.exact import (
+    DedupConfig,
+    DedupPlan,
+    dedup_bucket,
+    exact_dedup,
+    key_hashes,
+    plan_dedup,
+    report_from_buckets,
+)
+from tamis.pipelines.steps.base import (
+    MAIN_OUTPUT,
+    BatchResult,
+    Inputs,
+    KeyedStep,
+    StepContext,
+    StepOutput,
+)
 
 
-class Dedup(Step):
+def _with_html(report: dict[str, Any], clusters: pl.DataFrame, ctx: StepContext) -> dict[str, Any]:
+    from tamis.curate.dedup.html import write_dedup_html
+
+    write_dedup_html(report, clusters, ctx.artifacts_dir / "dedup.html", "Exact duplicates")
+    return {**report, "html": "dedup.html"}
+
+
+class Dedup(KeyedStep[DedupConfig]):
     """Remove or flag rows that are identical on the chosen columns after normalisation.
 
-    Streams the input (hash of every row, then exact grouping of the rows whose hash repeats), so it
-    works on data larger than memory. The `clusters` table lists every duplicate cluster.
+    Keyed: the key is the 64-bit hash of the normalised key columns; a bucket's rows are grouped
+    on their real values (a hash collision never merges different rows) and the kept row of a
+    cluster is its lowest (keep: first) or highest (keep: last) source row, so the output does not
+    depend on the buckets. In memory, `run` streams the input (hash of every row, then exact
+    grouping of the rows whose hash repeats), so it works on data larger than memory. The
+    `clusters` table lists every duplicate cluster (its id is its first row).
     """
 
     name = "dedup"
-    Params = DedupParams
+    Params = DedupConfig
     version = 1
 
-    def run(self, inputs: dict[str, Any], params: Any, ctx: StepContext) -> StepOutput:
-        from tamis.curate.dedup import exact_dedup
-
-        p: DedupParams = params
-        ctx.progress("hashing rows")
-        out, report, clusters = exact_dedup(
-            inputs["input"],
-            p.columns,
-            normalize=p.normalize if isinstance(p.normalize, bool) else list(p.normalize),
-            round_floats=p.round_floats,
-            keep=p.keep,
-            action=p.action,
-            max_examples=p.max_examples,
-            step=ctx.step,
+    def output_schema(self, schema: pl.Schema, params: DedupConfig) -> pl.Schema:
+        if params.action == "drop":
+            return schema
+        return pl.Schema(
+            [
+                *schema.items(),
+                ("duplicate_cluster", pl.Int64),
+                ("is_duplicate_issue", pl.Boolean),
+                ("duplicate_score", pl.Float64),
+            ]
         )
-        from tamis.curate.dedup.html import write_dedup_html
 
-        write_dedup_html(report, clusters, ctx.artifacts_dir / "dedup.html", "Exact duplicates")
-        report["html"] = "dedup.html"
-        return StepOutput(frames={"data": out}, report=report, tables={"clusters": clusters})
+    def run(self, inputs: Inputs, params: DedupConfig, ctx: StepContext) -> StepOutput:
+        ctx.progress("hashing rows")
+        out, report, clusters = exact_dedup(inputs["input"], params)
+        return StepOutput(
+            frames={MAIN_OUTPUT: out},
+            report=_with_html(report, clusters, ctx),
+            tables={"clusters": clusters},
+        )
+
+    def prepare(
+        self, sources: dict[str, pl.LazyFrame], params: DedupConfig, ctx: StepContext
+    ) -> DedupPlan:
+        return plan_dedup(sources["input"].collect_schema(), params)
+
+    def key(
+        self, batch: pl.DataFrame, input_name: str, params: DedupConfig, plan: DedupPlan
+    ) -> pl.Series:
+        return key_hashes(batch, plan)
+
+    def reduce(
+        self,
+        frames: dict[str, pl.DataFrame],
+        params: DedupConfig,
+        plan: DedupPlan,
+        ctx: StepContext,
+    ) -> BatchResult:
+        out, stats, tables = dedup_bucket(frames["input"], params, plan)
+        return BatchResult(frame=out, stats=dict(stats), tables=tables)
+
+    def finish(
+        self, merged: BatchResult, params: DedupConfig, plan: DedupPlan, ctx: StepContext
+    ) -> dict[str, Any]:
+        examples = merged.tables.pop("examples", None)
+        report, clusters = report_from_buckets(
+            merged.stats, merged.tables.get("clusters"), examples, plan, params
+        )
+        merged.tables["clusters"] = clusters
+        return _with_html(report, clusters, ctx)

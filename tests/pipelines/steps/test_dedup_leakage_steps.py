@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 import yaml
 
-from tamis.errors import SpecError, StepError
+from tamis.errors import DataError, SpecError
 from tamis.pipelines.runner import build, run_step
 from tamis.pipelines.store import Store
 
@@ -70,11 +70,11 @@ def test_pipeline_builds_dedup_near_dedup_and_leakage(
 
 def test_run_step_errors_name_the_column_and_params() -> None:
     df = pl.DataFrame({"n": [1, 2, 3]})
-    with pytest.raises(StepError, match="column 'n'"):
+    with pytest.raises(DataError, match="step 'near_dedup'.*column 'n'"):
         run_step("near_dedup", {"input": df}, {"column": "n"})
-    with pytest.raises(StepError, match="column 'x'"):
+    with pytest.raises(DataError, match="step 'dedup'.*column 'x'"):
         run_step("dedup", {"input": df}, {"columns": ["x"]})
-    with pytest.raises((SpecError, StepError), match="colum"):
+    with pytest.raises(SpecError, match="colum"):
         run_step("dedup", {"input": df}, {"colums": ["n"]})
     out = run_step("leakage", {"input": df, "against": [df.head(1)]}, {"action": "flag"})
     assert out.report["leaked_rows"] == 1
