@@ -11,11 +11,11 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from tamis.curate.annotation.active import rank_for_labeling
-from tamis.errors import StepError
+from tamis.curate.annotation.active import ActiveLearningConfig, rank_for_labeling
+from tamis.errors import DataError
 from tamis.pipelines.annotate import export_annotations
 from tamis.pipelines.hashing import hash_json
-from tamis.pipelines.steps.active_learning import ActiveLearning, ActiveLearningParams
+from tamis.pipelines.steps.active_learning import ActiveLearning
 from tamis.pipelines.steps.base import StepContext
 from tamis.pipelines.store import Store
 
@@ -86,7 +86,7 @@ def test_activelab_scores_match_cleanlab_directly() -> None:
 def test_step_with_model_and_export_top(store: Store, tmp_path: Path) -> None:
     items, ann = digits_crowd()
     ctx = StepContext(step="al", pipeline="p", seed=0, artifacts_dir=tmp_path)
-    params = ActiveLearningParams(features=[f"p{i}" for i in range(64)], folds=3)
+    params = ActiveLearningConfig(features=[f"p{i}" for i in range(64)], folds=3)
     res = ActiveLearning().run({"input": items.lazy(), "annotations": ann.lazy()}, params, ctx)
     ranked = res.frames["data"]
     assert ranked["active_learning_rank"].to_list() == list(range(1, 601))
@@ -110,5 +110,5 @@ def test_step_with_model_and_export_top(store: Store, tmp_path: Path) -> None:
 
 def test_needs_a_model_or_probs() -> None:
     items, ann = digits_crowd(50)
-    with pytest.raises(StepError, match="probabilities"):
+    with pytest.raises(DataError, match="probabilities"):
         rank_for_labeling(items, ann)

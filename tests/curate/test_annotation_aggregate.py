@@ -11,8 +11,10 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from tamis.curate.annotation.aggregate import bradley_terry, dawid_skene, win_matrix
-from tamis.pipelines.steps.aggregate_labels import AggregateLabels, AggregateLabelsParams
+from tamis.curate.annotation.aggregate import AggregateLabelsConfig
+from tamis.curate.annotation.bradley_terry import bradley_terry, win_matrix
+from tamis.curate.annotation.dawid_skene import dawid_skene
+from tamis.pipelines.steps.aggregate_labels import AggregateLabels
 from tamis.pipelines.steps.base import StepContext
 
 ERRORS = {"r1": 0.1, "r2": 0.3, "r3": 0.4, "r4": 0.4}
@@ -154,7 +156,7 @@ def test_step_reports_raters_gold_and_drift(tmp_path: Path) -> None:
     # r1 (10% error) gets careless in week 3: always says c0
     pdf.loc[late, "label"] = "c0"
     data = pl.from_pandas(pdf)
-    p = AggregateLabelsParams(gold="gold", time="time", window="1w", min_window_items=8)
+    p = AggregateLabelsConfig(gold="gold", time="time", window="1w", min_window_items=8)
     out = AggregateLabels().run({"input": data.lazy()}, p, _ctx(tmp_path))
     raters = out.tables["raters"].to_pandas().set_index("annotator")
     on_gold = pdf[pdf["gold"].notna()]
@@ -172,7 +174,7 @@ def test_step_reports_raters_gold_and_drift(tmp_path: Path) -> None:
 
 def test_step_bradley_terry(tmp_path: Path) -> None:
     df, s = pairs(n_votes=1500)
-    p = AggregateLabelsParams(method="bradley_terry", prior=0.0)
+    p = AggregateLabelsConfig(method="bradley_terry", prior=0.0)
     out = AggregateLabels().run({"input": df.lazy()}, p, _ctx(tmp_path))
     table = out.frames["data"]
     assert table["name"].to_list()[0] == "m5" and table["rank"].to_list() == list(range(1, 7))
@@ -182,7 +184,7 @@ def test_step_bradley_terry(tmp_path: Path) -> None:
 def test_gold_drift_is_fisher_against_the_other_windows() -> None:
     from scipy.stats import fisher_exact
 
-    from tamis.curate.annotation.aggregate import gold_drift
+    from tamis.curate.annotation.drift import gold_drift
 
     rng = np.random.default_rng(4)
     rows = []
@@ -209,7 +211,7 @@ def test_gold_drift_is_fisher_against_the_other_windows() -> None:
 
 def test_gold_drift_few_false_alarms() -> None:
     """Raters of constant accuracy: a drift flag in at most 1 of 40 simulated crowds."""
-    from tamis.curate.annotation.aggregate import gold_drift
+    from tamis.curate.annotation.drift import gold_drift
 
     alarms = 0
     for seed in range(40):
@@ -241,7 +243,7 @@ def test_step_bradley_terry_from_a_preference_import(tmp_path: Path) -> None:
         .otherwise(pl.lit("rejected"))
         .alias("label"),
     ).drop("left", "right", "winner")
-    p = AggregateLabelsParams(
+    p = AggregateLabelsConfig(
         method="bradley_terry",
         left="model_chosen",
         right="model_rejected",

@@ -1,8 +1,8 @@
 """Choose what to label next: cleanlab's ActiveLab (`cleanlab.multiannotator.
 get_active_learning_scores`) over every item, labelled or not.
 
-    out, report = rank_for_labeling(items, annotations, item="item", annotator="annotator",
-                                    label="label", features=[...])   # or text=..., or probs=[...]
+    out, report = rank_for_labeling(items, annotations, ActiveLearningConfig(features=[...]))
+    out, report = rank_for_labeling(items, annotations, probs=["p_ham", "p_spam"])  # fields as keywords
 
 ActiveLab needs the annotations so far (an items x annotators matrix, NaN where an annotator
 did not label an item) and a classifier's predicted probabilities: out-of-fold for the labelled
@@ -21,10 +21,39 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from pydantic import Field
 
-from tamis.errors import StepError
+from tamis.config import Config, load_config
+from tamis.curate.annotation.columns import require_columns
+from tamis.errors import DataError
 
-WHERE = "active_learning"
+
+#: the columns `rank_for_labeling` adds to the items
+RANK_COLUMNS: dict[str, pl.DataType] = {
+    "num_annotations": pl.Int64(),
+    "active_learning_score": pl.Float64(),
+    "active_learning_rank": pl.Int64(),
+}
+
+
+class ActiveLearningConfig(Config):
+    """Which columns hold items and annotations, and where the class probabilities come from."""
+
+    item: str = Field(default="item", description="the items' id column")
+    annotation_item: str = Field(
+        default="item", description="the annotations' item column (ids matched as text)"
+    )
+    annotator: str = Field(default="annotator", description="the annotations' annotator column")
+    label: str = Field(default="label", description="the annotations' label column")
+    features: list[str] | None = Field(
+        default=None, description="item columns for tamis's default model"
+    )
+    text: str | None = Field(default=None, description="an item text column for the model")
+    probs: list[str] | None = Field(
+        default=None,
+        description="instead of a model: one predicted-probability column per class (sorted)",
+    )
+    folds: int = Field(default=5, ge=2, description="folds of the out-of-fold model")
 
 
 def annotation_matrix(
@@ -45,105 +74,102 @@ def annotation_matrix(
     return mat, classes, anns
 
 
+def _model_probs(
+    items: pl.DataFrame, mat: np.ndarray, k: int, c: ActiveLearningConfig, seed: int
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Out-of-fold probabilities of tamis's default model (trained on the majority labels) for
+    the labelled items, and of the model fitted on all of them for the unlabelled ones."""
+    from tamis.curate.label_features import feature_frame, make_model, resolve_features
+    from tamis.curate.pred_probs import out_of_fold_pred_probs
+
+    if c.features is None and c.text is None:
+        raise DataError(
+            "ActiveLab needs a model's probabilities",
+            fix="set `features` or `text` (item columns for tamis's default model), or `probs`",
+        )
+    labelled = (~np.isnan(mat)).sum(axis=1) > 0
+    votes = np.zeros((mat.shape[0], k))
+    for cls in range(k):
+        votes[:, cls] = (mat == cls).sum(axis=1)
+    tie = np.random.default_rng(seed).random(votes.shape) * 1e-6
+    majority = (votes + tie).argmax(axis=1)
+    spec = resolve_features(items, label=None, features=c.features, text=c.text)
+    x = feature_frame(items, spec)
+    y = majority[labelled]
+    if len(np.unique(y)) < k:
+        raise DataError(
+            "some class is never the majority label of a labelled item",
+            fix="label more items of that class, or pass `probs`",
+        )
+    smallest = int(np.bincount(y, minlength=k).min())
+    nf = max(2, min(c.folds, smallest))
+    x_lab = x[labelled] if not hasattr(x, "iloc") else x.iloc[np.flatnonzero(labelled)]
+    model = make_model(spec, "auto", seed=seed, n_rows=int(labelled.sum()))
+    p_lab = out_of_fold_pred_probs(x_lab, y, model, folds=nf, seed=seed)
+    p_unl = np.zeros((0, k))
+    if (~labelled).any():
+        model.fit(x_lab, y)
+        x_unl = x.iloc[np.flatnonzero(~labelled)] if hasattr(x, "iloc") else x[~labelled]
+        p_unl = model.predict_proba(x_unl)
+    return p_lab, p_unl, f"out-of-fold model on {', '.join(spec.columns)} ({nf} folds)"
+
+
+def _given_probs(
+    items: pl.DataFrame, labelled: np.ndarray, probs: list[str], classes: list[Any]
+) -> tuple[np.ndarray, np.ndarray, str]:
+    if len(probs) != len(classes):
+        raise DataError(
+            f"{len(probs)} probability columns for {len(classes)} classes "
+            f"({', '.join(map(str, classes))})",
+            field="probs",
+            fix="one column per class, in sorted class order",
+        )
+    p_all = items.select(probs).to_numpy().astype(np.float64)
+    return p_all[labelled], p_all[~labelled], f"given columns {', '.join(probs)}"
+
+
 def rank_for_labeling(
     items: pl.DataFrame,
     annotations: pl.DataFrame,
+    config: ActiveLearningConfig | None = None,
     *,
-    item: str = "item",
-    annotator: str = "annotator",
-    label: str = "label",
-    features: list[str] | None = None,
-    text: str | None = None,
-    probs: list[str] | None = None,
-    folds: int = 5,
     seed: int = 0,
-    annotation_item: str | None = None,
+    **params: Any,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """ActiveLab scores and ranks for every item. `annotation_item` is the annotations' item
-    column when it differs from the items' `item` (e.g. `item` in a `tamis annotate import`
-    version, `id` in the items); ids are matched as text."""
-    from tamis.curate.label_features import (
-        feature_frame,
-        import_cleanlab,
-        make_model,
-        out_of_fold_pred_probs,
-        resolve_features,
-    )
+    """ActiveLab scores and ranks for every item.
 
-    ann_item = annotation_item or item
-    for frame, cols, what in (
-        (items, [item], "items"),
-        (annotations, [ann_item, annotator, label], "annotations"),
-    ):
-        for col in cols:
-            if col not in frame.columns:
-                raise StepError(
-                    f"column '{col}' is not in the {what} (columns: {', '.join(frame.columns[:20])})",
-                    step=WHERE,
-                    column=col,
-                    fix=f"set item/annotator/label to the {what}' columns",
-                )
+    `config` (or its fields as `params`): `annotation_item` is the annotations' item column, which
+    may differ from the items' `item` (e.g. `item` in a `tamis annotate import` version, `id` in
+    the items); ids are matched as text."""
+    c = config or load_config(ActiveLearningConfig, params, prefix="rank_for_labeling")
+    item = c.item
+    require_columns(items, {"item": item}, what="the items")
+    require_columns(
+        annotations,
+        {"annotation_item": c.annotation_item, "annotator": c.annotator, "label": c.label},
+        what="the annotations",
+    )
     if items.get_column(item).n_unique() != items.height:
-        raise StepError(
-            f"item ids in '{item}' are not unique", step=WHERE, column=item, fix="dedup first"
-        )
+        raise DataError(f"item ids in '{item}' are not unique", column=item, fix="dedup first")
     items = items.sort(item)  # results never depend on row order
     ids = items.get_column(item).to_list()
-    keyed = annotations.with_columns(pl.col(ann_item).cast(pl.String).alias("_item"))
+    keyed = annotations.with_columns(pl.col(c.annotation_item).cast(pl.String).alias("_item"))
     mat, classes, anns = annotation_matrix(
-        keyed, [str(i) for i in ids], item="_item", annotator=annotator, label=label
+        keyed, [str(i) for i in ids], item="_item", annotator=c.annotator, label=c.label
     )
     k = len(classes)
     if k < 2:
-        raise StepError("the annotations hold fewer than two classes", step=WHERE, column=label)
+        raise DataError("the annotations hold fewer than two classes", column=c.label)
     n_ann = (~np.isnan(mat)).sum(axis=1)
     labelled = n_ann > 0
     if labelled.sum() < 2:
-        raise StepError("fewer than two items have a label", step=WHERE, fix="label some first")
-    if probs is not None:
-        if len(probs) != k:
-            raise StepError(
-                f"{len(probs)} probability columns for {k} classes ({', '.join(map(str, classes))})",
-                step=WHERE,
-                field="probs",
-                fix="one column per class, in sorted class order",
-            )
-        p_all = items.select(probs).to_numpy().astype(np.float64)
-        note = f"given columns {', '.join(probs)}"
-        p_lab, p_unl = p_all[labelled], p_all[~labelled]
+        raise DataError("fewer than two items have a label", fix="label some first")
+    if c.probs is not None:
+        p_lab, p_unl, note = _given_probs(items, labelled, c.probs, classes)
     else:
-        if features is None and text is None:
-            raise StepError(
-                "ActiveLab needs a model's probabilities",
-                step=WHERE,
-                fix="set `features` or `text` (item columns for tamis's default model), or `probs`",
-            )
-        votes = np.zeros((len(ids), k))
-        for c in range(k):
-            votes[:, c] = (mat == c).sum(axis=1)
-        tie = np.random.default_rng(seed).random(votes.shape) * 1e-6
-        majority = (votes + tie).argmax(axis=1)
-        spec = resolve_features(items, label=None, features=features, text=text, where=WHERE)
-        x = feature_frame(items, spec)
-        y = majority[labelled]
-        present = np.unique(y)
-        if len(present) < k:
-            raise StepError(
-                "some class is never the majority label of a labelled item",
-                step=WHERE,
-                fix="label more items of that class, or pass `probs`",
-            )
-        smallest = int(np.bincount(y, minlength=k).min())
-        nf = max(2, min(folds, smallest))
-        x_lab = x[labelled] if not hasattr(x, "iloc") else x.iloc[np.flatnonzero(labelled)]
-        model = make_model(spec, "auto", seed=seed, n_rows=int(labelled.sum()))
-        p_lab = out_of_fold_pred_probs(x_lab, y, model, folds=nf, seed=seed)
-        p_unl = np.zeros((0, k))
-        if (~labelled).any():
-            model.fit(x_lab, y)
-            x_unl = x.iloc[np.flatnonzero(~labelled)] if hasattr(x, "iloc") else x[~labelled]
-            p_unl = model.predict_proba(x_unl)
-        note = f"out-of-fold model on {', '.join(spec.columns)} ({nf} folds)"
+        p_lab, p_unl, note = _model_probs(items, mat, k, c, seed)
+    from tamis.curate.label_features import import_cleanlab
+
     import_cleanlab()
     import pandas as pd
     from cleanlab.multiannotator import get_active_learning_scores
@@ -165,10 +191,10 @@ def rank_for_labeling(
     order = np.lexsort((np.arange(len(ids)), scores))  # items are sorted: ties by item id
     rank = np.empty(len(ids), dtype=np.int64)
     rank[order] = np.arange(1, len(ids) + 1)
+    values = (n_ann, scores, rank)
     out = items.with_columns(
-        pl.Series("num_annotations", n_ann, dtype=pl.Int64),
-        pl.Series("active_learning_score", scores, dtype=pl.Float64),
-        pl.Series("active_learning_rank", rank, dtype=pl.Int64),
+        pl.Series(name, v, dtype=dtype)
+        for (name, dtype), v in zip(RANK_COLUMNS.items(), values, strict=True)
     ).sort("active_learning_rank")
     report = {
         "items": len(ids),

@@ -1,381 +1,271 @@
-"""Aggregation that weighs raters: Dawid-Skene for class labels, Bradley-Terry for pairwise votes,
-and a per-rater report (gold accuracy, agreement with consensus, confusion matrix, drift).
+"""Aggregation that weighs raters: one consensus label per item, or one score per compared thing.
 
-    res = dawid_skene(df, item="item", annotator="annotator", label="label")
-    res.labels()            # item -> consensus label (the posterior's argmax)
-    res.confusion           # annotators x true class x given class, rows sum to 1
-    bt = bradley_terry(votes, left="left", right="right", winner="winner")
-    bt.scores               # log-strengths, one per compared thing
+    out, report, tables = aggregate_labels(df, AggregateLabelsConfig(method="dawid_skene"))
 
-Dawid-Skene (Dawid & Skene 1979): EM over a prior `pi` on the true classes and one confusion
-matrix per rater `theta[a, t, g] = P(rater a says g | true class t)`; the E step gives each item's
-posterior `T[i, t] ~ pi_t * prod_{(i,a,g)} theta[a, t, g]`, the M step re-estimates `pi` as the
-mean posterior and `theta[a, t, :]` from the posterior-weighted counts of each rater's answers.
-Started from majority-vote shares (as crowd-kit does); entries are floored at 1e-12 before
-normalising so a rater never seen on a class does not zero a posterior.
+- `method: dawid_skene` (default) or `majority`: a long `(item, annotator, label)` table -> one
+  row per item with the consensus `label`, its posterior `label_confidence` (the majority's share
+  for `majority`) and `num_annotations`, plus the item's other columns (first value); tables
+  `raters` (annotations, agreement with consensus, gold accuracy, Dawid-Skene estimated accuracy),
+  `confusion` (each rater's estimated confusion matrix, long) and, with `gold`, `gold_drift` (gold
+  accuracy per rater and time window against the rater's other windows).
+- `method: bradley_terry`: `(left, right, winner)` votes -> one row per compared thing with its
+  score (log-strength), strength, wins, comparisons and rank; table `raters` gives each rater's
+  agreement with the order the scores imply.
 
-Bradley-Terry (Hunter 2004, MM algorithm): `P(i beats j) = p_i / (p_i + p_j)`, maximum likelihood
-by `p_i <- W_i / sum_j n_ij / (p_i + p_j)`. With `prior > 0` every item also plays `prior` virtual
-wins and `prior` virtual losses against a reference of strength 1 (a Bayesian-style smoothing that
-keeps items that never win or never lose finite); with `prior = 0` the plain MLE is returned
-(scaled to geometric mean 1), which only exists when the comparison graph is strongly connected.
+The algorithms: `dawid_skene.py` (with the rater report), `bradley_terry.py`, `drift.py`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import polars as pl
+from pydantic import Field
 
-from tamis.errors import StepError
-
-EPS = 1e-12
-
-
-@dataclass
-class DawidSkeneResult:
-    items: list[Any]
-    classes: list[Any]
-    annotators: list[Any]
-    posteriors: np.ndarray  # items x classes
-    priors: np.ndarray  # classes
-    confusion: np.ndarray  # annotators x true x given
-    n_iter: int
-    converged: bool
-    log_likelihood: float
-
-    def labels(self) -> list[Any]:
-        return [self.classes[k] for k in self.posteriors.argmax(axis=1)]
-
-    def rater_accuracy(self) -> np.ndarray:
-        """Each rater's expected accuracy: sum_t pi_t theta[a, t, t]."""
-        diag = np.einsum("att->at", self.confusion)
-        return np.asarray(diag @ self.priors, dtype=np.float64)
-
-    def confusion_table(self) -> pl.DataFrame:
-        a, t, g = np.meshgrid(
-            np.arange(len(self.annotators)),
-            np.arange(len(self.classes)),
-            np.arange(len(self.classes)),
-            indexing="ij",
-        )
-        return pl.DataFrame(
-            {
-                "annotator": [str(self.annotators[i]) for i in a.ravel()],
-                "true_label": [str(self.classes[i]) for i in t.ravel()],
-                "given_label": [str(self.classes[i]) for i in g.ravel()],
-                "probability": self.confusion.ravel(),
-            }
-        )
+from tamis.config import Config
+from tamis.curate.annotation.bradley_terry import bradley_terry, win_matrix
+from tamis.curate.annotation.dawid_skene import DawidSkeneResult, dawid_skene, rater_report
+from tamis.curate.annotation.drift import gold_drift
+from tamis.errors import DataError
 
 
-def _codes(
-    df: pl.DataFrame, item: str, annotator: str, label: str, where: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Any], list[Any], list[Any]]:
-    for role, col in (("item", item), ("annotator", annotator), ("label", label)):
-        if col not in df.columns:
-            raise StepError(
-                f"{role} column '{col}' is not in the data",
-                step=where,
-                column=col,
-                fix=f"set `{role}` to the column holding the {role}",
-            )
-    data = df.select(item, annotator, label).drop_nulls()
-    if data.height == 0:
-        raise StepError("no annotations with a label", step=where, column=label)
-    # sorted categories: results never depend on row order
-    items = data.get_column(item).unique().sort().to_list()
-    anns = data.get_column(annotator).unique().sort().to_list()
-    classes = data.get_column(label).unique().sort().to_list()
+class AggregateLabelsConfig(Config):
+    """Which aggregation, on which columns (the `aggregate_labels` params)."""
 
-    def idx(col: str, values: list[Any]) -> np.ndarray:
-        lookup = pl.DataFrame(
-            {col: pl.Series(values, dtype=data.schema[col]), "_k": range(len(values))}
-        )
-        return (
-            data.select(col)
-            .join(lookup, on=col, how="left", maintain_order="left")["_k"]
-            .to_numpy()
-        )
-
-    return idx(item, items), idx(annotator, anns), idx(label, classes), items, anns, classes
-
-
-def dawid_skene(
-    df: pl.DataFrame,
-    *,
-    item: str,
-    annotator: str,
-    label: str,
-    max_iter: int = 500,
-    tol: float = 1e-7,
-) -> DawidSkeneResult:
-    """Dawid-Skene EM on a long `(item, annotator, label)` table (null labels ignored). Stops when
-    no posterior moves by more than `tol` or the log-likelihood changes by less than `tol` of
-    itself (EM can crawl on flat likelihoods)."""
-    i, a, c, items, anns, classes = _codes(df, item, annotator, label, "dawid_skene")
-    n, m, k = len(items), len(anns), len(classes)
-    counts = np.zeros((n, k))
-    np.add.at(counts, (i, c), 1.0)
-    post = counts / counts.sum(axis=1, keepdims=True)
-    converged = False
-    it = 0
-    loglik = float("nan")
-    for _round in range(max_iter):
-        it += 1
-        priors = post.mean(axis=0)
-        conf = np.zeros((m, k, k))
-        np.add.at(conf, (a, slice(None), c), post[i])  # type: ignore[arg-type]
-        conf = np.clip(conf, EPS, None)
-        conf /= conf.sum(axis=2, keepdims=True)
-        log_post = np.tile(np.log(np.clip(priors, EPS, None)), (n, 1))
-        np.add.at(log_post, i, np.log(conf[a, :, c]))
-        shift = log_post.max(axis=1, keepdims=True)
-        unnorm = np.exp(log_post - shift)
-        total = unnorm.sum(axis=1, keepdims=True)
-        new = unnorm / total
-        prev, loglik = loglik, float((np.log(total) + shift).sum())
-        change = float(np.abs(new - post).max())
-        post = new
-        if change < tol or abs(loglik - prev) <= tol * abs(loglik):
-            converged = True
-            break
-    priors = post.mean(axis=0)
-    conf = np.zeros((m, k, k))
-    np.add.at(conf, (a, slice(None), c), post[i])  # type: ignore[arg-type]
-    conf = np.clip(conf, EPS, None)
-    conf /= conf.sum(axis=2, keepdims=True)
-    return DawidSkeneResult(items, classes, anns, post, priors, conf, it, converged, loglik)
-
-
-@dataclass
-class BradleyTerryResult:
-    names: list[Any]
-    strengths: np.ndarray
-    wins: np.ndarray
-    comparisons: np.ndarray
-    n_iter: int
-    converged: bool
-
-    @property
-    def scores(self) -> np.ndarray:
-        """Log-strengths (centred at 0 without a prior)."""
-        return np.log(self.strengths)
-
-    def table(self) -> pl.DataFrame:
-        order = np.argsort(-self.scores, kind="stable")
-        rank = np.empty(len(order), dtype=np.int64)
-        rank[order] = np.arange(1, len(order) + 1)
-        return pl.DataFrame(
-            {
-                "name": [str(x) for x in self.names],
-                "score": self.scores,
-                "strength": self.strengths,
-                "wins": self.wins.astype(np.int64),
-                "comparisons": self.comparisons.astype(np.int64),
-                "rank": rank,
-            }
-        ).sort("rank")
-
-
-def win_matrix(
-    df: pl.DataFrame, *, left: str, right: str, winner: str
-) -> tuple[np.ndarray, list[Any], int]:
-    """W[i, j] = times i beat j; votes whose winner is neither side are counted and left out."""
-    for col in (left, right, winner):
-        if col not in df.columns:
-            raise StepError(
-                f"column '{col}' is not in the data",
-                step="bradley_terry",
-                column=col,
-                fix="set left/right/winner to the columns of the two sides and the vote",
-            )
-    data = df.select(
-        pl.col(left).cast(pl.String), pl.col(right).cast(pl.String), pl.col(winner).cast(pl.String)
-    ).drop_nulls()
-    ok = (pl.col(winner) == pl.col(left)) | (pl.col(winner) == pl.col(right))
-    bad = data.filter(~ok).height
-    data = data.filter(ok)
-    names = sorted(set(data[left].to_list()) | set(data[right].to_list()))
-    pos = {x: n for n, x in enumerate(names)}
-    w = np.zeros((len(names), len(names)))
-    for lft, rgt, win in data.iter_rows():
-        if win == lft:
-            w[pos[lft], pos[rgt]] += 1
-        else:
-            w[pos[rgt], pos[lft]] += 1
-    return w, names, bad
-
-
-def bradley_terry_matrix(
-    w: np.ndarray, *, prior: float = 1.0, max_iter: int = 10_000, tol: float = 1e-10
-) -> tuple[np.ndarray, int, bool]:
-    """Strengths from a win matrix by Hunter's MM updates (see the module docstring)."""
-    n_ij = w + w.T
-    wins = w.sum(axis=1)
-    p = np.ones(w.shape[0])
-    converged = False
-    it = 0
-    for _round in range(max_iter):
-        it += 1
-        denom = (n_ij / (p[:, None] + p[None, :])).sum(axis=1)
-        num = wins.copy()
-        if prior > 0:
-            num = num + prior
-            denom = denom + 2.0 * prior / (p + 1.0)
-        new = num / np.maximum(denom, EPS)
-        new = np.maximum(new, EPS)
-        if prior <= 0:
-            new = new / np.exp(np.log(new).mean())
-        change = float(np.abs(np.log(new) - np.log(p)).max())
-        p = new
-        if change < tol:
-            converged = True
-            break
-    return p, it, converged
-
-
-def bradley_terry(
-    df: pl.DataFrame, *, left: str, right: str, winner: str, prior: float = 1.0
-) -> BradleyTerryResult:
-    """Bradley-Terry strengths of everything compared in `(left, right, winner)` votes."""
-    w, names, _bad = win_matrix(df, left=left, right=right, winner=winner)
-    if not names:
-        raise StepError(
-            "no pairwise votes whose winner is one of the two sides", step="bradley_terry"
-        )
-    p, it, conv = bradley_terry_matrix(w, prior=prior)
-    return BradleyTerryResult(names, p, w.sum(axis=1), (w + w.T).sum(axis=1), it, conv)
-
-
-def rater_report(
-    df: pl.DataFrame,
-    consensus: pl.DataFrame,
-    *,
-    item: str,
-    annotator: str,
-    label: str,
-    gold: str | None = None,
-    ds: DawidSkeneResult | None = None,
-) -> pl.DataFrame:
-    """Per rater: annotations, agreement with the consensus label, gold items and accuracy, and
-    (with a Dawid-Skene fit) the estimated accuracy."""
-    cons = consensus.select(pl.col(item), pl.col(label).alias("_consensus"))
-    data = df.filter(pl.col(label).is_not_null()).join(cons, on=item, how="left")
-    same = pl.col(label).cast(pl.String) == pl.col("_consensus").cast(pl.String)
-    aggs = [
-        pl.len().alias("annotations"),
-        same.mean().alias("agreement_with_consensus"),
-    ]
-    if gold is not None:
-        on_gold = pl.col(gold).is_not_null()
-        hit = pl.col(label).cast(pl.String) == pl.col(gold).cast(pl.String)
-        aggs += [
-            on_gold.sum().cast(pl.Int64).alias("gold_items"),
-            (hit & on_gold).sum().cast(pl.Int64).alias("gold_correct"),
-        ]
-    table = data.group_by(annotator).agg(aggs).with_columns(pl.col(annotator).cast(pl.String))
-    if gold is not None:
-        table = table.with_columns(
-            pl.when(pl.col("gold_items") > 0)
-            .then(pl.col("gold_correct") / pl.col("gold_items"))
-            .otherwise(None)
-            .alias("gold_accuracy")
-        )
-    if ds is not None:
-        est = pl.DataFrame(
-            {annotator: [str(x) for x in ds.annotators], "estimated_accuracy": ds.rater_accuracy()}
-        )
-        table = table.join(est, on=annotator, how="left")
-    return table.rename({annotator: "annotator"} if annotator != "annotator" else {}).sort(
-        "annotator"
+    method: Literal["dawid_skene", "majority", "bradley_terry"] = Field(
+        default="dawid_skene", description="dawid_skene, majority (votes) or bradley_terry (pairs)"
     )
-
-
-def gold_drift(
-    df: pl.DataFrame,
-    *,
-    annotator: str,
-    label: str,
-    gold: str,
-    time: str | None = None,
-    window: str | int = 50,
-    min_window_items: int = 10,
-    alpha: float = 0.05,
-) -> pl.DataFrame:
-    """Per rater and time window: accuracy on gold items, against the same rater's other windows.
-
-    A window is flagged as drift when its accuracy is lower than on the rater's other gold items
-    by a one-sided Fisher exact test with p below `alpha / (number of the rater's windows)`
-    (Bonferroni), and it has at least `min_window_items` gold items. Comparing with the rest,
-    not with the first window, keeps one lucky early window from making every later one look
-    like drift. Windows: `time` a date/datetime truncated to `window` (e.g. '1w'), a number
-    bucketed by integer `window`, or without `time` consecutive blocks of `window` gold items in
-    the data's order."""
-    from scipy.stats import fisher_exact
-
-    for col in (annotator, label, gold, *([time] if time else [])):
-        if col not in df.columns:
-            raise StepError(f"column '{col}' is not in the data", step="gold_drift", column=col)
-    g = df.filter(pl.col(gold).is_not_null() & pl.col(label).is_not_null())
-    if time is None:
-        if not isinstance(window, int):
-            raise StepError(
-                "without `time`, window is a number of gold items", field="window", fix="e.g. 50"
-            )
-        g = g.with_columns(
-            (pl.int_range(pl.len()).over(annotator) // window).cast(pl.String).alias("_w")
-        )
-    elif g.schema[time].is_temporal():
-        g = g.with_columns(pl.col(time).dt.truncate(str(window)).cast(pl.String).alias("_w"))
-    elif g.schema[time].is_numeric() and isinstance(window, int):
-        g = g.with_columns((pl.col(time).cast(pl.Int64) // window).cast(pl.String).alias("_w"))
-    else:
-        raise StepError(
-            f"time column '{time}' must be a date/datetime (window like '1w') or a number "
-            "(an integer window)",
-            column=time,
-            field="window",
-        )
-    counts = (
-        g.with_columns((pl.col(label).cast(pl.String) == pl.col(gold).cast(pl.String)).alias("_ok"))
-        .group_by(pl.col(annotator).cast(pl.String).alias("annotator"), "_w")
-        .agg(pl.len().alias("n"), pl.col("_ok").sum().cast(pl.Int64).alias("correct"))
-        .sort("annotator", "_w")
+    item: str = Field(default="item", description="the item id column")
+    annotator: str = Field(default="annotator", description="the annotator id column")
+    label: str = Field(default="label", description="the label column")
+    gold: str | None = Field(default=None, description="a gold-label column (null where none)")
+    time: str | None = Field(default=None, description="time column for gold-drift windows")
+    window: str | int = Field(default=50, description="gold-drift window ('1w' or a number)")
+    drift_alpha: float = Field(
+        default=0.05,
+        gt=0.0,
+        lt=1.0,
+        description="drift: a window's gold accuracy is below the rater's other windows "
+        "(one-sided Fisher exact test, Bonferroni over the rater's windows)",
     )
-    rows = []
-    for (ann,), part in counts.group_by("annotator", maintain_order=True):
-        total_n, total_k = int(part["n"].sum()), int(part["correct"].sum())
-        tested = part.filter(pl.col("n") >= min_window_items).height
-        for w, n, k in part.select("_w", "n", "correct").iter_rows():
-            rest_n, rest_k = total_n - n, total_k - k
-            p = float("nan")
-            if n >= min_window_items and rest_n > 0:
-                p = float(
-                    fisher_exact([[k, n - k], [rest_k, rest_n - rest_k]], alternative="less")[1]
-                )
-            rows.append(
-                {
-                    "annotator": ann,
-                    "window": w,
-                    "n": n,
-                    "accuracy": k / n,
-                    "rest_n": rest_n,
-                    "rest_accuracy": rest_k / rest_n if rest_n else float("nan"),
-                    "p_value": p,
-                    "drift": bool(p == p and tested and p < alpha / tested),
-                }
-            )
-    schema = {
-        "annotator": pl.String,
-        "window": pl.String,
-        "n": pl.Int64,
-        "accuracy": pl.Float64,
-        "rest_n": pl.Int64,
-        "rest_accuracy": pl.Float64,
-        "p_value": pl.Float64,
-        "drift": pl.Boolean,
+    min_window_items: int = Field(default=10, ge=1, description="gold items a window needs")
+    left: str = Field(default="left", description="bradley_terry: one side of each vote")
+    right: str = Field(default="right", description="bradley_terry: the other side")
+    winner: str = Field(default="winner", description="bradley_terry: the side voted better")
+    sides: list[str] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="bradley_terry: the two values of `winner` meaning 'left won' and 'right "
+        "won' (e.g. [chosen, rejected] for a `tamis annotate import` of a preference task, "
+        "with left/right the columns naming what produced each response)",
+    )
+    prior: float = Field(
+        default=1.0, ge=0.0, description="bradley_terry: virtual wins and losses per item"
+    )
+    max_iter: int = Field(default=500, ge=1, description="dawid_skene: EM iterations at most")
+
+
+class Aggregated(NamedTuple):
+    """The aggregate (one row per item or per compared thing), its report and its tables."""
+
+    frame: pl.DataFrame
+    report: dict[str, Any]
+    tables: dict[str, pl.DataFrame]
+
+
+def aggregate_labels(
+    df: pl.DataFrame, config: AggregateLabelsConfig, *, seed: int = 0
+) -> Aggregated:
+    """Consensus labels (dawid_skene, majority) or Bradley-Terry scores (see the module doc)."""
+    if config.method == "bradley_terry":
+        return _by_pairs(df, config)
+    return _by_votes(df, config, seed)
+
+
+def _majority(
+    data: pl.DataFrame, res: DawidSkeneResult, c: AggregateLabelsConfig, seed: int
+) -> tuple[list[Any], np.ndarray]:
+    """The most voted label per item (ties broken by the seed) and its share of the votes."""
+    item_pos = {x: n for n, x in enumerate(res.items)}
+    cls_pos = {x: n for n, x in enumerate(res.classes)}
+    counts = np.zeros((len(res.items), len(res.classes)))
+    for it, lab in data.select(c.item, c.label).iter_rows():
+        counts[item_pos[it], cls_pos[lab]] += 1
+    shares = counts / counts.sum(axis=1, keepdims=True)
+    tie = np.random.default_rng(seed).random(counts.shape) * 1e-9
+    choice = (shares + tie).argmax(axis=1)
+    return [res.classes[k] for k in choice], shares[np.arange(len(choice)), choice]
+
+
+def _drift(data: pl.DataFrame, out: pl.DataFrame, c: AggregateLabelsConfig) -> tuple[
+    pl.DataFrame, dict[str, Any]
+]:  # fmt: skip
+    """The gold-drift table and its report entries (drift windows, consensus gold accuracy)."""
+    assert c.gold is not None
+    drift = gold_drift(
+        data,
+        annotator=c.annotator,
+        label=c.label,
+        gold=c.gold,
+        time=c.time,
+        window=c.window,
+        min_window_items=c.min_window_items,
+        alpha=c.drift_alpha,
+    )
+    flagged = drift.filter(pl.col("drift"))
+    report: dict[str, Any] = {
+        "gold_drift": {
+            "windows": drift.height,
+            "drift_windows": flagged.height,
+            "annotators_drifting": sorted(set(flagged["annotator"].to_list())),
+        }
     }
-    return pl.DataFrame(rows, schema=schema)
+    on_gold = out.filter(pl.col(c.gold).is_not_null())
+    if on_gold.height:
+        hits = (on_gold[c.label].cast(pl.String) == on_gold[c.gold].cast(pl.String)).sum()
+        report["consensus_gold_accuracy"] = {"accuracy": hits / on_gold.height, "n": on_gold.height}
+    return drift, report
+
+
+def _by_votes(df: pl.DataFrame, c: AggregateLabelsConfig, seed: int) -> Aggregated:
+    data = df.filter(pl.col(c.label).is_not_null()) if c.label in df.columns else df
+    res = dawid_skene(data, item=c.item, annotator=c.annotator, label=c.label, max_iter=c.max_iter)
+    if c.method == "majority":
+        labels, conf = _majority(data, res, c, seed)
+    else:
+        labels, conf = res.labels(), res.posteriors.max(axis=1)
+    n_ann = data.group_by(c.item).agg(pl.len().alias("num_annotations"))
+    carry = [
+        col for col in data.columns if col not in (c.annotator, c.label, c.gold, c.time, c.item)
+    ]
+    first = data.group_by(c.item).agg([pl.col(col).first() for col in carry])
+    out = (
+        pl.DataFrame(
+            {
+                c.item: pl.Series(res.items, dtype=data.schema[c.item]),
+                c.label: pl.Series(labels, dtype=data.schema[c.label]),
+                "label_confidence": conf,
+            }
+        )
+        .join(n_ann, on=c.item, how="left")
+        .join(first, on=c.item, how="left")
+    )
+    if c.gold is not None:
+        gold_items = data.group_by(c.item).agg(pl.col(c.gold).drop_nulls().first())
+        out = out.join(gold_items, on=c.item, how="left")
+    raters = rater_report(
+        data, out, item=c.item, annotator=c.annotator, label=c.label, gold=c.gold, ds=res
+    )
+    tables = {"raters": raters, "confusion": res.confusion_table()}
+    report: dict[str, Any] = {
+        "method": c.method,
+        "items": out.height,
+        "annotations": data.height,
+        "classes": [str(k) for k in res.classes],
+        "class_priors": {str(k): float(v) for k, v in zip(res.classes, res.priors, strict=True)},
+        "em_iterations": res.n_iter,
+        "em_converged": res.converged,
+        "rater_table": raters.to_dicts()[:20],
+    }
+    if c.gold is not None:
+        tables["gold_drift"], drift_report = _drift(data, out, c)
+        report.update(drift_report)
+    return Aggregated(out.sort(c.item), report, tables)
+
+
+def _winner_as_side(df: pl.DataFrame, c: AggregateLabelsConfig) -> pl.DataFrame:
+    """With `sides`, rewrite `winner` from 'left won'/'right won' values to the winning side."""
+    if c.sides is None:
+        return df
+    if c.winner not in df.columns:
+        raise DataError(f"column '{c.winner}' is not in the data", column=c.winner)
+    values = set(df.get_column(c.winner).drop_nulls().cast(pl.String).unique().to_list())
+    if not values <= set(c.sides):
+        raise DataError(
+            f"'{c.winner}' holds {sorted(values - set(c.sides))[:5]}, not only {c.sides}",
+            column=c.winner,
+            field="sides",
+            fix="list the two values that mean 'left won' and 'right won'",
+        )
+    w = pl.col(c.winner).cast(pl.String)
+    return df.with_columns(
+        pl.when(w == c.sides[0])
+        .then(pl.col(c.left).cast(pl.String))
+        .when(w == c.sides[1])
+        .then(pl.col(c.right).cast(pl.String))
+        .alias(c.winner)
+    )
+
+
+def _rater_agreement(
+    df: pl.DataFrame, table: pl.DataFrame, c: AggregateLabelsConfig
+) -> pl.DataFrame:
+    """Per rater: votes and the share that agree with the order the scores imply."""
+    score = dict(zip(table["name"].to_list(), table["score"].to_list(), strict=True))
+    votes = df.select(
+        pl.col(c.annotator).cast(pl.String).alias("annotator"),
+        pl.col(c.left).cast(pl.String).alias("_l"),
+        pl.col(c.right).cast(pl.String).alias("_r"),
+        pl.col(c.winner).cast(pl.String).alias("_w"),
+    ).drop_nulls()
+    agree = [
+        (score[w] >= score[r if w == lft else lft])
+        for lft, r, w in votes.select("_l", "_r", "_w").iter_rows()
+        if w in (lft, r)
+    ]
+    votes = votes.filter((pl.col("_w") == pl.col("_l")) | (pl.col("_w") == pl.col("_r")))
+    return (
+        votes.with_columns(pl.Series("_agree", agree, dtype=pl.Boolean))
+        .group_by("annotator")
+        .agg(pl.len().alias("votes"), pl.col("_agree").mean().alias("agreement_with_scores"))
+        .sort("annotator")
+    )
+
+
+def _by_pairs(df: pl.DataFrame, c: AggregateLabelsConfig) -> Aggregated:
+    df = _winner_as_side(df, c)
+    res = bradley_terry(df, left=c.left, right=c.right, winner=c.winner, prior=c.prior)
+    _, _, bad = win_matrix(df, left=c.left, right=c.right, winner=c.winner)
+    table = res.table()
+    tables: dict[str, pl.DataFrame] = {}
+    if c.annotator in df.columns:
+        tables["raters"] = _rater_agreement(df, table, c)
+    report = {
+        "method": "bradley_terry",
+        "compared": table.height,
+        "votes": int(res.comparisons.sum() // 2),
+        "votes_not_for_either_side": bad,
+        "prior": c.prior,
+        "iterations": res.n_iter,
+        "converged": res.converged,
+        "top": table.head(10).to_dicts(),
+    }
+    return Aggregated(table, report, tables)
+
+
+def aggregate_schema(source: pl.Schema, c: AggregateLabelsConfig) -> pl.Schema:
+    """The schema of `aggregate_labels(df, c).frame` for an input of schema `source`."""
+    if c.method == "bradley_terry":
+        return pl.Schema(
+            {
+                "name": pl.String(),
+                "score": pl.Float64(),
+                "strength": pl.Float64(),
+                "wins": pl.Int64(),
+                "comparisons": pl.Int64(),
+                "rank": pl.Int64(),
+            }
+        )
+    own = (c.annotator, c.label, c.gold, c.time, c.item)
+    cols: dict[str, Any] = {
+        c.item: source.get(c.item, pl.Unknown),
+        c.label: source.get(c.label, pl.Unknown),
+        "label_confidence": pl.Float64(),
+        "num_annotations": pl.UInt32(),
+        **{name: dtype for name, dtype in source.items() if name not in own},
+    }
+    if c.gold is not None:
+        cols[c.gold] = source.get(c.gold, pl.Unknown)
+    return pl.Schema(cols)
