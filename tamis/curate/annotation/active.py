@@ -27,7 +27,6 @@ from tamis.config import Config, load_config
 from tamis.curate.annotation.columns import require_columns
 from tamis.errors import DataError
 
-
 #: the columns `rank_for_labeling` adds to the items
 RANK_COLUMNS: dict[str, pl.DataType] = {
     "num_annotations": pl.Int64(),
