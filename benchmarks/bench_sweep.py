@@ -44,7 +44,7 @@ def overhead(name: str, seeds: int, root: Path, repeats: int = 3) -> dict[str, A
     from tamis.sweeps.cell import limit_threads, tune_malloc
     from tamis.sweeps.engine import plan_sweep
     from tamis.sweeps.recipes import get_recipe
-    from tamis.sweeps.results import run_sweep
+    from tamis.sweeps.run import run_sweep
     from tamis.sweeps.spec import load_sweep
 
     spec = load_sweep(name, {"seeds": list(range(seeds))})
@@ -151,7 +151,7 @@ def overhead(name: str, seeds: int, root: Path, repeats: int = 3) -> dict[str, A
 def parallel(root: Path, seeds: int, repeats: int = 2) -> dict[str, Any]:
     from tamis.pipelines.store import Store
     from tamis.sweeps.engine import plan_sweep
-    from tamis.sweeps.results import run_sweep
+    from tamis.sweeps.run import run_sweep
     from tamis.sweeps.spec import load_sweep
 
     over = {

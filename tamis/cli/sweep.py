@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
 
         from tamis.pipelines.store import Store
-        from tamis.sweeps.results import run_sweep
+        from tamis.sweeps.run import run_sweep
         from tamis.sweeps.spec import builtin_dir, builtin_names, load_sweep
         from tamis.sweeps.table import render_sweep_table
 

@@ -11,26 +11,27 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tamis.pipelines.store import Store
+    from tamis.sweeps.documents import SweepResult
     from tamis.sweeps.spec import SweepSpec
 
 
 def run_sweep(
     spec_or_name: SweepSpec | str | Path, store: Store | None = None, **kwargs: Any
-) -> dict[str, Any]:
-    """Run (or resume) a sweep; see `tamis.sweeps.results.run_sweep`."""
-    from tamis.sweeps.results import run_sweep as _run
+) -> SweepResult:
+    """Run (or resume) a sweep; see `tamis.sweeps.run.run_sweep`."""
+    from tamis.sweeps.run import run_sweep as _run
 
     return _run(spec_or_name, store, **kwargs)
 
 
-def load_sweep_result(store: Store, ref: str) -> dict[str, Any] | None:
+def load_sweep_result(store: Store, ref: str) -> SweepResult | None:
     """A saved sweep result by id, id prefix, `sweep/NAME` or NAME; None when nothing matches."""
     from tamis.sweeps.results import load_sweep_result as _load
 
     return _load(store, ref)
 
 
-def render_sweep_table(result: dict[str, Any]) -> Any:
+def render_sweep_table(result: SweepResult) -> Any:
     """The sweep's summary as a rich Table."""
     from tamis.sweeps.table import render_sweep_table as _render
 

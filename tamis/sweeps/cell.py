@@ -13,7 +13,10 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tamis.sweeps.documents import CellResult, CellTask
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "POLARS_MAX_THREADS")
 RESULT = "result.json"
@@ -85,12 +88,12 @@ def cell_dir(store_root: Path, key: str) -> Path:
     return store_root / "runs" / "cells" / key
 
 
-def load_cell(store_root: Path, key: str) -> dict[str, Any] | None:
+def load_cell(store_root: Path, key: str) -> CellResult | None:
     """A finished cell's result, or None (not run, unreadable, or its predictions are gone)."""
     path = cell_dir(store_root, key) / RESULT
     try:
         with open(path) as fh:
-            out: dict[str, Any] = json.load(fh)
+            out: CellResult = json.load(fh)
     except FileNotFoundError:
         return None
     except ValueError:  # unreadable (a disk fault): run the cell again
@@ -133,9 +136,7 @@ def limit_threads(threads: int) -> Any:
     return stack
 
 
-def execute_cell(
-    payload: dict[str, Any], limit: bool = True, persist: bool = True
-) -> dict[str, Any]:
+def execute_cell(payload: CellTask, limit: bool = True, persist: bool = True) -> CellResult:
     """Run one cell described by a JSON-able payload; returns (and stores) its result.
 
     `limit=False` when the caller already holds `limit_threads` (a sequential loop) or the
@@ -149,19 +150,18 @@ def execute_cell(
         return _execute_cell(payload, persist)
 
 
-def save_cell(store_root: Path | str, result: dict[str, Any]) -> None:
+def save_cell(store_root: Path | str, result: CellResult) -> None:
     """Write a finished cell's `result.json` atomically (temp file, fsync, rename)."""
     from tamis.pipelines.store import write_json_atomic
 
     write_json_atomic(cell_dir(Path(store_root), result["key"]) / RESULT, result)
 
 
-def execute_cell_in_worker(payload: dict[str, Any]) -> dict[str, Any]:
+def execute_cell_in_worker(payload: CellTask) -> CellResult:
     return execute_cell(payload, limit=False)
 
 
-def _execute_cell(payload: dict[str, Any], persist: bool) -> dict[str, Any]:
-
+def _execute_cell(payload: CellTask, persist: bool) -> CellResult:
     from tamis.pipelines.store import Store, now
     from tamis.sweeps.recipes import get_recipe
 
@@ -178,7 +178,8 @@ def _execute_cell(payload: dict[str, Any], persist: bool) -> dict[str, Any]:
     t_read = time.perf_counter()
     # through Store.read: a damaged version is a clear error, not wrong rows
     train = store.read(payload["data_id"])
-    test = store.read(payload["test_id"]) if payload.get("test_id") else None
+    test_id = payload.get("test_id")
+    test = store.read(test_id) if test_id else None
     read_s = time.perf_counter() - t_read
     t_fit = time.perf_counter()
     res = recipe.run(train, test, params, int(payload["seed"]), work)
@@ -187,8 +188,13 @@ def _execute_cell(payload: dict[str, Any], persist: bool) -> dict[str, Any]:
         work.rmdir()
     # per-example predictions beside result.json (written first: a finished cell has both)
     predictions = res.predictions.save(out_dir) if res.predictions is not None else None
-    result = {
-        **{k: payload[k] for k in ("key", "version", "seed", "recipe", "params", "data_id")},
+    result: CellResult = {
+        "key": payload["key"],
+        "version": payload["version"],
+        "seed": payload["seed"],
+        "recipe": payload["recipe"],
+        "params": payload["params"],
+        "data_id": payload["data_id"],
         "test_id": payload.get("test_id"),
         "metrics": {k: _finite(v) for k, v in res.metrics.items()},
         "curves": res.curves,

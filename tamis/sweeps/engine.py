@@ -20,6 +20,7 @@ from tamis.pipelines.store import Store, now
 from tamis.safe_yaml import safe_load_yaml
 from tamis.sweeps import plancache
 from tamis.sweeps.cell import limit_threads
+from tamis.sweeps.documents import CellTask
 from tamis.sweeps.plan import Plan
 from tamis.sweeps.recipe import validate_recipe_params
 from tamis.sweeps.recipes import get_recipe
@@ -220,7 +221,7 @@ def plan_sweep(
     data_ids: dict[str, dict[int, str]] = {v: {} for v in spec.versions}
     figures: dict[str, dict[str, dict[int, float | None]]] = {v: {} for v in spec.versions}
     test_ids: dict[int, str | None] = {}
-    cells: list[dict[str, Any]] = []
+    cells: list[CellTask] = []
     for s in spec.seeds:
         built = builds.get(s, empty)
         test_id = (

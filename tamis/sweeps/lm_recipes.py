@@ -3,14 +3,13 @@
 Each cell trains one run into the cell's directory (`runs/cells/<key>/work/`), evaluates on the
 sweep's `test:` version when given (else the method's own held-out split of the version), and
 reports the run's final figures as metrics and its per-step history as learning curves.
-Params: `model` (`tiny`, a hub id or a local path), `config` (fields of the method's dataclass
-config, e.g. `num_train_epochs`), and for `ppo` the `reward_model` path; `keep_model: false`
+Params: `model` (`tiny`, a hub id or a local path), `config` (fields of the method's config,
+e.g. `num_train_epochs`), and for `ppo` the `reward_model` path; `keep_model: false`
 deletes the trained weights after scoring (sweeps rarely need them, and they are large).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,14 +17,14 @@ from typing import Any, ClassVar
 import polars as pl
 from pydantic import Field
 
-from tamis.errors import SpecError
 from tamis.sweeps.recipe import Recipe, RecipeParams, RecipeResult
 
 
 class LMParams(RecipeParams):
     model: str = Field(default="tiny", description="`tiny`, a Hugging Face id or a local path")
     config: dict[str, Any] = Field(
-        default_factory=dict, description="fields of the method's config dataclass"
+        default_factory=dict,
+        description="fields of the method's config (tamis train METHOD --config)",
     )
     keep_model: bool = Field(default=False, description="keep the trained weights in the cell dir")
 
@@ -76,36 +75,31 @@ class _LMRecipe(Recipe):
     needs_test = False
     has_curves = True
     warm = ("torch", "transformers", "trl")
-    method: ClassVar[str] = ""
-    module: ClassVar[str] = ""
-    config_class: ClassVar[str] = ""
-    train_fn: ClassVar[str] = ""
+    method: ClassVar[str] = ""  # a name in the table of training methods (tamis.train.methods)
 
     def _config(self, params: Any, seed: int) -> Any:
-        import importlib
+        from tamis.train.methods import method_config
 
-        mod = importlib.import_module(self.module)
-        cls = getattr(mod, self.config_class)
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params.config) - names)
-        if unknown:
-            raise SpecError(
-                f"unknown {self.method} config field(s): {', '.join(unknown)}",
-                field="recipe.params.config",
-                fix=f"fields of {self.config_class}: {', '.join(sorted(names))}",
-            )
-        return cls(**{**params.config, "seed": seed})
+        return method_config(
+            self.method, {**params.config, "seed": seed}, prefix="recipe.params.config"
+        )
 
     def _train(
         self, train: pl.DataFrame, test: pl.DataFrame | None, params: Any, cfg: Any, out: Path
     ) -> dict[str, Any]:
-        import importlib
+        from tamis.train.methods import train as train_method
 
-        fn = getattr(importlib.import_module(self.module), self.train_fn)
-        out_dict: dict[str, Any] = fn(
-            train, model=params.model, out=out, config=cfg, eval_data=test
+        summary = train_method(
+            self.method,
+            train,
+            model=params.model,
+            out=out,
+            config=cfg,
+            eval_data=test,
+            ref_model=getattr(params, "ref_model", None),
+            reward_model=getattr(params, "reward_model", None),
         )
-        return out_dict
+        return dict(summary)
 
     def run(
         self, train: pl.DataFrame, test: pl.DataFrame | None, params: Any, seed: int, out_dir: Path
@@ -128,9 +122,6 @@ class SFTRecipe(_LMRecipe):
 
     name = "sft"
     method = "sft"
-    module = "tamis.train.sft"
-    config_class = "SFTRunConfig"
-    train_fn = "train_sft"
     metrics = ("eval_loss", "eval_perplexity", "train_loss")
 
 
@@ -139,9 +130,6 @@ class RewardRecipe(_LMRecipe):
 
     name = "rm"
     method = "rm"
-    module = "tamis.train.reward"
-    config_class = "RewardRunConfig"
-    train_fn = "train_reward"
     metrics = ("accuracy", "mean_margin", "ece", "reward_length_corr")
 
 
@@ -150,9 +138,6 @@ class DPORecipe(_LMRecipe):
 
     name = "dpo"
     method = "dpo"
-    module = "tamis.train.dpo"
-    config_class = "DPORunConfig"
-    train_fn = "train_dpo"
     metrics = ("reward_accuracy", "reward_margin", "kl_to_ref_per_token")
 
 
@@ -162,25 +147,7 @@ class PPORecipe(_LMRecipe):
     name = "ppo"
     Params = PPOParams
     method = "ppo"
-    module = "tamis.train.ppo"
-    config_class = "PPORunConfig"
-    train_fn = "train_ppo"
     metrics = ("win_rate", "score_last", "kl_last", "eos_rate_last")
-
-    def _train(
-        self, train: pl.DataFrame, test: pl.DataFrame | None, params: Any, cfg: Any, out: Path
-    ) -> dict[str, Any]:
-        from tamis.train.ppo import train_ppo
-
-        return train_ppo(
-            train,
-            model=params.model,
-            reward_model=params.reward_model,
-            out=out,
-            config=cfg,
-            eval_data=test,
-            ref_model=params.ref_model,
-        )
 
 
 RECIPES: dict[str, type[Recipe]] = {

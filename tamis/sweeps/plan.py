@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tamis.sweeps.documents import CellTask
 from tamis.sweeps.recipe import Recipe
 from tamis.sweeps.spec import SweepSpec
 
@@ -17,7 +18,7 @@ from tamis.sweeps.spec import SweepSpec
 class Plan:
     spec: SweepSpec
     recipe: type[Recipe]
-    cells: list[dict[str, Any]]
+    cells: list[CellTask]
     #: version -> seed -> data version id
     data_ids: dict[str, dict[int, str]]
     #: seed -> test version id (None for recipes without a test set)

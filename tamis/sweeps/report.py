@@ -1,14 +1,6 @@
-"""Plots and the self-contained HTML report of a sweep.
-
-- paired deltas (the main plot): per metric, each version's delta against the baseline with its
-  95% CI (paired bootstrap over test rows and seeds) and a line at zero, so a reader sees at once
-  whether an effect is larger than the test set's sampling noise; with no baseline to compare
-  with, the means with their CIs on the metric's full range;
-- learning curves (LM recipes): each version's curve, mean across seeds;
-- utility-privacy trade-off (when the sweep names one): utility mean +- CI against the privacy
-  figure mean +- CI, one point per version.
-PNG files are written beside `result.json`; the HTML embeds the same images.
-"""
+"""The self-contained HTML report of a sweep: the versions, the summary table, the plots
+(`figures.py`; PNG files written beside `result.json`, the HTML embeds the same images) and
+every cell."""
 
 from __future__ import annotations
 
@@ -17,195 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from tamis import htmlreport
-
-
-def _rows(result: dict[str, Any], metric: str) -> list[dict[str, Any]]:
-    return [r for r in result["table"] if r["metric"] == metric and r.get("mean") is not None]
-
-
-def _err(rows: list[dict[str, Any]]) -> list[list[float]]:
-    lo = [r["mean"] - r["ci_low"] if r.get("ci_low") is not None else 0.0 for r in rows]
-    hi = [r["ci_high"] - r["mean"] if r.get("ci_high") is not None else 0.0 for r in rows]
-    return [lo, hi]
-
-
-def _delta_rows(result: dict[str, Any], metric: str) -> list[dict[str, Any]]:
-    return [
-        r
-        for r in result["table"]
-        if r["metric"] == metric
-        and r.get("delta") is not None
-        and r["version"] != result["baseline"]
-    ]
-
-
-def delta_figure(result: dict[str, Any]) -> Any:
-    """Each version's paired delta vs the baseline with its 95% CI and a zero line, per metric."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metrics = [
-        m for m in [*result["metrics"], *result.get("figures", [])] if _delta_rows(result, m)
-    ]
-    if not metrics:
-        return means_figure(result)
-    ncols = min(3, len(metrics))
-    nrows = (len(metrics) + ncols - 1) // ncols
-    n_versions = max(len(_delta_rows(result, m)) for m in metrics)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(4.4 * ncols, (1.2 + 0.45 * n_versions) * nrows + 0.6), squeeze=False
-    )
-    for ax, metric in zip(axes.flat, metrics, strict=False):
-        rows = _delta_rows(result, metric)[::-1]  # first version on top
-        ys = list(range(len(rows)))
-        reach = 0.0
-        for y, r in zip(ys, rows, strict=True):
-            d = r["delta"]
-            lo, hi = r.get("delta_ci_low"), r.get("delta_ci_high")
-            p = r.get("p")
-            sig = (
-                (p < 0.05)
-                if p is not None
-                else (lo is not None and hi is not None and (lo > 0 or hi < 0))
-            )
-            color = "#1f77b4" if sig else "#888888"
-            xerr = [[d - lo], [hi - d]] if lo is not None and hi is not None else None
-            ax.errorbar([d], [y], xerr=xerr, fmt="o", color=color, capsize=4, markersize=6)
-            reach = max(reach, abs(d), abs(lo or 0.0), abs(hi or 0.0))
-            if p is not None:
-                ax.annotate(
-                    "p<0.001" if p < 0.001 else f"p={p:.2f}",
-                    (d, y),
-                    textcoords="offset points",
-                    xytext=(0, 7),
-                    ha="center",
-                    fontsize=7,
-                    color=color,
-                )
-        ax.axvline(0.0, color="#b3261e", linewidth=1)
-        reach = max(reach * 1.25, 1e-3)
-        ax.set_xlim(-reach, reach)  # symmetric: zero in the middle, no zoom that hides it
-        ax.set_ylim(-0.7, len(rows) - 0.3)
-        ax.set_yticks(ys, [r["version"] for r in rows])
-        ax.set_title(metric, fontsize=10)
-        ax.grid(axis="x", alpha=0.3)
-    for ax in list(axes.flat)[len(metrics) :]:
-        ax.axis("off")
-    fig.suptitle(
-        f"delta vs {result['baseline']}: paired, 95% CI (bootstrap over test rows and seeds); "
-        "grey = p >= 0.05",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    return fig
-
-
-def means_figure(result: dict[str, Any]) -> Any:
-    """Means with 95% CIs by version, on the metric's whole range where it is bounded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from tamis.sweeps.stats import bounds_of
-
-    metrics = [m for m in [*result["metrics"], *result.get("figures", [])] if _rows(result, m)]
-    if not metrics:
-        return None
-    ncols = min(3, len(metrics))
-    nrows = (len(metrics) + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
-    for ax, metric in zip(axes.flat, metrics, strict=False):
-        rows = _rows(result, metric)
-        xs = list(range(len(rows)))
-        for x, r in zip(xs, rows, strict=True):
-            lo, hi = _err([r])
-            ax.errorbar([x], [r["mean"]], yerr=[lo, hi], fmt="o", capsize=5, markersize=7)
-        ax.set_xticks(xs, [r["version"] for r in rows], rotation=30, ha="right")
-        ax.set_xlim(-0.5, len(rows) - 0.5)
-        bounds = bounds_of(metric)
-        if bounds is not None:
-            ax.set_ylim(*bounds)
-        ax.set_title(metric)
-        ax.grid(axis="y", alpha=0.3)
-    for ax in list(axes.flat)[len(metrics) :]:
-        ax.axis("off")
-    fig.suptitle(f"{result['name']}: mean and 95% CI")
-    fig.tight_layout()
-    return fig
-
-
-def curves_figure(result: dict[str, Any]) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    names = sorted({n for c in result["cells"] for n in (c.get("curves") or {})})
-    if not names:
-        return None
-    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.2), squeeze=False)
-    for ax, name in zip(axes.flat, names, strict=False):
-        for version in result["versions"]:
-            series = [
-                c["curves"][name]
-                for c in result["cells"]
-                if c["version"] == version and name in (c.get("curves") or {})
-            ]
-            if not series:
-                continue
-            steps = sorted({float(p[0]) for s in series for p in s})
-            grid = np.full((len(series), len(steps)), np.nan)
-            for i, s in enumerate(series):
-                for x, y in s:
-                    grid[i, steps.index(float(x))] = float(y)
-            mean = np.nanmean(grid, axis=0)
-            ax.plot(steps, mean, marker=".", label=version)
-        ax.set_title(name)
-        ax.set_xlabel("step")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def tradeoff_figure(result: dict[str, Any]) -> Any:
-    spec = result.get("tradeoff")
-    if not spec:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    xs = {r["version"]: r for r in _rows(result, spec["x"])}
-    ys = {r["version"]: r for r in _rows(result, spec["y"])}
-    both = [v for v in ys if v in xs]
-    if not both:
-        return None
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    for v in both:
-        x, y = xs[v], ys[v]
-        ax.errorbar(
-            [x["mean"]],
-            [y["mean"]],
-            xerr=[[a[0]] for a in _err([x])],
-            yerr=[[a[0]] for a in _err([y])],
-            fmt="o",
-            capsize=3,
-        )
-        ax.annotate(
-            v, (x["mean"], y["mean"]), textcoords="offset points", xytext=(5, 5), fontsize=8
-        )
-    ax.set_xlabel(f"{spec['x']} (privacy risk; lower is better)")
-    ax.set_ylabel(f"{spec['y']} (utility)")
-    ax.set_title("utility-privacy trade-off (mean, 95% CI)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+from tamis.sweeps.documents import SweepResult
+from tamis.sweeps.figures import curves_figure, delta_figure, tradeoff_figure
 
 
 def _save(fig: Any, path: Path) -> str:
@@ -255,7 +60,7 @@ def sweep_table(rows: list[dict[str, str]], columns: list[str]) -> str:
     )
 
 
-def summary_rows(result: dict[str, Any]) -> list[dict[str, str]]:
+def summary_rows(result: SweepResult) -> list[dict[str, str]]:
     from tamis.sweeps.table import DASH, fmt, fmt_ci, fmt_p
 
     out = []
@@ -280,7 +85,7 @@ def summary_rows(result: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
-def _test_note(result: dict[str, Any]) -> str:
+def _test_note(result: SweepResult) -> str:
     from tamis.sweeps.table import balance_text
 
     test = result.get("test")
@@ -294,7 +99,7 @@ def _test_note(result: dict[str, Any]) -> str:
     )
 
 
-def write_report(result: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+def write_report(result: SweepResult, out_dir: Path) -> dict[str, Any]:
     """Write PNG plots and `report.html` into out_dir; returns their paths."""
     from tamis.sweeps.table import fmt, version_rows
 

@@ -37,6 +37,7 @@ from tamis.sweeps.cell import (
     tune_malloc,
     warm_up,
 )
+from tamis.sweeps.documents import CellResult, CellTask
 from tamis.sweeps.plan import Plan
 
 Task = tuple[Callable[..., Any], tuple[Any, ...]]
@@ -158,11 +159,11 @@ def run_cells(
     force: bool = False,
     on_done: Any = None,
     pool: ProcessPoolExecutor | None = None,
-) -> tuple[list[dict[str, Any]], set[str]]:
+) -> tuple[list[CellResult], set[str]]:
     """Run the unfinished cells; returns every cell's result (in plan order) and the keys run."""
     root = Path(plan.cells[0]["store"]) if plan.cells else Path(".")
-    results: dict[str, dict[str, Any]] = {}
-    todo: list[dict[str, Any]] = []
+    results: dict[str, CellResult] = {}
+    todo: list[CellTask] = []
     for cell in plan.cells:
         finished = None if force else load_cell(root, cell["key"])
         if finished is not None:
@@ -172,13 +173,13 @@ def run_cells(
         else:
             todo.append(cell)
     unique = list({c["key"]: c for c in todo}.values())
-    failures: list[tuple[int, dict[str, Any], Exception]] = []
+    failures: list[tuple[int, CellTask, Exception]] = []
 
     # this process's cells are written by a thread while the next cell runs (fsync is slow)
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tamis-cell-writer")
     saves: list[Future[None]] = []
 
-    def done(i: int, res: dict[str, Any]) -> None:
+    def done(i: int, res: CellResult) -> None:
         results[res["key"]] = res
         if res.get("pid") == os.getpid():
             saves.append(writer.submit(save_cell, root, res))
@@ -215,13 +216,17 @@ def run_cells(
             error.args = (error.render(),)
         raise error from first_exc
     # the same data + recipe + seed under two version names (or an earlier sweep) is one cell
-    ordered = [
-        {**results[c["key"]], "version": c["version"], "seed": c["seed"]} for c in plan.cells
-    ]
-    return ordered, {c["key"] for c in unique}
+    return [_as_planned(results[c["key"]], c) for c in plan.cells], {c["key"] for c in unique}
 
 
-def cell_error(cell: dict[str, Any], exc: BaseException) -> TamisError:
+def _as_planned(result: CellResult, cell: CellTask) -> CellResult:
+    """A finished cell under the version name and seed the plan gave it."""
+    out = result.copy()
+    out["version"], out["seed"] = cell["version"], cell["seed"]
+    return out
+
+
+def cell_error(cell: CellTask, exc: BaseException) -> TamisError:
     if isinstance(exc, TamisError):
         exc.message = f"cell {cell['version']} / seed {cell['seed']}: {exc.message}"
         exc.args = (exc.render(),)

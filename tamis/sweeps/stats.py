@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from tamis.stats import bootstrap_mean as mean_bootstrap
 from tamis.stats import percentile_interval, t_half_width, tails
+
+if TYPE_CHECKING:
+    from tamis.sweeps.documents import TableRow
 
 CONFIDENCE = 0.95
 #: fewer paired seeds than this give no bootstrap figures: with 2-4 values the resampled means
@@ -326,7 +329,7 @@ def summary_table(
     n_boot: int = 2000,
     seed: int = 0,
     resampled: dict[tuple[str, str], dict[str, Any]] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[TableRow]:
     """Rows: version, metric, n (seeds), mean, sd, ci_low, ci_high, ci_method, and against the
     baseline delta, delta_ci_low, delta_ci_high, p, p_method.
 
@@ -335,7 +338,7 @@ def summary_table(
     used; otherwise the across-seed t statistics (`SEEDS_METHOD`).
     """
     resampled = resampled or {}
-    rows: list[dict[str, Any]] = []
+    rows: list[TableRow] = []
     for version, by_metric in per_seed.items():
         for metric in metrics:
             bounds = bounds_of(metric)
@@ -364,5 +367,5 @@ def summary_table(
                 if not has_delta:
                     row.pop("p", None)
                     row.pop("p_method", None)
-            rows.append(row)
+            rows.append(cast("TableRow", row))
     return rows

@@ -3,7 +3,10 @@ per-version facts (rows, class balance, steps) shared with the HTML report."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tamis.sweeps.documents import SweepResult
 
 DASH = "—"
 
@@ -67,7 +70,7 @@ def nulls_text(info: dict[str, Any]) -> str:
     return f"train {nulls.get('train', 0):,}, test {nulls.get('test', 0):,}"
 
 
-def version_rows(result: dict[str, Any]) -> list[dict[str, str]]:
+def version_rows(result: SweepResult) -> list[dict[str, str]]:
     """One row per version: its rows, class balance, null labels dropped, chain of steps."""
     out = []
     for name, info in (result.get("versions") or {}).items():
@@ -83,7 +86,7 @@ def version_rows(result: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
-def _version_cell(result: dict[str, Any], version: str) -> str:
+def _version_cell(result: SweepResult, version: str) -> str:
     info = (result.get("versions") or {}).get(version) or {}
     lines = [f"[bold]{version}[/]"]
     if info.get("rows"):
@@ -98,14 +101,14 @@ def _version_cell(result: dict[str, Any], version: str) -> str:
     return "\n".join(lines)
 
 
-def render_sweep_table(result: dict[str, Any], digits: int = 3) -> Any:
+def render_sweep_table(result: SweepResult, digits: int = 3) -> Any:
     """A rich Table: per version (rows, class balance, steps) and metric: mean, 95% CI, delta
     vs the baseline with its 95% CI and p-value. Everything else is in `--json` and the HTML."""
     from rich.markup import escape
     from rich.table import Table
 
     seeds = result["seeds"]
-    methods = sorted({r.get("ci_method") for r in result["table"] if r.get("ci_method")})
+    methods = sorted({r.get("ci_method") or "" for r in result["table"]} - {""})
     table = Table(
         title=f"sweep {escape(result['name'])} ({result['sweep_id'][:12]}): "
         f"{result['recipe']['use']}, {len(seeds)} seeds, delta vs {escape(str(result['baseline']))}",

@@ -380,7 +380,7 @@ def test_html_report_tables_fit_and_never_print_none(iris_run: dict[str, Any]) -
 
 def test_delta_figure_has_zero_line_and_symmetric_axes() -> None:
     """The main plot: each version's delta with its CI, zero in the middle of the axis."""
-    from tamis.sweeps.report import delta_figure
+    from tamis.sweeps.figures import delta_figure
 
     table = [
         {"version": "a", "metric": "auc", "mean": 0.8, "n": 3},
