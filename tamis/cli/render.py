@@ -53,12 +53,10 @@ def emit(data: Any, as_json: bool, render: Callable[[], None] | None = None) -> 
 
 
 def missing_file(what: str, ref: str) -> TamisError:
-    """The error for a DATA argument that looks like a file path but names no file."""
-    return TamisError(
-        f"{what} file does not exist",
-        file=ref,
-        fix="pass an existing file or a store ref (<pipeline>/<step>)",
-    )
+    """The error for a DATA argument that names no file (`tamis.pipelines.data.missing_file`)."""
+    from tamis.pipelines.data import missing_file as error
+
+    return error(what, ref)
 
 
 def check_store_path(path: Any) -> None:

@@ -7,44 +7,19 @@ DATA is a store ref/id (`<pipeline>/<step>`) or a data file (.parquet/.csv/.tsv/
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from tamis.cli.render import (
-    DATA_SUFFIXES,
     DEFAULT_STORE,
     cli_errors,
     emit,
     json_option,
-    missing_file,
     out,
     store_option,
 )
-from tamis.errors import TamisError
 from tamis.render import render_report
-
-SUFFIXES = DATA_SUFFIXES
-
-
-def _frame(data: str, store: Path) -> Any:
-    path = Path(data)
-    if path.is_file():
-        from tamis.pipelines.sources import read_source
-
-        fmt = SUFFIXES.get(path.suffix.lower())
-        if fmt is None:
-            raise TamisError(
-                "cannot tell the data file's format",
-                file=data,
-                fix=f"use one of: {', '.join(sorted(SUFFIXES))}",
-            )
-        return read_source(path, fmt, {}, name="data", file=data)
-    if path.suffix.lower() in SUFFIXES:
-        raise missing_file("data", data)
-    from tamis.pipelines.store import Store
-
-    return Store(store).read(data)
 
 
 def register(app: typer.Typer) -> None:
@@ -63,11 +38,9 @@ def register(app: typer.Typer) -> None:
         as_json: json_option = False,
     ) -> None:
         """Write a starter GX suite describing DATA (schema, nulls, ranges, value sets)."""
-        from tamis.curate.validate import suggest_suite, write_suite
+        from tamis.pipelines.validate import suggest_data_suite
 
-        suite = suggest_suite(_frame(data, store), name=out_path.stem, max_set_size=max_set_size)
-        write_suite(suite, out_path)
-        result = {"suite": str(out_path), "expectations": len(suite["expectations"])}
+        result = suggest_data_suite(data, store, out_path, max_set_size=max_set_size)
         emit(
             result,
             as_json,
@@ -86,12 +59,12 @@ def register(app: typer.Typer) -> None:
         as_json: json_option = False,
     ) -> None:
         """Validate DATA against a GX suite; exit 3 naming the failed expectations."""
-        from tamis.curate.validate import validate_frame
+        from tamis.pipelines.validate import check_data
 
         if on_failure not in ("fail", "warn"):
             raise typer.BadParameter("use fail or warn", param_hint="--on-failure")
-        report = validate_frame(
-            _frame(data, store), suite=suite, on_failure="fail" if on_failure == "fail" else "warn"
+        report = check_data(
+            data, store, suite, on_failure="fail" if on_failure == "fail" else "warn"
         )
         emit(
             report,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -67,14 +67,10 @@ def show(
     if sweep is not None:
         emit(sweep, as_json, lambda: out.print(render_sweep_table(sweep)))
         return
-    manifest = s.manifest(ref)
-    payload = dict(manifest)
-    if (s.root / "audits").is_dir():  # release decisions recorded by `tamis audit`
-        from tamis.privacy.audit.records import audits_for, render_audits
+    from tamis.pipelines.versions import version_details
 
-        payload["audits"] = audits_for(s.root, manifest["id"])
-    if rows:
-        payload["head"] = s.read(manifest["id"]).head(rows).to_dicts()
+    payload = version_details(s, ref, rows=rows)
+    manifest = payload
 
     def render() -> None:
         t = Table(show_header=False, title=f"version {manifest['id'][:12]}")
@@ -113,11 +109,31 @@ def show(
         if manifest.get("report"):
             render_report(manifest["report"])
         if payload.get("audits"):
-            render_audits(payload["audits"], out)
+            out.print(_audits_table(payload["audits"]))
         if rows:
             out.print(s.read(manifest["id"]).head(rows))
 
     emit(payload, as_json, render)
+
+
+def _audits_table(audits: list[dict[str, Any]]) -> Table:
+    """The privacy audits that took a version as an input (release decisions of `tamis audit`)."""
+    t = Table(title=f"privacy audits that took this version as input ({len(audits)})")
+    for c in ("when", "as", "gate", "policy (sha256)", "record"):
+        t.add_column(c)
+    for a in audits:
+        gate = "[green]PASSED[/]" if a["passed"] else "[red]FAILED[/]"
+        if a.get("failed"):
+            gate += escape(f" ({', '.join(a['failed'])})")
+        policy = f"{a.get('policy')} ({str(a.get('policy_sha256'))[:12]})"
+        t.add_row(
+            escape(str(a.get("created_at"))),
+            escape(", ".join(a["as"])),
+            gate,
+            escape(policy),
+            escape(str(a.get("record"))),
+        )
+    return t
 
 
 @cli_errors
