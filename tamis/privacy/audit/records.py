@@ -123,26 +123,3 @@ def audits_for(store_root: str | Path, version_id: str) -> list[dict[str, Any]]:
         )
     out.sort(key=lambda r: (str(r["created_at"]), str(r["id"])))
     return out
-
-
-def render_audits(audits: list[dict[str, Any]], console: Any) -> None:
-    """The audits of a version as a table (for `tamis show`)."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    t = Table(title=f"privacy audits that took this version as input ({len(audits)})")
-    for c in ("when", "as", "gate", "policy (sha256)", "record"):
-        t.add_column(c)
-    for a in audits:
-        gate = "[green]PASSED[/]" if a["passed"] else "[red]FAILED[/]"
-        if a.get("failed"):
-            gate += escape(f" ({', '.join(a['failed'])})")
-        policy = f"{a.get('policy')} ({str(a.get('policy_sha256'))[:12]})"
-        t.add_row(
-            escape(str(a.get("created_at"))),
-            escape(", ".join(a["as"])),
-            gate,
-            escape(policy),
-            escape(str(a.get("record"))),
-        )
-    console.print(t)
