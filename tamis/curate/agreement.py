@@ -27,19 +27,18 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tamis.errors import StepError
+from tamis.errors import DataError
 from tamis.stats import bootstrap_ci as percentile_bootstrap
 
 
 def check_annotations(
-    df: pl.DataFrame, *, item: str, annotator: str, label: str, where: str = "consensus"
+    df: pl.DataFrame, *, item: str, annotator: str, label: str
 ) -> tuple[pl.DataFrame, int]:
     """Columns present; null labels dropped; one label per (item, annotator), the last one wins."""
     for role, col in (("item", item), ("annotator", annotator), ("label", label)):
         if col not in df.columns:
-            raise StepError(
+            raise DataError(
                 f"{role} column '{col}' is not in the data (columns: {', '.join(df.columns[:20])})",
-                step=where,
                 column=col,
                 fix=f"set `{role}` to the column holding the {role}",
             )
@@ -47,9 +46,7 @@ def check_annotations(
     clean = clean.filter(pl.col(annotator).is_not_null())
     dedup = clean.unique(subset=[item, annotator], keep="last", maintain_order=True)
     if dedup.height == 0:
-        raise StepError(
-            "no annotations with a label", step=where, column=label, fix="check the label column"
-        )
+        raise DataError("no annotations with a label", column=label, fix="check the label column")
     return dedup, clean.height - dedup.height
 
 

@@ -1,6 +1,6 @@
 """Multi-annotator consensus (CROWDLAB via `cleanlab.multiannotator`) and gold-standard drift.
 
-    out, report = consensus(df, item="item", annotator="worker", label="label")
+    out, report = consensus(df, ConsensusConfig(item="item", annotator="worker", label="label"))
     # one row per item: label (consensus), consensus_quality_score, annotator_agreement,
     # num_annotations, is_low_agreement_issue, low_agreement_score (= agreement; low = bad)
 
@@ -17,12 +17,8 @@ Low-agreement items (`annotator_agreement < min_agreement`, or fewer than `min_a
 labels) are flagged; `low_agreement: drop` removes them and `adjudicate` removes them and lists
 them (with every annotator's label) in the `adjudication` table for a person to decide.
 
-Gold drift: with a `gold` column, each annotator's accuracy on gold items is computed per time
-window (`time` a date/datetime column with `window` like `1w`, an integer column bucketed by
-`window` units, or without `time` consecutive blocks of `window` of that annotator's gold rows);
-a window is flagged as drift when its accuracy falls more than `drift_threshold` below the
-annotator's first window with at least `min_window_items` gold items AND the upper end of its 95%
-Wilson interval is still below that baseline (so small windows do not raise false alarms).
+Gold drift: with a `gold` column, each annotator's accuracy on gold items per time window, and a
+drift flag (see `tamis.curate.gold`).
 """
 
 from __future__ import annotations
@@ -33,143 +29,98 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from pydantic import Field
 
+from tamis.config import Config
 from tamis.curate.agreement import agreement_summary, check_annotations, vote_counts
-from tamis.curate.label_features import null_label_mask
-from tamis.errors import StepError
-from tamis.stats import wilson
+from tamis.curate.gold import annotator_gold_accuracy, consensus_gold_accuracy, gold_accuracy_drift
+from tamis.curate.label_column import null_label_mask
+from tamis.errors import DataError
 
 LowAgreement = Literal["flag", "drop", "adjudicate"]
+#: the columns `consensus` adds to the item-level columns, with their dtypes
+CONSENSUS_COLUMNS = {
+    "consensus_quality_score": pl.Float64,
+    "annotator_agreement": pl.Float64,
+    "num_annotations": pl.Int64,
+    "is_low_agreement_issue": pl.Boolean,
+    "low_agreement_score": pl.Float64,
+}
 
 
-_NO_CI = (float("nan"), float("nan"))
+class ConsensusConfig(Config):
+    """How `consensus` turns annotations into one label per item (the `consensus` params)."""
 
-
-def gold_accuracy_drift(
-    df: pl.DataFrame,
-    *,
-    annotator: str,
-    label: str,
-    gold: str,
-    time: str | None = None,
-    window: str | int = 50,
-    drift_threshold: float = 0.1,
-    min_window_items: int = 10,
-) -> pl.DataFrame:
-    """Per annotator and time window: gold accuracy with a 95% Wilson CI and a drift flag."""
-    for col in (gold, *([time] if time else [])):
-        if col not in df.columns:
-            raise StepError(
-                f"column '{col}' is not in the data",
-                column=col,
-                fix="set `gold`/`time` to existing columns or leave them out",
-            )
-    g = df.filter(pl.col(gold).is_not_null())
-    correct = (pl.col(label).cast(pl.String) == pl.col(gold).cast(pl.String)).alias("_ok")
-    if time is None:
-        if not isinstance(window, int):
-            raise StepError(
-                "without `time`, window must be a number of gold items",
-                field="window",
-                fix="e.g. window: 50",
-            )
-        g = g.with_columns((pl.int_range(pl.len()).over(annotator) // window).alias("window"))
-    elif g.schema[time].is_temporal():
-        g = g.with_columns(pl.col(time).dt.truncate(str(window)).cast(pl.String).alias("window"))
-    elif g.schema[time].is_numeric():
-        if not isinstance(window, int):
-            raise StepError(
-                "a numeric time column needs an integer window",
-                field="window",
-                fix="e.g. window: 100",
-            )
-        g = g.with_columns((pl.col(time).cast(pl.Int64) // window).alias("window"))
-    else:
-        raise StepError(
-            f"time column '{time}' must be a date/datetime or a number",
-            column=time,
-            fix="parse it first (e.g. a normalize step)",
-        )
-    t = (
-        g.with_columns(correct)
-        .group_by([annotator, "window"])
-        .agg(pl.len().alias("n"), pl.col("_ok").sum().alias("correct"))
-        .sort([annotator, "window"])
-        .with_columns(pl.col(annotator).cast(pl.String))
+    item: str = Field(default="item", description="the item id column")
+    annotator: str = Field(default="annotator", description="the annotator id column")
+    label: str = Field(default="label", description="the label column")
+    gold: str | None = Field(default=None, description="a gold-label column (null where none)")
+    time: str | None = Field(
+        default=None, description="a date/datetime or numeric column for gold-drift windows"
     )
-    rows = []
-    for ann, part in t.group_by(annotator, maintain_order=True):
-        baseline = None
-        for r in part.iter_rows(named=True):
-            n, k = int(r["n"]), int(r["correct"])
-            acc = k / n if n else float("nan")
-            lo, hi = wilson(k, n, empty=_NO_CI)
-            if baseline is None and n >= min_window_items:
-                baseline = acc
-            drift = bool(
-                baseline is not None
-                and n >= min_window_items
-                and acc < baseline - drift_threshold
-                and hi < baseline
-            )
-            rows.append(
-                {
-                    "annotator": str(ann[0]),
-                    "window": str(r["window"]),
-                    "n": n,
-                    "accuracy": acc,
-                    "ci_low": lo,
-                    "ci_high": hi,
-                    "baseline_accuracy": baseline,
-                    "drift": drift,
-                }
-            )
-    schema = {
-        "annotator": pl.String,
-        "window": pl.String,
-        "n": pl.Int64,
-        "accuracy": pl.Float64,
-        "ci_low": pl.Float64,
-        "ci_high": pl.Float64,
-        "baseline_accuracy": pl.Float64,
-        "drift": pl.Boolean,
-    }
-    return pl.DataFrame(rows, schema=schema)
+    method: Literal["crowdlab", "majority"] = Field(
+        default="crowdlab", description="consensus: CROWDLAB best quality, or majority vote"
+    )
+    features: list[str] | None = Field(
+        default=None, description="item-level feature columns for the CROWDLAB model"
+    )
+    text: str | None = Field(default=None, description="an item-level text column for the model")
+    min_agreement: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="items whose annotator agreement is below: low"
+    )
+    min_annotations: int = Field(default=1, ge=1, description="items with fewer labels: low")
+    low_agreement: LowAgreement = Field(
+        default="flag",
+        description="flag keeps them; drop removes them; adjudicate removes and exports them",
+    )
+    window: str | int = Field(
+        default=50, description="gold-drift window: '1w' for dates, a number otherwise"
+    )
+    drift_threshold: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="accuracy drop vs the first window that counts"
+    )
+    min_window_items: int = Field(default=10, ge=1, description="gold items a window needs")
+    folds: int = Field(default=5, ge=2, description="folds of the item model (with features)")
+
+    def carried(self, columns: list[str]) -> list[str]:
+        """The item-level columns kept (first value per item): all but annotator/label/gold/time."""
+        return [c for c in columns if c not in (self.annotator, self.label, self.gold, self.time)]
+
+
+def output_schema(schema: pl.Schema, config: ConsensusConfig) -> pl.Schema:
+    """One row per item: the item-level columns (gold last), the consensus label, the scores."""
+    out = {config.item: schema.get(config.item, pl.Unknown)}
+    out.update({c: schema[c] for c in config.carried(list(schema.names())) if c != config.item})
+    if config.gold is not None:
+        out[config.gold] = schema.get(config.gold, pl.Unknown)
+    out[config.label] = schema.get(config.label, pl.Unknown)
+    return pl.Schema({**out, **CONSENSUS_COLUMNS})
 
 
 def _item_pred_probs(
     items: pl.DataFrame,
     majority: np.ndarray,
     counts: np.ndarray,
+    config: ConsensusConfig,
     *,
-    features: list[str] | None,
-    text: str | None,
-    folds: int,
     seed: int,
-    label: str,
 ) -> tuple[np.ndarray, str]:
     k = counts.shape[1]
-    if features is None and text is None:
+    if config.features is None and config.text is None:
         m = counts.sum(axis=1, keepdims=True)
         return (counts + 1.0 / k) / (m + 1.0), "smoothed vote shares (no features given)"
-    from tamis.curate.label_features import (
-        choose_folds,
-        feature_frame,
-        make_model,
-        out_of_fold_pred_probs,
-        resolve_features,
-    )
+    from tamis.curate.label_features import feature_frame, make_model, resolve_features
+    from tamis.curate.pred_probs import choose_folds, out_of_fold_pred_probs
 
-    spec = resolve_features(items, label=None, features=features, text=text, where="consensus")
+    spec = resolve_features(items, label=None, features=config.features, text=config.text)
     present = np.unique(majority)
     if len(present) < k:
-        raise StepError(
+        raise DataError(
             "some class is never the majority label; cannot fit the item model",
-            step="consensus",
             fix="leave features/text out to use vote shares",
         )
     counts_by_class = {str(c): int((majority == c).sum()) for c in range(k)}
-    nf, _ = choose_folds(counts_by_class, folds, where="consensus", label=label)
+    nf, _ = choose_folds(counts_by_class, config.folds, label=config.label)
     probs = out_of_fold_pred_probs(
         feature_frame(items, spec),
         majority,
@@ -180,24 +131,26 @@ def _item_pred_probs(
     return probs, f"out-of-fold model on {', '.join(spec.columns)} ({nf} folds)"
 
 
+def _drop_null_labels(df: pl.DataFrame, label: str) -> tuple[pl.DataFrame, int, list[str]]:
+    """Annotations with a null (or NaN) label dropped, how many, and the warning said."""
+    if label not in df.columns:
+        return df, 0, []
+    missing = null_label_mask(df.get_column(label))
+    n_null = int(missing.sum())
+    if not n_null:
+        return df, 0, []
+    msg = (
+        f"{n_null:,} of {df.height:,} annotation(s) have a null label in '{label}': dropped"
+        f" before consensus (null_labels_dropped: {n_null})"
+    )
+    warnings.warn(msg, stacklevel=3)
+    return df.filter(pl.Series(~missing)), n_null, [msg]
+
+
 def consensus(
     df: pl.DataFrame,
+    config: ConsensusConfig,
     *,
-    item: str,
-    annotator: str,
-    label: str,
-    gold: str | None = None,
-    time: str | None = None,
-    method: Literal["crowdlab", "majority"] = "crowdlab",
-    features: list[str] | None = None,
-    text: str | None = None,
-    min_agreement: float = 0.5,
-    min_annotations: int = 1,
-    low_agreement: LowAgreement = "flag",
-    window: str | int = 50,
-    drift_threshold: float = 0.1,
-    min_window_items: int = 10,
-    folds: int = 5,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
@@ -212,88 +165,45 @@ def consensus(
     import_cleanlab()  # without its process-wide warnings.filterwarnings("ignore")
     import cleanlab.multiannotator as ma
 
-    where = "consensus"
+    item, annotator, label, gold = config.item, config.annotator, config.label, config.gold
     say = progress or (lambda _m: None)
-    if low_agreement not in ("flag", "drop", "adjudicate"):
-        raise StepError(
-            f"unknown low_agreement {low_agreement!r}",
-            step=where,
-            field="low_agreement",
-            fix="use flag, drop or adjudicate",
-        )
-    n_null = 0
-    if label in df.columns:
-        missing = null_label_mask(df.get_column(label))
-        n_null = int(missing.sum())
-        if n_null:
-            df = df.filter(pl.Series(~missing))
-    data, dupes = check_annotations(df, item=item, annotator=annotator, label=label, where=where)
-    warns: list[str] = []
-    if n_null:
-        warns.append(
-            f"{n_null:,} of {df.height + n_null:,} annotation(s) have a null label in '{label}': dropped"
-            f" before consensus (null_labels_dropped: {n_null})"
-        )
-        warnings.warn(warns[-1], stacklevel=2)
+    rows_in = df.height
+    df, n_null, warns = _drop_null_labels(df, label)
+    data, dupes = check_annotations(df, item=item, annotator=annotator, label=label)
     say("agreement statistics")
     summary, pairs = agreement_summary(data, item=item, annotator=annotator, label=label, seed=seed)
     counts, classes = vote_counts(data, item=item, label=label)
-    k = len(classes)
-    if k < 2:
-        raise StepError(
+    if len(classes) < 2:
+        raise DataError(
             "every annotation has the same label; nothing to reach consensus on",
-            step=where,
             column=label,
             fix="check the label column",
         )
     items = data.get_column(item).unique(maintain_order=True)
-    annotators = data.get_column(annotator).unique(maintain_order=True)
-    item_idx = pl.DataFrame({item: items, "_i": np.arange(len(items))})
-    ann_idx = pl.DataFrame({annotator: annotators, "_a": np.arange(len(annotators))})
-    cls_idx = pl.DataFrame(
-        {label: pl.Series(classes, dtype=data.schema[label]), "_c": np.arange(k)}
-    )
-    coded = data.join(item_idx, on=item).join(ann_idx, on=annotator).join(cls_idx, on=label)
-    wide = np.full((len(items), len(annotators)), np.nan)
-    wide[coded["_i"].to_numpy(), coded["_a"].to_numpy()] = coded["_c"].to_numpy()
+    coded, wide_pd = _wide_labels(data, config, items, classes)
     rng = np.random.default_rng(seed)
     tie_break = rng.random(counts.shape) * 1e-6
     majority = (counts + tie_break).argmax(axis=1)
-
-    carry = [c for c in data.columns if c not in (annotator, label, gold, time)]
     first = data.group_by(item, maintain_order=True).agg(
-        [pl.col(c).first() for c in carry if c != item]
+        [pl.col(c).first() for c in config.carried(data.columns) if c != item]
         + ([pl.col(gold).drop_nulls().first().alias(gold)] if gold else [])
     )
     item_frame = pl.DataFrame({item: items}).join(first, on=item, how="left", maintain_order="left")
     say("consensus labels")
-    probs, probs_note = _item_pred_probs(
-        item_frame,
-        majority,
-        counts,
-        features=features,
-        text=text,
-        folds=folds,
-        seed=seed,
-        label=label,
-    )
-    import pandas as pd
-
-    wide_pd = pd.DataFrame(wide, columns=[str(a) for a in annotators.to_list()])
+    probs, probs_note = _item_pred_probs(item_frame, majority, counts, config, seed=seed)
     res = ma.get_label_quality_multiannotator(
         wide_pd,
         probs,
-        consensus_method="best_quality" if method == "crowdlab" else "majority_vote",
+        consensus_method="best_quality" if config.method == "crowdlab" else "majority_vote",
         verbose=False,
     )
     lq = res["label_quality"]
-    cons_idx = lq["consensus_label"].to_numpy().astype(np.int64)
     agreement = lq["annotator_agreement"].to_numpy().astype(np.float64)
     n_ann = lq["num_annotations"].to_numpy().astype(np.int64)
-    low = (agreement < min_agreement) | (n_ann < min_annotations)
+    low = (agreement < config.min_agreement) | (n_ann < config.min_annotations)
     class_s = pl.Series(label, classes, dtype=data.schema[label])
     out = item_frame.with_columns(
-        class_s.gather(pl.Series(cons_idx)).alias(label),
+        class_s.gather(pl.Series(lq["consensus_label"].to_numpy().astype(np.int64))).alias(label),
         pl.Series(
             "consensus_quality_score", lq["consensus_quality_score"].to_numpy(), dtype=pl.Float64
         ),
@@ -307,94 +217,33 @@ def consensus(
         stats[
             ["annotator", "annotator_quality", "agreement_with_consensus", "num_examples_labeled"]
         ]
-    )
-    ann_table = ann_table.with_columns(pl.col("annotator").cast(pl.String))
+    ).with_columns(pl.col("annotator").cast(pl.String))
     report: dict[str, Any] = {
         **summary,
         "duplicates_dropped": dupes,
         "null_labels_dropped": n_null,
         "warnings": warns,
-        "method": method,
+        "method": config.method,
         "pred_probs": probs_note,
     }
+    gold_tables: dict[str, pl.DataFrame] = {}
     if gold is not None:
-        gold_rows = data.filter(pl.col(gold).is_not_null())
-        per_ann = (
-            gold_rows.group_by(annotator)
-            .agg(
-                (pl.col(label).cast(pl.String) == pl.col(gold).cast(pl.String))
-                .mean()
-                .alias("gold_accuracy"),
-                pl.len().alias("gold_items"),
-            )
-            .with_columns(pl.col(annotator).cast(pl.String).alias("annotator"))
-            .drop(annotator if annotator != "annotator" else [])
-        )
         ann_table = ann_table.join(
-            per_ann.select("annotator", "gold_accuracy", "gold_items"), on="annotator", how="left"
+            annotator_gold_accuracy(data, annotator=annotator, label=label, gold=gold),
+            on="annotator",
+            how="left",
         )
-        drift = gold_accuracy_drift(
-            data,
-            annotator=annotator,
-            label=label,
-            gold=gold,
-            time=time,
-            window=window,
-            drift_threshold=drift_threshold,
-            min_window_items=min_window_items,
-        )
-        flagged = drift.filter(pl.col("drift"))
-        report["gold_drift"] = {
-            "windows": drift.height,
-            "drift_windows": flagged.height,
-            "annotators_drifting": sorted(set(flagged.get_column("annotator").to_list())),
-        }
-        gold_items = out.filter(pl.col(gold).is_not_null())
-        if gold_items.height:
-            hits = int(
-                (gold_items[label].cast(pl.String) == gold_items[gold].cast(pl.String)).sum()
-            )
-            acc = hits / gold_items.height
-            lo, hi = wilson(hits, gold_items.height, empty=_NO_CI)
-            report["consensus_gold_accuracy"] = {
-                "accuracy": acc,
-                "ci_low": lo,
-                "ci_high": hi,
-                "n": gold_items.height,
-            }
-        gold_tables = {"gold_drift": drift}
-    else:
-        gold_tables = {}
-    votes = (
-        coded.sort("_a")
-        .group_by(item, maintain_order=True)
-        .agg(
-            pl.format("{}={}", pl.col(annotator).cast(pl.String), pl.col(label).cast(pl.String))
-            .str.join(", ")
-            .alias("votes")
-        )
-    )
-    adjudication = (
-        out.filter(pl.col("is_low_agreement_issue"))
-        .select(
-            item,
-            pl.col(label).alias("consensus_label"),
-            "annotator_agreement",
-            "num_annotations",
-            "consensus_quality_score",
-        )
-        .join(votes, on=item, how="left", maintain_order="left")
-        .sort("annotator_agreement")
-    )
-    if low_agreement in ("drop", "adjudicate"):
+        gold_tables["gold_drift"] = _gold_report(data, out, config, report)
+    adjudication = _adjudication(out, coded, config)
+    if config.low_agreement in ("drop", "adjudicate"):
         out = out.filter(~pl.col("is_low_agreement_issue"))
     report.update(
         {
-            "rows_in": df.height + n_null,
+            "rows_in": rows_in,
             "rows_out": out.height,
             "low_agreement": int(low.sum()),
-            "low_agreement_action": low_agreement,
-            "min_agreement": min_agreement,
+            "low_agreement_action": config.low_agreement,
+            "min_agreement": config.min_agreement,
             "mean_annotator_agreement": float(np.nanmean(agreement)),
             "annotator_table": ann_table.sort("annotator_quality").head(20).to_dicts(),
         }
@@ -406,3 +255,76 @@ def consensus(
         **gold_tables,
     }
     return out, report
+
+
+def _wide_labels(
+    data: pl.DataFrame, config: ConsensusConfig, items: pl.Series, classes: list[Any]
+) -> tuple[pl.DataFrame, Any]:
+    """The annotations with item/annotator/class codes, and the item x annotator class matrix
+    (pandas, NaN where an annotator did not label an item) that cleanlab takes."""
+    import pandas as pd
+
+    item, annotator, label = config.item, config.annotator, config.label
+    annotators = data.get_column(annotator).unique(maintain_order=True)
+    item_idx = pl.DataFrame({item: items, "_i": np.arange(len(items))})
+    ann_idx = pl.DataFrame({annotator: annotators, "_a": np.arange(len(annotators))})
+    cls_idx = pl.DataFrame(
+        {label: pl.Series(classes, dtype=data.schema[label]), "_c": np.arange(len(classes))}
+    )
+    coded = data.join(item_idx, on=item).join(ann_idx, on=annotator).join(cls_idx, on=label)
+    wide = np.full((len(items), len(annotators)), np.nan)
+    wide[coded["_i"].to_numpy(), coded["_a"].to_numpy()] = coded["_c"].to_numpy()
+    return coded, pd.DataFrame(wide, columns=[str(a) for a in annotators.to_list()])
+
+
+def _gold_report(
+    data: pl.DataFrame, out: pl.DataFrame, config: ConsensusConfig, report: dict[str, Any]
+) -> pl.DataFrame:
+    """Gold drift per annotator and window (returned) and its summary (into `report`)."""
+    gold = str(config.gold)
+    drift = gold_accuracy_drift(
+        data,
+        annotator=config.annotator,
+        label=config.label,
+        gold=gold,
+        time=config.time,
+        window=config.window,
+        drift_threshold=config.drift_threshold,
+        min_window_items=config.min_window_items,
+    )
+    flagged = drift.filter(pl.col("drift"))
+    report["gold_drift"] = {
+        "windows": drift.height,
+        "drift_windows": flagged.height,
+        "annotators_drifting": sorted(set(flagged.get_column("annotator").to_list())),
+    }
+    accuracy = consensus_gold_accuracy(out, label=config.label, gold=gold)
+    if accuracy is not None:
+        report["consensus_gold_accuracy"] = accuracy
+    return drift
+
+
+def _adjudication(out: pl.DataFrame, coded: pl.DataFrame, config: ConsensusConfig) -> pl.DataFrame:
+    """The low-agreement items, lowest agreement first, with every annotator's vote."""
+    item, annotator, label = config.item, config.annotator, config.label
+    votes = (
+        coded.sort("_a")
+        .group_by(item, maintain_order=True)
+        .agg(
+            pl.format("{}={}", pl.col(annotator).cast(pl.String), pl.col(label).cast(pl.String))
+            .str.join(", ")
+            .alias("votes")
+        )
+    )
+    return (
+        out.filter(pl.col("is_low_agreement_issue"))
+        .select(
+            item,
+            pl.col(label).alias("consensus_label"),
+            "annotator_agreement",
+            "num_annotations",
+            "consensus_quality_score",
+        )
+        .join(votes, on=item, how="left", maintain_order="left")
+        .sort("annotator_agreement")
+    )

@@ -1,10 +1,10 @@
 """Data validation with Great Expectations (GX 1.x): declared expectations, results, a gate.
 
-    report = validate_frame(df, expectations=[
+    report = validate_frame(df, ValidateConfig(expectations=[
         {"expect_column_values_to_not_be_null": {"column": "age"}},
         {"type": "expect_column_values_to_be_between",
          "kwargs": {"column": "age", "min_value": 0, "max_value": 120}},
-    ], on_failure="fail")                      # raises GateFailed naming the failed expectations
+    ], on_failure="fail"))                     # raises GateFailed naming the failed expectations
     suite = suggest_suite(df)                  # a starter GX suite (dict) for the user to edit
 
 Expectations are GX expectation names (`expect_...`) with their kwargs, written either as
@@ -25,17 +25,47 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
+from pydantic import Field
 
-from tamis.errors import GateFailed, StepError
+from tamis.config import Config
+from tamis.errors import DataError, GateFailed
 
 OnFailure = Literal["fail", "warn"]
+
+
+class ValidateConfig(Config):
+    """Which expectations to check and what a failure does (the `validate` step's params)."""
+
+    expectations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="GX expectations: `- expect_...: {kwargs}` or `- {type: expect_..., kwargs: {}}`",
+    )
+    suite: str | None = Field(
+        default=None, description="a GX suite JSON file (relative to the pipeline YAML)"
+    )
+    on_failure: OnFailure = Field(
+        default="fail", description="fail stops the build (exit 3, no version); warn records it"
+    )
+    mode: Literal["validate", "suggest"] = Field(
+        default="validate",
+        description="suggest writes a starter suite (suite.json in the version's artifacts)",
+    )
+    suggest_out: str | None = Field(
+        default=None,
+        description="suggest: also write the starter suite to this path (relative to the YAML)",
+    )
+    max_set_size: int = Field(
+        default=20,
+        ge=1,
+        description="suggest: value sets for columns with at most this many values",
+    )
 
 
 def load_suite(path: str | Path) -> list[dict[str, Any]]:
     """Expectations from a GX suite JSON file (or a JSON list of expectations)."""
     p = Path(path)
     if not p.is_file():
-        raise StepError(
+        raise DataError(
             f"suite file '{p}' does not exist",
             field="suite",
             fix="give the path of a GX suite JSON (relative to the pipeline YAML)",
@@ -43,14 +73,14 @@ def load_suite(path: str | Path) -> list[dict[str, Any]]:
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise StepError(
+        raise DataError(
             f"suite file '{p}' is not valid JSON: {exc}",
             field="suite",
             fix="fix the JSON (e.g. regenerate it with mode: suggest)",
         ) from None
     items = doc.get("expectations") if isinstance(doc, dict) else doc
     if not isinstance(items, list):
-        raise StepError(
+        raise DataError(
             f"suite file '{p}' has no 'expectations' list",
             field="suite",
             fix='expected {"name": ..., "expectations": [{"type": ..., "kwargs": ...}]}',
@@ -70,14 +100,14 @@ def normalize_expectations(items: Sequence[Mapping[str, Any]]) -> list[tuple[str
             name, kwargs_any = next(iter(raw.items()))
             kwargs = dict(kwargs_any or {})
         else:
-            raise StepError(
+            raise DataError(
                 f"expectation #{i + 1} is neither {{name: kwargs}} nor {{type: ..., kwargs: ...}}",
                 field=f"expectations[{i}]",
                 fix="e.g. - expect_column_values_to_not_be_null: {column: age}",
             )
         if name not in known:
             close = difflib.get_close_matches(name, known, n=3)
-            raise StepError(
+            raise DataError(
                 f"unknown Great Expectations expectation '{name}'",
                 field=f"expectations[{i}]",
                 fix=("did you mean " + ", ".join(close) + "?")
@@ -148,26 +178,26 @@ def _describe(name: str, kwargs: Mapping[str, Any]) -> str:
 
 def validate_frame(
     df: pl.DataFrame,
+    config: ValidateConfig,
     *,
-    expectations: Sequence[Mapping[str, Any]] = (),
-    suite: str | Path | None = None,
-    on_failure: OnFailure = "fail",
     name: str = "tamis",
+    base_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run the expectations on `df`; returns the report, or raises GateFailed (`fail`).
+    """Run the config's expectations (and its suite's) on `df`; the report, or GateFailed (`fail`).
 
+    A relative `suite` path is read from `base_dir` (the pipeline YAML's directory) when given.
     The report: `success`, `evaluated`, `failed`, and `results` (one entry per expectation with
     `expectation`, `kwargs`, `success`, `observed` (GX's result dict, trimmed) and `exception`).
     """
-    if on_failure not in ("fail", "warn"):
-        raise StepError(
-            f"unknown on_failure {on_failure!r}", field="on_failure", fix="use fail or warn"
-        )
-    items = list(expectations)
-    if suite is not None:
+    on_failure = config.on_failure
+    items = list(config.expectations)
+    if config.suite is not None:
+        suite = Path(config.suite)
+        if base_dir is not None and not suite.is_absolute():
+            suite = Path(base_dir) / suite
         items += load_suite(suite)
     if not items:
-        raise StepError(
+        raise DataError(
             "no expectations to check",
             field="expectations",
             fix="declare `expectations`, give a `suite` file, or use mode: suggest",
@@ -191,7 +221,7 @@ def validate_frame(
                 ExpectationConfiguration(type=exp_name, kwargs=kwargs).to_domain_obj()
             )
         except Exception as exc:  # GX raises many types for bad kwargs
-            raise StepError(
+            raise DataError(
                 f"expectation '{exp_name}' has invalid kwargs {kwargs}: {exc}",
                 field="expectations",
                 fix="check the expectation's arguments in the GX docs",

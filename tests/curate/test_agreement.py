@@ -14,8 +14,8 @@ from tamis.curate.agreement import (
     krippendorff_alpha_nominal,
     vote_counts,
 )
-from tamis.curate.consensus import consensus
-from tamis.errors import StepError
+from tamis.curate.consensus import ConsensusConfig, consensus
+from tamis.errors import DataError
 from tamis.pipelines.runner import run_step
 
 CLASSES = ["cat", "dog", "eel", "fox"]
@@ -87,7 +87,9 @@ def test_krippendorff_alpha_hand_computed_and_published() -> None:
 
 def test_consensus_crowdlab_finds_the_bad_annotator_and_truth() -> None:
     df, truth = annotations(n_items=400, accuracies=[0.9, 0.9, 0.85, 0.85, 0.25], seed=3)
-    out, rep = consensus(df.drop("truth"), item="item", annotator="worker", label="label")
+    out, rep = consensus(
+        df.drop("truth"), ConsensusConfig(item="item", annotator="worker", label="label")
+    )
     assert out.height == 400 and out["item"].to_list() == [f"item{i}" for i in range(400)]
     assert (out["label"] == pl.Series([CLASSES[t] for t in truth])).mean() > 0.9
     ann = rep["tables"]["annotators"].sort("annotator_quality")
@@ -138,13 +140,15 @@ def test_gold_drift_flags_the_annotator_that_degrades() -> None:
     df = pl.DataFrame(rows, schema=["item", "annotator", "label", "gold", "t"], orient="row")
     out, rep = consensus(
         df,
-        item="item",
-        annotator="annotator",
-        label="label",
-        gold="gold",
-        time="t",
-        window=100,
-        method="majority",
+        ConsensusConfig(
+            item="item",
+            annotator="annotator",
+            label="label",
+            gold="gold",
+            time="t",
+            window=100,
+            method="majority",
+        ),
     )
     drift = rep["tables"]["gold_drift"]
     assert rep["gold_drift"]["annotators_drifting"] == ["drifter"]
@@ -157,17 +161,15 @@ def test_gold_drift_flags_the_annotator_that_degrades() -> None:
 
 def test_bad_annotation_input() -> None:
     df, _ = annotations(n_items=20)
-    with pytest.raises(StepError, match="annotator column 'annotator'"):
-        consensus(df, item="item", annotator="annotator", label="label")
-    with pytest.raises(StepError, match="same label"):
+    with pytest.raises(DataError, match="annotator column 'annotator'"):
+        consensus(df, ConsensusConfig(item="item", annotator="annotator", label="label"))
+    with pytest.raises(DataError, match="same label"):
         consensus(
             df.with_columns(pl.lit("x").alias("label")),
-            item="item",
-            annotator="worker",
-            label="label",
+            ConsensusConfig(item="item", annotator="worker", label="label"),
         )
     dup = pl.concat([df, df.head(5).with_columns(pl.lit("eel").alias("label"))])
-    _, rep = consensus(dup, item="item", annotator="worker", label="label")
+    _, rep = consensus(dup, ConsensusConfig(item="item", annotator="worker", label="label"))
     assert rep["duplicates_dropped"] == 5
 
 
@@ -177,8 +179,12 @@ def test_item_features_feed_the_crowdlab_model() -> None:
     feat = {f"item{i}": float(t) + rng.normal(scale=0.3) for i, t in enumerate(truth)}
     df = df.drop("truth").with_columns(pl.col("item").replace_strict(feat).alias("f"))
     expected = pl.Series([CLASSES[t] for t in truth])
-    with_model, rep = consensus(df, item="item", annotator="worker", label="label", features=["f"])
-    votes_only, rep2 = consensus(df, item="item", annotator="worker", label="label")
+    with_model, rep = consensus(
+        df, ConsensusConfig(item="item", annotator="worker", label="label", features=["f"])
+    )
+    votes_only, rep2 = consensus(
+        df, ConsensusConfig(item="item", annotator="worker", label="label")
+    )
     assert rep["pred_probs"].startswith("out-of-fold model") and "vote" in rep2["pred_probs"]
     assert "f" in with_model.columns  # item-level columns are carried over
     acc_model = (with_model["label"] == expected).mean()

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from threadpoolctl import threadpool_limits
 
-from tamis.curate.datalab import datalab_issues
-from tamis.errors import StepError
+from tamis.curate.datalab import DatalabConfig, datalab_issues
+from tamis.errors import DataError
 from tamis.pipelines.runner import run_step
 
 
@@ -36,7 +36,7 @@ def planted() -> pl.DataFrame:
 
 
 def test_planted_duplicates_and_outlier(planted: pl.DataFrame) -> None:
-    out, rep = datalab_issues(planted, label="species")
+    out, rep = datalab_issues(planted, DatalabConfig(label="species"))
     assert out.height == planted.height
     for name in ("outlier", "near_duplicate", "non_iid", "class_imbalance"):
         assert out[f"is_{name}_issue"].dtype == pl.Boolean
@@ -52,7 +52,9 @@ def test_planted_duplicates_and_outlier(planted: pl.DataFrame) -> None:
     assert rep["facts"]["non_iid_p_value"] < 0.05
     table = rep["tables"]["datalab_issues"]
     assert table.height == rep["rows_with_any_issue"]
-    dropped, rep2 = datalab_issues(planted, label="species", issue_types=["outlier"], action="drop")
+    dropped, rep2 = datalab_issues(
+        planted, DatalabConfig(label="species", issue_types=["outlier"], action="drop")
+    )
     assert dropped.height == planted.height - rep2["summary"][0]["num_issues"]
 
 
@@ -68,9 +70,9 @@ def test_text_step_without_label(sms: pl.DataFrame) -> None:
 
 
 def test_datalab_bad_input(planted: pl.DataFrame) -> None:
-    with pytest.raises(StepError, match="need a label"):
-        datalab_issues(planted.drop("species"), issue_types=["class_imbalance"])
-    with pytest.raises(StepError, match="unknown Datalab issue type"):
-        datalab_issues(planted, label="species", issue_types=["typo"])
-    with pytest.raises(StepError, match="label column"):
-        datalab_issues(planted, label="nope")
+    with pytest.raises(DataError, match="need a label"):
+        datalab_issues(planted.drop("species"), DatalabConfig(issue_types=["class_imbalance"]))
+    with pytest.raises(DataError, match="unknown Datalab issue type"):
+        datalab_issues(planted, DatalabConfig(label="species", issue_types=["typo"]))
+    with pytest.raises(DataError, match="label column"):
+        datalab_issues(planted, DatalabConfig(label="nope"))

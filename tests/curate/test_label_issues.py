@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 from threadpoolctl import threadpool_limits
 
-from tamis.curate.label_issues import find_label_issues
-from tamis.curate.noise import detection_metrics, inject_label_noise
-from tamis.errors import StepError
+from tamis.curate.label_issues import LabelIssuesConfig, find_label_issues
+from tamis.curate.noise import LabelNoiseConfig, detection_metrics, inject_label_noise
+from tamis.errors import DataError
 from tamis.pipelines.runner import run_step
 
 
@@ -28,7 +28,9 @@ def digits_noisy() -> tuple[pl.DataFrame, pl.DataFrame]:
 
     x, y = load_digits(return_X_y=True)
     df = pl.DataFrame(x, schema=[f"p{i}" for i in range(64)]).with_columns(pl.Series("digit", y))
-    noisy, report = inject_label_noise(df, label="digit", rate=0.2, kind="uniform", seed=0)
+    noisy, report = inject_label_noise(
+        df, LabelNoiseConfig(label="digit", rate=0.2, kind="uniform"), seed=0
+    )
     assert report["flipped"] == round(0.2 * df.height)
     return noisy, report["tables"]["noise"]
 
@@ -42,7 +44,9 @@ def test_digits_f1_bar_and_matches_direct_cleanlab(digits_noisy: tuple) -> None:
 
     noisy, truth = digits_noisy
     with threadpool_limits(limits=1):
-        out, report = find_label_issues(noisy, label="digit", model="logreg", folds=5, seed=0)
+        out, report = find_label_issues(
+            noisy, LabelIssuesConfig(label="digit", model="logreg", folds=5), seed=0
+        )
     ours = detection_metrics(out["is_label_issue"], truth, n_rows=noisy.height)
 
     # direct baseline: cross_val_predict + cleanlab on the same data and model
@@ -70,12 +74,16 @@ def test_digits_f1_bar_and_matches_direct_cleanlab(digits_noisy: tuple) -> None:
 def test_actions_drop_and_relabel(digits_noisy: tuple) -> None:
     noisy, truth = digits_noisy
     small = noisy.head(600)
-    flagged, _ = find_label_issues(small, label="digit", folds=3)
-    dropped, rep = find_label_issues(small, label="digit", folds=3, action="drop")
+    flagged, _ = find_label_issues(small, LabelIssuesConfig(label="digit", folds=3))
+    dropped, rep = find_label_issues(
+        small, LabelIssuesConfig(label="digit", folds=3, action="drop")
+    )
     n = int(flagged["is_label_issue"].sum())
     assert n > 0 and dropped.height == small.height - n and rep["dropped"] == n
     assert not dropped["is_label_issue"].any()
-    relabelled, rep = find_label_issues(small, label="digit", folds=3, action="relabel")
+    relabelled, rep = find_label_issues(
+        small, LabelIssuesConfig(label="digit", folds=3, action="relabel")
+    )
     assert relabelled.height == small.height and rep["relabelled"] == n
     changed = relabelled["digit"] != small["digit"]
     assert int(changed.sum()) <= n and relabelled["digit"].dtype == small["digit"].dtype
@@ -115,9 +123,9 @@ def test_mixed_tabular_gbm_nan_and_categoricals() -> None:
         .alias("colour")
     )
     for model in ("gbm", "logreg"):
-        out, rep = find_label_issues(df, label="y", model=model, folds=3)
+        out, rep = find_label_issues(df, LabelIssuesConfig(label="y", model=model, folds=3))
         assert out.height == n and rep["features"] == ["a", "colour"]
-    out, rep = find_label_issues(df, label="y", model="gbm", folds=3)
+    out, rep = find_label_issues(df, LabelIssuesConfig(label="y", model="gbm", folds=3))
     assert rep["out_of_fold_accuracy"] > 0.8
 
 
@@ -126,45 +134,52 @@ def test_precomputed_pred_probs_column() -> None:
     probs = np.where(y[:, None] == np.arange(2), 0.9, 0.1)
     probs[:5] = probs[:5, ::-1]  # five rows whose model disagrees confidently
     df = pl.DataFrame({"y": y, "pp": probs.tolist()})
-    out, rep = find_label_issues(df, label="y", pred_probs="pp")
+    out, rep = find_label_issues(df, LabelIssuesConfig(label="y", pred_probs="pp"))
     assert rep["folds"] is None and "precomputed" in rep["model"]
     assert out["is_label_issue"].to_list()[:5] == [True] * 5
     assert int(out["is_label_issue"].sum()) == 5
-    with pytest.raises(StepError, match="entries"):
-        find_label_issues(df.with_columns(pl.col("pp").list.head(1)), label="y", pred_probs="pp")
+    with pytest.raises(DataError, match="entries"):
+        find_label_issues(
+            df.with_columns(pl.col("pp").list.head(1)),
+            LabelIssuesConfig(label="y", pred_probs="pp"),
+        )
 
 
 def test_bad_input() -> None:
     df = pl.DataFrame({"x": np.arange(40, dtype=float), "y": [0, 1] * 20})
-    with pytest.raises(StepError, match="label column 'nope'") as e:
-        find_label_issues(df, label="nope")
+    with pytest.raises(DataError, match="label column 'nope'") as e:
+        find_label_issues(df, LabelIssuesConfig(label="nope"))
     assert e.value.column == "nope" and e.value.fix
-    with pytest.raises(StepError, match="single class"):
-        find_label_issues(df.with_columns(pl.lit(1).alias("y")), label="y")
+    with pytest.raises(DataError, match="single class"):
+        find_label_issues(df.with_columns(pl.lit(1).alias("y")), LabelIssuesConfig(label="y"))
     # null labels are not a class: dropped, counted and warned about (tests/curate/test_null_labels.py)
     with pytest.warns(UserWarning, match="null label"):
         out, rep = find_label_issues(
             df.with_columns(pl.when(pl.col("x") < 2).then(None).otherwise(pl.col("y")).alias("y")),
-            label="y",
+            LabelIssuesConfig(label="y"),
         )
     assert rep["null_labels_dropped"] == 2 and out.height == 38
-    with pytest.raises(StepError, match="entirely null"):
-        find_label_issues(df.with_columns(pl.lit(None, pl.Int64).alias("y")), label="y")
-    with pytest.raises(StepError, match="infinite"):
-        find_label_issues(df.with_columns(pl.lit(float("inf")).alias("x")), label="y")
+    with pytest.raises(DataError, match="entirely null"):
+        find_label_issues(
+            df.with_columns(pl.lit(None, pl.Int64).alias("y")), LabelIssuesConfig(label="y")
+        )
+    with pytest.raises(DataError, match="infinite"):
+        find_label_issues(
+            df.with_columns(pl.lit(float("inf")).alias("x")), LabelIssuesConfig(label="y")
+        )
     # a class smaller than folds: folds reduced, with a warning recorded
     small = df.with_columns(pl.when(pl.col("x") < 3).then(2).otherwise(pl.col("y")).alias("y"))
     with pytest.warns(UserWarning, match="using 3 folds"):
-        out, rep = find_label_issues(small, label="y", folds=5)
+        out, rep = find_label_issues(small, LabelIssuesConfig(label="y", folds=5))
     assert rep["folds"] == 3 and rep["warnings"]
     # a single-row class cannot be cross-validated
-    with pytest.raises(StepError, match="at least 2 per class"):
+    with pytest.raises(DataError, match="at least 2 per class"):
         find_label_issues(
             df.with_columns(pl.when(pl.col("x") == 0).then(9).otherwise(pl.col("y")).alias("y")),
-            label="y",
+            LabelIssuesConfig(label="y"),
         )
-    with pytest.raises(StepError, match="feature column"):
-        find_label_issues(df, label="y", features=["missing"])
+    with pytest.raises(DataError, match="feature column"):
+        find_label_issues(df, LabelIssuesConfig(label="y", features=["missing"]))
 
 
 @pytest.mark.slow  # ~20 s, mostly importing torch/transformers; not a correctness bar
@@ -194,8 +209,10 @@ def test_local_embedding_model_path(tmp_path) -> None:  # type: ignore[no-untype
     )
     assert out.report["model"].startswith("embeddings(")
     assert out.frames["data"]["label_quality_score"].is_not_null().all()
-    with pytest.raises(StepError, match="does not exist"):
-        find_label_issues(df, label="y", text="t", embedding_model=str(tmp_path / "missing"))
+    with pytest.raises(DataError, match="does not exist"):
+        find_label_issues(
+            df, LabelIssuesConfig(label="y", text="t", embedding_model=str(tmp_path / "missing"))
+        )
 
 
 def test_detection_precision_recall_match_sklearn(digits_noisy: tuple) -> None:
@@ -211,11 +228,13 @@ def test_detection_precision_recall_match_sklearn(digits_noisy: tuple) -> None:
     x, y = load_digits(return_X_y=True)
     df = pl.DataFrame(x, schema=[f"p{i}" for i in range(64)]).with_columns(pl.Series("digit", y))
     marked, rep = inject_label_noise(
-        df, label="digit", rate=0.2, seed=0, truth_column="is_injected_noise"
+        df, LabelNoiseConfig(label="digit", rate=0.2, truth_column="is_injected_noise"), seed=0
     )
     assert marked["is_injected_noise"].to_numpy().nonzero()[0].tolist() == truth["row"].to_list()
     assert (marked["digit"] != df["digit"]).to_list() == marked["is_injected_noise"].to_list()
-    out, report = find_label_issues(marked, label="digit", model="logreg", folds=5, seed=0)
+    out, report = find_label_issues(
+        marked, LabelIssuesConfig(label="digit", model="logreg", folds=5), seed=0
+    )
     assert "is_injected_noise" not in report["features"]  # the truth is never a feature
     det = report["detection"]
     flags = out["is_label_issue"].to_numpy()
@@ -226,9 +245,7 @@ def test_detection_precision_recall_match_sklearn(digits_noisy: tuple) -> None:
     # the same with the truth given as the original label
     out2, report2 = find_label_issues(
         marked.drop("is_injected_noise").with_columns(df["digit"].alias("true_digit")),
-        label="digit",
-        features=[f"p{i}" for i in range(64)],
-        truth="true_digit",
+        LabelIssuesConfig(label="digit", features=[f"p{i}" for i in range(64)], truth="true_digit"),
         seed=0,
     )
     assert report2["detection"]["precision"] == pytest.approx(det["precision"])
@@ -255,13 +272,13 @@ def test_weak_model_warns_in_report_and_cli(tmp_path) -> None:  # type: ignore[n
     y = (rng.random(n) < 0.35).astype(int)
     df = pl.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "y": y})
     with pytest.warns(UserWarning, match="too weak"):
-        out, report = find_label_issues(df, label="y", seed=0)
+        out, report = find_label_issues(df, LabelIssuesConfig(label="y"), seed=0)
     assert report["model_check"]["weak"] is True
     assert report["model_check"]["skill"] < 0.2
     assert any("too weak" in w and "fix:" in w for w in report["warnings"])
     # strong features: no warning
     strong = df.with_columns((pl.col("y") * 3 + pl.col("a") * 0.3).alias("signal"))
-    _, rep2 = find_label_issues(strong, label="y", seed=0)
+    _, rep2 = find_label_issues(strong, LabelIssuesConfig(label="y"), seed=0)
     assert rep2["model_check"]["weak"] is False
     # the CLI prints it as a warning (and again on a cached rebuild)
     df.write_csv(tmp_path / "d.csv")

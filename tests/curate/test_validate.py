@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 import yaml
 
-from tamis.curate.validate import suggest_suite, validate_frame
-from tamis.errors import GateFailed, StepError, StoreError
+from tamis.curate.validate import ValidateConfig, suggest_suite, validate_frame
+from tamis.errors import DataError, GateFailed, StoreError
 from tamis.pipelines.runner import build, run_step
 from tamis.pipelines.store import Store
 
@@ -30,7 +30,7 @@ def test_pass_warn_and_fail(frame: pl.DataFrame) -> None:
             "kwargs": {"column": "age", "min_value": 17, "max_value": 43},
         },
     ]
-    rep = validate_frame(frame, expectations=good)
+    rep = validate_frame(frame, ValidateConfig(expectations=good))
     assert rep["success"] and rep["evaluated"] == 2 and rep["failed"] == 0
     bad = [
         *good,
@@ -42,7 +42,7 @@ def test_pass_warn_and_fail(frame: pl.DataFrame) -> None:
             }
         },
     ]
-    rep = validate_frame(frame, expectations=bad, on_failure="warn")
+    rep = validate_frame(frame, ValidateConfig(expectations=bad, on_failure="warn"))
     assert not rep["success"] and rep["failed_expectations"] == [
         "expect_column_values_to_be_between(yrs_married)"
     ]
@@ -50,24 +50,29 @@ def test_pass_warn_and_fail(frame: pl.DataFrame) -> None:
     assert failed["observed"]["unexpected_count"] == int((frame["yrs_married"] > 10).sum())
     json.dumps(rep)  # JSON-able for the manifest
     with pytest.raises(GateFailed, match=r"expect_column_values_to_be_between\(yrs_married\)") as e:
-        validate_frame(frame, expectations=bad, on_failure="fail")
+        validate_frame(frame, ValidateConfig(expectations=bad, on_failure="fail"))
     assert e.value.exit_code == 3 and e.value.failed[0]["kwargs"]["column"] == "yrs_married"
 
 
 def test_missing_column_and_unknown_expectation(frame: pl.DataFrame) -> None:
     rep = validate_frame(
         frame,
-        expectations=[
-            {"expect_column_to_exist": {"column": "nope"}},
-            {"expect_column_values_to_not_be_null": {"column": "nope"}},
-        ],
-        on_failure="warn",
+        ValidateConfig(
+            expectations=[
+                {"expect_column_to_exist": {"column": "nope"}},
+                {"expect_column_values_to_not_be_null": {"column": "nope"}},
+            ],
+            on_failure="warn",
+        ),
     )
     assert rep["failed"] == 2
-    with pytest.raises(StepError, match="did you mean expect_column_values_to_be_between"):
-        validate_frame(frame, expectations=[{"expect_column_values_to_be_betwen": {"column": "a"}}])
-    with pytest.raises(StepError, match="no expectations"):
-        validate_frame(frame)
+    with pytest.raises(DataError, match="did you mean expect_column_values_to_be_between"):
+        validate_frame(
+            frame,
+            ValidateConfig(expectations=[{"expect_column_values_to_be_betwen": {"column": "a"}}]),
+        )
+    with pytest.raises(DataError, match="no expectations"):
+        validate_frame(frame, ValidateConfig())
 
 
 def test_suggest_then_validate_roundtrip(frame: pl.DataFrame, tmp_path: Path) -> None:
@@ -94,10 +99,13 @@ def test_suggest_then_validate_roundtrip(frame: pl.DataFrame, tmp_path: Path) ->
     ]
     assert 0 < null_age[0]["kwargs"]["mostly"] < 1
     # the starter suite passes on the data it came from, and catches a change
-    rep = validate_frame(df, suite=tmp_path / "suite.json")
+    rep = validate_frame(df, ValidateConfig(suite=str(tmp_path / "suite.json")))
     assert rep["success"] and rep["evaluated"] == len(suite["expectations"])
     with pytest.raises(GateFailed, match="tag"):
-        validate_frame(df.with_columns(pl.lit("y").alias("tag")), suite=tmp_path / "suite.json")
+        validate_frame(
+            df.with_columns(pl.lit("y").alias("tag")),
+            ValidateConfig(suite=str(tmp_path / "suite.json")),
+        )
 
 
 def test_failing_gate_stops_build_and_writes_no_version(
