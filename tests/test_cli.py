@@ -98,6 +98,22 @@ def test_steps_lists_types_with_params() -> None:
     assert all(p["doc"] for p in sample["params"])
 
 
+def test_steps_markdown_and_kind() -> None:
+    from tamis.pipelines.registry import step_types
+
+    res = runner.invoke(app, ["steps", "--markdown"])
+    assert res.exit_code == 0, res.output
+    text = res.stdout
+    for name, step_type in step_types().items():
+        assert f"### `{name}` ({step_type.kind})" in text
+        for field, info in step_type.Params.model_fields.items():
+            row = next(line for line in text.splitlines() if line.startswith(f"| `{field}` |"))
+            assert row.count(" | ") >= 3 and info.description
+    assert "| `n` | int \\| None | `null` | number of rows to draw |" in text
+    one = runner.invoke(app, ["steps", "sample"], env={"COLUMNS": "200"}).stdout
+    assert "kind: global" in one and "(global)" in one
+
+
 @pytest.mark.parametrize("as_json", [True])
 def test_demo_runs_offline(tmp_path: Path, as_json: bool) -> None:
     data = run("demo", "--store", str(tmp_path / "st"), "--json")
