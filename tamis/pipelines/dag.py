@@ -1,54 +1,126 @@
-"""The pipeline DAG: params validation, dependency order, and the ancestors of build targets."""
+"""The checked pipeline: every step against its step type, dependency order, build targets.
+
+`check_steps` runs when the YAML loads (`parse_pipeline`): an unknown step type, invalid params,
+an unknown or missing input, a list given to a one-name input, or a reference to a source, step
+or output that does not exist is a `SpecError` naming the file and the step before anything runs.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
-from pydantic import ValidationError
-
+from tamis.config import load_config
 from tamis.errors import SpecError
-from tamis.pipelines.spec import PipelineSpec
-from tamis.pipelines.steps.base import Step, StepParams
+from tamis.pipelines.registry import get_step_type
+from tamis.pipelines.spec import InputRef, PipelineSpec, StepInputs, StepSpec, flat_refs
+from tamis.pipelines.steps.base import MAIN_OUTPUT, Step, StepParams
 
 
-def validate_params(
-    step_type: type[Step], raw: dict[str, Any], *, file: str, step: str
-) -> StepParams:
-    try:
-        return step_type.Params.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field_name = ".".join(str(x) for x in err.get("loc", ())) or "params"
-        valid = ", ".join(step_type.Params.model_fields) or "(none)"
-        fix = f"valid params of '{step_type.name}': {valid}"
-        if err.get("type") == "literal_error":
-            fix = f"{err['msg']}"
+@dataclass
+class PlannedStep:
+    """One step of a pipeline, checked: its type, validated params, parsed inputs, outputs."""
+
+    name: str
+    spec: StepSpec
+    step_type: type[Step]
+    params: StepParams
+    inputs: StepInputs
+    outputs: tuple[str, ...]
+
+    def refs(self) -> list[InputRef]:
+        return [ref for _key, ref in flat_refs(self.inputs)]
+
+    def upstream(self) -> set[str]:
+        """The steps this one reads."""
+        return {ref.base for ref in self.refs() if ref.kind == "step"}
+
+
+def _check_input_names(spec: PipelineSpec, name: str, step_type: type[Step]) -> None:
+    named = spec.steps[name].named_inputs()
+    allowed = set(step_type.inputs) | set(step_type.optional_inputs)
+    for key, value in named.items():
+        if key not in allowed:
+            raise SpecError(
+                f"step type '{step_type.name}' takes no input '{key}'",
+                file=spec.file,
+                step=name,
+                fix=f"its inputs: {', '.join(sorted(allowed)) or '(none)'}",
+            )
+        if isinstance(value, list) and key not in step_type.list_inputs:
+            raise SpecError(
+                f"input '{key}' takes one name, not a list",
+                file=spec.file,
+                step=name,
+                field=key,
+                fix=f"give one source or step name; list inputs of '{step_type.name}': "
+                f"{', '.join(step_type.list_inputs) or '(none)'}",
+            )
+    for key in step_type.inputs:
+        if key not in named:
+            raise SpecError(
+                f"missing input '{key}'",
+                file=spec.file,
+                step=name,
+                fix=f"add `{key}: <source or step name>`",
+            )
+
+
+def _check_exists(spec: PipelineSpec, name: str, ref: InputRef) -> None:
+    if ref.kind == "step" and ref.base not in spec.steps:
+        known = ", ".join([*spec.sources, *spec.steps])
         raise SpecError(
-            err["msg"], file=file, step=step, field=f"params.{field_name}", fix=fix
-        ) from None
+            f"input '{ref.text}' names no source or step",
+            file=spec.file,
+            step=name,
+            fix=f"known names: {known}",
+        )
+
+
+def _check_output(spec: PipelineSpec, name: str, ref: InputRef, has: tuple[str, ...]) -> None:
+    """A step reference names an output its step has (`step` its main output)."""
+    if ref.output is None and MAIN_OUTPUT in has:
+        return
+    if ref.output is not None and ref.output in has and ref.output != MAIN_OUTPUT:
+        return
+    names = [ref.base if o == MAIN_OUTPUT else f"{ref.base}.{o}" for o in has]
+    raise SpecError(
+        f"input '{ref.text}' is not an output of step '{ref.base}'",
+        file=spec.file,
+        step=name,
+        fix=f"name one of its outputs: {', '.join(names)}",
+    )
+
+
+def check_steps(spec: PipelineSpec) -> dict[str, PlannedStep]:
+    """Check every step against its type and every input reference; see the module docstring.
+
+    The shape first (step types, input names, referenced names), then each step's params, then
+    the outputs that `step.output` references name.
+    """
+    types = {n: get_step_type(s.use, file=spec.file, step=n) for n, s in spec.steps.items()}
+    refs = {n: s.input_refs(spec.sources) for n, s in spec.steps.items()}
+    for name in spec.steps:
+        _check_input_names(spec, name, types[name])
+        for _key, ref in flat_refs(refs[name]):
+            _check_exists(spec, name, ref)
+    plan: dict[str, PlannedStep] = {}
+    for name, step in spec.steps.items():
+        step_type = types[name]
+        params = load_config(
+            step_type.Params, step.params, file=spec.file, step=name, what=step_type.name
+        )
+        outputs = tuple(step_type().output_names(params))
+        plan[name] = PlannedStep(name, step, step_type, params, refs[name], outputs)
+    for name, planned in plan.items():
+        for ref in planned.refs():
+            if ref.kind == "step":
+                _check_output(spec, name, ref, plan[ref.base].outputs)
+    return plan
 
 
 def topological(spec: PipelineSpec) -> list[str]:
-    deps: dict[str, set[str]] = {}
-    for name, step in spec.steps.items():
-        refs: set[str] = set()
-        for value in step.named_inputs().values():
-            for ref in [value] if isinstance(value, str) else value:
-                if ref.startswith("@"):
-                    continue
-                base = ref.split(".", 1)[0] if ref not in spec.sources else ref
-                if base in spec.sources:
-                    continue
-                if base not in spec.steps:
-                    known = ", ".join([*spec.sources, *spec.steps])
-                    raise SpecError(
-                        f"input '{ref}' names no source or step",
-                        file=spec.file,
-                        step=name,
-                        fix=f"known names: {known}",
-                    )
-                refs.add(base)
-        deps[name] = refs
+    """Step names in dependency order (YAML order breaks ties); a cycle is a SpecError."""
+    deps = {name: planned.upstream() for name, planned in spec.plan().items()}
     order: list[str] = []
     state: dict[str, int] = {}
 
@@ -69,10 +141,10 @@ def topological(spec: PipelineSpec) -> list[str]:
 
 
 def with_ancestors(spec: PipelineSpec, order: list[str], wanted: set[str]) -> list[str]:
+    """The steps of `order` that `wanted` needs, itself included."""
+    plan = spec.plan()
     keep = set(wanted)
     for name in reversed(order):
         if name in keep:
-            for value in spec.steps[name].named_inputs().values():
-                for ref in [value] if isinstance(value, str) else value:
-                    keep.add(ref.split(".", 1)[0])
+            keep |= plan[name].upstream()
     return [n for n in order if n in keep]

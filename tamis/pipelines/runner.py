@@ -23,8 +23,9 @@ from typing import Any
 
 import polars as pl
 
+from tamis.config import load_config
 from tamis.errors import SpecError, StepError, TamisError
-from tamis.pipelines.dag import topological, validate_params, with_ancestors
+from tamis.pipelines.dag import PlannedStep, topological, with_ancestors
 from tamis.pipelines.hashing import hash_json, module_code_hash
 from tamis.pipelines.progress import BuildProgress, progress_message
 from tamis.pipelines.registry import get_step_type
@@ -35,9 +36,9 @@ from tamis.pipelines.sources import (
     source_settings,
     warn_stderr,
 )
-from tamis.pipelines.spec import PipelineSpec, load_pipeline
+from tamis.pipelines.spec import InputRef, PipelineSpec, load_pipeline
 from tamis.pipelines.steps.base import MAIN_OUTPUT, Step, StepContext, StepOutput, StepParams
-from tamis.pipelines.store import Store, now
+from tamis.pipelines.store import Manifest, RunRecord, Store, now
 
 
 @dataclass
@@ -55,7 +56,7 @@ class BuildResult:
     pipeline: str
     run_id: str
     #: step name (or `step.output`, or source name) -> manifest of that version
-    versions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    versions: dict[str, Manifest] = field(default_factory=dict)
     steps: list[StepRecord] = field(default_factory=list)
     seconds: float = 0.0
     #: warnings about the sources (e.g. a header row that looks like data)
@@ -103,290 +104,299 @@ def build(
         order = with_ancestors(spec, order, set(targets))
     result = BuildResult(pipeline=spec.name, run_id=uuid.uuid4().hex[:16])
     started = time.perf_counter()
-    run_info = {"id": result.run_id, "kind": "build", "name": spec.name, "started_at": now()}
-    ids: dict[str, str] = {}
-    display = BuildProgress(progress, pipeline=spec.name)
-    pending = _Pending(store)
+    run = RunRecord(id=result.run_id, kind="build", name=spec.name, started_at=now())
+    job = _Build(spec, store, result, BuildProgress(progress, pipeline=spec.name))
     try:
-        with display.run():
+        with job.display.run():
             for source in spec.sources:
-                ids[source] = _import_source(spec, source, store, result, pending)
+                job.import_source(source)
             for name in order:
-                record = _run_step(spec, name, store, ids, name in forced, display, result, pending)
-                result.steps.append(record)
+                result.steps.append(job.run_step(spec.plan()[name], name in forced))
     except BaseException as exc:
-        pending.flush(
-            {
-                **run_info,
-                "finished_at": now(),
-                "status": "failed",
-                "info": {"error": str(exc)[:2000]},
-            }
-        )
+        run.update({"finished_at": now(), "status": "failed", "info": {"error": str(exc)[:2000]}})
+        job.pending.flush(run)
         raise
     result.seconds = time.perf_counter() - started
-    pending.flush({**run_info, "finished_at": now(), "status": "ok", "info": result.to_json()})
+    run.update({"finished_at": now(), "status": "ok", "info": result.to_json()})
+    job.pending.flush(run)
     return result
 
 
 class _Pending:
-    """Catalog writes for cached versions (index rows, refs), batched into one connection."""
+    """Catalog writes for cached versions (index rows, refs), batched into one Store call."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.manifests: list[dict[str, Any]] = []
+        self.manifests: list[Manifest] = []
         self.refs: list[tuple[str, str]] = []
 
-    def flush(self, run: dict[str, Any] | None = None) -> None:
+    def flush(self, run: RunRecord | None = None) -> None:
+        """Index the cache hits seen so far; with `run` (the build's end) move the refs too."""
         if not self.manifests and run is None:
             return
-        catalog = self.store.catalog
-        with catalog.session() as con:
-            missing = set(catalog.missing_versions([m["id"] for m in self.manifests]))
-            for manifest in self.manifests:
-                if manifest["id"] in missing:
-                    catalog.add_version(manifest)
-            when = now()
-            con.execute("BEGIN")  # one commit for all refs: each autocommit costs ~15 ms
-            if run is not None:  # a build's refs move together at its end (refs.log first)
-                catalog.set_refs(self.refs, when)
-                catalog.record_run(run)
-            con.execute("COMMIT")
+        self.store.index_found(self.manifests, refs=self.refs if run else None, run=run)
         self.manifests.clear()
         if run is not None:
             self.refs.clear()
 
 
-def _import_source(
-    spec: PipelineSpec, name: str, store: Store, result: BuildResult, pending: _Pending
-) -> str:
-    path = spec.source_path(name)
-    fmt = spec.source_format(name)
-    src = spec.sources[name]
-    if not path.exists():
-        raise SpecError(
-            f"source not found: {path}",
-            file=spec.file,
-            field=f"sources.{name}.path",
-            fix="paths are relative to the pipeline YAML",
-        )
-    fingerprint = source_fingerprint(path, store.catalog)
-    params = {
-        "format": fmt,
-        "options": src.options,
-        **source_settings(src),
-        "reader": reader_version(),
-    }
-    version_id = hash_json({"source": fingerprint, **params})
-    ref = f"{spec.name}/{name}"
-    if not store.set_aside_damaged([version_id]) and store.has_version(version_id):
-        manifest = store.manifest_by_id(version_id)
-        pending.manifests.append(manifest)
-    else:
-        pending.flush()
-        read = load_source(spec, name)
-        manifest = store.write_version(
-            version_id=version_id,
-            name=ref,
-            frame=read.frame,
-            parents=[],
-            step={
-                "name": name,
-                "type": "source",
-                "params": {"path": str(path), **params},
-                "version": READER_VERSION,
-                "code": params["reader"],
-            },
-            seed=None,
-            pipeline=spec.name,
-            report={"source_sha256": fingerprint, **read.report()},
-            cache_key=version_id,
-            run_id=result.run_id,
-        )
-    pending.refs.append((ref, version_id))
-    result.versions[name] = manifest
-    source_warnings = (manifest.get("report") or {}).get("warnings") or []
-    result.warnings.extend(f"source '{name}': {w}" for w in source_warnings)
-    warn_stderr(name, source_warnings)
-    return version_id
+@dataclass
+class _Build:
+    """One build in progress: the version id of every source and step output made so far."""
 
+    spec: PipelineSpec
+    store: Store
+    result: BuildResult
+    display: BuildProgress
+    #: label (`source`, `step`, `step.output`) -> version id
+    ids: dict[str, str] = field(default_factory=dict)
+    pending: _Pending = field(init=False)
 
-def reader_version() -> str:
-    """The source reader's code: its manual version and the hash of its module's source."""
-    code = module_code_hash("tamis.pipelines.sources")[:32]
-    return f"{READER_VERSION}-{code}"
+    def __post_init__(self) -> None:
+        self.pending = _Pending(self.store)
 
-
-def _resolve_input(
-    spec: PipelineSpec, ref: str, ids: dict[str, str], store: Store, step: str
-) -> str:
-    if ref.startswith("@"):
-        return store.resolve(ref[1:])
-    if ref in ids:
-        return ids[ref]
-    base = ref.split(".", 1)[0]
-    outputs = sorted(k.split(".", 1)[1] for k in ids if k.startswith(base + "."))
-    raise SpecError(
-        f"input '{ref}' is not an output of step '{base}'",
-        file=spec.file,
-        step=step,
-        fix=f"name one of its outputs: {', '.join(base + '.' + o for o in outputs)}",
-    )
-
-
-def _run_step(
-    spec: PipelineSpec,
-    name: str,
-    store: Store,
-    ids: dict[str, str],
-    forced: bool,
-    display: BuildProgress,
-    result: BuildResult,
-    pending: _Pending,
-) -> StepRecord:
-    step_spec = spec.steps[name]
-    step_type = get_step_type(step_spec.use, file=spec.file, step=name)
-    params = validate_params(step_type, step_spec.params, file=spec.file, step=name)
-    named = step_spec.named_inputs()
-    allowed = set(step_type.inputs) | set(step_type.optional_inputs)
-    for key in named:
-        if key not in allowed:
+    # ------------------------------------------------------------------ sources
+    def import_source(self, name: str) -> None:
+        spec, store = self.spec, self.store
+        path = spec.source_path(name)
+        fmt = spec.source_format(name)
+        if not path.exists():
             raise SpecError(
-                f"step type '{step_type.name}' takes no input '{key}'",
+                f"source not found: {path}",
                 file=spec.file,
-                step=name,
-                fix=f"its inputs: {', '.join(sorted(allowed)) or '(none)'}",
+                field=f"sources.{name}.path",
+                fix="paths are relative to the pipeline YAML",
             )
-    for key in step_type.inputs:
-        if key not in named:
-            raise SpecError(
-                f"missing input '{key}'",
-                file=spec.file,
-                step=name,
-                fix=f"add `{key}: <source or step name>`",
-            )
-    input_ids: dict[str, str | list[str]] = {}
-    for key, value in named.items():
-        if isinstance(value, list):
-            if key not in step_type.list_inputs:
-                raise SpecError(
-                    f"input '{key}' takes one name, not a list", file=spec.file, step=name
-                )
-            input_ids[key] = [_resolve_input(spec, v, ids, store, name) for v in value]
-        else:
-            resolved = _resolve_input(spec, value, ids, store, name)
-            input_ids[key] = [resolved] if key in step_type.list_inputs else resolved
-    seed = step_spec.seed if step_spec.seed is not None else spec.seed
-    canonical = params.model_dump(mode="json")
-    code = step_type.code_version()
-    key = hash_json(
-        {
-            "type": step_type.name,
-            "code": code,
-            "params": canonical,
-            "seed": seed,
-            "inputs": input_ids,
+        fingerprint = source_fingerprint(path, store.catalog)
+        params = {
+            "format": fmt,
+            "options": spec.sources[name].options,
+            **source_settings(spec.sources[name]),
+            "reader": reader_version(),
         }
-    )
-    outputs = step_type().output_names(params)
-    out_ids = {out: hash_json({"key": key, "output": out}) for out in outputs}
-    task = display.start(name, step_type.name)
-    t0 = time.perf_counter()
-    repairs = store.set_aside_damaged(out_ids.values())  # cheap invariants of a cache hit
-    cached = all(store.has_version(v) for v in out_ids.values())
-    warnings: list[str] = [
-        f"version {v[:12]} is damaged ({why}): set aside in {store.damaged_dir}, repairing it"
-        for v, why in repairs.items()
-    ]
-    if cached and not forced:
-        manifests = {out: store.manifest_by_id(v) for out, v in out_ids.items()}
-        pending.manifests.extend(manifests.values())
-        status = "cached"
-    else:
-        had_old = any(store.has_version(v) for v in out_ids.values())
-        pending.flush()
-        display.update(task, f"{step_type.name}: running")
+        version_id = hash_json({"source": fingerprint, **params})
+        if not store.set_aside_damaged([version_id]) and store.has_version(version_id):
+            manifest = store.manifest_by_id(version_id)
+            self.pending.manifests.append(manifest)
+        else:
+            self.pending.flush()
+            read = load_source(spec, name)
+            manifest = store.write_version(
+                version_id=version_id,
+                name=f"{spec.name}/{name}",
+                frame=read.frame,
+                parents=[],
+                step={
+                    "name": name,
+                    "type": "source",
+                    "params": {"path": str(path), **params},
+                    "version": READER_VERSION,
+                    "code": params["reader"],
+                },
+                seed=None,
+                pipeline=spec.name,
+                report={"source_sha256": fingerprint, **read.report()},
+                cache_key=version_id,
+                run_id=self.result.run_id,
+            )
+        self._record(name, manifest)
+        source_warnings = (manifest.get("report") or {}).get("warnings") or []
+        self.result.warnings.extend(f"source '{name}': {w}" for w in source_warnings)
+        warn_stderr(name, source_warnings)
+
+    def _record(self, label: str, manifest: Manifest) -> None:
+        """A version made or found under `label`: its ref moves at the build's end."""
+        self.pending.refs.append((f"{self.spec.name}/{label}", manifest["id"]))
+        self.ids[label] = manifest["id"]
+        self.result.versions[label] = manifest
+
+    # ------------------------------------------------------------------ steps
+    def run_step(self, planned: PlannedStep, forced: bool) -> StepRecord:
+        """Resolve inputs, look up the cache, else run the step and write its outputs; record."""
+        key, input_ids = self.cache_key(planned)
+        out_ids = {out: hash_json({"key": key, "output": out}) for out in planned.outputs}
+        task = self.display.start(planned.name, planned.step_type.name)
+        t0 = time.perf_counter()
+        warnings = self._set_aside_damaged(out_ids)
+        if all(self.store.has_version(v) for v in out_ids.values()) and not forced:
+            manifests = {out: self.store.manifest_by_id(v) for out, v in out_ids.items()}
+            self.pending.manifests.extend(manifests.values())
+            status = "cached"
+        else:
+            had_old = any(self.store.has_version(v) for v in out_ids.values())
+            self.pending.flush()
+            self.display.update(task, f"{planned.step_type.name}: running")
+            manifests = self._execute(planned, key, input_ids, out_ids, forced, task, warnings)
+            status = "rebuilt" if had_old else "built"
+        return self._finish(planned, status, manifests, warnings, task, t0)
+
+    def resolve(self, ref: InputRef) -> str:
+        """The version id of one input: a store ref, or a source or step output of this build."""
+        if ref.kind == "store":
+            return self.store.resolve(ref.base)
+        return self.ids[ref.label]
+
+    def cache_key(self, planned: PlannedStep) -> tuple[str, dict[str, str | list[str]]]:
+        """hash(input version ids, step type, step code, canonical params, seed), and the ids."""
+        input_ids: dict[str, str | list[str]] = {}
+        for key, value in planned.inputs.items():
+            if isinstance(value, list):
+                input_ids[key] = [self.resolve(v) for v in value]
+            else:
+                resolved = self.resolve(value)
+                input_ids[key] = [resolved] if key in planned.step_type.list_inputs else resolved
+        key = hash_json(
+            {
+                "type": planned.step_type.name,
+                "code": planned.step_type.code_version(),
+                "params": planned.params.model_dump(mode="json"),
+                "seed": self.seed(planned),
+                "inputs": input_ids,
+            }
+        )
+        return key, input_ids
+
+    def seed(self, planned: PlannedStep) -> int:
+        return planned.spec.seed if planned.spec.seed is not None else self.spec.seed
+
+    def _set_aside_damaged(self, out_ids: dict[str, str]) -> list[str]:
+        """Cheap invariants of a cache hit: damaged outputs are set aside and rebuilt."""
+        repairs = self.store.set_aside_damaged(out_ids.values())
+        return [
+            f"version {v[:12]} is damaged ({why}): set aside in {self.store.damaged_dir}, "
+            "repairing it"
+            for v, why in repairs.items()
+        ]
+
+    def _execute(
+        self,
+        planned: PlannedStep,
+        key: str,
+        input_ids: dict[str, str | list[str]],
+        out_ids: dict[str, str],
+        forced: bool,
+        task: Any,
+        warnings: list[str],
+    ) -> dict[str, Manifest]:
+        """Run the step on its inputs and write every output as a version."""
+        step_type, store = planned.step_type, self.store
         step = step_type()
         step.check_dependencies()
         artifacts = store.tmp_dir / f"artifacts.{key[:16]}.{uuid.uuid4().hex[:8]}"
         artifacts.mkdir(parents=True, exist_ok=True)
         ctx = StepContext(
-            step=name,
-            pipeline=spec.name,
-            seed=seed,
+            step=planned.name,
+            pipeline=self.spec.name,
+            seed=self.seed(planned),
             artifacts_dir=artifacts,
-            progress=lambda msg, *a, **k: display.update(
+            progress=lambda msg, *a, **k: self.display.update(
                 task, f"{step_type.name}: {progress_message(msg, *a, **k)}"
             ),
-            base_dir=Path(spec.base_dir),
+            base_dir=Path(self.spec.base_dir),
         )
         inputs = {
             k: ([store.scan(i) for i in v] if isinstance(v, list) else store.scan(v))
             for k, v in input_ids.items()
         }
         try:
-            output = _call(step, inputs, params, ctx, in_build=True)
+            output = _call(step, inputs, planned.params, ctx, in_build=True)
             parents = [
                 {"id": i, "role": k}
                 for k, v in input_ids.items()
                 for i in (v if isinstance(v, list) else [v])
             ]
-            manifests = {}
-            for out in outputs:
-                ref = f"{spec.name}/{name}" + ("" if out == MAIN_OUTPUT else f".{out}")
-                manifests[out] = store.write_version(
-                    version_id=out_ids[out],
-                    name=ref,
-                    frame=output.frames[out],
-                    parents=parents,
-                    step={
-                        "name": name,
-                        "type": step_type.name,
-                        "params": canonical,
-                        "version": step_type.version,
-                        "code": code,
-                        "output": out,
-                        "deterministic": step_type.deterministic,
-                    },
-                    seed=seed,
-                    report=output.report,
-                    tables=output.tables,
-                    artifacts=artifacts if out == outputs[0] else None,
-                    pipeline=spec.name,
-                    cache_key=key,
-                    run_id=result.run_id,
-                    replace=forced,
+            return {
+                out: self._write_output(
+                    planned, out, output, out_ids[out], key, parents, artifacts, forced, warnings
                 )
-                if "replaced" in manifests[out]:
-                    why = (
-                        "the step is not deterministic"
-                        if not step_type.deterministic
-                        else "the step should be deterministic for a fixed seed but is not"
-                    )
-                    warnings.append(
-                        f"output '{out}' differs from the stored one under the same id "
-                        f"{out_ids[out][:12]} ({why}); the previous rows are kept in "
-                        f"{manifests[out]['replaced']['kept_in']}"
-                    )
+                for out in planned.outputs
+            }
         finally:
             shutil.rmtree(artifacts, ignore_errors=True)
-        status = "rebuilt" if had_old else "built"
-    rows = {}
-    versions = {}
-    for out, manifest in manifests.items():
-        label = name if out == MAIN_OUTPUT else f"{name}.{out}"
-        pending.refs.append((f"{spec.name}/{label}", manifest["id"]))
-        ids[label] = manifest["id"]
-        result.versions[label] = manifest
-        rows[label] = int(manifest["rows"])
-        versions[label] = manifest["id"]
-    seconds = time.perf_counter() - t0
-    summary = ", ".join(f"{r:,} rows" for r in rows.values())
-    display.update(task, f"{step_type.name}: {status}, {summary}", done=True)
-    # the step's own warnings (report["warnings"]: null labels dropped, a weak model...), cached too
-    step_report = manifests[outputs[0]].get("report") or {}
-    warnings = [str(w) for w in step_report.get("warnings") or []] + warnings
-    return StepRecord(name, status, versions, rows, seconds, warnings)
+
+    def _write_output(
+        self,
+        planned: PlannedStep,
+        out: str,
+        output: StepOutput,
+        version_id: str,
+        key: str,
+        parents: list[dict[str, str]],
+        artifacts: Path,
+        forced: bool,
+        warnings: list[str],
+    ) -> Manifest:
+        step_type = planned.step_type
+        manifest = self.store.write_version(
+            version_id=version_id,
+            name=f"{self.spec.name}/{_label(planned.name, out)}",
+            frame=output.frames[out],
+            parents=parents,
+            step={
+                "name": planned.name,
+                "type": step_type.name,
+                "params": planned.params.model_dump(mode="json"),
+                "version": step_type.version,
+                "code": step_type.code_version(),
+                "output": out,
+                "deterministic": step_type.deterministic,
+            },
+            seed=self.seed(planned),
+            report=output.report,
+            tables=output.tables,
+            artifacts=artifacts if out == planned.outputs[0] else None,
+            pipeline=self.spec.name,
+            cache_key=key,
+            run_id=self.result.run_id,
+            replace=forced,
+        )
+        if "replaced" in manifest:
+            why = (
+                "the step is not deterministic"
+                if not step_type.deterministic
+                else "the step should be deterministic for a fixed seed but is not"
+            )
+            warnings.append(
+                f"output '{out}' differs from the stored one under the same id "
+                f"{version_id[:12]} ({why}); the previous rows are kept in "
+                f"{manifest['replaced']['kept_in']}"
+            )
+        return manifest
+
+    def _finish(
+        self,
+        planned: PlannedStep,
+        status: str,
+        manifests: dict[str, Manifest],
+        warnings: list[str],
+        task: Any,
+        t0: float,
+    ) -> StepRecord:
+        rows: dict[str, int] = {}
+        versions: dict[str, str] = {}
+        for out, manifest in manifests.items():
+            label = _label(planned.name, out)
+            self._record(label, manifest)
+            rows[label] = int(manifest["rows"])
+            versions[label] = manifest["id"]
+        seconds = time.perf_counter() - t0
+        summary = ", ".join(f"{r:,} rows" for r in rows.values())
+        self.display.update(task, f"{planned.step_type.name}: {status}, {summary}", done=True)
+        # the step's own warnings (report["warnings"]: null labels dropped, a weak model...),
+        # cached too
+        step_report = manifests[planned.outputs[0]].get("report") or {}
+        warnings = [str(w) for w in step_report.get("warnings") or []] + warnings
+        return StepRecord(planned.name, status, versions, rows, seconds, warnings)
+
+
+def _label(step: str, output: str) -> str:
+    return step if output == MAIN_OUTPUT else f"{step}.{output}"
+
+
+def reader_version() -> str:
+    """The source reader's code: its manual version and the hash of its module's source."""
+    code = module_code_hash("tamis.pipelines.sources")[:32]
+    return f"{READER_VERSION}-{code}"
 
 
 def _call(
@@ -434,7 +444,9 @@ def run_step(
 ) -> StepOutput:
     """Run one step type on in-memory frames, without a store (for tests and notebooks)."""
     step_type = get_step_type(step_type_name)
-    parsed = validate_params(step_type, params or {}, file="<python>", step=step_type_name)
+    parsed = load_config(
+        step_type.Params, params or {}, file="<python>", step=step_type_name, what=step_type.name
+    )
     lazy = {
         k: ([f.lazy() for f in v] if isinstance(v, list) else v.lazy()) for k, v in inputs.items()
     }

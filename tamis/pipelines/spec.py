@@ -18,14 +18,17 @@ Any key of a step other than `use`, `params`, `seed` and `description` names an 
 from __future__ import annotations
 
 import re
+from collections.abc import Container
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
 )
@@ -33,6 +36,9 @@ from pydantic import (
 from tamis.errors import SpecError
 from tamis.pipelines.formats import DATA_SUFFIXES
 from tamis.safe_yaml import safe_load_yaml
+
+if TYPE_CHECKING:
+    from tamis.pipelines.dag import PlannedStep
 
 FORMATS = ("csv", "tsv", "parquet", "jsonl", "json", "hf")
 SUFFIX_FORMATS = {
@@ -144,6 +150,53 @@ class SourceSpec(BaseModel):
     )
 
 
+RefKind = Literal["source", "step", "store"]
+
+
+@dataclass(frozen=True)
+class InputRef:
+    """One input reference of a step, parsed once when the YAML loads.
+
+    `kind` is `source` (a source name), `step` (a step, or `step.output` for one output of a
+    multi-output step) or `store` (`@REF`: a version already in the store, by ref, id or prefix).
+    """
+
+    text: str
+    kind: RefKind
+    #: the source name, the step name, or the store reference after `@`
+    base: str
+    #: the named output of a step (`split.train` -> `train`); None for its main output
+    output: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The name a build gives this version: `source`, `step` or `step.output`."""
+        return self.base if self.output is None else f"{self.base}.{self.output}"
+
+
+def parse_ref(text: str, sources: Container[str]) -> InputRef:
+    """`@REF`, a source name, `step` or `step.output` -> an `InputRef` (a source name wins)."""
+    if text.startswith("@"):
+        return InputRef(text, "store", text[1:])
+    if text in sources:
+        return InputRef(text, "source", text)
+    base, dot, output = text.partition(".")
+    return InputRef(text, "step", base, output if dot else None)
+
+
+#: a step's inputs by name: one reference, or a list of them for list inputs
+StepInputs = dict[str, InputRef | list[InputRef]]
+
+
+def flat_refs(inputs: StepInputs) -> list[tuple[str, InputRef]]:
+    """(input name, reference) for every reference, lists flattened, in YAML order."""
+    return [
+        (key, ref)
+        for key, value in inputs.items()
+        for ref in (value if isinstance(value, list) else [value])
+    ]
+
+
 class StepSpec(BaseModel):
     """One use of a step type: `use`, inputs by name, `params`, and an optional seed override."""
 
@@ -168,6 +221,15 @@ class StepSpec(BaseModel):
                 )
         return out
 
+    def input_refs(self, sources: Container[str]) -> StepInputs:
+        """The named inputs parsed into `InputRef`s (see `parse_ref`)."""
+        return {
+            key: [parse_ref(v, sources) for v in value]
+            if isinstance(value, list)
+            else parse_ref(value, sources)
+            for key, value in self.named_inputs().items()
+        }
+
 
 class PipelineSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -179,6 +241,16 @@ class PipelineSpec(BaseModel):
     #: where the YAML lives; relative paths resolve against it (set by `load_pipeline`)
     base_dir: str = "."
     file: str = "<memory>"
+    _plan: dict[str, PlannedStep] | None = PrivateAttr(default=None)
+
+    def plan(self) -> dict[str, PlannedStep]:
+        """Every step checked against its step type: type, params, inputs and the outputs they
+        name (done once, when the YAML loads; see `tamis.pipelines.dag.check_steps`)."""
+        if self._plan is None:
+            from tamis.pipelines.dag import check_steps
+
+            self._plan = check_steps(self)
+        return self._plan
 
     def source_format(self, name: str) -> str:
         src = self.sources[name]
@@ -235,6 +307,7 @@ def parse_pipeline(data: Any, *, file: str = "<memory>", base_dir: str = ".") ->
             step.named_inputs()
         except ValueError as exc:
             raise SpecError(str(exc), file=file, step=step_name) from None
+    spec.plan()
     return spec
 
 

@@ -41,7 +41,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import duckdb
 import polars as pl
@@ -58,6 +58,57 @@ HEX_RE = re.compile(r"[0-9a-f]+")
 REF_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*")
 #: (st_dev, st_ino, st_size, st_mtime_ns) of a data file -> the sha256 it was found to have
 _HASHED: dict[tuple[int, int, int, int], str] = {}
+
+
+class FileRecord(TypedDict):
+    """What a manifest records of one file of a version, to spot a change."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+class _ManifestFields(TypedDict):
+    id: str
+    name: str
+    pipeline: str | None
+    created_at: str
+    parents: list[dict[str, str]]
+    step: dict[str, Any]
+    seed: int | None
+    schema: list[dict[str, str]]
+    rows: int
+    content_hash: str
+    cache_key: str | None
+    run_id: str | None
+    tamis_version: str
+    report: dict[str, Any]
+    tables: list[str]
+    artifacts: list[str]
+    files: dict[str, FileRecord]
+
+
+class Manifest(_ManifestFields, total=False):
+    """A version's `manifest.json`, as `Store.write_version` writes and `manifest_by_id` reads it.
+
+    `parents` are `{"id", "role"}`; `step` holds name, type, canonical params, version, code
+    (and output, deterministic for step outputs); `replaced` is there when a forced rebuild put
+    other rows under the same id (`{"content_hash", "kept_in"}`).
+    """
+
+    replaced: dict[str, Any]
+
+
+class RunRecord(TypedDict, total=False):
+    """A row of the catalog's `runs` table (a build, a sweep, a training run)."""
+
+    id: str
+    kind: str
+    name: str
+    started_at: str
+    finished_at: str
+    status: str
+    info: dict[str, Any]
 
 
 def is_version_id(value: object) -> bool:
@@ -195,7 +246,7 @@ class Store:
             is_version_id(version_id) and (self.version_dir(version_id) / "manifest.json").exists()
         )
 
-    def manifest(self, ref: str) -> dict[str, Any]:
+    def manifest(self, ref: str) -> Manifest:
         return self.manifest_by_id(self.resolve(ref))
 
     def scan(self, ref: str) -> pl.LazyFrame:
@@ -405,7 +456,7 @@ class Store:
         cache_key: str | None = None,
         run_id: str | None = None,
         replace: bool = False,
-    ) -> dict[str, Any]:
+    ) -> Manifest:
         """Write a complete version atomically and index it; return its manifest.
 
         If the version already exists (same content address) it is kept as it is, unless
@@ -441,7 +492,7 @@ class Store:
                 )
             content_hash = hash_file(data_path)
             _HASHED[_stat_key(data_path)] = content_hash  # rename keeps inode, size and mtime
-            files: dict[str, dict[str, Any]] = {}
+            files: dict[str, FileRecord] = {}
             for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
                 rel = path.relative_to(tmp).as_posix()
                 st = path.stat()  # a rename keeps size and mtime: recorded to spot changes
@@ -450,7 +501,7 @@ class Store:
                     "mtime_ns": st.st_mtime_ns,
                     "sha256": content_hash if rel == "data.parquet" else _hash_memo(path),
                 }
-            manifest: dict[str, Any] = {
+            manifest: Manifest = {
                 "id": version_id,
                 "name": name,
                 "pipeline": pipeline,
@@ -539,7 +590,7 @@ class Store:
             manifest: dict[str, Any] = json.load(fh)
         return manifest
 
-    def manifest_by_id(self, version_id: str) -> dict[str, Any]:
+    def manifest_by_id(self, version_id: str) -> Manifest:
         """A version's manifest; a missing, unreadable or foreign one is a clear StoreError."""
         try:
             manifest = self._load_manifest(version_id)
@@ -554,17 +605,10 @@ class Store:
             raise self._damaged(version_id, f"manifest.json cannot be read ({exc})") from None
         if not isinstance(manifest, dict) or manifest.get("id") != version_id:
             raise self._damaged(version_id, "manifest.json belongs to another version")
-        return manifest
+        return cast(Manifest, manifest)
 
     def set_ref(self, ref: str, version_id: str) -> None:
         self.catalog.set_ref(check_ref_name(ref), check_version_id(version_id), now())
-
-    def ensure_indexed(self, version_id: str) -> dict[str, Any]:
-        """Index a complete version that is on disk but missing from the catalog (crash heal)."""
-        manifest = self.manifest_by_id(version_id)
-        if not self.catalog.query("SELECT id FROM versions WHERE id = ?", [version_id]):
-            self.catalog.add_version(manifest)
-        return manifest
 
     def _manifests_on_disk(self) -> list[dict[str, Any]]:
         """Manifests of the version dirs whose manifest reads and names its own dir."""
@@ -780,8 +824,38 @@ class Store:
         )
         return {"id": version_id, "nodes": nodes, "edges": edges}
 
-    def record_run(self, run: dict[str, Any]) -> None:
+    def record_run(self, run: RunRecord | dict[str, Any]) -> None:
         self.catalog.record_run(run)
+
+    def index_found(
+        self,
+        manifests: list[Manifest],
+        *,
+        refs: list[tuple[str, str]] | None = None,
+        run: RunRecord | None = None,
+    ) -> None:
+        """Index versions found on disk (cache hits) that the catalog lacks (a crash after the
+        rename); with `run` (a build's end) point `refs` and record the run in one transaction,
+        so a build's refs move together. One catalog connection for all of it."""
+        with self.catalog.session():
+            missing = set(self.catalog.missing_versions([m["id"] for m in manifests]))
+            for manifest in manifests:
+                if manifest["id"] in missing:
+                    self.catalog.add_version(manifest)
+            if run is not None:
+                self.catalog.commit_build(refs or [], run, now())
+
+    def sweep_runs(self, name: str, sweep_id: str) -> list[dict[str, Any]]:
+        """Finished sweeps named `name`, or whose id is `sweep-<sweep_id>` or starts so (4+
+        characters), newest first: `id` and `info` (with the result's `path`)."""
+        if not self.catalog.path.exists() and not self.catalog.pending_dir.exists():
+            return []
+        rows = self.catalog.query(
+            "SELECT id, info_json FROM runs WHERE kind = 'sweep' AND status = 'ok' AND "
+            "(name = ? OR id = ? OR id LIKE ?) ORDER BY finished_at DESC",
+            [name, f"sweep-{sweep_id}", f"sweep-{sweep_id}%" if len(sweep_id) >= 4 else "\x00"],
+        )
+        return [{"id": r["id"], "info": json.loads(r["info_json"] or "{}")} for r in rows]
 
 
 def _rows(con: Any, sql: str) -> list[dict[str, Any]]:

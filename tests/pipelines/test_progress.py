@@ -16,7 +16,7 @@ from tamis.cli import app
 from tamis.pipelines import progress
 from tamis.pipelines.registry import step_types
 from tamis.pipelines.runner import build
-from tamis.pipelines.steps.base import Step, StepContext, StepOutput
+from tamis.pipelines.steps.base import NoParams, Step, StepContext, StepOutput
 from tamis.pipelines.store import Store
 
 
@@ -24,6 +24,7 @@ class SlowStep(Step):
     """A step that takes ~1 s and reports its epochs, like a synthesizer does."""
 
     name = "slow_for_test"
+    Params = NoParams
 
     def run(self, inputs: dict[str, Any], params: Any, ctx: StepContext) -> StepOutput:
         for epoch in range(1, 7):

@@ -257,3 +257,50 @@ def test_step_errors_name_the_users_step_not_the_step_type(tmp_path: Path, store
     with pytest.raises(StepError) as info:
         build(tmp_path / "p.yaml", store)
     assert info.value.step == "noisy" and "step 'noisy'" in str(info.value)
+
+
+def test_every_step_is_checked_when_the_yaml_loads() -> None:
+    """Type, params, input names, lists and `step.output` are checked by `parse_pipeline`,
+    before any source is read or any step runs (the source path does not even exist)."""
+    from tamis.pipelines.spec import InputRef, parse_pipeline
+
+    base = {"name": "p", "sources": {"d": {"path": "absent.csv"}}}
+
+    def error(steps: dict[str, Any]) -> SpecError:
+        with pytest.raises(SpecError) as e:
+            parse_pipeline({**base, "steps": steps}, file="p.yaml")
+        return e.value
+
+    e = error({"x": {"use": "sample", "input": "d", "params": {"n": "many"}}})
+    assert e.step == "x" and e.field == "params.n" and e.file == "p.yaml"
+    e = error({"x": {"use": "sample", "input": "d", "agianst": "d", "params": {"n": 1}}})
+    assert "takes no input 'agianst'" in str(e) and "input" in (e.fix or "")
+    e = error({"x": {"use": "leakage", "against": "d"}})
+    assert "missing input 'input'" in str(e)
+    e = error({"x": {"use": "sample", "input": ["d", "d"], "params": {"n": 1}}})
+    assert "not a list" in str(e) and e.field == "input"
+    e = error(
+        {
+            "s": {"use": "split", "input": "d"},
+            "t": {"use": "sample", "input": "s.trian", "params": {"n": 1}},
+        }
+    )
+    assert e.step == "t" and "s.train" in (e.fix or "") and "s.test" in (e.fix or "")
+    e = error({"x": {"use": "sample", "input": "nope.data", "params": {"n": 1}}})
+    assert "names no source or step" in str(e)
+    spec = parse_pipeline(
+        {
+            **base,
+            "steps": {
+                "s": {"use": "split", "input": "d"},
+                "l": {"use": "leakage", "input": "s.train", "against": ["s.test", "@p/old"]},
+            },
+        }
+    )
+    planned = spec.plan()["l"]
+    assert planned.inputs["input"] == InputRef("s.train", "step", "s", "train")
+    assert planned.inputs["against"] == [
+        InputRef("s.test", "step", "s", "test"),
+        InputRef("@p/old", "store", "p/old"),
+    ]
+    assert planned.upstream() == {"s"} and spec.plan()["s"].outputs[:2] == ("train", "test")
