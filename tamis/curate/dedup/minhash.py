@@ -187,16 +187,6 @@ def lsh_candidates(
     return np.stack([code // n, code % n], axis=1), oversized
 
 
-def signature_similarity(sig: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """MinHash estimate of Jaccard for each pair (share of equal signature entries)."""
-    out = np.empty(left.size, dtype=np.float64)
-    step = 1 << 16
-    for lo in range(0, left.size, step):
-        hi = lo + step
-        out[lo:hi] = (sig[left[lo:hi]] == sig[right[lo:hi]]).mean(axis=1)
-    return out
-
-
 def exact_jaccard(sh: Shingles, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """True Jaccard |A & B| / |A | B| of the shingle sets of each pair, vectorised.
 
