@@ -3,41 +3,9 @@
 import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-import yaml
-
-from tamis.errors import SpecError
-
-
-def _overrides(seeds: str | None, sets: list[str] | None) -> dict[str, Any]:
-    from tamis.sweeps.spec import set_dotted
-
-    data: dict[str, Any] = {}
-    if seeds:
-        try:
-            if ".." in seeds:
-                lo, hi = seeds.split("..", 1)
-                data["seeds"] = list(range(int(lo), int(hi) + 1))
-            else:
-                data["seeds"] = [int(s) for s in seeds.split(",") if s.strip()]
-        except ValueError:
-            raise SpecError(
-                f"cannot read --seeds '{seeds}'",
-                field="--seeds",
-                fix="write e.g. --seeds 0,1,2 or --seeds 0..4",
-            ) from None
-    for item in sets or []:
-        if "=" not in item:
-            raise SpecError(
-                f"--set '{item}' has no '='",
-                field="--set",
-                fix="write --set recipe.params.model=gbm",
-            )
-        key, _, raw = item.partition("=")
-        set_dotted(data, key.strip(), yaml.safe_load(raw))
-    return data
 
 
 def register(app: typer.Typer) -> None:
@@ -84,23 +52,11 @@ def register(app: typer.Typer) -> None:
 
         from tamis.pipelines.store import Store
         from tamis.sweeps.run import run_sweep
-        from tamis.sweeps.spec import builtin_dir, builtin_names, load_sweep
+        from tamis.sweeps.spec import builtin_sweeps, load_sweep, overrides_of
         from tamis.sweeps.table import render_sweep_table
 
         if list_builtin or name_or_yaml is None:
-            rows = []
-            for name in builtin_names():
-                spec = load_sweep(name)
-                rows.append(
-                    {
-                        "name": name,
-                        "recipe": spec.recipe.use,
-                        "versions": list(spec.versions),
-                        "seeds": spec.seeds,
-                        "description": spec.description,
-                        "file": str(builtin_dir() / f"{name}.yaml"),
-                    }
-                )
+            rows = builtin_sweeps()
             if name_or_yaml is None and not list_builtin:
                 err.print("give a built-in sweep name or a sweep YAML; built-in sweeps:")
 
@@ -115,7 +71,7 @@ def register(app: typer.Typer) -> None:
             if name_or_yaml is None and not list_builtin:
                 raise typer.Exit(2)
             return
-        spec = load_sweep(name_or_yaml, _overrides(seeds, sets))
+        spec = load_sweep(name_or_yaml, overrides_of(seeds, sets))
         # with --json, stray prints of training libraries must not corrupt the JSON document
         guard = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
         with guard:

@@ -138,6 +138,56 @@ def builtin_names() -> list[str]:
     return sorted(p.stem for p in builtin_dir().glob("*.yaml"))
 
 
+def builtin_sweeps() -> list[dict[str, Any]]:
+    """Every built-in sweep: name, recipe, versions, seeds, description and its YAML file."""
+    rows = []
+    for name in builtin_names():
+        spec = load_sweep(name)
+        rows.append(
+            {
+                "name": name,
+                "recipe": spec.recipe.use,
+                "versions": list(spec.versions),
+                "seeds": spec.seeds,
+                "description": spec.description,
+                "file": str(builtin_dir() / f"{name}.yaml"),
+            }
+        )
+    return rows
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`0,1,2` or `0..4` (both ends included) as a list of seeds."""
+    try:
+        if ".." in text:
+            lo, hi = text.split("..", 1)
+            return list(range(int(lo), int(hi) + 1))
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise SpecError(
+            f"cannot read --seeds '{text}'",
+            field="--seeds",
+            fix="write e.g. --seeds 0,1,2 or --seeds 0..4",
+        ) from None
+
+
+def overrides_of(seeds: str | None, sets: list[str] | None) -> dict[str, Any]:
+    """The spec overrides of `--seeds 0..4` and `--set recipe.params.model=gbm` (YAML values)."""
+    data: dict[str, Any] = {}
+    if seeds:
+        data["seeds"] = parse_seeds(seeds)
+    for item in sets or []:
+        if "=" not in item:
+            raise SpecError(
+                f"--set '{item}' has no '='",
+                field="--set",
+                fix="write --set recipe.params.model=gbm",
+            )
+        key, _, raw = item.partition("=")
+        set_dotted(data, key.strip(), safe_load_yaml(raw, file="--set"))
+    return data
+
+
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():

@@ -158,3 +158,23 @@ def test_cli_list_usage_and_errors(tmp_path: Path) -> None:
     assert doc["field"] == "baselin" and "baseline" in doc["fix"]
     res = runner.invoke(app, ["sweep", "label_noise", "--seeds", "a,b", "--store", str(tmp_path)])
     assert res.exit_code == 1 and "--seeds" in res.output
+
+
+def test_option_overrides() -> None:
+    """`--seeds` and `--set` become spec overrides (YAML values); bad ones are clear errors."""
+    from tamis.sweeps.spec import overrides_of
+
+    got = overrides_of("0..2", ["recipe.params.model=gbm", "n_boot=100", "recipe.params.C=0.5"])
+    assert got == {
+        "seeds": [0, 1, 2],
+        "recipe": {"params": {"model": "gbm", "C": 0.5}},
+        "n_boot": 100,
+    }
+    assert overrides_of("3,5", None) == {"seeds": [3, 5]}
+    with pytest.raises(SpecError, match="has no '='") as exc:
+        overrides_of(None, ["recipe.params.model"])
+    assert exc.value.field == "--set"
+    with pytest.raises(SpecError, match="cannot read --seeds"):
+        overrides_of("0..x", None)
+    spec = load_sweep("label_noise", overrides_of("0,1", ["recipe.params.model=gbm"]))
+    assert spec.seeds == [0, 1] and spec.recipe.params["model"] == "gbm"
