@@ -86,18 +86,11 @@ def _cell_row(store: Store, plan: Plan, res: CellResult) -> dict[str, Any]:
 
 def load_sweep_result(store: Store, ref: str) -> SweepResult | None:
     """A saved sweep by id, id prefix, `sweep/NAME` or NAME (latest run); None if none matches."""
-    if not store.catalog.path.exists() and not store.catalog.pending_dir.exists():
-        return None
     ref = ref.strip()
     name = ref.split("/", 1)[1] if ref.startswith("sweep/") else ref
     sweep_id = ref[len("sweep-") :] if ref.startswith("sweep-") else ref
-    rows = store.catalog.query(
-        "SELECT id, info_json FROM runs WHERE kind = 'sweep' AND status = 'ok' AND "
-        "(name = ? OR id = ? OR id LIKE ?) ORDER BY finished_at DESC",
-        [name, f"sweep-{sweep_id}", f"sweep-{sweep_id}%" if len(sweep_id) >= 4 else "\x00"],
-    )
-    for row in rows:
-        path = Path(json.loads(row["info_json"] or "{}").get("path", ""))
+    for row in store.sweep_runs(name, sweep_id):
+        path = Path(row["info"].get("path", ""))
         if path.is_file():
             with open(path) as fh:
                 data: SweepResult = json.load(fh)
