@@ -161,63 +161,78 @@ def parse_records(
         )
     votes: list[Vote] = []
     seen: set[str] = set()
-    q = spec.question
     for i, rec in enumerate(records):
-        if not isinstance(rec, dict):
-            counts.add("unknown_items", task=f"#{i}", detail="record is not an object")
-            continue
-        meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
-        tid = (meta or {}).get(TASK_KEY) or rec.get("id")
+        tid = _record_task(rec, i, counts, seen)
         if tid is None:
-            counts.add("unknown_items", task=f"#{i}", detail=f"no id or {TASK_KEY}")
             continue
-        tid = str(tid)
-        if tid in seen:
-            counts.add("duplicate_tasks", task=tid, detail="record listed twice: second ignored")
-            continue
-        seen.add(tid)
-        responses = rec.get("responses")
-        if responses is None or responses == {}:
-            counts.add("unannotated_items", task=tid, detail="no responses")
-            continue
-        if not isinstance(responses, dict):
-            counts.add("malformed_results", task=tid, detail="responses is not an object")
-            continue
-        mine = responses.get(q)
-        if not mine:
-            other = ", ".join(sorted(map(str, responses))) or "none"
-            counts.add(
-                "malformed_results", task=tid, detail=f"no responses to '{q}' (has: {other})"
-            )
-            continue
-        if not isinstance(mine, list):
-            mine = [mine]
-        for resp in mine:
-            if not isinstance(resp, dict):
-                counts.add("malformed_results", task=tid, detail="response is not an object")
-                continue
-            who = resp.get("user_id") or resp.get("user")
-            status = str(resp.get("status") or "submitted")
-            if status == "discarded":
-                counts.add("skipped", task=tid, annotator=who, detail="discarded")
-                continue
-            if status == "draft":
-                counts.add("draft", task=tid, annotator=who, detail="draft response")
-                continue
-            if who is None:
-                counts.add("malformed_results", task=tid, detail="response without user_id")
-                continue
-            value = resp.get("value")
-            if value is None or isinstance(value, list | dict):
-                counts.add("malformed_results", task=tid, annotator=who, detail=f"value {value!r}")
-                continue
-            answer = _rating(value) if spec.task == "rating" else str(value)
-            if answer is None:
-                counts.add("malformed_results", task=tid, annotator=who, detail=f"rating {value!r}")
-                continue
-            when = resp.get("updated_at") or resp.get("inserted_at")
-            votes.append(Vote(tid, str(who), answer, None if when is None else str(when)))
+        for resp in _responses(rec["responses"], spec.question, tid, counts):
+            vote = _vote(resp, tid, spec, counts)
+            if vote is not None:
+                votes.append(vote)
     return votes
+
+
+def _record_task(rec: Any, i: int, counts: ImportCounts, seen: set[str]) -> str | None:
+    """The record's tamis task id, or None (counted) for a bad, repeated or unanswered record."""
+    if not isinstance(rec, dict):
+        counts.add("unknown_items", task=f"#{i}", detail="record is not an object")
+        return None
+    meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
+    tid = (meta or {}).get(TASK_KEY) or rec.get("id")
+    if tid is None:
+        counts.add("unknown_items", task=f"#{i}", detail=f"no id or {TASK_KEY}")
+        return None
+    tid = str(tid)
+    if tid in seen:
+        counts.add("duplicate_tasks", task=tid, detail="record listed twice: second ignored")
+        return None
+    seen.add(tid)
+    responses = rec.get("responses")
+    if responses is None or responses == {}:
+        counts.add("unannotated_items", task=tid, detail="no responses")
+        return None
+    if not isinstance(responses, dict):
+        counts.add("malformed_results", task=tid, detail="responses is not an object")
+        return None
+    return tid
+
+
+def _responses(responses: dict[str, Any], q: str, tid: str, counts: ImportCounts) -> list[Any]:
+    """The responses to question `q` (none, counted, when the record has none)."""
+    mine = responses.get(q)
+    if not mine:
+        other = ", ".join(sorted(map(str, responses))) or "none"
+        counts.add("malformed_results", task=tid, detail=f"no responses to '{q}' (has: {other})")
+        return []
+    return mine if isinstance(mine, list) else [mine]
+
+
+def _vote(resp: Any, tid: str, spec: TaskSpec, counts: ImportCounts) -> Vote | None:
+    """One submitted response as a vote; None (counted) when discarded, a draft or malformed."""
+    if not isinstance(resp, dict):
+        counts.add("malformed_results", task=tid, detail="response is not an object")
+        return None
+    who = resp.get("user_id") or resp.get("user")
+    status = str(resp.get("status") or "submitted")
+    if status == "discarded":
+        counts.add("skipped", task=tid, annotator=who, detail="discarded")
+        return None
+    if status == "draft":
+        counts.add("draft", task=tid, annotator=who, detail="draft response")
+        return None
+    if who is None:
+        counts.add("malformed_results", task=tid, detail="response without user_id")
+        return None
+    value = resp.get("value")
+    if value is None or isinstance(value, list | dict):
+        counts.add("malformed_results", task=tid, annotator=who, detail=f"value {value!r}")
+        return None
+    answer = _rating(value) if spec.task == "rating" else str(value)
+    if answer is None:
+        counts.add("malformed_results", task=tid, annotator=who, detail=f"rating {value!r}")
+        return None
+    when = resp.get("updated_at") or resp.get("inserted_at")
+    return Vote(tid, str(who), answer, None if when is None else str(when))
 
 
 def _rating(value: Any) -> str | None:
