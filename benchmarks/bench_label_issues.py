@@ -36,7 +36,7 @@ from _common import Timer, emit  # noqa: E402
 def make_data(rows: int, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
     from sklearn.datasets import make_classification
 
-    from tamis.curate.noise import inject_label_noise
+    from tamis.curate.noise import LabelNoiseConfig, inject_label_noise
 
     x, y = make_classification(
         n_samples=rows,
@@ -59,14 +59,16 @@ def make_data(rows: int, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
     cols["tier"] = rng.choice(["a", "b", "c"], rows)
     cols["label"] = np.array(["w", "x", "y", "z"])[y]
     df = pl.DataFrame(cols)
-    noisy, report = inject_label_noise(df, label="label", rate=0.2, seed=seed)
+    noisy, report = inject_label_noise(df, LabelNoiseConfig(label="label", rate=0.2), seed=seed)
     return noisy, report["tables"]["noise"]
 
 
 def run_tamis(df: pl.DataFrame, folds: int) -> np.ndarray:
-    from tamis.curate.label_issues import find_label_issues
+    from tamis.curate.label_issues import LabelIssuesConfig, find_label_issues
 
-    out, _ = find_label_issues(df, label="label", model="logreg", folds=folds, seed=0)
+    out, _ = find_label_issues(
+        df, LabelIssuesConfig(label="label", model="logreg", folds=folds), seed=0
+    )
     return out["is_label_issue"].to_numpy()
 
 
