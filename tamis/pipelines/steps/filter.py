@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any
 
 import polars as pl
 from pydantic import Field, model_validator
 
 from tamis.errors import StepError
-from tamis.pipelines.steps.base import Step, StepContext, StepOutput, StepParams
+from tamis.pipelines.steps.base import (
+    BatchResult,
+    Inputs,
+    Kind,
+    MapStep,
+    StepContext,
+    StepOutput,
+    StepParams,
+)
 
 
 class FilterParams(StepParams):
@@ -121,27 +130,78 @@ def _check_where_columns(where: str, columns: list[str]) -> pl.Expr:
     return expr
 
 
-class Filter(Step):
-    """Keep the rows that satisfy an expression; the report says how many were removed."""
+#: Polars methods that look past the current row (aggregates, windows, order): a `where` using
+#: one needs the whole input, so the step is global for it (`.str.head(` and the like are row-wise)
+_WHOLE_INPUT = re.compile(
+    r"(?<!\.str)(?<!\.list)(?<!\.arr)(?<!\.dt)(?<!\.bin)\.(sum|mean|median|min|max|std|var|count|len|n_unique|unique|first|last|quantile|rank|"
+    r"shift|diff|cum_\w+|over|mode|arg_\w+|implode|head|tail|sort\w*|reverse|rolling\w*|"
+    r"ewm_\w+|is_duplicated|is_unique|is_first_distinct|is_last_distinct|gather\w*)\("
+    r"|\b(int_range|len)\("
+)
+
+
+def _keep(lf: pl.LazyFrame, expr: pl.Expr) -> pl.DataFrame:
+    """The rows of `lf` where `expr` holds (a failing expression is a clear error)."""
+    try:
+        return lf.filter(expr).collect()
+    except Exception as exc:
+        raise StepError(
+            f"the expression failed: {_first_line(exc)}",
+            field="params.where",
+            fix="check column names, types and SQL syntax",
+        ) from None
+
+
+def _row_wise(where: str) -> bool:
+    """Whether `where` looks at one row at a time (what SQL's WHERE does without subqueries)."""
+    try:
+        expr = pl.sql_expr(where)
+    except Exception:  # the error is raised with its fix when the step runs
+        return True
+    return _WHOLE_INPUT.search(str(expr)) is None
+
+
+class Filter(MapStep[FilterParams]):
+    """Keep the rows that satisfy an expression; the report says how many were removed.
+
+    With `where` (a row-wise SQL expression) a map step: each batch is filtered on its own. With a
+    whole DuckDB `query` (joins, windows, ...), or a `where` that aggregates, a global step.
+    """
 
     name = "filter"
     Params = FilterParams
+    kind = "map"
 
-    def run(self, inputs: dict[str, Any], params: Any, ctx: StepContext) -> StepOutput:
-        p: FilterParams = params
+    def kind_for(self, params: FilterParams) -> Kind:
+        if params.where is not None and _row_wise(params.where):
+            return "map"
+        return "global"
+
+    def output_schema(self, schema: pl.Schema, params: FilterParams) -> pl.Schema | None:
+        return schema if params.where is not None else None
+
+    def prepare(self, source: pl.LazyFrame, params: FilterParams, ctx: StepContext) -> pl.Expr:
+        return _check_where_columns(params.where or "", list(source.collect_schema().names()))
+
+    def map_batch(
+        self, batch: pl.DataFrame, params: FilterParams, plan: pl.Expr, ctx: StepContext
+    ) -> BatchResult:
+        out = _keep(batch.lazy(), plan)
+        return BatchResult(frame=out, stats={"rows_in": batch.height, "rows_out": out.height})
+
+    def finish(
+        self, merged: BatchResult, params: FilterParams, plan: pl.Expr, ctx: StepContext
+    ) -> dict[str, Any]:
+        rows_in = int(merged.stats.get("rows_in", 0))
+        rows_out = int(merged.stats.get("rows_out", 0))
+        return {"rows_in": rows_in, "rows_out": rows_out, "removed": rows_in - rows_out}
+
+    def run(self, inputs: Inputs, params: FilterParams, ctx: StepContext) -> StepOutput:
         lf: pl.LazyFrame = inputs["input"]
         rows_in = lf.select(pl.len()).collect().item()
-        if p.where is not None:
-            expr = _check_where_columns(p.where, list(lf.collect_schema().names()))
-            try:
-                out = lf.filter(expr).collect()
-            except Exception as exc:
-                raise StepError(
-                    f"the expression failed: {_first_line(exc)}",
-                    field="params.where",
-                    fix="check column names, types and SQL syntax",
-                ) from None
+        if params.where is not None:  # one batch of everything, kept lazy (pushdown)
+            out = _keep(lf, self.prepare(lf, params, ctx))
         else:
-            out = run_query(lf.collect(), p.query or "")
+            out = run_query(lf.collect(), params.query or "")
         report = {"rows_in": rows_in, "rows_out": out.height, "removed": rows_in - out.height}
         return StepOutput(frames={"data": out}, report=report)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 from pydantic import Field
 
 from tamis.errors import StepError
-from tamis.pipelines.steps.base import Step, StepContext, StepOutput, StepParams
+from tamis.pipelines.steps.base import BatchResult, MapStep, StepContext, StepParams
 
 DTYPES: dict[str, Any] = {
     "int": pl.Int64,
@@ -57,10 +58,12 @@ class NormalizeParams(StepParams):
     )
 
 
-def _infer_numeric(lf: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
-    """Cast string columns to Int64 or Float64 when every non-null value parses as one."""
+def _numeric_columns(lf: pl.LazyFrame, columns: list[str]) -> dict[str, pl.DataType]:
+    """String columns whose every non-null value parses as Int64 (or else Float64), over the
+    whole input: the plan every batch casts by, so a batch of only '1' still gives Float64 when
+    another batch holds '1.5'."""
     if not columns:
-        return lf
+        return {}
     probe = (
         lf.select(
             [pl.col(c).is_not_null().sum().alias(f"n|{c}") for c in columns]
@@ -76,16 +79,111 @@ def _infer_numeric(lf: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
         .collect()
         .row(0, named=True)
     )
-    casts = []
+    found: dict[str, pl.DataType] = {}
     for c in columns:
         n = probe[f"n|{c}"]
         if n == 0:
             continue
         if probe[f"i|{c}"] == n:
-            casts.append(pl.col(c).cast(pl.Int64, strict=False))
+            found[c] = pl.Int64()
         elif probe[f"f|{c}"] == n:
-            casts.append(pl.col(c).cast(pl.Float64, strict=False))
-    return lf.with_columns(casts) if casts else lf
+            found[c] = pl.Float64()
+    return found
+
+
+def _clean_strings(lf: pl.LazyFrame, strings: list[str], p: NormalizeParams) -> pl.LazyFrame:
+    """Strip whitespace and turn null tokens into nulls in the string columns."""
+    exprs = []
+    for col in strings:
+        e = pl.col(col)
+        if p.strip_whitespace:
+            e = e.str.strip_chars()
+        if p.null_values:
+            tokens = [t.strip() if p.strip_whitespace else t for t in p.null_values]
+            e = pl.when(e.is_in(tokens)).then(None).otherwise(e)
+        exprs.append(e.alias(col))
+    return lf.with_columns(exprs) if exprs else lf
+
+
+def _stripped_names(schema: pl.Schema, p: NormalizeParams) -> dict[str, str]:
+    """Column names with spaces around them -> stripped (an error when two would clash)."""
+    if not p.strip_column_names:
+        return {}
+    final = [c.strip() for c in schema]
+    clash = sorted({n for n in final if final.count(n) > 1})
+    if clash:
+        twins = [repr(c) for c in schema if c.strip() == clash[0]]
+        raise StepError(
+            f"stripping spaces from column names would give two columns named "
+            f"'{clash[0]}' ({', '.join(twins)})",
+            column=clash[0],
+            fix="rename one of them with `rename:` first, or set strip_column_names: false",
+        )
+    return {c: c.strip() for c in schema if c != c.strip()}
+
+
+def _check_renames(columns: list[str], p: NormalizeParams) -> list[str]:
+    """The column names after `rename` (errors for a missing column or two equal names)."""
+    for old in p.rename:
+        if old not in columns:
+            raise StepError(
+                f"cannot rename missing column '{old}'",
+                column=old,
+                fix=f"columns: {', '.join(columns)}",
+            )
+    names = [p.rename.get(c, c) for c in columns]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise StepError(
+            f"`rename` would give two columns named '{twice[0]}'",
+            column=twice[0],
+            field="params.rename",
+            fix="rename to a name no other column has (or drop that column in a later step)",
+        )
+    return names
+
+
+def _check_casts_and_selection(names: list[str], p: NormalizeParams) -> list[str]:
+    """Errors for casts of missing columns or unknown dtypes, and for select/drop of missing
+    columns; the output's column names."""
+    for col, dtype in p.cast.items():
+        if col not in names:
+            raise StepError(
+                f"cannot cast missing column '{col}'",
+                column=col,
+                fix=f"columns: {', '.join(names)}",
+            )
+        if dtype not in DTYPES:
+            raise StepError(
+                f"unknown dtype '{dtype}' for column '{col}'",
+                column=col,
+                fix=f"dtypes: {', '.join(DTYPES)}",
+            )
+    for col in [*(p.select or []), *p.drop]:
+        if col not in names:
+            raise StepError(
+                f"no column '{col}' to select or drop",
+                column=col,
+                fix=f"columns: {', '.join(names)}",
+            )
+    kept = list(p.select) if p.select is not None else names
+    return [c for c in kept if c not in p.drop]
+
+
+@dataclass
+class NormalizePlan:
+    """What `prepare` learns from the whole input, so every batch is cleaned the same way."""
+
+    #: the input's string columns (stripped and null tokens cleared)
+    strings: list[str]
+    #: column names with spaces -> stripped
+    column_names: dict[str, str]
+    #: string columns (stripped names) that hold only numbers -> Int64 or Float64
+    numeric: dict[str, pl.DataType]
+    #: every cast column's dtype before its cast (after the numeric inference and renames)
+    cast_from: dict[str, pl.DataType]
+    #: the output's columns
+    columns: list[str]
 
 
 def _cast(col: str, dtype: str, current: Any, p: NormalizeParams) -> pl.Expr:
@@ -144,88 +242,49 @@ def _failed_casts(lf: pl.LazyFrame, p: NormalizeParams) -> str | None:
     return "; ".join(parts) or None
 
 
-class Normalize(Step):
-    """Clean raw tables: whitespace, null tokens, dtypes, column names and selection."""
+class Normalize(MapStep[NormalizeParams]):
+    """Clean raw tables: whitespace, null tokens, dtypes, column names and selection.
+
+    A map step: which string columns hold only numbers is decided over the whole input in
+    `prepare`, then every batch is cleaned and cast by that plan. (A text-to-date cast without
+    `format:` lets Polars infer the format from each batch's first value.)
+    """
 
     name = "normalize"
     Params = NormalizeParams
+    kind = "map"
 
-    def run(self, inputs: dict[str, Any], params: Any, ctx: StepContext) -> StepOutput:
-        p: NormalizeParams = params
-        lf: pl.LazyFrame = inputs["input"]
-        schema = lf.collect_schema()
+    def prepare(
+        self, source: pl.LazyFrame, params: NormalizeParams, ctx: StepContext
+    ) -> NormalizePlan:
+        p = params
+        schema = source.collect_schema()
         strings = [c for c, t in schema.items() if t == pl.String]
-        exprs = []
-        for col in strings:
-            e = pl.col(col)
-            if p.strip_whitespace:
-                e = e.str.strip_chars()
-            if p.null_values:
-                tokens = [t.strip() if p.strip_whitespace else t for t in p.null_values]
-                e = pl.when(e.is_in(tokens)).then(None).otherwise(e)
-            exprs.append(e.alias(col))
-        if exprs:
-            lf = lf.with_columns(exprs)
-        if p.strip_column_names:
-            stripped = {c: c.strip() for c in schema if c != c.strip()}
-            final = [c.strip() for c in schema]
-            clash = sorted({n for n in final if final.count(n) > 1})
-            if clash:
-                twins = [repr(c) for c in schema if c.strip() == clash[0]]
-                raise StepError(
-                    f"stripping spaces from column names would give two columns named "
-                    f"'{clash[0]}' ({', '.join(twins)})",
-                    column=clash[0],
-                    fix="rename one of them with `rename:` first, or set strip_column_names: false",
-                )
-            lf = lf.rename(stripped)
-            schema = lf.collect_schema()
-            strings = [c.strip() for c in strings]
-        if p.infer_types and strings:
-            lf = _infer_numeric(lf, [c for c in strings if c not in p.cast])
-        for old in p.rename:
-            if old not in schema:
-                raise StepError(
-                    f"cannot rename missing column '{old}'",
-                    column=old,
-                    fix=f"columns: {', '.join(schema)}",
-                )
-        names = [p.rename.get(c, c) for c in schema]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise StepError(
-                f"`rename` would give two columns named '{twice[0]}'",
-                column=twice[0],
-                field="params.rename",
-                fix="rename to a name no other column has (or drop that column in a later step)",
-            )
-        lf = lf.rename(p.rename)
-        before_cast = lf
-        for col, dtype in p.cast.items():
-            if col not in names:
-                raise StepError(
-                    f"cannot cast missing column '{col}'",
-                    column=col,
-                    fix=f"columns: {', '.join(names)}",
-                )
-            if dtype not in DTYPES:
-                raise StepError(
-                    f"unknown dtype '{dtype}' for column '{col}'",
-                    column=col,
-                    fix=f"dtypes: {', '.join(DTYPES)}",
-                )
-            lf = lf.with_columns(_cast(col, dtype, lf.collect_schema()[col], p))
-        for col in [*(p.select or []), *p.drop]:
-            if col not in names:
-                raise StepError(
-                    f"no column '{col}' to select or drop",
-                    column=col,
-                    fix=f"columns: {', '.join(names)}",
-                )
-        if p.select is not None:
-            lf = lf.select(p.select)
-        if p.drop:
-            lf = lf.drop(p.drop)
+        column_names = _stripped_names(schema, p)
+        lf = _clean_strings(source, strings, p).rename(column_names)
+        stripped = [column_names.get(c, c) for c in strings]
+        numeric = (
+            _numeric_columns(lf, [c for c in stripped if c not in p.cast]) if p.infer_types else {}
+        )
+        columns = [column_names.get(c, c) for c in schema]
+        names = _check_renames(columns, p)
+        out_columns = _check_casts_and_selection(names, p)
+        typed = lf.with_columns([pl.col(c).cast(t, strict=False) for c, t in numeric.items()])
+        renamed = typed.rename(p.rename).collect_schema()
+        cast_from = {col: renamed[col] for col in p.cast}
+        return NormalizePlan(strings, column_names, numeric, cast_from, out_columns)
+
+    def map_batch(
+        self, batch: pl.DataFrame, params: NormalizeParams, plan: NormalizePlan, ctx: StepContext
+    ) -> BatchResult:
+        p = params
+        lf = _clean_strings(batch.lazy(), plan.strings, p).rename(plan.column_names)
+        lf = lf.with_columns([pl.col(c).cast(t, strict=False) for c, t in plan.numeric.items()])
+        before_cast = lf.rename(p.rename)
+        lf = before_cast.with_columns(
+            [_cast(col, dtype, plan.cast_from[col], p) for col, dtype in p.cast.items()]
+        )
+        lf = lf.select(plan.columns)
         try:
             df = lf.collect()
         except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
@@ -236,11 +295,33 @@ class Normalize(Step):
             if dates:
                 fix += "; for dates give `format:` (e.g. '%d/%m/%Y')"
             raise StepError(f"a cast failed: {text}", fix=fix) from None
-        nulls = {c: int(n) for c, n in zip(df.columns, df.null_count().row(0), strict=True) if n}
-        report = {
-            "rows_in": df.height,
-            "rows_out": df.height,
-            "columns": df.columns,
+        nulls = df.null_count().row(0)
+        stats = {f"nulls|{c}": int(n) for c, n in zip(df.columns, nulls, strict=True)}
+        return BatchResult(frame=df, stats={"rows": df.height, **stats})
+
+    def finish(
+        self, merged: BatchResult, params: NormalizeParams, plan: NormalizePlan, ctx: StepContext
+    ) -> dict[str, Any]:
+        rows = int(merged.stats.get("rows", 0))
+        nulls = {c: int(n) for c in plan.columns if (n := merged.stats.get(f"nulls|{c}", 0))}
+        return {
+            "rows_in": rows,
+            "rows_out": rows,
+            "columns": plan.columns,
             "nulls_per_column": nulls,
         }
-        return StepOutput(frames={"data": df}, report=report)
+
+    def output_schema(self, schema: pl.Schema, params: NormalizeParams) -> pl.Schema:
+        """Input columns stripped and renamed; cast columns their dtype; string columns that may
+        hold only numbers are data-dependent (String, Int64 or Float64): `pl.Unknown`."""
+        p = params
+        out: dict[str, pl.DataType] = {}
+        for col, dtype in schema.items():
+            name = col.strip() if p.strip_column_names else col
+            inferable = dtype == pl.String and p.infer_types and name not in p.cast
+            name = p.rename.get(name, name)
+            out[name] = pl.Unknown() if inferable else dtype
+            if name in p.cast and p.cast[name] in DTYPES:
+                out[name] = DTYPES[p.cast[name]]()
+        kept = list(p.select) if p.select is not None else list(out)
+        return pl.Schema({c: out[c] for c in kept if c not in p.drop and c in out})

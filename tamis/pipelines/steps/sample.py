@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 from pydantic import Field, model_validator
 
 from tamis.errors import StepError
-from tamis.pipelines.steps.base import Step, StepContext, StepOutput, StepParams
+from tamis.pipelines.steps.base import Inputs, Step, StepContext, StepOutput, StepParams
 
 
 class SampleParams(StepParams):
@@ -26,14 +24,21 @@ class SampleParams(StepParams):
         return self
 
 
-class Sample(Step):
-    """Draw a seeded random sample of rows."""
+class Sample(Step[SampleParams]):
+    """Draw a seeded random sample of rows.
+
+    Global: which rows are drawn depends on the whole input (its size and order).
+    """
 
     name = "sample"
     Params = SampleParams
+    kind = "global"
 
-    def run(self, inputs: dict[str, Any], params: Any, ctx: StepContext) -> StepOutput:
-        p: SampleParams = params
+    def output_schema(self, schema: pl.Schema, params: SampleParams) -> pl.Schema:
+        return schema
+
+    def run(self, inputs: Inputs, params: SampleParams, ctx: StepContext) -> StepOutput:
+        p = params
         df: pl.DataFrame = inputs["input"].collect()
         if p.n is not None and p.n > df.height and not p.with_replacement:
             raise StepError(

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import polars as pl
 from pydantic import Field, field_validator
 
 from tamis.errors import StepError
-from tamis.pipelines.steps.base import Step, StepContext, StepOutput, StepParams
+from tamis.pipelines.steps.base import Inputs, Step, StepContext, StepOutput, StepParams
 
 
 class SplitParams(StepParams):
@@ -44,18 +42,25 @@ def _assign(n: int, fractions: list[float], rng: np.random.Generator) -> np.ndar
     return parts[rng.permutation(n)]
 
 
-class Split(Step):
-    """Split rows into named parts: random, stratified by a label, or by a group column."""
+class Split(Step[SplitParams]):
+    """Split rows into named parts: random, stratified by a label, or by a group column.
+
+    Global: every part's size follows from the whole input. Each part has the input's schema.
+    """
 
     name = "split"
     Params = SplitParams
+    kind = "global"
     outputs = ()
 
-    def output_names(self, params: Any) -> tuple[str, ...]:
+    def output_names(self, params: SplitParams) -> tuple[str, ...]:
         return tuple(params.fractions)
 
-    def run(self, inputs: dict[str, Any], params: Any, ctx: StepContext) -> StepOutput:
-        p: SplitParams = params
+    def output_schema(self, schema: pl.Schema, params: SplitParams) -> pl.Schema:
+        return schema
+
+    def run(self, inputs: Inputs, params: SplitParams, ctx: StepContext) -> StepOutput:
+        p = params
         df: pl.DataFrame = inputs["input"].collect()
         if df.height == 0:
             raise StepError("the input is empty: nothing to split")
