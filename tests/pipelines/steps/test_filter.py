@@ -99,3 +99,13 @@ def test_query_escape_from_cli_exits_1(tmp_path: Path) -> None:
         assert result.exit_code == 1, result.output
         assert needle in result.output and "Traceback" not in result.output
     assert not target.exists()
+
+
+def test_kind_follows_the_params() -> None:
+    step = Filter()
+    assert step.kind_for(FilterParams(where="age >= 18 AND lower(name) LIKE 'a%'")) == "map"
+    assert step.kind_for(FilterParams(query="SELECT * FROM input")) == "global"
+    # an aggregate or a window looks past the row: the whole input is needed
+    assert step.kind_for(FilterParams(where="age > avg(age)")) == "global"
+    assert step.kind_for(FilterParams(where="row_number() OVER () < 3")) == "global"
+    assert run(where="age > avg(age)")["age"].to_list() == [30, 40]  # over the whole input
