@@ -12,6 +12,9 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import polars as pl
 
+#: the source position of every row (the same name as the pipeline engine's `ROW`)
+ROW = "__tamis_row"
+
 Keep = Literal["first", "last", "none"]
 Action = Literal["drop", "flag"]
 
@@ -71,6 +74,99 @@ def examples_table(top: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([top, shown], how="horizontal")
 
 
+def mark_rows(
+    indexed: pl.LazyFrame | pl.DataFrame,
+    clusters: pl.DataFrame,
+    keep: str,
+    action: str,
+    issue: str,
+    score: np.ndarray | None = None,
+) -> Any:
+    """Drop the rows `keep` removes, or flag them (rows are named by their position in `ROW`).
+
+    Flags: `<issue>_cluster`, `is_<issue>_issue` and `<issue>_score` (`score`, one per row in
+    order, or 0 for a cluster member and 1 otherwise). Works on a frame or a lazy frame (the same
+    type comes back, `ROW` kept).
+    """
+    drop = pl.Series(ROW, removed_rows(clusters, keep), dtype=pl.Int64).implode()
+    row = pl.col(ROW).cast(pl.Int64)
+    if action == "drop":
+        return indexed.filter(~row.is_in(drop))
+    member = membership(clusters).rename({"row": "__member", "cluster_id": f"{issue}_cluster"})
+    other = member.lazy() if isinstance(indexed, pl.LazyFrame) else member
+    return (
+        indexed.with_columns(row.alias("__member"))
+        .join(other, on="__member", how="left", maintain_order="left")  # type: ignore[arg-type]
+        .with_columns(
+            row.is_in(drop).alias(f"is_{issue}_issue"),
+            pl.when(pl.col(f"{issue}_cluster").is_null())
+            .then(1.0)
+            .otherwise(0.0)
+            .alias(f"{issue}_score")
+            if score is None
+            else pl.Series(f"{issue}_score", score),
+        )
+        .drop("__member")
+    )
+
+
+def cluster_examples(
+    indexed: pl.LazyFrame | pl.DataFrame, clusters: pl.DataFrame, max_examples: int
+) -> pl.DataFrame | None:
+    """The largest clusters beside their first row's values (None when there is nothing to show)."""
+    if not clusters.height or max_examples <= 0:
+        return None
+    top = top_clusters(clusters, max_examples)
+    wanted = top.select(pl.col("first_row").alias(ROW))
+    rows = indexed.with_columns(pl.col(ROW).cast(pl.Int64))
+    if isinstance(rows, pl.LazyFrame):
+        sample = rows.join(wanted.lazy(), on=ROW, how="semi").collect(engine="streaming")
+    else:
+        sample = rows.join(wanted, on=ROW, how="semi")
+    ordered = wanted.join(sample, on=ROW, how="left")
+    return examples_table(top, ordered.drop(ROW))
+
+
+def flag_schema(schema: pl.Schema, action: str, issue: str) -> pl.Schema:
+    """The output schema of a dedup for an input of `schema` (the flag columns `mark_rows` adds)."""
+    if action == "drop":
+        return schema
+    return pl.Schema(
+        [
+            *schema.items(),
+            (f"{issue}_cluster", pl.Int64),
+            (f"is_{issue}_issue", pl.Boolean),
+            (f"{issue}_score", pl.Float64),
+        ]
+    )
+
+
+def cluster_summary(
+    n_in: int, n_out: int, clusters: pl.DataFrame, removed: int, keep: str, action: str
+) -> dict[str, Any]:
+    """The counts every dedup report starts with."""
+    sizes = clusters["size"]
+    duplicates = int((sizes - 1).sum()) if clusters.height else 0
+    return {
+        "rows_in": n_in,
+        "rows_out": n_out,
+        "duplicates": duplicates,
+        "duplicate_rate": duplicates / n_in if n_in else 0.0,
+        "clusters": clusters.height,
+        "rows_in_clusters": int(sizes.sum()) if clusters.height else 0,
+        "largest_cluster": int(sizes.max()) if clusters.height else 0,  # type: ignore[arg-type]
+        "removed": removed if action == "drop" else 0,
+        "flagged": removed if action == "flag" else 0,
+        "keep": keep,
+        "action": action,
+    }
+
+
+def removed_count(clusters: pl.DataFrame, keep: str) -> int:
+    """How many rows `drop` removes: all but one per cluster, or every member with keep none."""
+    return int(clusters["size"].sum()) - (clusters.height if keep != "none" else 0)
+
+
 def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Connected components (union-find over the edge list) -> component label per node."""
     from scipy.sparse import coo_matrix
@@ -112,41 +208,14 @@ def apply_pairs(
         frame.group_by("c").agg(pl.col("row").alias("rows")).filter(pl.col("rows").list.len() > 1)
     )
     clusters = clusters_from_groups(sizes.drop("c"))
-    drop = removed_rows(clusters, keep)
     best = np.zeros(n, dtype=np.float64)
     if left.size:
         np.maximum.at(best, left, jac)
         np.maximum.at(best, right, jac)
-    if action == "drop":
-        mask = np.ones(n, dtype=bool)
-        mask[drop] = False
-        out = df.filter(pl.Series(mask)) if drop.size else df
-    else:
-        cluster = np.full(n, -1, dtype=np.int64)
-        member = clusters.select(pl.col("rows").alias("row"), "cluster_id").explode("row")
-        cluster[member["row"].to_numpy().astype(np.int64)] = member["cluster_id"].to_numpy()
-        flag = np.zeros(n, dtype=bool)
-        flag[drop] = True
-        cs = pl.Series(f"{issue}_cluster", cluster)
-        out = df.with_columns(
-            pl.select(pl.when(cs >= 0).then(cs)).to_series().alias(f"{issue}_cluster"),
-            pl.Series(f"is_{issue}_issue", flag),
-            pl.Series(f"{issue}_score", 1.0 - best),
-        )
-    size_s = clusters["size"]
-    report: dict[str, Any] = {
-        "rows_in": n,
-        "rows_out": out.height,
-        "duplicates": int((size_s - 1).sum()) if clusters.height else 0,
-        "clusters": clusters.height,
-        "rows_in_clusters": int(size_s.sum()) if clusters.height else 0,
-        "largest_cluster": int(size_s.max()) if clusters.height else 0,  # type: ignore[arg-type]
-        "removed": int(drop.size) if action == "drop" else 0,
-        "flagged": int(drop.size) if action == "flag" else 0,
-        "keep": keep,
-        "action": action,
-    }
-    if clusters.height and max_examples > 0:
-        top = top_clusters(clusters, max_examples)
-        report["examples"] = examples_table(top, df[top["first_row"]]).to_dicts()
+    indexed = df.with_row_index(ROW)
+    out = mark_rows(indexed, clusters, keep, action, issue, score=1.0 - best).drop(ROW)
+    report = cluster_summary(n, out.height, clusters, removed_count(clusters, keep), keep, action)
+    examples = cluster_examples(indexed, clusters, max_examples)
+    if examples is not None:
+        report["examples"] = examples.to_dicts()
     return out, report, clusters

@@ -32,19 +32,18 @@ from pydantic import Field
 
 from tamis.config import Config
 from tamis.curate.dedup.clusters import (
+    ROW,
     Action,
     Keep,
+    cluster_examples,
+    cluster_summary,
     clusters_from_groups,
-    examples_table,
-    membership,
-    removed_rows,
-    top_clusters,
+    mark_rows,
+    removed_count,
 )
 from tamis.curate.dedup.keys import check_columns, normalized_key_exprs, resolve_normalize
 from tamis.errors import DataError
 
-#: the source position of every row (the same name as the pipeline engine's `ROW`)
-ROW = "__tamis_row"
 _HASH = "__tamis_hash"
 HASH_SEED = 0x7A315
 
@@ -151,50 +150,6 @@ def _lazy_clusters(indexed: pl.LazyFrame, plan: DedupPlan) -> tuple[pl.DataFrame
     return _group_candidates(cand, plan.cols), n
 
 
-def mark_rows(
-    indexed: pl.LazyFrame | pl.DataFrame, clusters: pl.DataFrame, config: DedupConfig, issue: str
-) -> Any:
-    """Drop the rows `keep` removes, or flag them (rows are named by their position in `ROW`).
-
-    Works on a frame or a lazy frame (the same type comes back, `ROW` kept).
-    """
-    drop = pl.Series(ROW, removed_rows(clusters, config.keep), dtype=pl.Int64).implode()
-    row = pl.col(ROW).cast(pl.Int64)
-    if config.action == "drop":
-        return indexed.filter(~row.is_in(drop))
-    member = membership(clusters).rename({"row": "__member", "cluster_id": f"{issue}_cluster"})
-    other = member.lazy() if isinstance(indexed, pl.LazyFrame) else member
-    return (
-        indexed.with_columns(row.alias("__member"))
-        .join(other, on="__member", how="left", maintain_order="left")  # type: ignore[arg-type]
-        .with_columns(
-            row.is_in(drop).alias(f"is_{issue}_issue"),
-            pl.when(pl.col(f"{issue}_cluster").is_null())
-            .then(1.0)
-            .otherwise(0.0)
-            .alias(f"{issue}_score"),
-        )
-        .drop("__member")
-    )
-
-
-def cluster_examples(
-    indexed: pl.LazyFrame | pl.DataFrame, clusters: pl.DataFrame, max_examples: int
-) -> pl.DataFrame | None:
-    """The largest clusters beside their first row's values (None when there is nothing to show)."""
-    if not clusters.height or max_examples <= 0:
-        return None
-    top = top_clusters(clusters, max_examples)
-    wanted = top.select(pl.col("first_row").alias(ROW))
-    rows = indexed.with_columns(pl.col(ROW).cast(pl.Int64))
-    if isinstance(rows, pl.LazyFrame):
-        sample = rows.join(wanted.lazy(), on=ROW, how="semi").collect(engine="streaming")
-    else:
-        sample = rows.join(wanted, on=ROW, how="semi")
-    ordered = wanted.join(sample, on=ROW, how="left")
-    return examples_table(top, ordered.drop(ROW))
-
-
 def dedup_report(
     n_in: int,
     n_out: int,
@@ -205,24 +160,8 @@ def dedup_report(
     examples: pl.DataFrame | None,
 ) -> dict[str, Any]:
     """The JSON-able report of an exact dedup."""
-    sizes = clusters["size"] if clusters.height else pl.Series("size", [], dtype=pl.Int64)
-    duplicates = int((sizes - 1).sum()) if clusters.height else 0
-    report: dict[str, Any] = {
-        "rows_in": n_in,
-        "rows_out": n_out,
-        "duplicates": duplicates,
-        "duplicate_rate": duplicates / n_in if n_in else 0.0,
-        "clusters": clusters.height,
-        "rows_in_clusters": int(sizes.sum()) if clusters.height else 0,
-        "largest_cluster": int(sizes.max()) if clusters.height else 0,  # type: ignore[arg-type]
-        "removed": removed if config.action == "drop" else 0,
-        "flagged": removed if config.action == "flag" else 0,
-        "columns": plan.cols,
-        "normalize": list(plan.ops),
-        "round_floats": config.round_floats,
-        "keep": config.keep,
-        "action": config.action,
-    }
+    report = cluster_summary(n_in, n_out, clusters, removed, config.keep, config.action)
+    report.update(columns=plan.cols, normalize=list(plan.ops), round_floats=config.round_floats)
     if examples is not None:
         report["examples"] = examples.to_dicts()
     return report
@@ -256,8 +195,8 @@ def exact_dedup(
         clusters, n = find_clusters(indexed, plan), indexed.height
     if n == 0:
         raise _no_rows()
-    removed = int(clusters["size"].sum()) - (clusters.height if config.keep != "none" else 0)
-    out = mark_rows(indexed, clusters, config, issue).drop(ROW)
+    removed = removed_count(clusters, config.keep)
+    out = mark_rows(indexed, clusters, config.keep, config.action, issue).drop(ROW)
     n_out = n - removed if config.action == "drop" else n
     examples = cluster_examples(indexed, clusters, config.max_examples)
     report = dedup_report(n, n_out, clusters, removed, plan, config, examples)
@@ -273,8 +212,8 @@ def dedup_bucket(
     `report_from_buckets`.
     """
     clusters = find_clusters(indexed, plan)
-    removed = int(clusters["size"].sum()) - (clusters.height if config.keep != "none" else 0)
-    out = mark_rows(indexed, clusters, config, issue)
+    removed = removed_count(clusters, config.keep)
+    out = mark_rows(indexed, clusters, config.keep, config.action, issue)
     stats = {"rows_in": indexed.height, "rows_out": out.height, "removed": removed}
     tables = {"clusters": clusters}
     examples = cluster_examples(indexed, clusters, config.max_examples)

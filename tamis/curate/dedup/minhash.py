@@ -129,6 +129,55 @@ def pairs_in_buckets(order: np.ndarray, bucket_start: np.ndarray, sizes: np.ndar
     return np.stack([order[left], order[right]], axis=1)
 
 
+def key_runs(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group equal keys: (order that sorts `key`, starts and sizes of its runs longer than one)."""
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    new = np.ones(sk.size, dtype=bool)
+    new[1:] = sk[1:] != sk[:-1]
+    starts = np.nonzero(new)[0]
+    sizes = np.diff(np.append(starts, sk.size))
+    multi = sizes > 1
+    return order, starts[multi], sizes[multi]
+
+
+def band_key(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
+    """Map stage: the LSH bucket of every document in one band (a 64-bit hash of its `rows` values).
+
+    A pure function of each document's signature, so it can be computed batch by batch.
+    """
+    mult = _perm_params(rows, 0x5EED)[0]
+    block = sig[:, band * rows : (band + 1) * rows]
+    key = np.zeros(sig.shape[0], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for col in range(rows):
+            key += block[:, col].astype(np.uint64) * mult[col]
+    return splitmix64(key)
+
+
+def band_pairs(key: np.ndarray, ids: np.ndarray, max_bucket: int) -> tuple[np.ndarray, int]:
+    """Keyed stage: documents (`ids`) sharing a band bucket -> (candidate pairs, oversized buckets).
+
+    All pairs inside a bucket; a bucket larger than `max_bucket` is linked as a chain (each member
+    to the next) instead, so a huge bucket cannot explode memory.
+    """
+    order, starts, sizes = key_runs(key)
+    if starts.size == 0:
+        return np.zeros((0, 2), dtype=np.int64), 0
+    ids = ids[order]
+    chunks = []
+    over = sizes > max_bucket
+    if over.any():
+        o_starts, o_sizes = starts[over], sizes[over]
+        idx = np.concatenate(
+            [np.arange(s, s + z - 1) for s, z in zip(o_starts, o_sizes, strict=True)]
+        )
+        chunks.append(np.stack([ids[idx], ids[idx + 1]], axis=1))
+        starts, sizes = starts[~over], sizes[~over]
+    chunks.append(pairs_in_buckets(ids, starts, sizes))
+    return np.concatenate(chunks).astype(np.int64), int(over.sum())
+
+
 def lsh_candidates(
     sig: np.ndarray,
     bands: int,
@@ -140,46 +189,19 @@ def lsh_candidates(
     """Candidate pairs: documents sharing a bucket in at least one band -> ((k, 2) int64, oversized).
 
     Pairs are unique with i < j. With `side` (0/1 per document) only cross-side pairs are kept.
-    Buckets larger than `max_bucket` are linked as a chain (each member to the next) instead of all
-    pairs, so a huge bucket cannot explode memory; their count is returned.
+    Documents without shingles are never candidates. See `band_key` and `band_pairs`.
     """
     n = sig.shape[0]
-    empty = (sig == EMPTY_SIG).all(axis=1)
-    alive = np.nonzero(~empty)[0]
+    alive = np.nonzero(~(sig == EMPTY_SIG).all(axis=1))[0]
     chunks = []
     oversized = 0
-    mult = _perm_params(rows, 0x5EED)[0]
     for band in range(bands):
-        block = sig[alive, band * rows : (band + 1) * rows]
-        key = np.zeros(alive.size, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for col in range(rows):
-                key += block[:, col].astype(np.uint64) * mult[col]
-        key = splitmix64(key)
-        order = np.argsort(key, kind="stable")
-        sk = key[order]
-        new = np.ones(sk.size, dtype=bool)
-        new[1:] = sk[1:] != sk[:-1]
-        starts = np.nonzero(new)[0]
-        sizes = np.diff(np.append(starts, sk.size))
-        multi = sizes > 1
-        starts, sizes = starts[multi], sizes[multi]
-        if starts.size == 0:
-            continue
-        over = sizes > max_bucket
-        oversized += int(over.sum())
-        ids = alive[order]
-        if over.any():
-            o_starts, o_sizes = starts[over], sizes[over]
-            idx = np.concatenate(
-                [np.arange(s, s + z - 1) for s, z in zip(o_starts, o_sizes, strict=True)]
-            )
-            chunks.append(np.stack([ids[idx], ids[idx + 1]], axis=1))
-            starts, sizes = starts[~over], sizes[~over]
-        chunks.append(pairs_in_buckets(ids, starts, sizes))
-    if not chunks:
+        pairs, over = band_pairs(band_key(sig[alive], band, rows), alive, max_bucket)
+        chunks.append(pairs)
+        oversized += over
+    pairs = np.concatenate(chunks) if chunks else np.zeros((0, 2), dtype=np.int64)
+    if pairs.size == 0:
         return np.zeros((0, 2), dtype=np.int64), oversized
-    pairs = np.concatenate(chunks).astype(np.int64)
     pairs = np.sort(pairs, axis=1)
     if side is not None:
         pairs = pairs[side[pairs[:, 0]] != side[pairs[:, 1]]]

@@ -4,11 +4,21 @@
     config = NearDedupConfig(column="text", ngram=5, threshold=0.8)
     out, report, clusters, pairs = near_dedup_text(df, config, seed=0)
 
-Text pipeline (all vectorised, see `tamis.curate.dedup.minhash`): shingle hashes per document -> documents with an
-identical shingle set collapsed onto their first copy -> MinHash signatures -> LSH with bands/rows
-chosen for >= 99.5% candidate probability at the threshold -> every candidate pair verified by its
-true Jaccard on the shingle sets -> connected components (union-find) -> one representative kept per
-component. Deterministic for a given seed.
+Text pipeline, all vectorised, written as stages an engine can stream or shuffle (DESIGN.md 3b);
+the `near_dedup` step is `global` for now and runs them in one process:
+
+1. map (per batch of documents): `shingle` -> each document's set of shingle hashes;
+   `minhash_signatures` -> its MinHash signature (`shingles.py`, `minhash.py`).
+2. keyed by set fingerprint: `identical_sets` collapses documents with the same shingle set onto
+   their first copy (edges of Jaccard 1), so exact copies never crowd the LSH buckets.
+3. map then keyed: `band_key` gives each document one bucket key per band; grouping by
+   (band, key), `band_pairs` pairs the documents of a bucket (`lsh_candidates` runs both, with
+   bands/rows chosen for >= 99.5% candidate probability at the threshold).
+4. join: `exact_jaccard` verifies every candidate pair on the true shingle sets (`text_pairs`).
+5. global, on the small edge list: `components` (union-find) -> clusters named by their lowest
+   row, and `keep` keeps the lowest (first) or highest (last) source row (`clusters.apply_pairs`).
+
+Deterministic for a given seed.
 
 Flag columns (cleanlab convention): `<issue>_cluster`, `is_<issue>_issue` (rows `drop` would remove)
 and `<issue>_score` = 1 - the highest verified Jaccard to another row (1 for rows with no match).
@@ -80,6 +90,10 @@ class NearDedupConfig(Config):
         if self.column is not None and (self.categorical or self.numeric):
             raise ValueError("give either `column` (text) or `categorical`/`numeric`, not both")
         return self
+
+
+#: the fields of `NearDedupConfig` that `text_pairs` takes
+_SHINGLE_AND_LSH = {"unit", "ngram", "num_perm", "threshold", "bands", "rows", "lowercase", "nfkc"}
 
 
 class TextPairs(NamedTuple):
@@ -227,18 +241,7 @@ def near_dedup_text(
         raise DataError("the input has no rows", fix="check the previous step's filters")
     check_text_column(df, column)
     try:
-        tp = text_pairs(
-            df[column],
-            unit=config.unit,
-            ngram=config.ngram,
-            num_perm=config.num_perm,
-            threshold=config.threshold,
-            seed=seed,
-            bands=config.bands,
-            rows=config.rows,
-            lowercase=config.lowercase,
-            nfkc=config.nfkc,
-        )
+        tp = text_pairs(df[column], seed=seed, **config.model_dump(include=_SHINGLE_AND_LSH))
     except ValueError as exc:
         raise DataError(str(exc), fix="check ngram, threshold, bands and rows") from None
     out, report, clusters = apply_pairs(

@@ -190,26 +190,26 @@ def shingle(
     """Shingle hashes of each string: word n-grams (tokens = runs of letters/digits) or char n-grams.
 
     With `as_sets=False` each document's hashes stay in text order with repeats (no sort; the
-    `Shingles` set invariant does not hold). Nulls and empty strings have no shingles. Vectorised: tokenising with a Polars regex, hashing
-    with NumPy over the Arrow buffers (no Python loop over documents).
+    `Shingles` set invariant does not hold). Nulls and empty strings have no shingles. Vectorised:
+    tokenising with a Polars regex, hashing with NumPy over the Arrow buffers (no Python loop over
+    documents).
     """
     if ngram < 1:
         raise ValueError("ngram must be >= 1")
-    if values.len() > chunk_docs:
-        parts = [
-            shingle(
-                values.slice(start, chunk_docs),
-                unit=unit,
-                ngram=ngram,
-                lowercase=lowercase,
-                nfkc=nfkc,
-                chunk_docs=chunk_docs,
-                as_sets=as_sets,
-            )
-            for start in range(0, values.len(), chunk_docs)
-        ]
-        return _concat_shingles(parts)
-    text = normalize_text(values, lowercase=lowercase, nfkc=nfkc)
+
+    def one(part: pl.Series) -> Shingles:
+        text = normalize_text(part, lowercase=lowercase, nfkc=nfkc)
+        return _shingle_texts(text, unit, ngram, as_sets)
+
+    if values.len() <= chunk_docs:
+        return one(values)
+    # bounded memory: whole chunks of documents, one at a time
+    starts = range(0, values.len(), chunk_docs)
+    return _concat_shingles([one(values.slice(start, chunk_docs)) for start in starts])
+
+
+def _shingle_texts(text: pl.Series, unit: Unit, ngram: int, as_sets: bool) -> Shingles:
+    """`shingle` of normalised texts (no nulls)."""
     n_docs = text.len()
     if unit == "word":
         unit_hash, doc_lens = _word_units(text)

@@ -12,7 +12,7 @@ from tamis.curate.dedup.clusters import (
     apply_pairs,
 )
 from tamis.curate.dedup.keys import check_columns
-from tamis.curate.dedup.minhash import pairs_in_buckets
+from tamis.curate.dedup.minhash import key_runs, pairs_in_buckets
 from tamis.curate.dedup.near import NearDedupConfig
 from tamis.errors import DataError
 
@@ -58,14 +58,8 @@ def tabular_pairs(
         key = pl.concat([base, df.select(cells)], how="horizontal") if cells else base
         if key.width == 0:
             key = pl.DataFrame({"__all": np.zeros(df.height, np.int8)})
-        h = key.hash_rows(seed=17).to_numpy()
-        order = np.argsort(h, kind="stable")
-        sh_ = h[order]
-        new = np.ones(sh_.size, dtype=bool)
-        new[1:] = sh_[1:] != sh_[:-1]
-        starts = np.nonzero(new)[0]
-        sizes = np.diff(np.append(starts, sh_.size))
-        keep = (sizes > 1) & (sizes <= max_block)
+        order, starts, sizes = key_runs(key.hash_rows(seed=17).to_numpy())
+        keep = sizes <= max_block
         found.append(pairs_in_buckets(order.astype(np.int64), starts[keep], sizes[keep]))
     pairs = np.concatenate(found) if found else np.zeros((0, 2), np.int64)
     if pairs.size == 0:

@@ -6,6 +6,7 @@ from typing import Any
 
 import polars as pl
 
+from tamis.curate.dedup.clusters import flag_schema
 from tamis.curate.dedup.exact import (
     DedupConfig,
     DedupPlan,
@@ -47,18 +48,6 @@ class Dedup(KeyedStep[DedupConfig]):
     Params = DedupConfig
     version = 1
 
-    def output_schema(self, schema: pl.Schema, params: DedupConfig) -> pl.Schema:
-        if params.action == "drop":
-            return schema
-        return pl.Schema(
-            [
-                *schema.items(),
-                ("duplicate_cluster", pl.Int64),
-                ("is_duplicate_issue", pl.Boolean),
-                ("duplicate_score", pl.Float64),
-            ]
-        )
-
     def run(self, inputs: Inputs, params: DedupConfig, ctx: StepContext) -> StepOutput:
         ctx.progress("hashing rows")
         out, report, clusters = exact_dedup(inputs["input"], params)
@@ -97,3 +86,6 @@ class Dedup(KeyedStep[DedupConfig]):
         )
         merged.tables["clusters"] = clusters
         return _with_html(report, clusters, ctx)
+
+    def output_schema(self, schema: pl.Schema, params: DedupConfig) -> pl.Schema:
+        return flag_schema(schema, params.action, "duplicate")

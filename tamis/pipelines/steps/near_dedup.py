@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from tamis.curate.dedup.clusters import flag_schema
 from tamis.curate.dedup.near import NearDedupConfig
 from tamis.pipelines.steps.base import Inputs, Step, StepContext, StepOutput
 
@@ -22,16 +23,7 @@ class NearDedup(Step[NearDedupConfig]):
     version = 1
 
     def output_schema(self, schema: pl.Schema, params: NearDedupConfig) -> pl.Schema:
-        if params.action == "drop":
-            return schema
-        return pl.Schema(
-            [
-                *schema.items(),
-                ("near_duplicate_cluster", pl.Int64),
-                ("is_near_duplicate_issue", pl.Boolean),
-                ("near_duplicate_score", pl.Float64),
-            ]
-        )
+        return flag_schema(schema, params.action, "near_duplicate")
 
     def run(self, inputs: Inputs, params: NearDedupConfig, ctx: StepContext) -> StepOutput:
         from tamis.curate.dedup import near_dedup_tabular, near_dedup_text
