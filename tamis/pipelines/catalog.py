@@ -473,6 +473,41 @@ class Catalog:
             )
         con.execute("COMMIT")
 
+    def snapshot(self) -> tuple[dict[str, Any] | None, str | None]:
+        """For `tamis verify`: the catalog's versions ({id: rows, content_hash}), refs
+        ({ref: id}) and edges ([(parent, child)]) read as they are, with no rebuild or repair,
+        or (None, why the file cannot be read)."""
+        if not self.path.exists():
+            return None, "the catalog file is missing"
+        try:
+            con = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.Error as exc:
+            return None, f"the catalog cannot be opened ({str(exc)[:200]})"
+        try:
+            versions = {
+                r[0]: {"rows": r[1], "content_hash": r[2]}
+                for r in con.execute("SELECT id, rows, content_hash FROM versions").fetchall()
+            }
+            refs = dict(con.execute("SELECT ref, version_id FROM refs").fetchall())
+            edges = con.execute("SELECT parent, child FROM edges").fetchall()
+        except duckdb.Error as exc:
+            return None, f"the catalog cannot be read ({str(exc)[:200]})"
+        finally:
+            con.close()
+        return {"versions": versions, "refs": refs, "edges": edges}, None
+
+    def source_files(self) -> list[str]:
+        """Every source path whose hash is remembered (the files pipelines read)."""
+        if not self.path.exists():
+            return []
+        return [r["path"] for r in self.query("SELECT path FROM source_files") if r["path"]]
+
+    def source_versions(self) -> list[str]:
+        """Ids of the versions that are source imports."""
+        if not self.path.exists():
+            return []
+        return [r["id"] for r in self.query("SELECT id FROM versions WHERE step_type = 'source'")]
+
     def source_hash(self, path: str, size: int, mtime_ns: int) -> str | None:
         if not self.path.exists():
             return None

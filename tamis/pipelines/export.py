@@ -82,12 +82,10 @@ def source_paths(store: Store) -> list[Path]:
     """Every source file or directory a pipeline of this store read (from the catalog)."""
     if not store.catalog.path.exists():
         return []
-    paths: set[str] = {
-        r["path"] for r in store.catalog.query("SELECT path FROM source_files") if r["path"]
-    }
-    for row in store.catalog.query("SELECT id FROM versions WHERE step_type = 'source'"):
+    paths: set[str] = set(store.catalog.source_files())
+    for version_id in store.catalog.source_versions():
         with contextlib.suppress(Exception):
-            params = (store.manifest_by_id(row["id"]).get("step") or {}).get("params") or {}
+            params = (store.manifest_by_id(version_id).get("step") or {}).get("params") or {}
             if params.get("path"):
                 paths.add(str(params["path"]))
     return [Path(os.path.realpath(p)) for p in sorted(paths)]

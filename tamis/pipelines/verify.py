@@ -15,8 +15,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import duckdb
-
 from tamis.errors import StoreError
 from tamis.pipelines.store import REF_RE, Store, is_version_id
 
@@ -32,26 +30,88 @@ def _problem(
     return out
 
 
-def _catalog_rows(store: Store) -> tuple[dict[str, Any] | None, str | None]:
-    """(versions, refs, edges) from the catalog, or (None, why it cannot be read)."""
-    if not store.catalog.path.exists():
-        return None, "the catalog file is missing"
-    try:
-        con = duckdb.connect(str(store.catalog.path), read_only=True)
-    except duckdb.Error as exc:
-        return None, f"the catalog cannot be opened ({str(exc)[:200]})"
-    try:
-        versions = {
-            r[0]: {"rows": r[1], "content_hash": r[2]}
-            for r in con.execute("SELECT id, rows, content_hash FROM versions").fetchall()
-        }
-        refs = dict(con.execute("SELECT ref, version_id FROM refs").fetchall())
-        edges = con.execute("SELECT parent, child FROM edges").fetchall()
-    except duckdb.Error as exc:
-        return None, f"the catalog cannot be read ({str(exc)[:200]})"
-    finally:
-        con.close()
-    return {"versions": versions, "refs": refs, "edges": edges}, None
+def _version_ids(store: Store, refs: list[str] | None, problems: list[dict[str, Any]]) -> list[str]:
+    """The versions to check: those `refs` name, or every version dir (stray entries noted)."""
+    if refs:
+        return sorted({store.resolve(r) for r in refs})
+    ids: list[str] = []
+    if store.versions_dir.is_dir():
+        for entry in sorted(store.versions_dir.iterdir()):
+            if is_version_id(entry.name):
+                ids.append(entry.name)
+            else:
+                problems.append(
+                    _problem("stray", f"{entry} is not a version directory (name is no id)")
+                )
+    return ids
+
+
+def _check_dirs(
+    store: Store, ids: list[str], problems: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Full checks of every version dir; returns the manifests that could be read."""
+    manifests: dict[str, dict[str, Any]] = {}
+    for vid in ids:
+        for p in store.check_version(vid, full=True):
+            problems.append(_problem("damaged", p, version=vid))
+        try:
+            manifest = store._load_manifest(vid)
+        except (OSError, ValueError):
+            continue
+        if isinstance(manifest, dict):
+            manifests[vid] = manifest
+    return manifests
+
+
+def _check_rows(
+    store: Store,
+    ids: list[str],
+    manifests: dict[str, dict[str, Any]],
+    rows: dict[str, dict[str, Any]],
+    whole: bool,
+) -> list[dict[str, Any]]:
+    """Catalog rows against version dirs: every dir indexed and agreeing with its manifest,
+    and (for a whole-store check) every row with a dir."""
+    problems: list[dict[str, Any]] = []
+    for vid in ids:
+        if vid not in rows:
+            problems.append(_problem("not indexed", "no catalog row", version=vid))
+        elif vid in manifests:
+            m = manifests[vid]
+            row = rows[vid]
+            if row["rows"] != m.get("rows") or row["content_hash"] != m.get("content_hash"):
+                problems.append(
+                    _problem("catalog", "catalog row differs from the manifest", version=vid)
+                )
+    if whole:
+        for vid in sorted(rows):
+            if not _exists(store, vid):
+                problems.append(
+                    _problem("catalog", "catalog row without a version directory", version=vid)
+                )
+    return problems
+
+
+def _exists(store: Store, vid: Any) -> bool:
+    return is_version_id(vid) and (store.versions_dir / vid).is_dir()
+
+
+def _check_links(
+    store: Store, catalog: dict[str, Any], checked: set[str] | None
+) -> list[dict[str, Any]]:
+    """Refs and lineage edges name versions that exist (only those of `checked` when given)."""
+    problems: list[dict[str, Any]] = []
+    for ref, vid in sorted(catalog["refs"].items()):
+        if checked is not None and vid not in checked:
+            continue
+        if REF_RE.fullmatch(ref) is None:
+            problems.append(_problem("ref", "not a valid ref name", ref=ref, version=vid))
+        elif not _exists(store, vid):
+            problems.append(_problem("ref", "points to a missing version", ref=ref, version=vid))
+    for parent, child in catalog["edges"]:
+        if (checked is None or child in checked) and not _exists(store, parent):
+            problems.append(_problem("lineage", f"parent {parent} is missing", version=child))
+    return problems
 
 
 def verify_store(
@@ -62,67 +122,15 @@ def verify_store(
     if not store.root.is_dir():
         raise StoreError(f"no store at {store.root}", fix="pass --store DIR (or set TAMIS_STORE)")
     problems: list[dict[str, Any]] = []
-    if refs:
-        ids = sorted({store.resolve(r) for r in refs})
-    else:
-        ids = []
-        if store.versions_dir.is_dir():
-            for entry in sorted(store.versions_dir.iterdir()):
-                if is_version_id(entry.name):
-                    ids.append(entry.name)
-                else:
-                    problems.append(
-                        _problem("stray", f"{entry} is not a version directory (name is no id)")
-                    )
-    manifests: dict[str, dict[str, Any]] = {}
-    for vid in ids:
-        found = store.check_version(vid, full=True)
-        for p in found:
-            problems.append(_problem("damaged", p, version=vid))
-        try:
-            manifest = store._load_manifest(vid)
-        except (OSError, ValueError):
-            continue
-        if isinstance(manifest, dict):
-            manifests[vid] = manifest
-    catalog, why = _catalog_rows(store)
+    ids = _version_ids(store, refs, problems)
+    manifests = _check_dirs(store, ids, problems)
+    catalog, why = store.catalog.snapshot()
     if catalog is None:
         if ids or store.catalog.ref_log.exists():
             problems.append(_problem("catalog", why or "the catalog cannot be read"))
     else:
-        rows = catalog["versions"]
-        for vid in ids:
-            if vid not in rows:
-                problems.append(_problem("not indexed", "no catalog row", version=vid))
-            elif vid in manifests:
-                m = manifests[vid]
-                if rows[vid]["rows"] != m.get("rows") or rows[vid]["content_hash"] != m.get(
-                    "content_hash"
-                ):
-                    problems.append(
-                        _problem("catalog", "catalog row differs from the manifest", version=vid)
-                    )
-        checked = set(ids)
-        if not refs:
-            for vid in sorted(rows):
-                if not is_version_id(vid) or not (store.versions_dir / vid).is_dir():
-                    problems.append(
-                        _problem("catalog", "catalog row without a version directory", version=vid)
-                    )
-        for ref, vid in sorted(catalog["refs"].items()):
-            if refs and vid not in checked:
-                continue
-            if REF_RE.fullmatch(ref) is None:
-                problems.append(_problem("ref", "not a valid ref name", ref=ref, version=vid))
-            elif not is_version_id(vid) or not (store.versions_dir / vid).is_dir():
-                problems.append(
-                    _problem("ref", "points to a missing version", ref=ref, version=vid)
-                )
-        for parent, child in catalog["edges"]:
-            if (not refs or child in checked) and (
-                not is_version_id(parent) or not (store.versions_dir / parent).is_dir()
-            ):
-                problems.append(_problem("lineage", f"parent {parent} is missing", version=child))
+        problems += _check_rows(store, ids, manifests, catalog["versions"], whole=not refs)
+        problems += _check_links(store, catalog, set(ids) if refs else None)
     tmp_entries = len(list(store.tmp_dir.iterdir())) if store.tmp_dir.is_dir() else 0
     result: dict[str, Any] = {
         "store": str(store.root),
