@@ -96,3 +96,11 @@ class GateFailed(TamisError):
 
 class PrivacyError(TamisError):
     """A configuration that would break a differential-privacy guarantee was refused."""
+
+
+def did_you_mean(name: str, known: Any, n: int = 3) -> str:
+    """`did you mean a, b? ` when `name` is close to some of `known` (a fix hint's prefix), else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=n)
+    return f"did you mean {', '.join(close)}? " if close else ""

@@ -15,9 +15,8 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 
-class CellTask(TypedDict):
-    """A planned cell: its key (hash of data, test, recipe + code version, params and seed)."""
-
+class _Cell(TypedDict):
+    #: hash of data, test, recipe + code version, params and seed
     key: str
     version: str
     seed: int
@@ -25,18 +24,16 @@ class CellTask(TypedDict):
     params: dict[str, Any]
     data_id: str
     test_id: str | None
+
+
+class CellTask(_Cell):
+    """A planned cell, and the store and thread cap of the process that runs it."""
+
     store: str
     threads: int
 
 
-class _CellCore(TypedDict):
-    key: str
-    version: str
-    seed: int
-    recipe: str
-    params: dict[str, Any]
-    data_id: str
-    test_id: str | None
+class _CellCore(_Cell):
     #: flat figures (None where undefined)
     metrics: dict[str, float | None]
     #: name -> [[step, value], ...] (LM recipes)

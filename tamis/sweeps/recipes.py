@@ -7,14 +7,13 @@ inside `run`.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
 from pydantic import Field
 
-from tamis.errors import DataError, SpecError
+from tamis.errors import DataError, SpecError, did_you_mean
 from tamis.sweeps import lm_recipes
 from tamis.sweeps.recipe import Recipe, RecipeParams, RecipeResult, validate_recipe_params
 
@@ -211,13 +210,11 @@ def recipes() -> dict[str, type[Recipe]]:
 def get_recipe(name: str, *, file: str | None = None) -> type[Recipe]:
     known = recipes()
     if name not in known:
-        close = difflib.get_close_matches(name, known, n=2)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
         raise SpecError(
             f"unknown recipe '{name}'",
             file=file,
             field="recipe.use",
-            fix=f"{hint}recipes: {', '.join(known)}",
+            fix=f"{did_you_mean(name, known, n=2)}recipes: {', '.join(known)}",
         )
     return known[name]
 
