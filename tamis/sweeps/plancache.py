@@ -36,15 +36,13 @@ def _source_stats(pspec: Any) -> list[Any] | None:
 
 def plan_key(pspec: Any, seed: int, targets: list[str]) -> str | None:
     """The cache key of one seed's build, or None when it must not be cached."""
-    from tamis.pipelines.registry import get_step_type
     from tamis.pipelines.runner import reader_version
 
     codes: dict[str, str] = {"<source reader>": reader_version()}
-    for name, step in pspec.steps.items():
-        for value in step.named_inputs().values():
-            if any(v.startswith("@") for v in ([value] if isinstance(value, str) else value)):
-                return None
-        codes[name] = get_step_type(step.use, file=pspec.file, step=name).code_version()
+    for name, planned in pspec.plan().items():
+        if any(ref.kind == "store" for ref in planned.refs()):
+            return None
+        codes[name] = planned.step_type.code_version()
     sources = _source_stats(pspec)
     if sources is None:
         return None
