@@ -23,7 +23,6 @@ drift flag (see `tamis.curate.gold`).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -34,7 +33,7 @@ from pydantic import Field
 from tamis.config import Config
 from tamis.curate.agreement import agreement_summary, check_annotations, vote_counts
 from tamis.curate.gold import annotator_gold_accuracy, consensus_gold_accuracy, gold_accuracy_drift
-from tamis.curate.label_column import null_label_mask
+from tamis.curate.label_column import drop_null_labels
 from tamis.errors import DataError
 
 LowAgreement = Literal["flag", "drop", "adjudicate"]
@@ -131,22 +130,6 @@ def _item_pred_probs(
     return probs, f"out-of-fold model on {', '.join(spec.columns)} ({nf} folds)"
 
 
-def _drop_null_labels(df: pl.DataFrame, label: str) -> tuple[pl.DataFrame, int, list[str]]:
-    """Annotations with a null (or NaN) label dropped, how many, and the warning said."""
-    if label not in df.columns:
-        return df, 0, []
-    missing = null_label_mask(df.get_column(label))
-    n_null = int(missing.sum())
-    if not n_null:
-        return df, 0, []
-    msg = (
-        f"{n_null:,} of {df.height:,} annotation(s) have a null label in '{label}': dropped"
-        f" before consensus (null_labels_dropped: {n_null})"
-    )
-    warnings.warn(msg, stacklevel=3)
-    return df.filter(pl.Series(~missing)), n_null, [msg]
-
-
 def consensus(
     df: pl.DataFrame,
     config: ConsensusConfig,
@@ -168,7 +151,8 @@ def consensus(
     item, annotator, label, gold = config.item, config.annotator, config.label, config.gold
     say = progress or (lambda _m: None)
     rows_in = df.height
-    df, n_null, warns = _drop_null_labels(df, label)
+    # a null label is not a class: those annotations are dropped (and counted)
+    df, n_null, warns = drop_null_labels(df, label, purpose="consensus", rows="annotation(s)")
     data, dupes = check_annotations(df, item=item, annotator=annotator, label=label)
     say("agreement statistics")
     summary, pairs = agreement_summary(data, item=item, annotator=annotator, label=label, seed=seed)

@@ -67,9 +67,12 @@ def null_label_mask(s: pl.Series) -> np.ndarray:
 
 
 def drop_null_labels(
-    df: pl.DataFrame, label: str, *, purpose: str
+    df: pl.DataFrame, label: str, *, purpose: str, rows: str = "row(s)", stacklevel: int = 3
 ) -> tuple[pl.DataFrame, int, list[str]]:
-    """Rows with a null (or NaN) label removed, how many, and a warning saying so."""
+    """Rows with a null (or NaN) label removed, how many, and a warning saying so.
+
+    `rows` names the rows in the warning (e.g. "annotation(s)"); `stacklevel` is the warning's.
+    """
     if label not in df.columns:
         return df, 0, []
     missing = null_label_mask(df.get_column(label))
@@ -79,10 +82,10 @@ def drop_null_labels(
     if n == df.height:  # nothing left: the caller raises its own error
         return df.clear(), n, []
     msg = (
-        f"{n:,} of {df.height:,} row(s) have a null label in '{label}':"
+        f"{n:,} of {df.height:,} {rows} have a null label in '{label}':"
         f" dropped before {purpose} (null_labels_dropped: {n})"
     )
-    warnings.warn(msg, stacklevel=3)
+    warnings.warn(msg, stacklevel=stacklevel)
     return df.filter(pl.Series(~missing)), n, [msg]
 
 
@@ -92,7 +95,7 @@ def labelled_rows(
     """The rows with a label, checked: `drop_null_labels`, then an error when none is left."""
     require_label(df, label)
     check_label_dtype(df, label)
-    df, n_null, warns = drop_null_labels(df, label, purpose=purpose)
+    df, n_null, warns = drop_null_labels(df, label, purpose=purpose, stacklevel=4)
     if df.height == 0:
         raise DataError(
             f"label column '{label}' is entirely null: no labelled row for {purpose}",

@@ -8,6 +8,7 @@ import polars as pl
 
 from tamis.curate.datalab import DatalabConfig, issue_columns
 from tamis.pipelines.steps.base import Inputs, Step, StepContext, StepOutput
+from tamis.pipelines.steps.label_issues import run_label_model
 
 
 class DatalabStep(Step[DatalabConfig]):
@@ -30,11 +31,5 @@ class DatalabStep(Step[DatalabConfig]):
     def run(self, inputs: Inputs, params: DatalabConfig, ctx: StepContext) -> StepOutput:
         from tamis.curate.datalab import datalab_issues
 
-        config = params.model_copy(
-            update={"embedding_model": ctx.local_path(params.embedding_model)}
-        )
-        out, report = datalab_issues(
-            inputs["input"].collect(), config, seed=ctx.seed, progress=ctx.progress
-        )
-        tables = report.pop("tables")
+        out, report, tables = run_label_model(datalab_issues, inputs, params, ctx)
         return StepOutput(frames={"data": out}, report=report, tables=tables)
