@@ -11,12 +11,14 @@ step type `annotate_import`: one row per (item, annotator, label, time), with `i
 `gold_label` and the item's original columns (`orig_<name>` where a name clashes). Everything
 not turned into a row is counted per reason in the report and listed in its `dropped` table.
 
-Modules: `export` (items -> tasks and tool files), `ingest` (tool file -> annotations), `record`
-(the store records and atomic file writes).
+Modules: `items` (what is sent: items, task, gold), `export` (tasks and the tool's files),
+`ingest` (tool file -> annotations), `record` (the store records and atomic file writes). The
+tools' file formats are `tamis.curate.annotation.files`.
 """
 
+from tamis.curate.annotation.files import read_votes
 from tamis.pipelines.annotate.export import export_annotations
-from tamis.pipelines.annotate.ingest import import_annotations, read_votes
+from tamis.pipelines.annotate.ingest import import_annotations
 from tamis.pipelines.annotate.record import TOOLS
 
 __all__ = ["TOOLS", "export_annotations", "import_annotations", "read_votes"]

@@ -7,15 +7,13 @@ tasks sent but missing are counted per reason (the version's `dropped` table), n
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from tamis.curate.annotation import argilla as rg_format
-from tamis.curate.annotation import label_studio as ls_format
+from tamis.curate.annotation.files import export_file, read_votes
 from tamis.curate.annotation.tasks import REASONS, ImportCounts, TaskSpec, Vote
 from tamis.errors import TamisError
 from tamis.pipelines.annotate.record import (
@@ -55,34 +53,6 @@ def _parse_time(value: str | None) -> datetime | None:
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=timezone.utc)
     return stamp.astimezone(timezone.utc)
-
-
-def _load_json(path: Path, tool: str) -> Any:
-    if tool == "argilla" and path.is_dir():
-        path = path / rg_format.RECORDS
-    if not path.is_file():
-        raise TamisError(
-            "annotation export file not found",
-            file=str(path),
-            fix="pass the JSON file the tool exported (Argilla: records.json or its directory)",
-        )
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise TamisError(
-            f"not valid JSON ({exc})",
-            file=str(path),
-            fix="pass the tool's JSON export unchanged",
-        ) from None
-
-
-def read_votes(path: Path, *, tool: str, spec: TaskSpec, counts: ImportCounts) -> list[Vote]:
-    """Votes from a tool's export file (capability-level: no store)."""
-    data = _load_json(path, tool)
-    if tool == "label-studio":
-        return ls_format.parse_export(data, spec, counts, file=str(path))
-    return rg_format.parse_records(data, spec, counts, file=str(path))
 
 
 def _checked_votes(
@@ -176,7 +146,7 @@ def import_annotations(
     kept = _checked_votes(votes, known, set(spec.answers()), counts)
     bad_times = sum(1 for v in kept if v.time is not None and _parse_time(v.time) is None)
     rows = _rows(kept, record, spec, tool)
-    file_sha = hash_file(file if file.is_file() else file / rg_format.RECORDS)
+    file_sha = hash_file(export_file(file))
     report = {
         "tool": tool,
         "task": spec.task,
