@@ -39,18 +39,16 @@ from tamis.curate.contamination import near_overlap, ngram_contamination
 from tamis.curate.dedup.keys import (
     check_columns,
     check_text_column,
-    normalized_key_exprs,
     resolve_normalize,
 )
-from tamis.curate.label_column import check_label_dtype, drop_null_labels, null_label_mask
+from tamis.curate.label_column import check_label_dtype, drop_null_labels
+from tamis.curate.leakage_checks import check_column, exact_matches, later_than_eval, shared_groups
 from tamis.curate.target_leakage import target_leakage
 from tamis.errors import DataError
 
 LeakAction = Literal["report", "drop", "flag"]
 Check = Literal["exact", "near", "ngram", "group", "temporal"]
 ROW_CHECKS: tuple[Check, ...] = ("exact", "near", "ngram", "group", "temporal")
-_R = "__tamis_row"
-_E = "__tamis_eval_row"
 
 
 class LeakageConfig(Config):
@@ -116,138 +114,6 @@ def _named(
     return {f"against_{i}": f for i, f in enumerate(against)}
 
 
-def _check_col(df: pl.DataFrame, col: str, side: str, field: str) -> None:
-    if col not in df.columns:
-        raise DataError(
-            f"column not found in the {side}",
-            column=col,
-            field=field,
-            fix=f"choose from: {', '.join(df.columns)}",
-        )
-    if df.height and df[col].null_count() == df.height:
-        raise DataError(f"column is entirely null in the {side}", column=col, field=field)
-
-
-def common_dtypes(
-    left: pl.DataFrame, right: pl.DataFrame, cols: Sequence[str]
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Make `cols` comparable across two frames: equal dtypes stay, numbers meet as Float64,
-    anything else as strings (so a value that does not parse never turns into a matching null)."""
-    lcast, rcast = [], []
-    for c in cols:
-        lt, rt = left.schema[c], right.schema[c]
-        if lt == rt:
-            continue
-        target = pl.Float64 if lt.is_numeric() and rt.is_numeric() else pl.String
-        lcast.append(pl.col(c).cast(target))
-        rcast.append(pl.col(c).cast(target))
-    return left.with_columns(lcast), right.with_columns(rcast)
-
-
-def _exact(
-    df: pl.DataFrame,
-    ev: pl.DataFrame,
-    cols: list[str],
-    ops: Sequence[str],
-    round_floats: int | None,
-    label: str | None,
-    max_rows: int,
-) -> tuple[dict[str, Any], np.ndarray, pl.DataFrame, np.ndarray, pl.DataFrame]:
-    schema = df.schema
-    left = df.select(normalized_key_exprs(schema, cols, ops, round_floats)).with_row_index(_R)
-    right = ev.select(normalized_key_exprs(ev.schema, cols, ops, round_floats)).with_row_index(_E)
-    left, right = common_dtypes(left, right, cols)
-    if label is not None:
-        left = left.with_columns(df[label].alias("__label"))
-        right = right.with_columns(ev[label].alias("__label"))
-        left, right = common_dtypes(left, right, ["__label"])
-    train_hit = left.join(right, on=cols, how="semi", nulls_equal=True)[_R].to_numpy()
-    eval_hit = right.join(left, on=cols, how="semi", nulls_equal=True)[_E].to_numpy()
-    pairs = left.join(right, on=cols, how="inner", nulls_equal=True)
-    report: dict[str, Any] = {
-        "columns": cols,
-        "input_rows": int(train_hit.size),
-        "eval_rows": int(eval_hit.size),
-        "eval_share": eval_hit.size / ev.height if ev.height else 0.0,
-    }
-    conflict_rows = np.zeros(0, dtype=np.int64)
-    conflicts = pl.DataFrame()
-    if label is not None:
-        # a null label is not a class: a pair with an unlabelled side is not a conflict
-        bad = pairs.filter(
-            pl.col("__label").is_not_null()
-            & pl.col("__label_right").is_not_null()
-            & pl.col("__label").ne(pl.col("__label_right"))
-        )
-        conflict_rows = bad[_R].unique().to_numpy()
-        conflicts = bad.select(
-            pl.col(_R).alias("row"),
-            pl.col(_E).alias("eval_row"),
-            pl.col("__label").cast(pl.String).alias("label"),
-            pl.col("__label_right").cast(pl.String).alias("eval_label"),
-        ).head(max_rows)
-        report["conflicting_labels"] = {
-            "input_rows": int(conflict_rows.size),
-            "eval_rows": int(bad[_E].n_unique()),
-            "null_labels_dropped": {
-                "input": int(null_label_mask(df[label]).sum()),
-                "eval": int(null_label_mask(ev[label]).sum()),
-            },
-        }
-    table = pairs.select(pl.col(_R).alias("row"), pl.col(_E).alias("eval_row")).head(max_rows)
-    return report, train_hit, table, conflict_rows, conflicts
-
-
-def _group(
-    df: pl.DataFrame, ev: pl.DataFrame, col: str, max_rows: int
-) -> tuple[dict[str, Any], np.ndarray, pl.DataFrame]:
-    a, b = common_dtypes(df.select(pl.col(col)), ev.select(pl.col(col)), [col])
-    a, b = a.with_row_index(_R), b.with_row_index(_E)
-    shared = a.select(col).unique().join(b.select(col).unique(), on=col, how="inner")
-    hit = a.join(shared, on=col, how="semi")[_R].to_numpy().astype(np.int64)
-    eval_rows = b.join(shared, on=col, how="semi").height
-    table = (
-        a.join(shared, on=col, how="semi")
-        .group_by(col)
-        .agg(pl.len().alias("input_rows"))
-        .join(
-            b.join(shared, on=col, how="semi").group_by(col).agg(pl.len().alias("eval_rows")),
-            on=col,
-        )
-        .sort(col)
-        .head(max_rows)
-    )
-    report = {
-        "column": col,
-        "shared_groups": shared.height,
-        "input_rows": int(hit.size),
-        "eval_rows": int(eval_rows),
-    }
-    return report, hit, table
-
-
-def _temporal(df: pl.DataFrame, ev: pl.DataFrame, col: str) -> tuple[dict[str, Any], np.ndarray]:
-    for frame, side in ((df, "input"), (ev, "eval set")):
-        dt = frame.schema[col]
-        if not (dt.is_temporal() or dt.is_numeric()):
-            raise DataError(
-                f"time column has dtype {dt} in the {side}, not a date/time or number",
-                column=col,
-                field="time",
-                fix="parse it first (e.g. pl.col(...).str.to_datetime()) or name another column",
-            )
-    start = ev[col].cast(df.schema[col]).min()
-    later = df.select((pl.col(col) > start).fill_null(False))[col].to_numpy()
-    hit = np.nonzero(later)[0].astype(np.int64)
-    report = {
-        "column": col,
-        "eval_start": str(start),
-        "input_end": str(df[col].max()),
-        "input_rows_after_eval_start": int(hit.size),
-    }
-    return report, hit
-
-
 @dataclass
 class _Leaks:
     """What the checks found so far: leaked input rows per check, best near-match Jaccard per
@@ -279,7 +145,7 @@ def _check_inputs(
             fix="give `against: <step or source>` (one or a list)",
         )
     for c in config.special():
-        _check_col(df, c, "input", "params")
+        check_column(df, c, "input", "params")
     if config.label:
         check_label_dtype(df, config.label)
     if config.text:
@@ -299,7 +165,7 @@ def _key_columns(df: pl.DataFrame, ev: pl.DataFrame, name: str, config: LeakageC
         check_columns(ev, cols)
     for c in config.special():
         if c != config.label:
-            _check_col(ev, c, f"eval set '{name}'", "params")
+            check_column(ev, c, f"eval set '{name}'", "params")
     if config.text:
         check_text_column(ev, config.text, field="text")
     return cols
@@ -316,7 +182,7 @@ def _exact_check(
     """Exact key matches and conflicting labels against one eval set."""
     label = config.label if config.label in ev.columns else None
     ops = resolve_normalize(config.normalize)
-    ex, hit, tbl, _, conflicts = _exact(
+    ex, hit, tbl, _, conflicts = exact_matches(
         df, ev, cols, ops, config.round_floats, label, config.max_table_rows
     )
     nulls = ex.get("conflicting_labels", {}).get("null_labels_dropped", {})
@@ -371,12 +237,12 @@ def _check_eval_set(
     if config.text:
         rep.update(_text_checks(df, ev, name, config, seed, found))
     if config.group:
-        gr, hit, tbl = _group(df, ev, config.group, config.max_table_rows)
+        gr, hit, tbl = shared_groups(df, ev, config.group, config.max_table_rows)
         rep["group"] = gr
         found.add("group", hit)
         found.tables[f"{name}_group"] = tbl
     if config.time:
-        tm, hit = _temporal(df, ev, config.time)
+        tm, hit = later_than_eval(df, ev, config.time)
         rep["temporal"] = tm
         found.add("temporal", hit)
     if len(rep) == 1:
