@@ -9,22 +9,8 @@ import polars as pl
 from pydantic import Field
 
 from tamis.errors import StepError
+from tamis.pipelines.casts import DTYPES, cast_expr, column_format, failed_casts
 from tamis.pipelines.steps.base import BatchResult, MapStep, StepContext, StepParams
-
-DTYPES: dict[str, Any] = {
-    "int": pl.Int64,
-    "int64": pl.Int64,
-    "int32": pl.Int32,
-    "float": pl.Float64,
-    "float64": pl.Float64,
-    "float32": pl.Float32,
-    "str": pl.String,
-    "string": pl.String,
-    "bool": pl.Boolean,
-    "date": pl.Date,
-    "datetime": pl.Datetime,
-    "category": pl.Categorical,
-}
 
 
 class NormalizeParams(StepParams):
@@ -186,62 +172,6 @@ class NormalizePlan:
     columns: list[str]
 
 
-def _cast(col: str, dtype: str, current: Any, p: NormalizeParams) -> pl.Expr:
-    """A cast expression; text to date/datetime is parsed (Polars 2 has no string cast for it)."""
-    target = DTYPES[dtype]
-    fmt = p.format.get(col) if isinstance(p.format, dict) else p.format
-    if dtype in ("date", "datetime") and current.is_numeric():
-        # Polars reads numbers as days/microseconds since 1970 (age 39 -> 1970-01-01
-        # 00:00:00.000039): a silent wrong value. Digits such as 20240105 are parsed as text.
-        if fmt is None:
-            raise StepError(
-                f"cannot cast column '{col}' ({current}) to {dtype}: it holds numbers, which "
-                "would be read as time since 1970",
-                column=col,
-                field="params.cast",
-                fix=f"if '{col}' holds digits like 20240105, give `format:` (e.g. '%Y%m%d') to "
-                "parse them as text; otherwise remove the cast",
-            )
-        text = pl.col(col).cast(pl.String)
-        if dtype == "date":
-            return text.str.to_date(format=fmt, strict=p.strict_cast)
-        return text.str.to_datetime(format=fmt, strict=p.strict_cast)
-    if current == pl.String and dtype in ("date", "datetime"):
-        if dtype == "date":
-            return pl.col(col).str.to_date(format=fmt, strict=p.strict_cast)
-        return pl.col(col).str.to_datetime(format=fmt, strict=p.strict_cast)
-    return pl.col(col).cast(target, strict=p.strict_cast)
-
-
-def _failed_casts(lf: pl.LazyFrame, p: NormalizeParams) -> str | None:
-    """Per cast column, how many non-null values do not cast, with examples (Polars' own message
-    counts only part of them: 'for 1 out of 1 values' when three dates failed)."""
-    lenient = p.model_copy(update={"strict_cast": False})
-    schema = lf.collect_schema()
-    parts = []
-    for col, dtype in p.cast.items():
-        try:
-            bad = (
-                lf.select(
-                    pl.col(col).alias("v"), _cast(col, dtype, schema[col], lenient).alias("c")
-                )
-                .filter(pl.col("v").is_not_null() & pl.col("c").is_null())
-                .select(pl.col("v").cast(pl.String))
-                .collect()
-                .get_column("v")
-            )
-            total = int(lf.select(pl.col(col).is_not_null().sum()).collect().item())
-        except (pl.exceptions.PolarsError, StepError):
-            return None
-        if bad.len():
-            shown = ", ".join(repr(v) for v in bad.unique(maintain_order=True).head(3).to_list())
-            parts.append(
-                f"column '{col}' to {dtype}: {bad.len():,} of {total:,} non-null values do not "
-                f"cast (e.g. {shown})"
-            )
-    return "; ".join(parts) or None
-
-
 class Normalize(MapStep[NormalizeParams]):
     """Clean raw tables: whitespace, null tokens, dtypes, column names and selection.
 
@@ -282,13 +212,22 @@ class Normalize(MapStep[NormalizeParams]):
         lf = lf.with_columns([pl.col(c).cast(t, strict=False) for c, t in plan.numeric.items()])
         before_cast = lf.rename(p.rename)
         lf = before_cast.with_columns(
-            [_cast(col, dtype, plan.cast_from[col], p) for col, dtype in p.cast.items()]
+            [
+                cast_expr(
+                    col,
+                    dtype,
+                    plan.cast_from[col],
+                    fmt=column_format(p.format, col),
+                    strict=p.strict_cast,
+                )
+                for col, dtype in p.cast.items()
+            ]
         )
         lf = lf.select(plan.columns)
         try:
             df = lf.collect()
         except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
-            text = _failed_casts(before_cast, p) or str(exc).split("\n\n")[0].strip()
+            text = failed_casts(before_cast, p.cast, p.format) or str(exc).split("\n\n")[0].strip()
             dates = [c for c, d in p.cast.items() if d in ("date", "datetime")]
             fix = "fix the dtype in `cast:` or set strict_cast: false (values that do not cast "
             fix += "become nulls)"
