@@ -13,7 +13,7 @@ def suggest_data_suite(
     data: str, store: Any, out: Path, *, max_set_size: int = 20
 ) -> dict[str, Any]:
     """Write a starter suite describing DATA to `out`; how many expectations it holds."""
-    from tamis.curate.validate import suggest_suite, write_suite
+    from tamis.curate.starter_suite import suggest_suite, write_suite
 
     frame = read_data(data, store).frame
     suite = suggest_suite(frame, name=out.stem, max_set_size=max_set_size)

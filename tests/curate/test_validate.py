@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 import yaml
 
-from tamis.curate.validate import ValidateConfig, suggest_suite, validate_frame
+from tamis.curate.starter_suite import suggest_suite
+from tamis.curate.validate import ValidateConfig, validate_frame
 from tamis.errors import DataError, GateFailed, StoreError
 from tamis.pipelines.runner import build, run_step
 from tamis.pipelines.store import Store

@@ -46,7 +46,7 @@ class Validate(Step[ValidateConfig]):
     def _suggest(
         self, df: pl.DataFrame, params: ValidateConfig, ctx: StepContext
     ) -> dict[str, Any]:
-        from tamis.curate.validate import suggest_suite, write_suite
+        from tamis.curate.starter_suite import suggest_suite, write_suite
 
         ctx.progress("profiling columns")
         suite = suggest_suite(
