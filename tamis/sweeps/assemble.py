@@ -11,8 +11,9 @@ from tamis.pipelines.store import Store, now
 from tamis.sweeps.cell import cell_dir, limit_threads
 from tamis.sweeps.documents import CellResult, SweepResult
 from tamis.sweeps.plan import Plan
+from tamis.sweeps.resample import resample_cells
 from tamis.sweeps.results import sweep_dir
-from tamis.sweeps.stats import resample_cells, summary_table
+from tamis.sweeps.stats import summary_table
 from tamis.sweeps.versions import test_info, version_info, warnings_of
 
 
@@ -130,6 +131,7 @@ def _stats_key(
             "versions": list(spec.versions),
             "code": [
                 module_code_hash("tamis.sweeps.stats"),
+                module_code_hash("tamis.sweeps.resample"),
                 module_code_hash("tamis.sweeps.scoring"),
             ],
         }

@@ -18,8 +18,9 @@ from tamis.sweeps.recipes import (
     TstrParams,
     TstrRecipe,
 )
+from tamis.sweeps.resample import resample_cells
 from tamis.sweeps.scoring import CellPredictions, point_metrics, row_keys
-from tamis.sweeps.stats import paired_delta, resample_cells, summarize
+from tamis.sweeps.stats import paired_delta, summarize
 
 
 @pytest.fixture(scope="module")
