@@ -10,7 +10,7 @@ import pytest
 from tamis.errors import SpecError, TamisError
 from tamis.sweeps.spec import load_sweep
 from tamis.privacy.audit.gate import load_policy
-from tamis.train.runs import load_config
+from tamis.train.runs import load_run_config
 from tamis.train.sft import SFTRunConfig
 
 BOMB = "\n".join(
@@ -45,4 +45,4 @@ def test_training_config_with_a_duplicate_key_is_an_error(tmp_path: Path) -> Non
     cfg = tmp_path / "c.yaml"
     cfg.write_text("learning_rate: 0.1\nlearning_rate: 0.001\n")
     with pytest.raises(TamisError, match="duplicate key 'learning_rate'"):
-        load_config(SFTRunConfig, cfg)
+        load_run_config(SFTRunConfig, cfg)

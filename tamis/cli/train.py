@@ -1,17 +1,18 @@
 """`tamis train sft|rm|dpo|ppo` and `tamis train show RUN_DIR`.
 
-The CLI resolves `--data`/`--eval` (a store ref or id, or a file path), passes the frames and their
-version ids to `tamis.train`, and prints the run summary (one JSON document with `--json`).
+The CLI parses options, calls `tamis.pipelines.training` (which reads `--data`/`--eval`, dispatches
+through the table of methods in `tamis.train.methods` and indexes the run) and prints the run
+summary (one JSON document with `--json`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import inspect
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,11 +22,12 @@ from tamis.cli.render import (
     emit,
     err,
     json_option,
-    missing_file,
     store_option,
 )
-from tamis.errors import TamisError
 from tamis.render import render_report
+
+if TYPE_CHECKING:
+    from tamis.pipelines.training import TrainRequest
 
 train_app = typer.Typer(
     help="Train on data versions: sft, rm (reward model), dpo, ppo. Writes a run directory.",
@@ -55,35 +57,15 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="seed (overrides the
 RefOpt = Annotated[
     str | None, typer.Option("--ref-model", help="frozen reference model (default: the start)")
 ]
+RewardOpt = Annotated[
+    str, typer.Option("--reward-model", help="reward model directory (e.g. a `train rm` run)")
+]
+
+
 ThreadsOpt = Annotated[
     int | None,
     typer.Option("--threads", help="torch CPU threads (1 is fastest on a busy shared machine)"),
 ]
-
-
-def _resolve(ref: str, store: Path, what: str) -> tuple[Any, dict[str, Any]]:
-    """(frame, provenance) for a file path or a store ref/id."""
-    import polars as pl
-
-    from tamis.train.data import load_frame
-
-    path = Path(ref)
-    if path.exists():
-        from tamis.pipelines.hashing import hash_file, hash_files
-
-        if path.is_file():
-            digest = hash_file(path)
-        else:  # a folder (Parquet files or an hf export): names and contents of its files
-            digest = hash_files([p for p in path.rglob("*") if p.is_file()])
-        return load_frame(path, what=what), {"path": str(path.resolve()), "sha256": digest}
-    if path.suffix in (".parquet", ".csv", ".jsonl", ".json", ".ndjson"):
-        raise missing_file(what, ref)
-    from tamis.pipelines.store import Store
-
-    st = Store(store)
-    version = st.resolve(ref)
-    frame: pl.DataFrame = st.read(ref)
-    return frame, {"ref": ref, "version": version, "store": str(store)}
 
 
 @contextlib.contextmanager
@@ -114,103 +96,16 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[..., None] | None]
         yield update
 
 
-def _run(
-    method: str,
-    data: str,
-    model: str,
-    out: Path,
-    config: Path | None,
-    lora: bool,
-    eval_ref: str | None,
-    seed: int | None,
-    store: Path,
-    as_json: bool,
-    threads: int | None,
-    **extra: Any,
-) -> None:
-    if threads is not None:
-        import torch
+def _run(request: TrainRequest, as_json: bool) -> None:
+    from tamis.pipelines.training import train_on
 
-        torch.set_num_threads(threads)
-    frame, prov = _resolve(data, store, "data")
-    eval_frame, eval_prov = (None, None)
-    if eval_ref is not None:
-        eval_frame, eval_prov = _resolve(eval_ref, store, "eval data")
-    ids = {"data": prov, "eval": eval_prov or "split from data"}
-    overrides = {"seed": seed, "lora": True if lora else None}
     show = not as_json and sys.stderr.isatty()
-    with _progress(show, f"train {method}") as prog, contextlib.redirect_stdout(sys.stderr):
-        if method == "sft":
-            from tamis.train.sft import SFTRunConfig, train_sft
-
-            summary = train_sft(
-                frame, model, out, _cfg(SFTRunConfig, config, overrides), eval_frame, ids, prog
-            )
-        elif method == "rm":
-            from tamis.train.reward import RewardRunConfig, train_reward
-
-            summary = train_reward(
-                frame, model, out, _cfg(RewardRunConfig, config, overrides), eval_frame, ids, prog
-            )
-        elif method == "dpo":
-            from tamis.train.dpo import DPORunConfig, train_dpo
-
-            summary = train_dpo(
-                frame,
-                model,
-                out,
-                _cfg(DPORunConfig, config, overrides),
-                eval_frame,
-                extra.get("ref_model"),
-                ids,
-                prog,
-            )
-        else:
-            from tamis.train.ppo import PPORunConfig, train_ppo
-
-            summary = train_ppo(
-                frame,
-                model,
-                extra["reward_model"],
-                out,
-                _cfg(PPORunConfig, config, overrides),
-                eval_frame,
-                extra.get("ref_model"),
-                ids,
-                prog,
-            )
-    if isinstance(prov, dict) and "version" in prov:
-        _record(store, method, summary, ids)
-    _emit_summary(summary, as_json)
-
-
-def _record(store: Path, method: str, summary: dict[str, Any], ids: dict[str, Any]) -> None:
-    """Index the run in the store's catalog (kind `train`) beside the versions it read."""
-    import uuid
-    from datetime import datetime, timedelta, timezone
-
-    from tamis.pipelines.store import Store
-
-    finished = datetime.now(timezone.utc)
-    started = finished - timedelta(seconds=float(summary.get("seconds", 0.0)))
-    scalars = {k: v for k, v in summary.items() if k != "history"}
-    Store(store).record_run(
-        {
-            "id": f"train-{method}-{uuid.uuid4().hex[:12]}",
-            "kind": "train",
-            "name": method,
-            "started_at": started.isoformat(timespec="milliseconds"),
-            "finished_at": finished.isoformat(timespec="milliseconds"),
-            "status": "ok",
-            "info": {"out": summary["out"], "data": ids, "metrics": scalars},
-        }
-    )
-
-
-def _cfg(cls: Any, config: Path | None, overrides: dict[str, Any]) -> Any:
-    from tamis.train.runs import load_config
-
-    return load_config(cls, config, **overrides)
+    with (
+        _progress(show, f"train {request.method}") as prog,
+        contextlib.redirect_stdout(sys.stderr),
+    ):
+        summary = train_on(request, prog)
+    _emit_summary(dict(summary), as_json)
 
 
 def _emit_summary(summary: dict[str, Any], as_json: bool) -> None:
@@ -221,23 +116,38 @@ def _emit_summary(summary: dict[str, Any], as_json: bool) -> None:
     emit(summary, as_json, render)
 
 
-def _add_command(method: str, doc: str) -> None:
-    """Register `tamis train METHOD` for a method with no options beyond the common ones."""
+def _option(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> Any:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
+    )
 
-    def command(
-        data: DataOpt,
-        model: ModelOpt,
-        out: OutOpt,
-        config: ConfigOpt = None,
-        lora: LoraOpt = False,
-        eval_ref: EvalOpt = None,
-        seed: SeedOpt = None,
-        threads: ThreadsOpt = None,
-        store: store_option = DEFAULT_STORE,
-        as_json: json_option = False,
-    ) -> None:
-        _run(method, data, model, out, config, lora, eval_ref, seed, store, as_json, threads)
 
+#: the options of every `tamis train METHOD`, before and after the method's own
+_FIRST = [_option("data", DataOpt), _option("model", ModelOpt), _option("out", OutOpt)]
+_COMMON = [_option("config", ConfigOpt, None), _option("lora", LoraOpt, False)]
+_LAST = [
+    _option("eval_ref", EvalOpt, None),
+    _option("seed", SeedOpt, None),
+    _option("threads", ThreadsOpt, None),
+    _option("store", store_option, DEFAULT_STORE),
+    _option("as_json", json_option, False),
+]
+
+
+def _add_command(method: str, doc: str, first: Any = (), common: Any = ()) -> None:
+    """Register `tamis train METHOD`: the shared options plus the method's own (`first` right
+    after --out, `common` after --lora), all turned into one `TrainRequest`."""
+
+    def command(**options: Any) -> None:
+        from tamis.pipelines.training import TrainRequest
+
+        as_json = options.pop("as_json")
+        options["eval_data"] = options.pop("eval_ref")
+        _run(TrainRequest(method=method, **options), as_json)
+
+    params = [*_FIRST, *first, *_COMMON, *common, *_LAST]
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
     command.__name__ = command.__qualname__ = method
     command.__doc__ = doc
     train_app.command(method)(cli_errors(command))
@@ -249,56 +159,17 @@ _add_command(
 _add_command(
     "rm", "Reward model (TRL RewardTrainer) on preference pairs (prompt, chosen, rejected)."
 )
-
-
-@train_app.command("dpo")
-@cli_errors
-def dpo(
-    data: DataOpt,
-    model: ModelOpt,
-    out: OutOpt,
-    config: ConfigOpt = None,
-    lora: LoraOpt = False,
-    ref_model: RefOpt = None,
-    eval_ref: EvalOpt = None,
-    seed: SeedOpt = None,
-    threads: ThreadsOpt = None,
-    store: store_option = DEFAULT_STORE,
-    as_json: json_option = False,
-) -> None:
-    """DPO (TRL DPOTrainer, explicit frozen reference) on preference pairs."""
-    _run(
-        "dpo", data, model, out, config, lora, eval_ref, seed, store, as_json, threads,
-        ref_model=ref_model,
-    )  # fmt: skip
-
-
-@train_app.command("ppo")
-@cli_errors
-def ppo(
-    data: DataOpt,
-    model: ModelOpt,
-    out: OutOpt,
-    reward_model: Annotated[
-        str, typer.Option("--reward-model", help="reward model directory (e.g. a `train rm` run)")
-    ],
-    config: ConfigOpt = None,
-    lora: LoraOpt = False,
-    ref_model: RefOpt = None,
-    eval_ref: EvalOpt = None,
-    seed: SeedOpt = None,
-    threads: ThreadsOpt = None,
-    store: store_option = DEFAULT_STORE,
-    as_json: json_option = False,
-) -> None:
-    """PPO (our implementation) against a frozen reward model, on a prompt column."""
-    rm_path = Path(reward_model)
-    if (rm_path / "model" / "config.json").exists():  # a `tamis train rm` run directory
-        reward_model = str(rm_path / "model")
-    _run(
-        "ppo", data, model, out, config, lora, eval_ref, seed, store, as_json, threads,
-        reward_model=reward_model, ref_model=ref_model,
-    )  # fmt: skip
+_add_command(
+    "dpo",
+    "DPO (TRL DPOTrainer, explicit frozen reference) on preference pairs.",
+    common=[_option("ref_model", RefOpt, None)],
+)
+_add_command(
+    "ppo",
+    "PPO (our implementation) against a frozen reward model, on a prompt column.",
+    first=[_option("reward_model", RewardOpt)],
+    common=[_option("ref_model", RefOpt, None)],
+)
 
 
 @train_app.command("show")
@@ -308,14 +179,9 @@ def show(
     as_json: json_option = False,
 ) -> None:
     """Show a run: method, config, data version ids and metrics."""
-    files = {name: run / f"{name}.json" for name in ("config", "data", "metrics")}
-    if not files["metrics"].exists():
-        raise TamisError(
-            "not a finished tamis training run (no metrics.json)",
-            file=str(run),
-            fix="pass the --out directory of a `tamis train` command",
-        )
-    payload = {name: json.loads(p.read_text()) for name, p in files.items() if p.exists()}
+    from tamis.pipelines.training import read_run
+
+    payload = read_run(run)
 
     def render() -> None:
         metrics = {k: v for k, v in payload["metrics"].items() if k != "history"}

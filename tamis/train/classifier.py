@@ -17,53 +17,53 @@ positive class (binary) or the one-vs-rest macro AUC (multiclass).
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from tamis.errors import StepError
+from tamis.config import Config
+from tamis.errors import DataError
 from tamis.tabular import column_encoder, make_classifier, to_pandas
 
 
-@dataclass
-class ClassifierConfig:
+class ClassifierConfig(Config):
     """How to train and score a classifier."""
 
-    target: str = field(default="label", metadata={"help": "the label column"})
-    text_column: str | None = field(
-        default=None, metadata={"help": "a free-text column: TF-IDF + logistic regression"}
+    target: str = Field(default="label", description="the label column")
+    text_column: str | None = Field(
+        default=None, description="a free-text column: TF-IDF + logistic regression"
     )
-    features: list[str] | None = field(
-        default=None, metadata={"help": "feature columns (default: every column but the target)"}
+    features: list[str] | None = Field(
+        default=None, description="feature columns (default: every column but the target)"
     )
-    drop: list[str] = field(
-        default_factory=list, metadata={"help": "columns never used as features (ids, issue flags)"}
+    drop: list[str] = Field(
+        default_factory=list, description="columns never used as features (ids, issue flags)"
     )
-    model: Literal["logreg", "gbm"] = field(
+    model: Literal["logreg", "gbm"] = Field(
         default="logreg",
-        metadata={"help": "tabular model: logistic regression or gradient boosting"},
+        description="tabular model: logistic regression or gradient boosting",
     )
-    C: float = field(default=1.0, metadata={"help": "inverse L2 strength of logistic regression"})
-    max_iter: int = field(default=2000, metadata={"help": "iterations of the solver / boosting"})
-    positive_label: str | None = field(
+    C: float = Field(default=1.0, description="inverse L2 strength of logistic regression")
+    max_iter: int = Field(default=2000, description="iterations of the solver / boosting")
+    positive_label: str | None = Field(
         default=None,
-        metadata={"help": "positive class for binary P/R/F1 (default: rarest test class)"},
+        description="positive class for binary P/R/F1 (default: rarest test class)",
     )
-    max_features: int = field(default=50_000, metadata={"help": "TF-IDF vocabulary size"})
+    max_features: int = Field(default=50_000, description="TF-IDF vocabulary size")
 
 
 def _labels(df: pd.DataFrame, target: str) -> np.ndarray:
     if target not in df.columns:
-        raise StepError(
+        raise DataError(
             f"label column '{target}' is not in the data",
             column=target,
             fix=f"set target to one of: {', '.join(map(str, df.columns))}",
         )
     y = df[target]
     if y.isna().any():
-        raise StepError(
+        raise DataError(
             f"label column '{target}' has {int(y.isna().sum())} missing values",
             column=target,
             fix="drop or fill rows without a label before training (e.g. a `filter` step)",
@@ -81,13 +81,13 @@ def _feature_columns(df: pd.DataFrame, config: ClassifierConfig) -> list[str]:
         cols = [c for c in df.columns if c not in skip]
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise StepError(
+        raise DataError(
             f"feature column '{missing[0]}' is not in the data",
             column=missing[0],
             fix=f"columns present: {', '.join(map(str, df.columns))}",
         )
     if not cols:
-        raise StepError("no feature columns left", fix="set `features:` or fewer `drop:` columns")
+        raise DataError("no feature columns left", fix="set `features:` or fewer `drop:` columns")
     return cols
 
 
@@ -149,7 +149,7 @@ def build_model(df: pd.DataFrame, config: ClassifierConfig, seed: int) -> Any:
 def _as_text(df: pd.DataFrame, config: ClassifierConfig) -> Any:
     if config.text_column:
         if config.text_column not in df.columns:
-            raise StepError(
+            raise DataError(
                 f"text column '{config.text_column}' is not in the data",
                 column=config.text_column,
                 fix=f"columns present: {', '.join(map(str, df.columns))}",
@@ -162,10 +162,10 @@ def train_classifier(train: Any, config: ClassifierConfig, seed: int = 0) -> Any
     """Fit the model on a Polars or pandas frame; returns the fitted sklearn pipeline."""
     df = to_pandas(train)
     if len(df) == 0:
-        raise StepError("the training data is empty", fix="check the version the sweep trains on")
+        raise DataError("the training data is empty", fix="check the version the sweep trains on")
     y = _labels(df, config.target)
     if len(set(y.tolist())) < 2:
-        raise StepError(
+        raise DataError(
             f"the training data has a single class in '{config.target}'",
             column=config.target,
             fix="a classifier needs at least two classes",
@@ -183,7 +183,7 @@ def evaluate_classifier(model: Any, test: Any, config: ClassifierConfig) -> dict
 
     df = to_pandas(test)
     if len(df) == 0:
-        raise StepError("the test data is empty", fix="check the sweep's test version")
+        raise DataError("the test data is empty", fix="check the sweep's test version")
     y = _labels(df, config.target)
     classes = sorted(set(y.tolist()) | {str(c) for c in model.classes_})
     with warnings.catch_warnings():
@@ -235,5 +235,5 @@ def train_and_evaluate(
     model = train_classifier(train, config, seed)
     metrics = evaluate_classifier(model, test, config)
     metrics["n_train"] = len(to_pandas(train)) if not hasattr(train, "height") else train.height
-    metrics["config"] = asdict(config)
+    metrics["config"] = config.model_dump()
     return metrics

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+from pydantic import Field
 
 from tamis.errors import TamisError
-from tamis.train import models
+from tamis.train import models, runs
 from tamis.train.data import (
     check_columns,
     drop_null_text,
@@ -35,24 +35,23 @@ from tamis.train.data import to_dataset as _to_dataset
 from tamis.train.lengths import check_split_lengths, pair_ids, pair_lengths
 from tamis.train.metrics import pairwise_accuracy
 from tamis.train.offline import offline_for
-from tamis.train.runs import RunConfig, prepare_run_dir, write_run
+from tamis.train.runs import RunConfig, TrainSummary, prepare_run_dir, write_run
 
 
-@dataclass
 class DPORunConfig(RunConfig):
     """Config of `tamis train dpo` (TRL DPOTrainer)."""
 
-    beta: float = field(
-        default=0.1, metadata={"help": "Strength of the implicit KL constraint to the reference."}
+    beta: float = Field(
+        default=0.1, description="Strength of the implicit KL constraint to the reference."
     )
-    loss_type: str = field(
+    loss_type: str = Field(
         default="sigmoid",
-        metadata={"help": "DPO loss: sigmoid (DPO), hinge, ipo, robust, bco_pair, apo_zero, ..."},
+        description="DPO loss: sigmoid (DPO), hinge, ipo, robust, bco_pair, apo_zero, ...",
     )
-    label_smoothing: float = field(
-        default=0.0, metadata={"help": "Assumed share of flipped labels (robust/cDPO losses)."}
+    label_smoothing: float = Field(
+        default=0.0, description="Assumed share of flipped labels (robust/cDPO losses)."
     )
-    eval_batch_size: int = field(default=32, metadata={"help": "Batch size when scoring."})
+    eval_batch_size: int = Field(default=32, description="Batch size when scoring.")
 
 
 def eval_sequences(
@@ -152,6 +151,18 @@ def prepare(df: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     return drop_null_text(df, cols), cols
 
 
+def check_ref_model(model: str, ref_model: str | None) -> None:
+    """--ref-model needs a policy with a fixed vocabulary (not `tiny`, whose tokenizer is trained
+    per run)."""
+    if ref_model is not None and model == "tiny":
+        raise TamisError(
+            "--ref-model cannot be combined with --model tiny (the tiny tokenizer is trained "
+            "per run, so the vocabularies would differ)",
+            field="ref_model",
+            fix="drop --ref-model (the reference is then a frozen copy of the tiny policy)",
+        )
+
+
 def build_trainer(
     train: pl.DataFrame,
     cols: list[str],
@@ -163,18 +174,11 @@ def build_trainer(
 ) -> tuple[Any, Any]:
     """(TRL DPOTrainer as tamis configures it, the frozen reference model); `train` is already
     rendered to text with `tok`."""
-    from transformers import PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
+    check_ref_model(model, ref_model)
     net, tok = models.load_model(model, "causal", cfg, tokenizer=tok)
     if ref_model is not None:
-        if model == "tiny":
-            raise TamisError(
-                "--ref-model cannot be combined with --model tiny (the tiny tokenizer is trained "
-                "per run, so the vocabularies would differ)",
-                field="ref_model",
-                fix="drop --ref-model (the reference is then a frozen copy of the tiny policy)",
-            )
         ref, _ = models.load_model(ref_model, "causal", cfg, tokenizer=tok)
     else:
         ref = copy.deepcopy(net)
@@ -186,15 +190,16 @@ def build_trainer(
         label_smoothing=cfg.label_smoothing,
         disable_dropout=True,
     )
-    trainer = DPOTrainer(
-        model=net,
+    trainer = models.make_trainer(
+        DPOTrainer,
+        net,
+        args,
+        tok,
+        cfg,
+        "CAUSAL_LM",
         ref_model=ref,
-        args=args,
         train_dataset=_to_dataset(train, cols),
-        processing_class=tok,
-        peft_config=models.lora_config(cfg, "CAUSAL_LM") if cfg.lora else None,
     )
-    trainer.remove_callback(PrinterCallback)
     return trainer, ref
 
 
@@ -208,20 +213,14 @@ def train_dpo(
     ref_model: str | None = None,
     data_ids: dict[str, Any] | None = None,
     progress: Any = None,
-) -> dict[str, Any]:
+) -> TrainSummary:
     """DPO-train `model` on preference pairs; write the run directory; return the summary."""
     started = time.time()
     cfg = config or DPORunConfig()
     df, cols = prepare(load_frame(data))
     evald = None if eval_data is None else prepare(load_frame(eval_data, what="eval data"))[0]
     train, evald = split_eval(df, evald, cfg.eval_fraction, cfg.seed, "dpo")
-    if ref_model is not None and model == "tiny":
-        raise TamisError(
-            "--ref-model cannot be combined with --model tiny (the tiny tokenizer is trained "
-            "per run, so the vocabularies would differ)",
-            field="ref_model",
-            fix="drop --ref-model (the reference is then a frozen copy of the tiny policy)",
-        )
+    check_ref_model(model, ref_model)
     tok = models.get_tokenizer(model, cfg, texts_of(train))
     train, evald = render_conversational(train, tok), render_conversational(evald, tok)
     lengths_of = pair_lengths(tok, train), pair_lengths(tok, evald)
@@ -270,13 +269,11 @@ def train_dpo(
         "n_train": train.height,
         "n_eval": evald.height,
         **lengths,
-        "train_tokens": int(n_tokens),
-        "train_seconds": runtime,
-        "tokens_per_second": n_tokens / runtime if runtime else None,
+        **runs.throughput(n_tokens, runtime),
         "history": history,
     }
     models.save_model(trainer.model, tok, run / "model")
-    ids = data_ids or {"data": str(data) if isinstance(data, str | Path) else None}
+    ids = runs.data_ids_of(data, data_ids)
     return write_run(
         run,
         method="dpo",

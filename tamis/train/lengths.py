@@ -21,7 +21,6 @@ How each trainer treats a sequence longer than `max_length` (TRL 1.16):
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 from dataclasses import dataclass
@@ -198,7 +197,7 @@ def resolve_max_length(
     if cap is not None and value > cap:
         value = cap
         source += f", capped by the model's {cap} positions"
-    return dataclasses.replace(cfg, max_length=value), {
+    return cfg.model_copy(update={"max_length": value}), {
         "max_length": value,
         "max_length_source": source,
         **info,

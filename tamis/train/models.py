@@ -160,6 +160,25 @@ def lora_config(cfg: RunConfig, task: str) -> Any:
     )
 
 
+def make_trainer(
+    trainer_class: Any, net: Any, args: Any, tok: Any, cfg: RunConfig, lora_task: str, **data: Any
+) -> Any:
+    """A TRL trainer as tamis configures every one: the model, its args and tokenizer, LoRA
+    adapters when `cfg.lora` (PEFT task `lora_task`), the datasets (and any other argument) in
+    `data`, and no printing of logs (the run's history and progress bar report them)."""
+    from transformers import PrinterCallback
+
+    trainer = trainer_class(
+        model=net,
+        args=args,
+        processing_class=tok,
+        peft_config=lora_config(cfg, lora_task) if cfg.lora else None,
+        **data,
+    )
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
 def save_model(model: Any, tok: PreTrainedTokenizerBase, out: Path) -> None:
     """Save to `out` (LoRA adapters merged into the base weights so the result loads plainly)."""
     if hasattr(model, "merge_and_unload"):

@@ -11,12 +11,12 @@ probability sigmoid(r_chosen - r_rejected), and the correlation of reward with r
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+from pydantic import Field
 
 from tamis.train import models
 from tamis.train.data import (
@@ -31,18 +31,17 @@ from tamis.train.data import to_dataset as _to_dataset
 from tamis.train.lengths import check_split_lengths, pair_lengths
 from tamis.train.metrics import ECE_DEFINITION, bt_ece, pairwise_accuracy, pearson
 from tamis.train.offline import offline_for
-from tamis.train.runs import RunConfig, prepare_run_dir, write_run
+from tamis.train.runs import RunConfig, TrainSummary, data_ids_of, prepare_run_dir, write_run
 
 
-@dataclass
 class RewardRunConfig(RunConfig):
     """Config of `tamis train rm` (TRL RewardTrainer, Bradley-Terry loss)."""
 
-    center_rewards_coefficient: float | None = field(
+    center_rewards_coefficient: float | None = Field(
         default=None,
-        metadata={"help": "Weight of the auxiliary loss that keeps rewards centred on zero."},
+        description="Weight of the auxiliary loss that keeps rewards centred on zero.",
     )
-    eval_batch_size: int = field(default=32, metadata={"help": "Batch size when scoring."})
+    eval_batch_size: int = Field(default=32, description="Batch size when scoring.")
 
 
 def score_texts(model: Any, tok: Any, texts: list[str], batch_size: int = 32) -> np.ndarray:
@@ -109,7 +108,6 @@ def build_trainer(
     train: pl.DataFrame, cols: list[str], model: str, cfg: RewardRunConfig, out: Path, tok: Any
 ) -> Any:
     """The TRL RewardTrainer as tamis configures it (`train` already rendered to text)."""
-    from transformers import PrinterCallback
     from trl import RewardConfig, RewardTrainer
 
     net, tok = models.load_model(model, "reward", cfg, tokenizer=tok)
@@ -119,15 +117,9 @@ def build_trainer(
         disable_dropout=True,
         eos_token=tok.eos_token,
     )
-    trainer = RewardTrainer(
-        model=net,
-        args=args,
-        train_dataset=_to_dataset(train, cols),
-        processing_class=tok,
-        peft_config=models.lora_config(cfg, "SEQ_CLS") if cfg.lora else None,
+    return models.make_trainer(
+        RewardTrainer, net, args, tok, cfg, "SEQ_CLS", train_dataset=_to_dataset(train, cols)
     )
-    trainer.remove_callback(PrinterCallback)
-    return trainer
 
 
 @offline_for("model")
@@ -139,7 +131,7 @@ def train_reward(
     eval_data: Any = None,
     data_ids: dict[str, Any] | None = None,
     progress: Any = None,
-) -> dict[str, Any]:
+) -> TrainSummary:
     """Train a reward model on preference pairs; write the run directory; return the summary."""
     started = time.time()
     cfg = config or RewardRunConfig()
@@ -180,7 +172,7 @@ def train_reward(
         method="rm",
         config=cfg,
         model=model,
-        data_ids=data_ids or {"data": str(data) if isinstance(data, str | Path) else None},
+        data_ids=data_ids_of(data, data_ids),
         metrics=metrics,
         started=started,
     )

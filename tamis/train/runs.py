@@ -11,70 +11,82 @@ A run directory holds:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
+from pydantic import Field
+
+from tamis.config import Config, load_config
 from tamis.errors import TamisError
 from tamis.safe_yaml import safe_load_yaml
-
-C = TypeVar("C")
 
 RUN_FILE = "config.json"
 
 
-@dataclass
-class RunConfig:
+class RunConfig(Config):
     """Fields every training method shares (each method's config adds its own)."""
 
-    seed: int = field(default=0, metadata={"help": "Seed for data splits, init and sampling."})
-    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate."})
-    num_train_epochs: float = field(default=3.0, metadata={"help": "Passes over the train split."})
-    per_device_train_batch_size: int = field(default=16, metadata={"help": "Batch size."})
-    max_length: int | None = field(
-        default=None,
-        metadata={
-            "help": "Longest prompt + response in tokens: SFT and DPO truncate longer examples "
-            "(and drop those left with no response token), the reward trainer drops longer "
-            "pairs; evaluation cuts the same way, and the metrics and a warning give the "
-            "counts. Default: the 95th percentile of the training split's lengths, capped by "
-            "the model's maximum positions (the metrics say which value was used and why)."
-        },
+    seed: int = Field(default=0, description="Seed for data splits, init and sampling.")
+    learning_rate: float = Field(default=1e-3, gt=0, description="AdamW learning rate.")
+    num_train_epochs: float = Field(
+        default=3.0, gt=0, description="Passes over the train split (sft, rm, dpo)."
     )
-    eval_fraction: float = field(
+    per_device_train_batch_size: int = Field(
+        default=16, ge=1, description="Batch size (sft, rm, dpo)."
+    )
+    max_length: int | None = Field(
+        default=None,
+        ge=1,
+        description="Longest prompt + response in tokens: SFT and DPO truncate longer examples "
+        "(and drop those left with no response token), the reward trainer drops longer "
+        "pairs; evaluation cuts the same way, and the metrics and a warning give the "
+        "counts. Default: the 95th percentile of the training split's lengths, capped by "
+        "the model's maximum positions (the metrics say which value was used and why). The run "
+        "fails if a split is left empty.",
+    )
+    eval_fraction: float = Field(
         default=0.2,
-        metadata={
-            "help": "Share of the data held out for evaluation when no --eval data is given."
-        },
+        description="Share of the data held out for evaluation when no --eval data is given.",
     )
-    lora: bool = field(default=False, metadata={"help": "Train LoRA adapters (PEFT) instead."})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha."})
-    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout (0 = deterministic)."})
-    pad_token: str | None = field(
+    lora: bool = Field(default=False, description="Train LoRA adapters (PEFT) instead.")
+    lora_r: int = Field(default=8, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(default=16, description="LoRA scaling alpha.")
+    lora_dropout: float = Field(
+        default=0.0, ge=0, lt=1, description="LoRA dropout (0 = deterministic)."
+    )
+    pad_token: str | None = Field(
         default=None,
-        metadata={"help": "Set the tokenizer's pad token (e.g. its EOS) when it has none."},
+        description="Set the tokenizer's pad token (e.g. its EOS) when it has none.",
     )
-    mlflow: bool = field(
+    mlflow: bool = Field(
         default=False,
-        metadata={
-            "help": "Log config and metrics to MLflow (MLFLOW_TRACKING_URI or <out>/mlflow.db)."
-        },
+        description="Log config and metrics to MLflow (MLFLOW_TRACKING_URI or <out>/mlflow.db).",
     )
-    tiny_vocab_size: int = field(default=512, metadata={"help": "--model tiny: BPE vocab size."})
-    tiny_hidden_size: int = field(default=64, metadata={"help": "--model tiny: model width."})
-    tiny_layers: int = field(default=2, metadata={"help": "--model tiny: decoder layers."})
+    tiny_vocab_size: int = Field(
+        default=512, ge=1, description="--model tiny: BPE vocabulary size."
+    )
+    tiny_hidden_size: int = Field(default=64, ge=1, description="--model tiny: model width.")
+    tiny_layers: int = Field(default=2, ge=1, description="--model tiny: decoder layers.")
 
 
-def load_config(cls: type[C], source: str | Path | dict[str, Any] | None, **overrides: Any) -> C:
-    """Build the dataclass `cls` from a YAML file or dict, then apply non-None overrides.
+R = TypeVar("R", bound=RunConfig)
 
-    Unknown keys are an error that lists the valid names.
+
+def load_run_config(
+    cls: type[R],
+    source: str | Path | dict[str, Any] | None,
+    *,
+    prefix: str = "config",
+    **overrides: Any,
+) -> R:
+    """Build the config `cls` from a YAML file (`--config`) or dict, then apply non-None overrides.
+
+    Unknown or invalid fields are a `SpecError` that names the file and field and lists the valid
+    names (`tamis.config.load_config`); `prefix` is where the fields sit (`config.<field>`).
     """
     values: dict[str, Any] = {}
     where = None
@@ -90,21 +102,19 @@ def load_config(cls: type[C], source: str | Path | dict[str, Any] | None, **over
     elif isinstance(source, dict):
         values.update(source)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise TamisError(
-            f"unknown config field(s) {unknown} for {cls.__name__}",
-            file=where,
-            field=unknown[0],
-            fix=f"valid fields: {sorted(names)}",
-        )
-    return cls(**values)
+    return load_config(cls, values, file=where, prefix=prefix, what=cls.__name__)
 
 
-def config_help(cls: type[Any]) -> dict[str, str]:
-    """Field name -> help text (what `--help`/docs show)."""
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+class TrainSummary(TypedDict, total=False):
+    """What a training run returns (and the CLI prints): the run's place, then the figures of
+    metrics.json (method-specific keys: accuracy, eval_loss, win_rate, ...; `history` is the
+    per-step log)."""
+
+    method: str
+    out: str
+    model_dir: str
+    seconds: float
+    history: list[dict[str, Any]]
 
 
 def prepare_run_dir(out: str | Path) -> Path:
@@ -138,18 +148,32 @@ def write_json(path: Path, payload: Any) -> None:
     os.replace(tmp, path)
 
 
+def throughput(n_tokens: float, runtime: float) -> dict[str, Any]:
+    """train_tokens, train_seconds and tokens_per_second of a trainer's run."""
+    return {
+        "train_tokens": int(n_tokens),
+        "train_seconds": runtime,
+        "tokens_per_second": n_tokens / runtime if runtime else None,
+    }
+
+
+def data_ids_of(data: Any, data_ids: dict[str, Any] | None) -> dict[str, Any]:
+    """What data.json records: the ids the caller gave, else the path read (None for a frame)."""
+    return data_ids or {"data": str(data) if isinstance(data, str | Path) else None}
+
+
 def write_run(
     out: Path,
     *,
     method: str,
-    config: Any,
+    config: RunConfig,
     model: str,
     data_ids: dict[str, Any],
     metrics: dict[str, Any],
     started: float,
-) -> dict[str, Any]:
+) -> TrainSummary:
     """Write config.json, data.json, metrics.json; return the summary the CLI prints."""
-    cfg = dataclasses.asdict(config)
+    cfg = config.model_dump()
     checkpoints = out / "checkpoints"  # the trainers' output_dir; tamis saves no checkpoints
     if checkpoints.is_dir() and not any(checkpoints.iterdir()):
         checkpoints.rmdir()
@@ -168,15 +192,29 @@ def write_run(
     write_json(out / "metrics.json", metrics)
     if cfg.get("mlflow"):
         log_mlflow(out, method, cfg, metrics)
-    return {"method": method, "out": str(out), "model_dir": str(out / "model"), **metrics}
+    summary: dict[str, Any] = {
+        "method": method,
+        "out": str(out),
+        "model_dir": str(out / "model"),
+        **metrics,
+    }
+    return summary  # type: ignore[return-value]
 
 
-def _flat(prefix: str, value: Any, into: dict[str, float]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flat(f"{prefix}.{k}" if prefix else str(k), v, into)
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        into[prefix.replace("/", "_")] = float(value)
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def flat_numbers(value: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numbers of a nested dict under dotted keys ('/' becomes '_'), as MLflow logs them."""
+    into: dict[str, float] = {}
+    for key, item in value.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(item, dict):
+            into.update(flat_numbers(item, name))
+        elif _number(item):
+            into[name.replace("/", "_")] = float(item)
+    return into
 
 
 def log_mlflow(out: Path, method: str, cfg: dict[str, Any], metrics: dict[str, Any]) -> None:
@@ -194,10 +232,6 @@ def log_mlflow(out: Path, method: str, cfg: dict[str, Any], metrics: dict[str, A
     mlflow.set_experiment(f"tamis-train-{method}")
     with mlflow.start_run(run_name=out.name):
         mlflow.log_params({k: str(v) for k, v in cfg.items()})
-        final: dict[str, float] = {}
-        _flat("", {k: v for k, v in metrics.items() if k != "history"}, final)
-        mlflow.log_metrics(final)
+        mlflow.log_metrics(flat_numbers({k: v for k, v in metrics.items() if k != "history"}))
         for step, row in enumerate(metrics.get("history", [])):
-            flat: dict[str, float] = {}
-            _flat("", row, flat)
-            mlflow.log_metrics(flat, step=int(row.get("step", step)))
+            mlflow.log_metrics(flat_numbers(row), step=int(row.get("step", step)))

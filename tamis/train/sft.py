@@ -9,36 +9,31 @@ Metrics: train loss (history), held-out eval loss before and after training, and
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from pydantic import Field
 
-from tamis.train import models
+from tamis.train import models, runs
 from tamis.train.data import check_columns, drop_null_text, load_frame, split_eval, texts_of
 from tamis.train.data import to_dataset as _to_dataset
 from tamis.train.lengths import check_split_lengths, sft_lengths
 from tamis.train.metrics import perplexity
 from tamis.train.offline import offline_for
-from tamis.train.runs import RunConfig, prepare_run_dir, write_run
+from tamis.train.runs import RunConfig, TrainSummary, prepare_run_dir, write_run
 
 
-@dataclass
 class SFTRunConfig(RunConfig):
     """Config of `tamis train sft` (TRL SFTTrainer)."""
 
-    completion_only_loss: bool = field(
+    completion_only_loss: bool = Field(
         default=True,
-        metadata={
-            "help": "Loss on completion (or assistant) tokens only; false trains on the prompt too."
-        },
+        description="Loss on completion (or assistant) tokens only; false trains on the prompt too.",
     )
-    completion_field: str = field(
+    completion_field: str = Field(
         default="completion",
-        metadata={
-            "help": "Column holding the completion; set to `chosen` to SFT on preference pairs."
-        },
+        description="Column holding the completion; set to `chosen` to SFT on preference pairs.",
     )
 
 
@@ -59,7 +54,6 @@ def build_trainer(
     tok: Any,
 ) -> Any:
     """The TRL SFTTrainer exactly as tamis configures it."""
-    from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     net, tok = models.load_model(model, "causal", cfg, tokenizer=tok)
@@ -71,16 +65,16 @@ def build_trainer(
         packing=False,
         eos_token=tok.eos_token,
     )
-    trainer = SFTTrainer(
-        model=net,
-        args=args,
+    return models.make_trainer(
+        SFTTrainer,
+        net,
+        args,
+        tok,
+        cfg,
+        "CAUSAL_LM",
         train_dataset=_to_dataset(train, cols),
         eval_dataset=_to_dataset(evald, cols),
-        processing_class=tok,
-        peft_config=models.lora_config(cfg, "CAUSAL_LM") if cfg.lora else None,
     )
-    trainer.remove_callback(PrinterCallback)
-    return trainer
 
 
 @offline_for("model")
@@ -92,7 +86,7 @@ def train_sft(
     eval_data: Any = None,
     data_ids: dict[str, Any] | None = None,
     progress: Any = None,
-) -> dict[str, Any]:
+) -> TrainSummary:
     """Fine-tune `model` on `data`; write the run directory `out`; return the summary."""
     started = time.time()
     cfg = config or SFTRunConfig()
@@ -136,9 +130,7 @@ def train_sft(
         "n_train": train.height,
         "n_eval": evald.height,
         **lengths,
-        "train_tokens": int(n_tokens),
-        "train_seconds": runtime,
-        "tokens_per_second": n_tokens / runtime if runtime else None,
+        **runs.throughput(n_tokens, runtime),
         "history": history,
     }
     models.save_model(trainer.model, trainer.processing_class, run / "model")
@@ -147,7 +139,7 @@ def train_sft(
         method="sft",
         config=cfg,
         model=model,
-        data_ids=data_ids or {"data": str(data) if isinstance(data, str | Path) else None},
+        data_ids=runs.data_ids_of(data, data_ids),
         metrics=metrics,
         started=started,
     )

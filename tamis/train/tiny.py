@@ -14,8 +14,11 @@ offline on a CPU in seconds.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from tamis.config import Config
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -39,26 +42,25 @@ CHAT_TEMPLATE = (
 )
 
 
-@dataclass
-class TinyConfig:
+class TinyConfig(Config):
     """Size of the tiny Llama-style model. Defaults give ~0.2M parameters: trains in seconds."""
 
-    vocab_size: int = field(
-        default=512, metadata={"help": "BPE vocabulary size of the locally trained tokenizer."}
+    vocab_size: int = Field(
+        default=512, description="BPE vocabulary size of the locally trained tokenizer."
     )
-    hidden_size: int = field(default=64, metadata={"help": "Width of the transformer."})
-    intermediate_size: int = field(default=128, metadata={"help": "Width of the MLP blocks."})
-    num_hidden_layers: int = field(default=2, metadata={"help": "Number of decoder layers."})
-    num_attention_heads: int = field(default=4, metadata={"help": "Attention heads per layer."})
-    max_position_embeddings: int = field(
-        default=512, metadata={"help": "Longest sequence (prompt + response) in tokens."}
+    hidden_size: int = Field(default=64, description="Width of the transformer.")
+    intermediate_size: int = Field(default=128, description="Width of the MLP blocks.")
+    num_hidden_layers: int = Field(default=2, description="Number of decoder layers.")
+    num_attention_heads: int = Field(default=4, description="Attention heads per layer.")
+    max_position_embeddings: int = Field(
+        default=512, description="Longest sequence (prompt + response) in tokens."
     )
-    min_frequency: int = field(
-        default=2, metadata={"help": "A BPE merge needs a pair seen at least this often."}
+    min_frequency: int = Field(
+        default=2, description="A BPE merge needs a pair seen at least this often."
     )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump()
 
 
 def train_tokenizer(

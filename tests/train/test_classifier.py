@@ -11,7 +11,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tamis.errors import StepError
+from tamis.errors import DataError
 from tamis.train.classifier import ClassifierConfig, train_and_evaluate
 
 
@@ -88,11 +88,11 @@ def test_text_classifier_and_multiclass_macro() -> None:
 
 def test_bad_input_names_the_column() -> None:
     df = pl.DataFrame({"a": [1.0, 2.0, 3.0], "y": ["x", "x", "x"]})
-    with pytest.raises(StepError, match="label column 'label'") as exc:
+    with pytest.raises(DataError, match="label column 'label'") as exc:
         train_and_evaluate(df, df, ClassifierConfig())
     assert exc.value.column == "label"
-    with pytest.raises(StepError, match="single class"):
+    with pytest.raises(DataError, match="single class"):
         train_and_evaluate(df, df, ClassifierConfig(target="y"))
     two = pl.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "y": ["x", "z", "x", "z"]})
-    with pytest.raises(StepError, match="feature column 'zz'"):
+    with pytest.raises(DataError, match="feature column 'zz'"):
         train_and_evaluate(two, two, ClassifierConfig(target="y", features=["zz"]))

@@ -9,7 +9,7 @@ import pytest
 
 from tamis.errors import TamisError
 from tamis.train.data import check_columns, load_frame, split_eval
-from tamis.train.runs import RunConfig, load_config
+from tamis.train.runs import RunConfig, load_run_config
 
 pytest.importorskip("trl")
 
@@ -50,15 +50,16 @@ def test_missing_files(tmp_path: Path) -> None:
     with pytest.raises(TamisError, match="does not exist"):
         load_frame(tmp_path / "nope.parquet")
     with pytest.raises(TamisError, match="config file does not exist"):
-        load_config(RunConfig, tmp_path / "nope.yaml")
+        load_run_config(RunConfig, tmp_path / "nope.yaml")
 
 
 def test_unknown_config_field_lists_valid_names(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text("learning_rat: 0.1\n")
     with pytest.raises(TamisError) as exc:
-        load_config(RunConfig, tmp_path / "c.yaml")
-    assert exc.value.field == "learning_rat" and "learning_rate" in str(exc.value)
-    cfg = load_config(RunConfig, {"learning_rate": 0.5}, seed=7, lora=None)
+        load_run_config(RunConfig, tmp_path / "c.yaml")
+    assert exc.value.field == "config.learning_rat" and "learning_rate" in str(exc.value)
+    assert exc.value.file == str(tmp_path / "c.yaml")
+    cfg = load_run_config(RunConfig, {"learning_rate": 0.5}, seed=7, lora=None)
     assert cfg.learning_rate == 0.5 and cfg.seed == 7 and cfg.lora is False
 
 
