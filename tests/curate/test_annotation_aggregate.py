@@ -195,7 +195,7 @@ def test_gold_drift_is_fisher_against_the_other_windows() -> None:
                 ok = rng.random() < (acc if r == "b" else 0.9)
                 rows.append((r, week * 100 + j, "x" if ok else "y", "x"))
     df = pl.DataFrame(rows, schema=["annotator", "t", "label", "gold"], orient="row")
-    out = gold_drift(df, annotator="annotator", label="label", gold="gold", time="t", window=100)
+    out = gold_drift(df, AggregateLabelsConfig(gold="gold", time="t", window=100))
     assert out.filter(pl.col("drift"))[["annotator", "window"]].rows() == [("b", "3")]
     # each p-value is scipy's one-sided Fisher test of that window against the rater's others
     pdf = df.to_pandas()
@@ -226,7 +226,7 @@ def test_gold_drift_few_false_alarms() -> None:
                 "label": np.where(ok, "x", "y"),
             }
         )
-        out = gold_drift(df, annotator="annotator", label="label", gold="gold", time="t", window=15)
+        out = gold_drift(df, AggregateLabelsConfig(gold="gold", time="t", window=15))
         alarms += int(out["drift"].any())
     assert alarms <= 1
 

@@ -104,10 +104,7 @@ def _drift(data: pl.DataFrame, out: pl.DataFrame, c: AggregateLabelsConfig) -> t
 ]:  # fmt: skip
     """The gold-drift table and its report entries (drift windows, consensus gold accuracy)."""
     assert c.gold is not None
-    drift = gold_drift(
-        data, annotator=c.annotator, label=c.label, gold=c.gold, time=c.time, window=c.window,
-        min_window_items=c.min_window_items, alpha=c.drift_alpha,
-    )  # fmt: skip
+    drift = gold_drift(data, c)
     flagged = drift.filter(pl.col("drift"))
     report: dict[str, Any] = {
         "gold_drift": {

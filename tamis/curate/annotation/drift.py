@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from tamis.curate.annotation.columns import require_columns
 from tamis.errors import DataError
 
+if TYPE_CHECKING:
+    from tamis.curate.annotation.aggregate import AggregateLabelsConfig
 
-def gold_drift(
-    df: pl.DataFrame,
-    *,
-    annotator: str,
-    label: str,
-    gold: str,
-    time: str | None = None,
-    window: str | int = 50,
-    min_window_items: int = 10,
-    alpha: float = 0.05,
-) -> pl.DataFrame:
+
+def gold_drift(df: pl.DataFrame, config: AggregateLabelsConfig) -> pl.DataFrame:
     """Per rater and time window: accuracy on gold items, against the same rater's other windows.
 
     A window is flagged as drift when its accuracy is lower than on the rater's other gold items
-    by a one-sided Fisher exact test with p below `alpha / (number of the rater's windows)`
+    by a one-sided Fisher exact test with p below `drift_alpha / (number of the rater's windows)`
     (Bonferroni), and it has at least `min_window_items` gold items. Comparing with the rest,
     not with the first window, keeps one lucky early window from making every later one look
     like drift. Windows: `time` a date/datetime truncated to `window` (e.g. '1w'), a number
@@ -30,6 +25,10 @@ def gold_drift(
     the data's order."""
     from scipy.stats import fisher_exact
 
+    annotator, label, gold, time = config.annotator, config.label, config.gold, config.time
+    window, min_window_items, alpha = config.window, config.min_window_items, config.drift_alpha
+    if gold is None:
+        raise DataError("gold drift needs a gold-label column", field="gold", fix="set `gold`")
     require_columns(df, {"annotator": annotator, "label": label, "gold": gold, "time": time})
     g = df.filter(pl.col(gold).is_not_null() & pl.col(label).is_not_null())
     if time is None:
