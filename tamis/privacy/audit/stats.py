@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from tamis.stats import bootstrap_ci as percentile_bootstrap
-from tamis.stats import tails
+from tamis.stats import percentile_interval, tails
 
 
 def bootstrap_ci(
@@ -86,9 +86,8 @@ def attack_metrics(
             for name, f in funcs.items():
                 boots[name].append(f(s[idx], y[idx]))
         for name, vals in boots.items():
-            arr = np.asarray(vals)
-            out[f"{name}_ci_low"] = float(np.nanquantile(arr, 0.025))
-            out[f"{name}_ci_high"] = float(np.nanquantile(arr, 0.975))
+            lo, hi = percentile_interval(vals, finite_only=True)
+            out[f"{name}_ci_low"], out[f"{name}_ci_high"] = lo, hi
     fpr, tpr = roc(s, y)
     if len(fpr) > roc_points:
         keep = np.unique(np.r_[np.linspace(0, len(fpr) - 1, roc_points).astype(int), len(fpr) - 1])
