@@ -19,6 +19,7 @@ class ActiveLearning(Step[ActiveLearningConfig]):
     """ActiveLab ranking of what to label next (labelled items may get another label)."""
 
     name = "active_learning"
+    kind = "global"  # ActiveLab needs every item and annotation (out-of-fold model)
     Params = ActiveLearningConfig
     inputs = ("input", "annotations")
 

@@ -20,6 +20,7 @@ class AggregateLabels(Step[AggregateLabelsConfig]):
     accuracy and drift; or Bradley-Terry scores from pairwise votes."""
 
     name = "aggregate_labels"
+    kind = "global"  # Dawid-Skene EM and Bradley-Terry fit over all annotations
     Params = AggregateLabelsConfig
 
     def output_schema(self, schema: pl.Schema, params: AggregateLabelsConfig) -> pl.Schema:

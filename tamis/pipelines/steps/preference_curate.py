@@ -24,6 +24,7 @@ class PreferenceCurate(Step[PreferenceCurateConfig]):
     """
 
     name = "preference_curate"
+    kind = "global"  # duplicates, near-duplicate prompts and length rebalancing span all rows
     Params = PreferenceCurateConfig
     version = 1
     outputs = ("data", "sft", "prompts", "dropped")

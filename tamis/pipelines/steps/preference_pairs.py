@@ -32,6 +32,7 @@ class PreferencePairs(Step[PreferencePairsConfig]):
     """
 
     name = "preference_pairs"
+    kind = "global"  # pairs pool the rows of a prompt (ratings, rankings, votes); prompts dedups
     Params = PreferencePairsConfig
     version = 1
     outputs = ("data", "sft", "prompts", "dropped")

@@ -17,6 +17,7 @@ class PromptSplit(Step[PromptSplitConfig]):
     """Split pairs by prompt into named parts (no prompt in two parts); seeded and stable."""
 
     name = "prompt_split"
+    kind = "global"  # one output per part; near-duplicate prompts group across rows
     Params = PromptSplitConfig
     version = 1
     outputs = ()

@@ -21,6 +21,7 @@ class TonePairs(Step[TonePairsConfig]):
     """
 
     name = "tone_pairs"
+    kind = "global"  # a generator: no input rows to stream
     Params = TonePairsConfig
     version = 1
     inputs = ()
