@@ -28,17 +28,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from tamis.config import Config
 from tamis.errors import SpecError
 from tamis.pipelines.spec import Name
 from tamis.safe_yaml import safe_load_yaml
 
 
-class VersionSpec(BaseModel):
+class VersionSpec(Config):
     """One data version of the grid."""
 
-    model_config = ConfigDict(extra="forbid")
     step: str | None = Field(default=None, description="a step (or step.output) of `pipeline`")
     ref: str | None = Field(default=None, description="an id, id prefix or ref in the store")
     audit: str | None = Field(
@@ -62,48 +62,65 @@ class VersionSpec(BaseModel):
         return self
 
 
-class RecipeSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RecipeSpec(Config):
+    """What each cell trains (`recipe:`)."""
+
     use: str = Field(description="classifier, tstr, sft, rm, dpo or ppo")
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the recipe's params (checked against the recipe)"
+    )
 
 
-class DatasetSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DatasetSpec(Config):
+    """A dataset shipped with an installed package (offline), injected as a pipeline source."""
+
     loader: str = Field(description="`sklearn:NAME` (a bundled load_NAME) or `statsmodels:NAME`")
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict, description="keyword args of the loader")
 
 
-class TradeoffPlot(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TradeoffPlot(Config):
+    """The utility-privacy trade-off plot: one point per version."""
+
     x: str = Field(description="privacy figure (e.g. mia_auc)")
     y: str = Field(description="utility metric (e.g. auc)")
 
 
-class SweepSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: Name
-    description: str = ""
-    recipe: RecipeSpec
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+class SweepSpec(Config):
+    """A sweep YAML: a grid of data versions x one recipe x seeds."""
+
+    name: Name = Field(description="the sweep's name (letters, digits, '_' or '-')")
+    description: str = Field(default="", description="one line shown in lists and the report")
+    recipe: RecipeSpec = Field(description="what each cell trains: `{use: NAME, params: {...}}`")
+    seeds: list[int] = Field(
+        default_factory=lambda: [0, 1, 2], description="seeds: one pipeline build and cell each"
+    )
     baseline: str | None = Field(default=None, description="version the deltas are against")
-    datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
-    pipeline: dict[str, Any] | str | None = None
-    versions: dict[str, VersionSpec]
-    test: VersionSpec | None = None
+    datasets: dict[str, DatasetSpec] = Field(
+        default_factory=dict, description="bundled datasets, as sources of `pipeline`"
+    )
+    pipeline: dict[str, Any] | str | None = Field(
+        default=None, description="a pipeline (inline or a YAML path) built once per seed"
+    )
+    versions: dict[str, VersionSpec] = Field(
+        description="version name -> a pipeline step, `@REF` or `{step|ref, audit, params}`"
+    )
+    test: VersionSpec | None = Field(
+        default=None, description="the fixed test set every cell is scored on"
+    )
     figures: dict[str, str] = Field(
         default_factory=dict,
         description="figure name -> dotted path into each version's `audit` report",
     )
-    tradeoff: TradeoffPlot | None = None
+    tradeoff: TradeoffPlot | None = Field(
+        default=None, description="`{x: PRIVACY_FIGURE, y: METRIC}`: the trade-off plot"
+    )
     metrics: list[str] | None = Field(default=None, description="metrics to tabulate")
     n_boot: int = Field(
         default=2000, ge=100, description="bootstrap replicates (test rows and seeds resampled)"
     )
     seed: int = Field(default=0, description="seed of the bootstrap's random generator")
-    #: where the YAML lives (set by the loader)
-    base_dir: str = "."
-    file: str = "<memory>"
+    base_dir: str = Field(default=".", description="where the YAML lives (set by the loader)")
+    file: str = Field(default="<memory>", description="the YAML file (set by the loader)")
 
     @field_validator("seeds")
     @classmethod
