@@ -146,6 +146,22 @@ def test_export_never_overwrites(sms_store: Store, tmp_path: Path) -> None:
     assert (to / "mine.txt").read_text() == "keep" and (to / "tasks.json").exists()
 
 
+def test_export_reads_a_data_file_as_well_as_a_ref(sms_store: Store, tmp_path: Path) -> None:
+    """The items and the gold may be data files (read_data): the record keeps their sha256."""
+    items, gold = tmp_path / "items.parquet", tmp_path / "gold.csv"
+    sms_store.read("t/items").write_parquet(items)
+    sms_store.read("t/gold").write_csv(gold)
+    res = _export(sms_store, tmp_path / "ls", ref=str(items), gold=str(gold), id_col="id")
+    manifest = sms_store.manifest_by_id(res["id"])
+    params = manifest["step"]["params"]
+    assert params["source"].startswith("file:") and params["gold"].startswith("file:")
+    assert manifest["parents"] == []  # no store version was read
+    by_ref = _export(sms_store, tmp_path / "ls2", gold="t/gold", id_col="id")
+    assert res["tasks"] == by_ref["tasks"] and res["gold_items"] == by_ref["gold_items"] > 0
+    with pytest.raises(TamisError, match="does not exist"):
+        _export(sms_store, tmp_path / "ls3", ref=str(tmp_path / "nope.parquet"))
+
+
 def _ls_annotation(who: Any, choice: str | None, when: str, **extra: Any) -> dict[str, Any]:
     result = (
         []

@@ -11,17 +11,19 @@ from preference_examples import MALFORMED, hh_transcripts, rankings, ratings, vo
 from tamis.curate.preferences import (
     curate_pairs,
     length_bias,
+    pairs_config,
     pairs_from_rankings,
     pairs_from_ratings,
     pairs_from_transcripts,
     pairs_from_votes,
     parse_transcript,
+    preference_pairs,
     split_by_prompt,
     to_prompts,
     to_sft,
     tone_pairs,
 )
-from tamis.errors import DataError
+from tamis.errors import DataError, SpecError
 
 # ---------------------------------------------------------------- transcripts
 
@@ -124,6 +126,22 @@ def test_ratings_best_worst_with_bad_scores_and_agreement() -> None:
     assert rep["agreement"]["mean"] > 0.9 and rep["agreement"]["annotators"] == 3
     # the formal reply is the worst and the longest: the length bias shows
     assert rep["length_bias"]["chosen_longer_share"] == 0.0 and rep["length_bias"]["biased"]
+
+
+def test_builders_take_the_step_config_whole() -> None:
+    df = ratings(8)
+    config = pairs_config("ratings", strategy="all_pairs", columns={"annotator": "annotator"})
+    whole = preference_pairs(df, config, seed=2)
+    assert whole.pairs.equals(pairs_from_ratings(df, config, seed=2).pairs)
+    assert whole.pairs.equals(
+        pairs_from_ratings(
+            df, strategy="all_pairs", columns={"annotator": "annotator"}, seed=2
+        ).pairs
+    )
+    with pytest.raises(DataError, match="from: ratings"):
+        pairs_from_votes(votes(3), config)
+    with pytest.raises(SpecError, match="strategy"):
+        pairs_from_ratings(df, strategy="best_three")
 
 
 def test_ratings_strategies_margin_and_ties() -> None:
