@@ -2,8 +2,9 @@
 
 Conventions: `--json` prints exactly one JSON document on stdout (logs and progress go to stderr);
 exit 0 success, 1 error (the message names the file/step/field and the fix), 2 usage, 3 a gate
-failed. Each command group is a module of this package with `register(app)`, registered explicitly below
-(in the order `tamis --help` lists them); shared formatting is in `tamis.cli.render`.
+failed. One module per command group; every command is registered explicitly below (in the order
+`tamis --help` lists them); shared formatting (tables, --json, errors -> exit codes) is in
+`tamis.cli.render`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from tamis.cli import (
     annotate,
     audit,
     build,
-    demo,
     diff,
     export,
     steps,
@@ -47,18 +47,21 @@ def main(
         raise typer.Exit(0)
 
 
-for _group in (
-    build,
-    versions,
-    diff,
-    export,
-    steps,
-    demo,
-    annotate,
-    audit,
-    store,
-    sweep,
-    train,
-    validate,
-):
+#: the commands, in the order `tamis --help` lists them
+COMMANDS = (
+    build.build,
+    versions.versions,
+    versions.show,
+    versions.lineage,
+    diff.diff,
+    export.export,
+    steps.steps,
+    build.demo,
+)
+#: the modules that add their commands or sub-commands themselves (`register(app)`)
+GROUPS = (annotate, audit, store, sweep, train, validate)
+
+for _command in COMMANDS:
+    app.command()(_command)
+for _group in GROUPS:
     _group.register(app)

@@ -5,18 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
-from tamis.cli.render import (
-    DEFAULT_STORE,
-    JsonOpt,
-    StoreOpt,
-    Table,
-    cli_errors,
-    emit,
-    escape,
-    open_store,
-    out,
-)
+from tamis.cli.render import DEFAULT_STORE, JsonOpt, StoreOpt, cli_errors, emit, open_store, out
 
 
 @cli_errors
@@ -113,7 +105,3 @@ def diff(
             out.print(t)
 
     emit(data, as_json, render)
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(diff)

@@ -7,15 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tamis.cli.render import (
-    DEFAULT_STORE,
-    JsonOpt,
-    StoreOpt,
-    cli_errors,
-    emit,
-    open_store,
-    out,
-)
+from tamis.cli.render import DEFAULT_STORE, JsonOpt, StoreOpt, cli_errors, emit, open_store, out
 
 
 @cli_errors
@@ -59,7 +51,3 @@ def export(
         escape_formulas=not no_escape_formulas,
     )
     emit(data, as_json, lambda: out.print(describe(data), soft_wrap=True, highlight=False))
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(export)

@@ -59,7 +59,3 @@ def steps(
             _render(d)
 
     emit({"steps": data}, as_json, render)
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(steps)

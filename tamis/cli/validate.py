@@ -13,11 +13,11 @@ import typer
 
 from tamis.cli.render import (
     DEFAULT_STORE,
+    JsonOpt,
+    StoreOpt,
     cli_errors,
     emit,
-    json_option,
     out,
-    store_option,
 )
 from tamis.render import render_report
 
@@ -34,8 +34,8 @@ def register(app: typer.Typer) -> None:
         data: Annotated[str, typer.Argument(help="store ref/id or data file")],
         out_path: Annotated[Path, typer.Option("--out", help="where to write the suite JSON")],
         max_set_size: Annotated[int, typer.Option(help="value sets up to this many values")] = 20,
-        store: store_option = DEFAULT_STORE,
-        as_json: json_option = False,
+        store: StoreOpt = DEFAULT_STORE,
+        as_json: JsonOpt = False,
     ) -> None:
         """Write a starter GX suite describing DATA (schema, nulls, ranges, value sets)."""
         from tamis.pipelines.validate import suggest_data_suite
@@ -55,8 +55,8 @@ def register(app: typer.Typer) -> None:
         data: Annotated[str, typer.Argument(help="store ref/id or data file")],
         suite: Annotated[Path, typer.Option("--suite", help="GX suite JSON file")],
         on_failure: Annotated[str, typer.Option(help="fail (exit 3) or warn")] = "fail",
-        store: store_option = DEFAULT_STORE,
-        as_json: json_option = False,
+        store: StoreOpt = DEFAULT_STORE,
+        as_json: JsonOpt = False,
     ) -> None:
         """Validate DATA against a GX suite; exit 3 naming the failed expectations."""
         from tamis.pipelines.validate import check_data

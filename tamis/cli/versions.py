@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
 from tamis.cli.render import (
     DEFAULT_STORE,
     JsonOpt,
     StoreOpt,
-    Table,
     cli_errors,
     emit,
-    escape,
     fmt,
     open_store,
     out,
@@ -166,9 +166,3 @@ def lineage(
         out.print(root)
 
     emit(data, as_json, render)
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(versions)
-    app.command()(show)
-    app.command()(lineage)

@@ -64,17 +64,13 @@ def run_query(frame: pl.DataFrame, query: str) -> pl.DataFrame:
         try:
             statements = con.extract_statements(query)
         except duckdb.Error as exc:
-            raise StepError(
-                f"the query is not valid SQL: {_first_line(exc)}",
-                field="params.query",
-                fix="write one DuckDB SELECT over the table `input`",
-            ) from None
+            raise _query_error("the query is not valid SQL", exc, ONE_SELECT) from None
         kinds = [s.type.name for s in statements]
         if kinds != ["SELECT"]:
-            raise StepError(
+            raise _query_error(
                 f"`query` must be one SELECT statement, got {', '.join(kinds) or 'nothing'}",
-                field="params.query",
-                fix="write one SELECT over the table `input`; ATTACH, COPY, SET, INSTALL, LOAD, "
+                None,
+                "write one SELECT over the table `input`; ATTACH, COPY, SET, INSTALL, LOAD, "
                 "PRAGMA and other statements are refused (a pipeline file cannot reach past its "
                 "data)",
             )
@@ -82,20 +78,25 @@ def run_query(frame: pl.DataFrame, query: str) -> pl.DataFrame:
         try:
             table = con.sql(query).to_arrow_table()
         except duckdb.PermissionException as exc:
-            raise StepError(
-                f"the query tried to reach outside its input: {_first_line(exc)}",
-                field="params.query",
-                fix="a query sees only the table `input`: no files, databases or extensions",
+            raise _query_error(
+                "the query tried to reach outside its input", exc, SANDBOXED
             ) from None
         except duckdb.Error as exc:
-            raise StepError(
-                f"the query failed: {_first_line(exc)}",
-                field="params.query",
-                fix=f"the table `input` has columns: {', '.join(frame.columns)}",
-            ) from None
+            fix = f"the table `input` has columns: {', '.join(frame.columns)}"
+            raise _query_error("the query failed", exc, fix) from None
     finally:
         con.close()
     return pl.DataFrame(pl.from_arrow(table))
+
+
+ONE_SELECT = "write one DuckDB SELECT over the table `input`"
+SANDBOXED = "a query sees only the table `input`: no files, databases or extensions"
+
+
+def _query_error(message: str, exc: Exception | None, fix: str) -> StepError:
+    """An error in `params.query`, with the first line of DuckDB's message when there is one."""
+    text = f"{message}: {_first_line(exc)}" if exc is not None else message
+    return StepError(text, field="params.query", fix=fix)
 
 
 def _first_line(exc: Exception) -> str:
