@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tamis.curate.annotation.tasks import TASK_KEY, ImportCounts, TaskSpec, Vote
+from tamis.curate.annotation.tasks import (
+    SUGGESTER,
+    TASK_KEY,
+    ImportCounts,
+    Suggestion,
+    TaskSpec,
+    Vote,
+)
 from tamis.errors import TamisError
 
 RECORDS = "records.json"
@@ -105,13 +112,9 @@ def dataset_model(name: str, *, overlap: int, guidelines: str | None = None) -> 
 
 
 def build_record(
-    spec: TaskSpec,
-    task: str,
-    row: dict[str, Any],
-    *,
-    suggestion: tuple[str, float | None] | None = None,
-    agent: str = "tamis-suggest",
+    spec: TaskSpec, task: str, row: dict[str, Any], *, suggestion: Suggestion | None = None
 ) -> dict[str, Any]:
+    """One Argilla record: the shown fields, the opaque task id, the suggestion when given."""
     fields: dict[str, Any] = {}
     if spec.prompt:
         fields[spec.prompt] = _text(row.get(spec.prompt))
@@ -126,7 +129,7 @@ def build_record(
         suggestions[spec.question] = {
             "value": value,
             "score": None if suggestion[1] is None else float(suggestion[1]),
-            "agent": agent,
+            "agent": SUGGESTER,
         }
     return {
         "id": task,

@@ -16,13 +16,13 @@ import polars as pl
 
 from tamis.curate.annotation import argilla as rg_format
 from tamis.curate.annotation import label_studio as ls_format
-from tamis.curate.annotation.tasks import ImportCounts, TaskSpec, Vote
+from tamis.curate.annotation.tasks import ImportCounts, Suggestion, TaskSpec, Vote
 from tamis.errors import TamisError
 
 
 def _suggestion(
     spec: TaskSpec, row: dict[str, Any], suggest_score: str | None
-) -> tuple[str, float | None] | None:
+) -> Suggestion | None:
     if row.get("suggestion") is None:
         return None
     value = str(row["suggestion"])

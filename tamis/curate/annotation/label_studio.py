@@ -14,7 +14,14 @@ import re
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from tamis.curate.annotation.tasks import TASK_KEY, ImportCounts, TaskSpec, Vote
+from tamis.curate.annotation.tasks import (
+    SUGGESTER,
+    TASK_KEY,
+    ImportCounts,
+    Suggestion,
+    TaskSpec,
+    Vote,
+)
 from tamis.errors import TamisError
 
 RESULT_TYPE = {"classification": "choices", "preference": "pairwise", "rating": "rating"}
@@ -79,12 +86,7 @@ def result_for(spec: TaskSpec, answer: str) -> dict[str, Any]:
 
 
 def build_task(
-    spec: TaskSpec,
-    task: str,
-    row: dict[str, Any],
-    *,
-    suggestion: tuple[str, float | None] | None = None,
-    model_version: str = "tamis-suggest",
+    spec: TaskSpec, task: str, row: dict[str, Any], *, suggestion: Suggestion | None = None
 ) -> dict[str, Any]:
     """One task: `data` holds the shown columns and the opaque task id; `predictions` the
     suggestion (pre-annotation) when given."""
@@ -99,7 +101,7 @@ def build_task(
     out: dict[str, Any] = {"data": data}
     if suggestion is not None:
         pred: dict[str, Any] = {
-            "model_version": model_version,
+            "model_version": SUGGESTER,
             "result": [result_for(spec, suggestion[0])],
         }
         if suggestion[1] is not None:

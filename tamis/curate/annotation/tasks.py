@@ -21,6 +21,10 @@ from typing import Any, Literal
 from tamis.errors import TamisError
 
 Task = Literal["classification", "preference", "rating"]
+#: a model's suggested answer and its score (pre-annotation)
+Suggestion = tuple[str, float | None]
+#: the name the tools show for tamis's suggestions (Label Studio model_version, Argilla agent)
+SUGGESTER = "tamis-suggest"
 TASKS: tuple[str, ...] = ("classification", "preference", "rating")
 TASK_KEY = "tamis_task"
 #: the control / question name of each task type in the tools' configs
