@@ -31,7 +31,7 @@ def _run(method: str, epochs: int, rows: int | None, threads: int, q: Any) -> No
     import polars as pl
     import torch
 
-    from tamis.privacy.synth import SynthConfig, fit_synthesizer, sample_synthetic
+    from tamis.privacy.synth import NeuralSynthConfig, fit_synthesizer, sample_synthetic
 
     torch.set_num_threads(threads)
     df = load("adult.data")
@@ -55,7 +55,7 @@ def _run(method: str, epochs: int, rows: int | None, threads: int, q: Any) -> No
                 model = CTGANSynthesizer(meta, epochs=epochs, batch_size=500, enable_gpu=False)
                 model.fit({"t": pdf})
         else:
-            model, info = fit_synthesizer(df, SynthConfig(kind="ctgan", epochs=epochs, seed=0))
+            model, info = fit_synthesizer(df, "ctgan", NeuralSynthConfig(epochs=epochs), seed=0)
     timing = {
         "method": method,
         "fit_seconds": fit.seconds,
@@ -86,10 +86,10 @@ def _run(method: str, epochs: int, rows: int | None, threads: int, q: Any) -> No
 
 
 def main() -> None:
-    from tamis.privacy.synth import SynthConfig
+    from tamis.privacy.synth import NeuralSynthConfig
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=SynthConfig().epochs)
+    ap.add_argument("--epochs", type=int, default=NeuralSynthConfig().epochs)
     ap.add_argument("--rows", type=int, default=None)
     ap.add_argument(
         "--parallel",

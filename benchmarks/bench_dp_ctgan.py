@@ -57,10 +57,10 @@ def load(name: str) -> Any:
     return df.head(ROWS) if ROWS and name == "adult.data" else df
 
 
-def _config(eps: float, seed: int, epochs: int, **kw: Any) -> Any:
+def _config(eps: float, epochs: int, **kw: Any) -> Any:
     from tamis.privacy.dp.ctgan import DPCTGANConfig
 
-    return DPCTGANConfig(epsilon=eps, seed=seed, epochs=epochs, threads=1, **kw)
+    return DPCTGANConfig(epsilon=eps, epochs=epochs, threads=1, **kw)
 
 
 def utility_job(eps: float, seed: int, epochs: int, **kw: Any) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def utility_job(eps: float, seed: int, epochs: int, **kw: Any) -> dict[str, Any]
 
     train, test = load("adult.data"), load("adult.test")
     t0 = time.perf_counter()
-    model = DPCTGAN(_config(eps, seed, epochs, **kw)).fit(train)
+    model = DPCTGAN(_config(eps, epochs, **kw), seed=seed).fit(train)
     fit_s = time.perf_counter() - t0
     synth = model.sample(train.height, seed=seed)
     r = ml_efficacy(synth, test, "income", "gbm", seed=0, n_boot=0, minority=">50K")
@@ -118,7 +118,7 @@ def audit_job(
     canaries = make_canaries(train, m, seed=seed + 100)
     member = np.random.default_rng(seed + 200).random(m) < 0.5
     data = pl.concat([train, canaries.filter(pl.Series(member))])
-    model = DPCTGAN(_config(eps, seed, epochs, batch_size=batch, **kw))
+    model = DPCTGAN(_config(eps, epochs, batch_size=batch, **kw), seed=seed)
     model.keep_discriminator = True
     model.fit(data)
     scores = model.discriminator_scores(canaries, repeats=8, seed=seed)
@@ -145,7 +145,7 @@ def speed(epochs: int = 1) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     train = load("adult.data")
-    dp = DPCTGAN(_config(3.0, 0, epochs)).fit(train)
+    dp = DPCTGAN(_config(3.0, epochs), seed=0).fit(train)
     dp_epoch = dp.timings["seconds_per_epoch"]
     # the same networks, the same encoded data and batch sizes, no privacy
     cfg, tr = dp.config, dp.transformer

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 import typer
 
 from tamis.cli.render import (
-    DATA_SUFFIXES,
     DEFAULT_STORE,
     cli_errors,
     emit,
@@ -26,43 +25,6 @@ from tamis.cli.render import (
 )
 from tamis.errors import GateFailed, TamisError
 from tamis.safe_yaml import safe_load_yaml
-
-SUFFIXES = {**DATA_SUFFIXES, ".data": "csv", ".test": "csv", ".txt": "csv"}
-
-
-def resolve_frame(ref: str, store: Path, what: str) -> tuple[Any, dict[str, Any]]:
-    """(frame, provenance) for a file path or a store ref/id; manifests come with store refs."""
-    path = Path(ref)
-    if path.exists() and path.is_file():
-        from tamis.pipelines.sources import read_source
-
-        fmt = SUFFIXES.get(path.suffix.lower())
-        if fmt is None:
-            raise TamisError(
-                f"cannot tell the format of the {what} file",
-                file=ref,
-                fix=f"use one of: {', '.join(sorted(set(SUFFIXES)))}",
-            )
-        frame = read_source(path, fmt, {}, name=what, file=ref)
-        return frame, {"path": str(path.resolve())}
-    from tamis.errors import StoreError
-    from tamis.pipelines.store import Store
-
-    st = Store(store)
-    try:
-        version = st.resolve(ref)
-    except StoreError:
-        # refs such as `demo/parts.test` end in a file-like suffix: try the store first
-        if path.suffix.lower() in SUFFIXES:
-            raise missing_file(what, ref) from None
-        raise
-    manifest = st.manifest(ref)
-    return st.read(ref), {"ref": ref, "version": version, "manifest": manifest}
-
-
-def _ledger(prov: dict[str, Any]) -> Any:
-    report = (prov.get("manifest") or {}).get("report") or {}
-    return report.get("privacy_ledger")
 
 
 def audit(
@@ -80,41 +42,9 @@ def audit(
     as_json: json_option = False,
 ) -> None:
     """Privacy audit of synthetic data with a release gate (exit 3 when a check fails)."""
-    from tamis.pipelines.steps.privacy_audit import make_synthesize
-    from tamis.privacy.audit.core import AuditConfig, run_audit
-    from tamis.privacy.audit.gate import check_threshold_names, evaluate_gate, load_policy
-    from tamis.privacy.audit.report import build_html, to_json, write_json
-    from tamis.privacy.audit.validity import public_metadata
-
-    pol = load_policy(policy)
-    real_df, real_prov = resolve_frame(real, store, "real")
-    # a threshold naming no figure is a typo in the policy: an error (exit 1), before any work
-    check_threshold_names(pol, list(pol.audit.columns or real_df.columns), str(policy))
-    syn_df, syn_prov = resolve_frame(synthetic, store, "synthetic")
-    hold_df, hold_prov = resolve_frame(holdout, store, "holdout")
-    # the shadow attack retrains what the policy names, else the documented default
-    # (gaussian_copula), whatever made the synthetic data: a silent CTGAN retrain took minutes
-    cfg = pol.audit
-    if not cfg.public:
-        # a DP version's public bounds/domains are what its values must respect
-        cols = set(cfg.columns or real_df.columns)
-        public = {c: m for c, m in public_metadata(syn_prov.get("manifest")).items() if c in cols}
-        if public:
-            cfg = cfg.model_copy(
-                update={"public": AuditConfig.model_validate({"public": public}).public}
-            )
-    if cfg.marginal.enabled and cfg.marginal.marginals is None:
-        # a dp_mst/dp_aim version: attack the marginals it says it measured
-        from tamis.privacy.audit.marginal import released_marginals
-
-        measured = released_marginals(
-            syn_prov.get("manifest"), list(cfg.columns or real_df.columns)
-        )
-        if measured:
-            cfg = cfg.model_copy(
-                update={"marginal": cfg.marginal.model_copy(update={"marginals": measured})}
-            )
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from tamis.pipelines.release import audit_release
 
     with Progress(
         SpinnerColumn(),
@@ -130,51 +60,10 @@ def audit(
         def progress(msg: str, *a: Any, completed: int | None = None, **k: Any) -> None:
             bar.update(task, description=msg, completed=completed or 0, total=k.get("total"))
 
-        result = run_audit(
-            real_df,
-            syn_df,
-            hold_df,
-            cfg,
-            seed=seed,
-            synthesize=make_synthesize(cfg.shadow.synthesizer, cfg.shadow.epochs),
-            progress=progress,
+        run = audit_release(
+            real, synthetic, holdout, policy, store=store, seed=seed, html=html, progress=progress
         )
-    gate = evaluate_gate(result.report["metrics"], pol)
-    ledger = _ledger(syn_prov)
-    payload = {
-        "passed": gate["passed"],
-        "gate": gate,
-        "policy": str(policy),
-        "inputs": {
-            k: {kk: vv for kk, vv in v.items() if kk != "manifest"}
-            for k, v in (("real", real_prov), ("synthetic", syn_prov), ("holdout", hold_prov))
-        },
-        "audit": result.report,
-    }
-    if ledger:
-        payload["privacy_ledger"] = ledger
-    payload = to_json(payload)
-    if html is not None:
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(build_html(result, gate, ledger))
-        write_json(payload, html.with_suffix(".json"))
-        payload["html"] = str(html)
-    inputs = {"real": real_prov, "synthetic": syn_prov, "holdout": hold_prov}
-    if any(p.get("version") for p in inputs.values()) or (store / "versions").is_dir():
-        # the release decision leaves a trace in the store (see `tamis show VERSION`)
-        from tamis.privacy.audit.records import record_audit
-
-        payload["audit_record"] = str(
-            record_audit(
-                store,
-                inputs=inputs,
-                policy_path=policy,
-                gate=gate,
-                payload=payload,
-                seed=seed,
-                html=html,
-            )
-        )
+    payload, gate = run.payload, run.gate
 
     def render() -> None:
         from rich.table import Table
@@ -265,39 +154,17 @@ def audit_canary(
 ) -> None:
     """Empirical epsilon: a lower bound from fits with and without a canary (exit 3 when it
     reaches the claimed epsilon: the DP claim is broken)."""
-    import polars as pl
+    from tamis.pipelines.release import canary_audit_run
 
-    from tamis.privacy.audit.canary import canary_audit
-
-    frame, prov = resolve_frame(data, store, "data")
-    if hasattr(frame, "collect"):
-        frame = frame.collect()
     step_params = _mapping(params, "params")
     canary_row = _mapping(canary, "canary")
     claim = claimed_epsilon if claimed_epsilon is not None else step_params.get("epsilon")
-    if synthesizer == "copy":
-
-        def fit(df: pl.DataFrame, s: int) -> pl.DataFrame:
-            return df
-
-    else:
-        from tamis.pipelines.registry import get_step_type
-        from tamis.pipelines.runner import run_step
-
-        get_step_type(synthesizer)  # an unknown name is a clear error before any fit
-
-        def fit(df: pl.DataFrame, s: int) -> pl.DataFrame:
-            frames = run_step(synthesizer, {"input": df}, step_params, seed=s).frames
-            got = frames.get("data", next(iter(frames.values())))
-            return got.collect() if isinstance(got, pl.LazyFrame) else got
-
-    canary_df = None
-    if canary_row:
-        canary_df = pl.DataFrame([canary_row])
-    result = canary_audit(
-        fit,
-        frame,
-        canary_df,
+    result = canary_audit_run(
+        data,
+        synthesizer,
+        step_params,
+        store=store,
+        canary=canary_row or None,
         trials=trials,
         score=score,
         delta=delta,
@@ -305,12 +172,7 @@ def audit_canary(
         claimed_epsilon=float(claim) if claim is not None else None,
         seed=seed,
     )
-    payload = {
-        "data": {k: v for k, v in prov.items() if k != "manifest"},
-        "synthesizer": synthesizer,
-        "params": step_params,
-        **result,
-    }
+    payload = result
 
     def render() -> None:
         out.print(

@@ -12,7 +12,7 @@ def version_details(store: Any, ref: str, *, rows: int = 0) -> dict[str, Any]:
     manifest = store.manifest(ref)
     details: dict[str, Any] = dict(manifest)
     if (store.root / "audits").is_dir():
-        from tamis.privacy.audit.records import audits_for
+        from tamis.pipelines.audit_records import audits_for
 
         details["audits"] = audits_for(store.root, manifest["id"])
     if rows:

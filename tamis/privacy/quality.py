@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from tamis.errors import StepError
+from tamis.errors import DataError
 from tamis.tabular import make_classifier, to_pandas
 
 Model = Literal["gbm", "logreg", "rf"]
@@ -27,7 +27,7 @@ Model = Literal["gbm", "logreg", "rf"]
 
 def _split_xy(df: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series]:
     if target not in df.columns:
-        raise StepError(
+        raise DataError(
             f"target column '{target}' is not in the data",
             column=target,
             fix=f"choose one of: {', '.join(map(str, df.columns))}",
@@ -160,7 +160,7 @@ def ml_efficacy(
         "train and holdout must share their columns",
     )
     if len(train) == 0 or len(holdout) == 0:
-        raise StepError(
+        raise DataError(
             "ml_efficacy needs training and holdout rows with a label",
             column=target,
             fix=f"{len(train_all) - len(train)} training and {len(holdout_all) - len(holdout)} "
@@ -275,10 +275,10 @@ def sdmetrics_metadata(df: pd.DataFrame, sdtypes: dict[str, str] | None = None) 
 
 
 def _columns_of(ref: pd.DataFrame, other: pd.DataFrame, lacks: str, fix: str) -> pd.DataFrame:
-    """`other` cut to `ref`'s columns in `ref`'s order; a StepError naming any it lacks."""
+    """`other` cut to `ref`'s columns in `ref`'s order; a DataError naming any it lacks."""
     missing = [c for c in ref.columns if c not in other.columns]
     if missing:
-        raise StepError(f"{lacks}: {', '.join(map(str, missing))}", column=str(missing[0]), fix=fix)
+        raise DataError(f"{lacks}: {', '.join(map(str, missing))}", column=str(missing[0]), fix=fix)
     return other[list(ref.columns)]
 
 

@@ -1,7 +1,7 @@
 """Synthesis with SDV 2.0 single-table synthesizers: CTGAN, TVAE and Gaussian copula.
 
-    from tamis.privacy.synth import SynthConfig, fit_synthesizer, sample_synthetic
-    model, info = fit_synthesizer(df, SynthConfig(kind="ctgan", epochs=50, seed=0))
+    from tamis.privacy.synth import NeuralSynthConfig, fit_synthesizer, sample_synthetic
+    model, info = fit_synthesizer(df, "ctgan", NeuralSynthConfig(epochs=50), seed=0)
     synthetic = sample_synthetic(model, rows=len(df), seed=0, info=info)
 
 Input handling (documented in docs/privacy.md):
@@ -21,15 +21,16 @@ from __future__ import annotations
 import contextlib
 import random
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import polars as pl
+from pydantic import Field
 
-from tamis.errors import StepError, TamisError
+from tamis.config import Config
+from tamis.errors import DataError, TamisError
 
 MIN_ROWS = 50
 Kind = Literal["ctgan", "tvae", "gaussian_copula"]
@@ -52,24 +53,37 @@ TABLE = "t"
 MODEL_FILE = "synthesizer.pkl"
 
 
-@dataclass
-class SynthConfig:
-    """How to fit one SDV synthesizer."""
+class SynthConfig(Config):
+    """How to fit and sample an SDV synthesizer: the `gaussian_copula` step's params."""
 
-    kind: Kind = "ctgan"
-    #: training epochs (ctgan/tvae); ignored by gaussian_copula
-    epochs: int = 100
-    #: minibatch size (ctgan/tvae); a multiple of 10 for ctgan (its pac)
-    batch_size: int = 500
-    #: column -> SDV sdtype, overriding detection (numerical, categorical, datetime, id, email...)
-    sdtypes: dict[str, str] = field(default_factory=dict)
-    #: columns that hold personal data: SDV replaces them with fake values, never learned ones
-    pii: list[str] = field(default_factory=list)
-    #: the primary-key column (synthesized as new unique ids, not learned)
-    primary_key: str | None = None
-    seed: int = 0
-    #: extra keyword arguments for the SDV synthesizer class (e.g. generator_dim)
-    options: dict[str, Any] = field(default_factory=dict)
+    rows: int | None = Field(default=None, ge=1, description="rows to sample (default: input rows)")
+    sdtypes: dict[str, str] = Field(
+        default_factory=dict,
+        description="column -> SDV sdtype overriding detection (numerical, categorical, datetime,"
+        " id, email, phone_number, ...)",
+    )
+    pii: list[str] = Field(
+        default_factory=list,
+        description="columns holding personal data: replaced by fake values, never learned",
+    )
+    primary_key: str | None = Field(
+        default=None, description="primary-key column (new unique ids are generated)"
+    )
+    quality: bool = Field(
+        default=True, description="add SDMetrics' quality score (<= 10k rows each) to the report"
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="extra keyword arguments for the SDV synthesizer"
+    )
+
+
+class NeuralSynthConfig(SynthConfig):
+    """A neural SDV synthesizer's settings (the `ctgan` and `tvae` steps' params)."""
+
+    epochs: int = Field(default=100, ge=1, description="training epochs")
+    batch_size: int = Field(
+        default=500, ge=10, description="minibatch size (a multiple of 10 for ctgan)"
+    )
 
 
 _BAD_DTYPES = (pl.List, pl.Struct, pl.Array, pl.Binary, pl.Object)
@@ -79,16 +93,16 @@ def prepare_frame(frame: pl.DataFrame | pd.DataFrame) -> tuple[pd.DataFrame, dic
     """Validate a training frame; return the pandas frame SDV will see and the constant columns."""
     df = frame if isinstance(frame, pl.DataFrame) else pl.from_pandas(frame)
     if df.height < MIN_ROWS:
-        raise StepError(
+        raise DataError(
             f"only {df.height} rows: a synthesizer needs at least {MIN_ROWS}",
             fix="synthesize from a larger dataset (a model of so few rows memorises them)",
         )
     if df.width == 0:
-        raise StepError("the input has no columns")
+        raise DataError("the input has no columns")
     casts = []
     for name, dtype in df.schema.items():
         if isinstance(dtype, _BAD_DTYPES) or dtype in _BAD_DTYPES:
-            raise StepError(
+            raise DataError(
                 f"unsupported column type {dtype} for synthesis",
                 column=name,
                 fix="flatten, cast to string, or drop the column before this step",
@@ -98,7 +112,7 @@ def prepare_frame(frame: pl.DataFrame | pd.DataFrame) -> tuple[pd.DataFrame, dic
         elif isinstance(dtype, pl.Decimal):
             casts.append(pl.col(name).cast(pl.Float64))
         elif dtype == pl.Null or df[name].null_count() == df.height:
-            raise StepError(
+            raise DataError(
                 "column is entirely null: nothing to learn",
                 column=name,
                 fix="drop the column before synthesis",
@@ -111,7 +125,7 @@ def prepare_frame(frame: pl.DataFrame | pd.DataFrame) -> tuple[pd.DataFrame, dic
             constants[name] = df[name][0]
     kept = [c for c in df.columns if c not in constants]
     if not kept:
-        raise StepError(
+        raise DataError(
             "every column is constant: nothing to learn",
             fix="synthesize a dataset with at least one varying column",
         )
@@ -130,14 +144,14 @@ def detect_metadata(df: pd.DataFrame, cfg: SynthConfig) -> Any:
         meta.remove_primary_key(TABLE)
     for col in [*cfg.sdtypes, *cfg.pii, *([cfg.primary_key] if cfg.primary_key else [])]:
         if col not in df.columns:
-            raise StepError(
+            raise DataError(
                 "column named in params is not in the data (or is constant)",
                 column=col,
                 fix=f"columns: {', '.join(map(str, df.columns))}",
             )
     for col, sdtype in cfg.sdtypes.items():
         if sdtype not in SDTYPES:
-            raise StepError(
+            raise DataError(
                 f"unknown sdtype '{sdtype}'",
                 column=col,
                 field="sdtypes",
@@ -175,7 +189,7 @@ def _synth_class(kind: str) -> Any:
         from sdv.single_table import GaussianCopulaSynthesizer
 
         return GaussianCopulaSynthesizer
-    raise StepError(f"unknown synthesizer '{kind}'", fix="use ctgan, tvae or gaussian_copula")
+    raise DataError(f"unknown synthesizer '{kind}'", fix="use ctgan, tvae or gaussian_copula")
 
 
 def seed_everything(seed: int) -> None:
@@ -201,18 +215,24 @@ def _joblib_in_threads() -> Any:
 
 
 def fit_synthesizer(
-    frame: pl.DataFrame | pd.DataFrame, cfg: SynthConfig
+    frame: pl.DataFrame | pd.DataFrame,
+    synthesizer: Kind,
+    cfg: SynthConfig | None = None,
+    seed: int = 0,
 ) -> tuple[Any, dict[str, Any]]:
-    """Fit an SDV synthesizer; returns it and an info dict (metadata, constants, n_train)."""
+    """Fit an SDV synthesizer (`ctgan`, `tvae` or `gaussian_copula`) with `cfg` (epochs and
+    batch size from a `NeuralSynthConfig`); returns it and an info dict (metadata, constants,
+    n_train)."""
+    cfg = cfg or SynthConfig()
     df, info = prepare_frame(frame)
     meta = detect_metadata(df, cfg)
-    cls = _synth_class(cfg.kind)
+    cls = _synth_class(synthesizer)
     kwargs: dict[str, Any] = dict(cfg.options)
-    if cfg.kind in ("ctgan", "tvae"):
-        if cfg.epochs < 1:
-            raise StepError("epochs must be >= 1", field="epochs")
-        if cfg.batch_size < 10 or (cfg.kind == "ctgan" and cfg.batch_size % 10):
-            raise StepError(
+    if synthesizer in ("ctgan", "tvae"):
+        if not isinstance(cfg, NeuralSynthConfig):
+            cfg = NeuralSynthConfig(**cfg.model_dump())
+        if cfg.batch_size < 10 or (synthesizer == "ctgan" and cfg.batch_size % 10):
+            raise DataError(
                 f"batch_size {cfg.batch_size} is invalid",
                 field="batch_size",
                 fix="use a multiple of 10 (CTGAN packs 10 rows per discriminator input)",
@@ -223,12 +243,12 @@ def fit_synthesizer(
         try:
             model = cls(meta, **kwargs)
         except TypeError as exc:
-            raise StepError(f"bad synthesizer option: {exc}", field="options") from None
-        seed_everything(cfg.seed)
+            raise DataError(f"bad synthesizer option: {exc}", field="options") from None
+        seed_everything(seed)
         with _joblib_in_threads():
             model.fit({TABLE: df})
     info.update(
-        kind=cfg.kind,
+        kind=synthesizer,
         n_train=int(len(df)),
         metadata=meta.to_dict(),
     )
@@ -238,7 +258,7 @@ def fit_synthesizer(
 def sample_synthetic(model: Any, rows: int, seed: int, info: dict[str, Any]) -> pl.DataFrame:
     """Sample `rows` rows (seeded), putting constant columns back in the original order."""
     if rows < 1:
-        raise StepError("rows must be >= 1", field="rows")
+        raise DataError("rows must be >= 1", field="rows")
     seed_everything(seed)
     if hasattr(model, "_set_random_state"):
         with contextlib.suppress(AttributeError, TypeError):

@@ -128,7 +128,8 @@ def test_output_matches_declared_schema(name: str, tmp_path: Path) -> None:
     inputs = example.inputs()
     out = run_step(name, inputs, example.params, seed=example.seed, artifacts_dir=tmp_path)
     params = step_type.Params.model_validate(example.params)
-    main = inputs.get("input")
+    # the main input: `input`, else the first declared input (e.g. privacy_audit's `real`)
+    main = inputs.get("input", inputs.get(step_type.inputs[0]) if step_type.inputs else None)
     schema = main.schema if isinstance(main, pl.DataFrame) else pl.Schema()
     declared = step_type().output_schema(schema, params)
     assert declared is not None, f"{name} declares no output schema"

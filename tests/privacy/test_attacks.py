@@ -9,8 +9,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from tamis.pipelines.steps.privacy_audit import make_synthesize
 from tamis.privacy.audit import AuditConfig, run_audit
+from tamis.privacy.audit.release import make_synthesize
 
 FAST = {"quality": False, "disclosure": False, "pii_scan": False, "n_eval": 1000, "n_boot": 100}
 
@@ -71,14 +71,14 @@ def test_mia_roc_and_ci_fields(adult_tr: pl.DataFrame, adult_te: pl.DataFrame) -
 
 @pytest.mark.parametrize("rows", [10, 49])
 def test_tiny_inputs_refused(rows: int, adult_tr: pl.DataFrame) -> None:
-    from tamis.errors import StepError
+    from tamis.errors import DataError
 
-    with pytest.raises(StepError, match="at least 50"):
+    with pytest.raises(DataError, match="at least 50"):
         run_audit(adult_tr.head(1000), adult_tr.head(rows), adult_tr.tail(1000))
 
 
 def test_odd_columns(adult_tr: pl.DataFrame) -> None:
-    from tamis.errors import StepError
+    from tamis.errors import DataError
 
     base = adult_tr.head(600).with_columns(
         pl.lit("same").alias("constant"), pl.lit(None, dtype=pl.Utf8).alias("empty")
@@ -88,9 +88,9 @@ def test_odd_columns(adult_tr: pl.DataFrame) -> None:
     res = run_audit(base, base[:300], base[300:], cfg)
     assert res.report["exact_match"]["rate"] == 1.0
     listy = base.with_columns(pl.concat_list("age", "age").alias("lst"))
-    with pytest.raises(StepError, match="unsupported column type") as e:
+    with pytest.raises(DataError, match="unsupported column type") as e:
         run_audit(listy, listy, listy, cfg)
     assert e.value.column == "lst"
-    with pytest.raises(StepError, match="lacks columns") as e:
+    with pytest.raises(DataError, match="lacks columns") as e:
         run_audit(base, base.drop("age"), base, cfg)
     assert e.value.column == "age"

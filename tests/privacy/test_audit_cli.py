@@ -82,7 +82,7 @@ def test_metric_names_cover_every_figure_an_audit_computes(adult_tr: pl.DataFram
         sensitive=["income"],
         shadow={"count": 1, "synthesizer": "copy"},
     )
-    from tamis.pipelines.steps.privacy_audit import make_synthesize
+    from tamis.privacy.audit.release import make_synthesize
 
     res = run_audit(
         adult_tr[:600],
@@ -98,12 +98,12 @@ def test_metric_names_cover_every_figure_an_audit_computes(adult_tr: pl.DataFram
 def test_shadow_attack_defaults_to_gaussian_copula(
     tmp_path: Path, adult_tr: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tamis.cli.audit as cli_audit
-    import tamis.pipelines.steps.privacy_audit as step_mod
-    from tamis.privacy.audit import ShadowConfig
+    import tamis.pipelines.release as release_run
+    import tamis.privacy.audit.release as release_mod
+    from tamis.privacy.audit import PrivacyAuditConfig, ShadowConfig
 
     assert ShadowConfig().synthesizer == "gaussian_copula"
-    assert step_mod.PrivacyAuditParams().shadow.synthesizer == "gaussian_copula"
+    assert PrivacyAuditConfig().shadow.synthesizer == "gaussian_copula"
     store, refs = _store_inputs(tmp_path, adult_tr)
     asked: list[str] = []
 
@@ -111,19 +111,19 @@ def test_shadow_attack_defaults_to_gaussian_copula(
         asked.append(kind)
         return lambda frame, rows, seed: frame.sample(rows, with_replacement=True, seed=seed)
 
-    monkeypatch.setattr(step_mod, "make_synthesize", fake_make)
-    real_resolve = cli_audit.resolve_frame
+    monkeypatch.setattr(release_mod, "make_synthesize", fake_make)
+    real_read = release_run.read_data
 
     def as_ctgan(ref: str, st: Path, what: str) -> Any:
         # the synthetic version claims to come from a CTGAN step, as in issue 12's 171 s run
-        frame, prov = real_resolve(ref, st, what)
+        data = real_read(ref, st, what=what)
         if what == "synthetic":
             # with public bounds, as a dp_ctgan step's params carry them
             step = {"type": "ctgan", "params": {"columns": {"age": {"bounds": [20, 60]}}}}
-            prov["manifest"] = {**prov["manifest"], "step": step}
-        return frame, prov
+            data.manifest = {**(data.manifest or {}), "step": step}
+        return data
 
-    monkeypatch.setattr(cli_audit, "resolve_frame", as_ctgan)
+    monkeypatch.setattr(release_run, "read_data", as_ctgan)
     policy = _policy(tmp_path / "p.yaml", {"exact_match_rate": {"max": 0.5}}, shadow={"count": 1})
     r = _audit(store, refs, policy, "--json")
     assert r.exit_code == 0, r.output

@@ -120,10 +120,10 @@ def test_marginal_attack_is_the_strongest_against_a_marginal_synthesizer(
 
 
 def test_unknown_marginal_column_is_a_clear_error(adult_tr: pl.DataFrame) -> None:
-    from tamis.errors import StepError
+    from tamis.errors import DataError
 
     cfg = AuditConfig(**FAST, n_eval=100, marginal={"marginals": [["age", "sexx"]]})
-    with pytest.raises(StepError, match="marginal.marginals") as e:
+    with pytest.raises(DataError, match="marginal.marginals") as e:
         run_audit(adult_tr[:300], adult_tr[300:600], adult_tr[600:900], cfg)
     assert e.value.column == "sexx"
 

@@ -55,7 +55,7 @@ def _inputs(adult_tr: pl.DataFrame, n: int) -> tuple[pl.DataFrame, pl.DataFrame,
 def _shuffled_reports(
     real: pl.DataFrame, syn: pl.DataFrame, hold: pl.DataFrame, cfg: AuditConfig, times: int
 ) -> list[dict[str, Any]]:
-    from tamis.pipelines.steps.privacy_audit import make_synthesize
+    from tamis.privacy.audit.release import make_synthesize
 
     reports = []
     for i in range(times):

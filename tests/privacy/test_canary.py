@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from tamis.errors import StepError
+from tamis.errors import DataError
 from tamis.privacy.audit.canary import canary_audit, cp_upper, epsilon_bound, make_canary
 
 DOMAIN = {"a": ["x", "y", "z"], "b": ["u", "v", "w", "q"]}
@@ -112,11 +112,11 @@ def test_distance_and_marginal_scores_and_the_default_canary() -> None:
 
 def test_bad_settings_are_clear_errors() -> None:
     data = _data()
-    with pytest.raises(StepError, match="at least 4 trials"):
+    with pytest.raises(DataError, match="at least 4 trials"):
         canary_audit(lambda df, s: df, data, CANARY, trials=2)
-    with pytest.raises(StepError, match="one row"):
+    with pytest.raises(DataError, match="one row"):
         canary_audit(lambda df, s: df, data, pl.concat([CANARY, CANARY]), trials=10)
-    with pytest.raises(StepError, match="unknown canary score"):
+    with pytest.raises(DataError, match="unknown canary score"):
         canary_audit(lambda df, s: df, data, CANARY, trials=10, score="nearest")
 
 
@@ -143,7 +143,7 @@ def test_dp_ctgan_stays_below_its_claim() -> None:
     canary = pl.DataFrame({"age": [99], "cat": ["c"]})  # no training row is like it
 
     def fit(df: pl.DataFrame, seed: int) -> pl.DataFrame:
-        return DPCTGAN(DPCTGANConfig(**tiny, seed=seed)).fit(df).sample(300, seed=seed)
+        return DPCTGAN(DPCTGANConfig(**tiny), seed=seed).fit(df).sample(300, seed=seed)
 
     r = canary_audit(fit, data, canary, trials=40, score="distance", claimed_epsilon=1.0)
     assert r["below_claim"], r

@@ -7,7 +7,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from tamis.errors import StepError
+from tamis.errors import DataError
 from tamis.privacy.audit.disclosure import anonymeter_risks, linkage_risk, sdmetrics_disclosure
 from tamis.privacy.audit.kanon import k_anonymity
 from tamis.privacy.audit.pii import luhn_ok, scan_pii
@@ -27,7 +27,7 @@ def test_k_anonymity_and_l_diversity() -> None:
     assert r["l_by_column"] == {"disease": 1}
     r2 = k_anonymity(df.filter(pl.col("zip") != "3"), ["zip", "sex"], ["disease"], k_threshold=2)
     assert r2["k"] == 2 and r2["share_in_small_classes"] == 0.0
-    with pytest.raises(StepError, match="not in the data"):
+    with pytest.raises(DataError, match="not in the data"):
         k_anonymity(df, ["zipcode"])
 
 

@@ -46,7 +46,7 @@ def test_ledger_charges_the_steps_opacus_ran() -> None:
         threads=1,
         accountant="rdp",
         conditional="uniform",  # all metadata public: DP-SGD is the only mechanism
-        metadata=meta,
+        columns=meta["columns"],
     )
     model = DPCTGAN(cfg).fit(df)
     assert model.ledger is not None

@@ -12,7 +12,7 @@ import pytest
 from tamis.errors import PrivacyError
 from tamis.pipelines.runner import run_step
 from tamis.privacy.dp_marginal import mbi_available
-from tamis.privacy.dp_marginal.aim import AIM, workload_cliques
+from tamis.privacy.dp_marginal.aim import AIM, AIMConfig, workload_cliques
 from tamis.privacy.dp_marginal.base import MarginalConfig
 from tamis.privacy.dp_marginal.engine import GraphicalModel
 from tamis.privacy.dp_marginal.zcdp import rho_from_epsilon
@@ -117,7 +117,7 @@ def test_step_ledger_spends_exactly_the_budget() -> None:
 
 
 def test_aim_sampler_reads_only_the_noisy_marginals() -> None:
-    cfg = MarginalConfig(epsilon=2.0, columns=META, target="y", round_iters=20, iters=200)
+    cfg = AIMConfig(epsilon=2.0, columns=META, target="y", round_iters=20, iters=200)
     df = _frame()
     a = AIM(cfg).fit(df, _noise_rng=np.random.default_rng(3))
     b = AIM.from_dict(json.loads(json.dumps(a.to_dict())))

@@ -7,7 +7,6 @@ the noise, and every field that leaves the step is something the ledger pays for
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -122,7 +121,7 @@ def _regenerate(model: dict[str, Any], df: pl.DataFrame, rng: np.random.Generato
     ledger = PrivacyLedger(cfg["epsilon"], stats["delta"], cfg["accountant"])
     tr = DPTransformer.fit(
         df,
-        cfg["metadata"],
+        DPCTGANConfig.model_validate(cfg).metadata(),
         ledger,
         sigma=stats["preprocess_noise_multiplier"],
         conditional=cfg["conditional"],
@@ -142,7 +141,7 @@ def test_nothing_stored_regenerates_the_released_noise(two_builds: tuple[Built, 
     known = _regenerate(a.model, df, np.random.default_rng(123))
     assert np.array_equal(known, _regenerate(a.model, df, np.random.default_rng(123)))
     report = a.manifest["report"]
-    seeds = _candidate_seeds(a.manifest, report, a.model, dataclasses.asdict(DPCTGANConfig()))
+    seeds = _candidate_seeds(a.manifest, report, a.model, DPCTGANConfig().model_dump())
     assert SEED in seeds and len(seeds) > 10
     for s in sorted(seeds):
         for rng in (np.random.default_rng(s), np.random.Generator(np.random.PCG64(s))):
@@ -219,10 +218,9 @@ MANIFEST_FIELDS: dict[tuple[str, ...], str] = {
     **{("report", "training", *k): v for k, v in STATS_FIELDS.items()},
 }
 MODEL_FIELDS: dict[tuple[str, ...], str] = {
-    **{
-        ("config", f.name): PARAM for f in dataclasses.fields(DPCTGANConfig) if f.name != "metadata"
-    },
-    ("config", "metadata", "**"): PARAM,  # the public metadata the user passed
+    **{("config", name): PARAM for name in DPCTGANConfig.model_fields if name != "columns"},
+    ("config", "columns", "**"): PARAM,  # the public metadata the user passed
+    ("seed",): PARAM,  # the pipeline seed: network initialisation and sampling only
     **{("ledger", *k): v for k, v in LEDGER_FIELDS.items()},
     **{("stats", *k): v for k, v in STATS_FIELDS.items()},
     ("transformer", "order"): PUBLIC,
@@ -306,9 +304,9 @@ def test_every_field_leaving_the_step_is_public_param_ledger_or_dp(
         unclassified
     )
     # the params class is honest: step params are exactly the step's declared params
-    from tamis.pipelines.steps.dp_ctgan import DPCTGANParams
+    from tamis.privacy.dp.config import DPCTGANConfig as Params
 
-    assert set(a.manifest["step"]["params"]) == set(DPCTGANParams.model_fields)
+    assert set(a.manifest["step"]["params"]) == set(Params.model_fields)
     text = (a.dir / "manifest.json").read_text() + json.dumps(a.model)
     for leaked in ("loss", "seconds"):
         assert leaked not in text

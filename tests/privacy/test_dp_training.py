@@ -18,7 +18,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("opacus")
 
-from tamis.errors import PrivacyError, StepError  # noqa: E402
+from tamis.errors import DataError, PrivacyError  # noqa: E402
 from tamis.privacy.dp.ctgan import DPCTGAN  # noqa: E402
 
 
@@ -83,7 +83,7 @@ def test_public_metadata_is_not_charged(fit: Callable[..., DPCTGAN]) -> None:
             "label": {"categories": ["hi", "lo"]},
         }
     }
-    model = fit(_frame(), metadata=meta, conditional="uniform")
+    model = fit(_frame(), columns=meta["columns"], conditional="uniform")
     assert model.ledger is not None
     names = [m.name for m in model.ledger.mechanisms]
     assert names == ["modes:age", "modes:x", "dp_sgd:discriminator"]
@@ -114,7 +114,7 @@ def test_configurations_that_break_the_guarantee_are_refused(
 
 
 def test_tiny_datasets_are_refused(fit: Callable[..., DPCTGAN]) -> None:
-    with pytest.raises(StepError, match="at least 50 rows"):
+    with pytest.raises(DataError, match="at least 50 rows"):
         fit(_frame(40))
 
 

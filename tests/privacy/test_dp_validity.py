@@ -43,7 +43,7 @@ def _assert_valid(out: pl.DataFrame, domains: dict[str, set[str]], bounds: dict[
 def test_decodes_within_public_bounds_and_domain(tiny_ctgan_config: Callable[..., Any]) -> None:
     df = _frame()
     meta = {"columns": {"age": {"bounds": [17.5, 89.5]}, "c": {"categories": ["a", "b", "c"]}}}
-    model = DPCTGAN(tiny_ctgan_config(batch_size=100, epsilon=3.0, metadata=meta)).fit(df)
+    model = DPCTGAN(tiny_ctgan_config(batch_size=100, epsilon=3.0, columns=meta["columns"])).fit(df)
     out = model.sample(4000, seed=0)
     assert model.transformer is not None
     (d,) = [k for k in model.transformer.categorical if k.name == "d"]
@@ -75,7 +75,7 @@ def test_adult_synthetic_rows_stay_in_the_public_domain(
             "income": {"categories": ["<=50K", ">50K"]},
         }
     }
-    cfg = tiny_ctgan_config(batch_size=300, epsilon=3.0, metadata=meta)
+    cfg = tiny_ctgan_config(batch_size=300, epsilon=3.0, columns=meta["columns"])
     out = DPCTGAN(cfg).fit(df).sample(3000, seed=0)
     _assert_valid(
         out,

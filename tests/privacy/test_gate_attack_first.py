@@ -173,7 +173,7 @@ def test_record_risk_lists_the_copied_outliers(adult_tr: pl.DataFrame) -> None:
 
 
 def test_record_risk_ties_never_decide_the_outlier_share(adult_tr: pl.DataFrame) -> None:
-    from tamis.privacy.audit.core import record_risk
+    from tamis.privacy.audit.exposure import record_risk
 
     rows = adult_tr[:800]
     x = Encoder.fit(rows).transform(rows)

@@ -7,7 +7,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from tamis.errors import StepError
+from tamis.errors import DataError
 from tamis.privacy.quality import ml_efficacy, quality_report, tstr
 
 
@@ -50,9 +50,9 @@ def test_quality_report_scores(make_mixed: Any) -> None:
 
 def test_bad_target_and_columns(make_mixed: Any) -> None:
     a = make_mixed(200)
-    with pytest.raises(StepError, match="target column 'nope'"):
+    with pytest.raises(DataError, match="target column 'nope'"):
         ml_efficacy(a, a, "nope")
-    with pytest.raises(StepError, match="lacks columns"):
+    with pytest.raises(DataError, match="lacks columns"):
         quality_report(a, a.drop("amount"))
 
 

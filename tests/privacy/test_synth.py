@@ -8,11 +8,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tamis.errors import StepError, TamisError
+from tamis.errors import DataError, TamisError
 from tamis.pipelines.runner import build, run_step
 from tamis.pipelines.spec import parse_pipeline
 from tamis.pipelines.store import Store
 from tamis.privacy.synth import (
+    NeuralSynthConfig,
     SynthConfig,
     detect_metadata,
     fit_synthesizer,
@@ -53,7 +54,6 @@ def test_metadata_overrides_pii_and_primary_key(mixed: pl.DataFrame) -> None:
     )
     pdf, _ = prepare_frame(df)
     cfg = SynthConfig(
-        kind="gaussian_copula",
         sdtypes={"age": "categorical", "email": "email"},
         pii=["email"],
         primary_key="id",
@@ -75,20 +75,20 @@ def test_metadata_overrides_pii_and_primary_key(mixed: pl.DataFrame) -> None:
 
 
 def test_bad_input(mixed: pl.DataFrame) -> None:
-    with pytest.raises(StepError, match="at least 50"):
+    with pytest.raises(DataError, match="at least 50"):
         prepare_frame(mixed.head(49))
-    with pytest.raises(StepError, match="entirely null") as e:
+    with pytest.raises(DataError, match="entirely null") as e:
         prepare_frame(mixed.with_columns(pl.lit(None, dtype=pl.Float64).alias("empty")))
     assert e.value.column == "empty"
-    with pytest.raises(StepError, match="unsupported column type") as e:
+    with pytest.raises(DataError, match="unsupported column type") as e:
         prepare_frame(mixed.with_columns(pl.concat_list("age", "age").alias("lst")))
     assert e.value.column == "lst" and e.value.fix
-    with pytest.raises(StepError, match="not in the data"):
+    with pytest.raises(DataError, match="not in the data"):
         detect_metadata(prepare_frame(mixed)[0], SynthConfig(sdtypes={"nope": "categorical"}))
-    with pytest.raises(StepError, match="unknown sdtype"):
+    with pytest.raises(DataError, match="unknown sdtype"):
         detect_metadata(prepare_frame(mixed)[0], SynthConfig(sdtypes={"age": "numeric"}))
-    with pytest.raises(StepError, match="multiple of 10"):
-        fit_synthesizer(mixed, SynthConfig(kind="ctgan", batch_size=55))
+    with pytest.raises(DataError, match="multiple of 10"):
+        fit_synthesizer(mixed, "ctgan", NeuralSynthConfig(batch_size=55))
 
 
 def test_constant_columns_are_kept_not_modelled(mixed: pl.DataFrame) -> None:
@@ -148,10 +148,10 @@ def test_ctgan_leaves_no_idle_worker_processes_behind(tmp_path: Path) -> None:
 
     script = (
         "import numpy as np, polars as pl\n"
-        "from tamis.privacy.synth import SynthConfig, fit_synthesizer, sample_synthetic\n"
+        "from tamis.privacy.synth import NeuralSynthConfig, fit_synthesizer, sample_synthetic\n"
         "rng = np.random.default_rng(0)\n"
         "df = pl.DataFrame({'a': rng.normal(size=800), 'b': rng.choice(['x', 'y'], 800)})\n"
-        "model, info = fit_synthesizer(df, SynthConfig(kind='ctgan', epochs=1, batch_size=100))\n"
+        "model, info = fit_synthesizer(df, 'ctgan', NeuralSynthConfig(epochs=1, batch_size=100))\n"
         "sample_synthetic(model, 700, 0, info)\n"
         "from joblib.externals.loky import reusable_executor\n"
         "print('pool', reusable_executor._executor)\n"

@@ -25,94 +25,69 @@ attack on marginal synthesizers (`marginal: {degree, bins, alpha, marginals}`), 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
-from pydantic import Field
 
-from tamis.pipelines.steps.base import Step, StepContext, StepOutput, StepParams
-from tamis.privacy.audit.core import AuditConfig
+from tamis.pipelines.steps.base import Step, StepContext, StepOutput
+from tamis.privacy.audit.release import PrivacyAuditConfig
 
-
-class PrivacyAuditParams(StepParams, AuditConfig):
-    policy: str | None = Field(
-        default=None,
-        description="policy YAML of thresholds (release gate); its `audit:` section fills any "
-        "audit field not set here",
-    )
-    on_failure: Literal["fail", "warn"] = Field(
-        default="fail", description="fail the build (exit 3) or only record a failed gate"
-    )
+#: per synthetic row: its position in the output version, DCR and NNDR to train and holdout
+DCR_TABLE = "dcr"
 
 
-def make_synthesize(kind: str, epochs: int) -> Any:
-    """A (frame, rows, seed) -> synthetic frame callable for the shadow-model attack."""
-
-    def synthesize(frame: pl.DataFrame, rows: int, seed: int) -> pl.DataFrame:
-        if kind == "copy":
-            return frame.sample(rows, with_replacement=rows > frame.height, seed=seed)
-        from tamis.privacy.synth import SynthConfig, fit_synthesizer, sample_synthetic
-
-        model, info = fit_synthesizer(
-            frame,
-            SynthConfig(kind=kind, epochs=epochs, seed=seed),  # type: ignore[arg-type]
-        )
-        return sample_synthetic(model, rows, seed, info)
-
-    return synthesize
-
-
-class PrivacyAuditStep(Step):
+class PrivacyAuditStep(Step[PrivacyAuditConfig]):
     """Privacy audit of synthetic data (MIA, DCR/NNDR, disclosure, k-anonymity, PII) + gate."""
 
     name = "privacy_audit"
-    Params = PrivacyAuditParams
+    Params = PrivacyAuditConfig
+    kind = "global"
     version = 1
     inputs = ("real", "synthetic", "holdout")
     requires = ("sdmetrics",)
     extra = "privacy"
 
-    def run(self, inputs: dict[str, Any], params: Any, ctx: StepContext) -> StepOutput:
+    def output_schema(self, schema: pl.Schema, params: PrivacyAuditConfig) -> pl.Schema:
+        """The synthetic input, unchanged (`schema` is the first input's: `real`); None when the
+        synthetic schema is not the real one's (the engine then reads it from the data)."""
+        return schema
+
+    def run(
+        self, inputs: dict[str, Any], params: PrivacyAuditConfig, ctx: StepContext
+    ) -> StepOutput:
         from tamis.errors import GateFailed
-        from tamis.privacy.audit.core import run_audit
-        from tamis.privacy.audit.gate import check_threshold_names, evaluate_gate, load_policy
+        from tamis.privacy.audit.gate import load_policy
+        from tamis.privacy.audit.release import check_policy, release_audit
         from tamis.privacy.audit.report import build_html, to_json, write_json
 
-        p: PrivacyAuditParams = params
-        fields = {k: getattr(p, k) for k in AuditConfig.model_fields}
-        policy = None
-        if p.policy:
-            path = ctx.base_dir / p.policy
+        policy = path = None
+        if params.policy:
+            path = ctx.base_dir / params.policy
             policy = load_policy(path)
-            for k in AuditConfig.model_fields:
-                if k not in p.model_fields_set and k in policy.audit.model_fields_set:
-                    fields[k] = getattr(policy.audit, k)
-        cfg = AuditConfig.model_validate(fields)
         real = inputs["real"].collect()
         if policy is not None:
             # a threshold naming no figure is a typo: an error before any work
-            check_threshold_names(policy, list(cfg.columns or real.columns), str(path))
+            check_policy(policy, params, real.columns, str(path))
         synthetic = inputs["synthetic"].collect()
-        holdout = inputs["holdout"].collect()
-        result = run_audit(
+        outcome = release_audit(
             real,
             synthetic,
-            holdout,
-            cfg,
+            inputs["holdout"].collect(),
+            params,
+            policy=policy,
+            policy_file=str(path),
             seed=ctx.seed,
-            synthesize=make_synthesize(cfg.shadow.synthesizer, cfg.shadow.epochs),
             progress=ctx.progress,
         )
+        result, gate = outcome.result, outcome.gate
         report = to_json(result.report)
-        gate = None
-        if policy is not None:
-            gate = evaluate_gate(result.report["metrics"], policy)
-            report["gate"] = {**gate, "policy": p.policy}
+        if gate is not None:
+            report["gate"] = {**gate, "policy": params.policy}
         ctx.artifacts_dir.mkdir(parents=True, exist_ok=True)
         (ctx.artifacts_dir / "audit.html").write_text(build_html(result, gate))
         write_json(report, ctx.artifacts_dir / "audit.json")
         report["html"] = "artifacts/audit.html"
-        if gate is not None and not gate["passed"] and p.on_failure == "fail":
+        if gate is not None and not gate["passed"] and params.on_failure == "fail":
             names = ", ".join(c["check"] for c in gate["failed"])
             raise GateFailed(
                 f"privacy gate failed: {names}",
@@ -121,4 +96,4 @@ class PrivacyAuditStep(Step):
             )
         # per synthetic row, in the order of the output version's rows (`synthetic_row`)
         dcr = pl.DataFrame({k: v for k, v in result.arrays.items()}).sort("synthetic_row")
-        return StepOutput(frames={"data": synthetic}, report=report, tables={"dcr": dcr})
+        return StepOutput(frames={"data": synthetic}, report=report, tables={DCR_TABLE: dcr})

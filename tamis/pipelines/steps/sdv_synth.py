@@ -15,70 +15,35 @@ cloudpickle). A pickle runs code when loaded: load it only with
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import Field
+import polars as pl
 
-from tamis.pipelines.steps.base import Step, StepContext, StepOutput, StepParams
+from tamis.pipelines.steps.base import Step, StepContext, StepOutput
+from tamis.privacy.synth import Kind, NeuralSynthConfig, SynthConfig
 
-
-class CopulaParams(StepParams):
-    rows: int | None = Field(default=None, ge=1, description="rows to sample (default: input rows)")
-    sdtypes: dict[str, str] = Field(
-        default_factory=dict,
-        description="column -> SDV sdtype overriding detection (numerical, categorical, datetime,"
-        " id, email, phone_number, ...)",
-    )
-    pii: list[str] = Field(
-        default_factory=list,
-        description="columns holding personal data: replaced by fake values, never learned",
-    )
-    primary_key: str | None = Field(
-        default=None, description="primary-key column (new unique ids are generated)"
-    )
-    quality: bool = Field(
-        default=True, description="add SDMetrics' quality score (<= 10k rows each) to the report"
-    )
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="extra keyword arguments for the SDV synthesizer"
-    )
+C = TypeVar("C", bound=SynthConfig)
 
 
-class NeuralParams(CopulaParams):
-    epochs: int = Field(default=100, ge=1, description="training epochs")
-    batch_size: int = Field(
-        default=500, ge=10, description="minibatch size (a multiple of 10 for ctgan)"
-    )
-
-
-class _SDVStep(Step):
-    kind: ClassVar[str] = ""
+class _SDVStep(Step[C], Generic[C]):
+    #: the SDV synthesizer this step type fits
+    synthesizer: ClassVar[Kind]
+    kind = "global"
     requires = ("sdv", "sdmetrics")
     extra = "privacy"
 
-    def run(self, inputs: dict[str, Any], params: Any, ctx: StepContext) -> StepOutput:
-        from tamis.privacy.synth import (
-            SynthConfig,
-            fit_synthesizer,
-            sample_synthetic,
-            save_model,
-        )
+    def output_schema(self, schema: pl.Schema, params: C) -> pl.Schema:
+        """Synthetic rows have the input's columns and dtypes."""
+        return schema
 
-        p: CopulaParams = params
+    def run(self, inputs: dict[str, Any], params: C, ctx: StepContext) -> StepOutput:
+        from tamis.privacy.synth import fit_synthesizer, sample_synthetic, save_model
+
+        p = params
         df = inputs["input"].collect()
-        cfg = SynthConfig(
-            kind=self.kind,  # type: ignore[arg-type]
-            epochs=getattr(p, "epochs", 1),
-            batch_size=getattr(p, "batch_size", 500),
-            sdtypes=dict(p.sdtypes),
-            pii=list(p.pii),
-            primary_key=p.primary_key,
-            seed=ctx.seed,
-            options=dict(p.options),
-        )
-        ctx.progress(f"fitting {self.kind} on {df.height:,} rows")
+        ctx.progress(f"fitting {self.synthesizer} on {df.height:,} rows")
         t0 = time.perf_counter()
-        model, info = fit_synthesizer(df, cfg)
+        model, info = fit_synthesizer(df, self.synthesizer, p, seed=ctx.seed)
         fit_seconds = time.perf_counter() - t0
         rows = p.rows or df.height
         ctx.progress(f"sampling {rows:,} rows")
@@ -86,7 +51,7 @@ class _SDVStep(Step):
         path = save_model(model, ctx.artifacts_dir)
         columns = info["metadata"]["tables"]["t"]["columns"]
         report: dict[str, Any] = {
-            "synthesizer": self.kind,
+            "synthesizer": self.synthesizer,
             "rows_in": df.height,
             "rows_out": out.height,
             "fit_seconds": round(fit_seconds, 3),
@@ -97,8 +62,8 @@ class _SDVStep(Step):
             "model_file": f"artifacts/{path.name}",
             "model_note": "cloudpickle file: load only with tamis.privacy.synth.load_model",
         }
-        if hasattr(p, "epochs"):
-            report.update(epochs=cfg.epochs, batch_size=cfg.batch_size)
+        if isinstance(p, NeuralSynthConfig):
+            report.update(epochs=p.epochs, batch_size=p.batch_size)
         if p.quality:
             from tamis.privacy.quality import quality_report
 
@@ -111,26 +76,26 @@ class _SDVStep(Step):
         return StepOutput(frames={"data": out}, report=report)
 
 
-class CTGANStep(_SDVStep):
+class CTGANStep(_SDVStep[NeuralSynthConfig]):
     """CTGAN (SDV 2.0): a conditional GAN for mixed-type tables; output = synthetic rows."""
 
     name = "ctgan"
-    kind = "ctgan"
-    Params = NeuralParams
+    synthesizer = "ctgan"
+    Params = NeuralSynthConfig
 
 
-class TVAEStep(_SDVStep):
+class TVAEStep(_SDVStep[NeuralSynthConfig]):
     """TVAE (SDV 2.0): a variational autoencoder for tables; output = synthetic rows."""
 
     name = "tvae"
-    kind = "tvae"
-    Params = NeuralParams
+    synthesizer = "tvae"
+    Params = NeuralSynthConfig
 
 
-class GaussianCopulaStep(_SDVStep):
+class GaussianCopulaStep(_SDVStep[SynthConfig]):
     """Gaussian copula (SDV 2.0): fast statistical synthesizer; output = synthetic rows."""
 
     name = "gaussian_copula"
-    kind = "gaussian_copula"
-    Params = CopulaParams
+    synthesizer = "gaussian_copula"
+    Params = SynthConfig
     requires = ("sdv", "sdmetrics")

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tamis.errors import StepError
+from tamis.errors import DataError
 
 #: (training frame, seed) -> released synthetic frame
 Fit = Callable[[pl.DataFrame, int], pl.DataFrame]
@@ -109,7 +109,7 @@ def _scorer(score: str | Score, data: pl.DataFrame) -> Score:
             return float(marginal_scorer(syn, data)(canary)[0])
 
         return marginal
-    raise StepError(
+    raise DataError(
         f"unknown canary score {score!r}",
         field="score",
         fix="use distance, exact, marginal or a callable (canary, synthetic) -> float",
@@ -144,13 +144,13 @@ def canary_audit(
 ) -> dict[str, Any]:
     """Fit `fit` 2 x `trials` times (with and without `canary`); a lower bound on epsilon."""
     if trials < 4:
-        raise StepError(
+        raise DataError(
             f"a canary audit needs at least 4 trials per world, got {trials}",
             field="trials",
             fix="use trials >= 100 for a bound worth reading",
         )
     if not 0 < confidence < 1 or not 0 <= delta < 1 or not 0 < calibration_share < 1:
-        raise StepError(
+        raise DataError(
             "confidence and calibration_share must be in (0, 1), delta in [0, 1)",
             field="confidence",
             fix="e.g. confidence: 0.95, delta: 1e-5, calibration_share: 0.5",
@@ -158,7 +158,7 @@ def canary_audit(
     canary = make_canary(data) if canary is None else canary
     missing = [c for c in data.columns if c not in canary.columns]
     if canary.height != 1 or missing:
-        raise StepError(
+        raise DataError(
             "the canary must be one row with the data's columns"
             + (f" (missing: {', '.join(missing)})" if missing else ""),
             field="canary",

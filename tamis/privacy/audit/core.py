@@ -17,16 +17,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
 
-from tamis.errors import StepError
+from tamis.privacy.audit.config import AuditConfig
 from tamis.privacy.audit.disclosure import anonymeter_risks, linkage_risk, sdmetrics_disclosure
-from tamis.privacy.audit.distance import dcr_nndr, knn_distances
-from tamis.privacy.audit.encode import Encoder, align
+from tamis.privacy.audit.distance import dcr_nndr
+from tamis.privacy.audit.encode import Encoder
+from tamis.privacy.audit.exposure import record_risk
+from tamis.privacy.audit.figures import flat_metrics
+from tamis.privacy.audit.inputs import Prepared, prepare
 from tamis.privacy.audit.kanon import k_anonymity
 from tamis.privacy.audit.marginal import marginal_scorer
 from tamis.privacy.audit.marginals import workload_error
@@ -38,106 +40,10 @@ from tamis.privacy.audit.mia import (
     shadow_model,
     worst_case,
 )
-from tamis.privacy.audit.order import canonical, canonical_order, subsample, subsample_index
+from tamis.privacy.audit.order import subsample, subsample_index
 from tamis.privacy.audit.pii import scan_pii
 from tamis.privacy.audit.stats import attack_metrics
 from tamis.privacy.audit.validity import validity
-
-MIN_ROWS = 50
-
-
-class ShadowConfig(BaseModel):
-    """The shadow-model membership attack: retrains a synthesizer `count` times."""
-
-    model_config = ConfigDict(extra="forbid")
-    count: int = Field(default=0, ge=0, description="shadow synthesizers to train (0 = skip)")
-    synthesizer: Literal["gaussian_copula", "ctgan", "tvae", "copy"] = Field(
-        default="gaussian_copula",
-        description="what the attacker retrains: gaussian_copula (default, fast) whatever made "
-        "the data; name the kind that made it (ctgan, tvae) for a stronger, slower attack",
-    )
-    epochs: int = Field(default=10, ge=1, description="epochs for ctgan/tvae shadows")
-
-
-class MarginalAttackConfig(BaseModel):
-    """The marginal (density) attack: synthetic vs reference low-order marginals."""
-
-    model_config = ConfigDict(extra="forbid")
-    enabled: bool = Field(default=True, description="run the marginal attack")
-    degree: Literal[1, 2] = Field(
-        default=2, description="1 = 1-way marginals, 2 = every 2-way marginal"
-    )
-    bins: int = Field(default=10, ge=2, description="quantile bins for numeric columns")
-    alpha: float = Field(default=0.5, gt=0, description="add-alpha smoothing of the counts")
-    marginals: list[list[str]] | None = Field(
-        default=None,
-        description="the column sets to compare (e.g. the marginals a synthesizer reports it "
-        "measured); default: every marginal of `degree`",
-    )
-
-
-class PublicColumn(BaseModel):
-    """Public facts about a column (not learned from the private rows), for the validity checks."""
-
-    model_config = ConfigDict(extra="forbid")
-    bounds: tuple[float, float] | None = Field(default=None, description="public [low, high]")
-    categories: list[Any] | None = Field(default=None, description="public category domain")
-
-
-class AuditConfig(BaseModel):
-    """What to audit and how hard. Every field has a default except the declarations of columns."""
-
-    model_config = ConfigDict(extra="forbid")
-    columns: list[str] | None = Field(
-        default=None, description="columns to audit (default: all columns of the real data)"
-    )
-    quasi_identifiers: list[str] = Field(
-        default_factory=list, description="columns an attacker may know (k-anonymity, linkage, CAP)"
-    )
-    sensitive: list[str] = Field(
-        default_factory=list, description="columns an attacker wants to learn (l-diversity, CAP)"
-    )
-    target: str | None = Field(
-        default=None, description="label column for TSTR/TRTR ML efficacy (skipped when unset)"
-    )
-    n_eval: int = Field(default=2000, ge=50, description="members and non-members per MIA")
-    n_boot: int = Field(default=200, ge=0, description="bootstrap resamples for CIs")
-    knn_k: int = Field(
-        default=1, ge=1, description="k of the k-NN densities of the DOMIAS-style attack"
-    )
-    max_rows: int = Field(
-        default=50000, ge=100, description="subsample larger frames for distance metrics"
-    )
-    k_threshold: int = Field(default=5, ge=2, description="k for the k-anonymity share figure")
-    qi_bins: int = Field(default=10, ge=0, description="bins for numeric quasi-identifiers")
-    shadow: ShadowConfig = Field(default_factory=ShadowConfig)
-    marginal: MarginalAttackConfig = Field(default_factory=MarginalAttackConfig)
-    quality: bool = Field(default=True, description="run SDMetrics' QualityReport")
-    disclosure: bool = Field(default=True, description="run SDMetrics' CAP metrics (needs QIs)")
-    anonymeter: bool = Field(default=True, description="run anonymeter when it is installed")
-    pii_scan: bool = Field(default=True, description="scan the synthetic data for PII patterns")
-    record_risk_top_k: int = Field(
-        default=20,
-        ge=0,
-        description="training records listed as most exposed under the strongest attack (0 = skip)",
-    )
-    record_risk_values: bool = Field(
-        default=False,
-        description="copy the listed records' values into the report (off: the report, often "
-        "shared with a release, would carry the most exposed training records verbatim)",
-    )
-    outlier_share: float = Field(
-        default=0.05,
-        gt=0,
-        lt=1,
-        description="a training record is an outlier when its distance to its nearest other "
-        "training record is in this top share",
-    )
-    public: dict[str, PublicColumn] = Field(
-        default_factory=dict,
-        description="public bounds/categories per column for the validity section (default: "
-        "the real data's range and domain; `tamis audit` fills it from a DP version's metadata)",
-    )
 
 
 @dataclass
@@ -148,14 +54,6 @@ class AuditResult:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     #: small real/synthetic samples for distribution plots
     samples: dict[str, pl.DataFrame] = field(default_factory=dict)
-
-
-def _check(frame: pl.DataFrame, name: str) -> None:
-    if frame.height < MIN_ROWS:
-        raise StepError(
-            f"the {name} data has {frame.height} rows; an audit needs at least {MIN_ROWS}",
-            fix=f"give a {name} set of at least {MIN_ROWS} rows",
-        )
 
 
 def exact_matches(train: pl.DataFrame, other: pl.DataFrame) -> float:
@@ -180,209 +78,31 @@ def exact_matches(train: pl.DataFrame, other: pl.DataFrame) -> float:
     return float(hit.height / max(o.height, 1))
 
 
-def _flat(report: dict[str, Any]) -> dict[str, float]:
-    """The figures the release gate can name, as `section.figure`."""
-    m: dict[str, float] = {}
-    m["exact_match_rate"] = report["exact_match"]["rate"]
-    m["exact_match_rate_holdout"] = report["exact_match"]["holdout_rate"]
-    for k, v in report["dcr"].items():
-        if isinstance(v, (int, float)) and k not in ("n", "n_reference"):
-            m[f"dcr.{k}"] = float(v)
-    for attack, res in report["mia"].items():
-        for k in ("auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"):
-            if k in res:
-                for suffix in ("", "_ci_low", "_ci_high"):
-                    if f"{k}{suffix}" in res:
-                        m[f"mia.{attack}.{k}{suffix}"] = float(res[f"{k}{suffix}"])
-    for section in (
-        "disclosure",
-        "linkage",
-        "anonymeter",
-        "k_anonymity",
-        "k_anonymity_real",
-        "record_risk",
-        "marginals",
-    ):
-        for k, v in report.get(section, {}).items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                m[f"{section}.{k}"] = float(v)
-    v = report.get("validity", {})
-    for k in ("max_out_of_range_share", "max_new_category_share", "max_null_rate_increase"):
-        if k in v:
-            m[f"validity.{k}"] = float(v[k])
-    for col, e in v.get("columns", {}).items():
-        for k in ("out_of_range_share", "new_category_share", "null_rate_change"):
-            if k in e:
-                m[f"validity.{col}.{k}"] = float(e[k])
-    if "pii" in report:
-        m["pii.columns_flagged"] = float(report["pii"]["n_flagged"])
-    q = report.get("quality", {})
-    for k in ("score", "column_shapes", "column_pair_trends"):
-        if k in q:
-            m[f"quality.{k}"] = float(q[k])
-    ml = report.get("ml_efficacy", {})
-    if ml:
-        for k in ("accuracy", "minority_f1", "auc"):
-            m[f"tstr.{k}"] = float(ml["tstr"][k])
-            m[f"trtr.{k}"] = float(ml["trtr"][k])
-            m[f"tstr.{k}_gap"] = float(ml[f"{k}_gap"])
-    return m
+Scorer = Callable[[pl.DataFrame], np.ndarray]
 
 
-def record_risk(
-    rows: pl.DataFrame,
-    row_ids: np.ndarray,
-    x_rows: np.ndarray,
-    scorer: Callable[[pl.DataFrame], np.ndarray],
-    nonmember_scores: np.ndarray,
+def _attacks(
+    d: Prepared,
+    cfg: AuditConfig,
+    enc: Encoder,
+    x_syn: np.ndarray,
+    syn_s: pl.DataFrame,
+    hold_ref: pl.DataFrame,
     *,
-    attack: str,
-    top_k: int = 20,
-    outlier_share: float = 0.05,
-    values: bool = False,
-) -> dict[str, Any]:
-    """The training records most exposed under one attack, and how many of them are outliers.
-
-    Every row of `rows` (training records, encoded as `x_rows`; `row_ids` their positions in the
-    real input) is scored by the attack. With `values`, each listed entry carries the record. A record is an outlier when its distance to its nearest
-    other training record is in the top `outlier_share` of those distances. For each listed
-    record, `nonmember_share_at_or_above` is the share of the evaluated non-members that score at
-    least as high: the false-positive rate of an attacker who calls this record a member.
-    Ties in score are listed in the canonical row order (never the input's);
-    `outlier_share_top_k` counts every record scoring at least the k-th score
-    (`n_at_least_kth_score` of them), so ties never decide it.
-    """
-    scores = np.asarray(scorer(rows), dtype=np.float64)
-    d_own = knn_distances(x_rows, x_rows, k=2)[:, -1].astype(np.float64)
-    cut = float(np.quantile(d_own, 1.0 - outlier_share))
-    outlier = d_own >= cut if cut > 0 else d_own > 0
-    k = min(top_k, len(scores))
-    top = np.argsort(-scores, kind="stable")[:k]
-    non = np.sort(np.asarray(nonmember_scores, dtype=np.float64))
-    listed = []
-    for i in top:
-        at_or_above = len(non) - np.searchsorted(non, scores[i], side="left")
-        entry: dict[str, Any] = {
-            "real_row": int(row_ids[i]),
-            "score": float(scores[i]),
-            "nonmember_share_at_or_above": float(at_or_above / max(len(non), 1)),
-            "nn_distance": float(d_own[i]),
-            "outlier": bool(outlier[i]),
-        }
-        if values:
-            entry["record"] = rows.row(int(i), named=True)
-        listed.append(entry)
-    share_all = float(outlier.mean())
-    # the top k with every record tied with the k-th: no share depends on how ties are listed
-    in_top = scores >= scores[top[-1]] if k else np.zeros(len(scores), dtype=bool)
-    share_top = float(outlier[in_top].mean()) if k else float("nan")
-    return {
-        "attack": attack,
-        "n_scored": int(len(scores)),
-        "top_k": int(k),
-        "n_at_least_kth_score": int(in_top.sum()),
-        "outlier_share": outlier_share,
-        "outlier_distance": cut,
-        "outlier_share_all": share_all,
-        "outlier_share_top_k": share_top,
-        "outlier_lift": share_top / share_all if share_all > 0 else float("nan"),
-        "top": listed,
-    }
-
-
-def run_audit(
-    real: pl.DataFrame,
-    synthetic: pl.DataFrame,
-    holdout: pl.DataFrame,
-    cfg: AuditConfig | None = None,
-    *,
-    seed: int = 0,
-    synthesize: Synthesize | None = None,
-    progress: Callable[..., None] | None = None,
-) -> AuditResult:
-    """Run every configured check; `synthesize` enables the shadow-model attack."""
-    cfg = cfg or AuditConfig()
-    say = progress or (lambda *a, **k: None)
-    cols = cfg.columns or real.columns
-    for name, frame in (("real", real), ("synthetic", synthetic), ("holdout", holdout)):
-        _check(frame, name)
-    unknown = [c for c in cols if c not in real.columns]
-    if unknown:
-        raise StepError(
-            "column to audit is not in the real data",
-            column=unknown[0],
-            field="columns",
-            fix=f"columns: {', '.join(real.columns)}",
-        )
-    real = real.select(cols)
-    for name, dtype in real.schema.items():
-        if isinstance(dtype, (pl.List, pl.Struct, pl.Array, pl.Object, pl.Binary)):
-            raise StepError(
-                f"unsupported column type {dtype} for a privacy audit",
-                column=name,
-                fix="flatten, cast to string, or leave the column out with `columns:`",
-            )
-    raw_synthetic = synthetic
-    synthetic = align(real, synthetic, "synthetic")
-    holdout = align(real, holdout, "holdout")
-    # one canonical row order, so that no figure depends on the order of the inputs' rows
-    syn_order = canonical_order(synthetic)
-    real_order = canonical_order(real)
-    real, synthetic, holdout = real[real_order], synthetic[syn_order], canonical(holdout)
-    rng = np.random.default_rng(seed)
-    report: dict[str, Any] = {
-        "n_real": real.height,
-        "n_synthetic": synthetic.height,
-        "n_holdout": holdout.height,
-        "columns": list(cols),
-        "seed": seed,
-        "config": cfg.model_dump(),
-    }
-    say("exact matches")
-    report["exact_match"] = {
-        "rate": exact_matches(real, synthetic),
-        "holdout_rate": exact_matches(real, holdout),
-        "n": synthetic.height,
-    }
-
-    sub = subsample
-
-    enc = Encoder.fit(real)
-    syn_keep = subsample_index(synthetic, cfg.max_rows, seed)
-    syn_s = synthetic[syn_keep]
-    x_real = enc.transform(sub(real, cfg.max_rows, seed + 1))
-    x_syn = enc.transform(syn_s)
-    # the holdout is split: one half are non-members, the other the attacker's reference data
-    perm = rng.permutation(holdout.height)
-    half = holdout.height // 2
-    hold_eval, hold_ref = holdout[perm[:half]], holdout[perm[half:]]
-    say("DCR / NNDR")
-    dcr, arrays = dcr_nndr(x_syn, x_real, enc.transform(holdout), seed=seed, n_boot=cfg.n_boot)
-    # which row of the synthetic input each per-row figure belongs to
-    arrays["synthetic_row"] = syn_order[syn_keep]
-    report["dcr"] = dcr
-    n_eval = min(cfg.n_eval, real.height, hold_eval.height)
-    members = real[rng.choice(real.height, n_eval, replace=False)]
-    nonmembers = hold_eval[rng.choice(hold_eval.height, n_eval, replace=False)]
+    seed: int,
+    synthesize: Synthesize | None,
+    progress: Callable[..., None] | None,
+) -> tuple[dict[str, Scorer], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Each attack as a scorer (frame of real rows -> membership score, higher = "member"),
+    the attacks skipped with their reason, and what each attack reports besides its metrics."""
     x_ref = enc.transform(hold_ref)
-    say("membership inference")
-    # each attack is a scorer: frame of real rows -> membership score (higher = "member")
-    scorers: dict[str, Callable[[pl.DataFrame], np.ndarray]] = {
+    scorers: dict[str, Scorer] = {
         "distance": lambda f: distance_scores(enc.transform(f), x_syn),
         "domias": lambda f: domias_scores(enc.transform(f), x_syn, x_ref, cfg.knn_k),
     }
     skipped: dict[str, dict[str, Any]] = {}
     extra: dict[str, dict[str, Any]] = {}
     if cfg.marginal.enabled:
-        for group in cfg.marginal.marginals or []:
-            for c in group:
-                if c not in cols:
-                    raise StepError(
-                        "a column of `marginal.marginals` is not among the audited columns",
-                        column=c,
-                        field="marginal.marginals",
-                        fix=f"columns: {', '.join(cols)}",
-                    )
         scorers["marginal"] = marginal_scorer(
             syn_s,
             hold_ref,
@@ -402,7 +122,7 @@ def run_audit(
                 enc,
                 x_syn,
                 x_ref,
-                n_train=real.height,
+                n_train=d.real.height,
                 count=cfg.shadow.count,
                 k=cfg.knn_k,
                 seed=seed,
@@ -413,6 +133,44 @@ def run_audit(
             else:
                 scorers["shadow"] = lambda f, model=model: model(enc.transform(f))  # type: ignore[misc]
                 extra["shadow"] = {**info, "synthesizer": cfg.shadow.synthesizer}
+    return scorers, skipped, extra
+
+
+def _membership(
+    d: Prepared,
+    cfg: AuditConfig,
+    report: dict[str, Any],
+    rng: np.random.Generator,
+    *,
+    seed: int,
+    synthesize: Synthesize | None,
+    progress: Callable[..., None] | None,
+) -> dict[str, np.ndarray]:
+    """DCR/NNDR, every membership attack, `mia.worst` and the most exposed records, into
+    `report`; returns the per-synthetic-row arrays."""
+    say = progress or (lambda *a, **k: None)
+    real, holdout = d.real, d.holdout
+    enc = Encoder.fit(real)
+    syn_keep = subsample_index(d.synthetic, cfg.max_rows, seed)
+    syn_s = d.synthetic[syn_keep]
+    x_real = enc.transform(subsample(real, cfg.max_rows, seed + 1))
+    x_syn = enc.transform(syn_s)
+    # the holdout is split: one half are non-members, the other the attacker's reference data
+    perm = rng.permutation(holdout.height)
+    half = holdout.height // 2
+    hold_eval, hold_ref = holdout[perm[:half]], holdout[perm[half:]]
+    say("DCR / NNDR")
+    dcr, arrays = dcr_nndr(x_syn, x_real, enc.transform(holdout), seed=seed, n_boot=cfg.n_boot)
+    # which row of the synthetic input each per-row figure belongs to
+    arrays["synthetic_row"] = d.syn_order[syn_keep]
+    report["dcr"] = dcr
+    n_eval = min(cfg.n_eval, real.height, hold_eval.height)
+    members = real[rng.choice(real.height, n_eval, replace=False)]
+    nonmembers = hold_eval[rng.choice(hold_eval.height, n_eval, replace=False)]
+    say("membership inference")
+    scorers, skipped, extra = _attacks(
+        d, cfg, enc, x_syn, syn_s, hold_ref, seed=seed, synthesize=synthesize, progress=progress
+    )
     names = [a for a in ATTACK_ORDER if a in scorers]
     scores = {a: (scorers[a](members), scorers[a](nonmembers)) for a in names}
     mia: dict[str, dict[str, Any]] = {}
@@ -426,7 +184,7 @@ def run_audit(
         keep = subsample_index(real, cfg.max_rows, seed + 1)  # the rows of x_real
         report["record_risk"] = record_risk(
             real[keep],
-            real_order[keep],
+            d.real_order[keep],
             x_real,
             scorers[worst["strongest"]],
             scores[worst["strongest"]][1],
@@ -435,15 +193,15 @@ def run_audit(
             outlier_share=cfg.outlier_share,
             values=cfg.record_risk_values,
         )
+    return arrays
+
+
+def _disclosure(
+    d: Prepared, cfg: AuditConfig, report: dict[str, Any], seed: int, say: Callable[..., None]
+) -> None:
+    """k-anonymity (with quasi-identifiers) and attribute disclosure (with sensitive columns)."""
     qis, sens = cfg.quasi_identifiers, cfg.sensitive
-    for c in [*qis, *sens]:
-        if c not in cols:
-            raise StepError(
-                "declared quasi-identifier/sensitive column is not in the data",
-                column=c,
-                field="quasi_identifiers" if c in qis else "sensitive",
-                fix=f"columns: {', '.join(cols)}",
-            )
+    real, synthetic, holdout = d.real, d.synthetic, d.holdout
     if qis:
         say("k-anonymity")
         report["k_anonymity"] = k_anonymity(synthetic, qis, sens, cfg.k_threshold, cfg.qi_bins)
@@ -452,36 +210,76 @@ def run_audit(
         say("disclosure risk")
         if cfg.disclosure:
             report["disclosure"] = sdmetrics_disclosure(real, synthetic, qis, sens, seed=seed)
+        syn_s = synthetic[subsample_index(synthetic, cfg.max_rows, seed)]
         report["linkage"] = linkage_risk(real, holdout, syn_s, qis, sens, seed=seed)
         if cfg.anonymeter:
             report["anonymeter"] = anonymeter_risks(real, holdout, synthetic, qis, sens)
+
+
+def _utility(
+    d: Prepared, cfg: AuditConfig, report: dict[str, Any], seed: int, say: Callable[..., None]
+) -> None:
+    """Validity of the synthetic values, workload error, PII scan, quality and ML efficacy."""
+    real, synthetic = d.real, d.synthetic
     say("validity")
-    for c in cfg.public:
-        if c not in cols:
-            raise StepError(
-                "a column with public metadata is not among the audited columns",
-                column=c,
-                field="public",
-                fix=f"columns: {', '.join(cols)}",
-            )
     public = {c: p.model_dump(exclude_none=True) for c, p in cfg.public.items()}
-    report["validity"] = validity(real, raw_synthetic.select(cols), public)
+    raw = d.raw_synthetic.select(d.cols)
+    report["validity"] = validity(real, raw, public)
     say("workload error")
-    report["marginals"] = workload_error(real, raw_synthetic.select(cols), public=public)
+    report["marginals"] = workload_error(real, raw, public=public)
     if cfg.pii_scan:
         report["pii"] = scan_pii(synthetic, seed=seed)
     if cfg.quality:
         say("quality report")
         from tamis.privacy.quality import quality_report
 
-        report["quality"] = quality_report(sub(real, 10000, seed), sub(synthetic, 10000, seed))
+        report["quality"] = quality_report(
+            subsample(real, 10000, seed), subsample(synthetic, 10000, seed)
+        )
     if cfg.target:
         say("ML efficacy (TSTR vs TRTR)")
         from tamis.privacy.quality import tstr
 
         report["ml_efficacy"] = tstr(
-            synthetic, real, holdout, cfg.target, seed=seed, n_boot=cfg.n_boot
+            synthetic, real, d.holdout, cfg.target, seed=seed, n_boot=cfg.n_boot
         )
-    report["metrics"] = _flat(report)
-    samples = {"real": sub(real, 5000, seed), "synthetic": sub(synthetic, 5000, seed)}
+
+
+def run_audit(
+    real: pl.DataFrame,
+    synthetic: pl.DataFrame,
+    holdout: pl.DataFrame,
+    cfg: AuditConfig | None = None,
+    *,
+    seed: int = 0,
+    synthesize: Synthesize | None = None,
+    progress: Callable[..., None] | None = None,
+) -> AuditResult:
+    """Run every configured check; `synthesize` enables the shadow-model attack."""
+    cfg = cfg or AuditConfig()
+    say = progress or (lambda *a, **k: None)
+    d = prepare(real, synthetic, holdout, cfg)
+    rng = np.random.default_rng(seed)
+    report: dict[str, Any] = {
+        "n_real": d.real.height,
+        "n_synthetic": d.synthetic.height,
+        "n_holdout": d.holdout.height,
+        "columns": list(d.cols),
+        "seed": seed,
+        "config": cfg.model_dump(),
+    }
+    say("exact matches")
+    report["exact_match"] = {
+        "rate": exact_matches(d.real, d.synthetic),
+        "holdout_rate": exact_matches(d.real, d.holdout),
+        "n": d.synthetic.height,
+    }
+    arrays = _membership(d, cfg, report, rng, seed=seed, synthesize=synthesize, progress=progress)
+    _disclosure(d, cfg, report, seed, say)
+    _utility(d, cfg, report, seed, say)
+    report["metrics"] = flat_metrics(report)
+    samples = {
+        "real": subsample(d.real, 5000, seed),
+        "synthetic": subsample(d.synthetic, 5000, seed),
+    }
     return AuditResult(report=report, arrays=arrays, samples=samples)

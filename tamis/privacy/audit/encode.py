@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from tamis.errors import StepError
+from tamis.errors import DataError
 
 _SCALE = np.float32(1.0 / np.sqrt(2.0))
 
@@ -30,7 +30,7 @@ def align(real: pl.DataFrame, other: pl.DataFrame, name: str) -> pl.DataFrame:
     """`other` with the real data's columns in the real order, cast to the real dtypes."""
     missing = [c for c in real.columns if c not in other.columns]
     if missing:
-        raise StepError(
+        raise DataError(
             f"the {name} data lacks columns of the real data: {', '.join(missing)}",
             column=missing[0],
             fix=f"give the {name} data the same columns as the real data",
@@ -65,10 +65,10 @@ class Encoder:
         enc = cls(columns=list(columns or real.columns))
         for col in enc.columns:
             if col not in real.columns:
-                raise StepError("column not in the real data", column=col)
+                raise DataError("column not in the real data", column=col)
             s = real[col]
             if isinstance(s.dtype, (pl.List, pl.Struct, pl.Array, pl.Object, pl.Binary)):
-                raise StepError(
+                raise DataError(
                     f"unsupported column type {s.dtype} for distance metrics",
                     column=col,
                     fix="flatten, cast to string, or drop the column",

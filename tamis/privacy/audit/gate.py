@@ -25,15 +25,17 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
+from tamis.config import Config, load_config
 from tamis.errors import SpecError
-from tamis.privacy.audit.core import AuditConfig
+from tamis.privacy.audit.config import AuditConfig
 from tamis.safe_yaml import safe_load_yaml
 
 
-class Threshold(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Threshold(Config):
+    """A bound on one audit figure."""
+
     min: float | None = Field(default=None, description="the figure must be >= min")
     max: float | None = Field(default=None, description="the figure must be <= max")
     bound: Literal["point", "ci_low", "ci_high"] = Field(
@@ -47,10 +49,15 @@ class Threshold(BaseModel):
         return self
 
 
-class Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    audit: AuditConfig = Field(default_factory=AuditConfig)
-    thresholds: dict[str, Threshold]
+class Policy(Config):
+    """A release policy: how to audit (optional) and the thresholds the gate checks."""
+
+    audit: AuditConfig = Field(
+        default_factory=AuditConfig, description="how to audit (fields of the audit config)"
+    )
+    thresholds: dict[str, Threshold] = Field(
+        description="figure name -> {min: ..} or {max: ..} (and bound: point, ci_low, ci_high)"
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> Policy:
@@ -60,28 +67,22 @@ class Policy(BaseModel):
 
 
 def parse_policy(data: Any, file: str = "<policy>") -> Policy:
+    """A policy from a YAML mapping; an invalid key is a `SpecError` naming it and the valid ones."""
     if not isinstance(data, dict):
         raise SpecError(
             "a policy must be a YAML mapping with 'thresholds' (and optionally 'audit')",
             file=file,
             fix="see docs/privacy.md for an example policy",
         )
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err.get("loc", ()))
-        fix = None
-        if err.get("type") == "extra_forbidden":
-            if loc.startswith("audit."):
-                fix = f"valid audit keys: {', '.join(AuditConfig.model_fields)}"
-            elif loc.startswith("thresholds."):
-                fix = "valid threshold keys: min, max, bound"
-            else:
-                fix = "valid top-level keys: audit, thresholds"
-        elif err.get("type") == "missing":
-            fix = "add a 'thresholds:' mapping of figure names to {min: ..} or {max: ..}"
-        raise SpecError(err["msg"], file=file, field=loc or None, fix=fix) from None
+    raw = dict(data)
+    if isinstance(raw.get("audit"), dict):
+        raw["audit"] = load_config(AuditConfig, raw["audit"], file=file, prefix="audit")
+    if isinstance(raw.get("thresholds"), dict):
+        raw["thresholds"] = {
+            name: load_config(Threshold, t, file=file, prefix=f"thresholds.{name}")
+            for name, t in raw["thresholds"].items()
+        }
+    return load_config(Policy, raw, file=file, prefix="policy", what="a policy")
 
 
 def load_policy(path: str | Path) -> Policy:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tamis.errors import StepError
+from tamis.errors import DataError
 
 
 def _generalise(frame: pl.DataFrame, qis: list[str], bins: int) -> pl.DataFrame:
@@ -37,7 +37,7 @@ def k_anonymity(
     """k, l (if sensitive columns are given) and the share of rows in classes smaller than k."""
     missing = [c for c in [*quasi_identifiers, *(sensitive or [])] if c not in frame.columns]
     if missing:
-        raise StepError(
+        raise DataError(
             "quasi-identifier or sensitive column not in the data",
             column=missing[0],
             fix=f"columns: {', '.join(frame.columns)}",

@@ -2,66 +2,95 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tamis.errors import PrivacyError, StepError
+from pydantic import Field
+
+from tamis.config import Config
+from tamis.errors import DataError, PrivacyError
 from tamis.privacy.ledger import validate_budget
 
 MIN_ROWS = 50
 
 
-def _f(default: Any, help: str) -> Any:
-    if isinstance(default, list | dict):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+class ColumnMeta(Config):
+    """Public facts about one column (never learned from the private data)."""
+
+    type: Literal["continuous", "categorical"] | None = Field(
+        default=None, description="column kind (default: numbers continuous, the rest categorical)"
+    )
+    bounds: tuple[float, float] | None = Field(
+        default=None, description="public [low, high] of a continuous column (else learned with DP)"
+    )
+    categories: list[Any] | None = Field(
+        default=None, description="public category domain (else learned with DP, rare ones dropped)"
+    )
+    nullable: bool | None = Field(default=None, description="whether a continuous column has nulls")
 
 
-@dataclass
-class DPCTGANConfig:
-    """Settings of DP-CTGAN; each field's help text is in its metadata."""
+class DPCTGANConfig(Config):
+    """Settings of DP-CTGAN: the capability's config and the `dp_ctgan` step's params."""
 
-    epsilon: float = _f(3.0, "target epsilon of the whole pipeline (preprocessing + DP-SGD)")
-    delta: float | None = _f(None, "target delta; default min(1e-5, 0.1/n), must be < 1/n")
-    epochs: int = _f(20, "passes over the data (in expectation) of the discriminator")
-    batch_size: int = _f(2000, "expected real rows per DP-SGD step (Poisson sampling)")
-    fake_batch_size: int | None = _f(None, "fixed fake rows per step (default: batch_size)")
-    max_grad_norm: float = _f(1.0, "per-sample clipping norm C of the discriminator")
-    noise_multiplier: float | None = _f(
-        None, "DP-SGD noise; default: the smallest that fits the target"
+    epsilon: float = Field(default=3.0, description="target epsilon of the whole step (> 0)")
+    delta: float | None = Field(
+        default=None, description="target delta (< 1/n); default min(1e-5, 0.1/n)"
     )
-    accountant: Literal["prv", "rdp"] = _f("prv", "privacy accountant: prv (tight) or rdp")
-    grad_sample_mode: Literal["ghost", "hooks"] = _f(
-        "ghost", "Opacus per-sample clipping: ghost (fast) or hooks"
+    rows: int | None = Field(default=None, ge=1, description="rows to sample (default: input rows)")
+    epochs: int = Field(default=20, ge=1, description="discriminator passes over the data")
+    batch_size: int = Field(default=2000, ge=1, description="expected real rows per DP-SGD step")
+    fake_batch_size: int | None = Field(
+        default=None, ge=1, description="fixed fake rows per step (default: batch_size)"
     )
-    preprocess_fraction: float = _f(0.1, "share of epsilon for DP bounds, domains and modes")
-    threshold_delta_fraction: float = _f(
-        0.1, "share of delta for releasing learned category domains"
+    max_grad_norm: float = Field(default=1.0, gt=0, description="per-sample clipping norm")
+    noise_multiplier: float | None = Field(
+        default=None, description="DP-SGD noise (default: the smallest fitting the target)"
     )
-    conditional: Literal["noisy", "uniform", "none"] = _f("noisy", "conditional vector frequencies")
-    n_modes: int = _f(10, "modes per continuous column (quantiles of a noisy histogram)")
-    metadata: dict[str, Any] = _f({}, "public metadata: {columns: {c: {type, bounds, categories}}}")
-    embedding_dim: int = _f(128, "generator noise dimension")
-    generator_dim: list[int] = _f([256, 256], "generator residual layer widths")
-    discriminator_dim: list[int] = _f([256, 256], "discriminator layer widths")
-    discriminator_dropout: float = _f(0.0, "dropout in the discriminator")
-    discriminator_norm: Literal["none", "layer", "batch"] = _f(
-        "none", "none or layer; batch is refused"
+    accountant: Literal["prv", "rdp"] = Field(default="prv", description="privacy accountant")
+    grad_sample_mode: Literal["ghost", "hooks"] = Field(
+        default="ghost", description="Opacus per-sample clipping implementation"
     )
-    generator_lr: float = _f(1e-3, "Adam learning rate of the generator")
-    discriminator_lr: float = _f(2e-3, "Adam learning rate of the discriminator")
-    generator_steps: int = _f(1, "generator steps per discriminator step (free: no private data)")
-    generator_ema: float = _f(
-        0.99, "decay of the moving average of generator weights used to sample (0: off)"
+    preprocess_fraction: float = Field(
+        default=0.1, description="share of epsilon for DP bounds, domains, modes, frequencies"
     )
-    pac: int = _f(1, "must be 1: pac > 1 groups rows, breaking record-level DP")
-    gradient_penalty: float = _f(0.0, "must be 0: WGAN-GP's penalty is not clipped per sample")
-    threads: int | None = _f(None, "torch threads (None: leave as is)")
-    seed: int = _f(
-        0,
-        "seed of network initialisation and of sampling from the trained generator; never of"
-        " DP noise or batch sampling (fresh from the OS CSPRNG on every fit)",
+    threshold_delta_fraction: float = Field(
+        default=0.1, description="share of delta for releasing learned category domains"
     )
+    conditional: Literal["noisy", "uniform", "none"] = Field(
+        default="noisy", description="conditional-vector frequencies: noisy (charged) or uniform"
+    )
+    n_modes: int = Field(default=10, ge=1, le=64, description="modes per continuous column")
+    columns: dict[str, ColumnMeta] = Field(
+        default_factory=dict, description="public metadata per column: type, bounds, categories"
+    )
+    embedding_dim: int = Field(default=128, ge=1, description="generator noise dimension")
+    generator_lr: float = Field(default=1e-3, gt=0, description="generator learning rate")
+    discriminator_lr: float = Field(default=2e-3, gt=0, description="discriminator learning rate")
+    generator_dim: list[int] = Field(
+        default=[256, 256], description="generator residual layer widths"
+    )
+    discriminator_dim: list[int] = Field(
+        default=[256, 256], description="discriminator layer widths"
+    )
+    discriminator_dropout: float = Field(default=0.0, description="dropout in the discriminator")
+    discriminator_norm: Literal["none", "layer", "batch"] = Field(
+        default="none", description="none or layer (batch is refused: it mixes rows)"
+    )
+    generator_steps: int = Field(
+        default=1,
+        ge=1,
+        description="generator steps per discriminator step (free: no private data)",
+    )
+    generator_ema: float = Field(
+        default=0.99,
+        description="decay of the moving average of generator weights used to sample (0: off)",
+    )
+    pac: int = Field(default=1, description="must be 1 (pac > 1 breaks record-level DP)")
+    gradient_penalty: float = Field(default=0.0, description="must be 0 (not clipped per sample)")
+    threads: int | None = Field(default=None, ge=1, description="torch threads")
+
+    def metadata(self) -> dict[str, Any]:
+        """The public metadata as the preprocessing reads it: `{columns: {c: {type, bounds...}}}`."""
+        return {"columns": {c: m.model_dump(exclude_none=True) for c, m in self.columns.items()}}
 
 
 def check_config(cfg: DPCTGANConfig, n: int) -> float:
@@ -88,7 +117,7 @@ def check_config(cfg: DPCTGANConfig, n: int) -> float:
             fix="use discriminator_norm: layer or none",
         )
     if n < MIN_ROWS:
-        raise StepError(
+        raise DataError(
             f"dp_ctgan needs at least {MIN_ROWS} rows, got {n}",
             field="input",
             fix="use more rows; DP noise swamps anything learned from so few",
@@ -105,5 +134,5 @@ def check_config(cfg: DPCTGANConfig, n: int) -> float:
             field="preprocess_fraction",
         )
     if cfg.batch_size < 1 or cfg.epochs < 1 or (cfg.fake_batch_size or 1) < 1:
-        raise StepError("batch_size, fake_batch_size and epochs must be >= 1", field="batch_size")
+        raise DataError("batch_size, fake_batch_size and epochs must be >= 1", field="batch_size")
     return validate_budget(cfg.epsilon, cfg.delta, n)

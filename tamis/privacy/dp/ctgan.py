@@ -37,7 +37,6 @@ import secrets
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ import polars as pl
 import torch
 from torch import nn
 
-from tamis.errors import PrivacyError, StepError
+from tamis.errors import DataError, PrivacyError
 from tamis.privacy.dp.config import DPCTGANConfig, check_config
 from tamis.privacy.dp.nets import (
     CondSampler,
@@ -90,8 +89,11 @@ def opacus_steps_per_epoch(n: int, batch_size: int) -> tuple[float, int]:
 class DPCTGAN:
     """Fit on a private frame with a DP guarantee; sample without ever touching it again."""
 
-    def __init__(self, config: DPCTGANConfig | None = None) -> None:
+    def __init__(self, config: DPCTGANConfig | None = None, seed: int = 0) -> None:
         self.config = config or DPCTGANConfig()
+        #: seeds network initialisation only; never DP noise or batch sampling (fresh from the
+        #: OS CSPRNG on every fit)
+        self.seed = seed
         self.transformer: DPTransformer | None = None
         self.generator: Generator | None = None
         self.ledger: PrivacyLedger | None = None
@@ -113,11 +115,12 @@ class DPCTGAN:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         rng = secure_numpy_rng()  # preprocessing noise: never the pipeline seed
-        torch.manual_seed(cfg.seed)  # network initialisation only (public shapes)
+        torch.manual_seed(self.seed)  # network initialisation only (public shapes)
         ledger = PrivacyLedger(cfg.epsilon, delta, cfg.accountant)
-        planned = plan(df, cfg.metadata, cfg.conditional)
+        metadata = cfg.metadata()
+        planned = plan(df, metadata, cfg.conditional)
         k = sum(len(q) - 1 for q in planned.values())
-        cols = cfg.metadata.get("columns", {}) or {}
+        cols = metadata["columns"]
         learned = sum(
             1
             for c, q in planned.items()
@@ -132,7 +135,7 @@ class DPCTGAN:
             raise PrivacyError(
                 "preprocessing needs budget: some bounds/categories are not public",
                 field="preprocess_fraction",
-                fix="set preprocess_fraction > 0 or give bounds and categories in metadata",
+                fix="set preprocess_fraction > 0 or give bounds and categories in `columns`",
             )
         sigma_pre = sigma_for(k, cfg.epsilon * cfg.preprocess_fraction, ledger_probe)
         t0 = time.perf_counter()
@@ -140,7 +143,7 @@ class DPCTGAN:
         self.step_sizes = []
         self.transformer = tr = DPTransformer.fit(
             df,
-            cfg.metadata,
+            metadata,
             ledger,
             sigma=sigma_pre,
             conditional=cfg.conditional,
@@ -380,7 +383,7 @@ class DPCTGAN:
     def discriminator_scores(self, df: pl.DataFrame, repeats: int = 8, seed: int = 0) -> np.ndarray:
         """Mean discriminator logit of each row over random conditions (a membership score)."""
         if self.discriminator is None or self.transformer is None:
-            raise StepError("no discriminator kept", fix="set keep_discriminator = True before fit")
+            raise DataError("no discriminator kept", fix="set keep_discriminator = True before fit")
         x, idx = self.transformer.transform(df)
         cs, rng = self._cond(), np.random.default_rng(seed)
         xt, it = torch.from_numpy(x), torch.from_numpy(idx)
@@ -396,7 +399,7 @@ class DPCTGAN:
     # -- sampling (post-processing only) ------------------------------------------------------
     def sample(self, n: int, seed: int = 0, batch: int = 4096) -> pl.DataFrame:
         if self.generator is None or self.transformer is None:
-            raise StepError("the model is not fitted", fix="call fit() or load() first")
+            raise DataError("the model is not fitted", fix="call fit() or load() first")
         gen, spans = self.generator, self.transformer.spans()
         cats = self.transformer.categorical if self.config.conditional != "none" else []
         # conditions from the released frequencies without `(other)`, which is never emitted
@@ -422,12 +425,13 @@ class DPCTGAN:
     # -- persistence: JSON + a tensor-only state dict (loaded with weights_only=True) ----------
     def save(self, path: str | Path) -> Path:
         if self.generator is None or self.transformer is None or self.ledger is None:
-            raise StepError("the model is not fitted", fix="call fit() first")
+            raise DataError("the model is not fitted", fix="call fit() first")
         p = Path(path)
         p.mkdir(parents=True, exist_ok=True)
         torch.save(self.generator.state_dict(), p / "generator.pt")
         meta = {
-            "config": asdict(self.config),
+            "config": self.config.model_dump(mode="json"),
+            "seed": self.seed,
             "transformer": self.transformer.to_dict(),
             "ledger": self.ledger.to_dict(),
             "stats": self.stats,
@@ -439,7 +443,7 @@ class DPCTGAN:
     def load(cls, path: str | Path) -> DPCTGAN:
         p = Path(path)
         meta = json.loads((p / "dp_ctgan.json").read_text())
-        model = cls(DPCTGANConfig(**meta["config"]))
+        model = cls(DPCTGANConfig.model_validate(meta["config"]), seed=meta.get("seed", 0))
         model.transformer = DPTransformer.from_dict(meta["transformer"])
         model.stats = meta["stats"]
         gen, _, _ = model._build()

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
-from tamis.errors import StepError
+from tamis.errors import DataError
 from tamis.privacy.ledger import Mechanism, PrivacyLedger
 
 OTHER = "(other)"
@@ -54,7 +54,7 @@ def _kind(name: str, dtype: pl.DataType, meta: dict[str, Any]) -> str:
     declared = meta.get("type") or meta.get("sdtype")
     if declared in ("continuous", "numerical"):
         if not dtype.is_numeric():
-            raise StepError(
+            raise DataError(
                 f"declared continuous but its dtype is {dtype}",
                 column=name,
                 fix="cast the column to a number or declare type: categorical",
@@ -63,7 +63,7 @@ def _kind(name: str, dtype: pl.DataType, meta: dict[str, Any]) -> str:
     if declared in ("categorical", "boolean"):
         return "categorical"
     if declared is not None:
-        raise StepError(
+        raise DataError(
             f"unknown column type {declared!r}",
             column=name,
             fix="use type: continuous or type: categorical",
@@ -74,7 +74,7 @@ def _kind(name: str, dtype: pl.DataType, meta: dict[str, Any]) -> str:
         return "continuous"
     if dtype in (pl.String, pl.Categorical, pl.Boolean) or isinstance(dtype, pl.Enum):
         return "categorical"
-    raise StepError(
+    raise DataError(
         f"dp_ctgan cannot model a column of type {dtype}",
         column=name,
         fix="cast it to a number or string in an earlier step, or drop it",
@@ -86,9 +86,9 @@ def plan(df: pl.DataFrame, metadata: dict[str, Any], conditional: str) -> dict[s
     cols = metadata.get("columns", {}) or {}
     unknown = sorted(set(cols) - set(df.columns))
     if unknown:
-        raise StepError(
-            f"metadata names columns not in the data: {', '.join(unknown)}",
-            field="metadata.columns",
+        raise DataError(
+            f"`columns` names columns not in the data: {', '.join(unknown)}",
+            field="columns",
             fix=f"valid columns: {', '.join(df.columns)}",
         )
     out: dict[str, list[str]] = {}
@@ -234,7 +234,7 @@ def _fit_categorical(
             noisy = np.array([float(c != OTHER and (c != NULL or declared_null)) for c in cats])
     else:
         if delta_col <= 0:
-            raise StepError("learning a category domain needs a threshold delta > 0", column=name)
+            raise DataError("learning a category domain needs a threshold delta > 0", column=name)
         keys, counts = np.unique(vals.astype(str), return_counts=True)
         noisy_all = _noisy(counts, sigma, rng)
         tau = 1.0 + sigma * float(norm.isf(delta_col))

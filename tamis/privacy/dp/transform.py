@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tamis.errors import StepError
+from tamis.errors import DataError
 from tamis.privacy.dp.stats import (
     GRID,
     NULL,
@@ -104,7 +104,7 @@ class DPTransformer:
             if "bounds" in meta:
                 lo, hi = (float(v) for v in meta["bounds"])
                 if not hi > lo:
-                    raise StepError("bounds must be [low, high] with high > low", column=name)
+                    raise DataError("bounds must be [low, high] with high > low", column=name)
                 source = "public metadata"
             else:
                 lo, hi = _dp_bounds(x[~null], sigma, rng)

@@ -1,6 +1,6 @@
 """Marginal-based differentially private synthesis: MST and AIM with zCDP accounting.
 
-    from tamis.privacy.dp_marginal import MST, AIM, MarginalConfig
+    from tamis.privacy.dp_marginal import MST, AIM, AIMConfig, MarginalConfig
     model = MST(MarginalConfig(epsilon=1.0, columns=public_metadata)).fit(df)
     rows = model.sample(10_000, seed=0)
     model.ledger.to_dict()     # every measurement and selection, rho, the (epsilon, delta) total
@@ -8,8 +8,9 @@
 See docs/dp_marginal.md.
 """
 
-from tamis.privacy.dp_marginal.aim import AIM
+from tamis.privacy.dp_marginal.aim import AIM, AIMConfig
 from tamis.privacy.dp_marginal.base import (
+    MarginalColumnMeta,
     MarginalConfig,
     MarginalSynth,
     Measurement,
@@ -28,7 +29,9 @@ from tamis.privacy.dp_marginal.zcdp import (
 
 __all__ = [
     "AIM",
+    "AIMConfig",
     "MST",
+    "MarginalColumnMeta",
     "MarginalConfig",
     "MarginalSynth",
     "Measurement",

@@ -28,10 +28,12 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from pydantic import Field
 
 from tamis.errors import PrivacyError
 from tamis.privacy.dp_marginal.base import (
     Clique,
+    MarginalConfig,
     MarginalSynth,
     Measurement,
     canonical,
@@ -96,8 +98,33 @@ def _candidates(work: list[Clique], cols: list[str]) -> dict[Clique, float]:
     return cand
 
 
+class AIMConfig(MarginalConfig):
+    """Settings of AIM (the `dp_aim` step's params): MST's plus the workload and the rounds."""
+
+    workload: list[list[str]] | None = Field(
+        default=None, description="column sets to answer well (default: all `degree`-way sets)"
+    )
+    degree: int = Field(default=2, ge=1, description="size of the default workload's marginals")
+    target: str | None = Field(
+        default=None,
+        description="a column to predict: adds every (degree+1)-way marginal holding it",
+    )
+    max_model_size: float = Field(
+        default=80.0, gt=0, description="largest junction tree allowed, in megabytes"
+    )
+    round_iters: int = Field(default=100, ge=1, description="estimation iterations per round")
+    max_rounds: int | None = Field(
+        default=None, ge=1, description="stop after this many rounds (the last spends the rest)"
+    )
+
+
 class AIM(MarginalSynth):
     mechanism = "aim"
+    config_model = AIMConfig
+    config: AIMConfig
+
+    def __init__(self, config: AIMConfig) -> None:
+        super().__init__(config)
 
     def _check(self) -> None:
         super()._check()
@@ -106,12 +133,6 @@ class AIM(MarginalSynth):
                 "AIM needs a graphical model; estimator=tree is for MST only",
                 field="estimator",
                 fix="use estimator auto (or mbi)",
-            )
-        if self.config.max_model_size <= 0:
-            raise PrivacyError(
-                f"max_model_size={self.config.max_model_size} must be > 0 (megabytes)",
-                field="max_model_size",
-                fix="use e.g. 2",
             )
 
     def _run(

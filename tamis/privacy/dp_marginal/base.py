@@ -14,12 +14,14 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from pydantic import Field
 
+from tamis.config import Config
 from tamis.errors import MissingDependencyError, PrivacyError
 from tamis.privacy.dp_marginal.domain import ColumnDomain, build_domains, decode, encode
 from tamis.privacy.dp_marginal.engine import GraphicalModel, model_size
@@ -200,26 +202,43 @@ def sample_tree(
     return out
 
 
-@dataclass
-class MarginalConfig:
-    """Settings of MST and AIM (see docs/dp_marginal.md)."""
+class MarginalColumnMeta(Config):
+    """Public facts about one column (never learned from the private data)."""
 
-    epsilon: float = 1.0
-    delta: float | None = None
-    bins: int = 32
-    columns: dict[str, Any] = field(default_factory=dict)
-    domain_fraction: float = 0.0
-    #: "auto" = "numpy" (tamis' Private-PGM estimator), "mbi" (Private-PGM's own, JAX; slower
-    #: here), or "tree" (MST only: rows drawn along the tree from the noisy marginals)
-    estimator: str = "auto"
-    iters: int = 2000
-    # AIM
-    max_model_size: float = 80.0
-    workload: list[list[str]] | None = None
-    degree: int = 2
-    target: str | None = None
-    round_iters: int = 100
-    max_rounds: int | None = None
+    type: Literal["continuous", "categorical"] | None = Field(
+        default=None, description="column kind (default: numbers continuous, the rest categorical)"
+    )
+    bounds: tuple[float, float] | None = Field(
+        default=None,
+        description="public [low, high] of a continuous column (else learned with DP from"
+        " domain_fraction, or refused)",
+    )
+    categories: list[Any] | None = Field(
+        default=None, description="public category domain (required for categorical columns)"
+    )
+
+
+class MarginalConfig(Config):
+    """Settings of MST (the `dp_mst` step's params); AIM adds its own (`AIMConfig`)."""
+
+    epsilon: float = Field(default=1.0, description="target epsilon of the whole step (> 0)")
+    delta: float | None = Field(
+        default=None, description="target delta (< 1/n); default min(1e-5, 0.1/n)"
+    )
+    rows: int | None = Field(default=None, ge=1, description="rows to sample (default: input rows)")
+    bins: int = Field(default=32, ge=2, description="equal-width public bins per numeric column")
+    columns: dict[str, MarginalColumnMeta] = Field(
+        default_factory=dict, description="public metadata per column: type, bounds, categories"
+    )
+    domain_fraction: float = Field(
+        default=0.0,
+        description="share of the budget spent learning missing numeric bounds (0: refuse them)",
+    )
+    estimator: Literal["auto", "numpy", "mbi", "tree"] = Field(
+        default="auto",
+        description="auto = numpy (graphical model, no JAX), mbi (Private-PGM, JAX), tree (MST only)",
+    )
+    iters: int = Field(default=1000, ge=1, description="mbi estimation iterations")
 
 
 class MarginalSynth:
@@ -227,6 +246,8 @@ class MarginalSynth:
     (post-processing of the noisy measurements only)."""
 
     mechanism = ""
+    #: the config model of this mechanism (AIM's adds the workload and rounds)
+    config_model: type[MarginalConfig] = MarginalConfig
 
     def __init__(self, config: MarginalConfig) -> None:
         self.config = config
@@ -242,12 +263,6 @@ class MarginalSynth:
     # -- private part ------------------------------------------------------------------------
     def _check(self) -> None:
         cfg = self.config
-        if cfg.estimator not in ("auto", "numpy", "mbi", "tree"):
-            raise PrivacyError(
-                f"estimator={cfg.estimator!r} is not one of auto, numpy, mbi, tree",
-                field="estimator",
-                fix="use auto",
-            )
         if cfg.estimator == "mbi":
             require_mbi(f"{self.mechanism} with estimator=mbi")
 
@@ -346,7 +361,7 @@ class MarginalSynth:
 
     def to_dict(self) -> dict[str, Any]:
         """The model's whole state: public domain, noisy measurements, choices, ledger."""
-        cfg = {k: v for k, v in self.config.__dict__.items() if k != "columns"}
+        cfg = self.config.model_dump(mode="json", exclude={"columns"})
         return {
             "mechanism": self.mechanism,
             "config": cfg,
@@ -359,7 +374,8 @@ class MarginalSynth:
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> MarginalSynth:
-        model = cls(MarginalConfig(**state["config"]))
+        known = cls.config_model.model_fields
+        model = cls(cls.config_model(**{k: v for k, v in state["config"].items() if k in known}))
         model.domains = {d["name"]: ColumnDomain.from_dict(d) for d in state["domains"]}
         model.measurements = [Measurement.from_dict(m) for m in state["measurements"]]
         model.selected = list(state["selected"])

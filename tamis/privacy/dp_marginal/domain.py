@@ -87,15 +87,9 @@ def _edges(lo: float, hi: float, bins: int, integer: bool) -> list[float]:
     return [float(x) for x in np.linspace(lo, hi, bins + 1)]
 
 
-def build_domains(
-    df: pl.DataFrame,
-    columns: dict[str, Any],
-    bins: int,
-    ledger: ZCDPLedger,
-    domain_fraction: float,
-    rng: np.random.Generator,
-) -> dict[str, ColumnDomain]:
-    """Public cells for every column; bounds not given are learned with DP only if budgeted."""
+def _check_settings(
+    df: pl.DataFrame, columns: dict[str, Any], bins: int, domain_fraction: float
+) -> None:
     unknown = sorted(set(columns) - set(df.columns))
     if unknown:
         raise PrivacyError(
@@ -111,92 +105,123 @@ def build_domains(
         )
     if bins < 2:
         raise PrivacyError(f"bins={bins} must be >= 2", field="bins", fix="set bins to e.g. 32")
+
+
+def _categorical_domain(c: str, dtype: pl.DataType, cats: Any) -> ColumnDomain:
+    """A categorical column's public domain (booleans: False, True); never read from the rows."""
+    if cats is None and dtype == pl.Boolean:
+        cats = [False, True]
+    if cats is None:
+        raise PrivacyError(
+            f"column '{c}' has no public category domain: reading it from the private"
+            " rows would release values held by single rows",
+            field=f"columns.{c}.categories",
+            fix=f"give the public categories of '{c}' in the step's `columns` metadata"
+            " (e.g. from the data dictionary), or drop the column",
+        )
+    if len(set(map(str, cats))) != len(cats):
+        raise PrivacyError(
+            f"column '{c}': the public categories repeat a value",
+            field=f"columns.{c}.categories",
+            fix="list each category once",
+        )
+    return ColumnDomain(c, "categorical", str(dtype), categories=list(cats))
+
+
+def _continuous_domain(c: str, dtype: pl.DataType, bounds: Any, bins: int) -> ColumnDomain:
+    """A numeric column's public bins; without public bounds, a domain to learn with DP."""
+    if not dtype.is_numeric():
+        raise PrivacyError(
+            f"column '{c}' is declared continuous but has dtype {dtype}",
+            field=f"columns.{c}.type",
+            fix="declare it categorical with its categories, or cast it to a number",
+        )
+    integer = dtype.is_integer()
+    if bounds is None:
+        return ColumnDomain(c, "continuous", str(dtype), integer=integer, source="dp")
+    lo, hi = float(bounds[0]), float(bounds[1])
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise PrivacyError(
+            f"column '{c}': bounds {list(bounds)} must be finite with low < high",
+            field=f"columns.{c}.bounds",
+            fix="give [low, high] with low < high",
+        )
+    if integer:
+        lo, hi = math.floor(lo), math.ceil(hi)
+    return ColumnDomain(
+        c,
+        "continuous",
+        str(dtype),
+        edges=_edges(lo, hi, bins, integer),
+        bounds=(lo, hi),
+        integer=integer,
+    )
+
+
+def _learn_bounds(
+    df: pl.DataFrame,
+    learn: list[str],
+    out: dict[str, ColumnDomain],
+    bins: int,
+    ledger: ZCDPLedger,
+    domain_fraction: float,
+    rng: np.random.Generator,
+) -> None:
+    """Bounds of the columns in `learn` with the Gaussian mechanism, charged to `ledger`."""
+    if domain_fraction <= 0:
+        raise PrivacyError(
+            f"no public bounds for {', '.join(learn)}: learning them from the private rows"
+            " needs a share of the budget, and domain_fraction is 0",
+            field=f"columns.{learn[0]}.bounds",
+            fix="give public bounds for these columns in `columns` metadata, or set"
+            " domain_fraction (e.g. 0.1) to learn them with DP (charged in the ledger)",
+        )
+    from tamis.privacy.dp.stats import _dp_bounds
+
+    rho = domain_fraction * ledger.target_rho
+    sigma = math.sqrt(len(learn) / (2.0 * rho))
+    for c in learn:
+        x = df[c].drop_nulls().cast(pl.Float64).to_numpy()
+        x = x[np.isfinite(x)]
+        ledger.gaussian(
+            f"bounds:{c}",
+            sigma,
+            column=c,
+            cells=163,
+            note="noisy histogram over signed powers of two; the outermost buckets above the"
+            " cut give the range (dp.stats._dp_bounds)",
+        )
+        lo, hi = _dp_bounds(x, sigma, rng)
+        d = out[c]
+        if d.integer:  # the half-open power-of-two range [lo, hi) as integers
+            lo = math.floor(lo)
+            hi = max(math.ceil(hi) - 1, lo + 1)
+        d.bounds = (float(lo), float(hi))
+        d.edges = _edges(lo, hi, bins, d.integer)
+
+
+def build_domains(
+    df: pl.DataFrame,
+    columns: dict[str, Any],
+    bins: int,
+    ledger: ZCDPLedger,
+    domain_fraction: float,
+    rng: np.random.Generator,
+) -> dict[str, ColumnDomain]:
+    """Public cells for every column; bounds not given are learned with DP only if budgeted."""
+    _check_settings(df, columns, bins, domain_fraction)
     out: dict[str, ColumnDomain] = {}
-    learn: list[str] = []
     for c in df.columns:
         meta = columns.get(c)
         dtype = df.schema[c]
         kind = _meta_get(meta, "type") or ("continuous" if dtype.is_numeric() else "categorical")
-        cats = _meta_get(meta, "categories")
         if kind == "categorical":
-            if cats is None and dtype == pl.Boolean:
-                cats = [False, True]
-            if cats is None:
-                raise PrivacyError(
-                    f"column '{c}' has no public category domain: reading it from the private"
-                    " rows would release values held by single rows",
-                    field=f"columns.{c}.categories",
-                    fix=f"give the public categories of '{c}' in the step's `columns` metadata"
-                    " (e.g. from the data dictionary), or drop the column",
-                )
-            if len(set(map(str, cats))) != len(cats):
-                raise PrivacyError(
-                    f"column '{c}': the public categories repeat a value",
-                    field=f"columns.{c}.categories",
-                    fix="list each category once",
-                )
-            out[c] = ColumnDomain(c, "categorical", str(dtype), categories=list(cats))
-            continue
-        if not dtype.is_numeric():
-            raise PrivacyError(
-                f"column '{c}' is declared continuous but has dtype {dtype}",
-                field=f"columns.{c}.type",
-                fix="declare it categorical with its categories, or cast it to a number",
-            )
-        integer = dtype.is_integer()
-        bounds = _meta_get(meta, "bounds")
-        if bounds is None:
-            learn.append(c)
-            out[c] = ColumnDomain(c, "continuous", str(dtype), integer=integer, source="dp")
-            continue
-        lo, hi = float(bounds[0]), float(bounds[1])
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise PrivacyError(
-                f"column '{c}': bounds {list(bounds)} must be finite with low < high",
-                field=f"columns.{c}.bounds",
-                fix="give [low, high] with low < high",
-            )
-        if integer:
-            lo, hi = math.floor(lo), math.ceil(hi)
-        out[c] = ColumnDomain(
-            c,
-            "continuous",
-            str(dtype),
-            edges=_edges(lo, hi, bins, integer),
-            bounds=(lo, hi),
-            integer=integer,
-        )
+            out[c] = _categorical_domain(c, dtype, _meta_get(meta, "categories"))
+        else:
+            out[c] = _continuous_domain(c, dtype, _meta_get(meta, "bounds"), bins)
+    learn = [c for c, d in out.items() if d.source == "dp"]
     if learn:
-        if domain_fraction <= 0:
-            raise PrivacyError(
-                f"no public bounds for {', '.join(learn)}: learning them from the private rows"
-                " needs a share of the budget, and domain_fraction is 0",
-                field=f"columns.{learn[0]}.bounds",
-                fix="give public bounds for these columns in `columns` metadata, or set"
-                " domain_fraction (e.g. 0.1) to learn them with DP (charged in the ledger)",
-            )
-        from tamis.privacy.dp.stats import _dp_bounds
-
-        rho = domain_fraction * ledger.target_rho
-        sigma = math.sqrt(len(learn) / (2.0 * rho))
-        for c in learn:
-            x = df[c].drop_nulls().cast(pl.Float64).to_numpy()
-            x = x[np.isfinite(x)]
-            ledger.gaussian(
-                f"bounds:{c}",
-                sigma,
-                column=c,
-                cells=163,
-                note="noisy histogram over signed powers of two; the outermost buckets above the"
-                " cut give the range (dp.stats._dp_bounds)",
-            )
-            lo, hi = _dp_bounds(x, sigma, rng)
-            d = out[c]
-            if d.integer:  # the half-open power-of-two range [lo, hi) as integers
-                lo = math.floor(lo)
-                hi = max(math.ceil(hi) - 1, lo + 1)
-            d.bounds = (float(lo), float(hi))
-            d.edges = _edges(lo, hi, bins, d.integer)
+        _learn_bounds(df, learn, out, bins, ledger, domain_fraction, rng)
     return out
 
 
