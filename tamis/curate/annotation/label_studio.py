@@ -14,14 +14,8 @@ import re
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from tamis.curate.annotation.tasks import (
-    SUGGESTER,
-    TASK_KEY,
-    ImportCounts,
-    Suggestion,
-    TaskSpec,
-    Vote,
-)
+from tamis.curate.annotation import tasks as task_types
+from tamis.curate.annotation.tasks import TASK_KEY, ImportCounts, TaskSpec, Vote
 from tamis.errors import TamisError
 
 RESULT_TYPE = {"classification": "choices", "preference": "pairwise", "rating": "rating"}
@@ -86,7 +80,11 @@ def result_for(spec: TaskSpec, answer: str) -> dict[str, Any]:
 
 
 def build_task(
-    spec: TaskSpec, task: str, row: dict[str, Any], *, suggestion: Suggestion | None = None
+    spec: TaskSpec,
+    task: str,
+    row: dict[str, Any],
+    *,
+    suggestion: task_types.Suggestion | None = None,
 ) -> dict[str, Any]:
     """One task: `data` holds the shown columns and the opaque task id; `predictions` the
     suggestion (pre-annotation) when given."""
@@ -101,7 +99,7 @@ def build_task(
     out: dict[str, Any] = {"data": data}
     if suggestion is not None:
         pred: dict[str, Any] = {
-            "model_version": SUGGESTER,
+            "model_version": task_types.SUGGESTER,
             "result": [result_for(spec, suggestion[0])],
         }
         if suggestion[1] is not None:
