@@ -6,11 +6,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-DEFAULT_STORE = Path(".tamis")
+from tamis.cli.render import (
+    DEFAULT_STORE,
+    JsonOpt,
+    StoreOpt,
+    cli_errors,
+    emit,
+    err,
+    open_store,
+    out,
+)
 
 
+@cli_errors
 def verify(
     refs: Annotated[
         list[str] | None, typer.Argument(help="versions to check (ids or refs); default: all")
@@ -23,20 +34,14 @@ def verify(
             "version dirs and refs.log",
         ),
     ] = False,
-    store: Annotated[
-        Path, typer.Option("--store", envvar="TAMIS_STORE", help="store directory (or TAMIS_STORE)")
-    ] = DEFAULT_STORE,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="print one JSON document on stdout")
-    ] = False,
+    store: StoreOpt = DEFAULT_STORE,
+    as_json: JsonOpt = False,
 ) -> None:
     """Recompute content hashes, compare rows and schemas with the manifests, check the catalog
     against the version dirs. Exit 1 on any mismatch."""
-    from tamis.cli.render import emit, err, out
-    from tamis.pipelines.store import Store
     from tamis.pipelines.verify import verify_store
 
-    data = verify_store(Store(store), list(refs or []), repair=repair)
+    data = verify_store(open_store(store), list(refs or []), repair=repair)
 
     def render() -> None:
         if data["problems"]:
@@ -44,7 +49,12 @@ def verify(
             for c in ("kind", "version", "ref", "detail"):
                 t.add_column(c)
             for p in data["problems"]:
-                t.add_row(p["kind"], str(p.get("version", ""))[:12], p.get("ref", ""), p["detail"])
+                t.add_row(
+                    escape(p["kind"]),
+                    str(p.get("version", ""))[:12],
+                    escape(p.get("ref", "")),
+                    escape(p["detail"]),
+                )
             out.print(t)
         if repair:
             r = data["repair"]
@@ -56,7 +66,8 @@ def verify(
                 highlight=False,
             )
             for p in data["after_repair"]["problems"]:
-                err.print(f"[red]still wrong:[/] {p['kind']}: {p['detail']}", highlight=False)
+                text = escape(f"{p['kind']}: {p['detail']}")
+                err.print(f"[red]still wrong:[/] {text}", highlight=False)
         status = "[green]ok[/]" if data["ok"] else "[bold red]damaged[/]"
         out.print(
             f"{status}: {data['versions_checked']} versions checked in {data['seconds']:.2f}s"
@@ -76,6 +87,4 @@ def verify(
 
 
 def register(app: typer.Typer) -> None:
-    from tamis.cli.render import cli_errors
-
-    app.command(name="verify")(cli_errors(verify))
+    app.command(name="verify")(verify)
