@@ -24,7 +24,6 @@ from rich.markup import escape as escape
 from rich.table import Table as Table
 
 from tamis.errors import GateFailed, TamisError
-from tamis.pipelines.formats import DATA_SUFFIXES as DATA_SUFFIXES
 from tamis.render import fmt as fmt
 
 out = Console()
