@@ -70,6 +70,26 @@ def vote_counts(df: pl.DataFrame, *, item: str, label: str) -> tuple[np.ndarray,
     return counts, classes
 
 
+def coded_labels(
+    df: pl.DataFrame, *, item: str, annotator: str, label: str, items: pl.Series
+) -> tuple[pl.DataFrame, Any]:
+    """The annotations with item, annotator and class codes (`_i`, `_a`, `_c`: positions in
+    `items`, in first-appearance order of annotators, in sorted classes), and the items x
+    annotators matrix of class codes (pandas, NaN where an annotator did not label an item,
+    columns named by annotator) that cleanlab's multiannotator functions take."""
+    import pandas as pd
+
+    classes = df.get_column(label).unique().sort()
+    annotators = df.get_column(annotator).unique(maintain_order=True)
+    item_idx = pl.DataFrame({item: items, "_i": np.arange(len(items))})
+    ann_idx = pl.DataFrame({annotator: annotators, "_a": np.arange(len(annotators))})
+    cls_idx = pl.DataFrame({label: classes, "_c": np.arange(len(classes))})
+    coded = df.join(item_idx, on=item).join(ann_idx, on=annotator).join(cls_idx, on=label)
+    wide = np.full((len(items), len(annotators)), np.nan)
+    wide[coded["_i"].to_numpy(), coded["_a"].to_numpy()] = coded["_c"].to_numpy()
+    return coded, pd.DataFrame(wide, columns=[str(a) for a in annotators.to_list()])
+
+
 def _rated_twice(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(counts, ratings per item) as floats, for the items rated at least twice."""
     counts = np.asarray(counts, dtype=np.float64)

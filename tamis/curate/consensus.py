@@ -31,7 +31,12 @@ import polars as pl
 from pydantic import Field
 
 from tamis.config import Config
-from tamis.curate.agreement import agreement_summary, check_annotations, vote_counts
+from tamis.curate.agreement import (
+    agreement_summary,
+    check_annotations,
+    coded_labels,
+    vote_counts,
+)
 from tamis.curate.gold import annotator_gold_accuracy, consensus_gold_accuracy, gold_accuracy_drift
 from tamis.curate.label_column import drop_null_labels
 from tamis.errors import DataError
@@ -164,7 +169,7 @@ def consensus(
             fix="check the label column",
         )
     items = data.get_column(item).unique(maintain_order=True)
-    coded, wide_pd = _wide_labels(data, config, items, classes)
+    coded, wide = coded_labels(data, item=item, annotator=annotator, label=label, items=items)
     rng = np.random.default_rng(seed)
     tie_break = rng.random(counts.shape) * 1e-6
     majority = (counts + tie_break).argmax(axis=1)
@@ -176,7 +181,7 @@ def consensus(
     say("consensus labels")
     probs, probs_note = _item_pred_probs(item_frame, majority, counts, config, seed=seed)
     res = ma.get_label_quality_multiannotator(
-        wide_pd,
+        wide,
         probs,
         consensus_method="best_quality" if config.method == "crowdlab" else "majority_vote",
         verbose=False,
@@ -239,26 +244,6 @@ def consensus(
         **gold_tables,
     }
     return out, report
-
-
-def _wide_labels(
-    data: pl.DataFrame, config: ConsensusConfig, items: pl.Series, classes: list[Any]
-) -> tuple[pl.DataFrame, Any]:
-    """The annotations with item/annotator/class codes, and the item x annotator class matrix
-    (pandas, NaN where an annotator did not label an item) that cleanlab takes."""
-    import pandas as pd
-
-    item, annotator, label = config.item, config.annotator, config.label
-    annotators = data.get_column(annotator).unique(maintain_order=True)
-    item_idx = pl.DataFrame({item: items, "_i": np.arange(len(items))})
-    ann_idx = pl.DataFrame({annotator: annotators, "_a": np.arange(len(annotators))})
-    cls_idx = pl.DataFrame(
-        {label: pl.Series(classes, dtype=data.schema[label]), "_c": np.arange(len(classes))}
-    )
-    coded = data.join(item_idx, on=item).join(ann_idx, on=annotator).join(cls_idx, on=label)
-    wide = np.full((len(items), len(annotators)), np.nan)
-    wide[coded["_i"].to_numpy(), coded["_a"].to_numpy()] = coded["_c"].to_numpy()
-    return coded, pd.DataFrame(wide, columns=[str(a) for a in annotators.to_list()])
 
 
 def _gold_report(
