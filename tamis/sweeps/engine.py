@@ -1,4 +1,5 @@
-"""The sweep engine: plan the grid, build data versions, run cells (resumably, in parallel).
+"""The sweep engine: plan the grid (the data versions come from `builds.py`; `scheduler.py` runs
+the cells, resumably, in parallel).
 
 A cell is (data version, recipe + params, seed). Its key is the hash of the data version id, the
 test version id, the recipe name and code version, its canonical params and the seed, so a cell
@@ -11,20 +12,16 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from tamis.errors import SpecError
 from tamis.pipelines.hashing import hash_json, module_code_hash
-from tamis.pipelines.store import Store, now
-from tamis.safe_yaml import safe_load_yaml
-from tamis.sweeps import plancache
-from tamis.sweeps.cell import limit_threads
+from tamis.pipelines.store import Store
+from tamis.sweeps.builds import build_seeds, pipeline_spec
 from tamis.sweeps.documents import CellTask
 from tamis.sweeps.plan import Plan
-from tamis.sweeps.recipe import validate_recipe_params
+from tamis.sweeps.recipe import Recipe, validate_recipe_params
 from tamis.sweeps.recipes import get_recipe
-from tamis.sweeps.scheduler import run_tasks
 from tamis.sweeps.spec import SweepSpec, VersionSpec
 
 
@@ -50,72 +47,6 @@ def _dig(report: Any, dotted: str) -> float | None:
         return float(node)
     except (TypeError, ValueError):
         return None
-
-
-def pipeline_spec(spec: SweepSpec, store: Store) -> Any:
-    """The sweep's pipeline as a PipelineSpec, with bundled datasets injected as sources."""
-
-    from tamis.pipelines.spec import parse_pipeline
-    from tamis.sweeps.datasets import materialize
-
-    if spec.pipeline is None:
-        return None
-    base_dir = spec.base_dir
-    file = spec.file
-    if isinstance(spec.pipeline, str):
-        path = (Path(spec.base_dir) / spec.pipeline).resolve()
-        if not path.exists():
-            raise SpecError(
-                "pipeline file not found",
-                file=spec.file,
-                field="pipeline",
-                fix="the path is relative to the sweep YAML",
-            )
-        data = safe_load_yaml(path.read_text(), file=str(path))
-        base_dir, file = str(path.parent), str(path)
-    else:
-        data = dict(spec.pipeline)
-        data.setdefault("name", spec.name)
-    sources = dict(data.get("sources") or {})
-    for name, ds in spec.datasets.items():
-        if name not in sources:
-            path = materialize(ds.loader, ds.options, store.runs_dir / "sweep-data")
-            sources[name] = {"path": str(path.resolve()), "format": "parquet"}
-    data["sources"] = sources
-    return parse_pipeline(data, file=file, base_dir=base_dir)
-
-
-def _needed_steps(spec: SweepSpec) -> list[str]:
-    names: list[str] = []
-    entries: list[VersionSpec] = [*spec.versions.values(), *([spec.test] if spec.test else [])]
-    for v in entries:
-        for target in (v.step, v.audit):
-            if target and not target.startswith("@"):
-                base = target.split(".", 1)[0]
-                if base not in names:
-                    names.append(base)
-    return names
-
-
-def build_seed(
-    store_root: str, pspec: Any, seed: int, targets: list[str], threads: int = 1
-) -> dict[str, Any]:
-    """Build the sweep's pipeline for one seed; returns label -> (id, report) of every version."""
-    from tamis.pipelines.runner import build
-
-    store = Store(store_root)
-    t0 = time.perf_counter()
-    seeded = pspec.model_copy(update={"seed": seed, "name": f"{pspec.name}-seed{seed}"})
-    with limit_threads(threads):
-        res = build(seeded, store, targets=targets or None)
-    return {
-        "seed": seed,
-        "seconds": time.perf_counter() - t0,
-        "steps": {s.name: s.status for s in res.steps},
-        "versions": {
-            k: {"id": m["id"], "report": m.get("report") or {}} for k, m in res.versions.items()
-        },
-    }
 
 
 def _resolve_entry(
@@ -144,60 +75,9 @@ def _resolve_entry(
     return str(v["id"]), v["report"]
 
 
-def _build_seeds(
-    spec: SweepSpec,
-    store: Store,
-    pspec: Any,
-    jobs: int,
-    threads: int,
-    pool: ProcessPoolExecutor | None,
-    progress: Any,
-) -> dict[int, dict[str, Any]]:
-    """Every seed's build: from the plan cache when nothing changed, else built (in parallel)."""
-    targets = _needed_steps(spec)
-    builds: dict[int, dict[str, Any]] = {}
-    keys = {s: plancache.plan_key(pspec, s, targets) for s in spec.seeds}
-    for s in spec.seeds:
-        cached = plancache.load_build(store, keys[s])
-        if cached is not None:
-            builds[s] = cached
-    todo = [s for s in spec.seeds if s not in builds]
-    tasks = [(build_seed, (str(store.root), pspec, s, targets, threads)) for s in todo]
-    errors: list[BaseException] = []
-
-    def done(i: int, out: dict[str, Any]) -> None:
-        builds[out["seed"]] = out
-        plancache.save_build(store, keys[out["seed"]], out)
-        if progress:
-            progress(f"built seed {out['seed']}")
-
-    def failed(i: int, exc: BaseException) -> None:
-        errors.append(exc)
-
-    run_tasks(
-        tasks,
-        pool=pool if jobs > 1 else None,
-        workers=jobs - 1,
-        local=lambda task: task[0](*task[1]),
-        on_result=done,
-        on_error=failed,
-    )
-    if errors:
-        raise errors[0]
-    return builds
-
-
-def plan_sweep(
-    spec: SweepSpec,
-    store: Store,
-    *,
-    jobs: int = 1,
-    threads: int = 1,
-    progress: Any = None,
-    pool: ProcessPoolExecutor | None = None,
-) -> Plan:
-    t0 = time.perf_counter()
-    recipe = get_recipe(spec.recipe.use, file=spec.file)
+def _checked_params(spec: SweepSpec, recipe: type[Recipe]) -> dict[str, dict[str, Any]]:
+    """Each version's recipe params (the sweep's, overridden by the version's), validated; and
+    a fixed test set when the recipe needs one."""
     params_by_version = {
         name: validate_recipe_params(
             recipe, {**spec.recipe.params, **v.params}, file=spec.file, where=f"versions.{name}"
@@ -211,17 +91,68 @@ def plan_sweep(
             field="test",
             fix="add `test: STEP` or `test: '@REF'`",
         )
+    return params_by_version
+
+
+def _cell(
+    recipe: type[Recipe],
+    params: dict[str, Any],
+    version: str,
+    seed: int,
+    data_id: str,
+    test_id: str | None,
+    where: tuple[str, int],
+) -> CellTask:
+    """A cell's identity; its key hashes the data and test version ids, the recipe's name and
+    code version, its params and the seed (not the version's name: the same cell under two
+    names runs once); `where`: the store root and the thread cap of the process running it."""
+    key = hash_json(
+        {
+            "data": data_id,
+            "test": test_id,
+            "recipe": recipe.name,
+            "recipe_version": [recipe.version, module_code_hash(recipe.__module__)],
+            "params": params,
+            "seed": seed,
+        }
+    )
+    return {
+        "key": key,
+        "version": version,
+        "seed": seed,
+        "recipe": recipe.name,
+        "params": params,
+        "data_id": data_id,
+        "test_id": test_id,
+        "store": where[0],
+        "threads": where[1],
+    }
+
+
+def plan_sweep(
+    spec: SweepSpec,
+    store: Store,
+    *,
+    jobs: int = 1,
+    threads: int = 1,
+    progress: Any = None,
+    pool: ProcessPoolExecutor | None = None,
+) -> Plan:
+    t0 = time.perf_counter()
+    recipe = get_recipe(spec.recipe.use, file=spec.file)
+    params_by_version = _checked_params(spec, recipe)
     pspec = pipeline_spec(spec, store)
     t_build = time.perf_counter()
     builds: dict[int, dict[str, Any]] = {}
     if pspec is not None:
-        builds = _build_seeds(spec, store, pspec, jobs, threads, pool, progress)
+        builds = build_seeds(spec, store, pspec, jobs, threads, pool, progress)
     build_seconds = time.perf_counter() - t_build
     empty: dict[str, Any] = {"versions": {}}
     data_ids: dict[str, dict[int, str]] = {v: {} for v in spec.versions}
     figures: dict[str, dict[str, dict[int, float | None]]] = {v: {} for v in spec.versions}
     test_ids: dict[int, str | None] = {}
     cells: list[CellTask] = []
+    where = (str(store.root.resolve()), threads)  # the store and thread cap of every cell
     for s in spec.seeds:
         built = builds.get(s, empty)
         test_id = (
@@ -239,30 +170,7 @@ def plan_sweep(
                 )
                 for fig, dotted in spec.figures.items():
                     figures[name].setdefault(fig, {})[s] = _dig(audit_report, dotted)
-            params = params_by_version[name]
-            key = hash_json(
-                {
-                    "data": vid,
-                    "test": test_id,
-                    "recipe": recipe.name,
-                    "recipe_version": [recipe.version, module_code_hash(recipe.__module__)],
-                    "params": params,
-                    "seed": s,
-                }
-            )
-            cells.append(
-                {
-                    "key": key,
-                    "version": name,
-                    "seed": s,
-                    "recipe": recipe.name,
-                    "params": params,
-                    "data_id": vid,
-                    "test_id": test_id,
-                    "store": str(store.root.resolve()),
-                    "threads": threads,
-                }
-            )
+            cells.append(_cell(recipe, params_by_version[name], name, s, vid, test_id, where))
     sweep_id = hash_json(
         {
             "name": spec.name,
@@ -285,4 +193,4 @@ def plan_sweep(
     )
 
 
-__all__ = ["Plan", "plan_sweep", "build_seed", "pipeline_spec", "now"]
+__all__ = ["Plan", "plan_sweep"]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tamis.pipelines.store import Store
-from tamis.sweeps import engine, load_sweep_result, run_sweep
+from tamis.sweeps import builds, engine, load_sweep_result, run_sweep
 from tamis.sweeps.cell import tune_malloc
 from tamis.sweeps.scheduler import run_tasks
 from tamis.sweeps.spec import parse_sweep
@@ -97,13 +97,13 @@ def test_plan_cache_skips_rebuilds_until_an_input_changes(
     store = Store(tmp_path / "s")
     first = engine.plan_sweep(parse_sweep(data), store)
     calls: list[int] = []
-    real_build = engine.build_seed
+    real_build = builds.build_seed
 
     def counting(root: str, pspec: Any, seed: int, targets: list[str], threads: int = 1) -> Any:
         calls.append(seed)
         return real_build(root, pspec, seed, targets, threads)
 
-    monkeypatch.setattr(engine, "build_seed", counting)
+    monkeypatch.setattr(builds, "build_seed", counting)
     again = engine.plan_sweep(parse_sweep(data), store)
     assert calls == [] and again.data_ids == first.data_ids and again.cells == first.cells
 
