@@ -9,19 +9,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tamis.cli.render import (
-    DEFAULT_STORE,
-    JsonOpt,
-    StoreOpt,
-    cli_errors,
-    emit,
-    err,
-    open_store,
-    out,
-)
+from tamis.cli import render as ui
 
 
-@cli_errors
+@ui.cli_errors
 def verify(
     refs: Annotated[
         list[str] | None, typer.Argument(help="versions to check (ids or refs); default: all")
@@ -34,14 +25,14 @@ def verify(
             "version dirs and refs.log",
         ),
     ] = False,
-    store: StoreOpt = DEFAULT_STORE,
-    as_json: JsonOpt = False,
+    store: ui.StoreOpt = ui.DEFAULT_STORE,
+    as_json: ui.JsonOpt = False,
 ) -> None:
     """Recompute content hashes, compare rows and schemas with the manifests, check the catalog
     against the version dirs. Exit 1 on any mismatch."""
     from tamis.pipelines.verify import verify_store
 
-    data = verify_store(open_store(store), list(refs or []), repair=repair)
+    data = verify_store(ui.open_store(store), list(refs or []), repair=repair)
 
     def render() -> None:
         if data["problems"]:
@@ -55,10 +46,10 @@ def verify(
                     escape(p.get("ref", "")),
                     escape(p["detail"]),
                 )
-            out.print(t)
+            ui.out.print(t)
         if repair:
             r = data["repair"]
-            out.print(
+            ui.out.print(
                 f"repaired: catalog rebuilt with {r['versions']} versions and {r['refs']} refs; "
                 f"{len(r['set_aside'])} damaged versions set aside in {Path(store) / 'damaged'}"
                 + (f"; old catalog kept as {r['old_catalog']}" if r["old_catalog"] else ""),
@@ -67,9 +58,9 @@ def verify(
             )
             for p in data["after_repair"]["problems"]:
                 text = escape(f"{p['kind']}: {p['detail']}")
-                err.print(f"[red]still wrong:[/] {text}", highlight=False)
+                ui.err.print(f"[red]still wrong:[/] {text}", highlight=False)
         status = "[green]ok[/]" if data["ok"] else "[bold red]damaged[/]"
-        out.print(
+        ui.out.print(
             f"{status}: {data['versions_checked']} versions checked in {data['seconds']:.2f}s"
             + (
                 ""
@@ -81,7 +72,7 @@ def verify(
             highlight=False,
         )
 
-    emit(data, as_json, render)
+    ui.emit(data, as_json, render)
     if not data["ok"]:
         raise typer.Exit(1)
 
