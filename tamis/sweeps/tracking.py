@@ -27,7 +27,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tamis.sweeps.documents import CellResult
 
 DEFAULT_URI = "./mlruns"
 
@@ -88,7 +91,7 @@ class Tracker:
             }
         )
 
-    def cell(self, result: dict[str, Any], cached: bool) -> None:
+    def cell(self, result: CellResult, cached: bool) -> None:
         self._q.put({"kind": "cell", "result": result, "cached": cached})
 
     def finish(
