@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tamis.errors import DataError
+from tamis.stats import bootstrap_indices, percentile_interval
 from tamis.tabular import make_classifier, to_pandas
 
 Model = Literal["gbm", "logreg", "rf"]
@@ -209,19 +210,15 @@ def ml_efficacy(
     if predictions:
         out["predictions"] = {"y": y_te_np, "pred": pred, "proba": proba, "classes": classes}
     if n_boot > 0:
-        rng = np.random.default_rng(seed)
         boots: dict[str, list[float]] = {k: [] for k in point}
-        for _ in range(n_boot):
-            idx = rng.integers(0, len(holdout), len(holdout))
+        for idx in bootstrap_indices(len(holdout), n_boot, seed):
             s = _scores(y_te_np[idx], pred[idx], proba[idx], classes, minority)
             for k, v in s.items():
                 boots[k].append(v)
         for k, vals in boots.items():
-            arr = np.asarray(vals, dtype=float)
-            arr = arr[~np.isnan(arr)]
-            lo, hi = np.quantile(arr, [0.025, 0.975]) if len(arr) else (np.nan, np.nan)
-            out[f"{k}_ci_low"] = float(lo)
-            out[f"{k}_ci_high"] = float(hi)
+            lo, hi = percentile_interval(vals, finite_only=True)
+            out[f"{k}_ci_low"] = lo
+            out[f"{k}_ci_high"] = hi
     return out
 
 

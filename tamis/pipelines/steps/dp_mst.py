@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import polars as pl
 
@@ -42,25 +42,40 @@ def run_marginal(model: MarginalSynth, inputs: dict[str, Any], ctx: StepContext)
     return StepOutput(frames={"data": out}, report=report)
 
 
-class DPMSTStep(Step[MarginalConfig]):
+M = TypeVar("M", bound=MarginalConfig)
+
+
+class MarginalStep(Step[M], Generic[M]):
+    """A marginal-based DP synthesizer step: fit on the whole input, sample, report the ledger."""
+
+    kind = "global"
+    version = 1
+    #: the DP noise and selections come from the OS CSPRNG, fresh per build, never stored
+    deterministic = False
+    requires = ("numpy",)
+    extra = "dp"
+
+    def output_schema(self, schema: pl.Schema, params: M) -> pl.Schema:
+        """Synthetic rows have the input's columns and dtypes."""
+        return schema
+
+    def model(self, params: M) -> MarginalSynth:
+        """The unfitted synthesizer for these params."""
+        raise NotImplementedError
+
+    def run(self, inputs: dict[str, Any], params: M, ctx: StepContext) -> StepOutput:
+        return run_marginal(self.model(params), inputs, ctx)
+
+
+class DPMSTStep(MarginalStep[MarginalConfig]):
     """MST (McKenna, Miklau & Sheldon 2021): noisy 1-way marginals, a spanning tree of pairs chosen
     with the exponential mechanism, noisy 2-way marginals on it; rows from a graphical model fitted
     to the noisy marginals (mbi) or drawn along the tree. zCDP accounting, privacy ledger."""
 
     name = "dp_mst"
     Params = MarginalConfig
-    kind = "global"
-    version = 1
-    #: the DP noise comes from the OS CSPRNG, fresh per build, never stored
-    deterministic = False
-    requires = ("numpy",)
-    extra = "dp"
 
-    def output_schema(self, schema: pl.Schema, params: MarginalConfig) -> pl.Schema:
-        """Synthetic rows have the input's columns and dtypes."""
-        return schema
-
-    def run(self, inputs: dict[str, Any], params: MarginalConfig, ctx: StepContext) -> StepOutput:
+    def model(self, params: MarginalConfig) -> MarginalSynth:
         from tamis.privacy.dp_marginal.mst import MST
 
-        return run_marginal(MST(params), inputs, ctx)
+        return MST(params)

@@ -27,7 +27,6 @@ import polars as pl
 from tamis.privacy.audit.distance import knn_distances
 from tamis.privacy.audit.encode import Encoder
 from tamis.privacy.audit.stats import (
-    attack_metrics,
     clopper_pearson,
     delong_ci,
     tpr_at_fpr_counts,
@@ -121,70 +120,6 @@ def shadow_model(
     return scorer, {"shadow_count": count, "shadow_train_rows": size}
 
 
-def shadow_attack(
-    synthesize: Synthesize,
-    pool: pl.DataFrame,
-    encoder: Encoder,
-    members: np.ndarray,
-    nonmembers: np.ndarray,
-    synthetic: np.ndarray,
-    reference: np.ndarray,
-    *,
-    n_train: int,
-    count: int = 3,
-    k: int = 1,
-    seed: int = 0,
-    n_boot: int = 200,
-    progress: Callable[..., None] | None = None,
-) -> dict[str, Any]:
-    """The shadow-model attack's figures on (members, nonmembers); see `shadow_model`."""
-    scorer, info = shadow_model(
-        synthesize,
-        pool,
-        encoder,
-        synthetic,
-        reference,
-        n_train=n_train,
-        count=count,
-        k=k,
-        seed=seed,
-        progress=progress,
-    )
-    if scorer is None:
-        return info
-    out = attack_metrics(scorer(members), scorer(nonmembers), n_boot=n_boot, seed=seed)
-    out.update(info)
-    return out
-
-
-def membership_attacks(
-    members: np.ndarray,
-    nonmembers: np.ndarray,
-    synthetic: np.ndarray,
-    reference: np.ndarray,
-    *,
-    k: int = 1,
-    n_boot: int = 200,
-    seed: int = 0,
-) -> dict[str, dict[str, Any]]:
-    """The distance and DOMIAS-style attacks (the shadow attack needs a synthesizer: see above)."""
-    return {
-        "distance": attack_metrics(
-            distance_scores(members, synthetic),
-            distance_scores(nonmembers, synthetic),
-            n_boot=n_boot,
-            seed=seed,
-        ),
-        "domias": attack_metrics(
-            domias_scores(members, synthetic, reference, k),
-            domias_scores(nonmembers, synthetic, reference, k),
-            n_boot=n_boot,
-            seed=seed,
-        ),
-    }
-
-
-#: the attacks in the order the report lists them (ties in `worst_case` go to the first)
 ATTACK_ORDER = ("distance", "domias", "marginal", "shadow")
 _TPR = {"tpr_at_fpr_0.01": 0.01, "tpr_at_fpr_0.001": 0.001}
 
