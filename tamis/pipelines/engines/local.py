@@ -28,6 +28,7 @@ from tamis.errors import StepError
 from tamis.pipelines.engines.memory import WORKING_FACTOR, format_size, row_bytes
 from tamis.pipelines.engines.parts import PART_MAX_BYTES, PART_MAX_ROWS, PartInfo, PartWriter
 from tamis.pipelines.steps.base import (
+    MAIN_OUTPUT,
     ROW,
     BatchResult,
     KeyedStep,
@@ -112,6 +113,43 @@ class BoundedEngine:
         )
 
     # ---- kinds ---------------------------------------------------------------------------
+    def run_step(
+        self,
+        step: Step[Any],
+        inputs: dict[str, Any],
+        params: Any,
+        ctx: StepContext,
+        out: Path,
+        *,
+        estimated_bytes: int | None = None,
+        rows: int | None = None,
+    ) -> tuple[list[PartInfo], StepOutput]:
+        """Run a step by its kind; the main output goes to parts in `out`.
+
+        A step with stages of several kinds (near dedup: signatures map, band grouping keyed,
+        components global over the small edge list) provides `run_bounded(engine, inputs, params,
+        ctx, out)` itself and is handed the engine. A global step is checked against the limit
+        (when its input size is known) and materialised; its other outputs stay frames.
+        """
+        custom = getattr(step, "run_bounded", None)
+        if custom is not None:
+            parts, output = custom(self, inputs, params, ctx, out)
+            return parts, output
+        kind = step.kind_for(params)
+        if kind == "map" and isinstance(step, MapStep):
+            return self.run_map(step, inputs, params, ctx, out)
+        if kind == "keyed" and isinstance(step, KeyedStep):
+            return self.run_keyed(step, inputs, params, ctx, out)
+        if estimated_bytes is not None:
+            self.check_global(step, estimated_bytes, rows or 0, ctx)
+        output = step.run(inputs, params, ctx)
+        main = output.frames.get(MAIN_OUTPUT)
+        if main is None:
+            return [], output
+        frame = main.collect() if isinstance(main, pl.LazyFrame) else main
+        parts = self._writer(out).close_with(frame)
+        return parts, output
+
     def run_map(
         self, step: MapStep[Any], inputs: dict[str, Any], params: Any, ctx: StepContext, out: Path
     ) -> tuple[list[PartInfo], StepOutput]:

@@ -137,6 +137,11 @@ class PartWriter:
             self.parts.append(write_part(empty, self.directory / part_name(0)))
         return self.parts
 
+    def close_with(self, frame: pl.DataFrame) -> list[PartInfo]:
+        """Write a whole frame and close (what a global step's output becomes)."""
+        self.write(frame)
+        return self.close(frame.schema)
+
 
 def write_frame_parts(
     frame: pl.DataFrame,
