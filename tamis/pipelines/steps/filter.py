@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any
 
 import polars as pl
 from pydantic import Field, model_validator
 
-from tamis.errors import StepError
+from tamis.errors import StepError, did_you_mean
 from tamis.pipelines.steps.base import (
     BatchResult,
     Inputs,
@@ -117,17 +116,16 @@ def _check_where_columns(where: str, columns: list[str]) -> pl.Expr:
         names = expr.meta.root_names()
     except Exception:  # pragma: no cover - exotic expressions: leave the check to Polars
         names = []
-    for name in names:
-        if name not in columns:
-            close = difflib.get_close_matches(name, columns, n=3)
-            hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
-            raise StepError(
-                f"`where` names column '{name}', which the input does not have",
-                column=name,
-                field="params.where",
-                fix=f"{hint}columns: {', '.join(columns)} (quote names with spaces or dashes "
-                'in double quotes, e.g. "education-num" > 10)',
-            )
+    missing = [name for name in names if name not in columns]
+    if missing:
+        hint = did_you_mean(repr(missing[0]), [repr(c) for c in columns])
+        raise StepError(
+            f"`where` names column '{missing[0]}', which the input does not have",
+            column=missing[0],
+            field="params.where",
+            fix=f"{hint}columns: {', '.join(columns)} (quote names with spaces or dashes "
+            'in double quotes, e.g. "education-num" > 10)',
+        )
     return expr
 
 
