@@ -22,24 +22,28 @@ from tamis.cli.render import (
     out,
 )
 
+StepsArg = Annotated[
+    list[str] | None, typer.Argument(help="build only these steps (and what they need)")
+]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="recompute the named STEPS, or every step if none")
+]
+SourcesUnderOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--sources-under",
+        help="refuse sources outside DIR (for pipeline files received from someone else)",
+    ),
+]
+
 
 @cli_errors
 def build(
     pipeline: Annotated[Path, typer.Argument(help="pipeline YAML file")],
-    steps: Annotated[
-        list[str] | None, typer.Argument(help="build only these steps (and what they need)")
-    ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="recompute the named STEPS, or every step if none")
-    ] = False,
+    steps: StepsArg = None,
+    force: ForceOpt = False,
     seed: Annotated[int | None, typer.Option("--seed", help="override the pipeline seed")] = None,
-    sources_under: Annotated[
-        Path | None,
-        typer.Option(
-            "--sources-under",
-            help="refuse sources outside DIR (for pipeline files received from someone else)",
-        ),
-    ] = None,
+    sources_under: SourcesUnderOpt = None,
     store: StoreOpt = DEFAULT_STORE,
     as_json: JsonOpt = False,
 ) -> None:

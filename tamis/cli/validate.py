@@ -16,10 +16,8 @@ from tamis.render import render_report
 
 DataArg = Annotated[str, typer.Argument(help="store ref/id or data file")]
 
-validate_app = typer.Typer(
-    help="Great Expectations: suggest a starter suite, check data against one.",
-    no_args_is_help=True,
-)
+HELP = "Great Expectations: suggest a starter suite, check data against one."
+validate_app = typer.Typer(help=HELP, no_args_is_help=True)
 
 
 @validate_app.command("suggest")
