@@ -100,6 +100,37 @@ def method_config(
     return load_run_config(method(name).config_class(), source, prefix=prefix, **overrides)
 
 
+def config_tables() -> str:
+    """The markdown tables of every method's config fields that docs/train.md shows (generated
+    from the config classes: the shared `RunConfig`, then what each method adds or changes)."""
+    from tamis.config import describe_config
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "`null`"
+        return f"`{str(value).lower() if isinstance(value, bool) else value}`"
+
+    def table(fields: list[Any]) -> list[str]:
+        rows = ["| field | type | default | help |", "|---|---|---|---|"]
+        for f in fields:
+            kind = f["type"].replace(" | ", " or ")
+            doc = f["doc"].replace("|", "/")
+            rows.append(f"| `{f['name']}` | {kind} | {cell(f['default'])} | {doc} |")
+        return rows
+
+    shared = {f["name"]: f for f in describe_config(RunConfig)}
+    lines = ["Shared by every method (`RunConfig`):", "", *table(list(shared.values()))]
+    for name, m in METHODS.items():
+        cls = m.config_class()
+        own = [
+            f
+            for f in describe_config(cls)
+            if f["name"] not in shared or f["default"] != shared[f["name"]]["default"]
+        ]
+        lines += ["", f"`{name}` (`{cls.__name__}`) adds or changes:", "", *table(own)]
+    return "\n".join(lines)
+
+
 def reward_model_path(reward_model: str) -> str:
     """A `tamis train rm` run directory stands for the model it saved (`<run>/model`)."""
     path = Path(reward_model)

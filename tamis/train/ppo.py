@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from tamis.errors import TamisError
 from tamis.train.data import (
@@ -48,9 +48,11 @@ class PPORunConfig(RunConfig):
     """Config of `tamis train ppo`."""
 
     learning_rate: float = Field(default=3e-4, gt=0, description="AdamW learning rate.")
-    total_episodes: int = Field(default=512, description="Prompts sampled in all.")
-    rollout_batch_size: int = Field(default=32, description="Prompts per rollout/update.")
-    mini_batch_size: int = Field(default=8, description="Sequences per gradient step.")
+    total_episodes: int = Field(default=512, ge=1, description="Prompts sampled in all.")
+    rollout_batch_size: int = Field(default=32, ge=1, description="Prompts per rollout/update.")
+    mini_batch_size: int = Field(
+        default=8, ge=1, description="Sequences per gradient step (at most rollout_batch_size)."
+    )
     ppo_epochs: int = Field(default=4, description="Passes over each rollout.")
     response_length: int = Field(default=24, description="Maximum new tokens.")
     max_prompt_length: int = Field(
@@ -74,6 +76,17 @@ class PPORunConfig(RunConfig):
     eval_prompts: int = Field(
         default=64, description="Held-out prompts for the final win rate (at most)."
     )
+
+    @field_validator("mini_batch_size")
+    @classmethod
+    def _fits_a_rollout(cls, value: int, info: ValidationInfo) -> int:
+        rollout = info.data.get("rollout_batch_size")
+        if rollout is not None and value > rollout:
+            raise ValueError(
+                f"mini_batch_size ({value}) is larger than rollout_batch_size ({rollout}): set "
+                "mini_batch_size <= rollout_batch_size"
+            )
+        return value
 
 
 def _check_vocab(tok: Any, reward_tok: Any, model: str, reward_model: str) -> None:
@@ -133,12 +146,6 @@ def train_ppo(
 
     started = time.time()
     cfg = config or PPORunConfig()
-    if cfg.mini_batch_size > cfg.rollout_batch_size:
-        raise TamisError(
-            "mini_batch_size is larger than rollout_batch_size",
-            field="mini_batch_size",
-            fix="set mini_batch_size <= rollout_batch_size",
-        )
     df = load_frame(data)
     check_columns(df, "ppo")
     df = drop_null_text(df, ["prompt"])

@@ -8,7 +8,14 @@ import pytest
 
 from tamis.config import fields_without_help
 from tamis.errors import SpecError, TamisError
-from tamis.train.methods import METHODS, method, method_config, reward_model_path, train
+from tamis.train.methods import (
+    METHODS,
+    config_tables,
+    method,
+    method_config,
+    reward_model_path,
+    train,
+)
 from tamis.train.runs import RunConfig, flat_numbers
 
 
@@ -38,6 +45,9 @@ def test_config_is_checked_at_construction(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as exc:
         method_config("ppo", tmp_path / "ppo.yaml")
     assert exc.value.file == str(tmp_path / "ppo.yaml") and "response_length" in str(exc.value)
+    with pytest.raises(SpecError, match="larger than rollout_batch_size") as exc:
+        method_config("ppo", {"rollout_batch_size": 8, "mini_batch_size": 16})
+    assert exc.value.field == "config.mini_batch_size"
     with pytest.raises(SpecError) as exc:
         method_config("sft", {"bogus": 1}, prefix="recipe.params.config")
     assert exc.value.field == "recipe.params.config.bogus"
@@ -67,3 +77,9 @@ def test_flat_numbers_as_mlflow_logs_them() -> None:
         "accuracy.n": 8.0,
         "a_b": 2.0,
     }
+
+
+def test_docs_show_the_generated_config_tables() -> None:
+    """docs/train.md's config tables are generated from the config classes (no hand copy)."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "train.md").read_text()
+    assert config_tables() in docs
