@@ -215,6 +215,8 @@ class Catalog:
             needs_write = write or missing or (writable and bool(self._pending()))
             self._flock(fd, fcntl.LOCK_EX if needs_write else fcntl.LOCK_SH)
             fresh = needs_write and not self.path.exists()
+            if fresh:
+                self._create()
             try:
                 con = duckdb.connect(str(self.path), read_only=not needs_write)
             except duckdb.Error as exc:
@@ -253,6 +255,22 @@ class Catalog:
             if fd is not None:
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
+
+    def _create(self) -> None:
+        """A new catalog with its tables, made beside and renamed into place: a process killed
+        meanwhile never leaves a catalog file without tables (readers could not open it)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            con = duckdb.connect(str(tmp))
+            try:
+                con.execute(SCHEMA)
+            finally:
+                con.close()
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+            tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
 
     def _no_space(self, exc: BaseException) -> StoreError:
         return StoreError(
