@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import random
 import warnings
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -30,7 +29,8 @@ import polars as pl
 from pydantic import Field
 
 from tamis.config import Config
-from tamis.errors import DataError, TamisError
+from tamis.errors import DataError
+from tamis.privacy.model_files import MODEL_FILE, load_model, save_model
 
 MIN_ROWS = 50
 Kind = Literal["ctgan", "tvae", "gaussian_copula"]
@@ -50,7 +50,6 @@ SDTYPES = (
     "credit_card_number",
 )
 TABLE = "t"
-MODEL_FILE = "synthesizer.pkl"
 
 
 class SynthConfig(Config):
@@ -275,63 +274,14 @@ def sample_synthetic(model: Any, rows: int, seed: int, info: dict[str, Any]) -> 
     return result.select(order)
 
 
-def save_model(model: Any, directory: Path) -> Path:
-    """Save a fitted synthesizer (a cloudpickle file) into `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / MODEL_FILE
-    model.save(str(path))
-    return path
-
-
-def load_model(path: str | Path, store_root: str | Path) -> Any:
-    """Load a synthesizer that a tamis store wrote. Refuses any file outside the store's versions.
-
-    The file is a pickle: loading one runs code. Only files inside
-    `<store>/versions/<id>/artifacts/` are accepted, i.e. files the store itself wrote.
-    """
-    p = Path(path).resolve()
-    versions = (Path(store_root) / "versions").resolve()
-    if not p.is_relative_to(versions) or "artifacts" not in p.relative_to(versions).parts:
-        raise TamisError(
-            f"refusing to unpickle {p}: it is not a model file written by the store at {store_root}",
-            file=str(p),
-            fix="only load models from <store>/versions/<id>/artifacts/; never load a pickle "
-            "you did not create",
-        )
-    if not p.exists():
-        raise TamisError("model file not found", file=str(p))
-    _check_recorded_hash(p, versions)
-    from sdv.utils import load_synthesizer
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load_synthesizer(str(p))
-
-
-def _check_recorded_hash(path: Path, versions: Path) -> None:
-    """Refuse a model file whose bytes are not the ones the store recorded when it wrote the
-    version (`manifest.json` `files`): a pickle swapped in after the write is never loaded."""
-    import hashlib
-    import json
-
-    vdir = versions / path.relative_to(versions).parts[0]
-    rel = path.relative_to(vdir).as_posix()
-    try:
-        record = json.loads((vdir / "manifest.json").read_text())["files"][rel]
-        expected = str(record["sha256"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise TamisError(
-            f"refusing to unpickle {path}: the store recorded no content hash for it",
-            file=str(path),
-            fix="rebuild the step that wrote it (`tamis build ... --force`) and load the new file",
-        ) from None
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected:
-        raise TamisError(
-            f"refusing to unpickle {path}: its bytes are not the ones the store wrote",
-            file=str(path),
-            fix="run `tamis verify`; rebuild the step that wrote it with `--force`",
-        )
+__all__ = [
+    "MODEL_FILE",
+    "NeuralSynthConfig",
+    "SynthConfig",
+    "detect_metadata",
+    "fit_synthesizer",
+    "load_model",
+    "prepare_frame",
+    "sample_synthetic",
+    "save_model",
+]

@@ -56,6 +56,7 @@ from tamis.privacy.dp.nets import (
     discriminator_backward,
     generator_step,
 )
+from tamis.privacy.dp.secure import reseed_secure, secure_numpy_rng
 from tamis.privacy.dp.transform import DPTransformer, plan, sigma_for
 from tamis.privacy.ledger import Mechanism, PrivacyLedger
 
@@ -66,17 +67,6 @@ NOISE_SOURCE = (
     "OS CSPRNG (Python secrets): fresh per fit, re-drawn every DP-SGD step, never stored;"
     " the seed drives only network initialisation and sampling from the trained generator"
 )
-
-
-def secure_numpy_rng() -> np.random.Generator:
-    """A NumPy generator seeded with 128 bits from the OS CSPRNG; the seed is never kept."""
-    return np.random.Generator(np.random.PCG64(secrets.randbits(128)))
-
-
-def reseed_secure(gen: torch.Generator) -> torch.Generator:
-    """Re-seed a torch generator with 64 fresh bits from the OS CSPRNG (never kept)."""
-    gen.manual_seed(secrets.randbits(64))
-    return gen
 
 
 def opacus_steps_per_epoch(n: int, batch_size: int) -> tuple[float, int]:

@@ -9,14 +9,10 @@ See docs/dp_marginal.md.
 """
 
 from tamis.privacy.dp_marginal.aim import AIM, AIMConfig
-from tamis.privacy.dp_marginal.base import (
-    MarginalColumnMeta,
-    MarginalConfig,
-    MarginalSynth,
-    Measurement,
-    mbi_available,
-    workload_error,
-)
+from tamis.privacy.dp_marginal.base import MarginalSynth, workload_error
+from tamis.privacy.dp_marginal.config import MarginalColumnMeta, MarginalConfig
+from tamis.privacy.dp_marginal.estimation import mbi_available
+from tamis.privacy.dp_marginal.mechanisms import Measurement
 from tamis.privacy.dp_marginal.mst import MST
 from tamis.privacy.dp_marginal.zcdp import (
     ZCDPLedger,

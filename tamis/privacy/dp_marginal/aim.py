@@ -31,17 +31,17 @@ import numpy as np
 from pydantic import Field
 
 from tamis.errors import PrivacyError
-from tamis.privacy.dp_marginal.base import (
+from tamis.privacy.dp_marginal.base import MarginalSynth
+from tamis.privacy.dp_marginal.config import MarginalConfig
+from tamis.privacy.dp_marginal.engine import GraphicalModel, model_size
+from tamis.privacy.dp_marginal.mechanisms import (
     Clique,
-    MarginalConfig,
-    MarginalSynth,
     Measurement,
     canonical,
     exponential_select,
     marginal,
     measure,
 )
-from tamis.privacy.dp_marginal.engine import GraphicalModel, model_size
 from tamis.privacy.dp_marginal.zcdp import ZCDPLedger
 
 __all__ = ["AIM", "workload_cliques"]

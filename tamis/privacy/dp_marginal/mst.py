@@ -23,10 +23,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tamis.privacy.dp_marginal.base import (
-    MarginalSynth,
+from tamis.privacy.dp_marginal.base import MarginalSynth
+from tamis.privacy.dp_marginal.estimation import _nonneg
+from tamis.privacy.dp_marginal.mechanisms import (
     Measurement,
-    _nonneg,
     canonical,
     exponential_select,
     marginal,
