@@ -75,3 +75,17 @@ def test_missing_and_unknown_files_are_clear_errors(tmp_path: Path, store: Store
 def test_looks_like_file() -> None:
     assert looks_like_file("a.csv") and looks_like_file("a.csv.gz") and looks_like_file("x.data")
     assert not looks_like_file("demo/clean") and not looks_like_file("a.gz")
+
+
+def test_hugging_face_folders(tmp_path: Path, store: Store) -> None:
+    datasets = pytest.importorskip("datasets")
+    df = pl.DataFrame({"id": [1, 2, 3], "text": ["a", "b", "c"]})
+    ds = datasets.Dataset.from_polars(df)
+    ds.save_to_disk(str(tmp_path / "one"))
+    datasets.DatasetDict({"train": ds}).save_to_disk(str(tmp_path / "dict1"))
+    datasets.DatasetDict({"train": ds, "test": ds}).save_to_disk(str(tmp_path / "dict2"))
+    assert read_data(tmp_path / "one", store).frame.equals(df)
+    assert read_data(tmp_path / "dict1", store).frame.equals(df)  # its only split
+    with pytest.raises(TamisError, match="splits") as exc:
+        read_data(tmp_path / "dict2", store)
+    assert exc.value.fix and "dict2/train" in exc.value.fix
