@@ -75,12 +75,7 @@ def run_sweep(
         bar.start()
         task = bar.add_task("building data versions", total=len(spec.versions) * len(spec.seeds))
     tracker = _tracker(tracking_uri, wait_tracking)
-    pool = None
-    if jobs > 1:
-        from tamis.sweeps.recipes import get_recipe
-
-        warm = (*get_recipe(spec.recipe.use, file=spec.file).warm, "tamis.pipelines.runner")
-        pool = make_pool(jobs - 1, threads, warm)  # this process is the jobs-th worker
+    pool = _pool(spec, jobs, threads)
     plan: Plan | None = None
     try:
         plan = plan_sweep(
@@ -141,33 +136,10 @@ def run_sweep(
         result["report"] = write_report(result, out)
         report_s = time.perf_counter() - t_rep
     if tracker is not None:
-        t_close = time.perf_counter()
-        tracker.close(wait=wait_tracking)
-        result["tracking"] = {
-            "uri": tracker.uri,
-            "parent_run_id": tracker.parent_id,
-            "error": tracker.error,
-            "pending": tracker.pending,
-            "outcome": str((out / "tracking.json").resolve()),
-            "wait_seconds": round(time.perf_counter() - t_close, 3),
-        }
-    wall = time.perf_counter() - t0
+        result["tracking"] = _close_tracker(tracker, wait_tracking, out)
     cell_s = sum(r.get("seconds", 0.0) for r in results if r["key"] in computed_keys)
-    result["timings"] = {
-        "wall_seconds": wall,
-        "plan_seconds": plan.plan_seconds,
-        "build_seconds": plan.build_seconds,
-        "cell_seconds_sum": cell_s,
-        "stats_seconds": stats_s,
-        "report_seconds": report_s,
-        "import_seconds": import_s,
-        "jobs": jobs,
-        "overhead_seconds": wall
-        - plan.build_seconds
-        - report_s
-        - import_s
-        - (cell_s if jobs <= 1 else 0.0),
-    }
+    seconds = {"stats": stats_s, "report": report_s, "import": import_s, "cells": cell_s}
+    result["timings"] = _timings(plan, time.perf_counter() - t0, jobs, seconds)
     cleaned = save_result(out, result)
     info = {
         "sweep_id": plan.sweep_id,
@@ -177,6 +149,51 @@ def run_sweep(
     }
     record_sweep(store, plan, started, "ok", info, results)
     return cleaned
+
+
+def _pool(spec: SweepSpec, jobs: int, threads: int) -> Any:
+    """`jobs - 1` worker processes (this process is the jobs-th), or None for one job."""
+    if jobs <= 1:
+        return None
+    from tamis.sweeps.recipes import get_recipe
+
+    warm = (*get_recipe(spec.recipe.use, file=spec.file).warm, "tamis.pipelines.runner")
+    return make_pool(jobs - 1, threads, warm)
+
+
+def _timings(plan: Plan, wall: float, jobs: int, seconds: dict[str, float]) -> dict[str, Any]:
+    """Where the sweep's time went; overhead is what neither builds, cells, imports nor the
+    report took (cells count only when they ran in this process alone)."""
+    cell_s = seconds["cells"]
+    return {
+        "wall_seconds": wall,
+        "plan_seconds": plan.plan_seconds,
+        "build_seconds": plan.build_seconds,
+        "cell_seconds_sum": cell_s,
+        "stats_seconds": seconds["stats"],
+        "report_seconds": seconds["report"],
+        "import_seconds": seconds["import"],
+        "jobs": jobs,
+        "overhead_seconds": wall
+        - plan.build_seconds
+        - seconds["report"]
+        - seconds["import"]
+        - (cell_s if jobs <= 1 else 0.0),
+    }
+
+
+def _close_tracker(tracker: Any, wait: bool, out: Path) -> dict[str, Any]:
+    """Close the MLflow logging process (waited for or not); what the result says of it."""
+    t_close = time.perf_counter()
+    tracker.close(wait=wait)
+    return {
+        "uri": tracker.uri,
+        "parent_run_id": tracker.parent_id,
+        "error": tracker.error,
+        "pending": tracker.pending,
+        "outcome": str((out / "tracking.json").resolve()),
+        "wait_seconds": round(time.perf_counter() - t_close, 3),
+    }
 
 
 def _tracker(uri: str | None, wait: bool) -> Any:
