@@ -408,6 +408,57 @@ def test_delta_figure_has_zero_line_and_symmetric_axes() -> None:
     plt.close(fig)
 
 
+def test_means_tradeoff_and_curves_figures() -> None:
+    """Without a baseline delta: the means with their CIs on the metric's range; the trade-off
+    plot puts each version at (privacy mean, utility mean) with both CIs; the learning curves
+    average the seeds of a version step by step."""
+    import matplotlib.pyplot as plt
+
+    from tamis.sweeps.figures import curves_figure, delta_figure, tradeoff_figure
+
+    def row(version: str, metric: str, mean: float, half: float) -> dict[str, Any]:
+        return {
+            "version": version,
+            "metric": metric,
+            "mean": mean,
+            "n": 2,
+            "ci_low": mean - half,
+            "ci_high": mean + half,
+        }
+
+    table = [
+        row("a", "auc", 0.8, 0.02),
+        row("a", "mia_auc", 0.6, 0.05),
+        row("b", "auc", 0.7, 0.01),
+        row("b", "mia_auc", 0.52, 0.03),
+    ]
+    result: Any = {
+        "name": "x",
+        "metrics": ["auc"],
+        "figures": ["mia_auc"],
+        "baseline": "a",
+        "table": table,
+        "seeds": [0, 1],
+        "tradeoff": {"x": "mia_auc", "y": "auc"},
+        "versions": {"a": {}, "b": {}},
+        "cells": [
+            {"version": "a", "curves": {"loss": [[1, 2.0], [2, 1.0]]}},
+            {"version": "a", "curves": {"loss": [[1, 4.0], [2, 3.0]]}},
+            {"version": "b", "curves": {}},
+        ],
+    }
+    means = delta_figure(result)  # no deltas: the means
+    assert [ax.get_ylim() for ax in means.axes[:2]] == [(0.0, 1.0), (0.0, 1.0)]
+    trade = tradeoff_figure(result)
+    points = sorted(tuple(c.lines[0].get_xydata()[0]) for c in trade.axes[0].containers)
+    assert points == [(0.52, 0.7), (0.6, 0.8)]
+    curves = curves_figure(result)
+    (line,) = curves.axes[0].get_lines()
+    assert list(line.get_ydata()) == [3.0, 2.0]
+    for fig in (means, trade, curves):
+        plt.close(fig)
+
+
 def test_adult_blank_line_label_dropped_and_figures_match_sklearn(
     adult_train_clean: pl.DataFrame, adult_test_clean: pl.DataFrame
 ) -> None:
