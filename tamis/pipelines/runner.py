@@ -3,7 +3,7 @@
 Cache key of a step = hash(input version ids, step type, step code, canonical params, seed), where
 the step code is the hash of the step's module source and every `tamis` module it imports
 (`Step.code_version`): a change to a step or its capability never hits an old cache entry. A source
-import's id covers the file's content and the reader's code (`tamis/pipelines/sources.py` and what
+import's id covers the file's content and the reader's code (`tamis/pipelines/sources/` and what
 it imports).
 Each output's version id is derived from that key, so the same inputs, params and seed give the
 same id, and a rebuild of an unchanged pipeline only re-checks keys. A step that raises leaves no
@@ -26,14 +26,14 @@ import polars as pl
 from tamis.config import load_config
 from tamis.errors import SpecError, StepError, TamisError
 from tamis.pipelines.dag import PlannedStep, topological, with_ancestors
-from tamis.pipelines.hashing import hash_json, module_code_hash
+from tamis.pipelines.hashing import hash_json
 from tamis.pipelines.progress import BuildProgress, progress_message
 from tamis.pipelines.registry import get_step_type
 from tamis.pipelines.sources import (
     READER_VERSION,
     load_source,
     source_fingerprint,
-    source_settings,
+    source_params,
     warn_stderr,
 )
 from tamis.pipelines.spec import InputRef, PipelineSpec, load_pipeline
@@ -159,7 +159,7 @@ class _Build:
     def import_source(self, name: str) -> None:
         spec, store = self.spec, self.store
         path = spec.source_path(name)
-        fmt = spec.source_format(name)
+        spec.source_format(name)  # a format it cannot infer is said before a missing file
         if not path.exists():
             raise SpecError(
                 f"source not found: {path}",
@@ -168,12 +168,7 @@ class _Build:
                 fix="paths are relative to the pipeline YAML",
             )
         fingerprint = source_fingerprint(path, store.catalog)
-        params = {
-            "format": fmt,
-            "options": spec.sources[name].options,
-            **source_settings(spec.sources[name]),
-            "reader": reader_version(),
-        }
+        params = source_params(spec, name)
         version_id = hash_json({"source": fingerprint, **params})
         if not store.set_aside_damaged([version_id]) and store.has_version(version_id):
             manifest = store.manifest_by_id(version_id)
@@ -391,12 +386,6 @@ class _Build:
 
 def _label(step: str, output: str) -> str:
     return step if output == MAIN_OUTPUT else f"{step}.{output}"
-
-
-def reader_version() -> str:
-    """The source reader's code: its manual version and the hash of its module's source."""
-    code = module_code_hash("tamis.pipelines.sources")[:32]
-    return f"{READER_VERSION}-{code}"
 
 
 def _call(

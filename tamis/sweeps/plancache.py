@@ -36,7 +36,7 @@ def _source_stats(pspec: Any) -> list[Any] | None:
 
 def plan_key(pspec: Any, seed: int, targets: list[str]) -> str | None:
     """The cache key of one seed's build, or None when it must not be cached."""
-    from tamis.pipelines.runner import reader_version
+    from tamis.pipelines.sources import reader_version
 
     codes: dict[str, str] = {"<source reader>": reader_version()}
     for name, planned in pspec.plan().items():

@@ -13,7 +13,8 @@ import pytest
 
 from tamis.pipelines import hashing
 from tamis.pipelines.registry import get_step_type, step_types
-from tamis.pipelines.runner import build, reader_version
+from tamis.pipelines.runner import build
+from tamis.pipelines.sources import reader_version
 from tamis.pipelines.store import Store
 
 
@@ -59,9 +60,9 @@ def test_capability_change_changes_the_keys_of_steps_using_it(
     assert near.code_version() != before[1] and norm.code_version() == before[2]
 
 
-def test_source_reader_key_follows_sources_py(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_source_reader_key_follows_the_readers_code(monkeypatch: pytest.MonkeyPatch) -> None:
     before = reader_version()
-    _patch_source(monkeypatch, "tamis/pipelines/sources.py", b"\nBLANK_LINES = 'skipped'\n")
+    _patch_source(monkeypatch, "tamis/pipelines/sources/csv.py", b"\nBLANK_LINES = 'skipped'\n")
     assert reader_version() != before
 
 
@@ -112,7 +113,7 @@ def test_unchanged_code_gives_the_same_keys_in_another_process() -> None:
     code = (
         "import json\n"
         "from tamis.pipelines.registry import step_types\n"
-        "from tamis.pipelines.runner import reader_version\n"
+        "from tamis.pipelines.sources import reader_version\n"
         "d = {n: t.code_version() for n, t in step_types().items()}\n"
         "d['<reader>'] = reader_version()\n"
         "print(json.dumps(d))\n"

@@ -1,0 +1,314 @@
+"""CSV and TSV sources, read by DuckDB's `read_csv`: sniffed delimiter, quote, header and types,
+padding after the delimiter stripped, and warnings about a header row that looks like data."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tamis.errors import SpecError
+from tamis.pipelines.sources.settings import SourceRead
+
+#: Polars `read_csv` option names (the reader before READER_VERSION 2) -> DuckDB `read_csv` names
+POLARS_CSV_OPTIONS = {
+    "separator": "delim",
+    "has_header": "header",
+    "quote_char": "quote",
+    "new_columns": "names",
+    "infer_schema_length": "sample_size",
+    "skip_rows": "skip",
+    "null_values": "nullstr",
+    "encoding": "encoding",
+}
+
+_OPTION_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?$")
+_DATE_RE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?$")
+
+
+def _csv_arguments(
+    fmt: str, settings: dict[str, Any], opts: dict[str, Any], *, name: str, file: str
+) -> tuple[dict[str, Any], list[str]]:
+    """DuckDB `read_csv` named arguments from the source's settings and options."""
+    kw: dict[str, Any] = {}
+    notes: list[str] = []
+    for old, new in POLARS_CSV_OPTIONS.items():
+        if old not in opts:
+            continue
+        value = opts.pop(old)
+        if old == "quote_char" and value is None:
+            value = ""
+        if old == "infer_schema_length":
+            if value == 0:
+                kw["all_varchar"] = True
+                continue
+            value = -1 if value is None else value
+        kw[new] = value
+        notes.append(f"option '{old}' read as DuckDB's '{new}'")
+    for key in opts:  # option names become SQL parameter names: identifiers only
+        if not isinstance(key, str) or not _OPTION_RE.fullmatch(key):
+            raise SpecError(
+                f"option name {key!r} is not a DuckDB read_csv parameter name",
+                file=file,
+                field=f"sources.{name}.options",
+                fix="use read_csv parameter names (letters, digits, '_'), e.g. sample_size",
+            )
+    kw.update(opts)
+    if fmt == "tsv":
+        kw.setdefault("delim", "\t")
+        kw.setdefault("quote", "")
+    if "delimiter" in settings:
+        kw["delim"] = settings["delimiter"]
+    if "quote" in settings:
+        kw["quote"] = settings["quote"]
+    if "columns" in settings:
+        kw["names"] = list(settings["columns"])
+        if "header" not in settings and "header" not in kw:
+            kw["header"] = False
+    if "header" in settings:
+        kw["header"] = bool(settings["header"])
+    return kw, notes
+
+
+def read_csv(
+    path: Path,
+    fmt: str,
+    settings: dict[str, Any],
+    opts: dict[str, Any],
+    *,
+    name: str,
+    file: str,
+) -> SourceRead:
+    import duckdb
+
+    if path.is_file() and path.stat().st_size == 0:
+        raise SpecError(
+            f"{path} is empty",
+            file=file,
+            field=f"sources.{name}.path",
+            fix="point the source at a file with a header and rows",
+        )
+    skip_space = settings.get("skip_initial_space", fmt == "csv")
+    kw, notes = _csv_arguments(fmt, settings, opts, name=name, file=file)
+    con = duckdb.connect(":memory:")
+    try:
+        try:
+            sniffed = _sniff(con, path, kw)
+        except duckdb.Error as exc:
+            raise _csv_error(exc, path, name=name, file=file) from None
+        n_cols = len(sniffed["Columns"])
+        if "columns" in settings and len(settings["columns"]) != n_cols:
+            raise SpecError(
+                f"`columns:` names {len(settings['columns'])} columns, but {path.name} has "
+                f"{n_cols} (delimiter {sniffed['Delimiter']!r})",
+                file=file,
+                field=f"sources.{name}.columns",
+                fix=f"give {n_cols} names, or set `delimiter:`",
+            )
+        sample_note = None
+        try:
+            frame = _duck_read(con, path, kw)
+        except duckdb.ConversionException as exc:
+            if "sample_size" in kw:
+                raise _csv_error(exc, path, name=name, file=file) from None
+            # a value past the sniffer's sample does not fit the sniffed type: sniff every row
+            kw["sample_size"] = -1
+            sniffed = _sniff(con, path, kw)
+            frame = _duck_read(con, path, kw)
+            sample_note = "every row (a value beyond the default sample did not fit its type)"
+        except duckdb.Error as exc:
+            raise _csv_error(exc, path, name=name, file=file) from None
+    finally:
+        con.close()
+    if skip_space:
+        strings = [c for i, (c, t) in enumerate(frame.schema.items()) if i > 0 and t == pl.String]
+        if strings:
+            frame = frame.with_columns(pl.col(c).str.strip_chars_start(" ") for c in strings)
+    header_source = "given" if "header" in kw else "sniffed"
+    has_header = bool(kw["header"]) if "header" in kw else bool(sniffed["HasHeader"])
+    quote = sniffed["Quote"]
+    info: dict[str, Any] = {
+        "reader": "duckdb.read_csv",
+        "delimiter": sniffed["Delimiter"],
+        "quote": "(none)" if quote in ("", "(empty)", None) else quote,
+        "header": has_header,
+        "header_from": header_source,
+        "skip_initial_space": bool(skip_space),
+        "rows": frame.height,
+        # DuckDB's types, under the frame's names (`columns:` renames what the sniffer saw)
+        "types": dict(zip(frame.columns, [c["type"] for c in sniffed["Columns"]], strict=False)),
+    }
+    blank = _count_blank_lines(path)
+    if blank is not None and frame.width > 1:
+        info["blank_lines_skipped"] = blank
+    elif blank:
+        info["blank_lines"] = blank
+        notes.append("in a one-column file a blank line is an empty value: read as null")
+    if sample_note:
+        info["type_sample"] = sample_note
+    warnings = _header_warnings(frame, has_header, header_source, "columns" in settings)
+    warnings += _date_format_warnings(frame, info, sniffed, kw, path)
+    skipped = int(sniffed.get("SkipRows") or 0)
+    if skipped and "skip" not in kw:
+        info["lines_skipped_at_top"] = skipped
+        warnings.append(
+            f"the first {skipped} line(s) of {path.name} do not fit the layout of the rest "
+            "(e.g. a title, or rows with fewer fields) and were skipped; fix: if they are data, "
+            "repair those lines; to accept this, set `options: {skip: "
+            f"{skipped}}}`"
+        )
+    if notes:
+        info["notes"] = notes
+    return SourceRead(frame, info, warnings)
+
+
+def _date_format_warnings(
+    frame: pl.DataFrame,
+    info: dict[str, Any],
+    sniffed: dict[str, Any],
+    kw: dict[str, Any],
+    path: Path,
+) -> list[str]:
+    """Record the sniffed date/timestamp formats; warn when day and month could be swapped.
+
+    DuckDB picks `%d/%m/%Y` for `05/01/2024` when no value has a day above 12, where pandas and
+    most US data read month first: the dates are then silently wrong for one reader or the other.
+    """
+    warns: list[str] = []
+    for kind, key, option in (
+        ("DATE", "DateFormat", "dateformat"),
+        ("TIMESTAMP", "TimestampFormat", "timestampformat"),
+    ):
+        fmt = sniffed.get(key)
+        cols = [c for c, t in info["types"].items() if t == kind and c in frame.columns]
+        if not fmt or not cols:
+            continue
+        info[option] = fmt
+        # year-first formats (ISO 8601, 2024-01-05) are read year-month-day by everyone
+        if option in kw or "%d" not in fmt or "%m" not in fmt or fmt.startswith(("%Y", "%y")):
+            continue
+        ambiguous = [
+            c for c in cols if frame.get_column(c).drop_nulls().dt.day().max() in range(1, 13)
+        ]
+        if ambiguous:
+            swapped = fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
+            warns.append(
+                f"{path.name}: column(s) {', '.join(repr(c) for c in ambiguous)} were read with "
+                f"the sniffed {option} {fmt!r}, but no day is above 12, so {swapped!r} fits too "
+                f"and would give other dates; fix: set `options: {{{option}: '{fmt}'}}` to "
+                f"confirm, or `options: {{{option}: '{swapped}'}}`"
+            )
+    return warns
+
+
+def _sniff(con: Any, path: Path, kw: dict[str, Any]) -> dict[str, Any]:
+    sniff_kw = {k: v for k, v in kw.items() if k not in ("names", "column_names")}
+    args = "".join(f", {k} := ?" for k in sniff_kw)
+    cur = con.execute(f"SELECT * FROM sniff_csv(?{args})", [os.fspath(path), *sniff_kw.values()])
+    rows = cur.fetchall()
+    cols = [d[0] for d in cur.description]
+    row = rows[0]
+    return dict(zip(cols, row, strict=True))
+
+
+def _duck_read(con: Any, path: Path, kw: dict[str, Any]) -> pl.DataFrame:
+    args = "".join(f", {k} := ?" for k in kw)
+    rel = con.sql(f"SELECT * FROM read_csv(?{args})", params=[os.fspath(path), *kw.values()])
+    return pl.DataFrame(rel.pl())
+
+
+def _csv_error(exc: Exception, path: Path, *, name: str, file: str) -> SpecError:
+    # DuckDB appends its search space and a list of generic fixes; the first lines say what
+    lines = []
+    for line in str(exc).strip().splitlines():
+        if not line.strip() or line.startswith(("The search space", "Possible fix", "Column ")):
+            break
+        lines.append(line.strip())
+    first = "; ".join(lines[:4])
+    return SpecError(
+        f"could not read {path} as CSV: {first}",
+        file=file,
+        field=f"sources.{name}",
+        fix="set `delimiter:`, `quote:`, `header:` or `columns:` on the source, or DuckDB "
+        "read_csv parameters in `options:` (e.g. encoding: latin-1, sample_size: -1, "
+        "all_varchar: true)",
+    )
+
+
+def _count_blank_lines(path: Path) -> int | None:
+    """Lines holding nothing but whitespace (the reader skips them); None if not countable."""
+    suffix = path.suffix.lower()
+    if suffix in (".zst", ".zstd", ".bz2", ".xz"):
+        return None
+    opener: Any = gzip.open if suffix == ".gz" else open
+    blank = 0
+    try:
+        with opener(path, "rb") as fh:
+            for line in fh:
+                if not line.strip():
+                    blank += 1
+    except OSError:
+        return None
+    return blank
+
+
+def _shape(value: str) -> str:
+    """A cell's character classes: 'Alice' -> 'Aa', '2019-01-02' -> '9-9-9', 'a b' -> 'a a'."""
+    out = re.sub(r"[A-Z]+", "A", value.strip())
+    out = re.sub(r"[a-z]+", "a", out)
+    out = re.sub(r"[0-9]+", "9", out)
+    return re.sub(r"\s+", " ", out)
+
+
+def _header_warnings(
+    frame: pl.DataFrame, has_header: bool, header_from: str, named: bool
+) -> list[str]:
+    """Warn when the header row looks like data, or when there is none and columns got numbers."""
+    if not has_header:
+        if named or frame.width == 0 or header_from != "sniffed":
+            return []  # named by `columns:`, or the user said there is no header
+        return [
+            f"no header row (the first line looks like data): columns are named "
+            f"{frame.columns[0]}..{frame.columns[-1]}; fix: name them with `columns: [...]`, or "
+            "set `header: true` if the first line holds names"
+        ]
+    if header_from != "sniffed":
+        return []  # the user said there is a header
+    names = frame.columns
+    numeric = [c for c in names if _NUMBER_RE.match(c.strip()) or _DATE_RE.match(c.strip())]
+    fix = (
+        "if the first line is data, set `header: false` and name the columns with "
+        "`columns: [...]`; if it is a header, set `header: true` to silence this"
+    )
+    if numeric:
+        return [
+            "the header row (sniffed) has cells that look like data, not names: "
+            f"{', '.join(repr(c) for c in numeric[:5])}; fix: {fix}"
+        ]
+    if frame.height == 0:
+        return []
+    strings = [c for c, t in frame.schema.items() if t == pl.String]
+    if len(strings) != frame.width:
+        # a typed column whose first line did not parse as that type: a real header
+        return []
+    sample = frame.head(200)
+    same = []
+    for c in names:
+        values = [v for v in sample[c].to_list() if v is not None]
+        if not values:
+            return []
+        shapes = {_shape(v) for v in values}
+        if c in values or _shape(c) in shapes:
+            same.append(c)
+    if len(same) == len(names):
+        return [
+            "the header row (sniffed) has the same shape as the rows below, so it may be data "
+            f"(header: {', '.join(repr(c) for c in names[:5])}"
+            f"{', ...' if len(names) > 5 else ''}); fix: {fix}"
+        ]
+    return []
