@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import secrets
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,6 +55,7 @@ from tamis.privacy.dp.nets import (
     generator_step,
 )
 from tamis.privacy.dp.secure import reseed_secure, secure_numpy_rng
+from tamis.privacy.dp.sgd import check_accounted_steps, make_private, opacus_steps_per_epoch
 from tamis.privacy.dp.transform import DPTransformer, plan, sigma_for
 from tamis.privacy.ledger import Mechanism, PrivacyLedger
 
@@ -67,13 +66,6 @@ NOISE_SOURCE = (
     "OS CSPRNG (Python secrets): fresh per fit, re-drawn every DP-SGD step, never stored;"
     " the seed drives only network initialisation and sampling from the trained generator"
 )
-
-
-def opacus_steps_per_epoch(n: int, batch_size: int) -> tuple[float, int]:
-    """Opacus' sample rate q = 1 / len(loader) and the steps its Poisson sampler runs per epoch,
-    `int(1 / q)` -- one fewer than ceil(n / batch_size) for some sizes (e.g. 93 batches)."""
-    q = 1.0 / max(1, math.ceil(n / batch_size))
-    return q, int(1 / q)
 
 
 class DPCTGAN:
@@ -207,8 +199,6 @@ class DPCTGAN:
         self, x: torch.Tensor, idx: torch.Tensor, sigma: float, progress: Callable[..., None] | None
     ) -> int:
         """Train with DP-SGD; return the number of DP-SGD (noisy optimizer) steps that ran."""
-        from opacus import PrivacyEngine
-        from opacus.utils.uniform_sampler import UniformWithReplacementSampler
         from torch.utils.data import DataLoader, TensorDataset
 
         cfg, tr = self.config, self.transformer
@@ -221,41 +211,9 @@ class DPCTGAN:
         )
         opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.discriminator_lr, betas=(0.5, 0.9))
         loader = DataLoader(TensorDataset(x, idx), batch_size=cfg.batch_size)
-        # known-noisy Opacus warnings: its secure RNG needs torchcsprng (the generators here are
-        # seeded from the OS CSPRNG instead, see the module doc) and full backward hooks. Set
-        # before PrivacyEngine(), which is where Opacus warns about the RNG.
-        warnings.filterwarnings("ignore", message="Secure RNG turned off")
-        warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        engine = PrivacyEngine(accountant=cfg.accountant)
-        noise_gen = reseed_secure(torch.Generator())
-        made = engine.make_private(
-            module=disc,
-            optimizer=opt_d,
-            data_loader=loader,
-            criterion=nn.BCEWithLogitsLoss(),
-            noise_multiplier=sigma,
-            max_grad_norm=cfg.max_grad_norm,
-            poisson_sampling=True,
-            grad_sample_mode=cfg.grad_sample_mode,
-            noise_generator=noise_gen,
-        )
-        if len(made) == 4:  # ghost clipping also wraps the criterion
-            dp_disc, opt_d, crit, loader = made
-        else:
-            (dp_disc, opt_d, loader), crit = made, nn.BCEWithLogitsLoss()
-        # Poisson sampling from the OS CSPRNG too (Opacus would use torch's global generator)
-        sampler = loader.batch_sampler
-        if not isinstance(sampler, UniformWithReplacementSampler):
-            raise PrivacyError(
-                f"Opacus returned a {type(sampler).__name__} batch sampler, not Poisson sampling",
-                field="batch_size",
-                fix="report this as a bug (an Opacus upgrade changed make_private)",
-            )
-        sample_gen = sampler.generator = reseed_secure(torch.Generator())
-        # the floating-point-safe Gaussian of Opacus' secure_mode (Holohan et al. 2021)
-        opt_d.secure_mode = True
+        dp = make_private(disc, opt_d, loader, cfg, sigma)
         fake_b = cfg.fake_batch_size or cfg.batch_size
-        total = cfg.epochs * len(loader)
+        total = cfg.epochs * len(dp.loader)
         t0 = time.perf_counter()
         ema = copy.deepcopy(gen) if cfg.generator_ema > 0 else gen
         with torch.random.fork_rng():
@@ -263,29 +221,23 @@ class DPCTGAN:
             torch.manual_seed(secrets.randbits(64))
             rng = secure_numpy_rng()
             ran = self._loop(
-                loader, dp_disc, crit, opt_d, gen, ema, opt_g, cs, spans, cond_cols, rng,
-                noise_gen, sample_gen, fake_b, total, progress,
+                dp.loader, dp.module, dp.criterion, dp.optimizer, gen, ema, opt_g, cs, spans,
+                cond_cols, rng, dp.noise_gen, dp.sample_gen, fake_b, total, progress,
             )  # fmt: skip
         seconds = time.perf_counter() - t0
         self.timings.update({"train_seconds": seconds, "seconds_per_epoch": seconds / cfg.epochs})
-        accounted = sum(int(h[2]) for h in engine.accountant.history)
-        if accounted != ran:
-            raise PrivacyError(
-                f"Opacus' accountant saw {accounted} DP-SGD steps, the loop counted {ran}",
-                field="epochs",
-                fix="report this as a bug; the ledger cannot tell which count is right",
-            )
+        check_accounted_steps(dp.engine, ran)
         self.stats.update(
             {
                 "opacus_dp_sgd_epsilon": float(
-                    engine.accountant.get_epsilon(self.ledger.accountant_delta())
+                    dp.engine.accountant.get_epsilon(self.ledger.accountant_delta())
                 )
                 if self.ledger
                 else None,
             }
         )
         if self.keep_discriminator:
-            self.discriminator = dp_disc._module.eval()
+            self.discriminator = dp.module._module.eval()
         ema.eval()
         self.generator = ema  # the discriminator (and the private tensors) are dropped here
         return ran
