@@ -36,33 +36,29 @@ class PlannedStep:
 
 
 def _check_input_names(spec: PipelineSpec, name: str, step_type: type[Step]) -> None:
+    """Every input a step type takes, given; none it does not; lists only where it takes them."""
+
+    def refuse(message: str, fix: str, field: str | None = None) -> SpecError:
+        return SpecError(message, file=spec.file, step=name, field=field, fix=fix)
+
     named = spec.steps[name].named_inputs()
     allowed = set(step_type.inputs) | set(step_type.optional_inputs)
     for key, value in named.items():
         if key not in allowed:
-            raise SpecError(
+            raise refuse(
                 f"step type '{step_type.name}' takes no input '{key}'",
-                file=spec.file,
-                step=name,
-                fix=f"its inputs: {', '.join(sorted(allowed)) or '(none)'}",
+                f"its inputs: {', '.join(sorted(allowed)) or '(none)'}",
             )
         if isinstance(value, list) and key not in step_type.list_inputs:
-            raise SpecError(
+            raise refuse(
                 f"input '{key}' takes one name, not a list",
-                file=spec.file,
-                step=name,
-                field=key,
-                fix=f"give one source or step name; list inputs of '{step_type.name}': "
+                f"give one source or step name; list inputs of '{step_type.name}': "
                 f"{', '.join(step_type.list_inputs) or '(none)'}",
+                field=key,
             )
     for key in step_type.inputs:
         if key not in named:
-            raise SpecError(
-                f"missing input '{key}'",
-                file=spec.file,
-                step=name,
-                fix=f"add `{key}: <source or step name>`",
-            )
+            raise refuse(f"missing input '{key}'", f"add `{key}: <source or step name>`")
 
 
 def _check_exists(spec: PipelineSpec, name: str, ref: InputRef) -> None:

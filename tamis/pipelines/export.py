@@ -91,50 +91,49 @@ def source_paths(store: Store) -> list[Path]:
     return [Path(os.path.realpath(p)) for p in sorted(paths)]
 
 
+def _refuse(target: Path, message: str, fix: str) -> TamisError:
+    return TamisError(message, file=str(target), field="--to", fix=fix)
+
+
 def check_target(store: Store, target: Path, fmt: str, overwrite: bool) -> bool:
     """Refuse a target that would delete or overwrite what the user owns; True if it exists."""
     real = Path(os.path.realpath(target))
     store_root = Path(os.path.realpath(store.root))
     if _inside(real, store_root) or _inside(store_root, real):
-        raise TamisError(
+        raise _refuse(
+            target,
             f"refusing to export into the store ({store.root}) or over a folder holding it",
-            file=str(target),
-            field="--to",
-            fix="export to a path outside the store",
+            "export to a path outside the store",
         )
     for src in source_paths(store):
         if _inside(real, src) or _inside(src, real):
-            raise TamisError(
+            raise _refuse(
+                target,
                 f"refusing to export over a pipeline's source ({src})",
-                file=str(target),
-                field="--to",
-                fix="export to a new path; sources are never overwritten",
+                "export to a new path; sources are never overwritten",
             )
     exists = os.path.lexists(target)
     if not exists:
         return False
     if real.is_dir() or fmt == "hf":
-        raise TamisError(
+        raise _refuse(
+            target,
             "the target exists and is a directory"
             if real.is_dir()
             else "the target exists (an hf export writes a new directory)",
-            file=str(target),
-            field="--to",
-            fix="choose a new path; tamis never deletes or replaces a directory",
+            "choose a new path; tamis never deletes or replaces a directory",
         )
     if not overwrite:
-        raise TamisError(
+        raise _refuse(
+            target,
             "the target file exists",
-            file=str(target),
-            field="--to",
-            fix="pass --overwrite to replace it (atomically), or choose another path",
+            "pass --overwrite to replace it (atomically), or choose another path",
         )
     if not real.exists() or not stat.S_ISREG(real.stat().st_mode):
-        raise TamisError(
+        raise _refuse(
+            target,
             "the target is not a regular file (a device, pipe, socket or broken link)",
-            file=str(target),
-            field="--to",
-            fix="export to a regular file path",
+            "export to a regular file path",
         )
     return True
 
