@@ -32,7 +32,8 @@ class RecipeParams(Config):
 
 class Recipe:
     name: ClassVar[str] = ""
-    Params: ClassVar[type[RecipeParams]] = RecipeParams
+    #: the params model: a `RecipeParams`, or the config of the capability the recipe wraps
+    Params: ClassVar[type[Config]] = RecipeParams
     #: bump when results change for the same inputs: finished cells are recomputed
     version: ClassVar[int] = 1
     #: the figures tabulated by default
@@ -57,6 +58,6 @@ class Recipe:
 
 def validate_recipe_params(
     recipe: type[Recipe], raw: dict[str, Any], *, file: str | None = None, where: str = "recipe"
-) -> RecipeParams:
+) -> Config:
     """The recipe's params from a sweep YAML mapping, or a SpecError naming `<where>.params.X`."""
     return load_config(recipe.Params, raw, file=file, prefix=f"{where}.params", what=recipe.name)

@@ -16,19 +16,11 @@ from pydantic import Field
 from tamis.errors import DataError, SpecError, did_you_mean
 from tamis.sweeps import lm_recipes
 from tamis.sweeps.recipe import Recipe, RecipeParams, RecipeResult, validate_recipe_params
-
+from tamis.train.classifier import ClassifierConfig
 
 # --------------------------------------------------------------------------- classifier
-class ClassifierParams(RecipeParams):
-    target: str = Field(default="label", description="the label column")
-    text_column: str | None = Field(default=None, description="free-text column (TF-IDF model)")
-    features: list[str] | None = Field(default=None, description="feature columns (default all)")
-    drop: list[str] = Field(default_factory=list, description="columns never used as features")
-    model: Literal["logreg", "gbm"] = Field(default="logreg", description="tabular model")
-    C: float = Field(default=1.0, gt=0, description="inverse L2 strength of logistic regression")
-    max_iter: int = Field(default=2000, ge=1, description="solver iterations / boosting rounds")
-    positive_label: str | None = Field(default=None, description="positive class (binary)")
-    max_features: int = Field(default=50_000, ge=1, description="TF-IDF vocabulary size")
+#: the classifier recipe's params are the capability's config (declared once, in tamis.train)
+ClassifierParams = ClassifierConfig
 
 
 class ClassifierRecipe(Recipe):
@@ -52,17 +44,13 @@ class ClassifierRecipe(Recipe):
         import numpy as np
 
         from tamis.sweeps.scoring import CellPredictions, point_metrics, row_keys
-        from tamis.train.classifier import (
-            ClassifierConfig,
-            evaluate_classifier,
-            train_classifier,
-        )
+        from tamis.train.classifier import evaluate_classifier, train_classifier
 
         assert test is not None
         target = params.target
         train, n_null_train = drop_null_labels(train, target, "training version")
         test, n_null_test = drop_null_labels(test, target, "test set")
-        config = ClassifierConfig(**params.model_dump())
+        config: ClassifierConfig = params
         model = train_classifier(train, config, seed=seed)
         out = evaluate_classifier(model, test, config)
         # the same scores again, row by row, kept for the paired bootstrap over test rows

@@ -45,13 +45,13 @@ class ClassifierConfig(Config):
         default="logreg",
         description="tabular model: logistic regression or gradient boosting",
     )
-    C: float = Field(default=1.0, description="inverse L2 strength of logistic regression")
-    max_iter: int = Field(default=2000, description="iterations of the solver / boosting")
+    C: float = Field(default=1.0, gt=0, description="inverse L2 strength of logistic regression")
+    max_iter: int = Field(default=2000, ge=1, description="iterations of the solver / boosting")
     positive_label: str | None = Field(
         default=None,
         description="positive class for binary P/R/F1 (default: rarest test class)",
     )
-    max_features: int = Field(default=50_000, description="TF-IDF vocabulary size")
+    max_features: int = Field(default=50_000, ge=1, description="TF-IDF vocabulary size")
 
 
 def _labels(df: pd.DataFrame, target: str) -> np.ndarray:
