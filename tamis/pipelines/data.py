@@ -16,8 +16,12 @@ from typing import Any
 import polars as pl
 
 from tamis.errors import StoreError, TamisError
-from tamis.pipelines.formats import DATA_SUFFIXES
-from tamis.pipelines.spec import COMPRESSION_SUFFIXES, SUFFIX_FORMATS, infer_format
+from tamis.pipelines.formats import (
+    COMPRESSION_SUFFIXES,
+    DATA_SUFFIXES,
+    SUFFIX_FORMATS,
+    infer_format,
+)
 
 
 @dataclass
