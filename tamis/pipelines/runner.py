@@ -15,20 +15,17 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
-from tamis.config import load_config
-from tamis.errors import SpecError, StepError, TamisError
+from tamis.errors import SpecError
+from tamis.pipelines.call import call_step as _call  # tests replace runner._call
+from tamis.pipelines.call import run_step as run_step
 from tamis.pipelines.dag import PlannedStep, topological, with_ancestors
 from tamis.pipelines.hashing import hash_json
 from tamis.pipelines.progress import BuildProgress, progress_message
-from tamis.pipelines.registry import get_step_type
 from tamis.pipelines.sources import (
     READER_VERSION,
     load_source,
@@ -37,7 +34,7 @@ from tamis.pipelines.sources import (
     warn_stderr,
 )
 from tamis.pipelines.spec import InputRef, PipelineSpec, load_pipeline
-from tamis.pipelines.steps.base import MAIN_OUTPUT, Step, StepContext, StepOutput, StepParams
+from tamis.pipelines.steps.base import MAIN_OUTPUT, StepContext, StepOutput
 from tamis.pipelines.store import Manifest, RunRecord, Store, now
 
 
@@ -386,72 +383,3 @@ class _Build:
 
 def _label(step: str, output: str) -> str:
     return step if output == MAIN_OUTPUT else f"{step}.{output}"
-
-
-def _call(
-    step: Step,
-    inputs: dict[str, Any],
-    params: StepParams,
-    ctx: StepContext,
-    *,
-    in_build: bool = False,
-) -> StepOutput:
-    """Run a step; in a build, a Python warning that the step also put in `report["warnings"]` is
-    not shown again (the build prints the report's warnings once, as `warning: STEP: ...`)."""
-    caught: list[warnings.WarningMessage] = []
-    reported: list[str] = []
-    try:
-        with warnings.catch_warnings(record=in_build) as record:
-            if in_build:
-                warnings.simplefilter("always")
-                caught = record or []
-            output = step.run(inputs, params, ctx)
-        reported = [str(w) for w in output.report.get("warnings") or []]
-    except TamisError as exc:
-        # capabilities name their step type by default (`step="label_issues"`): the user's step
-        # name is the one the pipeline knows
-        if exc.step is None or (exc.step == step.name and exc.step != ctx.step):
-            exc.step = ctx.step
-            exc.args = (exc.render(),)
-        raise
-    finally:
-        for w in caught:
-            if not any(str(w.message) in r or r in str(w.message) for r in reported):
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    missing = [o for o in step.output_names(params) if o not in output.frames]
-    if missing:
-        raise StepError(f"step type '{step.name}' returned no output {missing}", step=ctx.step)
-    return output
-
-
-def run_step(
-    step_type_name: str,
-    inputs: dict[str, pl.DataFrame | list[pl.DataFrame]],
-    params: dict[str, Any] | None = None,
-    seed: int = 0,
-    artifacts_dir: Path | None = None,
-) -> StepOutput:
-    """Run one step type on in-memory frames, without a store (for tests and notebooks)."""
-    step_type = get_step_type(step_type_name)
-    parsed = load_config(
-        step_type.Params, params or {}, file="<python>", step=step_type_name, what=step_type.name
-    )
-    lazy = {
-        k: ([f.lazy() for f in v] if isinstance(v, list) else v.lazy()) for k, v in inputs.items()
-    }
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        ctx = StepContext(
-            step=step_type_name,
-            pipeline="<python>",
-            seed=seed,
-            artifacts_dir=artifacts_dir or Path(tmp),
-        )
-        step = step_type()
-        step.check_dependencies()
-        output = _call(step, lazy, parsed, ctx)
-        output.frames = {
-            k: (v.collect() if isinstance(v, pl.LazyFrame) else v) for k, v in output.frames.items()
-        }
-        return output

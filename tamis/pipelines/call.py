@@ -1,0 +1,83 @@
+"""Calling one step: its warnings shown once, its errors naming the user's step, its outputs
+checked; `run_step` runs a step type on in-memory frames without a store (tests, notebooks)."""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tamis.config import load_config
+from tamis.errors import StepError, TamisError
+from tamis.pipelines.registry import get_step_type
+from tamis.pipelines.steps.base import Step, StepContext, StepOutput, StepParams
+
+
+def call_step(
+    step: Step,
+    inputs: dict[str, Any],
+    params: StepParams,
+    ctx: StepContext,
+    *,
+    in_build: bool = False,
+) -> StepOutput:
+    """Run a step; in a build, a Python warning that the step also put in `report["warnings"]` is
+    not shown again (the build prints the report's warnings once, as `warning: STEP: ...`)."""
+    caught: list[warnings.WarningMessage] = []
+    reported: list[str] = []
+    try:
+        with warnings.catch_warnings(record=in_build) as record:
+            if in_build:
+                warnings.simplefilter("always")
+                caught = record or []
+            output = step.run(inputs, params, ctx)
+        reported = [str(w) for w in output.report.get("warnings") or []]
+    except TamisError as exc:
+        # capabilities name their step type by default (`step="label_issues"`): the user's step
+        # name is the one the pipeline knows
+        if exc.step is None or (exc.step == step.name and exc.step != ctx.step):
+            exc.step = ctx.step
+            exc.args = (exc.render(),)
+        raise
+    finally:
+        for w in caught:
+            if not any(str(w.message) in r or r in str(w.message) for r in reported):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    missing = [o for o in step.output_names(params) if o not in output.frames]
+    if missing:
+        raise StepError(f"step type '{step.name}' returned no output {missing}", step=ctx.step)
+    return output
+
+
+def run_step(
+    step_type_name: str,
+    inputs: dict[str, pl.DataFrame | list[pl.DataFrame]],
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    artifacts_dir: Path | None = None,
+) -> StepOutput:
+    """Run one step type on in-memory frames, without a store (for tests and notebooks)."""
+    step_type = get_step_type(step_type_name)
+    parsed = load_config(
+        step_type.Params, params or {}, file="<python>", step=step_type_name, what=step_type.name
+    )
+    lazy = {
+        k: ([f.lazy() for f in v] if isinstance(v, list) else v.lazy()) for k, v in inputs.items()
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = StepContext(
+            step=step_type_name,
+            pipeline="<python>",
+            seed=seed,
+            artifacts_dir=artifacts_dir or Path(tmp),
+        )
+        step = step_type()
+        step.check_dependencies()
+        output = call_step(step, lazy, parsed, ctx)
+        output.frames = {
+            k: (v.collect() if isinstance(v, pl.LazyFrame) else v) for k, v in output.frames.items()
+        }
+        return output
