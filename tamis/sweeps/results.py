@@ -49,7 +49,7 @@ def record_sweep(
     results: list[CellResult],
 ) -> None:
     """The sweep's catalog row (kind `sweep`) and one row per finished cell, queued for the
-    catalog in one file (opening the DuckDB file would cost 15-30 ms; see `Catalog.queue_runs`)."""
+    catalog in one file (opening the DuckDB file would cost 15-30 ms; see `Store.queue_runs`)."""
     sweep_row = {
         "id": f"sweep-{plan.sweep_id}",
         "kind": "sweep",
@@ -60,7 +60,7 @@ def record_sweep(
         "info": info,
     }
     rows = [_cell_row(store, plan, res) for res in {r["key"]: r for r in results}.values()]
-    store.catalog.queue_runs([*rows, sweep_row])
+    store.queue_runs([*rows, sweep_row])
 
 
 def _cell_row(store: Store, plan: Plan, res: CellResult) -> dict[str, Any]:

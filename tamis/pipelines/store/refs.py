@@ -146,6 +146,11 @@ class CatalogViews(RepairableStore):
     def record_run(self, run: RunRecord | dict[str, Any]) -> None:
         self.catalog.record_run(run)
 
+    def queue_runs(self, runs: list[dict[str, Any]]) -> None:
+        """Run rows queued for the catalog in one small file (a sweep's cells; see
+        `Catalog.queue_runs`): no DuckDB connection opened now."""
+        self.catalog.queue_runs(runs)
+
     def index_found(
         self,
         manifests: list[Manifest],
