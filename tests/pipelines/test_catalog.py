@@ -58,3 +58,31 @@ def test_processes_queueing_and_ingesting_at_once_lose_nothing(tmp_path: Path) -
         assert p.exitcode == 0
     ids = {r["id"] for r in Catalog(tmp_path).query("SELECT id FROM runs")}
     assert ids == {f"r{i}" for s in (0, 100, 200) for i in range(s, s + 20)}
+
+
+def test_sweep_runs_and_a_builds_refs_go_through_the_store(tmp_path: Path) -> None:
+    """The store is the one door to the catalog: sweeps' lookups and a build's refs and run."""
+    from tamis.pipelines.store import RunRecord, Store
+
+    store = Store(tmp_path / "st")
+    assert store.sweep_runs("iris", "iris") == []  # no store yet: nothing, no catalog made
+    store.catalog.queue_runs(
+        [
+            {"id": "sweep-abcd1234", "kind": "sweep", "name": "iris", "status": "ok",
+             "finished_at": "2026-01-01", "info": {"path": "/a"}},
+            {"id": "sweep-abcd9999", "kind": "sweep", "name": "iris", "status": "ok",
+             "finished_at": "2026-01-02", "info": {"path": "/b"}},
+            {"id": "sweep-ffff0000", "kind": "sweep", "name": "iris", "status": "failed",
+             "finished_at": "2026-01-03", "info": {"path": "/c"}},
+        ]
+    )  # fmt: skip
+    assert [r["info"]["path"] for r in store.sweep_runs("iris", "iris")] == ["/b", "/a"]
+    assert [r["id"] for r in store.sweep_runs("x", "abcd1")] == ["sweep-abcd1234"]
+    assert store.sweep_runs("x", "abc") == []  # a prefix needs 4+ characters
+    run = RunRecord(id="b1", kind="build", name="p", status="ok", info={"steps": []})
+    store.index_found([], refs=[("p/a", "0" * 64)], run=run)
+    assert store.catalog.query("SELECT ref, version_id FROM refs") == [
+        {"ref": "p/a", "version_id": "0" * 64}
+    ]
+    assert store.catalog.logged_refs()["p/a"][0] == "0" * 64  # refs.log first
+    assert store.catalog.query("SELECT kind FROM runs WHERE id = 'b1'") == [{"kind": "build"}]
