@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -127,6 +128,22 @@ def _merge(history: list[tuple[float, float, int]]) -> list[tuple[float, float, 
     return [(1.0 / math.sqrt(inv), 1.0, 1), *rest]
 
 
+def within_target(
+    total: dict[str, Any], loss: str, *, fix: str, ledger: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """`total`, or a PrivacyError naming the composed `loss` when it exceeds the target epsilon
+    (a ledger never overruns silently); `ledger()` gives the mechanisms for the error's details."""
+    if not total["within_target"]:
+        raise PrivacyError(
+            f"the composed privacy loss {loss} exceeds the target epsilon="
+            f"{total['target_epsilon']:g}",
+            field="epsilon",
+            fix=fix,
+            details={"ledger": ledger()},
+        )
+    return total
+
+
 @dataclass
 class PrivacyLedger:
     """The list of mechanisms run on one private dataset, and their composed guarantee."""
@@ -174,16 +191,13 @@ class PrivacyLedger:
     def check(self) -> dict[str, Any]:
         """The total; raise PrivacyError when it exceeds the target (never a silent overrun)."""
         tot = self.total()
-        if not tot["within_target"]:
-            raise PrivacyError(
-                f"the composed privacy loss epsilon={tot['epsilon']:.4g} (delta={self.target_delta:.3g},"
-                f" {self.accountant.upper()} accountant) exceeds the target epsilon="
-                f"{self.target_epsilon:g}",
-                field="epsilon",
-                fix="raise epsilon, train for fewer epochs, use a smaller batch, or more noise",
-                details={"ledger": self.to_dict(with_total=False)},
-            )
-        return tot
+        return within_target(
+            tot,
+            f"epsilon={tot['epsilon']:.4g} (delta={self.target_delta:.3g},"
+            f" {self.accountant.upper()} accountant)",
+            fix="raise epsilon, train for fewer epochs, use a smaller batch, or more noise",
+            ledger=lambda: self.to_dict(with_total=False),
+        )
 
     # -- calibration --------------------------------------------------------------------------
     def calibrate_histograms(self, k: int, epsilon: float) -> float:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
 
 import numpy as np
 from pydantic import Field
@@ -36,7 +35,10 @@ from tamis.privacy.dp_marginal.config import MarginalConfig
 from tamis.privacy.dp_marginal.engine import GraphicalModel, model_size
 from tamis.privacy.dp_marginal.mechanisms import (
     Clique,
+    Codes,
     Measurement,
+    Progress,
+    Rng,
     canonical,
     exponential_select,
     marginal,
@@ -135,13 +137,7 @@ class AIM(MarginalSynth):
                 fix="use estimator auto (or mbi)",
             )
 
-    def _run(
-        self,
-        codes: dict[str, np.ndarray],
-        ledger: ZCDPLedger,
-        rng: np.random.Generator,
-        progress: Callable[..., None],
-    ) -> None:
+    def _run(self, codes: Codes, ledger: ZCDPLedger, rng: Rng, progress: Progress) -> None:
         cfg = self.config
         cols = list(self.domains)
         sizes = {c: self.domains[c].cells for c in cols}

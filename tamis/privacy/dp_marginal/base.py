@@ -28,7 +28,10 @@ from tamis.privacy.dp_marginal.estimation import (
 )
 from tamis.privacy.dp_marginal.mechanisms import (
     Clique,
+    Codes,
     Measurement,
+    Progress,
+    Rng,
     marginal,
 )
 from tamis.privacy.dp_marginal.zcdp import ZCDPLedger
@@ -66,13 +69,7 @@ class MarginalSynth:
         if cfg.estimator == "mbi":
             require_mbi(f"{self.mechanism} with estimator=mbi")
 
-    def _run(
-        self,
-        codes: dict[str, np.ndarray],
-        ledger: ZCDPLedger,
-        rng: np.random.Generator,
-        progress: Callable[..., None],
-    ) -> None:
+    def _run(self, codes: Codes, ledger: ZCDPLedger, rng: Rng, progress: Progress) -> None:
         raise NotImplementedError
 
     def fit(

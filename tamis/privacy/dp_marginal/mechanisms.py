@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,10 @@ import numpy as np
 from tamis.privacy.dp_marginal.zcdp import ZCDPLedger
 
 Clique = tuple[str, ...]
+#: the private rows as cell indices per column (what a mechanism's `_run` may read)
+Codes = dict[str, np.ndarray]
+Rng = np.random.Generator
+Progress = Callable[..., None]
 
 
 @dataclass

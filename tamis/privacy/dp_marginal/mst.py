@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
 
 import numpy as np
 
 from tamis.privacy.dp_marginal.base import MarginalSynth
 from tamis.privacy.dp_marginal.estimation import _nonneg
 from tamis.privacy.dp_marginal.mechanisms import (
+    Codes,
     Measurement,
+    Progress,
+    Rng,
     canonical,
     exponential_select,
     marginal,
@@ -40,13 +42,7 @@ __all__ = ["MST"]
 class MST(MarginalSynth):
     mechanism = "mst"
 
-    def _run(
-        self,
-        codes: dict[str, np.ndarray],
-        ledger: ZCDPLedger,
-        rng: np.random.Generator,
-        progress: Callable[..., None],
-    ) -> None:
+    def _run(self, codes: Codes, ledger: ZCDPLedger, rng: Rng, progress: Progress) -> None:
         cols = list(self.domains)
         sizes = {c: self.domains[c].cells for c in cols}
         d = len(cols)

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tamis.errors import PrivacyError
+from tamis.privacy.ledger import within_target
 
 __all__ = [
     "ZCDPLedger",
@@ -182,16 +183,14 @@ class ZCDPLedger:
         }
 
     def check(self) -> dict[str, Any]:
+        """The total; raise PrivacyError when it exceeds the target (never a silent overrun)."""
         tot = self.total()
-        if not tot["within_target"]:
-            raise PrivacyError(
-                f"the composed privacy loss rho={tot['rho']:.4g} (epsilon={tot['epsilon']:.4g},"
-                f" delta={self.target_delta:.3g}) exceeds the target epsilon={self.target_epsilon:g}",
-                field="epsilon",
-                fix="raise epsilon or measure fewer marginals",
-                details={"ledger": self.to_dict(with_total=False)},
-            )
-        return tot
+        return within_target(
+            tot,
+            f"rho={tot['rho']:.4g} (epsilon={tot['epsilon']:.4g}, delta={self.target_delta:.3g})",
+            fix="raise epsilon or measure fewer marginals",
+            ledger=lambda: self.to_dict(with_total=False),
+        )
 
     def to_dict(self, *, with_total: bool = True) -> dict[str, Any]:
         rows = []
