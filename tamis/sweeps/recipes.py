@@ -18,12 +18,36 @@ from tamis.sweeps import lm_recipes
 from tamis.sweeps.recipe import Recipe, RecipeParams, RecipeResult, validate_recipe_params
 from tamis.train.classifier import ClassifierConfig
 
+
+class _LabelledRecipe(Recipe):
+    """A recipe scored against the labels of the fixed test set: rows whose label is null are
+    dropped on both sides first (and counted in the cell's info with the class balance)."""
+
+    def run(
+        self, train: pl.DataFrame, test: pl.DataFrame | None, params: Any, seed: int, out_dir: Path
+    ) -> RecipeResult:
+        assert test is not None
+        target = params.target
+        train, null_train = drop_null_labels(train, target, "training version")
+        test, null_test = drop_null_labels(test, target, "test set")
+        result, positive = self.score(train, test, params, seed)
+        result.info.update(label_info(train, test, target, null_train, null_test, positive))
+        return result
+
+    def score(
+        self, train: pl.DataFrame, test: pl.DataFrame, params: Any, seed: int
+    ) -> tuple[RecipeResult, Any]:
+        """Train on `train`, score on `test` (no null labels left); the result and the positive
+        class its figures are of."""
+        raise NotImplementedError
+
+
 # --------------------------------------------------------------------------- classifier
 #: the classifier recipe's params are the capability's config (declared once, in tamis.train)
 ClassifierParams = ClassifierConfig
 
 
-class ClassifierRecipe(Recipe):
+class ClassifierRecipe(_LabelledRecipe):
     """Train a tabular or text classifier on each version; score it on the fixed test set."""
 
     name = "classifier"
@@ -38,52 +62,46 @@ class ClassifierRecipe(Recipe):
         "sklearn.metrics",
     )
 
-    def run(
-        self, train: pl.DataFrame, test: pl.DataFrame | None, params: Any, seed: int, out_dir: Path
-    ) -> RecipeResult:
-        import numpy as np
-
-        from tamis.sweeps.scoring import CellPredictions, point_metrics, row_keys
+    def score(
+        self, train: pl.DataFrame, test: pl.DataFrame, params: Any, seed: int
+    ) -> tuple[RecipeResult, Any]:
+        from tamis.sweeps.scoring import point_metrics
         from tamis.train.classifier import evaluate_classifier, train_classifier
 
-        assert test is not None
-        target = params.target
-        train, n_null_train = drop_null_labels(train, target, "training version")
-        test, n_null_test = drop_null_labels(test, target, "test set")
         config: ClassifierConfig = params
         model = train_classifier(train, config, seed=seed)
         out = evaluate_classifier(model, test, config)
-        # the same scores again, row by row, kept for the paired bootstrap over test rows
-        df = test.to_pandas()
-        x = df[config.text_column].fillna("").astype(str) if config.text_column else df
-        y = df[target].astype(str).str.strip().to_numpy()
-        classes = sorted(set(y.tolist()) | {str(c) for c in model.classes_})
-        p = model.predict_proba(x)
-        proba = np.zeros((len(df), len(classes)))
-        for j, c in enumerate(model.classes_):
-            proba[:, classes.index(str(c))] = p[:, j]
-        pred = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
-        binary = len(set(y.tolist())) == 2 and len(classes) == 2
-        preds = CellPredictions.build(
-            row_keys(test),
-            y,
-            pred,
-            proba,
-            classes,
-            positive=out.get("positive_label"),
-            names={},
-            binary=binary,
-        )
-        scores = point_metrics(preds)
+        positive = out.get("positive_label")
+        preds = _row_predictions(model, test, config, positive)
         metrics = {k: out[k] for k in self.metrics if k in out}
-        metrics["average_precision"] = scores["average_precision"]
+        metrics["average_precision"] = point_metrics(preds)["average_precision"]
         info: dict[str, Any] = {
             k: out[k] for k in ("n_train", "n_test", "positive_label") if k in out
         }
-        info.update(
-            label_info(train, test, target, n_null_train, n_null_test, out.get("positive_label"))
-        )
-        return RecipeResult(metrics=metrics, info=info, predictions=preds)
+        return RecipeResult(metrics=metrics, info=info, predictions=preds), positive
+
+
+def _row_predictions(
+    model: Any, test: pl.DataFrame, config: ClassifierConfig, positive: Any
+) -> Any:
+    """The model's scores again, row by row, kept for the paired bootstrap over test rows."""
+    import numpy as np
+
+    from tamis.sweeps.scoring import CellPredictions, row_keys
+
+    df = test.to_pandas()
+    x = df[config.text_column].fillna("").astype(str) if config.text_column else df
+    y = df[config.target].astype(str).str.strip().to_numpy()
+    classes = sorted(set(y.tolist()) | {str(c) for c in model.classes_})
+    p = model.predict_proba(x)
+    proba = np.zeros((len(df), len(classes)))
+    for j, c in enumerate(model.classes_):
+        proba[:, classes.index(str(c))] = p[:, j]
+    pred = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    binary = len(set(y.tolist())) == 2 and len(classes) == 2
+    return CellPredictions.build(
+        row_keys(test), y, pred, proba, classes, positive=positive, names={}, binary=binary
+    )
 
 
 # --------------------------------------------------------------------------- tstr
@@ -93,7 +111,7 @@ class TstrParams(RecipeParams):
     n_boot: int = Field(default=0, ge=0, description="bootstrap CIs over test rows per cell")
 
 
-class TstrRecipe(Recipe):
+class TstrRecipe(_LabelledRecipe):
     """Train on the version (synthetic or real), test on the fixed real test set (TSTR/TRTR)."""
 
     name = "tstr"
@@ -102,18 +120,20 @@ class TstrRecipe(Recipe):
     metrics = ("accuracy", "minority_f1", "auc", "average_precision")
     warm = ("tamis.privacy.quality", "sklearn.ensemble", "sklearn.metrics")
 
-    def run(
-        self, train: pl.DataFrame, test: pl.DataFrame | None, params: Any, seed: int, out_dir: Path
-    ) -> RecipeResult:
+    def score(
+        self, train: pl.DataFrame, test: pl.DataFrame, params: Any, seed: int
+    ) -> tuple[RecipeResult, Any]:
         from tamis.privacy.quality import ml_efficacy
         from tamis.sweeps.scoring import CellPredictions, point_metrics, row_keys
 
-        assert test is not None
-        target = params.target
-        train, n_null_train = drop_null_labels(train, target, "training version")
-        test, n_null_test = drop_null_labels(test, target, "test set")
         out = ml_efficacy(
-            train, test, target, params.model, seed=seed, n_boot=params.n_boot, predictions=True
+            train,
+            test,
+            params.target,
+            params.model,
+            seed=seed,
+            n_boot=params.n_boot,
+            predictions=True,
         )
         pr = out.pop("predictions")
         preds = CellPredictions.build(
@@ -129,10 +149,7 @@ class TstrRecipe(Recipe):
         metrics = {k: out[k] for k in ("accuracy", "minority_f1", "auc")}
         metrics["average_precision"] = point_metrics(preds)["average_precision"]
         info: dict[str, Any] = {k: out[k] for k in ("n_train", "n", "minority_class") if k in out}
-        info.update(
-            label_info(train, test, target, n_null_train, n_null_test, out["minority_class"])
-        )
-        return RecipeResult(metrics=metrics, info=info, predictions=preds)
+        return RecipeResult(metrics=metrics, info=info, predictions=preds), out["minority_class"]
 
 
 def drop_null_labels(frame: pl.DataFrame, target: str, what: str) -> tuple[pl.DataFrame, int]:
