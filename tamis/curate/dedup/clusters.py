@@ -88,11 +88,34 @@ def mark_rows(
     order, or 0 for a cluster member and 1 otherwise). Works on a frame or a lazy frame (the same
     type comes back, `ROW` kept).
     """
-    drop = pl.Series(ROW, removed_rows(clusters, keep), dtype=pl.Int64).implode()
+    return mark_with(indexed, RowMarks.of(clusters, keep, issue), action, issue, score)
+
+
+class RowMarks(NamedTuple):
+    """What `mark_rows` needs of the clusters, computed once (an engine marks batch by batch)."""
+
+    drop: pl.Series
+    member: pl.DataFrame
+
+    @classmethod
+    def of(cls, clusters: pl.DataFrame, keep: str, issue: str) -> RowMarks:
+        drop = pl.Series(ROW, removed_rows(clusters, keep), dtype=pl.Int64).implode()
+        member = membership(clusters).rename({"row": "__member", "cluster_id": f"{issue}_cluster"})
+        return cls(drop, member)
+
+
+def mark_with(
+    indexed: pl.LazyFrame | pl.DataFrame,
+    marks: RowMarks,
+    action: str,
+    issue: str,
+    score: np.ndarray | None = None,
+) -> Any:
+    """`mark_rows` with the clusters' `RowMarks` (any subset of the rows, e.g. one batch)."""
+    drop, member = marks
     row = pl.col(ROW).cast(pl.Int64)
     if action == "drop":
         return indexed.filter(~row.is_in(drop))
-    member = membership(clusters).rename({"row": "__member", "cluster_id": f"{issue}_cluster"})
     other = member.lazy() if isinstance(indexed, pl.LazyFrame) else member
     return (
         indexed.with_columns(row.alias("__member"))
@@ -123,6 +146,12 @@ def cluster_examples(
         sample = rows.join(wanted.lazy(), on=ROW, how="semi").collect(engine="streaming")
     else:
         sample = rows.join(wanted, on=ROW, how="semi")
+    return examples_of(top, sample)
+
+
+def examples_of(top: pl.DataFrame, sample: pl.DataFrame) -> pl.DataFrame:
+    """`top` clusters beside their first rows, found in `sample` (rows with an Int64 `ROW`)."""
+    wanted = top.select(pl.col("first_row").alias(ROW))
     ordered = wanted.join(sample, on=ROW, how="left")
     return examples_table(top, ordered.drop(ROW))
 
@@ -177,6 +206,43 @@ def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def edge_clusters(left: np.ndarray, right: np.ndarray) -> pl.DataFrame:
+    """Clusters = connected components of the pair edges (row positions) -> cluster table.
+
+    Only the rows that have an edge are nodes, so memory follows the (small) edge list, not
+    the number of rows.
+    """
+    nodes = np.unique(np.concatenate([left, right]).astype(np.int64))
+    labels = (
+        components(nodes.size, np.searchsorted(nodes, left), np.searchsorted(nodes, right))
+        if nodes.size
+        else np.zeros(0, dtype=np.int64)
+    )
+    frame = pl.DataFrame({"row": nodes, "c": labels}, schema={"row": pl.Int64, "c": pl.Int64})
+    groups = frame.group_by("c").agg(pl.col("row").alias("rows"))
+    return clusters_from_groups(groups.filter(pl.col("rows").list.len() > 1).drop("c"))
+
+
+def best_similarity(
+    left: np.ndarray, right: np.ndarray, sim: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows with an edge, sorted; the highest similarity of each to another row)."""
+    nodes = np.unique(np.concatenate([left, right]).astype(np.int64))
+    best = np.zeros(nodes.size, dtype=np.float64)
+    if left.size:
+        np.maximum.at(best, np.searchsorted(nodes, left), sim)
+        np.maximum.at(best, np.searchsorted(nodes, right), sim)
+    return nodes, best
+
+
+def flag_scores(nodes: np.ndarray, best: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """The flag score (1 - highest similarity, 1 with no edge) of rows start..stop-1."""
+    score = np.ones(stop - start, dtype=np.float64)
+    lo, hi = np.searchsorted(nodes, [start, stop])
+    score[nodes[lo:hi] - start] = 1.0 - best[lo:hi]
+    return score
+
+
 class NearDedupResult(NamedTuple):
     """Unpacks as `(frame, report, clusters, pairs)`; `pairs` holds left, right, jaccard."""
 
@@ -202,18 +268,10 @@ def apply_pairs(
     The flag score is 1 - the highest similarity of a row to any other row (1 with no pair).
     """
     n = df.height
-    labels = components(n, left, right)
-    frame = pl.DataFrame({"row": np.arange(n, dtype=np.int64), "c": labels})
-    sizes = (
-        frame.group_by("c").agg(pl.col("row").alias("rows")).filter(pl.col("rows").list.len() > 1)
-    )
-    clusters = clusters_from_groups(sizes.drop("c"))
-    best = np.zeros(n, dtype=np.float64)
-    if left.size:
-        np.maximum.at(best, left, jac)
-        np.maximum.at(best, right, jac)
+    clusters = edge_clusters(left, right)
+    score = flag_scores(*best_similarity(left, right, jac), 0, n) if action == "flag" else None
     indexed = df.with_row_index(ROW)
-    out = mark_rows(indexed, clusters, keep, action, issue, score=1.0 - best).drop(ROW)
+    out = mark_rows(indexed, clusters, keep, action, issue, score=score).drop(ROW)
     report = cluster_summary(n, out.height, clusters, removed_count(clusters, keep), keep, action)
     examples = cluster_examples(indexed, clusters, max_examples)
     if examples is not None:

@@ -264,28 +264,51 @@ def identical_sets(sh: Shingles) -> np.ndarray:
     of the re-mixed shingle hashes). Collapsing identical sets first keeps LSH buckets small on
     corpora with many exact copies.
     """
-    n = sh.n_docs
+    rep = np.full(sh.n_docs, -1, dtype=np.int64)
+    frame = set_fingerprints(sh)
+    if frame.height:
+        first = frame.select(pl.col("d").min().over(FINGERPRINT))["d"].to_numpy()
+        rep[frame["d"].to_numpy()] = first
+    return rep
+
+
+#: the columns of a shingle set's fingerprint (`set_fingerprints`)
+FINGERPRINT = ["s", "m", "n"]
+
+
+def set_fingerprints(sh: Shingles, offset: int = 0) -> pl.DataFrame:
+    """Map stage of `identical_sets`: (d, s, m, n) per non-empty document, d = offset + its index.
+
+    s and m are the wrapping sum and the minimum of the re-mixed shingle hashes, n the set size;
+    a pure function of each document, so it can be computed batch by batch.
+    """
     sizes = sh.sizes()
-    rep = np.full(n, -1, dtype=np.int64)
     nonempty = np.nonzero(sizes > 0)[0]
+    schema = {"d": pl.Int64, "s": pl.UInt64, "m": pl.UInt64, "n": pl.Int64}
     if nonempty.size == 0:
-        return rep
+        return pl.DataFrame(schema=schema)
     h = splitmix64(sh.hashes ^ np.uint64(0x5BD1E995))
     with np.errstate(over="ignore"):
         sums = np.add.reduceat(h, sh.offsets[nonempty])
     mins = np.minimum.reduceat(h, sh.offsets[nonempty])
-    frame = pl.DataFrame(
-        {"d": nonempty, "s": sums, "m": mins, "n": sizes[nonempty]},
-        schema={"d": pl.Int64, "s": pl.UInt64, "m": pl.UInt64, "n": pl.Int64},
+    return pl.DataFrame(
+        {"d": nonempty + offset, "s": sums, "m": mins, "n": sizes[nonempty]}, schema=schema
     )
-    first = frame.select(pl.col("d").min().over(["s", "m", "n"]))["d"].to_numpy()
-    rep[nonempty] = first
-    return rep
 
 
 def union_jaccard_hist(jac: np.ndarray, bins: int = 20) -> list[dict[str, float]]:
     """Histogram of Jaccard values on [0, 1] as JSON rows (bin_low, bin_high, count)."""
-    counts, edges = np.histogram(jac, bins=bins, range=(0.0, 1.0))
+    return hist_rows(jaccard_counts(jac, bins))
+
+
+def jaccard_counts(jac: np.ndarray, bins: int = 20) -> np.ndarray:
+    """The counts of `union_jaccard_hist` (additive: chunks of pairs can be counted apart)."""
+    return np.histogram(jac, bins=bins, range=(0.0, 1.0))[0]
+
+
+def hist_rows(counts: np.ndarray) -> list[dict[str, float]]:
+    """Histogram counts on [0, 1] (equal bins) as JSON rows (bin_low, bin_high, count)."""
+    edges = np.linspace(0.0, 1.0, counts.size + 1)
     return [
         {
             "bin_low": round(float(edges[i]), 4),

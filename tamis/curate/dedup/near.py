@@ -26,6 +26,7 @@ and `<issue>_score` = 1 - the highest verified Jaccard to another row (1 for row
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Annotated, Any, NamedTuple
 
 import numpy as np
@@ -38,11 +39,12 @@ from tamis.curate.dedup.keys import check_text_column
 from tamis.curate.dedup.minhash import (
     candidate_probability,
     exact_jaccard,
+    hist_rows,
     identical_sets,
+    jaccard_counts,
     lsh_candidates,
     lsh_params,
     minhash_signatures,
-    union_jaccard_hist,
 )
 from tamis.curate.dedup.shingles import Shingles, Unit, shingle
 from tamis.errors import DataError
@@ -125,19 +127,7 @@ def text_pairs(
     Documents with identical shingle sets are linked to their first copy (jaccard 1.0); the
     remaining edges join the first copies. `expand_pairs` turns these edges into every pair.
     """
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError("threshold must be in (0, 1]")
-    if bands is None and rows is None:
-        bands, rows = lsh_params(threshold, num_perm)
-    elif bands is None:
-        assert rows is not None
-        bands = num_perm // rows
-    elif rows is None:
-        rows = num_perm // bands
-    if bands < 1 or rows < 1:
-        raise ValueError(f"bands and rows must be >= 1 (num_perm {num_perm})")
-    if bands * rows > num_perm:
-        raise ValueError(f"bands * rows ({bands}*{rows}) exceeds num_perm ({num_perm})")
+    bands, rows = lsh_shape(threshold, num_perm, bands, rows)
     sh = shingle(texts, unit=unit, ngram=ngram, lowercase=lowercase, nfkc=nfkc)
     ident = identical_sets(sh)
     n = sh.n_docs
@@ -158,26 +148,77 @@ def text_pairs(
     left = np.concatenate([ident[copies], li[ok]])
     right = np.concatenate([copies, ri[ok]])
     jacc = np.concatenate([np.ones(copies.size), jac[ok]])
-    info = {
-        "unit": unit,
-        "ngram": ngram,
-        "num_perm": num_perm,
+    counts = LshCounts(
+        without_shingles=int((sh.sizes() == 0).sum()),
+        identical=int(copies.size),
+        candidates=int(cand.shape[0]),
+        verified=int(ok.sum()),
+        oversized=oversized,
+        histogram=jaccard_counts(jac),
+    )
+    info = lsh_info(
+        dict(unit=unit, ngram=ngram, num_perm=num_perm, threshold=threshold, seed=seed),
+        bands,
+        rows,
+        counts,
+    )
+    return TextPairs(left, right, jacc, info, sh, ident)
+
+
+def lsh_shape(
+    threshold: float, num_perm: int, bands: int | None, rows: int | None
+) -> tuple[int, int]:
+    """(bands, rows per band): the given ones, the other derived, or both from the threshold."""
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError("threshold must be in (0, 1]")
+    if bands is None and rows is None:
+        bands, rows = lsh_params(threshold, num_perm)
+    elif bands is None:
+        assert rows is not None
+        bands = num_perm // rows
+    elif rows is None:
+        rows = num_perm // bands
+    if bands < 1 or rows < 1:
+        raise ValueError(f"bands and rows must be >= 1 (num_perm {num_perm})")
+    if bands * rows > num_perm:
+        raise ValueError(f"bands * rows ({bands}*{rows}) exceeds num_perm ({num_perm})")
+    return bands, rows
+
+
+@dataclass
+class LshCounts:
+    """What the text pipeline counts (additive: an engine sums them over batches and buckets)."""
+
+    without_shingles: int = 0
+    identical: int = 0
+    candidates: int = 0
+    verified: int = 0
+    oversized: int = 0
+    histogram: np.ndarray = field(default_factory=lambda: np.zeros(20, dtype=np.int64))
+
+
+def lsh_info(params: dict[str, Any], bands: int, rows: int, counts: LshCounts) -> dict[str, Any]:
+    """The text part of the report (`params`: unit, ngram, num_perm, threshold, seed)."""
+    threshold = params["threshold"]
+    return {
+        "unit": params["unit"],
+        "ngram": params["ngram"],
+        "num_perm": params["num_perm"],
         "threshold": threshold,
         "bands": bands,
         "rows_per_band": rows,
         "candidate_probability_at_threshold": round(
             candidate_probability(threshold, bands, rows), 6
         ),
-        "documents_without_shingles": int((sh.sizes() == 0).sum()),
-        "identical_shingle_sets": int(copies.size),
-        "candidate_pairs": int(cand.shape[0]),
-        "verified_pairs": int(ok.sum()),
-        "false_candidates": int((~ok).sum()),
-        "oversized_buckets": oversized,
-        "jaccard_histogram": union_jaccard_hist(jac),
-        "seed": seed,
+        "documents_without_shingles": counts.without_shingles,
+        "identical_shingle_sets": counts.identical,
+        "candidate_pairs": counts.candidates,
+        "verified_pairs": counts.verified,
+        "false_candidates": counts.candidates - counts.verified,
+        "oversized_buckets": counts.oversized,
+        "jaccard_histogram": hist_rows(counts.histogram),
+        "seed": params["seed"],
     }
-    return TextPairs(left, right, jacc, info, sh, ident)
 
 
 def _gather_sets(sh: Shingles, docs: np.ndarray) -> np.ndarray:

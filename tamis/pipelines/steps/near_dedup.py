@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import polars as pl
 
 from tamis.curate.dedup.clusters import flag_schema
@@ -14,8 +17,9 @@ class NearDedup(Step[NearDedupConfig]):
 
     Text mode verifies every LSH candidate by its true Jaccard and clusters by connected components;
     the report carries the Jaccard histogram of the checked pairs. Tables: `clusters`, `pairs`.
-    Global for now; the capability is written as stages an engine can stream (see
-    `tamis.curate.dedup.near`).
+    Global in memory; under the bounded engine text mode runs out of core (`run_bounded`: signatures
+    per batch, band buckets and candidates spilled, see `tamis.curate.dedup.near_bounded`) with the
+    same output; tabular mode stays global (checked against the memory limit first).
     """
 
     name = "near_dedup"
@@ -27,7 +31,6 @@ class NearDedup(Step[NearDedupConfig]):
 
     def run(self, inputs: Inputs, params: NearDedupConfig, ctx: StepContext) -> StepOutput:
         from tamis.curate.dedup import near_dedup_tabular, near_dedup_text
-        from tamis.curate.dedup.html import write_dedup_html
 
         df = inputs["input"].collect()
         if params.column is not None:
@@ -36,8 +39,40 @@ class NearDedup(Step[NearDedupConfig]):
         else:
             ctx.progress("blocking")
             out, report, clusters, pairs = near_dedup_tabular(df, params)
-        write_dedup_html(report, clusters, ctx.artifacts_dir / "near_dedup.html", "Near duplicates")
-        report["html"] = "near_dedup.html"
-        return StepOutput(
-            frames={"data": out}, report=report, tables={"clusters": clusters, "pairs": pairs}
+        return _output(out, report, clusters, pairs, ctx)
+
+    def run_bounded(
+        self, engine: Any, inputs: Inputs, params: NearDedupConfig, ctx: StepContext, out: Path
+    ) -> tuple[list[Any], StepOutput]:
+        """Text mode out of core (the input is streamed twice, never held); tabular mode global."""
+        from tamis.curate.dedup.near_bounded import near_dedup_text_bounded
+        from tamis.pipelines.engines.local import mean_row_bytes
+
+        source: pl.LazyFrame = inputs["input"]
+        if params.column is None:
+            rows = int(source.select(pl.len()).collect().item())
+            engine.check_global(self, int(rows * mean_row_bytes(source)), rows, ctx)
+            output = self.run(inputs, params, ctx)
+            frame = output.frames.pop("data")
+            assert isinstance(frame, pl.DataFrame)
+            return engine._writer(out).close_with(frame), output
+        parts, report, clusters, pairs = near_dedup_text_bounded(
+            engine, source, params, out=out, seed=ctx.seed
         )
+        output = _output(None, report, clusters, pairs, ctx)
+        return parts, output
+
+
+def _output(
+    out: pl.DataFrame | None,
+    report: dict[str, Any],
+    clusters: pl.DataFrame,
+    pairs: pl.DataFrame,
+    ctx: StepContext,
+) -> StepOutput:
+    from tamis.curate.dedup.html import write_dedup_html
+
+    write_dedup_html(report, clusters, ctx.artifacts_dir / "near_dedup.html", "Near duplicates")
+    report["html"] = "near_dedup.html"
+    frames: dict[str, pl.DataFrame | pl.LazyFrame] = {} if out is None else {"data": out}
+    return StepOutput(frames=frames, report=report, tables={"clusters": clusters, "pairs": pairs})
