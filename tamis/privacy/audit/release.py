@@ -20,6 +20,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import Field
 
+from tamis.config import load_config
 from tamis.privacy.audit.config import AuditConfig
 from tamis.privacy.audit.core import AuditResult, run_audit
 from tamis.privacy.audit.gate import Policy, check_threshold_names, evaluate_gate
@@ -71,7 +72,14 @@ def from_synthetic_manifest(
         public = {c: m for c, m in public_metadata(manifest).items() if c in columns}
         if public:
             cfg = cfg.model_copy(
-                update={"public": AuditConfig.model_validate({"public": public}).public}
+                update={
+                    "public": load_config(
+                        AuditConfig,
+                        {"public": public},
+                        prefix="synthetic version's metadata",
+                        what="the audit config",
+                    ).public
+                }
             )
     if cfg.marginal.enabled and cfg.marginal.marginals is None:
         # a dp_mst/dp_aim version: attack the marginals it says it measured

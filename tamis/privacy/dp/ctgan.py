@@ -43,6 +43,7 @@ import polars as pl
 import torch
 from torch import nn
 
+from tamis.config import load_config
 from tamis.errors import DataError, PrivacyError
 from tamis.privacy.dp.config import DPCTGANConfig, check_config
 from tamis.privacy.dp.nets import (
@@ -385,7 +386,12 @@ class DPCTGAN:
     def load(cls, path: str | Path) -> DPCTGAN:
         p = Path(path)
         meta = json.loads((p / "dp_ctgan.json").read_text())
-        model = cls(DPCTGANConfig.model_validate(meta["config"]), seed=meta.get("seed", 0))
+        raw = dict(meta["config"])
+        seed = int(meta.get("seed", raw.pop("seed", 0)))  # older models kept the seed in the config
+        if "metadata" in raw:  # ... and the public metadata under `metadata: {columns: ...}`
+            raw["columns"] = (raw.pop("metadata") or {}).get("columns", {})
+        config = load_config(DPCTGANConfig, raw, file=str(p / "dp_ctgan.json"), prefix="config")
+        model = cls(config, seed=seed)
         model.transformer = DPTransformer.from_dict(meta["transformer"])
         model.stats = meta["stats"]
         gen, _, _ = model._build()
