@@ -133,6 +133,7 @@ def _stats_key(
                 module_code_hash("tamis.sweeps.stats"),
                 module_code_hash("tamis.sweeps.resample"),
                 module_code_hash("tamis.sweeps.scoring"),
+                module_code_hash("tamis.sweeps.predictions"),
             ],
         }
     )
@@ -157,7 +158,7 @@ def _predictions(
     plan: Plan, results: list[CellResult], store: Store
 ) -> tuple[dict[str, dict[int, Any]], dict[int, str | None]]:
     """Every cell's stored per-example predictions: version -> seed -> CellPredictions."""
-    from tamis.sweeps.scoring import CellPredictions
+    from tamis.sweeps.predictions import CellPredictions
 
     cells: dict[str, dict[int, Any]] = {}
     for r in results:

@@ -87,7 +87,7 @@ def _row_predictions(
     """The model's scores again, row by row, kept for the paired bootstrap over test rows."""
     import numpy as np
 
-    from tamis.sweeps.scoring import CellPredictions, row_keys
+    from tamis.sweeps.predictions import CellPredictions, row_keys
 
     df = test.to_pandas()
     x = df[config.text_column].fillna("").astype(str) if config.text_column else df
@@ -124,7 +124,8 @@ class TstrRecipe(_LabelledRecipe):
         self, train: pl.DataFrame, test: pl.DataFrame, params: Any, seed: int
     ) -> tuple[RecipeResult, Any]:
         from tamis.privacy.quality import ml_efficacy
-        from tamis.sweeps.scoring import CellPredictions, point_metrics, row_keys
+        from tamis.sweeps.predictions import CellPredictions, row_keys
+        from tamis.sweeps.scoring import point_metrics
 
         out = ml_efficacy(
             train,

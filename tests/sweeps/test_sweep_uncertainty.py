@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
 
+from tamis.sweeps.predictions import CellPredictions, row_keys
 from tamis.sweeps.recipes import (
     ClassifierParams,
     ClassifierRecipe,
@@ -19,7 +20,7 @@ from tamis.sweeps.recipes import (
     TstrRecipe,
 )
 from tamis.sweeps.resample import resample_cells
-from tamis.sweeps.scoring import CellPredictions, point_metrics, row_keys
+from tamis.sweeps.scoring import point_metrics
 from tamis.sweeps.stats import paired_delta, summarize
 
 
