@@ -201,7 +201,15 @@ def overrides_of(seeds: str | None, sets: list[str] | None) -> dict[str, Any]:
                 fix="write --set recipe.params.model=gbm",
             )
         key, _, raw = item.partition("=")
-        set_dotted(data, key.strip(), safe_load_yaml(raw, file="--set"))
+        try:
+            value = safe_load_yaml(raw, file="--set")
+        except SpecError as exc:
+            raise SpecError(
+                f"--set '{item}': the value is {exc.message}",
+                field="--set",
+                fix="the value is read as YAML: quote text, e.g. --set description='\"a: b\"'",
+            ) from None
+        set_dotted(data, key.strip(), value)
     return data
 
 

@@ -176,5 +176,8 @@ def test_option_overrides() -> None:
     assert exc.value.field == "--set"
     with pytest.raises(SpecError, match="cannot read --seeds"):
         overrides_of("0..x", None)
+    with pytest.raises(SpecError, match="not valid YAML") as exc:
+        overrides_of(None, ["recipe.params.features=[a"])
+    assert exc.value.field == "--set" and "quote" in (exc.value.fix or "")
     spec = load_sweep("label_noise", overrides_of("0,1", ["recipe.params.model=gbm"]))
     assert spec.seeds == [0, 1] and spec.recipe.params["model"] == "gbm"
