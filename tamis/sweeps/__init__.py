@@ -39,6 +39,7 @@ def render_sweep_table(result: SweepResult) -> Any:
 
 
 def load_sweep(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> SweepSpec:
+    """A built-in sweep by name (`label_noise`) or a sweep YAML file, with overrides applied."""
     from tamis.sweeps.spec import load_sweep as _load
 
     return _load(name_or_path, overrides)
