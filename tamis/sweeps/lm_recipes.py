@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import polars as pl
 from pydantic import Field
@@ -117,39 +117,40 @@ class _LMRecipe(Recipe):
         )
 
 
-class SFTRecipe(_LMRecipe):
-    """Supervised fine-tuning (TRL SFTTrainer); eval loss and perplexity."""
-
-    name = "sft"
-    method = "sft"
-    metrics = ("eval_loss", "eval_perplexity", "train_loss")
-
-
-class RewardRecipe(_LMRecipe):
-    """Reward model (TRL RewardTrainer); held-out pairwise accuracy and length correlation."""
-
-    name = "rm"
-    method = "rm"
-    metrics = ("accuracy", "mean_margin", "ece", "reward_length_corr")
-
-
-class DPORecipe(_LMRecipe):
-    """DPO (TRL DPOTrainer, explicit reference); held-out reward accuracy, margin, KL."""
-
-    name = "dpo"
-    method = "dpo"
-    metrics = ("reward_accuracy", "reward_margin", "kl_to_ref_per_token")
-
-
-class PPORecipe(_LMRecipe):
-    """PPO (tamis.train.ppo) against a fixed reward model; score, KL and win rate."""
-
-    name = "ppo"
-    Params = PPOParams
-    method = "ppo"
-    metrics = ("win_rate", "score_last", "kl_last", "eos_rate_last")
+def _lm_recipe(
+    name: str, doc: str, metrics: tuple[str, ...], params: type[LMParams] = LMParams
+) -> type[Recipe]:
+    """The recipe of the training method `name` (the recipe and the method share the name)."""
+    cls = cast("type[_LMRecipe]", type(f"{name.upper()}Recipe", (_LMRecipe,), {"__doc__": doc}))
+    cls.name = cls.method = name
+    cls.metrics = metrics
+    cls.Params = params
+    return cls
 
 
 RECIPES: dict[str, type[Recipe]] = {
-    r.name: r for r in (SFTRecipe, RewardRecipe, DPORecipe, PPORecipe)
+    r.name: r
+    for r in (
+        _lm_recipe(
+            "sft",
+            "Supervised fine-tuning (TRL SFTTrainer); eval loss and perplexity.",
+            ("eval_loss", "eval_perplexity", "train_loss"),
+        ),
+        _lm_recipe(
+            "rm",
+            "Reward model (TRL RewardTrainer); held-out pairwise accuracy and length correlation.",
+            ("accuracy", "mean_margin", "ece", "reward_length_corr"),
+        ),
+        _lm_recipe(
+            "dpo",
+            "DPO (TRL DPOTrainer, explicit reference); held-out reward accuracy, margin, KL.",
+            ("reward_accuracy", "reward_margin", "kl_to_ref_per_token"),
+        ),
+        _lm_recipe(
+            "ppo",
+            "PPO (tamis.train.ppo) against a fixed reward model; score, KL and win rate.",
+            ("win_rate", "score_last", "kl_last", "eos_rate_last"),
+            PPOParams,
+        ),
+    )
 }
