@@ -7,7 +7,7 @@
   the other (the same stream as one `integers(0, n, size=(n_boot, n))` call), so the figures of a
   seed never depend on which of these functions computed them.
 - `bootstrap_mean`: the percentile bootstrap CI of a mean (of paired differences, say) with its
-  two-sided bootstrap p-value against zero.
+  two-sided bootstrap p-value against zero (`bootstrap_p`, also for other replicates).
 
 Quantiles are numpy's default (linear interpolation), as `scipy.stats.bootstrap(method="percentile")`.
 """
@@ -123,10 +123,15 @@ def bootstrap_mean(
     means = values[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
     alpha = 1.0 - confidence
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    if np.all(values == values[0]):
-        p = 1.0 if values[0] == 0 else 0.0
-    else:
-        below = (np.sum(means <= 0) + 1) / (n_boot + 1)
-        above = (np.sum(means >= 0) + 1) / (n_boot + 1)
-        p = float(min(1.0, 2 * min(below, above)))
+    constant = bool(np.all(values == values[0]))
+    p = (1.0 if values[0] == 0 else 0.0) if constant else bootstrap_p(means)
     return {"ci_low": float(lo), "ci_high": float(hi), "p": p}
+
+
+def bootstrap_p(replicates: np.ndarray) -> float:
+    """Two-sided bootstrap p-value against zero: twice the smaller share of replicates on either
+    side of zero (ties count on both sides), with the +1 correction so it is never 0."""
+    r = np.asarray(replicates, dtype=float)
+    below = (np.sum(r <= 0) + 1) / (r.size + 1)
+    above = (np.sum(r >= 0) + 1) / (r.size + 1)
+    return float(min(1.0, 2 * min(below, above)))

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tamis.stats import percentile_interval, tails
+from tamis.stats import bootstrap_p, percentile_interval, tails
 from tamis.sweeps.stats import CONFIDENCE, ROWS_METHOD, bounds_of, clip
 
 
@@ -44,14 +44,9 @@ def _seed_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def _two_sided_p(deltas: np.ndarray) -> float | None:
-    """Twice the smaller share of replicates on either side of zero (ties count on both sides),
-    with the +1 correction, so it is never 0."""
+    """The bootstrap p-value of the finite replicates (`tamis.stats.bootstrap_p`); None if none."""
     d = deltas[np.isfinite(deltas)]
-    if d.size == 0:
-        return None
-    below = (np.sum(d <= 0) + 1) / (d.size + 1)
-    above = (np.sum(d >= 0) + 1) / (d.size + 1)
-    return float(min(1.0, 2 * min(below, above)))
+    return bootstrap_p(d) if d.size else None
 
 
 def _usable(
