@@ -20,7 +20,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from tamis.errors import PrivacyError
 
@@ -144,9 +144,40 @@ def within_target(
     return total
 
 
+class CheckedLedger:
+    """What both ledgers (DP-SGD's and zCDP's) share: the check that refuses an overrun."""
+
+    #: how to get back under the target (the error's fix)
+    overrun_fix: ClassVar[str] = "raise epsilon"
+
+    def total(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_dict(self, *, with_total: bool = True) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def loss_text(self, total: dict[str, Any]) -> str:
+        """The composed loss as the error names it."""
+        raise NotImplementedError
+
+    def check(self) -> dict[str, Any]:
+        """The total; raise PrivacyError when it exceeds the target (never a silent overrun)."""
+        tot = self.total()
+        return within_target(
+            tot,
+            self.loss_text(tot),
+            fix=self.overrun_fix,
+            ledger=lambda: self.to_dict(with_total=False),
+        )
+
+
 @dataclass
-class PrivacyLedger:
+class PrivacyLedger(CheckedLedger):
     """The list of mechanisms run on one private dataset, and their composed guarantee."""
+
+    overrun_fix: ClassVar[str] = (
+        "raise epsilon, train for fewer epochs, use a smaller batch, or more noise"
+    )
 
     target_epsilon: float
     target_delta: float
@@ -188,15 +219,10 @@ class PrivacyLedger:
             "within_target": eps <= self.target_epsilon + 1e-9,
         }
 
-    def check(self) -> dict[str, Any]:
-        """The total; raise PrivacyError when it exceeds the target (never a silent overrun)."""
-        tot = self.total()
-        return within_target(
-            tot,
-            f"epsilon={tot['epsilon']:.4g} (delta={self.target_delta:.3g},"
-            f" {self.accountant.upper()} accountant)",
-            fix="raise epsilon, train for fewer epochs, use a smaller batch, or more noise",
-            ledger=lambda: self.to_dict(with_total=False),
+    def loss_text(self, total: dict[str, Any]) -> str:
+        return (
+            f"epsilon={total['epsilon']:.4g} (delta={self.target_delta:.3g},"
+            f" {self.accountant.upper()} accountant)"
         )
 
     # -- calibration --------------------------------------------------------------------------

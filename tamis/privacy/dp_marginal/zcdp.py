@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from tamis.errors import PrivacyError
-from tamis.privacy.ledger import within_target
+from tamis.privacy.ledger import CheckedLedger
 
 __all__ = [
     "ZCDPLedger",
@@ -116,8 +116,10 @@ class ZMechanism:
 
 
 @dataclass
-class ZCDPLedger:
+class ZCDPLedger(CheckedLedger):
     """Rows of zCDP mechanisms on one private dataset; the total is checked against the target."""
+
+    overrun_fix: ClassVar[str] = "raise epsilon or measure fewer marginals"
 
     target_epsilon: float
     target_delta: float
@@ -182,14 +184,10 @@ class ZCDPLedger:
             "within_target": eps <= self.target_epsilon + 1e-9,
         }
 
-    def check(self) -> dict[str, Any]:
-        """The total; raise PrivacyError when it exceeds the target (never a silent overrun)."""
-        tot = self.total()
-        return within_target(
-            tot,
-            f"rho={tot['rho']:.4g} (epsilon={tot['epsilon']:.4g}, delta={self.target_delta:.3g})",
-            fix="raise epsilon or measure fewer marginals",
-            ledger=lambda: self.to_dict(with_total=False),
+    def loss_text(self, total: dict[str, Any]) -> str:
+        return (
+            f"rho={total['rho']:.4g} (epsilon={total['epsilon']:.4g},"
+            f" delta={self.target_delta:.3g})"
         )
 
     def to_dict(self, *, with_total: bool = True) -> dict[str, Any]:
