@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 SHARED_DATASETS = Path(
@@ -61,7 +62,15 @@ def in_fresh_process(
     queue = ctx.Queue()
     proc = ctx.Process(target=target, args=(*args, queue))
     proc.start()
-    result = dict(queue.get())
+    while True:  # a child that dies (exception, OOM kill) never puts: fail instead of waiting
+        try:
+            result = dict(queue.get(timeout=5))
+            break
+        except Empty:
+            if not proc.is_alive():
+                raise RuntimeError(
+                    f"{target.__name__} died (exit code {proc.exitcode}) without a result"
+                ) from None
     proc.join()
     return result
 

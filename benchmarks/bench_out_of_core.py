@@ -1,0 +1,319 @@
+"""Out of core: a JSONL corpus several times the memory limit through the bounded engine, and near
+dedup (tamis vs datatrove's local MinHash pipeline) on a corpus that fits in memory.
+
+1. Stream (bounded engine, no store): a web-like JSONL corpus of `--corpus-factor` x
+   `--memory-limit` bytes (`_corpus.generate`: ~10% exact and ~10% near copies planted) goes
+   `normalize` (BoundedEngine.run_map, from a lazy scan of the JSONL to Parquet parts) then `dedup`
+   on `text` (BoundedEngine.run_keyed, hash-partitioned spill), in a fresh process whose peak RSS
+   (VmHWM, the whole process) is compared with the limit + 15%. Reported: time, rows, spill.
+2. Same content: on the first `--near-docs` documents, normalize -> dedup in memory (the steps'
+   `run`) and through the bounded engine give parts with the same content hash (`parts_hash`).
+3. Near dedup on those documents: tamis' `near_dedup_text` (read JSONL, dedup, write Parquet) vs
+   datatrove's 4-stage MinHash pipeline with its LocalPipelineExecutor on the same JSONL (split in
+   `--dt-workers` shards; same word 5-grams, bands x rows = tamis' defaults 21 x 6, threshold 0.8;
+   run by `--datatrove-python`, skipped with a message when absent). docs/s of each and the ratio;
+   recall of each against brute-force Jaccard (every pair of the first `--sample` documents with
+   word 5-gram Jaccard >= 0.8; a pair is found when both documents end in one cluster), over all
+   such pairs and over the near (not identical) ones.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_out_of_core.py --memory-limit 256MB
+    nice -n 10 .venv/bin/python benchmarks/bench_out_of_core.py --memory-limit 1.5GB --corpus-factor 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Timer, emit, in_fresh_process, rss_kb  # noqa: E402
+from _corpus import generate  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATATROVE = Path("/work/dtvenv/bin/python")
+BANDS, ROWS, NGRAM, THRESHOLD = 21, 6, 5, 0.8
+
+
+# ---- 1 and 2: the bounded engine ------------------------------------------------------------
+def _normalize_dedup(
+    source: Any, work: Path, limit: str, in_memory: bool = False
+) -> tuple[list, Any, Any]:
+    """normalize -> dedup(text) of a lazy source; returns (parts, engine or None, report)."""
+    import polars as pl
+
+    from tamis.curate.dedup.exact import DedupConfig
+    from tamis.pipelines.engines.local import BoundedEngine
+    from tamis.pipelines.engines.memory import parse_size
+    from tamis.pipelines.engines.parts import write_frame_parts
+    from tamis.pipelines.steps.base import StepContext
+    from tamis.pipelines.steps.dedup import Dedup
+    from tamis.pipelines.steps.normalize import Normalize, NormalizeParams
+
+    ctx = StepContext(step="s", pipeline="bench", seed=0, artifacts_dir=work / "art")
+    ctx.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    dedup = DedupConfig(columns=["text"])
+    if in_memory:
+        norm = (
+            Normalize()
+            .run({"input": source}, NormalizeParams.model_validate({}), ctx)
+            .frames["data"]
+        )
+        out = Dedup().run({"input": norm.lazy()}, dedup, ctx)
+        frame = out.frames["data"]
+        frame = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+        return write_frame_parts(frame, work / "mem"), None, out.report
+    engine = BoundedEngine(memory_limit=parse_size(limit), spill_root=work / "spill")
+    norm_parts, _ = engine.run_map(
+        Normalize(), {"input": source}, NormalizeParams.model_validate({}), ctx, work / "n"
+    )
+    normalized = pl.scan_parquet([work / "n" / p["path"] for p in norm_parts])
+    parts, out = engine.run_keyed(Dedup(), {"input": normalized}, dedup, ctx, work / "d")
+    return parts, engine, out.report
+
+
+def _stream(corpus: str, work: str, limit: str, queue: Any) -> None:
+    import polars as pl
+
+    with Timer() as t:
+        parts, engine, report = _normalize_dedup(pl.scan_ndjson(corpus), Path(work), limit)
+    queue.put(
+        {
+            "seconds": t.seconds,
+            "rows_in": report.get("rows_in"),
+            "rows_out": sum(p["rows"] for p in parts),
+            "parts": len(parts),
+            "peak_rss_mb": rss_kb("VmHWM") / 1024,
+            "spill_bytes": engine.stats.peak_spill_bytes,
+            "batch_rows": engine.stats.batch_rows,
+            "buckets": engine.stats.buckets,
+        }
+    )
+
+
+def _same_hash(corpus: str, work: str, limit: str, queue: Any) -> None:
+    import polars as pl
+
+    from tamis.pipelines.engines.parts import parts_hash
+
+    mem, _, _ = _normalize_dedup(pl.scan_ndjson(corpus), Path(work) / "m", limit, in_memory=True)
+    bounded, _, _ = _normalize_dedup(pl.scan_ndjson(corpus), Path(work) / "b", limit)
+    queue.put({"in_memory": parts_hash(mem), "bounded": parts_hash(bounded)})
+
+
+# ---- 3: near dedup ----------------------------------------------------------------------------
+def _tamis_near(corpus: str, work: str, queue: Any) -> None:
+    import polars as pl
+
+    from tamis.curate.dedup.near import NearDedupConfig, near_dedup_text
+
+    config = NearDedupConfig(
+        column="text", ngram=NGRAM, threshold=THRESHOLD, bands=BANDS, rows=ROWS
+    )
+    with Timer() as t:
+        df = pl.read_ndjson(corpus)
+        out, report, clusters, _ = near_dedup_text(df, config)
+        out.write_parquet(Path(work) / "near_kept.parquet")
+    members = clusters.select("cluster_id", "rows").explode("rows")
+    ids = np.full(df.height, -1, dtype=np.int64)
+    ids[members["rows"].to_numpy()] = members["cluster_id"].to_numpy()
+    np.save(Path(work) / "tamis_clusters.npy", ids)
+    queue.put(
+        {
+            "seconds": t.seconds,
+            "cpu_seconds": t.cpu_seconds,
+            "docs": df.height,
+            "removed": df.height - out.height,
+            "peak_rss_mb": rss_kb("VmHWM") / 1024,
+        }
+    )
+
+
+def _datatrove(python: Path, shards: Path, work: Path, workers: int) -> dict[str, Any]:
+    cmd = [str(python), str(HERE / "_datatrove_minhash.py"), "--input", str(shards)]
+    cmd += ["--work", str(work), "--workers", str(workers), "--ngram", str(NGRAM)]
+    cmd += ["--bands", str(BANDS), "--rows", str(ROWS)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
+    if done.returncode:
+        raise RuntimeError(f"datatrove failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    ids, cl = np.load(result.pop("clusters"))
+    clusters = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
+    clusters[ids] = cl
+    result["cluster_of"] = clusters
+    return result
+
+
+def _recall(truth: set[tuple[int, int]], cluster_of: np.ndarray) -> float:
+    if not truth:
+        return float("nan")
+    pairs = np.array(sorted(truth), dtype=np.int64)
+    a, b = cluster_of[pairs[:, 0]], cluster_of[pairs[:, 1]]
+    return float(((a == b) & (a >= 0)).mean())
+
+
+def _quality(truth: set[tuple[int, int]], texts: list[str], cluster_of: np.ndarray) -> dict:
+    near = {(i, j) for i, j in truth if texts[i] != texts[j]}
+    return {"recall": _recall(truth, cluster_of), "recall_near": _recall(near, cluster_of)}
+
+
+def _write_fitting(corpus: Path, docs: int, work: Path, shards: int) -> tuple[Path, Path]:
+    """The first `docs` lines as one JSONL and as `shards` JSONL shards (for datatrove)."""
+    near = work / "near.jsonl"
+    shard_dir = work / "shards"
+    shard_dir.mkdir()
+    per = -(-docs // shards)
+    with ExitStack() as stack:
+        outs = [
+            stack.enter_context(open(shard_dir / f"s{i:03d}.jsonl", "w")) for i in range(shards)
+        ]
+        src = stack.enter_context(open(corpus))
+        dst = stack.enter_context(open(near, "w"))
+        for i, line in enumerate(src):
+            if i >= docs:
+                break
+            dst.write(line)
+            outs[i // per].write(line)
+    return near, shard_dir
+
+
+def near_section(args: argparse.Namespace, corpus: Path, work: Path) -> dict[str, Any]:
+    from bench_near_dedup import ground_truth
+
+    near, shards = _write_fitting(corpus, args.near_docs, work, args.dt_workers)
+    env_threads = os.environ.get("POLARS_MAX_THREADS")
+    tamis = in_fresh_process(_tamis_near, str(near), str(work))
+    print(f"tamis near: {tamis}", file=sys.stderr)
+    tamis_clusters = np.load(work / "tamis_clusters.npy")
+    dt: dict[str, Any] = {}
+    if args.datatrove_python and Path(args.datatrove_python).exists():
+        (work / "dt").mkdir()
+        dt = _datatrove(Path(args.datatrove_python), shards, work / "dt", args.dt_workers)
+        print(f"datatrove: { {k: v for k, v in dt.items() if k != 'cluster_of'} }", file=sys.stderr)
+    else:
+        print(
+            f"datatrove baseline skipped: no interpreter at {args.datatrove_python!r} "
+            "(give --datatrove-python PATH of a venv with `pip install datatrove`)",
+            file=sys.stderr,
+        )
+    with open(near) as fh:
+        texts = [json.loads(line)["text"] for _, line in zip(range(args.sample), fh, strict=False)]
+    t0 = time.perf_counter()
+    truth = ground_truth(texts)
+    truth_seconds = time.perf_counter() - t0
+    n = len(texts)
+    tq = _quality(truth, texts, tamis_clusters)
+    record: dict[str, Any] = {
+        "near_docs": tamis["docs"],
+        "near_baseline": f"datatrove {args.dt_workers} workers" if dt else "skipped",
+        "near_sample_docs": n,
+        "near_true_pairs": len(truth),
+        "near_truth_seconds": round(truth_seconds, 1),
+        "near_tamis_seconds": round(tamis["seconds"], 2),
+        "near_tamis_docs_per_s": round(tamis["docs"] / tamis["seconds"], 1),
+        "near_tamis_peak_rss_mb": round(tamis["peak_rss_mb"], 1),
+        "near_tamis_removed": tamis["removed"],
+        "near_tamis_recall": round(tq["recall"], 4),
+        "near_tamis_recall_near": round(tq["recall_near"], 4),
+        "near_near_pairs": sum(texts[i] != texts[j] for i, j in truth),
+        "polars_max_threads": env_threads,
+    }
+    if dt:
+        dq = _quality(truth, texts, dt["cluster_of"])
+        record.update(
+            {
+                "near_baseline_seconds": round(dt["seconds"], 2),
+                "near_baseline_docs_per_s": round(dt["docs"] / dt["seconds"], 1),
+                "near_ratio_tamis_over_baseline": round(dt["seconds"] / tamis["seconds"], 3),
+                "near_baseline_peak_rss_mb": round(dt["peak_rss_mb"], 1),
+                "near_baseline_removed": dt["removed"],
+                "near_baseline_recall": round(dq["recall"], 4),
+                "near_baseline_recall_near": round(dq["recall_near"], 4),
+                "near_baseline_config": dt["config"],
+            }
+        )
+    return record
+
+
+def stream_section(args: argparse.Namespace, corpus: Path, work: Path) -> dict[str, Any]:
+    from tamis.pipelines.engines.memory import parse_size
+
+    limit = parse_size(args.memory_limit)
+    (work / "stream").mkdir()
+    s = in_fresh_process(_stream, str(corpus), str(work / "stream"), args.memory_limit)
+    shutil.rmtree(work / "stream", ignore_errors=True)
+    print(f"stream: {s}", file=sys.stderr)
+    return {
+        "stream_seconds": round(s["seconds"], 1),
+        "stream_mb_per_s": round(corpus.stat().st_size / 1e6 / s["seconds"], 2),
+        "stream_rows_in": s["rows_in"],
+        "stream_rows_out": s["rows_out"],
+        "stream_parts": s["parts"],
+        "stream_peak_rss_mb": round(s["peak_rss_mb"], 1),
+        "stream_limit_mb": round(limit / 2**20, 1),
+        "stream_peak_over_limit": round(s["peak_rss_mb"] * 2**20 / limit, 3),
+        "stream_within_limit_plus_15pct": s["peak_rss_mb"] * 2**20 <= 1.15 * limit,
+        "stream_spill_bytes": s["spill_bytes"],
+        "stream_batch_rows": s["batch_rows"],
+        "stream_buckets": s["buckets"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--memory-limit", default="256MB", help="the bounded engine's limit")
+    ap.add_argument("--corpus-factor", type=float, default=8.0, help="corpus bytes / limit")
+    ap.add_argument("--corpus", type=Path, default=None, help="reuse/keep the corpus at this path")
+    ap.add_argument("--near-docs", type=int, default=200_000, help="documents for near dedup")
+    ap.add_argument("--sample", type=int, default=20_000, help="documents for brute-force truth")
+    ap.add_argument("--datatrove-python", default=str(DEFAULT_DATATROVE), help="datatrove's python")
+    ap.add_argument("--dt-workers", type=int, default=2, help="datatrove workers (and shards)")
+    ap.add_argument("--tmp", type=Path, default=None, help="work dir (default: a new tmp dir)")
+    ap.add_argument("--skip", choices=["stream", "hash", "near"], action="append", default=[])
+    args = ap.parse_args()
+
+    from tamis.pipelines.engines.memory import parse_size
+
+    target = int(parse_size(args.memory_limit) * args.corpus_factor)
+    work = Path(tempfile.mkdtemp(prefix="bench_ooc_", dir=args.tmp))
+    try:
+        corpus = args.corpus or work / "corpus.jsonl"
+        t0 = time.perf_counter()
+        if not corpus.exists() or corpus.stat().st_size < target:
+            counts = generate(corpus, target, seed=0)
+            print(f"corpus: {counts}", file=sys.stderr)
+        record: dict[str, Any] = {
+            "bench": "out_of_core",
+            "memory_limit": args.memory_limit,
+            "corpus_gb": round(corpus.stat().st_size / 1e9, 3),
+            "generate_seconds": round(time.perf_counter() - t0, 1),
+        }
+        if "stream" not in args.skip:
+            record.update(stream_section(args, corpus, work))
+        if "hash" not in args.skip:
+            (work / "hash").mkdir()
+            fit, _ = _write_fitting(corpus, min(args.near_docs, 50_000), work / "hash", 1)
+            h = in_fresh_process(_same_hash, str(fit), str(work / "hash"), args.memory_limit)
+            shutil.rmtree(work / "hash", ignore_errors=True)
+            record["same_hash_in_memory_vs_bounded"] = h["in_memory"] == h["bounded"]
+        if "near" not in args.skip:
+            record.update(near_section(args, corpus, work))
+        emit(record)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
