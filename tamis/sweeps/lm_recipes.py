@@ -18,6 +18,7 @@ import polars as pl
 from pydantic import Field
 
 from tamis.sweeps.recipe import Recipe, RecipeParams, RecipeResult
+from tamis.train.methods import METHODS
 
 
 class LMParams(RecipeParams):
@@ -117,40 +118,29 @@ class _LMRecipe(Recipe):
         )
 
 
-def _lm_recipe(
-    name: str, doc: str, metrics: tuple[str, ...], params: type[LMParams] = LMParams
-) -> type[Recipe]:
+#: training method -> what its recipe reports (the figures tabulated by default)
+SUMMARIES = {
+    "sft": "Supervised fine-tuning (TRL SFTTrainer); eval loss and perplexity.",
+    "rm": "Reward model (TRL RewardTrainer); held-out pairwise accuracy and length correlation.",
+    "dpo": "DPO (TRL DPOTrainer, explicit reference); held-out reward accuracy, margin, KL.",
+    "ppo": "PPO (tamis.train.ppo) against a fixed reward model; score, KL and win rate.",
+}
+METRICS = {
+    "sft": ("eval_loss", "eval_perplexity", "train_loss"),
+    "rm": ("accuracy", "mean_margin", "ece", "reward_length_corr"),
+    "dpo": ("reward_accuracy", "reward_margin", "kl_to_ref_per_token"),
+    "ppo": ("win_rate", "score_last", "kl_last", "eos_rate_last"),
+}
+
+
+def _lm_recipe(name: str) -> type[Recipe]:
     """The recipe of the training method `name` (the recipe and the method share the name)."""
-    cls = cast("type[_LMRecipe]", type(f"{name.upper()}Recipe", (_LMRecipe,), {"__doc__": doc}))
+    doc = {"__doc__": SUMMARIES[name]}
+    cls = cast("type[_LMRecipe]", type(f"{name.upper()}Recipe", (_LMRecipe,), doc))
     cls.name = cls.method = name
-    cls.metrics = metrics
-    cls.Params = params
+    cls.metrics = METRICS[name]
+    cls.Params = PPOParams if METHODS[name].needs_reward_model else LMParams
     return cls
 
 
-RECIPES: dict[str, type[Recipe]] = {
-    r.name: r
-    for r in (
-        _lm_recipe(
-            "sft",
-            "Supervised fine-tuning (TRL SFTTrainer); eval loss and perplexity.",
-            ("eval_loss", "eval_perplexity", "train_loss"),
-        ),
-        _lm_recipe(
-            "rm",
-            "Reward model (TRL RewardTrainer); held-out pairwise accuracy and length correlation.",
-            ("accuracy", "mean_margin", "ece", "reward_length_corr"),
-        ),
-        _lm_recipe(
-            "dpo",
-            "DPO (TRL DPOTrainer, explicit reference); held-out reward accuracy, margin, KL.",
-            ("reward_accuracy", "reward_margin", "kl_to_ref_per_token"),
-        ),
-        _lm_recipe(
-            "ppo",
-            "PPO (tamis.train.ppo) against a fixed reward model; score, KL and win rate.",
-            ("win_rate", "score_last", "kl_last", "eos_rate_last"),
-            PPOParams,
-        ),
-    )
-}
+RECIPES: dict[str, type[Recipe]] = {name: _lm_recipe(name) for name in SUMMARIES}
