@@ -13,13 +13,14 @@ import json
 import shutil
 import sys
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 
 from tamis.pipelines.catalog import SCHEMA, Catalog
 from tamis.pipelines.store.dirs import VersionDirs
 from tamis.pipelines.store.files import writer_gone
+from tamis.pipelines.store.manifest import Manifest
 from tamis.pipelines.store.names import REF_RE, is_version_id
 
 
@@ -28,9 +29,9 @@ class RepairableStore(VersionDirs):
 
     _housekept = False
 
-    def _manifests_on_disk(self) -> list[dict[str, Any]]:
+    def _manifests_on_disk(self) -> list[Manifest]:
         """Manifests of the version dirs whose manifest reads and names its own dir."""
-        found: list[dict[str, Any]] = []
+        found: list[Manifest] = []
         if not self.versions_dir.is_dir():
             return found
         for entry in sorted(self.versions_dir.iterdir()):
@@ -41,7 +42,7 @@ class RepairableStore(VersionDirs):
             except (OSError, ValueError):
                 continue
             if isinstance(manifest, dict) and manifest.get("id") == entry.name:
-                found.append(manifest)
+                found.append(cast(Manifest, manifest))
         return found
 
     def reindex(self) -> int:
