@@ -318,3 +318,20 @@ class PrivacyLedger(CheckedLedger):
         if with_total:
             out["total"] = self.total()
         return out
+
+
+def budget_report(
+    rows_in: int, rows_out: int, ledger: dict[str, Any], target_epsilon: float
+) -> dict[str, Any]:
+    """What a DP synthesizer step reports first: rows, the budget spent (rho too for zCDP), the
+    target and the whole ledger (`ledger` is a ledger's `to_dict()`)."""
+    total = ledger["total"]
+    out: dict[str, Any] = {
+        "rows_in": rows_in,
+        "rows_out": rows_out,
+        "epsilon_spent": total["epsilon"],
+    }
+    if "rho" in total:
+        out["rho_spent"] = total["rho"]
+    out.update(delta=total["delta"], target_epsilon=target_epsilon, privacy_ledger=ledger)
+    return out

@@ -8,6 +8,7 @@ import polars as pl
 
 from tamis.pipelines.steps.base import Step, StepContext, StepOutput
 from tamis.privacy.dp.config import DPCTGANConfig
+from tamis.privacy.ledger import budget_report
 
 
 class DPCTGANStep(Step[DPCTGANConfig]):
@@ -41,14 +42,8 @@ class DPCTGANStep(Step[DPCTGANConfig]):
         out = model.sample(params.rows or df.height, seed=ctx.seed)
         model.save(ctx.artifacts_dir / "dp_ctgan")
         assert model.ledger is not None
-        ledger = model.ledger.to_dict()
         report = {
-            "rows_in": df.height,
-            "rows_out": out.height,
-            "epsilon_spent": ledger["total"]["epsilon"],
-            "delta": ledger["total"]["delta"],
-            "target_epsilon": params.epsilon,
-            "privacy_ledger": ledger,
+            **budget_report(df.height, out.height, model.ledger.to_dict(), params.epsilon),
             "training": model.stats,
             "model": "dp_ctgan/ (generator.pt is a tensor-only state dict; dp_ctgan.json)",
         }

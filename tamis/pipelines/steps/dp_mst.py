@@ -9,6 +9,7 @@ import polars as pl
 
 from tamis.pipelines.steps.base import Step, StepContext, StepOutput
 from tamis.privacy.dp_marginal.base import MarginalConfig, MarginalSynth
+from tamis.privacy.ledger import budget_report
 
 
 def run_marginal(model: MarginalSynth, inputs: dict[str, Any], ctx: StepContext) -> StepOutput:
@@ -22,15 +23,8 @@ def run_marginal(model: MarginalSynth, inputs: dict[str, Any], ctx: StepContext)
     ctx.artifacts_dir.mkdir(parents=True, exist_ok=True)
     (ctx.artifacts_dir / f"dp_{kind}.json").write_text(json.dumps(state))
     assert model.ledger is not None
-    ledger = model.ledger.to_dict()
     report = {
-        "rows_in": df.height,
-        "rows_out": out.height,
-        "epsilon_spent": ledger["total"]["epsilon"],
-        "rho_spent": ledger["total"]["rho"],
-        "delta": ledger["total"]["delta"],
-        "target_epsilon": p.epsilon,
-        "privacy_ledger": ledger,
+        **budget_report(df.height, out.height, model.ledger.to_dict(), p.epsilon),
         "selected": model.selected,
         "domain": {
             d["name"]: {k: d[k] for k in ("kind", "cells", "source", "bounds")}
