@@ -7,8 +7,8 @@ from typing import Any
 import polars as pl
 
 from tamis.pipelines.steps.base import Step, StepContext, StepOutput
+from tamis.privacy.budget import budget_report
 from tamis.privacy.dp.config import DPCTGANConfig
-from tamis.privacy.ledger import budget_report
 
 
 class DPCTGANStep(Step[DPCTGANConfig]):

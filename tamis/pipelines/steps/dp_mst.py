@@ -8,8 +8,8 @@ from typing import Any, Generic, TypeVar
 import polars as pl
 
 from tamis.pipelines.steps.base import Step, StepContext, StepOutput
+from tamis.privacy.budget import budget_report
 from tamis.privacy.dp_marginal.base import MarginalConfig, MarginalSynth
-from tamis.privacy.ledger import budget_report
 
 
 def run_marginal(model: MarginalSynth, inputs: dict[str, Any], ctx: StepContext) -> StepOutput:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from tamis.errors import PrivacyError
-from tamis.privacy.ledger import CheckedLedger
+from tamis.privacy.budget import CheckedLedger
 
 __all__ = [
     "ZCDPLedger",
