@@ -16,12 +16,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, cast
 
-import polars as pl
-import pyarrow.parquet as pq
-
 from tamis.errors import StoreError
 from tamis.pipelines.catalog import Catalog
-from tamis.pipelines.store.files import fsync_path, hash_memo, schema_of, verify_reads
+from tamis.pipelines.store.data import (
+    DATA_DIR,
+    OLD_DATA_FILE,
+    check_data,
+    check_parts_listing,
+    data_rels,
+)
+from tamis.pipelines.store.files import fsync_path, hash_memo, verify_reads
 from tamis.pipelines.store.manifest import Manifest
 from tamis.pipelines.store.names import check_version_id, default_store_path, is_version_id
 
@@ -44,7 +48,15 @@ class VersionDirs:
         return self.versions_dir / check_version_id(version_id)
 
     def data_path(self, version_id: str) -> Path:
-        return self.version_dir(version_id) / "data.parquet"
+        """Where a version's rows are: its `data/` directory of parts, or the single
+        `data.parquet` of a version written by older code (both read with `pl.scan_parquet`)."""
+        vdir = self.version_dir(version_id)
+        return vdir / DATA_DIR if (vdir / DATA_DIR).is_dir() else vdir / OLD_DATA_FILE
+
+    def data_files(self, version_id: str) -> list[Path]:
+        """A version's data files in order: its parts, or its one `data.parquet`."""
+        vdir = self.version_dir(version_id)
+        return [vdir / rel for rel in data_rels(self.manifest_by_id(version_id))]
 
     def has_version(self, version_id: str) -> bool:
         return (
@@ -75,9 +87,11 @@ class VersionDirs:
             return [f"manifest.json cannot be read ({exc})"]
         if not isinstance(manifest, dict) or manifest.get("id") != version_id:
             return ["manifest.json belongs to another version"]
-        problems: list[str] = []
+        problems = check_parts_listing(manifest)
+        if problems:
+            return problems
         files: dict[str, Any] = manifest.get("files") or {
-            "data.parquet": {"sha256": manifest.get("content_hash")}
+            OLD_DATA_FILE: {"sha256": manifest.get("content_hash")}
         }
         for rel, rec in files.items():
             if only is not None and rel not in only:
@@ -97,27 +111,17 @@ class VersionDirs:
             if sha and (full or touched) and hash_memo(path) != sha:
                 problems.append(f"{rel} does not match its content hash")
         if full and only is None and not problems:
-            data = vdir / "data.parquet"
-            try:
-                rows = pq.read_metadata(data).num_rows
-                schema = schema_of(pl.read_parquet_schema(data))
-            except BaseException as exc:
-                if isinstance(exc, KeyboardInterrupt | SystemExit | MemoryError):
-                    raise
-                return [f"data.parquet cannot be read ({exc})"]
-            if rows != manifest.get("rows"):
-                problems.append(
-                    f"data.parquet has {rows:,} rows, the manifest says {manifest.get('rows')}"
-                )
-            if schema != manifest.get("schema"):
-                problems.append("data.parquet's schema differs from the manifest's")
+            problems += check_data(vdir, manifest, manifest.get("schema") or [])
         return problems
 
     def check_readable(self, version_id: str) -> None:
         """Raise a clear StoreError if a version's data cannot be trusted: its size, and its
         content hash when the file was modified since it was written (or always, once per
-        process and file state, with TAMIS_VERIFY_READS=hash)."""
-        problems = self.check_version(version_id, only=["data.parquet"], full=verify_reads())
+        process and file state, with TAMIS_VERIFY_READS=hash). A version's data is every part."""
+        manifest = self.manifest_by_id(version_id)
+        problems = check_parts_listing(manifest) or self.check_version(
+            version_id, only=data_rels(manifest), full=verify_reads()
+        )
         if problems:
             raise self._damaged(version_id, problems[0])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,10 +28,17 @@ def is_no_space(exc: BaseException) -> bool:
     return "No space left on device" in text or "os error 28" in text
 
 
+#: an engine's directory from `Store.engine_tmp` (`<prefix>.<pid>.<nonce>`)
+_ENGINE_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,80}")
+
+
 def writer_gone(name: str) -> bool:
-    """True if `name` is a version being written (`<id>.<pid>.<nonce>`) whose process is gone."""
+    """True if `name` is a version being written (`<id>.<pid>.<nonce>`) or an engine's parts
+    and spill dir (`<prefix>.<pid>.<nonce>`) whose process is gone."""
     parts = name.split(".")
-    if len(parts) != 3 or not is_version_id(parts[0]) or not parts[1].isdigit():
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    if not is_version_id(parts[0]) and _ENGINE_PREFIX.fullmatch(parts[0]) is None:
         return False
     pid = int(parts[1])
     if pid == os.getpid():

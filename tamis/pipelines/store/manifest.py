@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
+from tamis.pipelines.engines.parts import PartInfo
+
 
 class FileRecord(TypedDict):
     """What a manifest records of one file of a version, to spot a change."""
@@ -38,10 +40,13 @@ class Manifest(_ManifestFields, total=False):
 
     `parents` are `{"id", "role"}`; `step` holds name, type, canonical params, version, code
     (and output, deterministic for step outputs); `replaced` is there when a forced rebuild put
-    other rows under the same id (`{"content_hash", "kept_in"}`).
+    other rows under the same id (`{"content_hash", "kept_in"}`). `parts` lists the version's
+    Parquet parts in `data/`, in order; a version written by older code has none (its rows are
+    one `data.parquet` whose sha256 is the content hash).
     """
 
     replaced: dict[str, Any]
+    parts: list[PartInfo]
 
 
 class RunRecord(TypedDict, total=False):

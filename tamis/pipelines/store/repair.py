@@ -10,6 +10,7 @@ rename is healed by `reindex`, which `housekeeping` also runs.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from datetime import datetime
@@ -70,15 +71,19 @@ class RepairableStore(VersionDirs):
         """Remove litter that crashed writers left in tmp/; returns how many entries went.
 
         A version being written is `tmp/<id>.<pid>.<nonce>`: removed at once when that process
-        is gone (this host's pids), else only when older than `older_than_s` (it may be live).
-        Only ever touches the store's own tmp/.
+        is gone (this host's pids), else only when older than `older_than_s` (it may be live);
+        so is an engine's parts and spill dir (`<prefix>.<pid>.<nonce>`, `engine_tmp`). This
+        process's own entries are kept. Only ever touches the store's own tmp/.
         """
         if not self.tmp_dir.exists():
             return 0
         cutoff = datetime.now().timestamp() - older_than_s
         removed = 0
+        mine = f".{os.getpid()}."
         for entry in self.tmp_dir.iterdir():
             try:
+                if mine in entry.name:  # this process's own writers and engines: live
+                    continue
                 if entry.lstat().st_mtime >= cutoff and not writer_gone(entry.name):
                     continue
                 if entry.is_dir() and not entry.is_symlink():

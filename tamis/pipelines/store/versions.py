@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -11,19 +12,24 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from tamis import __version__
 from tamis.errors import StoreError
-from tamis.pipelines.hashing import hash_file
+from tamis.pipelines.engines.parts import PartInfo
+from tamis.pipelines.store.data import (
+    DATA_DIR,
+    OLD_DATA_FILE,
+    adopt_parts,
+    content_of,
+    uncompressed_bytes,
+    write_frame,
+)
 from tamis.pipelines.store.files import (
-    HASHED,
     fsync_path,
     fsync_tree,
     hash_memo,
     is_no_space,
     schema_of,
-    stat_key,
 )
 from tamis.pipelines.store.manifest import FileRecord, Manifest
 from tamis.pipelines.store.names import check_version_id, now
@@ -43,19 +49,41 @@ class Store(CatalogViews):
         return self.manifest_by_id(self.resolve(ref))
 
     def scan(self, ref: str) -> pl.LazyFrame:
+        """A LazyFrame over a version's parts in order (checked first, as `read`)."""
         version_id = self.resolve(ref)
         self.check_readable(version_id)
-        return pl.scan_parquet(self.data_path(version_id))
+        return pl.scan_parquet(self.data_files(version_id))
 
     def read(self, ref: str) -> pl.DataFrame:
+        """A version's rows, collected (for small data; `scan` streams)."""
         version_id = self.resolve(ref)
         self.check_readable(version_id)
+        files = self.data_files(version_id)
         try:
-            return pl.read_parquet(self.data_path(version_id))
+            return pl.scan_parquet(files).collect()
         except BaseException as exc:  # a Polars panic is a BaseException
             if isinstance(exc, KeyboardInterrupt | SystemExit | MemoryError):
                 raise
-            raise self._damaged(version_id, f"data.parquet cannot be read ({exc})") from None
+            where = files[0].name if len(files) == 1 else "its data"
+            raise self._damaged(version_id, f"{where} cannot be read ({exc})") from None
+
+    def estimate_bytes(self, ref: str) -> int:
+        """A version's uncompressed size from its Parquet footers (no data read): what a step
+        that materialises it holds, for the engine's memory check."""
+        version_id = self.resolve(ref)
+        try:
+            return uncompressed_bytes(self.data_files(version_id))
+        except OSError as exc:
+            raise self._damaged(version_id, f"its data cannot be read ({exc})") from None
+
+    def engine_tmp(self, prefix: str) -> Path:
+        """A fresh directory inside the store's tmp dir for an engine's parts and spill
+        (`<prefix>.<pid>.<nonce>`): housekeeping removes it once its process is gone."""
+        safe = re.sub(r"[^A-Za-z0-9_-]", "_", prefix)[:80] or "engine"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        path = self.tmp_dir / f"{safe}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        path.mkdir()
+        return path
 
     def table(self, ref: str, name: str) -> pl.DataFrame:
         version_id = self.resolve(ref)
@@ -87,7 +115,9 @@ class Store(CatalogViews):
         *,
         version_id: str,
         name: str,
-        frame: pl.DataFrame | pl.LazyFrame,
+        frame: pl.DataFrame | pl.LazyFrame | None = None,
+        parts_dir: Path | None = None,
+        parts: list[PartInfo] | None = None,
         parents: list[dict[str, str]],
         step: dict[str, Any],
         seed: int | None,
@@ -101,23 +131,33 @@ class Store(CatalogViews):
     ) -> Manifest:
         """Write a complete version atomically and index it; return its manifest.
 
+        The rows come from `frame` (written as parts here; a LazyFrame is streamed, never
+        collected whole) or from `parts_dir` + `parts` (a directory inside `tmp_dir` that an
+        engine filled with the listed parts: moved in as `data/`, not rewritten nor re-hashed).
         If the version already exists (same content address) it is kept as it is, unless
         `replace` is set (a forced rebuild whose output differs from the stored one).
         """
         check_version_id(version_id)
+        if (frame is None) == (parts_dir is None) or (parts_dir is None) != (parts is None):
+            raise StoreError(
+                f"write_version('{name}') needs either frame, or parts_dir with parts",
+                fix="pass frame=..., or parts_dir=... and parts=... (from a PartWriter)",
+            )
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         self.housekeeping()
         tmp = self.tmp_dir / f"{version_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            data_path = tmp / "data.parquet"
-            if isinstance(frame, pl.LazyFrame):
-                frame.sink_parquet(data_path)
+            data_dir = tmp / DATA_DIR
+            if parts_dir is not None and parts is not None:
+                adopt_parts(parts_dir, parts, self.tmp_dir)
+                os.rename(parts_dir, data_dir)
             else:
-                frame.write_parquet(data_path)
-            meta = pq.read_metadata(data_path)
-            schema = schema_of(pl.read_parquet_schema(data_path))
+                assert frame is not None
+                parts = write_frame(frame, data_dir)
+            rows, content_hash = content_of(parts)
+            schema = schema_of(pl.read_parquet_schema(data_dir / parts[0]["path"]))
             table_names: list[str] = []
             if tables:
                 (tmp / "tables").mkdir()
@@ -132,8 +172,7 @@ class Store(CatalogViews):
                     for p in (tmp / "artifacts").rglob("*")
                     if p.is_file()
                 )
-            content_hash = hash_file(data_path)
-            HASHED[stat_key(data_path)] = content_hash  # rename keeps inode, size and mtime
+            known = {f"{DATA_DIR}/{p['path']}": p["sha256"] for p in parts}
             files: dict[str, FileRecord] = {}
             for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
                 rel = path.relative_to(tmp).as_posix()
@@ -141,7 +180,7 @@ class Store(CatalogViews):
                 files[rel] = {
                     "size": st.st_size,
                     "mtime_ns": st.st_mtime_ns,
-                    "sha256": content_hash if rel == "data.parquet" else hash_memo(path),
+                    "sha256": known.get(rel) or hash_memo(path),
                 }
             manifest: Manifest = {
                 "id": version_id,
@@ -152,8 +191,9 @@ class Store(CatalogViews):
                 "step": step,
                 "seed": seed,
                 "schema": schema,
-                "rows": meta.num_rows,
+                "rows": rows,
                 "content_hash": content_hash,
+                "parts": parts,
                 "cache_key": cache_key,
                 "run_id": run_id,
                 "tamis_version": __version__,
@@ -175,7 +215,7 @@ class Store(CatalogViews):
                     self.catalog.add_version(existing)
                     return existing
                 previous = self.manifest_by_id(version_id)
-                if previous.get("content_hash") != content_hash:
+                if not self._same_content(version_id, previous, content_hash, data_dir, parts):
                     # other rows under the same id (a forced rebuild of a step that is not
                     # deterministic, e.g. DP): the rows someone may have released are kept
                     kept = self.set_aside(version_id, into=self.replaced_dir)
@@ -210,9 +250,32 @@ class Store(CatalogViews):
         self.catalog.add_version(manifest)  # the catalog row is written last
         return manifest
 
+    def _same_content(
+        self,
+        version_id: str,
+        previous: Manifest,
+        content_hash: str,
+        data_dir: Path,
+        parts: list[PartInfo],
+    ) -> bool:
+        """Whether a rebuild holds the stored version's rows: the content hashes, or for a
+        version written by older code (one data.parquet, another hash) the rows themselves."""
+        if previous.get("content_hash") == content_hash:
+            return True
+        if "parts" in previous:
+            return False
+        try:
+            old = pl.read_parquet(self.version_dir(version_id) / OLD_DATA_FILE)
+            new = pl.scan_parquet([data_dir / p["path"] for p in parts]).collect()
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit | MemoryError):
+                raise
+            return False
+        return old.equals(new)
+
     def _no_space(self, exc: BaseException, frame: Any, name: str) -> StoreError:
         """One clear error for a full disk: the path, the space free and about how much the
-        version needs (its in-memory size, an upper bound for Parquet)."""
+        version needs (a DataFrame's in-memory size, an upper bound for Parquet)."""
         try:
             free = shutil.disk_usage(self.root).free
         except OSError:
