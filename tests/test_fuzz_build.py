@@ -82,6 +82,94 @@ def write_table(t: dict[str, Any], where: Path) -> Path:
     return path
 
 
+def _normalize(draw: Any, col: Any, some: Any, rarely: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if draw(st.booleans()):
+        params["cast"] = {
+            draw(col): draw(st.sampled_from(["int", "float", "str", "category", "bool", "date"]))
+        }
+    if draw(st.booleans()):
+        params["rename"] = {draw(col): draw(st.sampled_from(["z", "b", " z", "a"]))}
+    if draw(st.booleans()):
+        params["select" if draw(st.booleans()) else "drop"] = draw(some)
+    if draw(st.booleans()):
+        params["null_values"] = ["?", ""]
+    params["strict_cast"] = draw(st.booleans())
+    return params
+
+
+def _filter(draw: Any, col: Any, some: Any, rarely: Any) -> dict[str, Any]:
+    c = draw(col).strip()
+    where = [f'"{c}" > 0', f'"{c}" == "x"', f"{c} is null", "((", f'"{c}" + 1']
+    return {"where": draw(st.sampled_from(where))}
+
+
+def _dedup(draw: Any, col: Any, some: Any, rarely: Any) -> dict[str, Any]:
+    return {"columns": draw(st.one_of(st.just("all"), some)), "normalize": draw(st.booleans())}
+
+
+def _near_dedup(draw: Any, col: Any, some: Any, rarely: Any) -> dict[str, Any]:
+    if draw(st.booleans()):
+        return {"column": draw(col)}
+    return {
+        "categorical": draw(some),
+        "numeric": draw(some),
+        "tolerance": draw(st.sampled_from([0, 0.5, 1])),
+    }
+
+
+def _sample(draw: Any, col: Any, some: Any, rarely: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if draw(st.booleans()):
+        params["n"] = 0 if draw(rarely) else draw(st.integers(1, 12))
+    else:
+        params["fraction"] = draw(st.sampled_from([0.0, 0.5, 1.0, 1.5]))
+    params["with_replacement"] = draw(st.booleans())
+    return params
+
+
+def _split(draw: Any, col: Any, some: Any, rarely: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "fractions": draw(
+            st.sampled_from([{"train": 0.5, "test": 0.5}, {"train": 0.9, "test": 0.3}, {"x": 1.0}])
+        )
+    }
+    if draw(st.booleans()):
+        params["stratify"] = draw(col)
+    return params
+
+
+def _label_issues(draw: Any, col: Any, some: Any, rarely: Any) -> dict[str, Any]:
+    return {"label": draw(col), "folds": draw(st.integers(2, 3)), "model": "logreg"}
+
+
+def _inject_label_noise(draw: Any, col: Any, some: Any, rarely: Any) -> dict[str, Any]:
+    return {"label": draw(col), "rate": draw(st.sampled_from([0.0, 0.5, 1.0]))}
+
+
+def _leakage(draw: Any, col: Any, some: Any, rarely: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {"columns": draw(st.one_of(st.just("all"), some))}
+    if draw(st.booleans()):
+        params["label"] = draw(col)
+        params["cv_folds"] = 2
+    params["near_threshold"] = None
+    return params
+
+
+#: step type -> how to draw its params (a type not listed gets none)
+_PARAMS = {
+    "normalize": _normalize,
+    "filter": _filter,
+    "dedup": _dedup,
+    "near_dedup": _near_dedup,
+    "sample": _sample,
+    "split": _split,
+    "label_issues": _label_issues,
+    "inject_label_noise": _inject_label_noise,
+    "leakage": _leakage,
+}
+
+
 @st.composite
 def step_specs(draw: Any, names: list[str], prev: str) -> dict[str, Any]:
     col = st.sampled_from([*names, *names, *names, "missing", "a"])
@@ -96,61 +184,7 @@ def step_specs(draw: Any, names: list[str], prev: str) -> dict[str, Any]:
             ]
         )
     )
-    params: dict[str, Any] = {}
-    if kind == "normalize":
-        if draw(st.booleans()):
-            params["cast"] = {
-                draw(col): draw(
-                    st.sampled_from(["int", "float", "str", "category", "bool", "date"])
-                )
-            }
-        if draw(st.booleans()):
-            params["rename"] = {draw(col): draw(st.sampled_from(["z", "b", " z", "a"]))}
-        if draw(st.booleans()):
-            params["select" if draw(st.booleans()) else "drop"] = draw(some)
-        if draw(st.booleans()):
-            params["null_values"] = ["?", ""]
-        params["strict_cast"] = draw(st.booleans())
-    elif kind == "filter":
-        c = draw(col).strip()
-        params["where"] = draw(
-            st.sampled_from([f'"{c}" > 0', f'"{c}" == "x"', f"{c} is null", "((", f'"{c}" + 1'])
-        )
-    elif kind == "dedup":
-        params["columns"] = draw(st.one_of(st.just("all"), some))
-        params["normalize"] = draw(st.booleans())
-    elif kind == "near_dedup":
-        if draw(st.booleans()):
-            params["column"] = draw(col)
-        else:
-            params["categorical"] = draw(some)
-            params["numeric"] = draw(some)
-            params["tolerance"] = draw(st.sampled_from([0, 0.5, 1]))
-    elif kind == "sample":
-        if draw(st.booleans()):
-            params["n"] = 0 if draw(rarely) else draw(st.integers(1, 12))
-        else:
-            params["fraction"] = draw(st.sampled_from([0.0, 0.5, 1.0, 1.5]))
-        params["with_replacement"] = draw(st.booleans())
-    elif kind == "split":
-        params["fractions"] = draw(
-            st.sampled_from([{"train": 0.5, "test": 0.5}, {"train": 0.9, "test": 0.3}, {"x": 1.0}])
-        )
-        if draw(st.booleans()):
-            params["stratify"] = draw(col)
-    elif kind in ("label_issues", "inject_label_noise"):
-        params["label"] = draw(col)
-        if kind == "label_issues":
-            params["folds"] = draw(st.integers(2, 3))
-            params["model"] = "logreg"
-        else:
-            params["rate"] = draw(st.sampled_from([0.0, 0.5, 1.0]))
-    elif kind == "leakage":
-        params["columns"] = draw(st.one_of(st.just("all"), some))
-        if draw(st.booleans()):
-            params["label"] = draw(col)
-            params["cv_folds"] = 2
-        params["near_threshold"] = None
+    params = _PARAMS[kind](draw, col, some, rarely) if kind in _PARAMS else {}
     if draw(rarely):
         params["bogus_param"] = 1
     spec: dict[str, Any] = {"use": kind, "input": prev}

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tamis.errors import SpecError, TamisError
-from tamis.sweeps.spec import load_sweep
 from tamis.privacy.audit.gate import load_policy
+from tamis.sweeps.spec import load_sweep
 from tamis.train.runs import load_run_config
 from tamis.train.sft import SFTRunConfig
 
