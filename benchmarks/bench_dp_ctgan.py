@@ -219,6 +219,40 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _submit_jobs(pool: Any, args: argparse.Namespace, over: dict[str, Any]) -> dict[Any, Any]:
+    """Utility runs per (eps, seed), the canary audits, the speed and TRTR jobs."""
+    futs: dict[tuple[str, Any, Any], Any] = {}
+    if not args.audit_only:
+        for e in args.eps:
+            for s in args.seeds:
+                futs[("u", e, s)] = pool.submit(utility_job, e, s, args.epochs, **over)
+    if not args.no_audit:
+        # small-data audits (canaries are 1/4 of the rows, 30 epochs of batch 250): more power
+        for e in () if args.control_only else (3.0, 1000.0):
+            futs[("a", f"small:{e}", 0)] = pool.submit(
+                audit_job, e, 0, 30, rows=args.audit_rows, batch=250
+            )
+        if args.control:  # almost no noise and no effective clipping: the audit must fire
+            futs[("a", "small:nonprivate", 0)] = pool.submit(
+                audit_job,
+                1e9,
+                0,
+                60,
+                rows=args.audit_rows,
+                batch=250,
+                noise_multiplier=1e-3,
+                max_grad_norm=1e3,
+                accountant="rdp",
+            )
+        if not args.audit_only:
+            for e in (3.0, 1000.0):
+                futs[("a", f"full:{e}", 0)] = pool.submit(audit_job, e, 0, args.epochs)
+    if not args.audit_only:
+        futs[("s", 0, 0)] = pool.submit(speed)
+        futs[("t", 0, 0)] = pool.submit(trtr)
+    return futs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=20)
@@ -243,37 +277,9 @@ def main() -> None:
         "machine": "2 shared CPU cores (other jobs running)",
     }
     with ProcessPoolExecutor(args.workers) as pool:
-        futs: dict[tuple[str, Any, Any], Any] = {}
         over = {"generator_lr": args.generator_lr} if args.generator_lr else {}
         result["overrides"] = over
-        if not args.audit_only:
-            for e in args.eps:
-                for s in args.seeds:
-                    futs[("u", e, s)] = pool.submit(utility_job, e, s, args.epochs, **over)
-        if not args.no_audit:
-            # small-data audits (canaries are 1/4 of the rows, 30 epochs of batch 250): more power
-            for e in () if args.control_only else (3.0, 1000.0):
-                futs[("a", f"small:{e}", 0)] = pool.submit(
-                    audit_job, e, 0, 30, rows=args.audit_rows, batch=250
-                )
-            if args.control:  # almost no noise and no effective clipping: the audit must fire
-                futs[("a", "small:nonprivate", 0)] = pool.submit(
-                    audit_job,
-                    1e9,
-                    0,
-                    60,
-                    rows=args.audit_rows,
-                    batch=250,
-                    noise_multiplier=1e-3,
-                    max_grad_norm=1e3,
-                    accountant="rdp",
-                )
-            if not args.audit_only:
-                for e in (3.0, 1000.0):
-                    futs[("a", f"full:{e}", 0)] = pool.submit(audit_job, e, 0, args.epochs)
-        if not args.audit_only:
-            futs[("s", 0, 0)] = pool.submit(speed)
-            futs[("t", 0, 0)] = pool.submit(trtr)
+        futs = _submit_jobs(pool, args, over)
         rows = []
         for key, f in futs.items():
             r = f.result()
