@@ -81,7 +81,7 @@ EXAMPLES = {
     "tone_pairs": Example(inputs=lambda: {}, params={"n": 20, "noise": 0.1}, seed=3),
     # the contract test reads the part named `data`
     "prompt_split": Example(
-        inputs=lambda: {"input": _pairs()}, params={"fractions": {"data": 0.6, "test": 0.4}}
+        inputs=lambda: {"input": _pairs()}, params={"fractions": {"train": 0.6, "test": 0.4}}
     ),
     "aggregate_labels": Example(
         inputs=lambda: {"input": _votes_long()}, params={"method": "dawid_skene"}
