@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,39 @@ def rss_kb(field: str) -> int:
 def peak_mb_above(base_kb: int) -> float:
     """Peak RSS of this process (VmHWM) above `base_kb`, in MB."""
     return (rss_kb("VmHWM") - base_kb) / 1024
+
+
+class AnonPeak:
+    """`with AnonPeak() as m: ...` then `m.mb`: the peak RssAnon of this process, sampled.
+
+    RssAnon is the memory the process owns (heap, arrays); VmHWM also counts the file pages it
+    maps (Polars memory-maps the files it scans, and those clean pages stay in RSS until the
+    kernel needs them), so a streamed 2 GB file shows ~2 GB of VmHWM with little anonymous memory.
+    """
+
+    def __init__(self, every: float = 0.05) -> None:
+        self.every = every
+        self.peak_kb = 0
+        self._stop = threading.Event()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, rss_kb("RssAnon"))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> AnonPeak:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_kb = max(self.peak_kb, rss_kb("RssAnon"))
+
+    @property
+    def mb(self) -> float:
+        return self.peak_kb / 1024
 
 
 class Timer:

@@ -6,7 +6,8 @@ Data: `--rows` rows (default 100M) of 10 columns (5 integer, 5 string) written a
 the true number of distinct rows is known in advance.
 
 Both sides read the same parts and write their output as Parquet, each in a fresh process whose
-peak RSS (VmHWM, the whole process) is reported:
+peak RSS (VmHWM, the whole process) and peak anonymous memory (RssAnon, sampled: VmHWM also
+counts memory-mapped file pages) are reported:
 - tamis: the `dedup` step (DedupConfig defaults: all columns, keep first, drop) through
   `BoundedEngine.run_keyed` with `--memory-limit` (hash-partitioned spill in a tmp dir);
 - DuckDB: `COPY (SELECT DISTINCT * FROM read_parquet(...)) TO ...` with `SET memory_limit`,
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Timer, emit, in_fresh_process, rss_kb  # noqa: E402
+from _common import AnonPeak, Timer, emit, in_fresh_process, rss_kb  # noqa: E402
 
 _MULT = np.uint64(0x9E3779B97F4A7C15)
 
@@ -121,7 +122,7 @@ def _tamis(data: str, out: str, spill: str, limit: str, queue: Any) -> None:
     ctx = StepContext(step="dedup", pipeline="bench", seed=0, artifacts_dir=Path(out) / "art")
     ctx.artifacts_dir.mkdir(parents=True, exist_ok=True)
     source = pl.scan_parquet(f"{data}/*.parquet")
-    with Timer() as t:
+    with Timer() as t, AnonPeak() as anon:
         parts, result = engine.run_keyed(
             Dedup(), {"input": source}, DedupConfig(), ctx, Path(out) / "parts"
         )
@@ -131,6 +132,7 @@ def _tamis(data: str, out: str, spill: str, limit: str, queue: Any) -> None:
             "cpu_seconds": t.cpu_seconds,
             "rows_out": sum(p["rows"] for p in parts),
             "peak_rss_mb": rss_kb("VmHWM") / 1024,
+            "peak_anon_mb": anon.mb,
             "spill_bytes": engine.stats.peak_spill_bytes,
             "buckets": engine.stats.buckets,
             "parts": len(parts),
@@ -149,7 +151,7 @@ def _duckdb(data: str, out: str, spill: str, limit: str, threads: int, queue: An
     con.execute(f"SET threads={threads}")
     con.execute("SET preserve_insertion_order=false")
     target = Path(out) / "distinct.parquet"
-    with Timer() as t:
+    with Timer() as t, AnonPeak() as anon:
         con.execute(
             f"COPY (SELECT DISTINCT * FROM read_parquet('{data}/*.parquet')) "
             f"TO '{target}' (FORMAT parquet)"
@@ -162,6 +164,7 @@ def _duckdb(data: str, out: str, spill: str, limit: str, threads: int, queue: An
             "cpu_seconds": t.cpu_seconds,
             "rows_out": int(rows_out),
             "peak_rss_mb": rss_kb("VmHWM") / 1024,
+            "peak_anon_mb": anon.mb,
             "spill_bytes_left": spill_bytes,
         }
     )
@@ -233,6 +236,8 @@ def main() -> None:
             ),
             "baseline_peak_rss_mb": round(d.get("peak_rss_mb", float("nan")), 1),
             "tamis_peak_rss_mb": round(t.get("peak_rss_mb", float("nan")), 1),
+            "baseline_peak_anon_mb": round(d.get("peak_anon_mb", float("nan")), 1),
+            "tamis_peak_anon_mb": round(t.get("peak_anon_mb", float("nan")), 1),
             "baseline_rows_out": d.get("rows_out"),
             "tamis_rows_out": t.get("rows_out"),
             "rows_out_agree": d.get("rows_out") == t.get("rows_out") == distinct,
