@@ -51,7 +51,7 @@ def test_flipped_bytes_are_found_refused_on_read_and_rebuilt(
 ) -> None:
     vid = built.resolve("p/clean")
     before = built.read(vid)
-    _flip(built.data_path(vid))
+    _flip(built.data_files(vid)[0])
     # verify: exit 1, naming the version
     res = cli("verify", "--store", str(built.root), "--json", code=1)
     assert res["ok"] is False
@@ -102,7 +102,9 @@ def test_force_over_a_damaged_version_says_it_repairs_it(
 
 def test_a_swapped_in_parquet_of_another_version_is_not_served(cli: Any, built: Store) -> None:
     small, boot = built.resolve("p/small"), built.resolve("p/boot")
-    shutil.copyfile(built.data_path(boot), built.data_path(small))  # same rows count, other data
+    shutil.copyfile(
+        built.data_files(boot)[0], built.data_files(small)[0]
+    )  # same rows count, other data
     with pytest.raises(StoreError, match="is damaged"):
         built.read("p/small")
     res = cli("verify", "p/small", "--store", str(built.root), "--json", code=1)
@@ -111,7 +113,7 @@ def test_a_swapped_in_parquet_of_another_version_is_not_served(cli: Any, built: 
 
 def test_truncated_data_is_a_clear_error(cli: Any, built: Store) -> None:
     vid = built.resolve("p/adults")
-    path = built.data_path(vid)
+    path = built.data_files(vid)[0]
     os.truncate(path, path.stat().st_size // 2)
     with pytest.raises(StoreError, match=r"bytes, the manifest says"):
         built.read(vid)
@@ -123,7 +125,7 @@ def test_verify_compares_rows_schema_and_catalog(cli: Any, built: Store) -> None
     vid = built.resolve("p/small")
     manifest_path = built.version_dir(vid) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    assert manifest["rows"] == pq.read_metadata(built.data_path(vid)).num_rows == 500
+    assert manifest["rows"] == pq.read_metadata(built.data_files(vid)[0]).num_rows == 500
     manifest["rows"] = 499
     manifest["schema"][0]["dtype"] = "String"
     manifest_path.write_text(json.dumps(manifest))

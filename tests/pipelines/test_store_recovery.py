@@ -106,7 +106,7 @@ def test_verify_repair_rebuilds_the_catalog(cli: Any, pipeline_dir: Path, tmp_pa
     build(pipeline_dir / "pipeline.yaml", store)
     refs = _refs(store)
     bad = refs["p/boot"]
-    with open(store.data_path(bad), "r+b") as fh:
+    with open(store.data_files(bad)[0], "r+b") as fh:
         fh.seek(100)
         fh.write(b"\x00" * 40)
     with duckdb.connect(str(store.catalog.path)) as con:  # lose refs and rows

@@ -97,10 +97,15 @@ def check_data(vdir: Path, manifest: Mapping[str, Any], schema: list[dict[str, s
     schema against the manifest, the parts tree against the content hash, no stray parts."""
     problems: list[str] = []
     parts = manifest.get("parts")
-    rels = data_rels(manifest)
-    expected = [p["rows"] for p in parts] if parts is not None else [manifest.get("rows")]
+    try:
+        rels = data_rels(manifest)
+        expected = [p["rows"] for p in parts] if parts is not None else [manifest.get("rows")]
+    except (TypeError, KeyError):
+        return ["manifest.json's parts list is malformed"]
     total = 0
     for rel, want in zip(rels, expected, strict=True):
+        if not (vdir / rel).is_file():
+            continue  # reported as missing
         try:
             rows = pq.read_metadata(vdir / rel).num_rows
             found = schema_of(pl.read_parquet_schema(vdir / rel))

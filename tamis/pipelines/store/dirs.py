@@ -87,9 +87,10 @@ class VersionDirs:
             return [f"manifest.json cannot be read ({exc})"]
         if not isinstance(manifest, dict) or manifest.get("id") != version_id:
             return ["manifest.json belongs to another version"]
-        problems = check_parts_listing(manifest)
-        if problems:
-            return problems
+        listing = check_parts_listing(manifest)  # cheap: no file read
+        if listing and not full:
+            return listing
+        problems: list[str] = []
         files: dict[str, Any] = manifest.get("files") or {
             OLD_DATA_FILE: {"sha256": manifest.get("content_hash")}
         }
@@ -112,7 +113,7 @@ class VersionDirs:
                 problems.append(f"{rel} does not match its content hash")
         if full and only is None and not problems:
             problems += check_data(vdir, manifest, manifest.get("schema") or [])
-        return problems
+        return listing + problems
 
     def check_readable(self, version_id: str) -> None:
         """Raise a clear StoreError if a version's data cannot be trusted: its size, and its
