@@ -135,12 +135,7 @@ def text_pairs(
     copies = np.nonzero((ident >= 0) & (ident != idx))[0]
     reps = np.nonzero(ident == idx)[0]
     # MinHash only the first copy of each distinct set
-    sub = Shingles(
-        offsets=np.concatenate([[0], np.cumsum(sh.sizes()[reps])]).astype(np.int64),
-        hashes=_gather_sets(sh, reps),
-        n_tokens=sh.n_tokens[reps],
-    )
-    sig = minhash_signatures(sub, num_perm=num_perm, seed=seed)
+    sig = minhash_signatures(subset(sh, reps), num_perm=num_perm, seed=seed)
     cand, oversized = lsh_candidates(sig, bands, rows)
     li, ri = reps[cand[:, 0]], reps[cand[:, 1]]
     jac = exact_jaccard(sh, li, ri)
@@ -219,6 +214,15 @@ def lsh_info(params: dict[str, Any], bands: int, rows: int, counts: LshCounts) -
         "jaccard_histogram": hist_rows(counts.histogram),
         "seed": params["seed"],
     }
+
+
+def subset(sh: Shingles, docs: np.ndarray) -> Shingles:
+    """The shingle sets of `docs` (in that order) as their own `Shingles`."""
+    return Shingles(
+        offsets=np.concatenate([[0], np.cumsum(sh.sizes()[docs])]).astype(np.int64),
+        hashes=_gather_sets(sh, docs),
+        n_tokens=sh.n_tokens[docs],
+    )
 
 
 def _gather_sets(sh: Shingles, docs: np.ndarray) -> np.ndarray:

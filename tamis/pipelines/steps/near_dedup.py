@@ -55,7 +55,8 @@ class NearDedup(Step[NearDedupConfig]):
             output = self.run(inputs, params, ctx)
             frame = output.frames.pop("data")
             assert isinstance(frame, pl.DataFrame)
-            return engine._writer(out).close_with(frame), output
+            writer = getattr(engine, "part_writer", None) or getattr(engine, "_writer")  # noqa: B009
+            return writer(out).close_with(frame), output
         parts, report, clusters, pairs = near_dedup_text_bounded(
             engine, source, params, out=out, seed=ctx.seed
         )

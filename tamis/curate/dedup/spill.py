@@ -1,0 +1,179 @@
+"""Spill for out-of-core stages: rows routed to buckets on disk, per-row shingle sets on disk.
+
+What the bounded near dedup (`near_bounded.py`) uses of the engine is the `Engine` protocol (the
+local engine in `tamis.pipelines.engines.local` provides it); every file goes under a directory
+the caller deletes, and the engine's spill size counts what is on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import polars as pl
+
+from tamis.curate.dedup.shingles import Shingles
+
+
+class Engine(Protocol):
+    """What the out-of-core stages use of `tamis.pipelines.engines.local.BoundedEngine`."""
+
+    spill_root: Path
+    memory_limit: int
+    stats: Any
+
+    @property
+    def progress(self) -> Callable[..., None]: ...
+
+    def batches(self, source: pl.LazyFrame, rows: int) -> Iterator[pl.DataFrame]: ...
+    def pick_batch_rows(self, source: pl.LazyFrame) -> int: ...
+    def part_writer(self, directory: Path) -> Any: ...
+    def _spill(self, frame: pl.DataFrame, path: Path) -> None: ...
+
+
+def account(engine: Engine, delta: int) -> None:
+    engine.stats.spill_bytes += delta
+    engine.stats.peak_spill_bytes = max(engine.stats.peak_spill_bytes, engine.stats.spill_bytes)
+
+
+class BucketSpill:
+    """Rows routed to `n` buckets, buffered up to `flush_bytes`; a flush writes one Arrow IPC file
+    with one record batch per bucket (so the file count follows the flushes, not the buckets)."""
+
+    def __init__(self, engine: Engine, directory: Path, n: int, flush_bytes: float) -> None:
+        self.engine, self.directory, self.n = engine, directory, n
+        self.flush_bytes = flush_bytes
+        self.buffers: dict[int, list[pl.DataFrame]] = {}
+        self.buffered = 0
+        #: per flushed file: its path and bucket -> record batch indices
+        self.files: list[tuple[Path, dict[int, list[int]]]] = []
+
+    def add(self, bucket: np.ndarray, frame: pl.DataFrame) -> None:
+        if not frame.height:
+            return
+        order = np.argsort(bucket, kind="stable")
+        ids, starts, counts = np.unique(bucket[order], return_index=True, return_counts=True)
+        frame = frame[order]
+        for b, s, c in zip(ids.tolist(), starts.tolist(), counts.tolist(), strict=True):
+            self.buffers.setdefault(b, []).append(frame.slice(s, c))
+        self.buffered += int(frame.estimated_size())
+        if self.buffered > self.flush_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffers:
+            return
+        import pyarrow as pa
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{len(self.files):06d}.arrow"
+        index: dict[int, list[int]] = {}
+        options = pa.ipc.IpcWriteOptions(compression="lz4")
+        writer = None
+        with pa.OSFile(str(path), "wb") as sink:
+            for b in sorted(self.buffers):
+                table = pl.concat(self.buffers[b]).to_arrow()
+                if writer is None:
+                    writer = pa.ipc.new_file(sink, table.schema, options=options)
+                start = writer.stats.num_record_batches
+                writer.write_table(table)
+                index[b] = list(range(start, writer.stats.num_record_batches))
+            if writer is not None:
+                writer.close()
+        self.files.append((path, index))
+        account(self.engine, path.stat().st_size)
+        self.buffers, self.buffered = {}, 0
+
+    def buckets(self) -> Iterator[tuple[int, pl.DataFrame]]:
+        """Each non-empty bucket in order (read whole); the files are deleted at the end."""
+        import pyarrow as pa
+
+        self.flush()
+        sources = [pa.OSFile(str(path), "rb") for path, _ in self.files]
+        try:
+            readers = [pa.ipc.open_file(src) for src in sources]
+            where: dict[int, list[tuple[int, int]]] = {}
+            for f, (_, index) in enumerate(self.files):
+                for b, ks in index.items():
+                    where.setdefault(b, []).extend((f, k) for k in ks)
+            for b in sorted(where):
+                batches = [readers[f].get_batch(k) for f, k in where[b]]
+                frame = pl.from_arrow(pa.Table.from_batches(batches))
+                assert isinstance(frame, pl.DataFrame)
+                yield b, frame
+        finally:
+            for src in sources:
+                src.close()
+            for path, _ in self.files:
+                account(self.engine, -path.stat().st_size)
+                path.unlink()
+            self.files = []
+
+
+@dataclass
+class ShingleStore:
+    """Every row's shingle set on disk: uint64 hashes, and the int64 end offset of each row."""
+
+    directory: Path
+    engine: Engine
+    rows: int = 0
+    total: int = 0
+
+    def __post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._hashes = open(self.directory / "hashes.u64", "wb")  # noqa: SIM115 (closed in close)
+        self._offsets = open(self.directory / "offsets.i64", "wb")  # noqa: SIM115
+        self._offsets.write(np.zeros(1, "<i8").tobytes())
+
+    def append(self, sh: Shingles) -> None:
+        self._hashes.write(sh.hashes.astype("<u8", copy=False).tobytes())
+        self._offsets.write((sh.offsets[1:] + self.total).astype("<i8").tobytes())
+        self.rows += sh.n_docs
+        self.total += int(sh.offsets[-1])
+        account(self.engine, 8 * (sh.hashes.size + sh.n_docs))
+
+    def close(self) -> None:
+        self._hashes.close()
+        self._offsets.close()
+
+    def gather(self, rows: np.ndarray) -> Shingles:
+        """The shingle sets of `rows` (sorted, unique) as one `Shingles` (document i = rows[i])."""
+        offsets = np.memmap(self.directory / "offsets.i64", dtype="<i8", mode="r")
+        start, stop = np.asarray(offsets[rows]), np.asarray(offsets[rows + 1])
+        del offsets
+        sizes = stop - start
+        local = np.zeros(rows.size + 1, dtype=np.int64)
+        np.cumsum(sizes, out=local[1:])
+        if self.total == 0 or local[-1] == 0:
+            hashes = np.zeros(0, dtype=np.uint64)
+        else:
+            mm = np.memmap(self.directory / "hashes.u64", dtype="<u8", mode="r")
+            within = np.arange(int(local[-1])) - np.repeat(local[:-1], sizes)
+            hashes = np.asarray(mm[np.repeat(start, sizes) + within]).astype(np.uint64)
+            del mm
+        return Shingles(offsets=local, hashes=hashes, n_tokens=np.zeros(rows.size, np.int64))
+
+
+def part_writer(engine: Engine, out: Path) -> Any:
+    """The engine's part writer (`part_writer`; `_writer` in the first engine version)."""
+    make = getattr(engine, "part_writer", None) or getattr(engine, "_writer")  # noqa: B009
+    return make(out)
+
+
+def return_freed_memory() -> None:
+    """glibc: serve blocks of 4 MB or more by mmap, so they go back to the OS when freed.
+
+    Without it the threshold grows with the largest block freed, and the big NumPy temporaries
+    of each batch (MinHash threads) stay in per-thread heaps: the process keeps hundreds of MB
+    it no longer uses. Process-wide and harmless elsewhere; a no-op off glibc.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD
+
+
+__all__ = ["BucketSpill", "Engine", "ShingleStore", "account", "part_writer", "return_freed_memory"]
