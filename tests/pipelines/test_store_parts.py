@@ -238,7 +238,9 @@ def test_export_of_a_multi_part_version(tmp_path: Path) -> None:
         assert back.select("i", "text").equals(df.select("i", "text")), suffix
 
 
-def test_a_cache_hit_on_200_parts_hashes_nothing_and_is_fast(tmp_path: Path) -> None:
+def test_a_cache_hit_on_200_parts_hashes_nothing_and_is_fast(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = Store(tmp_path / "st")
     df = pl.DataFrame({"i": range(2000), "s": [f"row {i}" for i in range(2000)]})
     manifest = _write_parts(store, _vid(1), df, max_rows=10, batch=500)
@@ -251,20 +253,17 @@ def test_a_cache_hit_on_200_parts_hashes_nothing_and_is_fast(tmp_path: Path) -> 
         calls.append(path)
         return real(path)
 
-    files.hash_file = counting  # type: ignore[assignment]
-    try:
-        fresh = Store(tmp_path / "st")  # another process's view: nothing memoised
-        started = time.perf_counter()
-        assert fresh.set_aside_damaged([_vid(1)]) == {}
-        assert fresh.has_version(_vid(1))
-        assert fresh.manifest_by_id(_vid(1))["rows"] == 2000
-        seconds = time.perf_counter() - started
-        assert calls == []  # no part re-hashed
-        assert seconds < 2.0, seconds
-        assert fresh.check_version(_vid(1), full=True) == []  # verify hashes them all
-        assert len(calls) == 200
-    finally:
-        files.hash_file = real  # type: ignore[assignment]
+    monkeypatch.setattr(files, "hash_file", counting)
+    fresh = Store(tmp_path / "st")  # another process's view: nothing memoised
+    started = time.perf_counter()
+    assert fresh.set_aside_damaged([_vid(1)]) == {}
+    assert fresh.has_version(_vid(1))
+    assert fresh.manifest_by_id(_vid(1))["rows"] == 2000
+    seconds = time.perf_counter() - started
+    assert calls == []  # no part re-hashed
+    assert seconds < 2.0, seconds
+    assert fresh.check_version(_vid(1), full=True) == []  # verify hashes them all
+    assert len(calls) == 200
 
 
 def test_write_version_refuses_parts_it_cannot_trust(tmp_path: Path) -> None:
