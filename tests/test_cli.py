@@ -250,7 +250,7 @@ def test_unexpected_exceptions_are_errors_not_tracebacks(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("[/boom] something broke")
 
-    monkeypatch.setattr(filter_step.Filter, "run", boom)
+    monkeypatch.setattr(filter_step.Filter, "map_batch", boom)  # a map step: batch by batch
     st = str(tmp_path / "st")
     res = runner.invoke(app, ["build", str(pipeline_dir / "pipeline.yaml"), "--store", st])
     text = clean_error(res)

@@ -35,6 +35,24 @@ SourcesUnderOpt = Annotated[
         help="refuse sources outside DIR (for pipeline files received from someone else)",
     ),
 ]
+MemoryLimitOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--memory-limit",
+        metavar="SIZE",
+        help="memory the build may use, e.g. 1.5GB or 800MiB (default: half of this machine's "
+        "memory); batches, spill buckets and parts are sized from it",
+    ),
+]
+
+
+def memory_limit_line(limit: int, given: bool) -> str:
+    """The line a build starts with, e.g. `memory limit 12.6 GB (half of this machine's
+    memory; --memory-limit to change)`."""
+    from tamis.pipelines.engines.memory import format_size
+
+    why = "--memory-limit" if given else "half of this machine's memory; --memory-limit to change"
+    return f"memory limit {format_size(limit)} ({why})"
 
 
 @cli_errors
@@ -44,15 +62,23 @@ def build(
     force: ForceOpt = False,
     seed: Annotated[int | None, typer.Option("--seed", help="override the pipeline seed")] = None,
     sources_under: SourcesUnderOpt = None,
+    memory_limit: MemoryLimitOpt = None,
     store: StoreOpt = DEFAULT_STORE,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build a pipeline: every step's output becomes a cached, immutable version."""
+    """Build a pipeline: every step's output becomes a cached, immutable version.
+
+    Steps run within a memory limit: map steps stream, keyed steps spill buckets to the store's
+    tmp dir, and a step that needs its whole input in memory is refused before it starts when
+    that input cannot fit (the error says how to fix it)."""
+    from tamis.pipelines.engines.memory import default_memory_limit, parse_size
     from tamis.pipelines.runner import build as run_build
     from tamis.pipelines.sources import source_paths
     from tamis.pipelines.spec import load_pipeline
 
+    limit = parse_size(memory_limit) if memory_limit is not None else default_memory_limit()
     spec = load_pipeline(pipeline)
+    err.print(memory_limit_line(limit, memory_limit is not None), markup=False, highlight=False)
     for name, path in source_paths(spec, under=sources_under).items():
         err.print(f"source {name}: {path}", markup=False, highlight=False, soft_wrap=True)
     if seed is not None:
@@ -64,6 +90,7 @@ def build(
         force=forced,
         targets=steps or None,
         progress=not as_json and sys.stderr.isatty(),
+        memory_limit=limit,
     )
     payload = {**result.to_json(), "store": str(store)}
 

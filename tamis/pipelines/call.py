@@ -1,10 +1,14 @@
 """Calling one step: its warnings shown once, its errors naming the user's step, its outputs
-checked; `run_step` runs a step type on in-memory frames without a store (tests, notebooks)."""
+checked; `run_step` runs a step type on in-memory frames without a store (tests, notebooks).
+
+In a build the step runs through the bounded engine (`EngineRun`): its main output comes back
+as Parquet parts the engine wrote (`EngineOutput.parts`), its other outputs as frames."""
 
 from __future__ import annotations
 
 import tempfile
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +16,55 @@ import polars as pl
 
 from tamis.config import load_config
 from tamis.errors import StepError, TamisError
+from tamis.pipelines.engines.local import BoundedEngine
+from tamis.pipelines.engines.parts import PartInfo
 from tamis.pipelines.registry import get_step_type
-from tamis.pipelines.steps.base import Step, StepContext, StepOutput, StepParams
+from tamis.pipelines.steps.base import MAIN_OUTPUT, Step, StepContext, StepOutput, StepParams
+
+
+@dataclass
+class EngineRun:
+    """How a build runs a step: the engine, the directory its main output's parts go to, and
+    the estimated size and rows of its inputs (checked before a global step starts)."""
+
+    engine: BoundedEngine
+    out: Path
+    estimated_bytes: int | None = None
+    rows: int | None = None
+
+
+@dataclass
+class EngineOutput(StepOutput):
+    """A step's output from the engine: the main output as `parts` in `out`, the rest frames."""
+
+    parts: list[PartInfo] = field(default_factory=list)
+    out: Path | None = None
+
+
+def _run(
+    step: Step,
+    inputs: dict[str, Any],
+    params: StepParams,
+    ctx: StepContext,
+    engine: EngineRun | None,
+) -> StepOutput:
+    if engine is None:
+        return step.run(inputs, params, ctx)
+    parts, output = engine.engine.run_step(
+        step,
+        inputs,
+        params,
+        ctx,
+        engine.out,
+        estimated_bytes=engine.estimated_bytes,
+        rows=engine.rows,
+    )
+    frames = dict(output.frames)
+    if parts:
+        frames.pop(MAIN_OUTPUT, None)  # written as parts: the frame is not kept
+    return EngineOutput(
+        frames=frames, report=output.report, tables=output.tables, parts=parts, out=engine.out
+    )
 
 
 def call_step(
@@ -23,9 +74,11 @@ def call_step(
     ctx: StepContext,
     *,
     in_build: bool = False,
+    engine: EngineRun | None = None,
 ) -> StepOutput:
     """Run a step; in a build, a Python warning that the step also put in `report["warnings"]` is
-    not shown again (the build prints the report's warnings once, as `warning: STEP: ...`)."""
+    not shown again (the build prints the report's warnings once, as `warning: STEP: ...`).
+    With `engine` the step runs through the bounded engine (see `EngineRun`)."""
     caught: list[warnings.WarningMessage] = []
     reported: list[str] = []
     try:
@@ -33,7 +86,7 @@ def call_step(
             if in_build:
                 warnings.simplefilter("always")
                 caught = record or []
-            output = step.run(inputs, params, ctx)
+            output = _run(step, inputs, params, ctx, engine)
         reported = [str(w) for w in output.report.get("warnings") or []]
     except TamisError as exc:
         # capabilities name their step type by default (`step="label_issues"`): the user's step
@@ -46,7 +99,8 @@ def call_step(
         for w in caught:
             if not any(str(w.message) in r or r in str(w.message) for r in reported):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    missing = [o for o in step.output_names(params) if o not in output.frames]
+    given = set(output.frames) | ({MAIN_OUTPUT} if getattr(output, "parts", None) else set())
+    missing = [o for o in step.output_names(params) if o not in given]
     if missing:
         raise StepError(f"step type '{step.name}' returned no output {missing}", step=ctx.step)
     return output

@@ -8,6 +8,13 @@ it imports).
 Each output's version id is derived from that key, so the same inputs, params and seed give the
 same id, and a rebuild of an unchanged pipeline only re-checks keys. A step that raises leaves no
 version behind (the store writes atomically); the next build resumes at that step.
+
+Every step runs through the bounded local engine (`engines.local.BoundedEngine`) within the build's
+memory limit: map steps stream batch by batch, keyed steps spill buckets, and a global step whose
+inputs (`Store.estimate_bytes`) cannot fit is refused before it starts. The engine writes the main
+output as Parquet parts into a directory from `Store.engine_tmp`, handed to `Store.write_version`
+(moved in, not rewritten); spill and parts directories are removed when the step ends, and a
+killed build leaves them as tmp litter the store clears. Sources are streamed into parts too.
 """
 
 from __future__ import annotations
@@ -15,27 +22,31 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tamis.errors import SpecError
+from tamis.pipelines.call import EngineOutput, EngineRun
 from tamis.pipelines.call import call_step as _call  # tests replace runner._call
 from tamis.pipelines.call import run_step as run_step
 from tamis.pipelines.dag import PlannedStep, topological, with_ancestors
+from tamis.pipelines.engines.local import BoundedEngine
+from tamis.pipelines.engines.memory import default_memory_limit
 from tamis.pipelines.hashing import hash_json
 from tamis.pipelines.progress import BuildProgress, progress_message
 from tamis.pipelines.sources import (
     READER_VERSION,
-    load_source,
+    import_source_parts,
     source_fingerprint,
     source_params,
     warn_stderr,
 )
 from tamis.pipelines.spec import InputRef, PipelineSpec, load_pipeline
 from tamis.pipelines.steps.base import MAIN_OUTPUT, StepContext, StepOutput
-from tamis.pipelines.store import Manifest, RunRecord, Store, now
+from tamis.pipelines.store import Manifest, RunRecord, Store, is_no_space, now
 
 
 @dataclass
@@ -58,6 +69,8 @@ class BuildResult:
     seconds: float = 0.0
     #: warnings about the sources (e.g. a header row that looks like data)
     warnings: list[str] = field(default_factory=list)
+    #: the engine's totals over the build (rows and bytes read, parts written, peak spill)
+    engine: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +89,7 @@ class BuildResult:
                 for s in self.steps
             ],
             **({"warnings": self.warnings} if self.warnings else {}),
+            **({"engine": self.engine} if self.engine else {}),
         }
 
 
@@ -86,8 +100,14 @@ def build(
     force: bool | Sequence[str] = False,
     targets: Sequence[str] | None = None,
     progress: bool = False,
+    memory_limit: int | None = None,
+    engine: BoundedEngine | None = None,
 ) -> BuildResult:
-    """Build a pipeline into the store; returns the versions it made or found in the cache."""
+    """Build a pipeline into the store; returns the versions it made or found in the cache.
+
+    `memory_limit` (bytes; default `default_memory_limit()`, half of the machine's memory) bounds
+    what the engine holds: batches, buckets and parts are sized from it. `engine`: one set up by
+    the caller instead (tests and benchmarks: small batches to force many of them)."""
     spec = spec_or_path if isinstance(spec_or_path, PipelineSpec) else load_pipeline(spec_or_path)
     store = store or Store()
     order = topological(spec)
@@ -102,7 +122,10 @@ def build(
     result = BuildResult(pipeline=spec.name, run_id=uuid.uuid4().hex[:16])
     started = time.perf_counter()
     run = RunRecord(id=result.run_id, kind="build", name=spec.name, started_at=now())
-    job = _Build(spec, store, result, BuildProgress(progress, pipeline=spec.name))
+    engine = engine or BoundedEngine(
+        memory_limit=memory_limit or default_memory_limit(), spill_root=store.tmp_dir
+    )
+    job = _Build(spec, store, result, BuildProgress(progress, pipeline=spec.name), engine)
     try:
         with job.display.run():
             for source in spec.sources:
@@ -110,10 +133,12 @@ def build(
             for name in order:
                 result.steps.append(job.run_step(spec.plan()[name], name in forced))
     except BaseException as exc:
+        result.engine = engine.stats.to_json()
         run.update({"finished_at": now(), "status": "failed", "info": {"error": str(exc)[:2000]}})
         job.pending.flush(run)
         raise
     result.seconds = time.perf_counter() - started
+    result.engine = engine.stats.to_json()
     run.update({"finished_at": now(), "status": "ok", "info": result.to_json()})
     job.pending.flush(run)
     return result
@@ -145,6 +170,7 @@ class _Build:
     store: Store
     result: BuildResult
     display: BuildProgress
+    engine: BoundedEngine
     #: label (`source`, `step`, `step.output`) -> version id
     ids: dict[str, str] = field(default_factory=dict)
     pending: _Pending = field(init=False)
@@ -172,16 +198,36 @@ class _Build:
             self.pending.manifests.append(manifest)
         else:
             self.pending.flush()
-            read = load_source(spec, name)
+            manifest = self._import(name, version_id, fingerprint, params)
+        self._record(name, manifest)
+        source_warnings = (manifest.get("report") or {}).get("warnings") or []
+        self.result.warnings.extend(f"source '{name}': {w}" for w in source_warnings)
+        warn_stderr(name, source_warnings)
+
+    def _import(
+        self, name: str, version_id: str, fingerprint: str, params: dict[str, Any]
+    ) -> Manifest:
+        """Stream a source into parts (never whole in memory) and write its version."""
+        spec, store = self.spec, self.store
+        task = self.display.start(name, "source")
+        work = store.engine_tmp(f"source.{version_id[:16]}")
+        try:
+            self.engine.progress = lambda msg, *a, **k: self.display.update(
+                task, f"source: {progress_message(msg, *a, **k)}"
+            )
+            with _disk_full(store, f"{spec.name}/{name}"):
+                read = import_source_parts(spec, name, work / "out", self.engine)
             manifest = store.write_version(
                 version_id=version_id,
                 name=f"{spec.name}/{name}",
-                frame=read.frame,
+                frame=None,
+                parts_dir=work / "out",
+                parts=read.parts,
                 parents=[],
                 step={
                     "name": name,
                     "type": "source",
-                    "params": {"path": str(path), **params},
+                    "params": {"path": str(spec.source_path(name)), **params},
                     "version": READER_VERSION,
                     "code": params["reader"],
                 },
@@ -191,10 +237,10 @@ class _Build:
                 cache_key=version_id,
                 run_id=self.result.run_id,
             )
-        self._record(name, manifest)
-        source_warnings = (manifest.get("report") or {}).get("warnings") or []
-        self.result.warnings.extend(f"source '{name}': {w}" for w in source_warnings)
-        warn_stderr(name, source_warnings)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        self.display.update(task, f"source: {manifest['rows']:,} rows", done=True)
+        return manifest
 
     def _record(self, label: str, manifest: Manifest) -> None:
         """A version made or found under `label`: its ref moves at the build's end."""
@@ -290,8 +336,17 @@ class _Build:
             k: ([store.scan(i) for i in v] if isinstance(v, list) else store.scan(v))
             for k, v in input_ids.items()
         }
+        work = store.engine_tmp(f"step.{key[:16]}")
         try:
-            output = _call(step, inputs, planned.params, ctx, in_build=True)
+            with _disk_full(store, f"{self.spec.name}/{planned.name}"):
+                output = _call(
+                    step,
+                    inputs,
+                    planned.params,
+                    ctx,
+                    in_build=True,
+                    engine=self._engine_run(ctx, work, input_ids),
+                )
             parents = [
                 {"id": i, "role": k}
                 for k, v in input_ids.items()
@@ -305,6 +360,22 @@ class _Build:
             }
         finally:
             shutil.rmtree(artifacts, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _engine_run(
+        self, ctx: StepContext, work: Path, input_ids: dict[str, str | list[str]]
+    ) -> EngineRun:
+        """The engine set up for one step: spill and parts under `work`, progress to the step's
+        line, and its inputs' estimated size (what a global step is checked against)."""
+        ids = [i for v in input_ids.values() for i in (v if isinstance(v, list) else [v])]
+        self.engine.spill_root = work / "spill"
+        self.engine.progress = ctx.progress
+        return EngineRun(
+            self.engine,
+            work / "out",
+            estimated_bytes=sum(self.store.estimate_bytes(i) for i in ids),
+            rows=sum(int(self.store.manifest_by_id(i)["rows"]) for i in ids),
+        )
 
     def _write_output(
         self,
@@ -319,10 +390,13 @@ class _Build:
         warnings: list[str],
     ) -> Manifest:
         step_type = planned.step_type
+        as_parts = isinstance(output, EngineOutput) and out not in output.frames
         manifest = self.store.write_version(
             version_id=version_id,
             name=f"{self.spec.name}/{_label(planned.name, out)}",
-            frame=output.frames[out],
+            frame=None if as_parts else output.frames[out],
+            parts_dir=output.out if isinstance(output, EngineOutput) and as_parts else None,
+            parts=output.parts if isinstance(output, EngineOutput) and as_parts else None,
             parents=parents,
             step={
                 "name": planned.name,
@@ -379,6 +453,17 @@ class _Build:
         step_report = manifests[planned.outputs[0]].get("report") or {}
         warnings = [str(w) for w in step_report.get("warnings") or []] + warnings
         return StepRecord(planned.name, status, versions, rows, seconds, warnings)
+
+
+@contextmanager
+def _disk_full(store: Store, name: str) -> Iterator[None]:
+    """A full disk while the engine writes parts or spills is the store's clear error."""
+    try:
+        yield
+    except Exception as exc:
+        if is_no_space(exc):
+            raise store._no_space(exc, None, name) from None
+        raise
 
 
 def _label(step: str, output: str) -> str:

@@ -81,36 +81,52 @@ class BoundedEngine:
     part_max_rows: int | None = None
     part_max_bytes: int | None = None
     stats: EngineStats = field(default_factory=EngineStats)
+    #: when the engine started (the rates are over everything it ran: a whole build)
+    started: float = field(default_factory=time.perf_counter)
 
     # ---- batches -------------------------------------------------------------------------
     def pick_batch_rows(self, source: pl.LazyFrame) -> int:
+        return self.rows_for(mean_row_bytes(source))
+
+    def rows_for(self, per_row: float) -> int:
+        """Rows per batch for rows of `per_row` bytes: a batch and its working copies take about
+        1/32 of the limit (`batch_rows` when set)."""
         if self.batch_rows:
             return self.batch_rows
-        per_row = mean_row_bytes(source)
-        target = self.memory_limit / 32 / (per_row * WORKING_FACTOR)
+        target = self.memory_limit / 32 / (max(per_row, 1.0) * WORKING_FACTOR)
         return int(min(max(target, 1000), 1_000_000))
 
     def batches(self, source: pl.LazyFrame, rows: int) -> Iterator[pl.DataFrame]:
-        started = time.perf_counter()
         for batch in source.collect_batches(chunk_size=rows, maintain_order=True):
             if not batch.height:
                 continue
-            self.stats.rows_in += batch.height
-            self.stats.bytes_in += int(batch.estimated_size())
-            secs = max(time.perf_counter() - started, 1e-9)
-            self.progress(
-                f"{self.stats.rows_in:,} rows, {self.stats.rows_in / secs:,.0f} rows/s, "
-                f"{format_size(self.stats.bytes_in / secs)}/s, "
-                f"{self.stats.parts_written} parts, spill {format_size(self.stats.spill_bytes)}"
-            )
+            self.count(batch)
             yield batch
 
-    def _writer(self, directory: Path) -> PartWriter:
+    def count(self, batch: pl.DataFrame) -> None:
+        """Add a batch read to the totals and report progress: rows and bytes per second over
+        the engine's life, parts written, spill size."""
+        self.stats.rows_in += batch.height
+        self.stats.bytes_in += int(batch.estimated_size())
+        secs = max(time.perf_counter() - self.started, 1e-9)
+        self.stats.seconds = secs
+        self.progress(
+            f"{self.stats.rows_in:,} rows, {self.stats.rows_in / secs:,.0f} rows/s, "
+            f"{format_size(self.stats.bytes_in / secs)}/s, "
+            f"{self.stats.parts_written} parts, spill {format_size(self.stats.spill_bytes)}"
+        )
+
+    def part_writer(self, directory: Path) -> PartWriter:
+        """A writer of parts of the engine's part bounds into `directory`."""
         return PartWriter(
             directory,
             max_rows=self.part_max_rows or PART_MAX_ROWS,
             max_bytes=self.part_max_bytes or PART_MAX_BYTES,
+            on_part=self._part_written,
         )
+
+    def _part_written(self, part: PartInfo) -> None:
+        self.stats.parts_written += 1
 
     # ---- kinds ---------------------------------------------------------------------------
     def run_step(
@@ -147,7 +163,7 @@ class BoundedEngine:
         if main is None:
             return [], output
         frame = main.collect() if isinstance(main, pl.LazyFrame) else main
-        parts = self._writer(out).close_with(frame)
+        parts = self.part_writer(out).close_with(frame)
         return parts, output
 
     def run_map(
@@ -157,7 +173,7 @@ class BoundedEngine:
         plan = step.prepare(source, params, ctx)
         rows = self.pick_batch_rows(source)
         self.stats.batch_rows = rows
-        writer = self._writer(out)
+        writer = self.part_writer(out)
         merged = BatchResult(frame=pl.DataFrame())
         tables: dict[str, list[pl.DataFrame]] = {}
         schema: pl.Schema | None = None
@@ -165,7 +181,6 @@ class BoundedEngine:
             result = step.map_batch(batch, params, plan, ctx)
             schema = result.frame.schema
             writer.write(result.frame)
-            self.stats.parts_written = len(writer.parts)
             _add(merged, result, tables)
         if schema is None:  # no rows: the schema of the mapped empty input
             empty = source.head(0).collect()
@@ -203,14 +218,13 @@ class BoundedEngine:
                 _add(merged, result, tables)
                 for name in sources:
                     self._drop(spill / name / f"b{bucket}")
-            writer = self._writer(out)
+            writer = self.part_writer(out)
             schema = out_schema if out_schema is not None else pl.Schema()
             n_ranges = math.ceil(max(main_rows, 1) / range_rows)
             for r in range(n_ranges):
                 frame = _read_dir(spill / "out" / f"r{r}", schema)
                 if frame.height:
                     writer.write(frame.sort(ROW).drop(ROW))
-                    self.stats.parts_written = len(writer.parts)
                 self._drop(spill / "out" / f"r{r}")
             final_schema = pl.Schema({k: v for k, v in schema.items() if k != ROW})
             parts = writer.close(final_schema)

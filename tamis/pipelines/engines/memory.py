@@ -84,4 +84,6 @@ def row_bytes(frame: pl.DataFrame) -> pl.Series:
             exprs.append(pl.lit(16, dtype=pl.UInt64))
     if not exprs:
         return pl.Series("row_bytes", [0] * frame.height, dtype=pl.UInt64)
-    return frame.select(pl.sum_horizontal(exprs).alias("row_bytes")).to_series()
+    # with_columns broadcasts a sum of widths only (no string column) to every row
+    total = pl.sum_horizontal(exprs).alias("__tamis_row_bytes")
+    return frame.with_columns(total).get_column("__tamis_row_bytes").alias("row_bytes")

@@ -11,6 +11,7 @@ parts (`parts_hash`), so a version can be written part by part without ever hold
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
@@ -81,6 +82,8 @@ class PartWriter:
     directory: Path
     max_rows: int = PART_MAX_ROWS
     max_bytes: int = PART_MAX_BYTES
+    #: called with each part once it is written (progress)
+    on_part: Callable[[PartInfo], None] | None = None
     parts: list[PartInfo] = field(default_factory=list)
     _buffer: list[pl.DataFrame] = field(default_factory=list)
     _rows: int = 0
@@ -127,6 +130,15 @@ class PartWriter:
             return
         path = self.directory / part_name(len(self.parts))
         self.parts.append(write_part(frame, path))
+        if self.on_part is not None:
+            self.on_part(self.parts[-1])
+
+    def reset(self) -> None:
+        """Start again from nothing: the parts written so far are deleted."""
+        for part in self.parts:
+            (self.directory / part["path"]).unlink(missing_ok=True)
+        self.parts, self._buffer, self._rows, self._bytes = [], [], 0, 0
+        self._schema = None
 
     def close(self, schema: pl.Schema | None = None) -> list[PartInfo]:
         """Flush the last part; an empty output still gets one (empty) part with its schema."""

@@ -8,7 +8,8 @@ does (on by default for CSV, off for TSV). What was inferred is returned as the 
 with warnings such as a header row that looks like data.
 
 Parquet (a file or a directory of `*.parquet` files), JSON Lines and JSON are read by Polars;
-gzip-compressed files (`.csv.gz`, `.tsv.gz`, `.jsonl.gz`, ...) are read as they are.
+gzip-compressed files (`.csv.gz`, `.tsv.gz`, `.jsonl.gz`, ...) are read as they are. A build
+streams CSV/TSV, JSON Lines and Parquet into Parquet parts batch by batch (never whole in memory).
 
 Modules: `settings` (fingerprint, settings, reader version, paths), `readers` (any format, the
 memory budget), `csv` (DuckDB's CSV reader and its warnings).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from tamis.pipelines.sources.readers import (
     check_size,
+    import_source_parts,
     load_source,
     memory_budget,
     read_source,
@@ -40,6 +42,7 @@ __all__ = [
     "READER_VERSION",
     "SourceRead",
     "check_size",
+    "import_source_parts",
     "load_source",
     "memory_budget",
     "read_source",

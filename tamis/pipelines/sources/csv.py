@@ -1,13 +1,19 @@
 """CSV and TSV sources, read by DuckDB's `read_csv`: sniffed delimiter, quote, header and types,
-padding after the delimiter stripped, and warnings about a header row that looks like data."""
+padding after the delimiter stripped, and warnings about a header row that looks like data.
+
+The rows are streamed: DuckDB's record batches go to a sink (a `PartWriter` in a build, a list
+of frames for `read_source_report`), so a file larger than memory is never held whole. What the
+report needs from the rows (the first rows for the header checks, the largest day of each date
+column) is gathered batch by batch."""
 
 from __future__ import annotations
 
 import gzip
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -29,6 +35,39 @@ POLARS_CSV_OPTIONS = {
 _OPTION_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?$")
 _DATE_RE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?$")
+#: rows the header checks look at (the first rows of the file)
+HEADER_SAMPLE = 200
+
+
+class Sink(Protocol):
+    """Where a source's rows go, batch by batch, in order (`reset` starts again from nothing)."""
+
+    def write(self, batch: pl.DataFrame) -> None: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass
+class _Scan:
+    """What the report needs from the rows, gathered batch by batch."""
+
+    rows: int = 0
+    #: the first HEADER_SAMPLE rows (an empty frame with the schema when there are none)
+    head: pl.DataFrame | None = None
+    #: date/datetime column -> largest day of the month seen
+    max_day: dict[str, int] = field(default_factory=dict)
+
+    def add(self, batch: pl.DataFrame) -> None:
+        self.rows += batch.height
+        if self.head is None:
+            self.head = batch.head(HEADER_SAMPLE)
+        elif self.head.height < HEADER_SAMPLE:
+            self.head = pl.concat([self.head, batch.head(HEADER_SAMPLE - self.head.height)])
+        for c, t in batch.schema.items():
+            if t == pl.Date or isinstance(t, pl.Datetime):
+                day = batch.get_column(c).drop_nulls().dt.day().max()
+                if day is not None:
+                    self.max_day[c] = max(self.max_day.get(c, 0), int(day))  # type: ignore[arg-type]
 
 
 def _csv_arguments(
@@ -83,7 +122,11 @@ def read_csv(
     *,
     name: str,
     file: str,
+    sink: Sink,
+    batch_rows: int = 65_536,
 ) -> SourceRead:
+    """Stream a CSV/TSV file into `sink`; the report of what was inferred (the rows are in the
+    sink, not in `SourceRead.frame`)."""
     import duckdb
 
     if path.is_file() and path.stat().st_size == 0:
@@ -112,23 +155,21 @@ def read_csv(
             )
         sample_note = None
         try:
-            frame = _duck_read(con, path, kw)
+            scan = _duck_stream(con, path, kw, sink, skip_space, batch_rows)
         except duckdb.ConversionException as exc:
             if "sample_size" in kw:
                 raise _csv_error(exc, path, name=name, file=file) from None
             # a value past the sniffer's sample does not fit the sniffed type: sniff every row
+            sink.reset()
             kw["sample_size"] = -1
             sniffed = _sniff(con, path, kw)
-            frame = _duck_read(con, path, kw)
+            scan = _duck_stream(con, path, kw, sink, skip_space, batch_rows)
             sample_note = "every row (a value beyond the default sample did not fit its type)"
         except duckdb.Error as exc:
             raise _csv_error(exc, path, name=name, file=file) from None
     finally:
         con.close()
-    if skip_space:
-        strings = [c for i, (c, t) in enumerate(frame.schema.items()) if i > 0 and t == pl.String]
-        if strings:
-            frame = frame.with_columns(pl.col(c).str.strip_chars_start(" ") for c in strings)
+    frame = scan.head if scan.head is not None else pl.DataFrame()
     header_source = "given" if "header" in kw else "sniffed"
     has_header = bool(kw["header"]) if "header" in kw else bool(sniffed["HasHeader"])
     quote = sniffed["Quote"]
@@ -139,7 +180,7 @@ def read_csv(
         "header": has_header,
         "header_from": header_source,
         "skip_initial_space": bool(skip_space),
-        "rows": frame.height,
+        "rows": scan.rows,
         # DuckDB's types, under the frame's names (`columns:` renames what the sniffer saw)
         "types": dict(zip(frame.columns, [c["type"] for c in sniffed["Columns"]], strict=False)),
     }
@@ -152,7 +193,7 @@ def read_csv(
     if sample_note:
         info["type_sample"] = sample_note
     warnings = _header_warnings(frame, has_header, header_source, "columns" in settings)
-    warnings += _date_format_warnings(frame, info, sniffed, kw, path)
+    warnings += _date_format_warnings(frame.columns, scan.max_day, info, sniffed, kw, path)
     skipped = int(sniffed.get("SkipRows") or 0)
     if skipped and "skip" not in kw:
         info["lines_skipped_at_top"] = skipped
@@ -164,11 +205,12 @@ def read_csv(
         )
     if notes:
         info["notes"] = notes
-    return SourceRead(frame, info, warnings)
+    return SourceRead(info=info, warnings=warnings)
 
 
 def _date_format_warnings(
-    frame: pl.DataFrame,
+    columns: list[str],
+    max_day: dict[str, int],
     info: dict[str, Any],
     sniffed: dict[str, Any],
     kw: dict[str, Any],
@@ -185,16 +227,14 @@ def _date_format_warnings(
         ("TIMESTAMP", "TimestampFormat", "timestampformat"),
     ):
         fmt = sniffed.get(key)
-        cols = [c for c, t in info["types"].items() if t == kind and c in frame.columns]
+        cols = [c for c, t in info["types"].items() if t == kind and c in columns]
         if not fmt or not cols:
             continue
         info[option] = fmt
         # year-first formats (ISO 8601, 2024-01-05) are read year-month-day by everyone
         if option in kw or "%d" not in fmt or "%m" not in fmt or fmt.startswith(("%Y", "%y")):
             continue
-        ambiguous = [
-            c for c in cols if frame.get_column(c).drop_nulls().dt.day().max() in range(1, 13)
-        ]
+        ambiguous = [c for c in cols if max_day.get(c) in range(1, 13)]
         if ambiguous:
             swapped = fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
             warns.append(
@@ -216,10 +256,49 @@ def _sniff(con: Any, path: Path, kw: dict[str, Any]) -> dict[str, Any]:
     return dict(zip(cols, row, strict=True))
 
 
-def _duck_read(con: Any, path: Path, kw: dict[str, Any]) -> pl.DataFrame:
+def _duck_stream(
+    con: Any, path: Path, kw: dict[str, Any], sink: Sink, skip_space: bool, batch_rows: int
+) -> _Scan:
+    """Read the file with DuckDB in record batches of `batch_rows` into `sink`, in file order;
+    padding after the delimiter is stripped from string columns but the first."""
     args = "".join(f", {k} := ?" for k in kw)
     rel = con.sql(f"SELECT * FROM read_csv(?{args})", params=[os.fspath(path), *kw.values()])
-    return pl.DataFrame(rel.pl())
+    reader = rel.to_arrow_reader(batch_rows)
+    scan = _Scan()
+    strings: list[str] | None = None
+    for record_batch in _record_batches(reader):
+        batch = pl.DataFrame(pl.from_arrow(record_batch))
+        if strings is None:
+            items = list(batch.schema.items())[1:]
+            strings = [c for c, t in items if t == pl.String] if skip_space else []
+        if strings:
+            batch = batch.with_columns(pl.col(c).str.strip_chars_start(" ") for c in strings)
+        if batch.height:
+            sink.write(batch)
+            scan.add(batch)
+    if scan.head is None:  # no rows: the sink still gets the columns
+        scan.head = pl.DataFrame(pl.from_arrow(reader.schema.empty_table()))
+        sink.write(scan.head)
+    return scan
+
+
+def _record_batches(reader: Any) -> Any:
+    """The reader's batches; DuckDB's errors raised while streaming (Arrow wraps them in an
+    OSError) are raised as DuckDB's again, so a value past the sniffer's sample is retried."""
+    import duckdb
+
+    it = iter(reader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except OSError as exc:
+            text = str(exc)
+            if "Conversion Error" in text:
+                raise duckdb.ConversionException(text) from None
+            raise duckdb.Error(text) from None
+        yield batch
 
 
 def _csv_error(exc: Exception, path: Path, *, name: str, file: str) -> SpecError:

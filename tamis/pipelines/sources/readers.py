@@ -1,6 +1,12 @@
-"""Reading a source of any format into a frame (with the report of what was inferred), after a
-check that it fits the memory budget: CSV/TSV by DuckDB (`csv`), Parquet/JSON Lines/JSON by
-Polars, Hugging Face `save_to_disk` folders by `datasets`."""
+"""Reading a source of any format (with the report of what was inferred): CSV/TSV by DuckDB
+(`csv`), Parquet/JSON Lines/JSON by Polars, Hugging Face `save_to_disk` folders by `datasets`.
+
+A build streams a source into Parquet parts (`import_source_parts`): CSV/TSV in DuckDB record
+batches, JSON Lines and Parquet (a file or a directory of parts) through Polars scans, batch by
+batch, so a source larger than memory imports within the build's memory limit. JSON and HF
+folders are read whole, after a check that they fit the memory budget. `read_source_report`
+reads any source into one frame (for `tamis` commands that show or compare a file), after the
+same check."""
 
 from __future__ import annotations
 
@@ -14,8 +20,46 @@ from typing import Any
 import polars as pl
 
 from tamis.errors import SpecError
-from tamis.pipelines.sources.csv import read_csv
+from tamis.pipelines.engines.local import BoundedEngine
+from tamis.pipelines.engines.parts import PartWriter
+from tamis.pipelines.sources.csv import Sink, read_csv
 from tamis.pipelines.sources.settings import SourceRead, source_settings
+
+#: formats read whole (not streamed): checked against the memory budget first
+WHOLE_FORMATS = ("json", "hf")
+#: rows per batch when reading a source into memory
+FRAME_BATCH_ROWS = 65_536
+
+
+class FrameSink:
+    """Batches gathered into one frame (`read_source_report`)."""
+
+    def __init__(self) -> None:
+        self.batches: list[pl.DataFrame] = []
+
+    def write(self, batch: pl.DataFrame) -> None:
+        self.batches.append(batch)
+
+    def reset(self) -> None:
+        self.batches = []
+
+    def frame(self) -> pl.DataFrame:
+        return pl.concat(self.batches, how="vertical") if self.batches else pl.DataFrame()
+
+
+class _EngineSink:
+    """Batches into parts, counted by the engine (rows, bytes per second, parts)."""
+
+    def __init__(self, writer: PartWriter, engine: BoundedEngine) -> None:
+        self.writer, self.engine = writer, engine
+
+    def write(self, batch: pl.DataFrame) -> None:
+        self.writer.write(batch)
+        if batch.height:
+            self.engine.count(batch)
+
+    def reset(self) -> None:
+        self.writer.reset()
 
 
 def load_source(spec: Any, name: str) -> SourceRead:
@@ -29,6 +73,25 @@ def load_source(spec: Any, name: str) -> SourceRead:
         file=spec.file,
         settings=source_settings(src),
     )
+
+
+def import_source_parts(spec: Any, name: str, out: Path, engine: BoundedEngine) -> SourceRead:
+    """Stream source `name` of a pipeline spec into Parquet parts in `out` (`SourceRead.parts`),
+    batch by batch within the engine's memory limit; the report as `load_source` gives it."""
+    src = spec.sources[name]
+    writer = engine.part_writer(out)
+    read = _read(
+        spec.source_path(name),
+        spec.source_format(name),
+        src.options,
+        name=name,
+        file=spec.file,
+        settings=source_settings(src),
+        sink=_EngineSink(writer, engine),
+        engine=engine,
+    )
+    read.parts = writer.close()
+    return read
 
 
 def read_source(path: Path, fmt: str, options: dict[str, Any], **kw: Any) -> pl.DataFrame:
@@ -46,6 +109,26 @@ def read_source_report(
     file: str,
     settings: dict[str, Any] | None = None,
 ) -> SourceRead:
+    """Read a source into one frame (checked against the memory budget first)."""
+    sink = FrameSink()
+    read = _read(path, fmt, options, name=name, file=file, settings=settings, sink=sink)
+    read.frame = sink.frame()
+    return read
+
+
+def _read(
+    path: Path,
+    fmt: str,
+    options: dict[str, Any],
+    *,
+    name: str,
+    file: str,
+    settings: dict[str, Any] | None,
+    sink: Sink,
+    engine: BoundedEngine | None = None,
+) -> SourceRead:
+    """Read a source into `sink` (streamed unless its format is read whole); None `engine`
+    reads into memory, so every format is first checked against the memory budget."""
     if not path.exists():
         raise SpecError(
             f"source file not found: {path}",
@@ -62,21 +145,27 @@ def read_source_report(
             field=f"sources.{name}",
             fix="remove them, or set `format: csv`",
         )
-    check_size(path, fmt, name=name, file=file)
+    if engine is None or fmt in WHOLE_FORMATS:
+        check_size(path, fmt, name=name, file=file)
     try:
         if fmt in ("csv", "tsv"):
-            return read_csv(path, fmt, settings, opts, name=name, file=file)
+            rows = engine.rows_for(_mean_line_bytes(path)) if engine else FRAME_BATCH_ROWS
+            return read_csv(
+                path, fmt, settings, opts, name=name, file=file, sink=sink, batch_rows=rows
+            )
         if fmt == "parquet":
             target: Any = path
             if path.is_dir():
                 target = _parquet_files(path, name=name, file=file)
-            return _polars_read(pl.read_parquet(target, **opts), "polars.read_parquet")
+            read = _stream(pl.scan_parquet(target, **opts), "polars.read_parquet", sink, engine)
+            _check_parquet_rows(target, read.info["rows"], path, name=name, file=file)
+            return read
         if fmt == "jsonl":
-            return _polars_read(pl.read_ndjson(_maybe_gunzip(path), **opts), "polars.read_ndjson")
+            return _stream(pl.scan_ndjson(path, **opts), "polars.read_ndjson", sink, engine)
         if fmt == "json":
-            return _polars_read(pl.read_json(_maybe_gunzip(path), **opts), "polars.read_json")
+            return _whole(pl.read_json(_maybe_gunzip(path), **opts), "polars.read_json", sink)
         if fmt == "hf":
-            return _polars_read(_read_hf(path, opts), "datasets.load_from_disk")
+            return _whole(_read_hf(path, opts), "datasets.load_from_disk", sink)
     except SpecError:
         raise
     except pl.exceptions.PanicException as exc:  # a BaseException: malformed file metadata
@@ -175,9 +264,53 @@ def _parquet_size(path: Path) -> int:
         return 0
 
 
-def _polars_read(frame: pl.DataFrame, reader: str) -> SourceRead:
-    info = {"reader": reader, "rows": frame.height}
-    return SourceRead(frame, info)
+def _whole(frame: pl.DataFrame, reader: str, sink: Sink) -> SourceRead:
+    sink.write(frame)
+    return SourceRead(info={"reader": reader, "rows": frame.height})
+
+
+def _stream(lf: pl.LazyFrame, reader: str, sink: Sink, engine: BoundedEngine | None) -> SourceRead:
+    """A Polars scan into `sink` batch by batch, in order (an empty source gives its schema)."""
+    rows = engine.pick_batch_rows(lf) if engine else FRAME_BATCH_ROWS
+    total = 0
+    for batch in lf.collect_batches(chunk_size=rows, maintain_order=True):
+        if batch.height:
+            sink.write(batch)
+            total += batch.height
+    if not total:
+        sink.write(lf.head(0).collect())
+    return SourceRead(info={"reader": reader, "rows": total})
+
+
+def _check_parquet_rows(target: Any, rows: int, path: Path, *, name: str, file: str) -> None:
+    """Rows read must be the rows the footers declare: a reader that crashes inside a streaming
+    scan ends the stream early instead of raising, which must never pass as a shorter source."""
+    import pyarrow.parquet as pq
+
+    files = target if isinstance(target, list) else [target]
+    try:
+        declared = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    except Exception:  # unreadable footers: the scan said what it could
+        return
+    if declared != rows:
+        raise SpecError(
+            f"could not read {path} as parquet: the file is malformed ({rows:,} rows read of the "
+            f"{declared:,} its metadata declares)",
+            file=file,
+            field=f"sources.{name}",
+            fix="the file's metadata is inconsistent; re-export it from its source",
+        )
+
+
+def _mean_line_bytes(path: Path, sample: int = 1 << 20) -> float:
+    """The mean line length of a text file's first MB (decompressed for .gz)."""
+    opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(sample)
+    except OSError:
+        return 64.0
+    return max(len(head) / max(head.count(b"\n"), 1), 1.0)
 
 
 def _maybe_gunzip(path: Path) -> Any:

@@ -12,6 +12,7 @@ import polars as pl
 
 from tamis.errors import SpecError
 from tamis.pipelines.catalog import Catalog
+from tamis.pipelines.engines.parts import PartInfo
 from tamis.pipelines.hashing import hash_file, hash_json, module_code_hash
 
 #: bump when reading behaviour changes, so source versions are re-imported
@@ -24,11 +25,15 @@ CSV_SETTINGS = ("header", "columns", "delimiter", "quote", "skip_initial_space")
 
 @dataclass
 class SourceRead:
-    """A source's rows, what the reader inferred (delimiter, header, types...), and warnings."""
+    """A source's rows, what the reader inferred (delimiter, header, types...), and warnings.
 
-    frame: pl.DataFrame
+    The rows are `frame` when read into memory (`read_source_report`), or `parts` when streamed
+    into Parquet parts (`import_source_parts`; `frame` is then empty)."""
+
+    frame: pl.DataFrame = field(default_factory=pl.DataFrame)
     info: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    parts: list[PartInfo] = field(default_factory=list)
 
     def report(self) -> dict[str, Any]:
         return {"reader": self.info, **({"warnings": self.warnings} if self.warnings else {})}
