@@ -208,6 +208,10 @@ MANIFEST_FIELDS: dict[tuple[str, ...], str] = {
     ("files", "*", "sha256"): POST,  # hashes and sizes of released files
     ("files", "*", "size"): POST,
     ("files", "*", "mtime_ns"): PUBLIC,  # when the file was written (like created_at)
+    ("parts", "[]", "path"): PUBLIC,  # where each part of the rows is (data/part-N.parquet)
+    ("parts", "[]", "rows"): PARAM,  # the rows of a part: the `rows` param, or n, split
+    ("parts", "[]", "bytes"): POST,  # sizes and hashes of the released rows
+    ("parts", "[]", "sha256"): POST,
     ("report", "rows_in"): PUBLIC,
     ("report", "rows_out"): PARAM,
     ("report", "epsilon_spent"): LEDGER,
@@ -287,13 +291,10 @@ def test_every_field_leaving_the_step_is_public_param_ledger_or_dp(
     files = {
         str(p.relative_to(a.dir)) for p in a.dir.rglob("*") if p.is_file()
     }  # every file of the version is walked here
-    assert files == {
-        "manifest.json",
-        "data.parquet",
-        *(f"artifacts/{n}" for n in a.manifest["artifacts"]),
-    }
+    data = {str(f.relative_to(a.dir)) for f in a.store.data_files(a.manifest["id"])}
+    assert files == {"manifest.json", *data, *(f"artifacts/{n}" for n in a.manifest["artifacts"])}
     assert set(a.manifest["artifacts"]) == {"dp_ctgan/dp_ctgan.json", "dp_ctgan/generator.pt"}
-    assert a.rows.columns == private_frame().columns  # data.parquet: synthetic rows (DP output)
+    assert a.rows.columns == private_frame().columns  # data files: synthetic rows (DP output)
     unclassified = [
         f"{where}: {'.'.join(path)}"
         for where, (doc, table) in docs.items()
@@ -329,6 +330,7 @@ def test_forced_rebuild_keeps_the_rows_it_replaces(
     kept = Path(manifest["replaced"]["kept_in"])
     assert kept.parent == store.replaced_dir
     assert manifest["replaced"]["content_hash"] == first["content_hash"]
-    assert pl.read_parquet(kept / "data.parquet").equals(before)
+    old = kept / "data" if (kept / "data").is_dir() else kept / "data.parquet"
+    assert pl.scan_parquet(old).collect().equals(before)
     (record,) = [s for s in second.steps if s.name == "synth"]
     assert any("previous rows are kept in" in w for w in record.warnings)
