@@ -32,7 +32,7 @@ import polars as pl
 
 from tamis.errors import TamisError
 from tamis.pipelines.formats import DATA_SUFFIXES
-from tamis.pipelines.store import Store
+from tamis.pipelines.store import Store, is_no_space
 
 FORMATS = ("parquet", "csv", "tsv", "jsonl", "json", "hf")
 SUFFIX_FORMATS = DATA_SUFFIXES
@@ -138,21 +138,26 @@ def check_target(store: Store, target: Path, fmt: str, overwrite: bool) -> bool:
     return True
 
 
-def _escape_formulas(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """Prefix `'` to text cells and column names that start like a formula; count them."""
-    count = 0
+def _escape_formulas(frame: pl.LazyFrame) -> tuple[pl.LazyFrame, int]:
+    """Prefix `'` to text cells and column names that start like a formula; count them (one
+    streamed pass over the rows for the count; the escaping itself stays lazy)."""
     exprs = []
-    for name, dtype in df.schema.items():
+    hits = []
+    for name, dtype in frame.collect_schema().items():
         if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
             text = pl.col(name).cast(pl.String)
             hit = text.str.contains(_FORMULA_RE).fill_null(False)
-            count += int(df.select(hit.sum()).item())
+            hits.append(hit.sum().cast(pl.Int64).alias(name))
             exprs.append(pl.when(hit).then(pl.lit("'") + text).otherwise(text).alias(name))
+    count = 0
     if exprs:
-        df = df.with_columns(exprs)
-    renames = {c: "'" + c for c in df.columns if c[:1] and c[0] in FORMULA_START}
+        counts = frame.select(hits).collect(engine="streaming")
+        count = int(sum(counts.row(0)))
+        frame = frame.with_columns(exprs)
+    names = frame.collect_schema().names()
+    renames = {c: "'" + c for c in names if c[:1] and c[0] in FORMULA_START}
     count += len(renames)
-    return (df.rename(renames) if renames else df), count
+    return (frame.rename(renames) if renames else frame), count
 
 
 def _rename_noreplace(src: Path, dst: Path) -> None:
@@ -170,15 +175,16 @@ def _rename_noreplace(src: Path, dst: Path) -> None:
     os.rename(src, dst)
 
 
-def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
+def _write(frame: pl.LazyFrame, path: Path, fmt: str) -> None:
+    """Write the rows; Parquet, CSV, TSV and JSONL stream from the version's parts."""
     if fmt == "parquet":
-        df.write_parquet(path)
+        frame.sink_parquet(path)
     elif fmt in ("csv", "tsv"):
-        df.write_csv(path, separator="\t" if fmt == "tsv" else ",")
+        frame.sink_csv(path, separator="\t" if fmt == "tsv" else ",")
     elif fmt == "jsonl":
-        df.write_ndjson(path)
+        frame.sink_ndjson(path)
     elif fmt == "json":
-        df.write_json(path)
+        frame.collect().write_json(path)
     else:
         try:
             import datasets
@@ -190,10 +196,31 @@ def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
         bars_were_on = not datasets.are_progress_bars_disabled()
         datasets.disable_progress_bars()
         try:
-            datasets.Dataset(df.to_arrow()).save_to_disk(str(path))
+            datasets.Dataset(frame.collect().to_arrow()).save_to_disk(str(path))
         finally:
             if bars_were_on:
                 datasets.enable_progress_bars()
+
+
+def _write_checked(
+    store: Store, version_id: str, frame: pl.LazyFrame, path: Path, fmt: str
+) -> None:
+    """`_write`, with data that cannot be read (damage the cheap checks missed) as a clear
+    error rather than a Polars traceback."""
+    try:
+        _write(frame, path, fmt)
+    except BaseException as exc:  # a Polars panic is a BaseException
+        unreadable = isinstance(exc, pl.exceptions.PolarsError) or type(exc).__name__ in (
+            "PanicException",
+        )
+        if not unreadable or is_no_space(exc):
+            raise
+        raise TamisError(
+            f"version {version_id[:12]} cannot be read ({exc})",
+            file=str(store.version_dir(version_id)),
+            fix="run `tamis verify`; `tamis build --force` on the pipeline that made it "
+            "rebuilds it",
+        ) from None
 
 
 def export_version(
@@ -211,10 +238,11 @@ def export_version(
     existed = check_target(store, target, fmt, overwrite)
     if existed and target.is_symlink():
         target = Path(os.path.realpath(target))  # replace the file the link names, keep the link
-    df = store.read(version_id)
+    frame = store.scan(version_id)  # checked like a read; streamed, never loaded whole
+    rows = store.manifest_by_id(version_id)["rows"]
     escaped = 0
     if fmt in ("csv", "tsv"):
-        nested = [c for c, t in df.schema.items() if t.is_nested()]
+        nested = [c for c, t in frame.collect_schema().items() if t.is_nested()]
         if nested:
             raise TamisError(
                 f"{fmt.upper()} cannot hold nested columns {nested}",
@@ -222,11 +250,11 @@ def export_version(
                 fix="export as jsonl, json, parquet or hf",
             )
         if escape_formulas:
-            df, escaped = _escape_formulas(df)
+            frame, escaped = _escape_formulas(frame)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        _write(df, tmp, fmt)
+        _write_checked(store, version_id, frame, tmp, fmt)
         if fmt == "hf":
             _rename_noreplace(tmp, target)  # never replaces a directory that appeared meanwhile
         elif existed:
@@ -256,7 +284,7 @@ def export_version(
         "id": version_id,
         "path": str(target),
         "format": fmt,
-        "rows": df.height,
+        "rows": rows,
         "overwrote": existed,
     }
     if fmt in ("csv", "tsv"):
