@@ -51,7 +51,7 @@ def steps(
     types = [get_step_type(name)] if name else list(step_types().values())
     data = [t.describe() for t in types]
     if markdown and not as_json:
-        sys.stdout.write(steps_markdown(data))
+        sys.stdout.write(steps_markdown(data, header=name is None))
         return
 
     def render() -> None:

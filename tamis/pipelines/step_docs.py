@@ -21,7 +21,8 @@ def _default(param: dict[str, Any]) -> str:
 def step_markdown(described: dict[str, Any]) -> str:
     """The Markdown section of one step type (`StepType.describe()`): heading with its kind, its
     doc line, inputs, and one row per param (name, type, default, help)."""
-    lines = [f"### `{described['name']}` ({described['kind']})", "", described["doc"], ""]
+    doc = " ".join(described["doc"].split())  # a docstring's first paragraph, on one line
+    lines = [f"### `{described['name']}` ({described['kind']})", "", doc, ""]
     inputs = ", ".join(f"`{i}`" for i in described["inputs"]) or "(none)"
     if described.get("optional_inputs"):
         inputs += " (optional: " + ", ".join(f"`{i}`" for i in described["optional_inputs"]) + ")"
@@ -39,6 +40,14 @@ def step_markdown(described: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def steps_markdown(described: list[dict[str, Any]]) -> str:
-    """The sections of several step types, one after the other."""
-    return "\n".join(step_markdown(d) for d in described)
+REFERENCE_HEADER = """# Step types
+
+Every step type with its kind (map, keyed or global), inputs and params. Generated from each step's
+params model by `tamis steps --markdown > docs/steps.md`; do not edit by hand (a test checks it).
+"""
+
+
+def steps_markdown(described: list[dict[str, Any]], *, header: bool = False) -> str:
+    """The sections of several step types, one after the other (with the reference's title)."""
+    body = "\n".join(step_markdown(d) for d in described)
+    return (REFERENCE_HEADER + "\n" + body) if header else body
