@@ -1,9 +1,10 @@
 """`tamis verify`: an fsck for the store. What it serves must be what it wrote.
 
 For every version directory (or the versions named): the manifest reads and names its own
-directory; every file the manifest records exists with its recorded size and sha256 (the data
-file's content hash, report tables, artifacts); the Parquet row count and schema equal the
-manifest's. Then the catalog against the directories: every catalog row has a directory and
+directory; every file the manifest records exists with its recorded size and sha256 (every
+part of the data, report tables, artifacts); each part's Parquet row count and schema equal the
+manifest's, the content hash is the tree over the parts, no stray file sits in `data/`
+(versions written by older code: one `data.parquet`, checked the same way). Then the catalog against the directories: every catalog row has a directory and
 agrees with its manifest (rows, content hash), every directory is indexed, every ref names a
 version that exists, every lineage edge's parent exists. Anything else in `versions/` is
 reported. `--repair` sets damaged version dirs aside (into `damaged/`, never deleted) and
