@@ -1,0 +1,363 @@
+"""The Ray engine writes the local engine's parts (same parts_hash) for map and keyed steps, on a
+real file and a generated corpus; it stays on loopback; a real 3-node cluster on loopback gives the
+same hashes with tasks on both workers; a worker killed mid-run is retried or named.
+
+The fast tests share one local Ray instance (2 CPUs) per module; the cluster, fault and strace
+tests run their driver in a subprocess (one Ray connection per process) and are marked slow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from tamis.errors import MissingDependencyError, StepError
+from tamis.pipelines.engines.local import BoundedEngine
+from tamis.pipelines.engines.memory import parse_size
+from tamis.pipelines.engines.parts import parts_hash
+from tamis.pipelines.engines.ray_env import loopback_environ, loopback_home
+from tamis.pipelines.registry import get_step_type
+from tamis.pipelines.steps.base import StepContext
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+LIMIT = parse_size("64MB")
+BATCH = 2000  # several batches and buckets even on small inputs
+
+
+def _corpus(path: Path, megabytes: float, seed: int = 0) -> pl.DataFrame:
+    """The benchmarks' generated web-like corpus (planted exact and near copies)."""
+    spec = importlib.util.spec_from_file_location("_corpus", ROOT / "benchmarks" / "_corpus.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.generate(path, int(megabytes * 1e6), seed=seed, keep_for_copies=500)
+    return pl.read_ndjson(path)
+
+
+def _ctx(tmp: Path) -> StepContext:
+    (tmp / "art").mkdir(parents=True, exist_ok=True)
+    return StepContext(step="s", pipeline="p", seed=0, artifacts_dir=tmp / "art")
+
+
+def _both(engine: Any, df: pl.DataFrame, name: str, raw: dict, tmp: Path) -> tuple[Any, Any]:
+    """(local parts, output), (ray parts, output) of one step on one frame."""
+    step = get_step_type(name)()
+    params = step.Params(**raw)
+    local = BoundedEngine(memory_limit=LIMIT, spill_root=tmp / "lspill", batch_rows=BATCH)
+    lp, lo = local.run_step(step, {"input": df.lazy()}, params, _ctx(tmp / "l"), tmp / "l" / name)
+    rp, ro = engine.run_step(step, {"input": df.lazy()}, params, _ctx(tmp / "r"), tmp / "r" / name)
+    return (lp, lo), (rp, ro)
+
+
+@pytest.fixture(scope="module")
+def ray_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    pytest.importorskip("ray")
+    from tamis.pipelines.engines.ray_engine import ray_engine_session
+
+    spill = tmp_path_factory.mktemp("ray-spill")
+    with ray_engine_session(None, LIMIT, spill) as engine:
+        engine.local.batch_rows = BATCH
+        yield engine
+
+
+def _assert_same(local: Any, ray_out: Any) -> None:
+    (lp, lo), (rp, ro) = local, ray_out
+    assert parts_hash(rp) == parts_hash(lp)
+    assert [p["sha256"] for p in rp] == [p["sha256"] for p in lp]
+    assert ro.report == lo.report
+    assert sorted(ro.tables) == sorted(lo.tables)
+    for key, table in lo.tables.items():
+        assert ro.tables[key].equals(table), key
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("normalize", {"null_values": ["?"]}),
+        ("dedup", {}),
+        ("dedup", {"columns": ["age", "education", "occupation"], "keep": "last"}),
+    ],
+)
+def test_adult_map_and_keyed_steps_hash_like_the_local_engine(
+    ray_engine: Any, adult_train: pl.DataFrame, tmp_path: Path, name: str, raw: dict
+) -> None:
+    df = adult_train.rename({c: c.strip() for c in adult_train.columns})
+    local, ray_out = _both(ray_engine, df, name, raw, tmp_path)
+    _assert_same(local, ray_out)
+    if name == "dedup" and not raw:
+        assert ray_out[1].report["duplicates"] == 24  # adult.data's exact duplicate rows
+
+
+def test_adult_filter_hashes_like_the_local_engine(
+    ray_engine: Any, adult_train_clean: pl.DataFrame, tmp_path: Path
+) -> None:
+    local, ray_out = _both(
+        ray_engine, adult_train_clean, "filter", {"where": "age >= 40"}, tmp_path
+    )
+    _assert_same(local, ray_out)
+    assert 0 < ray_out[1].report["rows_out"] < adult_train_clean.height
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("normalize", {}),
+        ("filter", {"where": "length(text) > 2000"}),
+        ("dedup", {"columns": ["text"]}),
+    ],
+)
+def test_generated_corpus_hashes_like_the_local_engine(
+    ray_engine: Any, tmp_path: Path, name: str, raw: dict
+) -> None:
+    df = _corpus(tmp_path / "corpus.jsonl", 6)
+    local, ray_out = _both(ray_engine, df, name, raw, tmp_path)
+    _assert_same(local, ray_out)
+    if name == "dedup":
+        assert ray_out[1].report["duplicates"] > 0
+        assert ray_engine.stats.buckets >= 8  # really repartitioned
+
+
+def test_global_step_runs_on_the_driver_with_the_memory_check(
+    ray_engine: Any, tmp_path: Path
+) -> None:
+    with pytest.raises(StepError, match="--memory-limit"):
+        ray_engine.local.check_global(get_step_type("label_issues")(), 10**9, 10**6, _ctx(tmp_path))
+    df = pl.DataFrame({"a": list(range(100))})
+    step = get_step_type("filter")()
+    params = step.Params(query="SELECT * FROM input WHERE a < 10")  # a global filter
+    parts, out = ray_engine.run_step(step, {"input": df.lazy()}, params, _ctx(tmp_path), tmp_path)
+    assert sum(p["rows"] for p in parts) == 10
+
+
+def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tamis.pipelines.engines import ray_env
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(MissingDependencyError) as err:
+        ray_env.import_ray()
+    assert "pip install 'tamis[ray]'" in str(err.value)
+
+
+# ---- subprocess drivers: strace, a real cluster, a killed worker ---------------------------
+
+DRIVER = r"""
+import json, sys, time
+from pathlib import Path
+import polars as pl
+from tamis.pipelines.engines.local import BoundedEngine
+from tamis.pipelines.engines.parts import parts_hash
+from tamis.pipelines.engines.ray_engine import ray_engine_session
+from tamis.pipelines.registry import get_step_type
+from tamis.pipelines.steps.base import StepContext
+
+address, data, out, name, raw = sys.argv[1:6]
+address = None if address == "local" else address
+out = Path(out)
+df = pl.read_parquet(data)
+step = get_step_type(name)()
+params = step.Params(**json.loads(raw))
+(out / "art").mkdir(parents=True, exist_ok=True)
+ctx = StepContext(step="s", pipeline="p", seed=0, artifacts_dir=out / "art")
+local = BoundedEngine(memory_limit=64 * 10**6, spill_root=out / "ls", batch_rows=2000)
+lp, _ = local.run_step(step, {"input": df.lazy()}, params, ctx, out / "local")
+with ray_engine_session(address, 64 * 10**6, out / "spill") as engine:
+    engine.local.batch_rows = 2000
+    print("RUNNING", flush=True)
+    rp, _ = engine.run_step(step, {"input": df.lazy()}, params, ctx, out / "ray")
+print(json.dumps({"local": parts_hash(lp), "ray": parts_hash(rp), "nodes": sorted(engine.nodes)}))
+"""
+
+
+def _write_inputs(tmp: Path, megabytes: float) -> tuple[Path, Path]:
+    pytest.importorskip("ray")
+    data = tmp / "corpus.parquet"
+    _corpus(tmp / "corpus.jsonl", megabytes).write_parquet(data)
+    script = tmp / "driver.py"
+    script.write_text(DRIVER)
+    return data, script
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    return {**os.environ, **loopback_environ(loopback_home(tmp))}
+
+
+def _result(stdout: str) -> dict[str, Any]:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+NON_LOOPBACK = re.compile(r'inet_addr\("(?!127\.)[^"]+"\)|inet_pton\(AF_INET6, "(?!::1")[^"]+"')
+
+
+@pytest.mark.slow
+def test_a_ray_build_connects_to_loopback_only(tmp_path: Path) -> None:
+    if os.geteuid() != 0 or not shutil.which("strace") or not shutil.which("unshare"):
+        pytest.skip("needs root, strace and unshare")
+    data, script = _write_inputs(tmp_path, 1)
+    trace = tmp_path / "connect.trace"
+    inner = (
+        f"ip link set lo up && strace -f -qq -e trace=connect -o {trace} "
+        f"{PYTHON} {script} local {data} {tmp_path / 'out'} dedup '{{}}'"
+    )
+    run = subprocess.run(
+        ["unshare", "--net", "sh", "-c", inner],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if run.returncode != 0 and "unshare failed" in run.stderr:
+        pytest.skip(f"no network namespaces here: {run.stderr.strip()}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = _result(run.stdout)
+    assert result["ray"] == result["local"]
+    lines = trace.read_text().splitlines()
+    assert any("connect(" in line for line in lines)  # the trace saw Ray's own connections
+    outside = [line for line in lines if NON_LOOPBACK.search(line)]
+    assert not outside, outside[:5]
+
+
+class LoopbackCluster:
+    """A head (0 CPUs) and two worker nodes (1 CPU each) as separate `ray start` processes."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp, self.env = tmp, _env(tmp)
+        self.port = 6390 + os.getpid() % 500
+        self.address = f"127.0.0.1:{self.port}"
+        self.procs: list[subprocess.Popen] = []
+
+    def _start(self, *args: str) -> subprocess.Popen:
+        ray = str(Path(PYTHON).parent / "ray")
+        proc = subprocess.Popen(
+            [ray, "start", "--block", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
+            + list(args),
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stopped by id, never `ray stop`
+        )
+        self.procs.append(proc)
+        return proc
+
+    def start(self) -> None:
+        self._start(
+            "--head", "--port", str(self.port), "--num-cpus", "0", "--include-dashboard=false"
+        )
+        time.sleep(8)
+        for _ in range(2):
+            self._start("--address", self.address, "--num-cpus", "1")
+        self.wait_for_cpus(2)
+
+    def wait_for_cpus(self, n: int, timeout: float = 90) -> None:
+        probe = (
+            "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
+            "print(int(ray.cluster_resources().get('CPU', 0)))"
+        )
+        end = time.time() + timeout
+        while time.time() < end:
+            run = subprocess.run(
+                [PYTHON, "-c", probe, self.address], env=self.env, capture_output=True, text=True
+            )
+            if run.returncode == 0 and int(run.stdout.split()[-1]) >= n:
+                return
+            time.sleep(2)
+        raise AssertionError(f"the cluster never had {n} CPUs")
+
+    def kill(self, proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            self.kill(proc, signal.SIGTERM)
+        time.sleep(2)
+        for proc in reversed(self.procs):
+            self.kill(proc)
+            proc.wait(timeout=30)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LoopbackCluster]:
+    pytest.importorskip("ray")
+    c = LoopbackCluster(tmp_path)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.mark.slow
+def test_a_three_node_loopback_cluster_hashes_like_the_local_engine(
+    cluster: LoopbackCluster, tmp_path: Path
+) -> None:
+    data, script = _write_inputs(tmp_path, 4)
+    for name, raw in [("normalize", {}), ("dedup", {"columns": ["text"]})]:
+        run = subprocess.run(
+            [
+                PYTHON,
+                str(script),
+                cluster.address,
+                str(data),
+                str(tmp_path / name),
+                name,
+                json.dumps(raw),
+            ],
+            env=cluster.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        result = _result(run.stdout)
+        assert result["ray"] == result["local"], name
+        assert len(result["nodes"]) == 2, result["nodes"]  # tasks ran on both workers
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_is_retried_or_named(
+    cluster: LoopbackCluster, tmp_path: Path
+) -> None:
+    """SIGKILL one worker node while a dedup runs: Ray retries the lost tasks on the other worker
+    and the result equals the local engine's, or the run fails with a clear error."""
+    data, script = _write_inputs(tmp_path, 25)
+    driver = subprocess.Popen(
+        [
+            PYTHON,
+            str(script),
+            cluster.address,
+            str(data),
+            str(tmp_path / "o"),
+            "dedup",
+            json.dumps({"columns": ["text"]}),
+        ],
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert driver.stdout is not None
+    assert driver.stdout.readline().strip() == "RUNNING"
+    time.sleep(1.5)
+    cluster.kill(cluster.procs[2])  # the second worker node: raylet, its workers and store
+    stdout, stderr = driver.communicate(timeout=600)
+    if driver.returncode == 0:
+        result = _result(stdout)
+        assert result["ray"] == result["local"]
+    else:
+        assert re.search(r"Ray|node|died|lost|Worker", stderr), stderr[-3000:]
+        pytest.fail(f"the run failed (clear error expected, not a retry):\n{stderr[-1500:]}")
