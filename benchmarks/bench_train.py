@@ -167,7 +167,7 @@ def _run_ppo(a: dict[str, Any], out: Path) -> dict[str, Any]:
     cfg = PPORunConfig(total_episodes=a["episodes"], learning_rate=1e-3, response_length=16,
                        **SIZES[a["size"]])  # fmt: skip
     # the policy size is set by the tiny_* fields; the reward/value model is the small RM
-    s = train_ppo(df.select("prompt"), "tiny", a["rm_dir"], out / "run", cfg)
+    s = train_ppo(df.select("prompt"), "tiny", out / "run", cfg, reward_model=a["rm_dir"])
     params = None
     try:
         from transformers import AutoModelForCausalLM

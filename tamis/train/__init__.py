@@ -1,6 +1,7 @@
 """Training on data versions: one self-contained module per method, each with its typed config.
 
     tamis.train.methods  METHODS, train              the one table of methods (CLI and sweeps)
+    tamis.train.job      TrainJob, run_function      what every method's train_* shares
     tamis.train.sft      SFTRunConfig, train_sft        TRL SFTTrainer (prompt/completion, messages)
     tamis.train.reward   RewardRunConfig, train_reward  TRL RewardTrainer (num_labels=1)
     tamis.train.dpo      DPORunConfig, train_dpo        TRL DPOTrainer, explicit frozen reference

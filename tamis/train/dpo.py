@@ -12,7 +12,6 @@ over the vocabulary on the held-out prompt+response tokens (teacher-forced).
 from __future__ import annotations
 
 import copy
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +25,14 @@ from tamis.train.data import (
     check_columns,
     drop_null_text,
     is_conversational,
-    load_frame,
     render_conversational,
-    split_eval,
     texts_of,
 )
 from tamis.train.data import to_dataset as _to_dataset
+from tamis.train.job import TrainJob, run_function
 from tamis.train.lengths import check_split_lengths, pair_ids, pair_lengths
 from tamis.train.metrics import pairwise_accuracy
-from tamis.train.offline import offline_for
-from tamis.train.runs import RunConfig, TrainSummary, prepare_run_dir, write_run
+from tamis.train.runs import RunConfig, TrainSummary, prepare_run_dir
 
 
 class DPORunConfig(RunConfig):
@@ -203,29 +200,19 @@ def build_trainer(
     return trainer, ref
 
 
-@offline_for("model", "ref_model")
-def train_dpo(
-    data: Any,
-    model: str,
-    out: str | Path,
-    config: DPORunConfig | None = None,
-    eval_data: Any = None,
-    ref_model: str | None = None,
-    data_ids: dict[str, Any] | None = None,
-    progress: Any = None,
-) -> TrainSummary:
-    """DPO-train `model` on preference pairs; write the run directory; return the summary."""
-    started = time.time()
-    cfg = config or DPORunConfig()
-    df, cols = prepare(load_frame(data))
-    evald = None if eval_data is None else prepare(load_frame(eval_data, what="eval data"))[0]
-    train, evald = split_eval(df, evald, cfg.eval_fraction, cfg.seed, "dpo")
+def _fit(job: TrainJob, cfg: DPORunConfig) -> TrainSummary:
+    """DPO-train `model` on preference pairs; write the run directory; return the summary.
+
+    `ref_model` is the frozen reference (default: a copy of the initial policy).
+    """
+    model, ref_model = job.model, job.ref_model
+    train, evald, cols = job.split(prepare, cfg, "dpo")
     check_ref_model(model, ref_model)
     tok = models.get_tokenizer(model, cfg, texts_of(train))
     train, evald = render_conversational(train, tok), render_conversational(evald, tok)
     lengths_of = pair_lengths(tok, train), pair_lengths(tok, evald)
     cfg, lengths = check_split_lengths("dpo", cfg, *lengths_of, model, tok)
-    run = prepare_run_dir(out)
+    run = prepare_run_dir(job.out)
     trainer, ref = build_trainer(train, cols, model, cfg, run, tok, ref_model)
     used = len(trainer.train_dataset)
     cap: int = lengths["max_length"]
@@ -242,8 +229,8 @@ def train_dpo(
     lengths.update(
         pairs_used=used, pairs_dropped_too_long=train.height - used, pairs_truncated=truncated
     )
-    if progress is not None:
-        trainer.add_callback(models.progress_callback(progress))
+    if job.progress is not None:
+        trainer.add_callback(models.progress_callback(job.progress))
     result = trainer.train()
     tok = trainer.processing_class
     n_tokens = (
@@ -273,13 +260,7 @@ def train_dpo(
         "history": history,
     }
     models.save_model(trainer.model, tok, run / "model")
-    ids = runs.data_ids_of(data, data_ids)
-    return write_run(
-        run,
-        method="dpo",
-        config=cfg,
-        model=model,
-        data_ids={**ids, "ref_model": ref_model or "copy of the initial policy"},
-        metrics=metrics,
-        started=started,
-    )
+    return job.finish(run, "dpo", cfg, metrics, ref_model=ref_model or "copy of the initial policy")
+
+
+train_dpo = run_function("dpo", DPORunConfig, _fit, models=("ref_model",))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tamis.errors import SpecError, TamisError
+from tamis.errors import SpecError
 from tamis.train.runs import RunConfig, TrainSummary, load_run_config
 
 
@@ -163,14 +163,10 @@ def train(
     extra: dict[str, Any] = {}
     if m.takes_ref_model:
         extra["ref_model"] = ref_model
-    if m.needs_reward_model:
-        if not reward_model:
-            raise TamisError(
-                f"{name} needs a reward model",
-                field="reward_model",
-                fix="pass a trained reward model (e.g. the directory of a `tamis train rm` run)",
-            )
-        extra["reward_model"] = reward_model_path(reward_model)
-    extra.update(eval_data=eval_data, data_ids=data_ids, progress=progress)
-    summary: TrainSummary = m.run_function()(data, model=model, out=out, config=cfg, **extra)
+    if m.needs_reward_model:  # the method's run function says when it is missing
+        extra["reward_model"] = reward_model_path(reward_model) if reward_model else None
+    run = m.run_function()
+    summary: TrainSummary = run(
+        data, model, out, cfg, eval_data=eval_data, data_ids=data_ids, progress=progress, **extra
+    )
     return summary

@@ -11,15 +11,10 @@ in every case (`tamis/__init__.py`).
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 
@@ -66,21 +61,3 @@ def offline_if_local(*models: str | None) -> Iterator[bool]:
             os.environ.pop(key, None)
         for (module, name), value in old.items():
             setattr(sys.modules[module], name, value)
-
-
-def offline_for(*params: str) -> Callable[[F], F]:
-    """Decorate a `train_*` function: it runs offline when the models named by `params` are local."""
-
-    def wrap(fn: F) -> F:
-        sig = inspect.signature(fn)
-
-        @functools.wraps(fn)
-        def inner(*args: Any, **kwargs: Any) -> Any:
-            bound = sig.bind(*args, **kwargs)
-            bound.apply_defaults()
-            with offline_if_local(*(bound.arguments.get(p) for p in params)):
-                return fn(*args, **kwargs)
-
-        return inner  # type: ignore[return-value]
-
-    return wrap

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator
@@ -38,10 +37,10 @@ from tamis.train.data import (
     render_conversational,
     split_eval,
 )
+from tamis.train.job import TrainJob, run_function
 from tamis.train.models import load_model, load_tokenizer, save_model
-from tamis.train.offline import offline_for
 from tamis.train.ppo_learner import PPO, no_dropout
-from tamis.train.runs import RunConfig, TrainSummary, data_ids_of, prepare_run_dir, write_run
+from tamis.train.runs import RunConfig, TrainSummary, prepare_run_dir
 
 
 class PPORunConfig(RunConfig):
@@ -125,18 +124,7 @@ def prompt_lengths(
     return out
 
 
-@offline_for("model", "reward_model", "ref_model")
-def train_ppo(
-    data: Any,
-    model: str,
-    reward_model: str,
-    out: str | Path,
-    config: PPORunConfig | None = None,
-    eval_data: Any = None,
-    ref_model: str | None = None,
-    data_ids: dict[str, Any] | None = None,
-    progress: Any = None,
-) -> TrainSummary:
+def _fit(job: TrainJob, cfg: PPORunConfig) -> TrainSummary:
     """PPO-train `model` against the frozen `reward_model`; write the run dir; return summary.
 
     `ref_model` defaults to the starting policy (the usual choice); when given, it is the
@@ -144,14 +132,13 @@ def train_ppo(
     """
     import torch
 
-    started = time.time()
-    cfg = config or PPORunConfig()
-    df = load_frame(data)
+    model, ref_model, reward_model = job.model, job.ref_model, str(job.reward_model)
+    df = load_frame(job.data)
     check_columns(df, "ppo")
     df = drop_null_text(df, ["prompt"])
     evald = None
-    if eval_data is not None:
-        evald = load_frame(eval_data, what="eval data")
+    if job.eval_data is not None:
+        evald = load_frame(job.eval_data, what="eval data")
         check_columns(evald, "ppo", what="eval data")
         evald = drop_null_text(evald, ["prompt"])
     train, evald = split_eval(df, evald, cfg.eval_fraction, cfg.seed, "ppo")
@@ -162,14 +149,14 @@ def train_ppo(
     train = render_conversational(train, tok).unique("prompt", maintain_order=True)
     evald = render_conversational(evald, tok)
     lengths = prompt_lengths(tok, train, evald.head(cfg.eval_prompts), cfg.max_prompt_length)
-    run = prepare_run_dir(out)
+    run = prepare_run_dir(job.out)
     torch.manual_seed(cfg.seed)
     trainer = PPO(policy, reward, tok, cfg)
     if ref_model is not None:
         trainer.ref = no_dropout(load_model(ref_model, "causal", cfg, tokenizer=tok)[0])
         trainer.ref.requires_grad_(False)
     t0 = time.time()
-    history = trainer.train(train["prompt"].to_list(), progress)
+    history = trainer.train(train["prompt"].to_list(), job.progress)
     train_seconds = time.time() - t0
     final = trainer.win_rate(evald["prompt"].to_list()[: cfg.eval_prompts])
     k = max(1, len(history) // 4)
@@ -195,13 +182,8 @@ def train_ppo(
         "history": history,
     }
     save_model(trainer.policy, tok, run / "model")
-    ids = data_ids_of(data, data_ids)
-    return write_run(
-        run,
-        method="ppo",
-        config=cfg,
-        model=model,
-        data_ids={**ids, "reward_model": reward_model, "ref_model": ref_model or "initial policy"},
-        metrics=metrics,
-        started=started,
-    )
+    ids = {"reward_model": reward_model, "ref_model": ref_model or "initial policy"}
+    return job.finish(run, "ppo", cfg, metrics, **ids)
+
+
+train_ppo = run_function("ppo", PPORunConfig, _fit, models=("reward_model", "ref_model"))

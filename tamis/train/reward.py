@@ -10,7 +10,6 @@ probability sigmoid(r_chosen - r_rejected), and the correlation of reward with r
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,14 @@ from tamis.train import models
 from tamis.train.data import (
     check_columns,
     drop_null_text,
-    load_frame,
     render_conversational,
-    split_eval,
     texts_of,
 )
 from tamis.train.data import to_dataset as _to_dataset
+from tamis.train.job import TrainJob, run_function
 from tamis.train.lengths import check_split_lengths, pair_lengths
 from tamis.train.metrics import ECE_DEFINITION, bt_ece, pairwise_accuracy, pearson
-from tamis.train.offline import offline_for
-from tamis.train.runs import RunConfig, TrainSummary, data_ids_of, prepare_run_dir, write_run
+from tamis.train.runs import RunConfig, TrainSummary, prepare_run_dir
 
 
 class RewardRunConfig(RunConfig):
@@ -122,33 +119,21 @@ def build_trainer(
     )
 
 
-@offline_for("model")
-def train_reward(
-    data: Any,
-    model: str,
-    out: str | Path,
-    config: RewardRunConfig | None = None,
-    eval_data: Any = None,
-    data_ids: dict[str, Any] | None = None,
-    progress: Any = None,
-) -> TrainSummary:
+def _fit(job: TrainJob, cfg: RewardRunConfig) -> TrainSummary:
     """Train a reward model on preference pairs; write the run directory; return the summary."""
-    started = time.time()
-    cfg = config or RewardRunConfig()
-    df, cols = prepare(load_frame(data))
-    evald = None if eval_data is None else prepare(load_frame(eval_data, what="eval data"))[0]
-    train, evald = split_eval(df, evald, cfg.eval_fraction, cfg.seed, "rm")
+    model = job.model
+    train, evald, cols = job.split(prepare, cfg, "rm")
     tok = models.get_tokenizer(model, cfg, texts_of(train))
     train, evald = render_conversational(train, tok), render_conversational(evald, tok)
     lengths_of = pair_lengths(tok, train), pair_lengths(tok, evald)
     cfg, lengths = check_split_lengths("rm", cfg, *lengths_of, model, tok)
-    run = prepare_run_dir(out)
+    run = prepare_run_dir(job.out)
     trainer = build_trainer(train, cols, model, cfg, run, tok)
     used = len(trainer.train_dataset)
     if used != lengths["pairs_used"]:  # the trainer's own count wins (it should never differ)
         lengths.update(pairs_used=used, pairs_dropped_too_long=train.height - used)
-    if progress is not None:
-        trainer.add_callback(models.progress_callback(progress))
+    if job.progress is not None:
+        trainer.add_callback(models.progress_callback(job.progress))
     result = trainer.train()
     tok = trainer.processing_class
     history = [
@@ -167,12 +152,7 @@ def train_reward(
         "history": history,
     }
     models.save_model(trainer.model, tok, run / "model")
-    return write_run(
-        run,
-        method="rm",
-        config=cfg,
-        model=model,
-        data_ids=data_ids_of(data, data_ids),
-        metrics=metrics,
-        started=started,
-    )
+    return job.finish(run, "rm", cfg, metrics)
+
+
+train_reward = run_function("rm", RewardRunConfig, _fit)

@@ -8,7 +8,6 @@ Metrics: train loss (history), held-out eval loss before and after training, and
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,12 @@ import polars as pl
 from pydantic import Field
 
 from tamis.train import models, runs
-from tamis.train.data import check_columns, drop_null_text, load_frame, split_eval, texts_of
+from tamis.train.data import check_columns, drop_null_text, texts_of
 from tamis.train.data import to_dataset as _to_dataset
+from tamis.train.job import TrainJob, run_function
 from tamis.train.lengths import check_split_lengths, sft_lengths
 from tamis.train.metrics import perplexity
-from tamis.train.offline import offline_for
-from tamis.train.runs import RunConfig, TrainSummary, prepare_run_dir, write_run
+from tamis.train.runs import RunConfig, TrainSummary, prepare_run_dir
 
 
 class SFTRunConfig(RunConfig):
@@ -77,29 +76,15 @@ def build_trainer(
     )
 
 
-@offline_for("model")
-def train_sft(
-    data: Any,
-    model: str,
-    out: str | Path,
-    config: SFTRunConfig | None = None,
-    eval_data: Any = None,
-    data_ids: dict[str, Any] | None = None,
-    progress: Any = None,
-) -> TrainSummary:
+def _fit(job: TrainJob, cfg: SFTRunConfig) -> TrainSummary:
     """Fine-tune `model` on `data`; write the run directory `out`; return the summary."""
-    started = time.time()
-    cfg = config or SFTRunConfig()
-    df, cols = prepare(load_frame(data), cfg)
-    evald = None
-    if eval_data is not None:
-        evald, _ = prepare(load_frame(eval_data, what="eval data"), cfg)
-    train, evald = split_eval(df, evald, cfg.eval_fraction, cfg.seed, "sft")
+    model = job.model
+    train, evald, cols = job.split(lambda df: prepare(df, cfg), cfg, "sft")
     tok = models.get_tokenizer(model, cfg, texts_of(train))
     only = cfg.completion_only_loss
     lengths_of = sft_lengths(tok, train, cols, only), sft_lengths(tok, evald, cols, only)
     cfg, lengths = check_split_lengths("sft", cfg, *lengths_of, model, tok)
-    run = prepare_run_dir(out)
+    run = prepare_run_dir(job.out)
     trainer = build_trainer(train, evald, cols, model, cfg, run, tok)
     # the trainer's own counts of what it kept win (they should never differ from ours)
     for prefix, ds, frame in (
@@ -108,8 +93,8 @@ def train_sft(
     ):
         lengths[f"{prefix}_used"] = len(ds)
         lengths[f"{prefix}_dropped_too_long"] = frame.height - len(ds)
-    if progress is not None:
-        trainer.add_callback(models.progress_callback(progress))
+    if job.progress is not None:
+        trainer.add_callback(models.progress_callback(job.progress))
 
     before = trainer.evaluate()["eval_loss"]
     result = trainer.train()
@@ -134,12 +119,7 @@ def train_sft(
         "history": history,
     }
     models.save_model(trainer.model, trainer.processing_class, run / "model")
-    return write_run(
-        run,
-        method="sft",
-        config=cfg,
-        model=model,
-        data_ids=runs.data_ids_of(data, data_ids),
-        metrics=metrics,
-        started=started,
-    )
+    return job.finish(run, "sft", cfg, metrics)
+
+
+train_sft = run_function("sft", SFTRunConfig, _fit)

@@ -48,4 +48,4 @@ def rm_run(tone_train: pl.DataFrame, tone_eval: pl.DataFrame, tmp_path_factory: 
     # max_length 256 keeps every tone pair whole (the default, the 95th percentile of the
     # training lengths, would drop the longest 5%): the PPO figures below were measured on it
     cfg = RewardRunConfig(num_train_epochs=2, max_length=256)
-    return train_reward(tone_train, "tiny", out, cfg, tone_eval)
+    return train_reward(tone_train, "tiny", out, cfg, eval_data=tone_eval)

@@ -104,7 +104,7 @@ def test_ppo_refuses_a_reward_model_with_another_vocabulary(
 
     other = _saved_tiny(tmp_path, "unk")  # a different tiny tokenizer (other texts)
     with pytest.raises(TamisError, match="different tokenizers"):
-        train_ppo(tone_train, str(other), rm_run["model_dir"], tmp_path / "p")
+        train_ppo(tone_train, str(other), tmp_path / "p", reward_model=rm_run["model_dir"])
 
 
 def test_out_dir_that_is_not_a_run_is_refused(tmp_path: Path, tone_train) -> None:

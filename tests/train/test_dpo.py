@@ -13,7 +13,7 @@ from tamis.train.dpo import DPORunConfig, train_dpo  # noqa: E402
 
 def test_dpo_prefers_chosen_on_held_out_pairs(tone_train, tone_eval, tmp_path: Path) -> None:
     cfg = DPORunConfig(num_train_epochs=1, beta=0.1)
-    s = train_dpo(tone_train, "tiny", tmp_path / "dpo", cfg, tone_eval)
+    s = train_dpo(tone_train, "tiny", tmp_path / "dpo", cfg, eval_data=tone_eval)
     assert s["reward_accuracy"]["value"] >= 0.8, s["reward_accuracy"]  # correctness bar
     assert s["reward_margin"] > 0
     assert s["kl_to_ref_per_token"] > 0  # the policy moved away from its frozen reference
@@ -27,5 +27,5 @@ def test_dpo_conversational_pairs(tone_eval, tmp_path: Path) -> None:
 
     conv = tone_pairs(40, seed=5, format="conversational")
     cfg = DPORunConfig(num_train_epochs=1, loss_type="ipo")
-    s = train_dpo(conv, "tiny", tmp_path / "dpo", cfg, conv.head(10))
+    s = train_dpo(conv, "tiny", tmp_path / "dpo", cfg, eval_data=conv.head(10))
     assert s["n_train"] == 40 and s["reward_accuracy"]["n"] == 10

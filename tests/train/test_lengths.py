@@ -73,7 +73,7 @@ def test_rm_counts_dropped_pairs_and_evaluates_the_same(tmp_path: Path, capsys) 
 
     train, evald = _pairs(30, seed=3), _pairs(12, seed=4)
     cfg = RewardRunConfig(max_length=200, **SMALL)
-    s = train_reward(train, "tiny", tmp_path / "rm", cfg, evald)
+    s = train_reward(train, "tiny", tmp_path / "rm", cfg, eval_data=evald)
     tok = _tok(s)
     longest, _ = _independent(tok, train)
     dropped = sum(n > 200 for n in longest)
@@ -95,7 +95,9 @@ def test_dpo_counts_truncated_and_dropped_pairs(tmp_path: Path, capsys) -> None:
 
     train, evald = _pairs(30, seed=5), _pairs(10, seed=6)
     L = 120
-    s = train_dpo(train, "tiny", tmp_path / "dpo", DPORunConfig(max_length=L, **SMALL), evald)
+    s = train_dpo(
+        train, "tiny", tmp_path / "dpo", DPORunConfig(max_length=L, **SMALL), eval_data=evald
+    )
     tok = _tok(s)
     for prefix, df in (("pairs", train), ("eval_pairs", evald)):
         longest, prompt_len = _independent(tok, df)
@@ -119,7 +121,9 @@ def test_sft_counts_truncated_examples(tmp_path: Path) -> None:
     df = _pairs(30, seed=7).rename({"chosen": "completion"}).drop("rejected")
     train, evald = df.head(22), df.tail(8)
     L = 100
-    s = train_sft(train, "tiny", tmp_path / "sft", SFTRunConfig(max_length=L, **SMALL), evald)
+    s = train_sft(
+        train, "tiny", tmp_path / "sft", SFTRunConfig(max_length=L, **SMALL), eval_data=evald
+    )
     tok = _tok(s)
     for prefix, frame in (("examples", train), ("eval_examples", evald)):
         full = [
@@ -139,7 +143,7 @@ def test_default_max_length_is_the_95th_percentile(tmp_path: Path) -> None:
     from tamis.train.reward import RewardRunConfig, train_reward
 
     train, evald = _pairs(24, seed=8), _pairs(6, seed=9)
-    s = train_reward(train, "tiny", tmp_path / "rm", RewardRunConfig(**SMALL), evald)
+    s = train_reward(train, "tiny", tmp_path / "rm", RewardRunConfig(**SMALL), eval_data=evald)
     longest, _ = _independent(_tok(s), train)
     p95 = int(np.percentile(longest, 95, method="higher"))
     assert s["max_length"] == p95 and s["length_max"] == max(longest)

@@ -39,7 +39,9 @@ def test_reward_lora_keeps_score_head(tone_train, tone_eval, tmp_path: Path) -> 
     from tamis.train.reward import RewardRunConfig, train_reward
 
     cfg = RewardRunConfig(lora=True, num_train_epochs=1, learning_rate=5e-3)
-    summary = train_reward(tone_train.head(48), "tiny", tmp_path / "lora", cfg, tone_eval.head(16))
+    summary = train_reward(
+        tone_train.head(48), "tiny", tmp_path / "lora", cfg, eval_data=tone_eval.head(16)
+    )
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from tamis.train.reward import pair_metrics
