@@ -33,7 +33,7 @@ from tamis.pipelines.call import EngineOutput, EngineRun
 from tamis.pipelines.call import call_step as _call  # tests replace runner._call
 from tamis.pipelines.call import run_step as run_step
 from tamis.pipelines.dag import PlannedStep, topological, with_ancestors
-from tamis.pipelines.engines.local import BoundedEngine
+from tamis.pipelines.engines.local import BoundedEngine, mean_row_bytes
 from tamis.pipelines.engines.memory import default_memory_limit
 from tamis.pipelines.hashing import hash_json
 from tamis.pipelines.progress import BuildProgress, progress_message
@@ -320,8 +320,11 @@ class _Build:
         step_type, store = planned.step_type, self.store
         step = step_type()
         step.check_dependencies()
-        artifacts = store.tmp_dir / f"artifacts.{key[:16]}.{uuid.uuid4().hex[:8]}"
-        artifacts.mkdir(parents=True, exist_ok=True)
+        # artifacts, spill and parts in one tmp dir named with this process's pid: a killed
+        # build's dir is cleared by the next writer's housekeeping
+        work = store.engine_tmp(f"step.{key[:16]}")
+        artifacts = work / "artifacts"
+        artifacts.mkdir()
         ctx = StepContext(
             step=planned.name,
             pipeline=self.spec.name,
@@ -336,7 +339,6 @@ class _Build:
             k: ([store.scan(i) for i in v] if isinstance(v, list) else store.scan(v))
             for k, v in input_ids.items()
         }
-        work = store.engine_tmp(f"step.{key[:16]}")
         try:
             with _disk_full(store, f"{self.spec.name}/{planned.name}"):
                 output = _call(
@@ -359,7 +361,6 @@ class _Build:
                 for out in planned.outputs
             }
         finally:
-            shutil.rmtree(artifacts, ignore_errors=True)
             shutil.rmtree(work, ignore_errors=True)
 
     def _engine_run(
@@ -370,12 +371,20 @@ class _Build:
         ids = [i for v in input_ids.values() for i in (v if isinstance(v, list) else [v])]
         self.engine.spill_root = work / "spill"
         self.engine.progress = ctx.progress
+        rows = {i: int(self.store.manifest_by_id(i)["rows"]) for i in ids}
         return EngineRun(
             self.engine,
             work / "out",
-            estimated_bytes=sum(self.store.estimate_bytes(i) for i in ids),
-            rows=sum(int(self.store.manifest_by_id(i)["rows"]) for i in ids),
+            estimated_bytes=sum(self._estimate(i, rows[i]) for i in ids),
+            rows=sum(rows.values()),
         )
+
+    def _estimate(self, version_id: str, rows: int) -> int:
+        """A version's size in memory: its Parquet footers' uncompressed size, or its rows times
+        the mean size of its first rows when larger (dictionary-encoded text decodes to several
+        times its footer size)."""
+        sampled = rows * mean_row_bytes(self.store.scan(version_id))
+        return max(self.store.estimate_bytes(version_id), int(sampled))
 
     def _write_output(
         self,

@@ -21,9 +21,11 @@ import polars as pl
 
 from tamis.pipelines.engines.memory import row_bytes
 
-#: bounds of a part (the issue's ~256 MB or 1M rows)
+#: bounds of a part. A part is held whole while it is written (about 2.5x its row bytes with the
+#: copies of concat and encoding), so its byte bound is kept small enough for a build under a
+#: limit of a few hundred MB; it never depends on the limit (the same rows give the same parts).
 PART_MAX_ROWS = 1_000_000
-PART_MAX_BYTES = 256 * 10**6
+PART_MAX_BYTES = 32 * 10**6
 #: rows per Parquet row group inside a part (sized for scanning)
 ROW_GROUP_ROWS = 128 * 1024
 PARTS_HASH_PREFIX = b"tamis-parts-v1\n"

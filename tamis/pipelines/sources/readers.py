@@ -161,7 +161,7 @@ def _read(
             _check_parquet_rows(target, read.info["rows"], path, name=name, file=file)
             return read
         if fmt == "jsonl":
-            return _stream(pl.scan_ndjson(path, **opts), "polars.read_ndjson", sink, engine)
+            return _ndjson(path, opts, sink, engine)
         if fmt == "json":
             return _whole(pl.read_json(_maybe_gunzip(path), **opts), "polars.read_json", sink)
         if fmt == "hf":
@@ -280,6 +280,36 @@ def _stream(lf: pl.LazyFrame, reader: str, sink: Sink, engine: BoundedEngine | N
     if not total:
         sink.write(lf.head(0).collect())
     return SourceRead(info={"reader": reader, "rows": total})
+
+
+def _ndjson(
+    path: Path, opts: dict[str, Any], sink: Sink, engine: BoundedEngine | None
+) -> SourceRead:
+    """JSON Lines in chunks of whole lines, each parsed by `pl.read_ndjson` with the schema
+    inferred from the first chunk (as a whole-file read infers it from its first rows), so memory
+    holds one chunk (a Polars scan buffers batches ahead of a slower consumer)."""
+    mean = _mean_line_bytes(path)
+    rows = engine.rows_for(mean) if engine else FRAME_BATCH_ROWS
+    chunk_bytes = max(int(rows * mean), 1 << 16)
+    schema: Any = opts.get("schema")
+    total = 0
+    opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rb") as fh:
+        while True:
+            chunk = fh.read(chunk_bytes)
+            if not chunk:
+                break
+            if not chunk.endswith(b"\n"):
+                chunk += fh.readline()  # up to the end of the line
+            kw = {**opts, "schema": schema} if schema is not None else opts
+            batch = pl.read_ndjson(io.BytesIO(chunk), **kw)
+            schema = batch.schema
+            if batch.height:
+                sink.write(batch)
+                total += batch.height
+    if not total:
+        sink.write(pl.read_ndjson(_maybe_gunzip(path), **opts))
+    return SourceRead(info={"reader": "polars.read_ndjson", "rows": total})
 
 
 def _check_parquet_rows(target: Any, rows: int, path: Path, *, name: str, file: str) -> None:

@@ -77,6 +77,66 @@ def _numeric_columns(lf: pl.LazyFrame, columns: list[str]) -> dict[str, pl.DataT
     return found
 
 
+#: date formats tried (the one kept must parse the sample exactly as Polars' own inference does)
+_DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%Y/%m/%d",
+    "%Y.%m.%d",
+    "%d-%m-%Y",
+    "%d/%m/%Y",
+    "%d.%m.%Y",
+    "%m-%d-%Y",
+    "%m/%d/%Y",
+    "%m.%d.%Y",
+    "%Y%m%d",
+)
+_TIME_FORMATS = ("%H:%M:%S%.f", "%H:%M:%S", "%H:%M")
+_DATETIME_FORMATS = tuple(
+    f"{d}{sep}{t}" for d in _DATE_FORMATS for sep in ("T", " ") for t in _TIME_FORMATS
+)
+#: values a date format is inferred from (the first non-null ones of the whole input)
+DATE_SAMPLE = 1000
+
+
+def _date_formats(
+    lf: pl.LazyFrame, p: NormalizeParams, cast_from: dict[str, pl.DataType]
+) -> dict[str, str | None]:
+    """The format of every text-to-date/datetime cast: the one given in `format:`, else the one
+    Polars infers from the input's first value, found once here (the first candidate that parses
+    the first DATE_SAMPLE non-null values exactly as Polars' inference does), so every batch
+    parses the same way. None when no candidate matches (Polars then infers per batch)."""
+    found: dict[str, str | None] = {}
+    for col, dtype in p.cast.items():
+        given = column_format(p.format, col)
+        if dtype not in ("date", "datetime") or given is not None or cast_from[col] != pl.String:
+            found[col] = given
+            continue
+        sample = lf.select(pl.col(col).drop_nulls().head(DATE_SAMPLE)).collect().to_series()
+        found[col] = _infer_format(sample, dtype) if sample.len() else None
+    return found
+
+
+def _infer_format(sample: pl.Series, dtype: str) -> str | None:
+    parse = (
+        (lambda fmt: sample.str.to_date(format=fmt, strict=False))
+        if dtype == "date"
+        else (lambda fmt: sample.str.to_datetime(format=fmt, strict=False))
+    )
+    try:
+        inferred = parse(None)
+    except pl.exceptions.PolarsError:
+        return None
+    if not inferred.null_count() < sample.len():
+        return None
+    for fmt in _DATE_FORMATS if dtype == "date" else _DATETIME_FORMATS:
+        try:
+            if parse(fmt).equals(inferred):
+                return fmt
+        except pl.exceptions.PolarsError:
+            continue
+    return None
+
+
 def _clean_strings(lf: pl.LazyFrame, strings: list[str], p: NormalizeParams) -> pl.LazyFrame:
     """Strip whitespace and turn null tokens into nulls in the string columns."""
     exprs = []
@@ -168,6 +228,8 @@ class NormalizePlan:
     numeric: dict[str, pl.DataType]
     #: every cast column's dtype before its cast (after the numeric inference and renames)
     cast_from: dict[str, pl.DataType]
+    #: every cast column's text-to-date format: given, or inferred once over the input
+    formats: dict[str, str | None]
     #: the output's columns
     columns: list[str]
 
@@ -176,8 +238,9 @@ class Normalize(MapStep[NormalizeParams]):
     """Clean raw tables: whitespace, null tokens, dtypes, column names and selection.
 
     A map step: which string columns hold only numbers is decided over the whole input in
-    `prepare`, then every batch is cleaned and cast by that plan. (A text-to-date cast without
-    `format:` lets Polars infer the format from each batch's first value.)
+    `prepare`, then every batch is cleaned and cast by that plan. A text-to-date cast without
+    `format:` gets its format once in `prepare` too (the one Polars infers from the input's first
+    value), so a batch whose first value is ambiguous is parsed as every other batch.
     """
 
     name = "normalize"
@@ -200,9 +263,11 @@ class Normalize(MapStep[NormalizeParams]):
         names = _check_renames(columns, p)
         out_columns = _check_casts_and_selection(names, p)
         typed = lf.with_columns([pl.col(c).cast(t, strict=False) for c, t in numeric.items()])
-        renamed = typed.rename(p.rename).collect_schema()
-        cast_from = {col: renamed[col] for col in p.cast}
-        return NormalizePlan(strings, column_names, numeric, cast_from, out_columns)
+        renamed = typed.rename(p.rename)
+        schema_out = renamed.collect_schema()
+        cast_from = {col: schema_out[col] for col in p.cast}
+        formats = _date_formats(renamed, p, cast_from)
+        return NormalizePlan(strings, column_names, numeric, cast_from, formats, out_columns)
 
     def map_batch(
         self, batch: pl.DataFrame, params: NormalizeParams, plan: NormalizePlan, ctx: StepContext
@@ -217,7 +282,7 @@ class Normalize(MapStep[NormalizeParams]):
                     col,
                     dtype,
                     plan.cast_from[col],
-                    fmt=column_format(p.format, col),
+                    fmt=plan.formats[col],
                     strict=p.strict_cast,
                 )
                 for col, dtype in p.cast.items()
@@ -227,7 +292,8 @@ class Normalize(MapStep[NormalizeParams]):
         try:
             df = lf.collect()
         except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
-            text = failed_casts(before_cast, p.cast, p.format) or str(exc).split("\n\n")[0].strip()
+            formats = {c: f for c, f in plan.formats.items() if f is not None}
+            text = failed_casts(before_cast, p.cast, formats) or str(exc).split("\n\n")[0].strip()
             dates = [c for c, d in p.cast.items() if d in ("date", "datetime")]
             fix = "fix the dtype in `cast:` or set strict_cast: false (values that do not cast "
             fix += "become nulls)"
