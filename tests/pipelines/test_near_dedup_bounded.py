@@ -74,7 +74,7 @@ def _spill_left(tmp_path: Path) -> list[Path]:
 @pytest.mark.parametrize("action", ["drop", "flag"])
 @pytest.mark.parametrize(
     ("memory", "batch_rows", "buckets"),
-    [("64MB", None, None), ("2MB", 37, 3), ("1MiB", 25, 2000), ("8MB", 400, 1)],
+    [("64MB", None, None), ("2MB", 37, 3), ("1MiB", 60, 1500), ("8MB", 400, 1)],
 )
 def test_bounded_equals_in_memory_on_planted_duplicates(
     tmp_path: Path, action: Action, memory: str, batch_rows: int | None, buckets: int | None
@@ -162,3 +162,19 @@ def test_tabular_mode_falls_back_to_the_global_path(tmp_path: Path) -> None:
     )
     assert parts_hash(parts) == parts_hash(write_frame_parts(data, tmp_path / "mem"))
     assert out.report == whole.report
+
+
+def test_spill_removed_when_a_stage_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tamis.curate.dedup.near_bounded as nb
+
+    def boom(*args: Any, **kwargs: Any) -> None:
+        assert list((tmp_path / "spill").glob("near_dedup-*/shingles/hashes.u64"))  # spilled
+        raise OSError("disk full")
+
+    monkeypatch.setattr(nb, "_verify", boom)
+    engine = _engine(tmp_path, "2MB", 50)
+    with pytest.raises(OSError, match="disk full"):
+        near_dedup_text_bounded(
+            engine, _planted(300).lazy(), NearDedupConfig(column="text"), out=tmp_path / "o"
+        )
+    assert not _spill_left(tmp_path) and engine.stats.spill_bytes == 0

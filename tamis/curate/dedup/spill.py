@@ -41,6 +41,9 @@ def account(engine: Engine, delta: int) -> None:
     engine.stats.peak_spill_bytes = max(engine.stats.peak_spill_bytes, engine.stats.spill_bytes)
 
 
+_BUCKET = "__bucket"
+
+
 class BucketSpill:
     """Rows routed to `n` buckets, buffered up to `flush_bytes`; a flush writes one Arrow IPC file
     with one record batch per bucket (so the file count follows the flushes, not the buckets)."""
@@ -48,46 +51,40 @@ class BucketSpill:
     def __init__(self, engine: Engine, directory: Path, n: int, flush_bytes: float) -> None:
         self.engine, self.directory, self.n = engine, directory, n
         self.flush_bytes = flush_bytes
-        self.buffers: dict[int, list[pl.DataFrame]] = {}
+        self.buffers: list[pl.DataFrame] = []
         self.buffered = 0
-        #: per flushed file: its path and bucket -> record batch indices
-        self.files: list[tuple[Path, dict[int, list[int]]]] = []
+        #: per flushed file: its path and bucket -> record batch index
+        self.files: list[tuple[Path, dict[int, int]]] = []
 
     def add(self, bucket: np.ndarray, frame: pl.DataFrame) -> None:
         if not frame.height:
             return
-        order = np.argsort(bucket, kind="stable")
-        ids, starts, counts = np.unique(bucket[order], return_index=True, return_counts=True)
-        frame = frame[order]
-        for b, s, c in zip(ids.tolist(), starts.tolist(), counts.tolist(), strict=True):
-            self.buffers.setdefault(b, []).append(frame.slice(s, c))
+        self.buffers.append(frame.with_columns(pl.Series(_BUCKET, bucket, dtype=pl.Int64)))
         self.buffered += int(frame.estimated_size())
         if self.buffered > self.flush_bytes:
             self.flush()
 
     def flush(self) -> None:
+        """Write the buffered rows sorted by bucket: one record batch per bucket (uncompressed,
+        so reading one back is a plain read)."""
         if not self.buffers:
             return
         import pyarrow as pa
 
+        frame = pl.concat(self.buffers).sort(_BUCKET, maintain_order=True)
+        self.buffers, self.buffered = [], 0
+        ids, starts, counts = np.unique(
+            frame[_BUCKET].to_numpy(), return_index=True, return_counts=True
+        )
+        table = frame.drop(_BUCKET).to_arrow().combine_chunks()
+        del frame
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{len(self.files):06d}.arrow"
-        index: dict[int, list[int]] = {}
-        options = pa.ipc.IpcWriteOptions(compression="lz4")
-        writer = None
-        with pa.OSFile(str(path), "wb") as sink:
-            for b in sorted(self.buffers):
-                table = pl.concat(self.buffers[b]).to_arrow()
-                if writer is None:
-                    writer = pa.ipc.new_file(sink, table.schema, options=options)
-                start = writer.stats.num_record_batches
-                writer.write_table(table)
-                index[b] = list(range(start, writer.stats.num_record_batches))
-            if writer is not None:
-                writer.close()
-        self.files.append((path, index))
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            for s, c in zip(starts.tolist(), counts.tolist(), strict=True):
+                writer.write_batch(table.slice(s, c).to_batches()[0])
+        self.files.append((path, {b: k for k, b in enumerate(ids.tolist())}))
         account(self.engine, path.stat().st_size)
-        self.buffers, self.buffered = {}, 0
 
     def buckets(self) -> Iterator[tuple[int, pl.DataFrame]]:
         """Each non-empty bucket in order (read whole); the files are deleted at the end."""
@@ -99,8 +96,8 @@ class BucketSpill:
             readers = [pa.ipc.open_file(src) for src in sources]
             where: dict[int, list[tuple[int, int]]] = {}
             for f, (_, index) in enumerate(self.files):
-                for b, ks in index.items():
-                    where.setdefault(b, []).extend((f, k) for k in ks)
+                for b, k in index.items():
+                    where.setdefault(b, []).append((f, k))
             for b in sorted(where):
                 batches = [readers[f].get_batch(k) for f, k in where[b]]
                 frame = pl.from_arrow(pa.Table.from_batches(batches))
