@@ -14,9 +14,11 @@ from typer.testing import CliRunner
 
 from tamis.cli import app
 from tamis.pipelines import progress
+from tamis.pipelines.engines.local import BoundedEngine
+from tamis.pipelines.engines.memory import parse_size
 from tamis.pipelines.registry import step_types
 from tamis.pipelines.runner import build
-from tamis.pipelines.steps.base import NoParams, Step, StepContext, StepOutput
+from tamis.pipelines.steps.base import BatchResult, MapStep, NoParams, Step, StepContext, StepOutput
 from tamis.pipelines.store import Store
 
 
@@ -97,3 +99,36 @@ def test_progress_message_with_counts() -> None:
 def test_no_heartbeat_on_a_terminal_display() -> None:
     assert progress.BuildProgress(True).heartbeat is None
     assert progress.BuildProgress(False).heartbeat is not None
+
+
+class SlowMap(MapStep):
+    """A map step that takes ~0.17 s a batch."""
+
+    name = "slow_map_for_test"
+    Params = NoParams
+
+    def map_batch(self, batch: pl.DataFrame, params: Any, plan: Any, ctx: StepContext) -> Any:
+        time.sleep(0.17)
+        return BatchResult(batch, {"rows": batch.height})
+
+
+def test_heartbeat_of_a_streamed_step_shows_the_build_s_rates_parts_and_spill(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(step_types(), SlowMap.name, SlowMap)
+    monkeypatch.setattr(progress, "HEARTBEAT_SECONDS", 0.2)
+    pl.DataFrame({"x": list(range(6))}).write_csv(tmp_path / "d.csv")
+    spec = {
+        "name": "slowp",
+        "sources": {"d": {"path": "d.csv"}},
+        "steps": {"fit": {"use": SlowMap.name, "input": "d"}},
+    }
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(spec))
+    store = Store(tmp_path / "st")
+    engine = BoundedEngine(parse_size("64MB"), store.tmp_dir, batch_rows=1)
+    result = build(tmp_path / "p.yaml", store, progress=False, engine=engine)
+    messages = [m.group(3) or "" for m in _heartbeats(capsys.readouterr().err)]
+    rate = re.compile(r"slow_map_for_test: [\d,]+ rows, [\d,]+ rows/s, [\d.]+ [KMG]?B/s, \d+ parts")
+    assert messages and all(rate.match(m) and "spill" in m for m in messages), messages
+    assert result.to_json()["engine"]["rows_in"] == 12  # 6 rows imported, 6 through the step
+    assert result.to_json()["engine"]["parts_written"] == 2
