@@ -2,8 +2,9 @@
 dedup (tamis vs datatrove's local MinHash pipeline) on a corpus that fits in memory.
 
 1. Stream (bounded engine, no store): a web-like JSONL corpus of `--corpus-factor` x
-   `--memory-limit` bytes (`_corpus.generate`: ~10% exact and ~10% near copies planted) goes
-   `normalize` (BoundedEngine.run_map, from a lazy scan of the JSONL to Parquet parts) then `dedup`
+   `--memory-limit` bytes (`_corpus.generate`: ~10% exact and ~10% near copies planted) is read
+   into Parquet parts by tamis' source reader (`import_source_parts`, as a build does), then
+   `normalize` (BoundedEngine.run_map, parts to parts) then `dedup`
    on `text` (BoundedEngine.run_keyed, hash-partitioned spill), in a fresh process whose peak RSS
    (VmHWM, the whole process, which counts the pages of the memory-mapped input too) and peak
    anonymous memory (RssAnon, sampled) are compared with the limit + 15%. Reported: time, rows,
@@ -48,10 +49,29 @@ BANDS, ROWS, NGRAM, THRESHOLD = 21, 6, 5, 0.8
 
 
 # ---- 1 and 2: the bounded engine ------------------------------------------------------------
+def _source_parts(corpus: Path, engine: Any, out: Path) -> Any:
+    """The JSONL source streamed into Parquet parts by tamis' source reader (as a build does)."""
+    from types import SimpleNamespace
+
+    import polars as pl
+
+    from tamis.pipelines.sources.readers import import_source_parts
+
+    src = SimpleNamespace(options={})
+    spec = SimpleNamespace(
+        sources={"corpus": src},
+        source_path=lambda name: corpus,
+        source_format=lambda name: "jsonl",
+        file=str(corpus),
+    )
+    read = import_source_parts(spec, "corpus", out, engine)
+    return pl.scan_parquet([out / p["path"] for p in read.parts])
+
+
 def _normalize_dedup(
-    source: Any, work: Path, limit: str, in_memory: bool = False
+    corpus: Path, work: Path, limit: str, in_memory: bool = False
 ) -> tuple[list, Any, Any]:
-    """normalize -> dedup(text) of a lazy source; returns (parts, engine or None, report)."""
+    """source -> normalize -> dedup(text); returns (parts, engine or None, dedup report)."""
     import polars as pl
 
     from tamis.curate.dedup.exact import DedupConfig
@@ -65,30 +85,26 @@ def _normalize_dedup(
     ctx = StepContext(step="s", pipeline="bench", seed=0, artifacts_dir=work / "art")
     ctx.artifacts_dir.mkdir(parents=True, exist_ok=True)
     dedup = DedupConfig(columns=["text"])
+    normalize = NormalizeParams.model_validate({})
     if in_memory:
-        norm = (
-            Normalize()
-            .run({"input": source}, NormalizeParams.model_validate({}), ctx)
-            .frames["data"]
-        )
+        source = pl.read_ndjson(corpus).lazy()
+        norm = Normalize().run({"input": source}, normalize, ctx).frames["data"]
         out = Dedup().run({"input": norm.lazy()}, dedup, ctx)
         frame = out.frames["data"]
         frame = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
         return write_frame_parts(frame, work / "mem"), None, out.report
     engine = BoundedEngine(memory_limit=parse_size(limit), spill_root=work / "spill")
-    norm_parts, _ = engine.run_map(
-        Normalize(), {"input": source}, NormalizeParams.model_validate({}), ctx, work / "n"
-    )
+    source = _source_parts(corpus, engine, work / "src")
+    norm_parts, _ = engine.run_map(Normalize(), {"input": source}, normalize, ctx, work / "n")
     normalized = pl.scan_parquet([work / "n" / p["path"] for p in norm_parts])
     parts, out = engine.run_keyed(Dedup(), {"input": normalized}, dedup, ctx, work / "d")
     return parts, engine, out.report
 
 
 def _stream(corpus: str, work: str, limit: str, queue: Any) -> None:
-    import polars as pl
 
     with Timer() as t, AnonPeak() as anon:
-        parts, engine, report = _normalize_dedup(pl.scan_ndjson(corpus), Path(work), limit)
+        parts, engine, report = _normalize_dedup(Path(corpus), Path(work), limit)
     queue.put(
         {
             "seconds": t.seconds,
@@ -105,12 +121,11 @@ def _stream(corpus: str, work: str, limit: str, queue: Any) -> None:
 
 
 def _same_hash(corpus: str, work: str, limit: str, queue: Any) -> None:
-    import polars as pl
 
     from tamis.pipelines.engines.parts import parts_hash
 
-    mem, _, _ = _normalize_dedup(pl.scan_ndjson(corpus), Path(work) / "m", limit, in_memory=True)
-    bounded, _, _ = _normalize_dedup(pl.scan_ndjson(corpus), Path(work) / "b", limit)
+    mem, _, _ = _normalize_dedup(Path(corpus), Path(work) / "m", limit, in_memory=True)
+    bounded, _, _ = _normalize_dedup(Path(corpus), Path(work) / "b", limit)
     queue.put({"in_memory": parts_hash(mem), "bounded": parts_hash(bounded)})
 
 
