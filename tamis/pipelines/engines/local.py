@@ -177,11 +177,15 @@ class BoundedEngine:
         merged = BatchResult(frame=pl.DataFrame())
         tables: dict[str, list[pl.DataFrame]] = {}
         schema: pl.Schema | None = None
+        expected = source.select(pl.len()).collect().item()
+        read = 0
         for batch in self.batches(source, rows):
+            read += batch.height
             result = step.map_batch(batch, params, plan, ctx)
             schema = result.frame.schema
             writer.write(result.frame)
             _add(merged, result, tables)
+        _check_read("input", expected, read)
         if schema is None:  # no rows: the schema of the mapped empty input
             empty = source.head(0).collect()
             schema = step.map_batch(empty, params, plan, ctx).frame.schema
@@ -264,7 +268,7 @@ class BoundedEngine:
         for name, lf in sources.items():
             rows = lf.select(pl.len()).collect().item()
             per_row = mean_row_bytes(lf)
-            estimates[name] = (rows, per_row)
+            estimates[name] = rows
             total += int(rows * per_row)
         # a bucket (all inputs' rows of its keys) plus its output must fit a quarter of the limit
         n_buckets = max(1, math.ceil(total * WORKING_FACTOR / (self.memory_limit / 4)))
@@ -290,6 +294,7 @@ class BoundedEngine:
                     d = spill / name / f"b{b}"
                     d.mkdir(parents=True, exist_ok=True)
                     self._spill(part, d / f"{seq:08d}.arrow")
+            _check_read(name, estimates[name], offset)
             if name not in schemas:
                 schemas[name] = (
                     lf.head(0)
@@ -328,6 +333,17 @@ class BoundedEngine:
             d = out / f"r{r}"
             d.mkdir(parents=True, exist_ok=True)
             self._spill(part, d / f"b{bucket:06d}.arrow")
+
+
+def _check_read(name: str, expected: int, read: int) -> None:
+    """A streamed input must give all its rows: a reader that crashes inside a streaming scan
+    ends the stream early instead of raising, which must never pass as a shorter input."""
+    if read != expected:
+        raise StepError(
+            f"input '{name}' gave {read:,} of its {expected:,} rows when streamed: a part "
+            "could not be read",
+            fix="run `tamis verify` to find a damaged version, then build again",
+        )
 
 
 def mean_row_bytes(source: pl.LazyFrame, sample: int = 2000) -> float:
