@@ -13,12 +13,13 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import polars as pl
 
 from tamis.errors import SpecError
 from tamis.pipelines.sources.settings import SourceRead
+from tamis.pipelines.sources.stream import Sink
 
 #: Polars `read_csv` option names (the reader before READER_VERSION 2) -> DuckDB `read_csv` names
 POLARS_CSV_OPTIONS = {
@@ -37,14 +38,6 @@ _NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?$")
 _DATE_RE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?$")
 #: rows the header checks look at (the first rows of the file)
 HEADER_SAMPLE = 200
-
-
-class Sink(Protocol):
-    """Where a source's rows go, batch by batch, in order (`reset` starts again from nothing)."""
-
-    def write(self, batch: pl.DataFrame) -> None: ...
-
-    def reset(self) -> None: ...
 
 
 @dataclass

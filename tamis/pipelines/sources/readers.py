@@ -11,7 +11,6 @@ same check."""
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import re
 from pathlib import Path
@@ -21,45 +20,23 @@ import polars as pl
 
 from tamis.errors import SpecError
 from tamis.pipelines.engines.local import BoundedEngine
-from tamis.pipelines.engines.parts import PartWriter
-from tamis.pipelines.sources.csv import Sink, read_csv
+from tamis.pipelines.sources.csv import read_csv
 from tamis.pipelines.sources.settings import SourceRead, source_settings
+from tamis.pipelines.sources.stream import (
+    FRAME_BATCH_ROWS,
+    EngineSink,
+    FrameSink,
+    Sink,
+    check_parquet_rows,
+    maybe_gunzip,
+    mean_line_bytes,
+    stream_ndjson,
+    stream_scan,
+    write_whole,
+)
 
 #: formats read whole (not streamed): checked against the memory budget first
 WHOLE_FORMATS = ("json", "hf")
-#: rows per batch when reading a source into memory
-FRAME_BATCH_ROWS = 65_536
-
-
-class FrameSink:
-    """Batches gathered into one frame (`read_source_report`)."""
-
-    def __init__(self) -> None:
-        self.batches: list[pl.DataFrame] = []
-
-    def write(self, batch: pl.DataFrame) -> None:
-        self.batches.append(batch)
-
-    def reset(self) -> None:
-        self.batches = []
-
-    def frame(self) -> pl.DataFrame:
-        return pl.concat(self.batches, how="vertical") if self.batches else pl.DataFrame()
-
-
-class _EngineSink:
-    """Batches into parts, counted by the engine (rows, bytes per second, parts)."""
-
-    def __init__(self, writer: PartWriter, engine: BoundedEngine) -> None:
-        self.writer, self.engine = writer, engine
-
-    def write(self, batch: pl.DataFrame) -> None:
-        self.writer.write(batch)
-        if batch.height:
-            self.engine.count(batch)
-
-    def reset(self) -> None:
-        self.writer.reset()
 
 
 def load_source(spec: Any, name: str) -> SourceRead:
@@ -87,7 +64,7 @@ def import_source_parts(spec: Any, name: str, out: Path, engine: BoundedEngine) 
         name=name,
         file=spec.file,
         settings=source_settings(src),
-        sink=_EngineSink(writer, engine),
+        sink=EngineSink(writer, engine),
         engine=engine,
     )
     read.parts = writer.close()
@@ -149,7 +126,7 @@ def _read(
         check_size(path, fmt, name=name, file=file)
     try:
         if fmt in ("csv", "tsv"):
-            rows = engine.rows_for(_mean_line_bytes(path)) if engine else FRAME_BATCH_ROWS
+            rows = engine.rows_for(mean_line_bytes(path)) if engine else FRAME_BATCH_ROWS
             return read_csv(
                 path, fmt, settings, opts, name=name, file=file, sink=sink, batch_rows=rows
             )
@@ -157,15 +134,15 @@ def _read(
             target: Any = path
             if path.is_dir():
                 target = _parquet_files(path, name=name, file=file)
-            read = _stream(pl.scan_parquet(target, **opts), "polars.read_parquet", sink, engine)
-            _check_parquet_rows(target, read.info["rows"], path, name=name, file=file)
+            read = stream_scan(pl.scan_parquet(target, **opts), "polars.read_parquet", sink, engine)
+            check_parquet_rows(target, read.info["rows"], path, name=name, file=file)
             return read
         if fmt == "jsonl":
-            return _ndjson(path, opts, sink, engine)
+            return stream_ndjson(path, opts, sink, engine)
         if fmt == "json":
-            return _whole(pl.read_json(_maybe_gunzip(path), **opts), "polars.read_json", sink)
+            return write_whole(pl.read_json(maybe_gunzip(path), **opts), "polars.read_json", sink)
         if fmt == "hf":
-            return _whole(_read_hf(path, opts), "datasets.load_from_disk", sink)
+            return write_whole(_read_hf(path, opts), "datasets.load_from_disk", sink)
     except SpecError:
         raise
     except pl.exceptions.PanicException as exc:  # a BaseException: malformed file metadata
@@ -262,93 +239,6 @@ def _parquet_size(path: Path) -> int:
         return sum(max(meta.row_group(i).total_byte_size, 0) for i in range(meta.num_row_groups))
     except Exception:  # the reader reports a malformed file itself, naming it
         return 0
-
-
-def _whole(frame: pl.DataFrame, reader: str, sink: Sink) -> SourceRead:
-    sink.write(frame)
-    return SourceRead(info={"reader": reader, "rows": frame.height})
-
-
-def _stream(lf: pl.LazyFrame, reader: str, sink: Sink, engine: BoundedEngine | None) -> SourceRead:
-    """A Polars scan into `sink` batch by batch, in order (an empty source gives its schema)."""
-    rows = engine.pick_batch_rows(lf) if engine else FRAME_BATCH_ROWS
-    total = 0
-    for batch in lf.collect_batches(chunk_size=rows, maintain_order=True):
-        if batch.height:
-            sink.write(batch)
-            total += batch.height
-    if not total:
-        sink.write(lf.head(0).collect())
-    return SourceRead(info={"reader": reader, "rows": total})
-
-
-def _ndjson(
-    path: Path, opts: dict[str, Any], sink: Sink, engine: BoundedEngine | None
-) -> SourceRead:
-    """JSON Lines in chunks of whole lines, each parsed by `pl.read_ndjson` with the schema
-    inferred from the first chunk (as a whole-file read infers it from its first rows), so memory
-    holds one chunk (a Polars scan buffers batches ahead of a slower consumer)."""
-    mean = _mean_line_bytes(path)
-    rows = engine.rows_for(mean) if engine else FRAME_BATCH_ROWS
-    chunk_bytes = max(int(rows * mean), 1 << 16)
-    schema: Any = opts.get("schema")
-    total = 0
-    opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rb") as fh:
-        while True:
-            chunk = fh.read(chunk_bytes)
-            if not chunk:
-                break
-            if not chunk.endswith(b"\n"):
-                chunk += fh.readline()  # up to the end of the line
-            kw = {**opts, "schema": schema} if schema is not None else opts
-            batch = pl.read_ndjson(io.BytesIO(chunk), **kw)
-            schema = batch.schema
-            if batch.height:
-                sink.write(batch)
-                total += batch.height
-    if not total:
-        sink.write(pl.read_ndjson(_maybe_gunzip(path), **opts))
-    return SourceRead(info={"reader": "polars.read_ndjson", "rows": total})
-
-
-def _check_parquet_rows(target: Any, rows: int, path: Path, *, name: str, file: str) -> None:
-    """Rows read must be the rows the footers declare: a reader that crashes inside a streaming
-    scan ends the stream early instead of raising, which must never pass as a shorter source."""
-    import pyarrow.parquet as pq
-
-    files = target if isinstance(target, list) else [target]
-    try:
-        declared = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    except Exception:  # unreadable footers: the scan said what it could
-        return
-    if declared != rows:
-        raise SpecError(
-            f"could not read {path} as parquet: the file is malformed ({rows:,} rows read of the "
-            f"{declared:,} its metadata declares)",
-            file=file,
-            field=f"sources.{name}",
-            fix="the file's metadata is inconsistent; re-export it from its source",
-        )
-
-
-def _mean_line_bytes(path: Path, sample: int = 1 << 20) -> float:
-    """The mean line length of a text file's first MB (decompressed for .gz)."""
-    opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
-    try:
-        with opener(path, "rb") as fh:
-            head = fh.read(sample)
-    except OSError:
-        return 64.0
-    return max(len(head) / max(head.count(b"\n"), 1), 1.0)
-
-
-def _maybe_gunzip(path: Path) -> Any:
-    """A `.gz` file's decompressed bytes (Polars' JSON readers do not decompress), else the path."""
-    if path.suffix.lower() == ".gz":
-        with gzip.open(path, "rb") as fh:
-            return io.BytesIO(fh.read())
-    return path
 
 
 def _parquet_files(path: Path, *, name: str, file: str) -> list[Path]:
