@@ -220,6 +220,8 @@ def test_a_manifest_that_lies_about_its_parts_is_damage(tmp_path: Path) -> None:
     assert verify_store(store)["ok"] is False
     with pytest.raises(StoreError, match="malformed"):
         store.read(vid)
+    with pytest.raises(StoreError, match="malformed"):
+        store.estimate_bytes(vid)
 
 
 def test_export_of_a_multi_part_version(tmp_path: Path) -> None:

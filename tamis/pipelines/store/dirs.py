@@ -56,7 +56,11 @@ class VersionDirs:
     def data_files(self, version_id: str) -> list[Path]:
         """A version's data files in order: its parts, or its one `data.parquet`."""
         vdir = self.version_dir(version_id)
-        return [vdir / rel for rel in data_rels(self.manifest_by_id(version_id))]
+        manifest = self.manifest_by_id(version_id)
+        listing = check_parts_listing(manifest)
+        if listing:
+            raise self._damaged(version_id, listing[0])
+        return [vdir / rel for rel in data_rels(manifest)]
 
     def has_version(self, version_id: str) -> bool:
         return (
