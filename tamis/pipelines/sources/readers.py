@@ -40,35 +40,34 @@ WHOLE_FORMATS = ("json", "hf")
 
 
 def load_source(spec: Any, name: str) -> SourceRead:
-    """Read source `name` of a pipeline spec with its settings and options."""
-    src = spec.sources[name]
-    return read_source_report(
-        spec.source_path(name),
-        spec.source_format(name),
-        src.options,
-        name=name,
-        file=spec.file,
-        settings=source_settings(src),
-    )
+    """Read source `name` of a pipeline spec with its settings and options into one frame."""
+    sink = FrameSink()
+    read = _read_spec(spec, name, sink, None)
+    read.frame = sink.frame()
+    return read
 
 
 def import_source_parts(spec: Any, name: str, out: Path, engine: BoundedEngine) -> SourceRead:
     """Stream source `name` of a pipeline spec into Parquet parts in `out` (`SourceRead.parts`),
     batch by batch within the engine's memory limit; the report as `load_source` gives it."""
-    src = spec.sources[name]
     writer = engine.part_writer(out)
-    read = _read(
+    read = _read_spec(spec, name, EngineSink(writer, engine), engine)
+    read.parts = writer.close()
+    return read
+
+
+def _read_spec(spec: Any, name: str, sink: Sink, engine: BoundedEngine | None) -> SourceRead:
+    src = spec.sources[name]
+    return _read(
         spec.source_path(name),
         spec.source_format(name),
         src.options,
         name=name,
         file=spec.file,
         settings=source_settings(src),
-        sink=EngineSink(writer, engine),
+        sink=sink,
         engine=engine,
     )
-    read.parts = writer.close()
-    return read
 
 
 def read_source(path: Path, fmt: str, options: dict[str, Any], **kw: Any) -> pl.DataFrame:
