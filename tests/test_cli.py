@@ -42,7 +42,7 @@ def test_build_versions_show_lineage_diff_export(pipeline_dir: Path, tmp_path: P
     lin = run("lineage", "p/boot", "--store", st, "--json")
     assert len(lin["nodes"]) == 6 and len(lin["edges"]) == 5
     d = run("diff", "p/clean", "p/adults", "--store", st, "--json")
-    clean = pl.read_parquet(Path(st) / "versions" / d["a"]["id"] / "data.parquet")
+    clean = pl.read_parquet(Path(st) / "versions" / d["a"]["id"] / "data")
     assert d["rows_removed"] == clean.filter(pl.col("age") < 22).height
     assert d["rows_added"] == 0 and d["rows_unchanged"] == d["b"]["rows"]
     assert d["schema"] == {"added": [], "removed": [], "retyped": [], "possibly_renamed": []}
@@ -231,7 +231,7 @@ def test_near_dedup_on_nested_columns(tmp_path: Path) -> None:
     res = run("build", str(write_pipeline(tmp_path, spec)), "--store", st, "--json")
     assert res["steps"][0]["rows"] == {"nd": 3}  # row 3 equals row 1 on both nested columns
     kept = pl.read_parquet(
-        Path(st) / "versions" / res["steps"][0]["versions"]["nd"] / "data.parquet"
+        Path(st) / "versions" / res["steps"][0]["versions"]["nd"] / "data"
     )
     assert sorted(kept["id"]) == [1, 2, 4]
     # no columns at all would make every row a duplicate: an error, not 1 row out
