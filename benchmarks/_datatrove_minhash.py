@@ -78,12 +78,14 @@ def run(args: argparse.Namespace) -> dict:
         pipeline=[reader(), MinhashDedupSignature(str(work / "sigs"), config=config, language=tok)],
         tasks=n,
         workers=w,
+        start_method="fork",  # workers are children: their CPU is counted
         logging_dir=str(work / "logs1"),
     )
     stage2 = LocalPipelineExecutor(
         pipeline=[MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=config)],
         tasks=config.num_buckets,
         workers=w,
+        start_method="fork",  # workers are children: their CPU is counted
         logging_dir=str(work / "logs2"),
         depends=stage1,
     )
@@ -94,6 +96,7 @@ def run(args: argparse.Namespace) -> dict:
             )
         ],
         tasks=1,
+        start_method="fork",  # workers are children: their CPU is counted
         logging_dir=str(work / "logs3"),
         depends=stage2,
     )
@@ -111,6 +114,7 @@ def run(args: argparse.Namespace) -> dict:
         ],
         tasks=n,
         workers=w,
+        start_method="fork",  # workers are children: their CPU is counted
         logging_dir=str(work / "logs4"),
         depends=stage3,
     )
@@ -129,6 +133,11 @@ def run(args: argparse.Namespace) -> dict:
                     removed += kind == "removed"
     out = work / "clusters.npy"
     np.save(out, np.array([ids, clusters], dtype=np.int64))
+    cpu = sum(
+        getattr(resource.getrusage(who), f)
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        for f in ("ru_utime", "ru_stime")
+    )
     peak_kb = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
@@ -138,6 +147,7 @@ def run(args: argparse.Namespace) -> dict:
         "docs": len(ids),
         "removed": removed,
         "peak_rss_mb": peak_kb / 1024,
+        "cpu_seconds": cpu,
         "clusters": str(out),
         "config": str(config),
     }

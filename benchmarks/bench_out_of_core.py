@@ -253,6 +253,11 @@ def near_section(args: argparse.Namespace, corpus: Path, work: Path) -> dict[str
                 "near_baseline_seconds": round(dt["seconds"], 2),
                 "near_baseline_docs_per_s": round(dt["docs"] / dt["seconds"], 1),
                 "near_ratio_tamis_over_baseline": round(dt["seconds"] / tamis["seconds"], 3),
+                "near_baseline_cpu_seconds": round(dt["cpu_seconds"], 1),
+                "near_tamis_cpu_seconds": round(tamis["cpu_seconds"], 1),
+                "near_cpu_ratio_tamis_over_baseline": round(
+                    dt["cpu_seconds"] / tamis["cpu_seconds"], 3
+                ),
                 "near_baseline_peak_rss_mb": round(dt["peak_rss_mb"], 1),
                 "near_baseline_removed": dt["removed"],
                 "near_baseline_recall": round(dq["recall"], 4),
