@@ -16,5 +16,5 @@ def version_details(store: Any, ref: str, *, rows: int = 0) -> dict[str, Any]:
 
         details["audits"] = audits_for(store.root, manifest["id"])
     if rows:
-        details["head"] = store.read(manifest["id"]).head(rows).to_dicts()
+        details["head"] = store.head(manifest["id"], rows).to_dicts()
     return details

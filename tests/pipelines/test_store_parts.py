@@ -119,6 +119,7 @@ def test_part_boundaries_at_every_position_give_the_same_rows(tmp_path: Path) ->
         )
         assert store.read(_vid(max_rows)).equals(df)
         assert store.data_files(_vid(max_rows))[-1].name == manifest["parts"][-1]["path"]
+        assert store.head(_vid(max_rows), 6).equals(df.head(6))
     assert verify_store(store)["ok"] is True
     # one boundary gives one hash whatever the batch sizes
     again = _write_parts(store, _vid(100), df, max_rows=5, batch=3)

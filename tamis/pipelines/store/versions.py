@@ -56,11 +56,19 @@ class Store(CatalogViews):
 
     def read(self, ref: str) -> pl.DataFrame:
         """A version's rows, collected (for small data; `scan` streams)."""
+        return self._collect(ref, None)
+
+    def head(self, ref: str, rows: int) -> pl.DataFrame:
+        """A version's first `rows` rows, read from its first parts only."""
+        return self._collect(ref, rows)
+
+    def _collect(self, ref: str, rows: int | None) -> pl.DataFrame:
         version_id = self.resolve(ref)
         self.check_readable(version_id)
         files = self.data_files(version_id)
         try:
-            return pl.scan_parquet(files).collect()
+            frame = pl.scan_parquet(files)
+            return (frame if rows is None else frame.head(rows)).collect()
         except BaseException as exc:  # a Polars panic is a BaseException
             if isinstance(exc, KeyboardInterrupt | SystemExit | MemoryError):
                 raise
