@@ -149,6 +149,7 @@ def _signatures(
     fp_spill, band_spill = spills
     state = _Pass1()
     rows = engine.pick_batch_rows(source.select(column))
+    engine.stats.batch_rows = rows
     for batch in engine.batches(source.select(column), rows):
         texts = batch[column]
         sh, fps, keys = _map_batch(texts, state.rows, config, seed, shape)
