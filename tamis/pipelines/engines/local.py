@@ -40,6 +40,8 @@ from tamis.pipelines.steps.base import (
 
 _BUCKET = "__tamis_bucket"
 _RANGE = "__tamis_range"
+#: batches read from the input at a time (one slice of the scan)
+READ_BATCHES = 4
 #: seed of the bucket hash (any fixed value: buckets never change the result, only the memory)
 BUCKET_SEED = 0x5EED
 
@@ -97,9 +99,10 @@ class BoundedEngine:
         return int(min(max(target, 1000), 1_000_000))
 
     def batches(self, source: pl.LazyFrame, rows: int) -> Iterator[pl.DataFrame]:
-        for batch in source.collect_batches(chunk_size=rows, maintain_order=True):
-            if not batch.height:
-                continue
+        """The input's rows in order, `rows` at a time. Read by slices of READ_BATCHES batches
+        (a slice of a Parquet scan reads only its row groups): Polars' `collect_batches` runs
+        ahead of a slower consumer and buffers the whole input."""
+        for batch in read_slices(source, rows):
             self.count(batch)
             yield batch
 
@@ -333,6 +336,17 @@ class BoundedEngine:
             d = out / f"r{r}"
             d.mkdir(parents=True, exist_ok=True)
             self._spill(part, d / f"b{bucket:06d}.arrow")
+
+
+def read_slices(source: pl.LazyFrame, rows: int) -> Iterator[pl.DataFrame]:
+    """A LazyFrame's rows in order, `rows` at a time, reading slices of READ_BATCHES batches
+    (a bounded read: `collect_batches` buffers ahead of a slow consumer)."""
+    total = int(source.select(pl.len()).collect().item())
+    chunk = rows * READ_BATCHES
+    for start in range(0, total, chunk):
+        for batch in source.slice(start, chunk).collect().iter_slices(rows):
+            if batch.height:
+                yield batch
 
 
 def _check_read(name: str, expected: int, read: int) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from tamis.errors import SpecError
-from tamis.pipelines.engines.local import BoundedEngine
+from tamis.pipelines.engines.local import BoundedEngine, read_slices
 from tamis.pipelines.engines.parts import PartWriter
 from tamis.pipelines.sources.settings import SourceRead
 
@@ -69,10 +69,9 @@ def stream_scan(
     """A Polars scan into `sink` batch by batch, in order (an empty source gives its schema)."""
     rows = engine.pick_batch_rows(lf) if engine else FRAME_BATCH_ROWS
     total = 0
-    for batch in lf.collect_batches(chunk_size=rows, maintain_order=True):
-        if batch.height:
-            sink.write(batch)
-            total += batch.height
+    for batch in read_slices(lf, rows):
+        sink.write(batch)
+        total += batch.height
     if not total:
         sink.write(lf.head(0).collect())
     return SourceRead(info={"reader": reader, "rows": total})
