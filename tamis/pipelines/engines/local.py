@@ -165,9 +165,12 @@ class BoundedEngine:
         main = output.frames.get(MAIN_OUTPUT)
         if main is None:
             return [], output
-        frame = main.collect() if isinstance(main, pl.LazyFrame) else main
-        parts = self.part_writer(out).close_with(frame)
-        return parts, output
+        if isinstance(main, pl.DataFrame):
+            return self.part_writer(out).close_with(main), output
+        writer = self.part_writer(out)  # a lazy output is streamed into parts, never collected
+        for batch in read_slices(main, self.pick_batch_rows(main)):
+            writer.write(batch)
+        return writer.close(main.collect_schema()), output
 
     def run_map(
         self, step: MapStep[Any], inputs: dict[str, Any], params: Any, ctx: StepContext, out: Path
