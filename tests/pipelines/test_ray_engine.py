@@ -176,10 +176,13 @@ ctx = StepContext(step="s", pipeline="p", seed=0, artifacts_dir=out / "art")
 local = BoundedEngine(memory_limit=64 * 10**6, spill_root=out / "ls", batch_rows=2000)
 lp, _ = local.run_step(step, {"input": df.lazy()}, params, ctx, out / "local")
 with ray_engine_session(address, 64 * 10**6, out / "spill") as engine:
-    engine.local.batch_rows = 2000
+    engine.local.batch_rows = 250  # many tasks: they spread over the nodes
     print("RUNNING", flush=True)
+    t = time.time()
     rp, _ = engine.run_step(step, {"input": df.lazy()}, params, ctx, out / "ray")
-print(json.dumps({"local": parts_hash(lp), "ray": parts_hash(rp), "nodes": sorted(engine.nodes)}))
+    seconds = time.time() - t
+print(json.dumps({"local": parts_hash(lp), "ray": parts_hash(rp), "nodes": sorted(engine.nodes),
+                  "seconds": seconds}))
 """
 
 
@@ -200,7 +203,10 @@ def _result(stdout: str) -> dict[str, Any]:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-NON_LOOPBACK = re.compile(r'inet_addr\("(?!127\.)[^"]+"\)|inet_pton\(AF_INET6, "(?!::1")[^"]+"')
+#: an IPv4 address outside 127/8, or an IPv6 one other than ::1 and IPv4-mapped 127/8
+NON_LOOPBACK = re.compile(
+    r'inet_addr\("(?!127\.)[^"]+"\)|inet_pton\(AF_INET6, "(?!::1"|::ffff:127\.)[^"]+"'
+)
 
 
 @pytest.mark.slow
@@ -231,23 +237,30 @@ def test_a_ray_build_connects_to_loopback_only(tmp_path: Path) -> None:
     assert not outside, outside[:5]
 
 
+#: the cluster's loopback address: `ray start --address 127.0.0.1:PORT` rewrites 127.0.0.1 to the
+#: machine's routable IP (found by a UDP connect to 8.8.8.8) once RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER
+#: is 1, which a worker node needs; any other 127/8 address is left alone (measured on ray 2.60)
+CLUSTER_IP = "127.0.0.2"
+
+
 class LoopbackCluster:
     """A head (0 CPUs) and two worker nodes (1 CPU each) as separate `ray start` processes."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp, self.env = tmp, _env(tmp)
         self.port = 6390 + os.getpid() % 500
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = f"{CLUSTER_IP}:{self.port}"
         self.procs: list[subprocess.Popen] = []
 
-    def _start(self, *args: str) -> subprocess.Popen:
+    def _start(self, *args: str, worker: bool = False) -> subprocess.Popen:
         ray = str(Path(PYTHON).parent / "ray")
+        env = {**self.env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"} if worker else self.env
         proc = subprocess.Popen(
-            [ray, "start", "--block", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
-            + list(args),
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            [ray, "start", "--block", "--node-ip-address", CLUSTER_IP, "--disable-usage-stats"]
+            + ["--object-store-memory", str(300 * 10**6), *args],
+            env=env,
+            stdout=open(self.tmp / f"node{len(self.procs)}.log", "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopped by id, never `ray stop`
         )
         self.procs.append(proc)
@@ -257,20 +270,31 @@ class LoopbackCluster:
         self._start(
             "--head", "--port", str(self.port), "--num-cpus", "0", "--include-dashboard=false"
         )
-        time.sleep(8)
-        for _ in range(2):
-            self._start("--address", self.address, "--num-cpus", "1")
-        self.wait_for_cpus(2)
+        self.wait_for_cpus(0)  # the head answers
+        # a worker node refuses to start with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 ("multi-node
+        # clusters are not supported"): it gets 1 and stays on loopback by --node-ip-address.
+        # One at a time: a node has 30 s to register, too short for two at once on a busy machine
+        for cpus in (1, 2):
+            self._start("--address", self.address, "--num-cpus", "1", worker=True)
+            self.wait_for_cpus(cpus)
 
     def wait_for_cpus(self, n: int, timeout: float = 90) -> None:
         probe = (
-            "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
+            "import ray, sys; ray.init(address=sys.argv[1], _node_ip_address=sys.argv[2], "
+            "log_to_driver=False); "
             "print(int(ray.cluster_resources().get('CPU', 0)))"
         )
         end = time.time() + timeout
         while time.time() < end:
+            dead = [i for i, p in enumerate(self.procs) if p.poll() is not None]
+            if dead:
+                log = (self.tmp / f"node{dead[0]}.log").read_text()[-2000:]
+                raise AssertionError(f"ray node {dead[0]} exited:\n{log}")
             run = subprocess.run(
-                [PYTHON, "-c", probe, self.address], env=self.env, capture_output=True, text=True
+                [PYTHON, "-c", probe, self.address, CLUSTER_IP],
+                env=self.env,
+                capture_output=True,
+                text=True,
             )
             if run.returncode == 0 and int(run.stdout.split()[-1]) >= n:
                 return
@@ -358,6 +382,8 @@ def test_a_worker_killed_mid_run_is_retried_or_named(
     if driver.returncode == 0:
         result = _result(stdout)
         assert result["ray"] == result["local"]
-    else:
-        assert re.search(r"Ray|node|died|lost|Worker", stderr), stderr[-3000:]
-        pytest.fail(f"the run failed (clear error expected, not a retry):\n{stderr[-1500:]}")
+        assert result["seconds"] > 1.5  # the node was killed while the step ran
+        print("worker killed mid-run: Ray retried the lost tasks, same hash as the local engine")
+    else:  # a failure must say what happened (Ray's error names the dead node or lost object)
+        assert re.search(r"node|died|lost|Worker|Object", stderr), stderr[-3000:]
+        print(f"worker killed mid-run: the run failed with: {stderr.strip().splitlines()[-1]}")

@@ -23,6 +23,7 @@ import dataclasses
 import math
 import pickle
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -123,6 +124,9 @@ class RayEngine:
     buckets: int | None = None
     #: the node ids the engine's tasks ran on (a cluster test checks both workers were used)
     nodes: set[str] = field(default_factory=set)
+    #: seconds per stage of the last step (ingest, distributed, write) and the bytes shuffled
+    timings: dict[str, float] = field(default_factory=dict)
+    shuffle_bytes: int = 0
     local: BoundedEngine = field(init=False)
 
     def __post_init__(self) -> None:
@@ -214,7 +218,9 @@ class RayEngine:
         ray = import_ray()
         [(name, source)] = [(k, v) for k, v in inputs.items() if isinstance(v, pl.LazyFrame)]
         plan = step.prepare({name: source}, params, ctx)
+        t0 = time.perf_counter()
         refs, total = self._numbered(ray, source)
+        self.timings = {"ingest": time.perf_counter() - t0}
         if not refs:
             return self.local.run_keyed(step, inputs, params, ctx, out)
         n_buckets = self._bucket_count(ray, source, total)
@@ -261,12 +267,15 @@ class RayEngine:
         rows = self.local.pick_batch_rows(source)
         self.local.stats.batch_rows = rows
         refs, offset = [], 0
+        self.shuffle_bytes = 0
         for batch in self.local.batches(source, rows):
             numbered = batch.with_row_index(ROW, offset=offset).with_columns(
                 pl.col(ROW).cast(pl.UInt64)
             )
             offset += batch.height
-            refs.append(ray.put(numbered.to_arrow()))
+            table = numbered.to_arrow()
+            self.shuffle_bytes += table.nbytes
+            refs.append(ray.put(table))
         return refs, offset
 
     def _cpus(self, ray: Any) -> int:
@@ -290,11 +299,14 @@ class RayEngine:
         merged = BatchResult(frame=pl.DataFrame())
         by_bucket: list[tuple[int, BatchResult]] = []
         schema: pl.Schema | None = None
+        t0 = time.perf_counter()
         for key, result in self._results(ds):
             schema = result.frame.schema
             self.local._route_ranges(result.frame, spill / "out", key, range_rows)
             by_bucket.append((key, BatchResult(pl.DataFrame(), result.stats, result.tables)))
             self.progress(f"reduced bucket {len(by_bucket)}")
+        t1 = time.perf_counter()
+        self.timings["distributed"] = t1 - t0  # key buckets, shuffle, reduce, routing
         tables: dict[str, list[pl.DataFrame]] = {}
         for _key, result in sorted(by_bucket, key=lambda kv: kv[0]):  # the local engine's order
             _add(merged, result, tables)
@@ -307,6 +319,7 @@ class RayEngine:
             self.local._drop(spill / "out" / f"r{r}")
         final = pl.Schema({k: v for k, v in schema.items() if k != ROW})
         parts = writer.close(final)
+        self.timings["write"] = time.perf_counter() - t1
         merged.frame = pl.DataFrame(schema=final)
         merged.tables = {k: pl.concat(v, how="vertical_relaxed") for k, v in tables.items()}
         return parts, merged

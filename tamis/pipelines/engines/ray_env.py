@@ -46,6 +46,13 @@ def loopback_environ(home: Path) -> dict[str, str]:
     return {**LOOPBACK_ENV, "HOME": str(home)}
 
 
+def loopback_host(address: str) -> str | None:
+    """The node IP a driver joining `address` uses: the address's own host when it is a loopback
+    address (a one-machine cluster on 127.0.0.2, say), else Ray's choice."""
+    host = address.rsplit(":", 1)[0].removeprefix("ray://")
+    return host if host.startswith("127.") else None
+
+
 def import_ray() -> Any:
     """`import ray` after the loopback environment, or a clear error naming the extra."""
     for key, value in LOOPBACK_ENV.items():
@@ -87,7 +94,12 @@ def ray_session(
                 configure_logging=False,
             )
         else:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            ray.init(
+                address=address,
+                _node_ip_address=loopback_host(address),
+                log_to_driver=False,
+                configure_logging=False,
+            )
         quiet_data(ray)
         try:
             yield ray
