@@ -86,6 +86,9 @@ def ray_session(
             ray.shutdown()
         if address is None:
             ray.init(
+                # "local": a new instance, never the last `ray start` cluster of this machine
+                # (which address=None would join, through /tmp/ray/ray_current_cluster)
+                address="local",
                 num_cpus=num_cpus,
                 include_dashboard=False,
                 _node_ip_address=LOCAL_IP,
