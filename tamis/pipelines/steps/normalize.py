@@ -10,6 +10,7 @@ from pydantic import Field
 
 from tamis.errors import StepError
 from tamis.pipelines.casts import DTYPES, cast_expr, column_format, failed_casts
+from tamis.pipelines.engines.local import read_slices
 from tamis.pipelines.steps.base import BatchResult, MapStep, StepContext, StepParams
 
 
@@ -44,35 +45,41 @@ class NormalizeParams(StepParams):
     )
 
 
+#: rows per batch of the pass over the input that finds the numeric columns
+PROBE_ROWS = 8192
+
+
 def _numeric_columns(lf: pl.LazyFrame, columns: list[str]) -> dict[str, pl.DataType]:
     """String columns whose every non-null value parses as Int64 (or else Float64), over the
     whole input: the plan every batch casts by, so a batch of only '1' still gives Float64 when
     another batch holds '1.5'."""
     if not columns:
         return {}
-    probe = (
-        lf.select(
-            [pl.col(c).is_not_null().sum().alias(f"n|{c}") for c in columns]
-            + [
-                pl.col(c).cast(pl.Int64, strict=False).is_not_null().sum().alias(f"i|{c}")
-                for c in columns
-            ]
-            + [
-                pl.col(c).cast(pl.Float64, strict=False).is_not_null().sum().alias(f"f|{c}")
-                for c in columns
-            ]
-        )
-        .collect()
-        .row(0, named=True)
+    exprs = (
+        [pl.col(c).is_not_null().sum().alias(f"n|{c}") for c in columns]
+        + [
+            pl.col(c).cast(pl.Int64, strict=False).is_not_null().sum().alias(f"i|{c}")
+            for c in columns
+        ]
+        + [
+            pl.col(c).cast(pl.Float64, strict=False).is_not_null().sum().alias(f"f|{c}")
+            for c in columns
+        ]
     )
+    # counted slice by slice: a query over the whole input would hold a few hundred MB of
+    # Polars' read-ahead whatever the build's memory limit
+    probe: dict[str, int] = {}
+    for batch in read_slices(lf.select(columns), PROBE_ROWS):
+        for k, v in batch.select(exprs).row(0, named=True).items():
+            probe[k] = probe.get(k, 0) + int(v)
     found: dict[str, pl.DataType] = {}
     for c in columns:
-        n = probe[f"n|{c}"]
+        n = probe.get(f"n|{c}", 0)
         if n == 0:
             continue
-        if probe[f"i|{c}"] == n:
+        if probe.get(f"i|{c}") == n:
             found[c] = pl.Int64()
-        elif probe[f"f|{c}"] == n:
+        elif probe.get(f"f|{c}") == n:
             found[c] = pl.Float64()
     return found
 
