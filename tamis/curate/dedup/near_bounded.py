@@ -79,6 +79,8 @@ from tamis.errors import DataError
 
 #: the largest band bucket paired in full (the in-memory default of `lsh_candidates`)
 MAX_BUCKET = 2000
+#: the peak memory of shingling a batch (NumPy temporaries), in multiples of its text bytes
+SHINGLE_WORKING_FACTOR = 30
 #: bytes of spill per row and band (band u16, key u64, row i64), and per fingerprint row
 _BAND_ENTRY = 18
 _FINGERPRINT_ENTRY = 32
@@ -148,7 +150,7 @@ def _signatures(
     assert column is not None
     fp_spill, band_spill = spills
     state = _Pass1()
-    rows = engine.pick_batch_rows(source.select(column))
+    rows = map_batch_rows(engine, source, column)
     engine.stats.batch_rows = rows
     for batch in engine.batches(source.select(column), rows):
         texts = batch[column]
@@ -163,6 +165,18 @@ def _signatures(
         state.rows += batch.height
     store.close()
     return state
+
+
+def map_batch_rows(engine: Engine, source: pl.LazyFrame, column: str) -> int:
+    """Rows per batch of the map stage: shingling peaks at about `SHINGLE_WORKING_FACTOR` times
+    the batch's text bytes; that must fit 1/8 of the limit (the engine's `batch_rows` when set)."""
+    fixed = getattr(engine, "batch_rows", None)
+    if fixed:
+        return int(fixed)
+    head = source.select(pl.col(column).cast(pl.String)).head(2000).collect()[column]
+    per_row = max(float(head.str.len_bytes().mean() or 0.0), 16.0)  # type: ignore[arg-type]
+    fit = engine.memory_limit / 8 / (per_row * SHINGLE_WORKING_FACTOR)
+    return int(min(max(fit, 64), 100_000))
 
 
 def _identical(fp_spill: BucketSpill) -> tuple[np.ndarray, np.ndarray]:
@@ -324,7 +338,7 @@ def near_dedup_text_bounded(
     n_buckets = buckets or bucket_count(engine, source, shape[0])
     engine.stats.buckets = n_buckets
     spill = engine.spill_root / f"near_dedup-{uuid.uuid4().hex[:12]}"
-    flush = engine.memory_limit / 16
+    flush = engine.memory_limit / 32  # buffered rows of one spill (a flush sorts a copy)
     spill_before = engine.stats.spill_bytes
     try:
         store = ShingleStore(spill / "shingles", engine)
