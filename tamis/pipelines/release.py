@@ -35,31 +35,9 @@ class ReleaseRun:
     html: Path | None
 
 
-def _record(
-    store: Path,
-    inputs: dict[str, dict[str, Any]],
-    policy_path: Path,
-    gate: dict[str, Any],
-    payload: dict[str, Any],
-    seed: int,
-    html: Path | None,
-) -> str | None:
-    """Record the decision in the store when an input is a version or the store exists."""
-    if not (any(p.get("version") for p in inputs.values()) or (store / "versions").is_dir()):
-        return None
-    from tamis.pipelines.audit_records import record_audit
-
-    return str(
-        record_audit(
-            store,
-            inputs=inputs,
-            policy_path=policy_path,
-            gate=gate,
-            payload=payload,
-            seed=seed,
-            html=html,
-        )
-    )
+def _recorded(store: Path, inputs: dict[str, dict[str, Any]]) -> bool:
+    """The decision is recorded in the store when an input is a version or the store exists."""
+    return any(p.get("version") for p in inputs.values()) or (store / "versions").is_dir()
 
 
 def audit_release(
@@ -119,10 +97,20 @@ def audit_release(
         html.write_text(build_html(outcome.result, gate, ledger))
         write_json(payload, html.with_suffix(".json"))
         payload["html"] = str(html)
-    record = _record(store, inputs, policy_path, gate, payload, seed, html)
-    if record is not None:
+    if _recorded(store, inputs):
+        from tamis.pipelines.audit_records import record_audit
+
         # the release decision leaves a trace in the store (see `tamis show VERSION`)
-        payload["audit_record"] = record
+        record = record_audit(
+            store,
+            inputs=inputs,
+            policy_path=policy_path,
+            gate=gate,
+            payload=payload,
+            seed=seed,
+            html=html,
+        )
+        payload["audit_record"] = str(record)
     return ReleaseRun(payload=payload, gate=gate, html=html)
 
 
@@ -134,14 +122,12 @@ def canary_audit_run(
     store: Path,
     canary: dict[str, Any] | None = None,
     trials: int = 100,
-    score: str = "distance",
-    delta: float = 1e-5,
-    confidence: float = 0.95,
-    claimed_epsilon: float | None = None,
-    seed: int = 0,
+    **settings: Any,
 ) -> dict[str, Any]:
     """Empirical epsilon of a synthesizer step type (or `copy`) from fits with and without a
-    canary row on DATA; the payload `tamis audit-canary` shows."""
+    canary row on DATA; the payload `tamis audit-canary` shows. `settings`: the other keyword
+    arguments of `tamis.privacy.audit.canary.canary_audit` (score, delta, confidence,
+    claimed_epsilon, seed), with its defaults."""
     from tamis.privacy.audit.canary import canary_audit
 
     read = read_data(data, store, what="data")
@@ -163,16 +149,7 @@ def canary_audit_run(
             got = frames.get("data", next(iter(frames.values())))
             return got.collect() if isinstance(got, pl.LazyFrame) else got
 
-    result = canary_audit(
-        fit,
-        frame,
-        pl.DataFrame([canary]) if canary else None,
-        trials=trials,
-        score=score,
-        delta=delta,
-        confidence=confidence,
-        claimed_epsilon=claimed_epsilon,
-        seed=seed,
-    )
+    canary_frame = pl.DataFrame([canary]) if canary else None
+    result = canary_audit(fit, frame, canary_frame, trials=trials, **settings)
     prov = {k: v for k, v in provenance(read).items() if k != "manifest"}
     return {"data": prov, "synthesizer": synthesizer, "params": params, **result}

@@ -1,12 +1,41 @@
 """What both privacy ledgers share (DP-SGD's `PrivacyLedger`, zCDP's `ZCDPLedger`): the refusal
-of a total over the target, and the budget part of a DP synthesizer step's report."""
+of a total over the target, and the budget part of a DP synthesizer step's config and report;
+the check every DP synthesizer makes of its public column metadata."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
-from tamis.errors import PrivacyError
+from pydantic import Field
+
+from tamis.config import Config
+from tamis.errors import PrivacyError, TamisError
+
+EPSILON_HELP = "target epsilon of the whole step (> 0)"
+
+
+def check_metadata_columns(
+    columns: Iterable[str], present: list[str], error: type[TamisError]
+) -> None:
+    """Refuse public metadata (`columns`) naming a column that is not in the data (`present`)."""
+    unknown = sorted(set(columns) - set(present))
+    if unknown:
+        raise error(
+            f"`columns` names columns not in the data: {', '.join(unknown)}",
+            field="columns",
+            fix=f"valid columns: {', '.join(present)}",
+        )
+
+
+class BudgetConfig(Config):
+    """The budget every DP synthesizer's config starts with (DP-CTGAN, MST, AIM)."""
+
+    epsilon: float = Field(default=1.0, description=EPSILON_HELP)
+    delta: float | None = Field(
+        default=None, description="target delta (< 1/n); default min(1e-5, 0.1/n)"
+    )
+    rows: int | None = Field(default=None, ge=1, description="rows to sample (default: input rows)")
 
 
 def within_target(
@@ -30,6 +59,16 @@ class CheckedLedger:
 
     #: how to get back under the target (the error's fix)
     overrun_fix: ClassVar[str] = "raise epsilon"
+    target_epsilon: float
+    target_delta: float
+
+    def against_target(self, epsilon: float) -> dict[str, Any]:
+        """The end of `total()`: the targets, and whether `epsilon` spent is within them."""
+        return {
+            "target_epsilon": self.target_epsilon,
+            "target_delta": self.target_delta,
+            "within_target": epsilon <= self.target_epsilon + 1e-9,
+        }
 
     def total(self) -> dict[str, Any]:
         raise NotImplementedError

@@ -171,9 +171,7 @@ class PrivacyLedger(CheckedLedger):
             "delta_accountant": self.accountant_delta(),
             "delta_extra": self.delta_extra(),
             "accountant": self.accountant,
-            "target_epsilon": self.target_epsilon,
-            "target_delta": self.target_delta,
-            "within_target": eps <= self.target_epsilon + 1e-9,
+            **self.against_target(eps),
         }
 
     def loss_text(self, total: dict[str, Any]) -> str:

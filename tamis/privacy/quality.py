@@ -223,23 +223,18 @@ def ml_efficacy(
 
 
 def tstr(
-    synthetic: Any,
-    real_train: Any,
-    holdout: Any,
-    target: str,
-    model: Model | str = "gbm",
-    seed: int = 0,
-    n_boot: int = 200,
+    synthetic: Any, real_train: Any, holdout: Any, target: str, **options: Any
 ) -> dict[str, Any]:
     """Train-on-synthetic-test-on-real next to train-on-real-test-on-real, on the same holdout.
 
-    `*_gap` figures are TRTR minus TSTR (positive = the synthetic data loses that much). Rows
-    without a label are left out of every frame; `null_labels_dropped` counts them per frame.
+    `options`: `ml_efficacy`'s model, seed and n_boot (its defaults when left out), the same for
+    both. `*_gap` figures are TRTR minus TSTR (positive = the synthetic data loses that much).
+    Rows without a label are left out of every frame; `null_labels_dropped` counts them per frame.
     """
     holdout_df = to_pandas(holdout)
     minority = _least_frequent(_split_xy(_drop_null_target(holdout_df, target), target)[1])
-    s = ml_efficacy(synthetic, holdout_df, target, model, seed, n_boot, minority=minority)
-    r = ml_efficacy(real_train, holdout_df, target, model, seed, n_boot, minority=minority)
+    s = ml_efficacy(synthetic, holdout_df, target, minority=minority, **options)
+    r = ml_efficacy(real_train, holdout_df, target, minority=minority, **options)
     return {
         "tstr": s,
         "trtr": r,

@@ -148,10 +148,16 @@ def plan_sweep(
         builds = build_seeds(spec, store, pspec, jobs, threads, pool, progress)
     build_seconds = time.perf_counter() - t_build
     empty: dict[str, Any] = {"versions": {}}
-    data_ids: dict[str, dict[int, str]] = {v: {} for v in spec.versions}
-    figures: dict[str, dict[str, dict[int, float | None]]] = {v: {} for v in spec.versions}
-    test_ids: dict[int, str | None] = {}
-    cells: list[CellTask] = []
+    plan = Plan(
+        spec=spec,
+        recipe=recipe,
+        cells=[],
+        data_ids={v: {} for v in spec.versions},
+        test_ids={},
+        figures={v: {} for v in spec.versions},
+        build_seconds=build_seconds,
+        builds=[{k: v for k, v in b.items() if k != "versions"} for b in builds.values()],
+    )
     where = (str(store.root.resolve()), threads)  # the store and thread cap of every cell
     for s in spec.seeds:
         built = builds.get(s, empty)
@@ -160,37 +166,19 @@ def plan_sweep(
             if spec.test is not None
             else None
         )
-        test_ids[s] = test_id
+        plan.test_ids[s] = test_id
         for name, entry in spec.versions.items():
             vid, report = _resolve_entry(spec, entry, built, store, f"versions.{name}")
-            data_ids[name][s] = vid
+            plan.data_ids[name][s] = vid
             if entry.audit:
                 _aid, audit_report = _resolve_entry(
                     spec, entry, built, store, f"versions.{name}.audit", target=entry.audit
                 )
                 for fig, dotted in spec.figures.items():
-                    figures[name].setdefault(fig, {})[s] = _dig(audit_report, dotted)
-            cells.append(_cell(recipe, params_by_version[name], name, s, vid, test_id, where))
-    sweep_id = hash_json(
-        {
-            "name": spec.name,
-            "cells": sorted(c["key"] for c in cells),
-            "baseline": spec.baseline,
-            "figures": spec.figures,
-        }
-    )[:20]
-    return Plan(
-        spec=spec,
-        recipe=recipe,
-        cells=cells,
-        data_ids=data_ids,
-        test_ids=test_ids,
-        figures=figures,
-        sweep_id=sweep_id,
-        build_seconds=build_seconds,
-        plan_seconds=time.perf_counter() - t0 - build_seconds,
-        builds=[{k: v for k, v in b.items() if k != "versions"} for b in builds.values()],
-    )
+                    plan.figures[name].setdefault(fig, {})[s] = _dig(audit_report, dotted)
+            plan.cells.append(_cell(recipe, params_by_version[name], name, s, vid, test_id, where))
+    plan.plan_seconds = time.perf_counter() - t0 - build_seconds
+    return plan
 
 
 __all__ = ["Plan", "plan_sweep"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tamis.pipelines.hashing import hash_json
 from tamis.sweeps.documents import CellTask
 from tamis.sweeps.recipe import Recipe
 from tamis.sweeps.spec import SweepSpec
@@ -25,7 +26,18 @@ class Plan:
     test_ids: dict[int, str | None]
     #: version -> figure -> seed -> value, read from each version's audit report
     figures: dict[str, dict[str, dict[int, float | None]]]
-    sweep_id: str
     build_seconds: float = 0.0
     plan_seconds: float = 0.0
     builds: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def sweep_id(self) -> str:
+        """The sweep's identity: a hash of its name, its cells' keys, baseline and figures."""
+        return hash_json(
+            {
+                "name": self.spec.name,
+                "cells": sorted(c["key"] for c in self.cells),
+                "baseline": self.spec.baseline,
+                "figures": self.spec.figures,
+            }
+        )[:20]

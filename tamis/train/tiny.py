@@ -63,6 +63,16 @@ class TinyConfig(Config):
         return self.model_dump()
 
 
+#: the TinyConfig fields that are LlamaConfig's own, by the same name
+ARCHITECTURE = (
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "max_position_embeddings",
+)
+
+
 def train_tokenizer(
     texts: Iterable[str], vocab_size: int = 512, min_frequency: int = 2
 ) -> PreTrainedTokenizerFast:
@@ -111,12 +121,8 @@ def _llama_config(tokenizer: PreTrainedTokenizerFast, config: TinyConfig, **extr
 
     return LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=config.hidden_size,
-        intermediate_size=config.intermediate_size,
-        num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads,
+        **{name: getattr(config, name) for name in ARCHITECTURE},
         num_key_value_heads=config.num_attention_heads,
-        max_position_embeddings=config.max_position_embeddings,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.bos_token_id,

@@ -159,23 +159,18 @@ def anonymeter_risks(
 
     ori, syn, ctl = train.to_pandas(), synthetic.to_pandas(), holdout.to_pandas()
     out: dict[str, Any] = {}
-    so = SinglingOutEvaluator(ori=ori, syn=syn, control=ctl, n_attacks=n_attacks).evaluate()
-    out["singling_out_risk"] = float(so.risk().value)
+    frames = {"ori": ori, "syn": syn, "control": ctl, "n_attacks": n_attacks}  # for every attack
+
+    def risk(evaluator: Any, **attack: Any) -> float:
+        return float(evaluator(**frames, **attack).evaluate().risk().value)
+
+    out["singling_out_risk"] = risk(SinglingOutEvaluator)
     if len(quasi_identifiers) >= 2:
         half = len(quasi_identifiers) // 2
         aux = (quasi_identifiers[:half], quasi_identifiers[half:])
-        lk = LinkabilityEvaluator(
-            ori=ori, syn=syn, control=ctl, n_attacks=n_attacks, aux_cols=aux
-        ).evaluate()
-        out["linkability_risk"] = float(lk.risk().value)
+        out["linkability_risk"] = risk(LinkabilityEvaluator, aux_cols=aux)
     for col in sensitive:
-        inf = InferenceEvaluator(
-            ori=ori,
-            syn=syn,
-            control=ctl,
-            aux_cols=quasi_identifiers,
-            secret=col,
-            n_attacks=n_attacks,
-        ).evaluate()
-        out[f"inference_risk.{col}"] = float(inf.risk().value)
+        out[f"inference_risk.{col}"] = risk(
+            InferenceEvaluator, aux_cols=quasi_identifiers, secret=col
+        )
     return out

@@ -70,15 +70,10 @@ def knn(
     return dist, index
 
 
-def knn_distances(
-    query: np.ndarray,
-    ref: np.ndarray,
-    k: int = 1,
-    block_bytes: int = 128 * 1024 * 1024,
-    progress: Callable[..., None] | None = None,
-) -> np.ndarray:
-    """Euclidean distances from each query row to its `k` nearest ref rows, sorted ascending."""
-    return knn(query, ref, k, block_bytes, progress)[0]
+def knn_distances(query: np.ndarray, ref: np.ndarray, k: int = 1, **options: Any) -> np.ndarray:
+    """Euclidean distances from each query row to its `k` nearest ref rows, sorted ascending
+    (`options`: `knn`'s block_bytes and progress)."""
+    return knn(query, ref, k, **options)[0]
 
 
 def dcr_nndr(

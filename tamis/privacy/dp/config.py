@@ -8,6 +8,7 @@ from pydantic import Field
 
 from tamis.config import Config
 from tamis.errors import DataError, PrivacyError
+from tamis.privacy.budget import EPSILON_HELP, BudgetConfig
 from tamis.privacy.ledger import validate_budget
 
 MIN_ROWS = 50
@@ -28,14 +29,10 @@ class ColumnMeta(Config):
     nullable: bool | None = Field(default=None, description="whether a continuous column has nulls")
 
 
-class DPCTGANConfig(Config):
+class DPCTGANConfig(BudgetConfig):
     """Settings of DP-CTGAN: the capability's config and the `dp_ctgan` step's params."""
 
-    epsilon: float = Field(default=3.0, description="target epsilon of the whole step (> 0)")
-    delta: float | None = Field(
-        default=None, description="target delta (< 1/n); default min(1e-5, 0.1/n)"
-    )
-    rows: int | None = Field(default=None, ge=1, description="rows to sample (default: input rows)")
+    epsilon: float = Field(default=3.0, description=EPSILON_HELP)
     epochs: int = Field(default=20, ge=1, description="discriminator passes over the data")
     batch_size: int = Field(default=2000, ge=1, description="expected real rows per DP-SGD step")
     fake_batch_size: int | None = Field(

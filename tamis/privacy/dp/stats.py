@@ -12,6 +12,7 @@ import polars as pl
 from scipy.stats import norm
 
 from tamis.errors import DataError
+from tamis.privacy.budget import check_metadata_columns
 from tamis.privacy.ledger import Mechanism, PrivacyLedger
 
 OTHER = "(other)"
@@ -84,13 +85,7 @@ def _kind(name: str, dtype: pl.DataType, meta: dict[str, Any]) -> str:
 def plan(df: pl.DataFrame, metadata: dict[str, Any], conditional: str) -> dict[str, list[str]]:
     """Which private histograms preprocessing needs (their count sets the noise)."""
     cols = metadata.get("columns", {}) or {}
-    unknown = sorted(set(cols) - set(df.columns))
-    if unknown:
-        raise DataError(
-            f"`columns` names columns not in the data: {', '.join(unknown)}",
-            field="columns",
-            fix=f"valid columns: {', '.join(df.columns)}",
-        )
+    check_metadata_columns(cols, df.columns, DataError)
     out: dict[str, list[str]] = {}
     for name, dtype in df.schema.items():
         meta = cols.get(name, {}) or {}

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from tamis.config import Config
+from tamis.privacy.budget import BudgetConfig
 
 
 class MarginalColumnMeta(Config):
@@ -25,14 +26,11 @@ class MarginalColumnMeta(Config):
     )
 
 
-class MarginalConfig(Config):
-    """Settings of MST (the `dp_mst` step's params); AIM adds its own (`AIMConfig`)."""
+class MarginalConfig(BudgetConfig):
+    """Settings of MST (the `dp_mst` step's params); AIM adds its own (`AIMConfig`).
 
-    epsilon: float = Field(default=1.0, description="target epsilon of the whole step (> 0)")
-    delta: float | None = Field(
-        default=None, description="target delta (< 1/n); default min(1e-5, 0.1/n)"
-    )
-    rows: int | None = Field(default=None, ge=1, description="rows to sample (default: input rows)")
+    `epsilon`, `delta` and `rows` come first, from `BudgetConfig`."""
+
     bins: int = Field(default=32, ge=2, description="equal-width public bins per numeric column")
     columns: dict[str, MarginalColumnMeta] = Field(
         default_factory=dict, description="public metadata per column: type, bounds, categories"

@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from tamis.errors import PrivacyError
+from tamis.privacy.budget import check_metadata_columns
 from tamis.privacy.dp_marginal.zcdp import ZCDPLedger
 
 __all__ = ["ColumnDomain", "build_domains", "decode", "encode"]
@@ -90,13 +91,7 @@ def _edges(lo: float, hi: float, bins: int, integer: bool) -> list[float]:
 def _check_settings(
     df: pl.DataFrame, columns: dict[str, Any], bins: int, domain_fraction: float
 ) -> None:
-    unknown = sorted(set(columns) - set(df.columns))
-    if unknown:
-        raise PrivacyError(
-            f"metadata names columns that are not in the input: {', '.join(unknown)}",
-            field="columns",
-            fix=f"use column names among: {', '.join(df.columns)}",
-        )
+    check_metadata_columns(columns, df.columns, PrivacyError)
     if not (0.0 <= domain_fraction < 1.0):
         raise PrivacyError(
             f"domain_fraction={domain_fraction!r} must be in [0, 1)",

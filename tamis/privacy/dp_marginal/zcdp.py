@@ -179,9 +179,7 @@ class ZCDPLedger(CheckedLedger):
             "delta": self.target_delta,
             "accountant": self.accountant,
             "conversion": "Canonne-Kamath-Steinke 2020 (tighter than rho + 2 sqrt(rho ln 1/delta))",
-            "target_epsilon": self.target_epsilon,
-            "target_delta": self.target_delta,
-            "within_target": eps <= self.target_epsilon + 1e-9,
+            **self.against_target(eps),
         }
 
     def loss_text(self, total: dict[str, Any]) -> str:
