@@ -72,7 +72,6 @@ from tamis.curate.dedup.spill import (
     BucketSpill,
     Engine,
     ShingleStore,
-    part_writer,
     return_freed_memory,
 )
 from tamis.errors import DataError
@@ -279,7 +278,7 @@ def _write_output(
     show = clusters.height > 0 and config.max_examples > 0
     top = top_clusters(clusters, config.max_examples) if show else None
     wanted = top.select(pl.col("first_row").alias(ROW)) if top is not None else None
-    writer = part_writer(engine, out)
+    writer = engine.part_writer(out)
     offset, rows_out, sample = 0, 0, []
     for batch in engine.batches(source, engine.pick_batch_rows(source)):
         indexed = batch.with_row_index(ROW, offset=offset)

@@ -156,12 +156,6 @@ class ShingleStore:
         return Shingles(offsets=local, hashes=hashes, n_tokens=np.zeros(rows.size, np.int64))
 
 
-def part_writer(engine: Engine, out: Path) -> Any:
-    """The engine's part writer (`part_writer`; `_writer` in the first engine version)."""
-    make = getattr(engine, "part_writer", None) or getattr(engine, "_writer")  # noqa: B009
-    return make(out)
-
-
 def return_freed_memory() -> None:
     """glibc: serve blocks of 4 MB or more by mmap, so they go back to the OS when freed.
 
@@ -173,4 +167,4 @@ def return_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD
 
 
-__all__ = ["BucketSpill", "Engine", "ShingleStore", "account", "part_writer", "return_freed_memory"]
+__all__ = ["BucketSpill", "Engine", "ShingleStore", "account", "return_freed_memory"]

@@ -55,8 +55,7 @@ class NearDedup(Step[NearDedupConfig]):
             output = self.run(inputs, params, ctx)
             frame = output.frames.pop("data")
             assert isinstance(frame, pl.DataFrame)
-            writer = getattr(engine, "part_writer", None) or getattr(engine, "_writer")  # noqa: B009
-            return writer(out).close_with(frame), output
+            return engine.part_writer(out).close_with(frame), output
         parts, report, clusters, pairs = near_dedup_text_bounded(
             engine, source, params, out=out, seed=ctx.seed
         )
