@@ -12,8 +12,8 @@ gzip-compressed files (`.csv.gz`, `.tsv.gz`, `.jsonl.gz`, ...) are read as they 
 streams CSV/TSV, JSON Lines and Parquet into Parquet parts batch by batch (never whole in memory).
 
 Modules: `settings` (fingerprint, settings, reader version, paths), `readers` (any format, the
-memory budget), `csv` (DuckDB's CSV reader and its warnings), `stream` (sinks, streamed JSON
-Lines and Parquet).
+memory budget), `csv` (DuckDB's CSV reader), `csv_checks` (its warnings), `stream` (sinks,
+streamed JSON Lines and Parquet).
 """
 
 from __future__ import annotations
