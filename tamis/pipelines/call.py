@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,11 @@ import polars as pl
 
 from tamis.config import load_config
 from tamis.errors import StepError, TamisError
-from tamis.pipelines.engines.local import BoundedEngine
+from tamis.pipelines.engines.local import BoundedEngine, mean_row_bytes
 from tamis.pipelines.engines.parts import PartInfo
 from tamis.pipelines.registry import get_step_type
 from tamis.pipelines.steps.base import MAIN_OUTPUT, Step, StepContext, StepOutput, StepParams
+from tamis.pipelines.store import Store, is_no_space
 
 
 @dataclass
@@ -104,6 +107,47 @@ def call_step(
     if missing:
         raise StepError(f"step type '{step.name}' returned no output {missing}", step=ctx.step)
     return output
+
+
+def engine_run(
+    engine: BoundedEngine,
+    store: Store,
+    ctx: StepContext,
+    work: Path,
+    input_ids: dict[str, str | list[str]],
+) -> EngineRun:
+    """The engine set up for one step of a build: spill and parts under `work` (a dir from
+    `Store.engine_tmp`), progress to the step's line, and its inputs' estimated size in memory
+    (what a global step is checked against before it starts)."""
+    ids = [i for v in input_ids.values() for i in (v if isinstance(v, list) else [v])]
+    engine.spill_root = work / "spill"
+    engine.progress = ctx.progress
+    rows = {i: int(store.manifest_by_id(i)["rows"]) for i in ids}
+    return EngineRun(
+        engine,
+        work / "out",
+        estimated_bytes=sum(_estimate(store, i, rows[i]) for i in ids),
+        rows=sum(rows.values()),
+    )
+
+
+def _estimate(store: Store, version_id: str, rows: int) -> int:
+    """A version's size in memory: its Parquet footers' uncompressed size, or its rows times the
+    mean size of its first rows when larger (dictionary-encoded text decodes to several times
+    its footer size)."""
+    sampled = rows * mean_row_bytes(store.scan(version_id))
+    return max(store.estimate_bytes(version_id), int(sampled))
+
+
+@contextmanager
+def disk_full(store: Store, name: str) -> Iterator[None]:
+    """A full disk while the engine writes parts or spills is the store's clear error."""
+    try:
+        yield
+    except Exception as exc:
+        if is_no_space(exc):
+            raise store._no_space(exc, None, name) from None
+        raise
 
 
 def run_step(

@@ -22,18 +22,18 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tamis.errors import SpecError
-from tamis.pipelines.call import EngineOutput, EngineRun
+from tamis.pipelines.build_record import BuildResult, PendingIndex, StepRecord
+from tamis.pipelines.call import EngineOutput, disk_full, engine_run
 from tamis.pipelines.call import call_step as _call  # tests replace runner._call
 from tamis.pipelines.call import run_step as run_step
 from tamis.pipelines.dag import PlannedStep, topological, with_ancestors
-from tamis.pipelines.engines.local import BoundedEngine, mean_row_bytes
+from tamis.pipelines.engines.local import BoundedEngine
 from tamis.pipelines.engines.memory import default_memory_limit
 from tamis.pipelines.hashing import hash_json
 from tamis.pipelines.progress import BuildProgress, progress_message
@@ -46,51 +46,7 @@ from tamis.pipelines.sources import (
 )
 from tamis.pipelines.spec import InputRef, PipelineSpec, load_pipeline
 from tamis.pipelines.steps.base import MAIN_OUTPUT, StepContext, StepOutput
-from tamis.pipelines.store import Manifest, RunRecord, Store, is_no_space, now
-
-
-@dataclass
-class StepRecord:
-    name: str
-    status: str  # "cached" | "built" | "rebuilt"
-    versions: dict[str, str]
-    rows: dict[str, int]
-    seconds: float
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class BuildResult:
-    pipeline: str
-    run_id: str
-    #: step name (or `step.output`, or source name) -> manifest of that version
-    versions: dict[str, Manifest] = field(default_factory=dict)
-    steps: list[StepRecord] = field(default_factory=list)
-    seconds: float = 0.0
-    #: warnings about the sources (e.g. a header row that looks like data)
-    warnings: list[str] = field(default_factory=list)
-    #: the engine's totals over the build (rows and bytes read, parts written, peak spill)
-    engine: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "pipeline": self.pipeline,
-            "run_id": self.run_id,
-            "seconds": round(self.seconds, 3),
-            "steps": [
-                {
-                    "step": s.name,
-                    "status": s.status,
-                    "versions": s.versions,
-                    "rows": s.rows,
-                    "seconds": round(s.seconds, 3),
-                    **({"warnings": s.warnings} if s.warnings else {}),
-                }
-                for s in self.steps
-            ],
-            **({"warnings": self.warnings} if self.warnings else {}),
-            **({"engine": self.engine} if self.engine else {}),
-        }
+from tamis.pipelines.store import Manifest, RunRecord, Store, now
 
 
 def build(
@@ -144,24 +100,6 @@ def build(
     return result
 
 
-class _Pending:
-    """Catalog writes for cached versions (index rows, refs), batched into one Store call."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.manifests: list[Manifest] = []
-        self.refs: list[tuple[str, str]] = []
-
-    def flush(self, run: RunRecord | None = None) -> None:
-        """Index the cache hits seen so far; with `run` (the build's end) move the refs too."""
-        if not self.manifests and run is None:
-            return
-        self.store.index_found(self.manifests, refs=self.refs if run else None, run=run)
-        self.manifests.clear()
-        if run is not None:
-            self.refs.clear()
-
-
 @dataclass
 class _Build:
     """One build in progress: the version id of every source and step output made so far."""
@@ -173,10 +111,10 @@ class _Build:
     engine: BoundedEngine
     #: label (`source`, `step`, `step.output`) -> version id
     ids: dict[str, str] = field(default_factory=dict)
-    pending: _Pending = field(init=False)
+    pending: PendingIndex = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pending = _Pending(self.store)
+        self.pending = PendingIndex(self.store)
 
     # ------------------------------------------------------------------ sources
     def import_source(self, name: str) -> None:
@@ -215,7 +153,7 @@ class _Build:
             self.engine.progress = lambda msg, *a, **k: self.display.update(
                 task, f"source: {progress_message(msg, *a, **k)}"
             )
-            with _disk_full(store, f"{spec.name}/{name}"):
+            with disk_full(store, f"{spec.name}/{name}"):
                 read = import_source_parts(spec, name, work / "out", self.engine)
             manifest = store.write_version(
                 version_id=version_id,
@@ -340,14 +278,14 @@ class _Build:
             for k, v in input_ids.items()
         }
         try:
-            with _disk_full(store, f"{self.spec.name}/{planned.name}"):
+            with disk_full(store, f"{self.spec.name}/{planned.name}"):
                 output = _call(
                     step,
                     inputs,
                     planned.params,
                     ctx,
                     in_build=True,
-                    engine=self._engine_run(ctx, work, input_ids),
+                    engine=engine_run(self.engine, store, ctx, work, input_ids),
                 )
             parents = [
                 {"id": i, "role": k}
@@ -362,29 +300,6 @@ class _Build:
             }
         finally:
             shutil.rmtree(work, ignore_errors=True)
-
-    def _engine_run(
-        self, ctx: StepContext, work: Path, input_ids: dict[str, str | list[str]]
-    ) -> EngineRun:
-        """The engine set up for one step: spill and parts under `work`, progress to the step's
-        line, and its inputs' estimated size (what a global step is checked against)."""
-        ids = [i for v in input_ids.values() for i in (v if isinstance(v, list) else [v])]
-        self.engine.spill_root = work / "spill"
-        self.engine.progress = ctx.progress
-        rows = {i: int(self.store.manifest_by_id(i)["rows"]) for i in ids}
-        return EngineRun(
-            self.engine,
-            work / "out",
-            estimated_bytes=sum(self._estimate(i, rows[i]) for i in ids),
-            rows=sum(rows.values()),
-        )
-
-    def _estimate(self, version_id: str, rows: int) -> int:
-        """A version's size in memory: its Parquet footers' uncompressed size, or its rows times
-        the mean size of its first rows when larger (dictionary-encoded text decodes to several
-        times its footer size)."""
-        sampled = rows * mean_row_bytes(self.store.scan(version_id))
-        return max(self.store.estimate_bytes(version_id), int(sampled))
 
     def _write_output(
         self,
@@ -462,17 +377,6 @@ class _Build:
         step_report = manifests[planned.outputs[0]].get("report") or {}
         warnings = [str(w) for w in step_report.get("warnings") or []] + warnings
         return StepRecord(planned.name, status, versions, rows, seconds, warnings)
-
-
-@contextmanager
-def _disk_full(store: Store, name: str) -> Iterator[None]:
-    """A full disk while the engine writes parts or spills is the store's clear error."""
-    try:
-        yield
-    except Exception as exc:
-        if is_no_space(exc):
-            raise store._no_space(exc, None, name) from None
-        raise
 
 
 def _label(step: str, output: str) -> str:
