@@ -251,16 +251,7 @@ def _gold_report(
 ) -> pl.DataFrame:
     """Gold drift per annotator and window (returned) and its summary (into `report`)."""
     gold = str(config.gold)
-    drift = gold_accuracy_drift(
-        data,
-        annotator=config.annotator,
-        label=config.label,
-        gold=gold,
-        time=config.time,
-        window=config.window,
-        drift_threshold=config.drift_threshold,
-        min_window_items=config.min_window_items,
-    )
+    drift = gold_accuracy_drift(data, config)
     flagged = drift.filter(pl.col("drift"))
     report["gold_drift"] = {
         "windows": drift.height,

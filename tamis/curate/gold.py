@@ -11,28 +11,26 @@ raise false alarms).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from tamis.errors import DataError
 from tamis.stats import wilson
 
+if TYPE_CHECKING:
+    from tamis.curate.consensus import ConsensusConfig
+
 NAN_INTERVAL = (float("nan"), float("nan"))
 
 
-def gold_accuracy_drift(
-    df: pl.DataFrame,
-    *,
-    annotator: str,
-    label: str,
-    gold: str,
-    time: str | None = None,
-    window: str | int = 50,
-    drift_threshold: float = 0.1,
-    min_window_items: int = 10,
-) -> pl.DataFrame:
-    """Per annotator and time window: gold accuracy with a 95% Wilson CI and a drift flag."""
+def gold_accuracy_drift(df: pl.DataFrame, config: ConsensusConfig) -> pl.DataFrame:
+    """Per annotator and time window: gold accuracy with a 95% Wilson CI and a drift flag (the
+    config's `annotator`, `label`, `gold` (set), `time`, `window`, `drift_threshold` and
+    `min_window_items`)."""
+    annotator, label, gold, time = config.annotator, config.label, str(config.gold), config.time
+    window, drift_threshold = config.window, config.drift_threshold
+    min_window_items = config.min_window_items
     for col in (gold, *([time] if time else [])):
         if col not in df.columns:
             raise DataError(

@@ -15,7 +15,7 @@ any other, and the store record maps the ids back to items and gold labels.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from tamis.errors import TamisError
@@ -87,13 +87,7 @@ class TaskSpec:
         return [str(v) for v in range(1, self.scale + 1)]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "fields": self.fields,
-            "labels": self.labels,
-            "scale": self.scale,
-            "prompt": self.prompt,
-        }
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TaskSpec:
