@@ -19,6 +19,9 @@ dedup (tamis vs datatrove's local MinHash pipeline) on a corpus that fits in mem
    word 5-gram Jaccard >= 0.8; a pair is found when both documents end in one cluster), over all
    such pairs and over the near (not identical) ones.
 
+datatrove's venv needs its `processing` extra (regex, tokenizers, orjson) and, for datatrove
+0.10.1, `xxhash<4` (xxhash 4 refuses the str shingles datatrove hashes).
+
     nice -n 10 .venv/bin/python benchmarks/bench_out_of_core.py --memory-limit 256MB
     nice -n 10 .venv/bin/python benchmarks/bench_out_of_core.py --memory-limit 1.5GB --corpus-factor 8
 """
@@ -306,7 +309,13 @@ def main() -> None:
     ap.add_argument("--datatrove-python", default=str(DEFAULT_DATATROVE), help="datatrove's python")
     ap.add_argument("--dt-workers", type=int, default=2, help="datatrove workers (and shards)")
     ap.add_argument("--tmp", type=Path, default=None, help="work dir (default: a new tmp dir)")
-    ap.add_argument("--skip", choices=["stream", "hash", "near"], action="append", default=[])
+    ap.add_argument(
+        "--skip",
+        choices=["stream", "hash", "near"],
+        action="append",
+        default=[],
+        help="skip a section (repeatable)",
+    )
     args = ap.parse_args()
 
     from tamis.pipelines.engines.memory import parse_size
