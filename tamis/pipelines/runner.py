@@ -40,6 +40,7 @@ from tamis.pipelines.progress import BuildProgress, progress_message
 from tamis.pipelines.sources import (
     READER_VERSION,
     import_source_parts,
+    source_exists,
     source_fingerprint,
     source_params,
     warn_stderr,
@@ -121,7 +122,7 @@ class _Build:
         spec, store = self.spec, self.store
         path = spec.source_path(name)
         spec.source_format(name)  # a format it cannot infer is said before a missing file
-        if not path.exists():
+        if not source_exists(path):
             raise SpecError(
                 f"source not found: {path}",
                 file=spec.file,

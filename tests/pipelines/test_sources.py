@@ -461,3 +461,43 @@ def test_day_month_order_that_the_sniffer_guessed_is_reported_and_warned(tmp_pat
     path.write_text("name,day\nalice,2024-01-05\n")
     iso = read_source_report(path, "csv", {}, name="d", file="p.yaml")
     assert iso.warnings == [] and iso.info["dateformat"] == "%Y-%m-%d"
+
+
+# --------------------------------------------------------------------------- streamed imports
+
+
+def test_parquet_glob_directory_and_gzip_jsonl_stream_into_the_rows_a_whole_read_gives(
+    tmp_path: Path,
+) -> None:
+    from tamis.pipelines.engines.local import BoundedEngine
+
+    frame = pl.DataFrame({"id": range(5000), "text": [f"doc {i % 97}" for i in range(5000)]})
+    (tmp_path / "parts").mkdir()
+    for i in range(3):  # a directory of parts, also read by a glob
+        frame.slice(i * 2000, 2000).write_parquet(tmp_path / "parts" / f"p{i}.parquet")
+    with gzip.open(tmp_path / "docs.jsonl.gz", "wt") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in frame.iter_rows(named=True))
+    sources = {
+        "folder": {"path": "parts"},
+        "glob": {"path": "parts/p*.parquet"},
+        "lines": {"path": "docs.jsonl.gz"},
+    }
+    pipeline = _write_pipeline(tmp_path, sources)
+    store = Store(tmp_path / "st")
+    engine = BoundedEngine(64 * 10**6, store.tmp_dir, batch_rows=333)
+    result = build(pipeline, store, engine=engine)
+    for name in sources:
+        assert store.read(result.versions[name]["id"]).equals(frame), name
+        assert result.versions[name]["report"]["reader"]["rows"] == 5000
+    whole = read_source_report(tmp_path / "docs.jsonl.gz", "jsonl", {}, name="l", file="p.yaml")
+    assert whole.frame.equals(frame)
+    # the glob matches the folder's files: the same content, the same version (read once)
+    assert result.versions["glob"]["id"] == result.versions["folder"]["id"]
+    assert engine.stats.rows_in == 10_000 and engine.stats.parts_written == 2
+    none = _write_pipeline(tmp_path, {"g": {"path": "parts/q*.parquet"}})
+    with pytest.raises(SpecError, match="source not found"):
+        build(none, store)
+    csv_glob = _write_pipeline(tmp_path, {"g": {"path": "parts/*.csv", "format": "csv"}})
+    (tmp_path / "parts" / "a.csv").write_text("a\n1\n")
+    with pytest.raises(SpecError, match="a glob .* reads Parquet files, not csv"):
+        build(csv_glob, store)

@@ -21,7 +21,13 @@ import polars as pl
 from tamis.errors import SpecError
 from tamis.pipelines.engines.local import BoundedEngine
 from tamis.pipelines.sources.csv import read_csv
-from tamis.pipelines.sources.settings import SourceRead, source_settings
+from tamis.pipelines.sources.settings import (
+    SourceRead,
+    glob_files,
+    is_glob,
+    source_exists,
+    source_settings,
+)
 from tamis.pipelines.sources.stream import (
     FRAME_BATCH_ROWS,
     EngineSink,
@@ -105,15 +111,22 @@ def _read(
 ) -> SourceRead:
     """Read a source into `sink` (streamed unless its format is read whole); None `engine`
     reads into memory, so every format is first checked against the memory budget."""
-    if not path.exists():
+    if not source_exists(path):
         raise SpecError(
-            f"source file not found: {path}",
+            f"source file not found: {path}" if not is_glob(path) else f"no file matches {path}",
             file=file,
             field=f"sources.{name}.path",
             fix="paths are relative to the pipeline YAML; check the path",
         )
     settings = dict(settings or {})
     opts = dict(options)
+    if is_glob(path) and fmt != "parquet":
+        raise SpecError(
+            f"a glob ({path.name}) reads Parquet files, not {fmt}",
+            file=file,
+            field=f"sources.{name}.path",
+            fix="point `path:` at one file, or give the Parquet parts (e.g. data/*.parquet)",
+        )
     if fmt not in ("csv", "tsv") and settings:
         raise SpecError(
             f"{', '.join(sorted(settings))} apply to CSV/TSV sources, not {fmt}",
@@ -131,7 +144,9 @@ def _read(
             )
         if fmt == "parquet":
             target: Any = path
-            if path.is_dir():
+            if is_glob(path):
+                target = glob_files(path)
+            elif path.is_dir():
                 target = _parquet_files(path, name=name, file=file)
             read = stream_scan(pl.scan_parquet(target, **opts), "polars.read_parquet", sink, engine)
             check_parquet_rows(target, read.info["rows"], path, name=name, file=file)
@@ -192,6 +207,8 @@ def check_size(path: Path, fmt: str, *, name: str, file: str) -> None:
     """
     budget = memory_budget()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    if is_glob(path):
+        files = glob_files(path)
     if fmt == "parquet":
         files = [p for p in files if p.suffix.lower() in (".parquet", ".pq")] or files
     total = 0

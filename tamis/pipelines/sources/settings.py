@@ -3,6 +3,7 @@ what is read, the reader's code, and where the sources are."""
 
 from __future__ import annotations
 
+import glob
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +40,38 @@ class SourceRead:
         return {"reader": self.info, **({"warnings": self.warnings} if self.warnings else {})}
 
 
+def is_glob(path: Path) -> bool:
+    """A source path with `*`, `?` or `[`: the files it matches (e.g. `parts/*.parquet`)."""
+    return any(ch in str(path) for ch in "*?[")
+
+
+def glob_files(path: Path) -> list[Path]:
+    """The files a glob source path matches, sorted (`**` spans folders)."""
+    return sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+
+
+def source_exists(path: Path) -> bool:
+    return bool(glob_files(path)) if is_glob(path) else path.exists()
+
+
+def _glob_root(path: Path) -> Path:
+    """The folder a glob starts from (its leading parts without wildcards)."""
+    root = Path(path.anchor)
+    for part in path.parts[len(root.parts) :]:
+        if is_glob(Path(part)):
+            break
+        root = root / part
+    return root
+
+
 def source_fingerprint(path: Path, catalog: Catalog | None) -> str:
-    """sha256 of a file (or of every file in a directory), cached by (path, size, mtime)."""
+    """sha256 of a file (or of every file in a directory or matched by a glob), cached by
+    (path, size, mtime)."""
+    if is_glob(path):
+        root = _glob_root(path)
+        return hash_json(
+            [[str(p.relative_to(root)), source_fingerprint(p, catalog)] for p in glob_files(path)]
+        )
     if path.is_dir():
         parts = []
         for p in sorted(q for q in path.rglob("*") if q.is_file()):
