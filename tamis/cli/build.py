@@ -41,7 +41,7 @@ MemoryLimitOpt = Annotated[
         "--memory-limit",
         metavar="SIZE",
         help="memory the build may use, e.g. 1.5GB or 800MiB (default: half of this machine's "
-        "memory); batches, spill buckets and parts are sized from it",
+        "memory); batches and spill buckets are sized from it",
     ),
 ]
 

@@ -63,7 +63,7 @@ def build(
     """Build a pipeline into the store; returns the versions it made or found in the cache.
 
     `memory_limit` (bytes; default `default_memory_limit()`, half of the machine's memory) bounds
-    what the engine holds: batches, buckets and parts are sized from it. `engine`: one set up by
+    what the engine holds: batches and buckets are sized from it (parts never are). `engine`: one set up by
     the caller instead (tests and benchmarks: small batches to force many of them)."""
     spec = spec_or_path if isinstance(spec_or_path, PipelineSpec) else load_pipeline(spec_or_path)
     store = store or Store()
