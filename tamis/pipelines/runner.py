@@ -63,8 +63,8 @@ def build(
     """Build a pipeline into the store; returns the versions it made or found in the cache.
 
     `memory_limit` (bytes; default `default_memory_limit()`, half of the machine's memory) bounds
-    what the engine holds: batches and buckets are sized from it (parts never are). `engine`: one set up by
-    the caller instead (tests and benchmarks: small batches to force many of them)."""
+    what the engine holds: batches and buckets are sized from it (parts never are). `engine`:
+    one set up by the caller instead (tests and benchmarks: small batches to force many)."""
     spec = spec_or_path if isinstance(spec_or_path, PipelineSpec) else load_pipeline(spec_or_path)
     store = store or Store()
     order = topological(spec)
