@@ -44,6 +44,30 @@ MemoryLimitOpt = Annotated[
         "memory); batches and spill buckets are sized from it",
     ),
 ]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        metavar="local|ray",
+        help="local: the bounded engine on this machine (default); ray: Ray Data (pip install "
+        "'tamis\\[ray]'), a loopback instance started for the build or the cluster at --address",
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option("--address", metavar="ADDR", help="with --engine ray: join this Ray cluster"),
+]
+
+
+def _engine_name(engine: str | None) -> str | None:
+    from tamis.errors import SpecError
+    from tamis.pipelines.engines import ENGINES
+
+    if engine is not None and engine not in ENGINES:
+        raise SpecError(
+            f"unknown engine {engine!r}", field="--engine", fix=f"use {' or '.join(ENGINES)}"
+        )
+    return engine
 
 
 def memory_limit_line(limit: int, given: bool) -> str:
@@ -63,6 +87,8 @@ def build(
     seed: Annotated[int | None, typer.Option("--seed", help="override the pipeline seed")] = None,
     sources_under: SourcesUnderOpt = None,
     memory_limit: MemoryLimitOpt = None,
+    engine: EngineOpt = None,
+    address: AddressOpt = None,
     store: StoreOpt = DEFAULT_STORE,
     as_json: JsonOpt = False,
 ) -> None:
@@ -91,6 +117,8 @@ def build(
         targets=steps or None,
         progress=not as_json and sys.stderr.isatty(),
         memory_limit=limit,
+        engine=_engine_name(engine),
+        address=address,
     )
     payload = {**result.to_json(), "store": str(store)}
 

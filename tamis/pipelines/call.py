@@ -18,7 +18,8 @@ import polars as pl
 
 from tamis.config import load_config
 from tamis.errors import StepError, TamisError
-from tamis.pipelines.engines.local import BoundedEngine, mean_row_bytes
+from tamis.pipelines.engines import Engine
+from tamis.pipelines.engines.local import mean_row_bytes
 from tamis.pipelines.engines.parts import PartInfo
 from tamis.pipelines.registry import get_step_type
 from tamis.pipelines.steps.base import MAIN_OUTPUT, Step, StepContext, StepOutput, StepParams
@@ -30,7 +31,7 @@ class EngineRun:
     """How a build runs a step: the engine, the directory its main output's parts go to, and
     the estimated size and rows of its inputs (checked before a global step starts)."""
 
-    engine: BoundedEngine
+    engine: Engine
     out: Path
     estimated_bytes: int | None = None
     rows: int | None = None
@@ -110,7 +111,7 @@ def call_step(
 
 
 def engine_run(
-    engine: BoundedEngine,
+    engine: Engine,
     store: Store,
     ctx: StepContext,
     work: Path,
@@ -120,8 +121,7 @@ def engine_run(
     `Store.engine_tmp`), progress to the step's line, and its inputs' estimated size in memory
     (what a global step is checked against before it starts)."""
     ids = [i for v in input_ids.values() for i in (v if isinstance(v, list) else [v])]
-    engine.spill_root = work / "spill"
-    engine.progress = ctx.progress
+    engine.use(work / "spill", ctx.progress)
     rows = {i: int(store.manifest_by_id(i)["rows"]) for i in ids}
     return EngineRun(
         engine,

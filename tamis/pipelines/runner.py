@@ -33,6 +33,7 @@ from tamis.pipelines.call import EngineOutput, disk_full, engine_run
 from tamis.pipelines.call import call_step as _call  # tests replace runner._call
 from tamis.pipelines.call import run_step as run_step
 from tamis.pipelines.dag import PlannedStep, topological, with_ancestors
+from tamis.pipelines.engines import Engine
 from tamis.pipelines.engines.local import BoundedEngine
 from tamis.pipelines.engines.memory import default_memory_limit
 from tamis.pipelines.hashing import hash_json
@@ -58,15 +59,50 @@ def build(
     targets: Sequence[str] | None = None,
     progress: bool = False,
     memory_limit: int | None = None,
-    engine: BoundedEngine | None = None,
+    engine: Engine | str | None = None,
+    address: str | None = None,
 ) -> BuildResult:
     """Build a pipeline into the store; returns the versions it made or found in the cache.
 
     `memory_limit` (bytes; default `default_memory_limit()`, half of the machine's memory) bounds
     what the engine holds: batches and buckets are sized from it (parts never are). `engine`:
-    one set up by the caller instead (tests and benchmarks: small batches to force many)."""
+    `"local"` (the bounded local engine, the default), `"ray"` (a local loopback Ray instance
+    started and stopped here, or the cluster at `address`), None (the pipeline's `engine:`), or
+    an engine set up by the caller (tests and benchmarks: small batches to force many)."""
     spec = spec_or_path if isinstance(spec_or_path, PipelineSpec) else load_pipeline(spec_or_path)
     store = store or Store()
+    limit = memory_limit or default_memory_limit()
+    name = engine if isinstance(engine, str) or engine is None else None
+    if name is None and engine is None:
+        name = spec.engine
+    if name == "ray":
+        from tamis.pipelines.engines.ray_engine import ray_engine_session
+
+        with ray_engine_session(address or spec.address, limit, store.tmp_dir) as ray_engine:
+            return _build(spec, store, force, targets, progress, ray_engine)
+    if name not in (None, "local"):
+        raise SpecError(
+            f"unknown engine {name!r}", file=spec.file, field="engine", fix="use local or ray"
+        )
+    chosen = engine if engine is not None and not isinstance(engine, str) else None
+    return _build(
+        spec,
+        store,
+        force,
+        targets,
+        progress,
+        chosen or BoundedEngine(memory_limit=limit, spill_root=store.tmp_dir),
+    )
+
+
+def _build(
+    spec: PipelineSpec,
+    store: Store,
+    force: bool | Sequence[str],
+    targets: Sequence[str] | None,
+    progress: bool,
+    engine: Engine,
+) -> BuildResult:
     order = topological(spec)
     forced: set[str] = set(order) if force is True else set(force or [])
     for name in [*forced, *(targets or [])]:
@@ -79,9 +115,6 @@ def build(
     result = BuildResult(pipeline=spec.name, run_id=uuid.uuid4().hex[:16])
     started = time.perf_counter()
     run = RunRecord(id=result.run_id, kind="build", name=spec.name, started_at=now())
-    engine = engine or BoundedEngine(
-        memory_limit=memory_limit or default_memory_limit(), spill_root=store.tmp_dir
-    )
     job = _Build(spec, store, result, BuildProgress(progress, pipeline=spec.name), engine)
     try:
         with job.display.run():
@@ -109,7 +142,7 @@ class _Build:
     store: Store
     result: BuildResult
     display: BuildProgress
-    engine: BoundedEngine
+    engine: Engine
     #: label (`source`, `step`, `step.output`) -> version id
     ids: dict[str, str] = field(default_factory=dict)
     pending: PendingIndex = field(init=False)
@@ -151,11 +184,15 @@ class _Build:
         task = self.display.start(name, "source")
         work = store.engine_tmp(f"source.{version_id[:16]}")
         try:
-            self.engine.progress = lambda msg, *a, **k: self.display.update(
-                task, f"source: {progress_message(msg, *a, **k)}"
+            local = self.engine.local  # sources stream on this machine, whatever the engine
+            local.use(
+                work / "spill",
+                lambda msg, *a, **k: self.display.update(
+                    task, f"source: {progress_message(msg, *a, **k)}"
+                ),
             )
             with disk_full(store, f"{spec.name}/{name}"):
-                read = import_source_parts(spec, name, work / "out", self.engine)
+                read = import_source_parts(spec, name, work / "out", local)
             manifest = store.write_version(
                 version_id=version_id,
                 name=f"{spec.name}/{name}",

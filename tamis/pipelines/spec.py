@@ -206,6 +206,10 @@ class PipelineSpec(BaseModel):
     description: str = ""
     sources: dict[str, SourceSpec] = Field(default_factory=dict)
     steps: dict[str, StepSpec] = Field(default_factory=dict)
+    #: the engine a build uses unless `tamis build --engine` says otherwise
+    engine: Literal["local", "ray"] = "local"
+    #: with engine ray: the address of a running cluster (none: a local loopback instance)
+    address: str | None = None
     #: where the YAML lives; relative paths resolve against it (set by `load_pipeline`)
     base_dir: str = "."
     file: str = "<memory>"

@@ -86,6 +86,16 @@ class BoundedEngine:
     #: when the engine started (the rates are over everything it ran: a whole build)
     started: float = field(default_factory=time.perf_counter)
 
+    @property
+    def local(self) -> BoundedEngine:
+        """The engine that streams sources on this machine (itself; Ray's keeps one too)."""
+        return self
+
+    def use(self, spill_root: Path, progress: Callable[..., None]) -> None:
+        """Point the engine at one step's spill dir and progress line (the runner, per step)."""
+        self.spill_root = spill_root
+        self.progress = progress
+
     # ---- batches -------------------------------------------------------------------------
     def pick_batch_rows(self, source: pl.LazyFrame) -> int:
         return self.rows_for(mean_row_bytes(source))
