@@ -196,7 +196,10 @@ def _write_inputs(tmp: Path, megabytes: float) -> tuple[Path, Path]:
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    return {**os.environ, **loopback_environ(loopback_home(tmp))}
+    """A clean environment for Ray subprocesses: none of the RAY_* variables the module's own
+    instance set in this process (its auth mode made a new head demand a token)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    return {**clean, **loopback_environ(loopback_home(tmp))}
 
 
 def _result(stdout: str) -> dict[str, Any]:

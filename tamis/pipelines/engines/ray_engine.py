@@ -14,14 +14,13 @@ Same contract as `BoundedEngine.run_step(step, inputs, params, ctx, out) -> (par
   near dedup): the local engine on the driver, with the same memory check.
 
 Each task's output is one row holding the pickled `BatchResult` (rows, counts, tables) and the id
-of the node it ran on (`nodes`). Start Ray with `ray_env.ray_session` (loopback only).
+of the node it ran on (`nodes`); the task functions are in `ray_tasks`. Start Ray with
+`ray_env.ray_session` (loopback only).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import pickle
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -31,10 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from tamis.pipelines.engines.local import (
-    BUCKET_SEED,
     BoundedEngine,
     EngineStats,
     _add,
@@ -44,6 +41,15 @@ from tamis.pipelines.engines.local import (
 from tamis.pipelines.engines.memory import WORKING_FACTOR
 from tamis.pipelines.engines.parts import PartInfo
 from tamis.pipelines.engines.ray_env import import_ray, ray_session
+from tamis.pipelines.engines.ray_tasks import (
+    BUCKET,
+    bucket_task,
+    map_task,
+    noop,
+    reduce_task,
+    task_ctx,
+    unpack,
+)
 from tamis.pipelines.steps.base import (
     ROW,
     BatchResult,
@@ -54,60 +60,8 @@ from tamis.pipelines.steps.base import (
     StepOutput,
 )
 
-_BUCKET = "__tamis_bucket"
-_RESULT = "result"
-_NODE = "node"
 #: at least this many buckets per CPU of the cluster (parallelism; buckets never change results)
 BUCKETS_PER_CPU = 4
-
-
-def _noop(*args: Any, **kwargs: Any) -> None:
-    return None
-
-
-def _task_ctx(ctx: StepContext) -> StepContext:
-    """The context a task gets: the driver's progress display stays on the driver."""
-    return dataclasses.replace(ctx, progress=_noop)
-
-
-def _packed(result: BatchResult, key: int = 0) -> pa.Table:
-    """One task's result as a one-row Arrow table (pickled result, bucket, node id)."""
-    import ray
-
-    node = ray.get_runtime_context().get_node_id()
-    return pa.table(
-        {
-            _RESULT: pa.array([pickle.dumps(result, protocol=5)], pa.large_binary()),
-            _BUCKET: pa.array([key], pa.int64()),
-            _NODE: pa.array([node], pa.string()),
-        }
-    )
-
-
-def _map_task(table: pa.Table, step: MapStep[Any], params: Any, plan: Any, ctx: Any) -> pa.Table:
-    batch = pl.from_arrow(table)
-    assert isinstance(batch, pl.DataFrame)
-    return _packed(step.map_batch(batch, params, plan, ctx))
-
-
-def _bucket_task(
-    table: pa.Table, step: KeyedStep[Any], name: str, params: Any, plan: Any, buckets: int
-) -> pa.Table:
-    batch = pl.from_arrow(table)
-    assert isinstance(batch, pl.DataFrame)
-    keys = step.key(batch, name, params, plan)
-    bucket = (keys.hash(seed=BUCKET_SEED) % buckets).cast(pl.Int64).alias(_BUCKET)
-    return batch.with_columns(bucket).to_arrow()
-
-
-def _reduce_task(
-    table: pa.Table, step: KeyedStep[Any], name: str, params: Any, plan: Any, ctx: Any
-) -> pa.Table:
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    key = int(frame[_BUCKET][0]) if frame.height else -1
-    frame = frame.drop(_BUCKET).sort(ROW)
-    return _packed(step.reduce({name: frame}, params, plan, ctx), key)
 
 
 @dataclass
@@ -116,7 +70,7 @@ class RayEngine:
 
     memory_limit: int
     spill_root: Path
-    progress: Callable[..., None] = _noop
+    progress: Callable[..., None] = noop
     batch_rows: int | None = None
     part_max_rows: int | None = None
     part_max_bytes: int | None = None
@@ -142,6 +96,12 @@ class RayEngine:
     @property
     def stats(self) -> EngineStats:
         return self.local.stats
+
+    def use(self, spill_root: Path, progress: Callable[..., None]) -> None:
+        """Point the engine (and its local fallback) at one step's spill dir and progress line."""
+        self.spill_root = spill_root
+        self.progress = progress
+        self.local.use(spill_root, progress)
 
     def run_step(
         self,
@@ -179,10 +139,10 @@ class RayEngine:
         if not refs:  # no rows: the local engine gives the mapped empty input's schema
             return self.local.run_map(step, inputs, params, ctx, out)
         ds = ray.data.from_arrow_refs(refs).map_batches(
-            _map_task,
+            map_task,
             batch_size=None,
             batch_format="pyarrow",
-            fn_kwargs={"step": step, "params": params, "plan": plan, "ctx": _task_ctx(ctx)},
+            fn_kwargs={"step": step, "params": params, "plan": plan, "ctx": task_ctx(ctx)},
         )
         writer = self.local.part_writer(out)
         merged = BatchResult(frame=pl.DataFrame())
@@ -202,14 +162,9 @@ class RayEngine:
     def _results(self, ds: Any) -> Iterator[tuple[int, BatchResult]]:
         """The tasks' results in the dataset's order, noting the nodes they ran on."""
         for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-            for blob, key, node in zip(
-                table[_RESULT].to_pylist(),
-                table[_BUCKET].to_pylist(),
-                table[_NODE].to_pylist(),
-                strict=True,
-            ):
+            for key, node, result in unpack(table):
                 self.nodes.add(node)
-                yield int(key), pickle.loads(blob)
+                yield key, result
 
     # ---- keyed ---------------------------------------------------------------------------
     def run_keyed(
@@ -225,31 +180,20 @@ class RayEngine:
             return self.local.run_keyed(step, inputs, params, ctx, out)
         n_buckets = self._bucket_count(ray, source, total)
         self.local.stats.buckets = n_buckets
+        shipped = {"step": step, "name": name, "params": params, "plan": plan}
         ds = (
             ray.data.from_arrow_refs(refs)
             .map_batches(
-                _bucket_task,
+                bucket_task,
                 batch_size=None,
                 batch_format="pyarrow",
-                fn_kwargs={
-                    "step": step,
-                    "name": name,
-                    "params": params,
-                    "plan": plan,
-                    "buckets": n_buckets,
-                },
+                fn_kwargs={**shipped, "buckets": n_buckets},
             )
-            .groupby(_BUCKET, num_partitions=max(1, min(n_buckets, self._cpus(ray))))
+            .groupby(BUCKET, num_partitions=max(1, min(n_buckets, self._cpus(ray))))
             .map_groups(
-                _reduce_task,
+                reduce_task,
                 batch_format="pyarrow",
-                fn_kwargs={
-                    "step": step,
-                    "name": name,
-                    "params": params,
-                    "plan": plan,
-                    "ctx": _task_ctx(ctx),
-                },
+                fn_kwargs={**shipped, "ctx": task_ctx(ctx)},
             )
         )
         spill = self.spill_root / "ray-keyed"
@@ -329,7 +273,7 @@ def make_ray_engine(
     address: str | None,
     memory_limit: int,
     spill_root: Path,
-    progress: Callable[..., None] = _noop,
+    progress: Callable[..., None] = noop,
 ) -> RayEngine:
     """The engine the runner uses under `--engine ray` (inside `ray_engine_session`)."""
     return RayEngine(memory_limit=memory_limit, spill_root=spill_root, progress=progress)
@@ -340,7 +284,7 @@ def ray_engine_session(
     address: str | None,
     memory_limit: int,
     spill_root: Path,
-    progress: Callable[..., None] = _noop,
+    progress: Callable[..., None] = noop,
     *,
     num_cpus: int = 2,
 ) -> Iterator[RayEngine]:

@@ -15,6 +15,7 @@ cluster at `address` (and only disconnects).
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,7 +78,7 @@ def ray_session(
 ) -> Iterator[Any]:
     """Ray, ready: a local loopback instance started here (stopped at the end) or the cluster at
     `address` joined (disconnected at the end). Yields the `ray` module."""
-    saved = {k: os.environ.get(k) for k in (*LOOPBACK_ENV, "HOME")}
+    saved = _ray_environ()
     home = loopback_home()
     os.environ.update(loopback_environ(home))
     try:
@@ -109,11 +110,21 @@ def ray_session(
         finally:
             ray.shutdown()
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _restore(saved)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _ray_environ() -> dict[str, str]:
+    """The variables Ray sets or reads in this process (RAY_*, HOME, PYTHONBREAKPOINT)."""
+    keep = ("HOME", "PYTHONBREAKPOINT")
+    return {k: v for k, v in os.environ.items() if k.startswith("RAY_") or k in keep}
+
+
+def _restore(saved: dict[str, str]) -> None:
+    """Put those variables back as they were before the session (Ray leaves RAY_AUTH_MODE...)."""
+    for key in set(_ray_environ()) - set(saved):
+        os.environ.pop(key, None)
+    os.environ.update(saved)
 
 
 def quiet_data(ray: Any) -> None:
