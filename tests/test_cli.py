@@ -230,9 +230,7 @@ def test_near_dedup_on_nested_columns(tmp_path: Path) -> None:
     }
     res = run("build", str(write_pipeline(tmp_path, spec)), "--store", st, "--json")
     assert res["steps"][0]["rows"] == {"nd": 3}  # row 3 equals row 1 on both nested columns
-    kept = pl.read_parquet(
-        Path(st) / "versions" / res["steps"][0]["versions"]["nd"] / "data"
-    )
+    kept = pl.read_parquet(Path(st) / "versions" / res["steps"][0]["versions"]["nd"] / "data")
     assert sorted(kept["id"]) == [1, 2, 4]
     # no columns at all would make every row a duplicate: an error, not 1 row out
     spec["steps"]["nd"]["params"] = {"categorical": [], "numeric": []}
