@@ -151,11 +151,15 @@ def _duckdb(data: str, out: str, spill: str, limit: str, threads: int, queue: An
     con.execute(f"SET threads={threads}")
     con.execute("SET preserve_insertion_order=false")
     target = Path(out) / "distinct.parquet"
-    with Timer() as t, AnonPeak() as anon:
-        con.execute(
-            f"COPY (SELECT DISTINCT * FROM read_parquet('{data}/*.parquet')) "
-            f"TO '{target}' (FORMAT parquet)"
-        )
+    try:
+        with Timer() as t, AnonPeak() as anon:
+            con.execute(
+                f"COPY (SELECT DISTINCT * FROM read_parquet('{data}/*.parquet')) "
+                f"TO '{target}' (FORMAT parquet)"
+            )
+    except duckdb.Error as exc:  # e.g. OutOfMemoryException under the limit: a result too
+        queue.put({"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"})
+        return
     rows_out = pl.scan_parquet(target).select(pl.len()).collect().item()
     spill_bytes = sum(f.stat().st_size for f in Path(spill).rglob("*") if f.is_file())
     queue.put(
@@ -198,7 +202,10 @@ def main() -> None:
             gen_seconds = time.perf_counter() - t0
             marker.write_text(str(distinct))
         data_bytes = sum(f.stat().st_size for f in data.glob("*.parquet"))
-        print(f"data: {args.rows:,} rows, {data_bytes / 1e9:.2f} GB parquet", file=sys.stderr)
+        print(
+            f"data: {args.rows:,} rows ({distinct:,} distinct), {data_bytes / 1e9:.2f} GB parquet",
+            file=sys.stderr,
+        )
         sides: dict[str, dict[str, Any]] = {}
         if args.skip != "tamis":
             (work / "t_out").mkdir()
@@ -241,6 +248,7 @@ def main() -> None:
             "baseline_rows_out": d.get("rows_out"),
             "tamis_rows_out": t.get("rows_out"),
             "rows_out_agree": d.get("rows_out") == t.get("rows_out") == distinct,
+            "baseline_error": d.get("error"),
             "tamis_spill_bytes": t.get("spill_bytes"),
             "tamis_buckets": t.get("buckets"),
             "baseline_spill_bytes_left": d.get("spill_bytes_left"),
