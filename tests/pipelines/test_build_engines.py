@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,8 +28,12 @@ def _add_dedup(pipeline_dir: Path, engine: str | None = None) -> Path:
 
 
 def _build(path: Path, store: Path, *args: str) -> dict:
-    result = CliRunner().invoke(app, ["build", str(path), "--store", str(store), "--json", *args])
-    assert result.exit_code == 0, result.output
+    """`tamis build` in its own process: a Ray instance belongs to the process that started it,
+    and other tests start their own."""
+    tamis = Path(sys.executable).parent / "tamis"
+    cmd = [str(tamis), "build", str(path), "--store", str(store), "--json", *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
 
 
