@@ -84,6 +84,10 @@ class MissingDependencyError(TamisError):
     """An optional dependency is not installed; the message carries the pip command."""
 
 
+class EngineError(TamisError):
+    """An engine could not start or reach its workers (a Ray instance or cluster)."""
+
+
 class GateFailed(TamisError):
     """A quality or privacy gate failed (validate with on_failure: fail, audit policy)."""
 

@@ -71,3 +71,27 @@ def test_an_unknown_engine_is_a_clear_error(pipeline_dir: Path, tmp_path: Path) 
     )
     assert result.exit_code == 1
     assert "--engine" in result.output and "local or ray" in result.output
+
+
+def test_a_ray_that_cannot_start_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tamis.errors import EngineError
+    from tamis.pipelines.engines import ray_env
+
+    class _Ray:
+        def is_initialized(self) -> bool:
+            return False
+
+        def init(self, **kwargs: object) -> None:
+            raise RuntimeError("Timed out waiting for file /tmp/ray/session_x/gcs_server_port")
+
+    monkeypatch.setattr(ray_env, "import_ray", lambda: _Ray())
+    with pytest.raises(EngineError) as err, ray_env.ray_session(None):
+        pass
+    text = str(err.value)
+    assert "could not start or join a local Ray instance: Timed out" in text
+    assert "fix:" in text and "--engine local" in text
+    with (
+        pytest.raises(EngineError, match="Ray cluster at 127.0.0.2:6379"),
+        ray_env.ray_session("127.0.0.2:6379"),
+    ):
+        pass

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tamis.errors import MissingDependencyError
+from tamis.errors import EngineError, MissingDependencyError
 
 #: environment set before `import ray` (and inherited by the workers a local instance starts)
 LOOPBACK_ENV = {
@@ -85,25 +85,35 @@ def ray_session(
         ray = import_ray()
         if ray.is_initialized():
             ray.shutdown()
-        if address is None:
-            ray.init(
-                # "local": a new instance, never the last `ray start` cluster of this machine
-                # (which address=None would join, through /tmp/ray/ray_current_cluster)
-                address="local",
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                _node_ip_address=LOCAL_IP,
-                object_store_memory=object_store_memory,
-                log_to_driver=False,
-                configure_logging=False,
-            )
-        else:
-            ray.init(
-                address=address,
-                _node_ip_address=loopback_host(address),
-                log_to_driver=False,
-                configure_logging=False,
-            )
+        try:
+            if address is None:
+                ray.init(
+                    # "local": a new instance, never the last `ray start` cluster of this machine
+                    # (which address=None would join, through /tmp/ray/ray_current_cluster)
+                    address="local",
+                    num_cpus=num_cpus,
+                    include_dashboard=False,
+                    _node_ip_address=LOCAL_IP,
+                    object_store_memory=object_store_memory,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+            else:
+                ray.init(
+                    address=address,
+                    _node_ip_address=loopback_host(address),
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+        except (RuntimeError, ConnectionError, TimeoutError) as exc:
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            raise EngineError(
+                f"could not start or join {where}: {str(exc).splitlines()[0][:300]}",
+                field="--address" if address else "--engine",
+                fix="check the address and that the cluster runs the same Ray version"
+                if address
+                else "a Ray instance belongs to one process; retry, or use --engine local",
+            ) from None
         quiet_data(ray)
         try:
             yield ray
