@@ -118,7 +118,7 @@ def map_batch_rows(engine: Engine, source: pl.LazyFrame, column: str) -> int:
     return int(min(max(fit, 64), 100_000))
 
 
-def _identical(fp_spill: BucketSpill) -> tuple[np.ndarray, ...]:
+def _identical(fp_spill: BucketSpill) -> tuple[np.ndarray, np.ndarray]:
     """Stage 2 (keyed by fingerprint): (first row, copy row) of every later copy of a set."""
     firsts, copies = [], []
     for _, frame in fp_spill.buckets():
@@ -240,7 +240,7 @@ def near_dedup_text_bounded(
         verified = _verify(pair_spill, store, config.threshold, engine.memory_limit / 8)
         state.counts.candidates, state.counts.histogram = verified.candidates, verified.histogram
         state.counts.verified = sum(x.size for x in verified.left)
-        plan = OutputPlan.of(all_edges((identical[0], identical[1]), verified), config, issue)
+        plan = OutputPlan.of(all_edges(identical, verified), config, issue)
         engine.progress("near_dedup: writing the kept rows")
         parts, rows_out, samples = _write_output(engine, source, plan, out)
     finally:

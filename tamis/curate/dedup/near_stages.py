@@ -119,7 +119,9 @@ def identical_edges(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return later["f"].to_numpy().astype(np.int64), later["d"].to_numpy().astype(np.int64)
 
 
-def sorted_by_copy(firsts: list[np.ndarray], copies: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+def sorted_by_copy(
+    firsts: list[np.ndarray], copies: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """All buckets' identical edges, sorted by the copy row."""
     if not copies:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)

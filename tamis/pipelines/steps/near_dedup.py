@@ -56,7 +56,9 @@ class NearDedup(Step[NearDedupConfig]):
             frame = output.frames.pop("data")
             assert isinstance(frame, pl.DataFrame)
             return engine.part_writer(out).close_with(frame), output
-        parts, report, clusters, pairs = near_dedup_text_bounded(
+        # an engine that distributes the stages (Ray) has its own runner of the same stages
+        text_bounded = getattr(engine, "near_dedup_text", near_dedup_text_bounded)
+        parts, report, clusters, pairs = text_bounded(
             engine, source, params, out=out, seed=ctx.seed
         )
         output = _output(None, report, clusters, pairs, ctx)

@@ -1,0 +1,98 @@
+"""Parts written by Ray tasks with the local engine's boundaries (the same `parts_hash`).
+
+A step's output arrives as numbered chunk files (Arrow IPC, in source order) that tasks wrote
+into a spill dir, with each row's deterministic size (`row_bytes`). `PartWriter` cuts a part
+when it reaches `max_rows` rows or `max_bytes` row bytes, a function of the row sequence alone;
+the driver replays that rule on the sizes (`plan_cuts`, a few bytes per row), and one task per
+part reads its rows' slices of the chunk files and writes the part (`write_part`: same rows,
+same bytes, same sha256) into the step's output dir. The driver only lists the parts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tamis.pipelines.engines.parts import PartInfo, part_name, write_part
+from tamis.pipelines.engines.ray_files import pack, read_ipc_slice, remote, unpack
+
+Piece = tuple[int, int, int]  # (chunk, first row in the chunk, rows)
+
+
+def plan_cuts(sizes: np.ndarray, max_rows: int, max_bytes: int) -> list[tuple[int, int]]:
+    """The [start, stop) row ranges of the parts `PartWriter` cuts from rows of these sizes."""
+    n = int(sizes.size)
+    cum = np.cumsum(sizes.astype(np.int64))
+    cuts, start = [], 0
+    while start < n:
+        base = int(cum[start - 1]) if start else 0
+        by_rows = start + max(max_rows, 1) - 1
+        by_bytes = int(np.searchsorted(cum, base + max_bytes, side="left"))
+        cut = min(by_rows, max(by_bytes, start))
+        if cut >= n:
+            cuts.append((start, n))
+            break
+        cuts.append((start, cut + 1))
+        start = cut + 1
+    return cuts
+
+
+def pieces_of(chunk_rows: list[int], start: int, stop: int) -> list[Piece]:
+    """The slices of the chunks that hold rows start..stop-1 of their concatenation."""
+    bounds = np.concatenate([[0], np.cumsum(chunk_rows, dtype=np.int64)])
+    out: list[Piece] = []
+    first = int(np.searchsorted(bounds, start, side="right")) - 1
+    for c in range(max(first, 0), len(chunk_rows)):
+        lo, hi = max(start, int(bounds[c])), min(stop, int(bounds[c + 1]))
+        if lo >= stop:
+            break
+        if hi > lo:
+            out.append((c, lo - int(bounds[c]), hi - lo))
+    return out
+
+
+def part_task(files: list[str], pieces: list[Piece], schema_file: str, path: str) -> bytes:
+    """Write one part from slices of chunk files (cast to the first chunk's schema, as
+    `PartWriter` casts later batches to the first one's)."""
+    schema = pl.read_ipc_schema(schema_file)
+    frames = []
+    for chunk, start, rows in pieces:
+        frame = read_ipc_slice(Path(files[chunk]), start, rows)
+        if frame.schema != schema:
+            frame = frame.select(list(schema)).cast(dict(schema.items()))
+        frames.append(frame)
+    whole = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
+    info = write_part(whole, Path(path))
+    return pack({"part": dict(info)})
+
+
+def write_parts(
+    ray: Any,
+    files: list[Path],
+    sizes: list[np.ndarray],
+    out: Path,
+    bounds: tuple[int, int],
+    schema_from: int = 0,
+) -> tuple[list[PartInfo], list[dict[str, Any]]]:
+    """Plan the parts of the chunk files' rows and have tasks write them into `out`; returns
+    the parts (in order) and the tasks' meta (nodes, memory)."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [int(s.size) for s in sizes]
+    cuts = plan_cuts(np.concatenate(sizes) if sizes else np.zeros(0, np.int64), *bounds)
+    names = [str(f) for f in files]
+    schema_file = names[schema_from]
+    jobs = [
+        remote(part_task).remote(
+            names, pieces_of(rows, lo, hi), schema_file, str(out / part_name(i))
+        )
+        for i, (lo, hi) in enumerate(cuts or [(0, 0)])  # no rows: one empty part with the schema
+    ]
+    metas = [unpack(blob)[0] for blob in ray.get(jobs)]
+    parts = [PartInfo(**m["part"]) for m in metas]  # type: ignore[typeddict-item]
+    return parts, metas
+
+
+__all__ = ["part_task", "pieces_of", "plan_cuts", "write_parts"]
