@@ -81,6 +81,8 @@ class RayEngine:
     #: seconds per stage of the last step (ingest, distributed, write) and the bytes shuffled
     timings: dict[str, float] = field(default_factory=dict)
     shuffle_bytes: int = 0
+    #: the last near dedup's stage timings, bytes per stage, nodes and task peak memory
+    near_run: Any = None
     local: BoundedEngine = field(init=False)
 
     def __post_init__(self) -> None:
@@ -115,16 +117,42 @@ class RayEngine:
         rows: int | None = None,
     ) -> tuple[list[PartInfo], StepOutput]:
         """Run a step by its kind (see the module doc); the main output goes to parts in `out`."""
-        if getattr(step, "run_bounded", None) is None:
-            kind = step.kind_for(params)
-            lazy = [v for v in inputs.values() if isinstance(v, pl.LazyFrame)]
-            if kind == "map" and isinstance(step, MapStep):
-                return self.run_map(step, inputs, params, ctx, out)
-            if kind == "keyed" and isinstance(step, KeyedStep) and len(lazy) == 1:
-                return self.run_keyed(step, inputs, params, ctx, out)
+        custom = getattr(step, "run_bounded", None)
+        if custom is not None:  # multi-stage (near dedup): the step calls back `near_dedup_text`
+            parts, output = custom(self, inputs, params, ctx, out)
+            return parts, output
+        kind = step.kind_for(params)
+        lazy = [v for v in inputs.values() if isinstance(v, pl.LazyFrame)]
+        if kind == "map" and isinstance(step, MapStep):
+            return self.run_map(step, inputs, params, ctx, out)
+        if kind == "keyed" and isinstance(step, KeyedStep) and len(lazy) == 1:
+            return self.run_keyed(step, inputs, params, ctx, out)
         return self.local.run_step(
             step, inputs, params, ctx, out, estimated_bytes=estimated_bytes, rows=rows
         )
+
+    # ---- multi-stage steps --------------------------------------------------------------
+    def near_dedup_text(
+        self, engine: Any, source: pl.LazyFrame, config: Any, **kwargs: Any
+    ) -> tuple[list[PartInfo], dict[str, Any], pl.DataFrame, pl.DataFrame]:
+        """Near dedup of text as tasks (`ray_near`); `engine` is this engine."""
+        from tamis.pipelines.engines.ray_near import ray_near_dedup_text
+
+        result = ray_near_dedup_text(self, source, config, **kwargs)
+        self.timings = dict(self.near_run.timings)
+        self.shuffle_bytes = sum(self.near_run.shuffle.values())
+        self.nodes |= self.near_run.nodes
+        return result
+
+    def min_buckets(self, ray: Any) -> int:
+        """Buckets of a keyed stage: at least `BUCKETS_PER_CPU` per CPU of the cluster."""
+        return BUCKETS_PER_CPU * self._cpus(ray)
+
+    def part_writer(self, directory: Path) -> Any:
+        return self.local.part_writer(directory)
+
+    def check_global(self, step: Step[Any], estimated_bytes: int, rows: int, ctx: Any) -> None:
+        self.local.check_global(step, estimated_bytes, rows, ctx)
 
     # ---- map -----------------------------------------------------------------------------
     def run_map(
