@@ -13,9 +13,6 @@ with the shingle sets, and connected components run on the small edge list.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import polars as pl
 
@@ -59,54 +56,26 @@ def minhash_signatures(
     sh: Shingles,
     num_perm: int = 128,
     seed: int = 0,
-    chunk: int = 1 << 13,
+    chunk: int = 1 << 16,
     threads: int | None = None,
 ) -> np.ndarray:
     """(n_docs, num_perm) uint32 MinHash signatures; documents without shingles get all 0xFFFFFFFF.
 
     Hash family: multiply-shift h_i(x) = (a_i * x + b_i) >> 32 over 64-bit words (a_i odd), taken
-    on the 64-bit shingle hashes; the minimum per document is a segmented reduce (reduceat), in
-    chunks of whole documents of about `chunk` shingles, so memory stays bounded; `threads`
-    (default: the CPU count) work on the chunks at once.
+    on the 64-bit shingle hashes, the minimum per document; in a numba kernel (`kernels.minhash`)
+    over ranges of whole documents of about `chunk` shingles, on `threads` threads (default: the
+    CPUs). Each range writes its own rows, so the result does not depend on the threads.
     """
+    from tamis.curate.dedup import kernels
+
     a, b = _perm_params(num_perm, seed)
-    n = sh.n_docs
-    sig = np.full((n, num_perm), EMPTY_SIG, dtype=np.uint32)
-    sizes = sh.sizes()
-    nonempty = np.nonzero(sizes > 0)[0]
-    if nonempty.size == 0:
+    sig = np.full((sh.n_docs, num_perm), EMPTY_SIG, dtype=np.uint32)
+    total = int(sh.offsets[-1]) if sh.n_docs else 0
+    if total == 0:
         return sig
-    offsets = sh.offsets
-    # split the non-empty documents into runs of about `chunk` shingles
-    cum = offsets[nonempty + 1]
-    cuts = np.searchsorted(cum, np.arange(chunk, int(cum[-1]) + chunk, chunk), side="left")
-    bounds = np.unique(np.concatenate([[0], np.minimum(cuts + 1, nonempty.size), [nonempty.size]]))
-    shift = np.uint64(32)
-    runs = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
-
-    def work(part: list[tuple[int, int]]) -> None:
-        buf = np.empty((chunk, num_perm), dtype=np.uint64)
-        for lo, hi in part:
-            docs = nonempty[lo:hi]
-            start, stop = int(offsets[docs[0]]), int(offsets[docs[-1] + 1])
-            x = sh.hashes[start:stop]
-            if x.size > buf.shape[0]:
-                buf = np.empty((x.size, num_perm), dtype=np.uint64)
-            hv = buf[: x.size]
-            with np.errstate(over="ignore"):
-                np.multiply(x[:, None], a[None, :], out=hv)
-                hv += b[None, :]
-                hv >>= shift
-            sig[docs] = np.minimum.reduceat(hv, offsets[docs] - start, axis=0)
-
-    # NumPy releases the GIL inside these loops: threads share the chunks (disjoint output rows, so
-    # the result does not depend on the number of threads)
-    n_threads = max(1, min(threads or (os.cpu_count() or 1), len(runs)))
-    if n_threads == 1:
-        work(runs)
-    else:
-        with ThreadPoolExecutor(n_threads) as pool:
-            list(pool.map(work, [runs[i::n_threads] for i in range(n_threads)]))
+    spans = kernels.ranges(sh.offsets, max(1, -(-total // max(1, chunk))))
+    args = (np.ascontiguousarray(sh.hashes), sh.offsets, a, b, sig)
+    kernels.run_ranges(kernels.minhash, args, spans, threads)
     return sig
 
 
@@ -209,49 +178,28 @@ def lsh_candidates(
     return np.stack([code // n, code % n], axis=1), oversized
 
 
-def exact_jaccard(sh: Shingles, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """True Jaccard |A & B| / |A | B| of the shingle sets of each pair, vectorised.
+def exact_jaccard(
+    sh: Shingles, left: np.ndarray, right: np.ndarray, threads: int | None = None
+) -> np.ndarray:
+    """True Jaccard |A & B| / |A | B| of the shingle sets of each pair (0 when both are empty).
 
-    Every shingle of the smaller set is looked up in the other set with one `searchsorted` on the
-    global array of (document, shingle) keys; the found ones are summed per pair.
+    The intersection of two sorted sets is a merge, in a numba kernel (`kernels.intersections`)
+    over ranges of pairs on `threads` threads (default: the CPUs).
     """
+    from tamis.curate.dedup import kernels
+
     if left.size == 0:
         return np.zeros(0, dtype=np.float64)
+    left = np.ascontiguousarray(left, dtype=np.int64)
+    right = np.ascontiguousarray(right, dtype=np.int64)
     sizes = sh.sizes()
-    swap = sizes[left] > sizes[right]
-    small = np.where(swap, right, left)
-    other = np.where(swap, left, right)
-    # one sortable int64 key per (document, shingle): the document id in the high bits and the top
-    # bits of the shingle hash below (monotone, so the CSR order is already the key order). When two
-    # shingles of one document share those top bits (rare), dense shingle ids are used instead.
-    doc_ids = sh.doc_ids()
-    bits = 63 - max(1, sh.n_docs.bit_length())
-    code = (sh.hashes >> np.uint64(64 - bits)).astype(np.int64)
-    keys = (doc_ids << bits) | code
-    if keys.size > 1 and bool((keys[1:] == keys[:-1]).any()):
-        uniq, inv = np.unique(sh.hashes, return_inverse=True)
-        bits = max(1, int(uniq.size).bit_length())
-        code = inv.astype(np.int64)
-        keys = (doc_ids << bits) | code
-    inter = np.zeros(left.size, dtype=np.int64)
-    step = 1 << 18
-    starts_all = sh.offsets[small]
-    lens_all = sizes[small]
-    for lo in range(0, left.size, step):
-        hi = min(lo + step, left.size)
-        lens = lens_all[lo:hi]
-        total = int(lens.sum())
-        if total == 0:
-            continue
-        pair = np.repeat(np.arange(lo, hi), lens)
-        within = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens)
-        elem = np.repeat(starts_all[lo:hi], lens) + within
-        query = (other[pair] << bits) | code[elem]
-        pos = np.searchsorted(keys, query)
-        pos[pos >= keys.size] = keys.size - 1
-        # keys are unique, so the one candidate is checked on the full 64-bit hash
-        found = (keys[pos] == query) & (sh.hashes[pos] == sh.hashes[elem])
-        inter[lo:hi] = np.bincount(pair - lo, weights=found, minlength=hi - lo).astype(np.int64)
+    inter = np.empty(left.size, dtype=np.int64)
+    work = np.zeros(left.size + 1, dtype=np.int64)
+    np.cumsum(sizes[left] + sizes[right] + 1, out=work[1:])
+    many = work[-1] > 1 << 20
+    spans = kernels.ranges(work, 4 * kernels.default_threads() if many else 1)
+    args = (np.ascontiguousarray(sh.hashes), sh.offsets, left, right, inter)
+    kernels.run_ranges(kernels.intersections, args, spans, threads)
     union = sizes[left] + sizes[right] - inter
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
