@@ -1,21 +1,24 @@
 """The Ray engine: the steps of the contract on a Ray cluster, with the local engine's parts.
 
-Same contract as `BoundedEngine.run_step(step, inputs, params, ctx, out) -> (parts, StepOutput)`:
+Same contract as `BoundedEngine.run_step(step, inputs, params, ctx, out) -> (parts, StepOutput)`.
+The driver plans and the workers do the work: tasks get row ranges of the input (they read the
+rows themselves: a slice of the step's LazyFrame, a scan of the store's parts), write what they
+produce into a spill dir in the store's tmp dir (a path every node shares), and return counts as
+JSON and tables as Arrow IPC (`ray_files`, `ray_tasks`).
 
-- `map`: the driver streams the input in batches (the local engine's batch size) into Ray's
-  object store; `map_batches` runs `step.map_batch` on each Arrow batch (`pl.from_arrow`) with
-  the plan `prepare` made once on the driver; the results come back in batch order and the driver
-  writes them through `PartWriter`, so the parts and `parts_hash` are the local engine's.
-- `keyed`: the driver numbers the rows (`ROW`); `map_batches` adds the step's key bucket
-  (`key(...).hash(BUCKET_SEED) % buckets`); `groupby(bucket).map_groups` is the hash repartition
-  and runs `reduce` on each bucket (its rows sorted by `ROW`); the driver routes the outputs to
-  `ROW` ranges spilled in its spill dir and writes them in source order (the local engine's code).
-- `global`, a keyed step over several inputs (leakage) and a multi-stage step (`run_bounded`,
-  near dedup): the local engine on the driver, with the same memory check.
+- `map`: one task per range (the local engine's batch rows) runs `step.map_batch` and writes a
+  chunk file;
+- `keyed` with one input (dedup): tasks number their rows (`ROW`) and route them to the step's key
+  buckets (one file per task, one record batch per bucket); one task per bucket reduces it (rows
+  sorted by `ROW`) and routes its output to ranges of `ROW`; one task per range sorts it back into
+  source order; the keep rules choose by `ROW`, so the bucket count never changes the result;
+- near dedup (`run_bounded` steps call back `near_dedup_text`): its stages as tasks (`ray_near`);
+- `global` and a keyed step over several inputs (leakage): the local engine on the driver, with
+  the same memory check.
 
-Each task's output is one row holding the pickled `BatchResult` (rows, counts, tables) and the id
-of the node it ran on (`nodes`); the task functions are in `ray_tasks`. Start Ray with
-`ray_env.ray_session` (loopback only).
+Chunks become parts through `ray_parts`: the driver replays the part writer's cut rule on the
+rows' sizes and one task per part writes it into `out`, so the parts and `parts_hash` are the
+local engine's. Start Ray with `ray_env.ray_session` (loopback only).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,27 +35,24 @@ from typing import Any
 
 import polars as pl
 
-from tamis.pipelines.engines.local import (
-    BoundedEngine,
-    EngineStats,
-    _add,
-    _read_dir,
-    mean_row_bytes,
-)
+from tamis.errors import StepError
+from tamis.pipelines.engines.local import BoundedEngine, EngineStats, mean_row_bytes
 from tamis.pipelines.engines.memory import WORKING_FACTOR
 from tamis.pipelines.engines.parts import PartInfo
 from tamis.pipelines.engines.ray_env import import_ray, ray_session
+from tamis.pipelines.engines.ray_files import remote, unpack
+from tamis.pipelines.engines.ray_parts import write_parts
 from tamis.pipelines.engines.ray_tasks import (
-    BUCKET,
+    SIZES,
     bucket_task,
     map_task,
     noop,
+    range_task,
     reduce_task,
+    result_of,
     task_ctx,
-    unpack,
 )
 from tamis.pipelines.steps.base import (
-    ROW,
     BatchResult,
     KeyedStep,
     MapStep,
@@ -59,6 +60,8 @@ from tamis.pipelines.steps.base import (
     StepContext,
     StepOutput,
 )
+
+Result = tuple[dict[str, Any], dict[str, pl.DataFrame]]
 
 #: at least this many buckets per CPU of the cluster (parallelism; buckets never change results)
 BUCKETS_PER_CPU = 4
@@ -160,39 +163,30 @@ class RayEngine:
     ) -> tuple[list[PartInfo], StepOutput]:
         ray = import_ray()
         source: pl.LazyFrame = inputs["input"]
-        plan = step.prepare(source, params, ctx)
-        rows = self.local.pick_batch_rows(source)
-        self.local.stats.batch_rows = rows
-        refs = [ray.put(b.to_arrow()) for b in self.local.batches(source, rows)]
-        if not refs:  # no rows: the local engine gives the mapped empty input's schema
+        total = int(source.select(pl.len()).collect().item())
+        if not total:  # no rows: the local engine gives the mapped empty input's schema
             return self.local.run_map(step, inputs, params, ctx, out)
-        ds = ray.data.from_arrow_refs(refs).map_batches(
-            map_task,
-            batch_size=None,
-            batch_format="pyarrow",
-            fn_kwargs={"step": step, "params": params, "plan": plan, "ctx": task_ctx(ctx)},
-        )
-        writer = self.local.part_writer(out)
-        merged = BatchResult(frame=pl.DataFrame())
-        tables: dict[str, list[pl.DataFrame]] = {}
-        schema: pl.Schema | None = None
-        for _key, result in self._results(ds):
-            schema = result.frame.schema
-            writer.write(result.frame)
-            _add(merged, result, tables)
-        del refs
-        parts = writer.close(schema)
-        merged.frame = pl.DataFrame(schema=schema)
-        merged.tables = {k: pl.concat(v, how="vertical_relaxed") for k, v in tables.items()}
+        plan = step.prepare(source, params, ctx)
+        ranges = self._ranges(source, total)
+        spill = self._spill_dir("ray-map")
+        try:
+            t0 = time.perf_counter()
+            src = ray.put(source)
+            shipped = (step, params, plan, task_ctx(ctx))
+            files = [spill / f"{i:06d}.arrow" for i in range(len(ranges))]
+            jobs = [
+                remote(map_task).remote(src, r, *shipped, str(files[i]))
+                for i, r in enumerate(ranges)
+            ]
+            results = self._gather(ray, jobs, total)
+            self.timings = {"map": time.perf_counter() - t0}
+            parts = self._parts(ray, files, results, out, 0)
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
+        merged = _merged(results)
+        merged.frame = pl.read_parquet(out / parts[0]["path"]).head(0)
         report = step.finish(merged, params, plan, ctx)
         return parts, StepOutput(frames={}, report=report, tables=merged.tables)
-
-    def _results(self, ds: Any) -> Iterator[tuple[int, BatchResult]]:
-        """The tasks' results in the dataset's order, noting the nodes they ran on."""
-        for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-            for key, node, result in unpack(table):
-                self.nodes.add(node)
-                yield key, result
 
     # ---- keyed ---------------------------------------------------------------------------
     def run_keyed(
@@ -200,55 +194,99 @@ class RayEngine:
     ) -> tuple[list[PartInfo], StepOutput]:
         ray = import_ray()
         [(name, source)] = [(k, v) for k, v in inputs.items() if isinstance(v, pl.LazyFrame)]
+        total = int(source.select(pl.len()).collect().item())
+        if not total:
+            return self.local.run_step(step, inputs, params, ctx, out)
         plan = step.prepare({name: source}, params, ctx)
-        t0 = time.perf_counter()
-        refs, total = self._numbered(ray, source)
-        self.timings = {"ingest": time.perf_counter() - t0}
-        if not refs:
-            return self.local.run_keyed(step, inputs, params, ctx, out)
-        n_buckets = self._bucket_count(ray, source, total)
-        self.local.stats.buckets = n_buckets
-        shipped = {"step": step, "name": name, "params": params, "plan": plan}
-        ds = (
-            ray.data.from_arrow_refs(refs)
-            .map_batches(
-                bucket_task,
-                batch_size=None,
-                batch_format="pyarrow",
-                fn_kwargs={**shipped, "buckets": n_buckets},
-            )
-            .groupby(BUCKET, num_partitions=max(1, min(n_buckets, self._cpus(ray))))
-            .map_groups(
-                reduce_task,
-                batch_format="pyarrow",
-                fn_kwargs={**shipped, "ctx": task_ctx(ctx)},
-            )
-        )
-        spill = self.spill_root / "ray-keyed"
-        spill.mkdir(parents=True, exist_ok=True)
+        ranges = self._ranges(source, total)
+        n = self._bucket_count(ray, source, total)
+        self.local.stats.buckets = n
+        n_ranges = n
+        range_rows = max(1, math.ceil(total / n_ranges))
+        spill = self._spill_dir("ray-keyed")
+        shipped = (step, name, params, plan)
         try:
-            parts, merged = self._gather_in_order(ds, source, total, spill, out)
+            t0 = time.perf_counter()
+            src = ray.put(source)
+            mapped = [str(spill / "map" / f"{i:06d}.arrow") for i in range(len(ranges))]
+            jobs = [
+                remote(bucket_task).remote(src, r, *shipped, n, mapped[i])
+                for i, r in enumerate(ranges)
+            ]
+            metas = self._gather(ray, jobs, total)
+            t1 = time.perf_counter()
+            reduced = [str(spill / "reduce" / f"{b:06d}.arrow") for b in range(n)]
+            jobs = [
+                remote(reduce_task).remote(
+                    mapped, b, *shipped, task_ctx(ctx), (range_rows, n_ranges), reduced[b]
+                )
+                for b in range(n)
+            ]
+            buckets = self._gather(ray, jobs)  # in bucket order: the local engine's merge order
+            t2 = time.perf_counter()
+            full = [f for f, (m, _) in zip(reduced, buckets, strict=True) if not m["empty"]]
+            files = [spill / "out" / f"{r:06d}.arrow" for r in range(n_ranges)]
+            jobs = [remote(range_task).remote(full, r, str(files[r])) for r in range(n_ranges)]
+            chunks = self._gather(ray, jobs)
+            t3 = time.perf_counter()
+            rows = [m["rows"] for m, _ in chunks]
+            parts = self._parts(
+                ray, files, chunks, out, next((i for i, r in enumerate(rows) if r), 0)
+            )
         finally:
             shutil.rmtree(spill, ignore_errors=True)
-        del refs
+        self.shuffle_bytes = sum(
+            m["shuffle_bytes"] for m, _ in metas + buckets if "shuffle_bytes" in m
+        )
+        self.timings = {
+            "key buckets": t1 - t0, "reduce": t2 - t1, "ranges": t3 - t2,
+            "parts": time.perf_counter() - t3,
+        }  # fmt: skip
+        merged = _merged([b for b in buckets if not b[0]["empty"]])
+        merged.frame = pl.read_parquet(out / parts[0]["path"]).head(0)
         report = step.finish(merged, params, plan, ctx)
         return parts, StepOutput(frames={}, report=report, tables=merged.tables)
 
-    def _numbered(self, ray: Any, source: pl.LazyFrame) -> tuple[list[Any], int]:
-        """The input's batches with their source positions (`ROW`) in the object store."""
+    # ---- shared --------------------------------------------------------------------------
+    def _ranges(self, source: pl.LazyFrame, total: int) -> list[tuple[int, int]]:
+        """The tasks' row ranges: the local engine's batches."""
         rows = self.local.pick_batch_rows(source)
         self.local.stats.batch_rows = rows
-        refs, offset = [], 0
-        self.shuffle_bytes = 0
-        for batch in self.local.batches(source, rows):
-            numbered = batch.with_row_index(ROW, offset=offset).with_columns(
-                pl.col(ROW).cast(pl.UInt64)
-            )
-            offset += batch.height
-            table = numbered.to_arrow()
-            self.shuffle_bytes += table.nbytes
-            refs.append(ray.put(table))
-        return refs, offset
+        return [(s, min(rows, total - s)) for s in range(0, total, rows)]
+
+    def _spill_dir(self, name: str) -> Path:
+        path = self.spill_root / f"{name}-{uuid.uuid4().hex[:12]}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _gather(self, ray: Any, jobs: list[Any], total: int | None = None) -> list[Result]:
+        """The tasks' results in order, noting their nodes; the rows read must be the input's."""
+        results = [unpack(blob) for blob in ray.get(jobs)]
+        for meta, _ in results:
+            self.nodes.add(meta["node"])
+        if total is not None:
+            read = sum(m["rows_in"] for m, _ in results)
+            self.local.stats.rows_in += read
+            if read != total:
+                raise StepError(
+                    f"the input gave {read:,} of its {total:,} rows to the Ray tasks",
+                    fix="run `tamis verify` to find a damaged version, then build again",
+                )
+        return results
+
+    def _parts(
+        self, ray: Any, files: list[Path], chunks: list[Result], out: Path, schema_from: int
+    ) -> list[PartInfo]:
+        """Tasks write the chunks' rows as parts cut where the local engine cuts them."""
+        writer = self.local.part_writer(out)
+        sizes = [f[SIZES]["b"].to_numpy() for _, f in chunks]
+        parts, metas = write_parts(
+            ray, files, sizes, out, (writer.max_rows, writer.max_bytes), schema_from
+        )
+        for meta in metas:
+            self.nodes.add(meta["node"])
+        self.local.stats.parts_written += len(parts)
+        return parts
 
     def _cpus(self, ray: Any) -> int:
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -260,41 +298,21 @@ class RayEngine:
             return self.buckets
         total = rows * mean_row_bytes(source)
         fit = math.ceil(total * WORKING_FACTOR / (self.memory_limit / 4))
-        return max(1, fit, BUCKETS_PER_CPU * self._cpus(ray))
+        return max(1, fit, self.min_buckets(ray))
 
-    def _gather_in_order(
-        self, ds: Any, source: pl.LazyFrame, rows: int, spill: Path, out: Path
-    ) -> tuple[list[PartInfo], BatchResult]:
-        """Route the buckets' outputs to `ROW` ranges on the driver's disk, then write the
-        ranges sorted by `ROW` (source order) through the part writer."""
-        range_rows = self.local._range_rows(source, rows)
-        merged = BatchResult(frame=pl.DataFrame())
-        by_bucket: list[tuple[int, BatchResult]] = []
-        schema: pl.Schema | None = None
-        t0 = time.perf_counter()
-        for key, result in self._results(ds):
-            schema = result.frame.schema
-            self.local._route_ranges(result.frame, spill / "out", key, range_rows)
-            by_bucket.append((key, BatchResult(pl.DataFrame(), result.stats, result.tables)))
-            self.progress(f"reduced bucket {len(by_bucket)}")
-        t1 = time.perf_counter()
-        self.timings["distributed"] = t1 - t0  # key buckets, shuffle, reduce, routing
-        tables: dict[str, list[pl.DataFrame]] = {}
-        for _key, result in sorted(by_bucket, key=lambda kv: kv[0]):  # the local engine's order
-            _add(merged, result, tables)
-        schema = schema if schema is not None else pl.Schema()
-        writer = self.local.part_writer(out)
-        for r in range(math.ceil(max(rows, 1) / range_rows)):
-            frame = _read_dir(spill / "out" / f"r{r}", schema)
-            if frame.height:
-                writer.write(frame.sort(ROW).drop(ROW))
-            self.local._drop(spill / "out" / f"r{r}")
-        final = pl.Schema({k: v for k, v in schema.items() if k != ROW})
-        parts = writer.close(final)
-        self.timings["write"] = time.perf_counter() - t1
-        merged.frame = pl.DataFrame(schema=final)
-        merged.tables = {k: pl.concat(v, how="vertical_relaxed") for k, v in tables.items()}
-        return parts, merged
+
+def _merged(results: list[Result]) -> BatchResult:
+    """The counts summed and the tables concatenated, in the tasks' order."""
+    merged = BatchResult(frame=pl.DataFrame())
+    tables: dict[str, list[pl.DataFrame]] = {}
+    for meta, frames in results:
+        result = result_of(meta, frames)
+        for k, v in result.stats.items():
+            merged.stats[k] = merged.stats.get(k, 0) + v
+        for k, t in result.tables.items():
+            tables.setdefault(k, []).append(t)
+    merged.tables = {k: pl.concat(v, how="vertical_relaxed") for k, v in tables.items()}
+    return merged
 
 
 def make_ray_engine(

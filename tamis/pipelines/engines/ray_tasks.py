@@ -1,27 +1,36 @@
-"""What the Ray engine ships to its workers: the task functions and the one-row result format.
+"""The Ray engine's tasks for map and keyed steps: they read and write their rows themselves.
 
-Each function takes one Arrow table (a batch, or all rows of a bucket) and the step with its
-params and plan (pickled by Ray), and returns an Arrow table. A task's result is one row: the
-pickled `BatchResult` (rows, additive counts, report-table rows), the bucket it came from and the
-id of the node it ran on (`unpack` reads it back on the driver).
+- `map_task`: rows start..start+n of the input (a slice of the step's LazyFrame, read by the
+  task) through `step.map_batch`, written to a chunk file;
+- `bucket_task`: rows start..start+n numbered (`ROW`) and routed to the step's key buckets, in
+  one file with one record batch per bucket (the shuffle's map side, `ray_files.write_buckets`);
+- `reduce_task`: bucket b of every `bucket_task` file, sorted by `ROW`, through `step.reduce`;
+  its output rows routed to ranges of `ROW` in one file (one record batch per range);
+- `range_task`: range r of every `reduce_task` file, sorted by `ROW` (source order), to a chunk.
+
+The chunks then become parts with the local engine's boundaries (`ray_parts`). Every task
+returns `ray_files.pack` bytes: counts as JSON, tables and row sizes as Arrow IPC.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import pickle
-from collections.abc import Iterator
+import json
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from tamis.pipelines.engines.local import BUCKET_SEED
+from tamis.pipelines.engines.memory import row_bytes
+from tamis.pipelines.engines.ray_files import pack, read_bucket, write_buckets, write_ipc
 from tamis.pipelines.steps.base import ROW, BatchResult, KeyedStep, MapStep, StepContext
 
-BUCKET = "__tamis_bucket"
-RESULT = "result"
-NODE = "node"
+TABLE = "table:"
+SIZES = "sizes"
+
+Range = tuple[int, int]  # (first row, rows)
 
 
 def noop(*args: Any, **kwargs: Any) -> None:
@@ -33,52 +42,104 @@ def task_ctx(ctx: StepContext) -> StepContext:
     return dataclasses.replace(ctx, progress=noop)
 
 
-def packed(result: BatchResult, key: int = 0) -> pa.Table:
-    """One task's result as a one-row Arrow table (pickled result, bucket, node id)."""
-    import ray
-
-    node = ray.get_runtime_context().get_node_id()
-    return pa.table(
-        {
-            RESULT: pa.array([pickle.dumps(result, protocol=5)], pa.large_binary()),
-            BUCKET: pa.array([key], pa.int64()),
-            NODE: pa.array([node], pa.string()),
-        }
-    )
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
-def map_task(table: pa.Table, step: MapStep[Any], params: Any, plan: Any, ctx: Any) -> pa.Table:
-    batch = pl.from_arrow(table)
-    assert isinstance(batch, pl.DataFrame)
-    return packed(step.map_batch(batch, params, plan, ctx))
+def packed(
+    result: BatchResult, frames: dict[str, pl.DataFrame] | None = None, **meta: Any
+) -> bytes:
+    """A batch's or bucket's counts (JSON) and report tables (IPC), with `meta` and `frames`."""
+    stats = {k: _plain(v) for k, v in result.stats.items()}
+    json.dumps(stats)  # counts must be plain numbers
+    tables = {TABLE + k: t for k, t in result.tables.items()}
+    return pack({**meta, "stats": stats}, {**tables, **(frames or {})})
+
+
+def result_of(meta: dict[str, Any], frames: dict[str, pl.DataFrame]) -> BatchResult:
+    """`packed`'s counts and tables back as a `BatchResult` (no rows)."""
+    tables = {k[len(TABLE) :]: v for k, v in frames.items() if k.startswith(TABLE)}
+    return BatchResult(frame=pl.DataFrame(), stats=meta["stats"], tables=tables)
+
+
+def _chunk(frame: pl.DataFrame, path: str, result: BatchResult, **meta: Any) -> bytes:
+    """Write output rows to a chunk file; their sizes (for the part cuts) go back with the
+    counts and tables."""
+    written = write_ipc(Path(path), frame)
+    sizes = pl.DataFrame({"b": row_bytes(frame).cast(pl.Int64)}, schema={"b": pl.Int64})
+    return packed(result, {SIZES: sizes}, rows=frame.height, chunk_bytes=written, **meta)
+
+
+def map_task(
+    source: pl.LazyFrame,
+    rows: Range,
+    step: MapStep[Any],
+    params: Any,
+    plan: Any,
+    ctx: Any,
+    path: str,
+) -> bytes:
+    start, n = rows
+    batch = source.slice(start, n).collect()
+    result = step.map_batch(batch, params, plan, ctx)
+    return _chunk(result.frame, path, result, rows_in=batch.height)
 
 
 def bucket_task(
-    table: pa.Table, step: KeyedStep[Any], name: str, params: Any, plan: Any, buckets: int
-) -> pa.Table:
-    batch = pl.from_arrow(table)
-    assert isinstance(batch, pl.DataFrame)
-    keys = step.key(batch, name, params, plan)
-    bucket = (keys.hash(seed=BUCKET_SEED) % buckets).cast(pl.Int64).alias(BUCKET)
-    return batch.with_columns(bucket).to_arrow()
+    source: pl.LazyFrame,
+    rows: Range,
+    step: KeyedStep[Any],
+    name: str,
+    params: Any,
+    plan: Any,
+    buckets: int,
+    path: str,
+) -> bytes:
+    start, n = rows
+    batch = source.slice(start, n).collect()
+    numbered = batch.with_row_index(ROW, offset=start).with_columns(pl.col(ROW).cast(pl.UInt64))
+    keys = step.key(numbered, name, params, plan)
+    bucket = (keys.hash(seed=BUCKET_SEED) % buckets).cast(pl.Int64).to_numpy()
+    written = write_buckets(Path(path), numbered, bucket, buckets)
+    return pack({"rows_in": batch.height, "shuffle_bytes": written})
 
 
 def reduce_task(
-    table: pa.Table, step: KeyedStep[Any], name: str, params: Any, plan: Any, ctx: Any
-) -> pa.Table:
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    key = int(frame[BUCKET][0]) if frame.height else -1
-    frame = frame.drop(BUCKET).sort(ROW)
-    return packed(step.reduce({name: frame}, params, plan, ctx), key)
+    files: list[str],
+    bucket: int,
+    step: KeyedStep[Any],
+    name: str,
+    params: Any,
+    plan: Any,
+    ctx: Any,
+    ranges: tuple[int, int],
+    path: str,
+) -> bytes:
+    """Reduce one bucket (none when it got no rows, as the local engine skips it)."""
+    frame = read_bucket([Path(f) for f in files], bucket)
+    if not frame.height:
+        return pack({"empty": True, "stats": {}})
+    result = step.reduce({name: frame.sort(ROW)}, params, plan, ctx)
+    out = result.frame
+    range_rows, n_ranges = ranges
+    where = (out[ROW].cast(pl.Int64) // range_rows).to_numpy() if out.height else np.zeros(0, int)
+    written = write_buckets(Path(path), out, where.astype(np.int64), n_ranges)
+    return packed(result, empty=False, shuffle_bytes=written)
 
 
-def unpack(table: pa.Table) -> Iterator[tuple[int, str, BatchResult]]:
-    """The (bucket, node id, result) of every task result row of a table."""
-    for blob, key, node in zip(
-        table[RESULT].to_pylist(),
-        table[BUCKET].to_pylist(),
-        table[NODE].to_pylist(),
-        strict=True,
-    ):
-        yield int(key), str(node), pickle.loads(blob)
+def range_task(files: list[str], index: int, path: str) -> bytes:
+    """One range of `ROW` from every reduce output, in source order, to a chunk file."""
+    frame = read_bucket([Path(f) for f in files], index)
+    frame = frame.sort(ROW).drop(ROW) if ROW in frame.columns else frame
+    return _chunk(frame, path, BatchResult(frame=pl.DataFrame()))
+
+
+__all__ = [
+    "bucket_task",
+    "map_task",
+    "noop",
+    "range_task",
+    "reduce_task",
+    "result_of",
+    "task_ctx",
+]
