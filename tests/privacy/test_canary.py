@@ -196,5 +196,7 @@ def test_dp_mst_below_its_claim_and_caught_without_noise(adult_tr: pl.DataFrame)
 
     r1 = canary_audit(mst(1.0), data, trials=100, score="marginal", claimed_epsilon=1.0)
     assert r1["below_claim"], r1
-    r_big = canary_audit(mst(1000.0), data, trials=100, score="marginal")
+    # without noise the marginal score still errs often (sampling noise of 500 synthetic rows): with
+    # 100 trials per world the bound fell below 1.0 in 2 of 8 runs; 200 gave 1.68-2.32 in 3 runs
+    r_big = canary_audit(mst(1000.0), data, trials=200, score="marginal")
     assert r_big["epsilon_lower_bound"] > 1.0 > r1["epsilon_lower_bound"]
