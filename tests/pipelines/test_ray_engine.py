@@ -25,7 +25,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from tamis.errors import MissingDependencyError, StepError
+from tamis.errors import DataError, MissingDependencyError, StepError
 from tamis.pipelines.engines.local import BoundedEngine
 from tamis.pipelines.engines.memory import parse_size
 from tamis.pipelines.engines.parts import parts_hash
@@ -135,6 +135,105 @@ def test_generated_corpus_hashes_like_the_local_engine(
     if name == "dedup":
         assert ray_out[1].report["duplicates"] > 0
         assert ray_engine.stats.buckets >= 8  # really repartitioned
+
+
+# ---- near dedup as tasks -------------------------------------------------------------------
+
+
+def _planted(n: int) -> pl.DataFrame:
+    """The bounded near dedup tests' documents (exact and edited copies, empty and null texts)."""
+    path = Path(__file__).with_name("test_near_dedup_bounded.py")
+    spec = importlib.util.spec_from_file_location("_near_bounded_tests", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module._planted(n)
+
+
+def _near_both(
+    engine: Any, df: pl.DataFrame, raw: dict, tmp: Path, rows: int, buckets: int | None = None
+) -> tuple[Any, Any]:
+    """near_dedup under the local engine and on Ray (`rows` per task, `buckets` per stage)."""
+    old = engine.local.batch_rows, engine.buckets
+    engine.local.batch_rows, engine.buckets = rows, buckets
+    try:
+        return _both(engine, df, "near_dedup", raw, tmp)
+    finally:
+        engine.local.batch_rows, engine.buckets = old
+
+
+@pytest.mark.parametrize(
+    ("raw", "rows", "buckets"),
+    [
+        ({"column": "text"}, 300, None),
+        ({"column": "text", "action": "flag", "keep": "last"}, 170, 3),
+        ({"column": "text", "keep": "none", "unit": "char", "ngram": 4}, 1000, 1),
+    ],
+)
+def test_near_dedup_on_ray_equals_the_local_engine_and_the_in_memory_run(
+    ray_engine: Any, tmp_path: Path, raw: dict, rows: int, buckets: int | None
+) -> None:
+    """Planted exact and edited copies: same parts, report and tables as the local engine, and
+    the same report as the in-memory path (an independent computation of every figure)."""
+    df = _planted(2500)
+    local, ray_out = _near_both(ray_engine, df, raw, tmp_path, rows, buckets)
+    _assert_same(local, ray_out)
+    step = get_step_type("near_dedup")()
+    whole = step.run({"input": df.lazy()}, step.Params(**raw), _ctx(tmp_path / "m"))
+    assert ray_out[1].report == {**whole.report, "html": "near_dedup.html"}
+    assert ray_out[1].report["duplicates"] > 100 and ray_out[1].report["verified_pairs"] > 0
+    assert len(ray_engine.nodes) >= 1 and ray_engine.timings["verification"] >= 0
+    assert not list((tmp_path / "r").glob("**/ray-near-*"))  # the stages' files are removed
+
+
+def test_near_dedup_on_ray_generated_corpus_and_errors(ray_engine: Any, tmp_path: Path) -> None:
+    df = _corpus(tmp_path / "corpus.jsonl", 4)
+    local, ray_out = _near_both(ray_engine, df, {"column": "text"}, tmp_path, 400)
+    _assert_same(local, ray_out)
+    assert ray_out[1].report["duplicates"] > 0
+    shuffle = ray_engine.near_run.shuffle
+    assert shuffle["signatures -> grouping"] > 0 and shuffle["output chunks"] > 0
+    step = get_step_type("near_dedup")()
+    params = step.Params(column="text")
+    for bad, message in [(df.head(0), "no rows"), (df.with_columns(text=None), "text")]:
+        with pytest.raises(DataError, match=message):
+            ray_engine.run_step(step, {"input": bad.lazy()}, params, _ctx(tmp_path), tmp_path / "x")
+
+
+def test_near_dedup_on_ray_sms_spam(ray_engine: Any, sms: pl.DataFrame, tmp_path: Path) -> None:
+    raw = {"column": "SMS", "threshold": 0.7}
+    local, ray_out = _near_both(ray_engine, sms, raw, tmp_path, 800)
+    _assert_same(local, ray_out)
+    assert ray_out[1].report["rows_in"] == sms.height == 5574
+    assert ray_out[1].report["duplicates"] > 400  # SMS Spam's many repeated messages
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_planned_part_cuts_are_the_part_writers(tmp_path: Path, seed: int) -> None:
+    """`plan_cuts` on the rows' sizes gives the parts `PartWriter` cuts (same rows, same hash)."""
+    import numpy as np
+
+    from tamis.pipelines.engines.memory import row_bytes
+    from tamis.pipelines.engines.parts import part_name, write_frame_parts, write_part
+    from tamis.pipelines.engines.ray_parts import pieces_of, plan_cuts
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    df = pl.DataFrame({"t": ["x" * int(k) for k in rng.integers(0, 400, n)], "i": range(n)})
+    max_rows, max_bytes = int(rng.integers(1, 900)), int(rng.integers(1, 60_000))
+    want = write_frame_parts(df, tmp_path / "w", max_rows=max_rows, max_bytes=max_bytes)
+    cuts = plan_cuts(row_bytes(df).to_numpy(), max_rows, max_bytes)
+    chunks = [int(c) for c in rng.integers(0, n + 1, 3)]
+    bounds = sorted({0, n, *chunks})
+    sizes = [b - a for a, b in zip(bounds, bounds[1:], strict=False)]
+    (tmp_path / "g").mkdir()
+    got = []
+    for i, (lo, hi) in enumerate(cuts):
+        pieces = pieces_of(sizes, lo, hi)
+        assert sum(p[2] for p in pieces) == hi - lo
+        frame = pl.concat([df.slice(bounds[c] + s, k) for c, s, k in pieces])
+        got.append(write_part(frame, tmp_path / "g" / part_name(i)))
+    assert parts_hash(got) == parts_hash(want)
 
 
 def test_global_step_runs_on_the_driver_with_the_memory_check(
