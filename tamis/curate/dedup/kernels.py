@@ -70,25 +70,44 @@ def _is_word_byte(c: Any) -> bool:
 
 
 @_kernel
-def ascii_word_counts(data: Any, offsets: Any, counts: Any, lo: int, hi: int) -> None:
-    """counts[d] = the runs of [A-Za-z0-9] in document d (bytes offsets[d]:offsets[d+1])."""
+def _word_hash(data: Any, start: int, stop: int, lower: bool) -> Any:
+    """`_span_hash` of an ASCII word, with A-Z read as a-z when `lower`."""
+    h = np.uint64(0)
+    for k in range(start, stop):
+        c = data[k]
+        if lower and 65 <= c < 91:
+            c += 32
+        h = h * P + np.uint64(c) + _ONE
+    return _mix(h + np.uint64(stop - start) * TOKEN_MULT)
+
+
+@_kernel
+def ascii_word_counts(
+    data: Any, offsets: Any, counts: Any, nonascii: Any, lo: int, hi: int
+) -> None:
+    """counts[d] = the runs of [A-Za-z0-9] in document d (bytes offsets[d]:offsets[d+1]);
+    nonascii[d] = whether it has a byte >= 0x80."""
     for d in range(lo, hi):
         c = 0
         prev = False
+        high = False
         for k in range(offsets[d], offsets[d + 1]):
-            word = _is_word_byte(data[k])
+            byte = data[k]
+            high |= byte >= 128
+            word = _is_word_byte(byte)
             if word and not prev:
                 c += 1
             prev = word
         counts[d] = c
+        nonascii[d] = high
 
 
 @_kernel
 def ascii_word_hashes(
-    data: Any, offsets: Any, skip: Any, token_offsets: Any, out: Any, lo: int, hi: int
+    data: Any, offsets: Any, skip: Any, lower: bool, token_offsets: Any, out: Any, lo: int, hi: int
 ) -> None:
-    """The hash of every [A-Za-z0-9] run of documents lo..hi, in text order, at token_offsets[d]
-    (documents with skip[d] are left alone)."""
+    """The hash of every [A-Za-z0-9] run (lower-cased when `lower`) of documents lo..hi, in text
+    order, at token_offsets[d] (documents with skip[d] are left alone)."""
     for d in range(lo, hi):
         if skip[d]:
             continue
@@ -100,7 +119,7 @@ def ascii_word_hashes(
             if word and start < 0:
                 start = k
             elif not word and start >= 0:
-                out[j] = _span_hash(data, start, k)
+                out[j] = _word_hash(data, start, k, lower)
                 j += 1
                 start = -1
 
@@ -123,6 +142,8 @@ def ngram_sets(
     shingle of all of them. With `as_sets` each document's hashes are sorted and repeats dropped;
     sizes[d] is the number written.
     """
+    tmp = np.empty(1024, dtype=np.uint64)
+    counts = np.empty(2 * 1024 + 2, dtype=np.int64)
     for d in range(lo, hi):
         s = unit_offsets[d]
         n_units = unit_offsets[d + 1] - s
@@ -141,14 +162,61 @@ def ngram_sets(
         if not as_sets:
             sizes[d] = m
             continue
+        if tmp.shape[0] < m:
+            tmp = np.empty(2 * m, dtype=np.uint64)
+            counts = np.empty(4 * m + 2, dtype=np.int64)
         seg = out[o : o + m]
-        seg.sort()
+        _sort_uniform(seg, tmp, counts)
         c = 1
         for j in range(1, m):
             if seg[j] != seg[c - 1]:
                 seg[c] = seg[j]
                 c += 1
         sizes[d] = c
+
+
+@_kernel
+def _insertion_sort(x: Any, lo: int, hi: int) -> None:
+    for i in range(lo + 1, hi):
+        v = x[i]
+        j = i - 1
+        while j >= lo and x[j] > v:
+            x[j + 1] = x[j]
+            j -= 1
+        x[j + 1] = v
+
+
+@_kernel
+def _sort_uniform(seg: Any, tmp: Any, counts: Any) -> None:
+    """Sort uint64 hashes (about uniform) in place: a bucket pass on the top bits (about one
+    bucket per value), then each bucket by insertion sort (or np.sort when it is large)."""
+    m = seg.shape[0]
+    if m <= 32:
+        _insertion_sort(seg, 0, m)
+        return
+    bits = 1
+    while (1 << bits) < m:
+        bits += 1
+    nb = 1 << bits
+    shift = np.uint64(64 - bits)
+    counts[: nb + 1] = 0
+    for j in range(m):
+        counts[np.int64(seg[j] >> shift) + 1] += 1
+    for b in range(1, nb + 1):
+        counts[b] += counts[b - 1]
+    for j in range(m):
+        b = np.int64(seg[j] >> shift)
+        tmp[counts[b]] = seg[j]
+        counts[b] += 1
+    start = 0
+    for b in range(nb):
+        end = counts[b]
+        if end - start > 16:
+            tmp[start:end].sort()
+        elif end - start > 1:
+            _insertion_sort(tmp, start, end)
+        start = end
+    seg[:] = tmp[:m]
 
 
 @_kernel
@@ -159,6 +227,16 @@ def compact(values: Any, offsets: Any, sizes: Any, new_offsets: Any) -> None:
         if src != dst:
             for k in range(sizes[d]):
                 values[dst + k] = values[src + k]
+
+
+@_kernel
+def gather(values: Any, offsets: Any, docs: Any, new_offsets: Any, out: Any) -> None:
+    """out[new_offsets[i]:new_offsets[i+1]] = values of document docs[i] (CSR offsets)."""
+    for i in range(docs.shape[0]):
+        src = offsets[docs[i]]
+        dst = new_offsets[i]
+        for k in range(new_offsets[i + 1] - dst):
+            out[dst + k] = values[src + k]
 
 
 @_kernel
@@ -250,6 +328,7 @@ __all__ = [
     "ascii_word_hashes",
     "compact",
     "default_threads",
+    "gather",
     "intersections",
     "minhash",
     "ngram_sets",

@@ -218,20 +218,14 @@ def lsh_info(params: dict[str, Any], bands: int, rows: int, counts: LshCounts) -
 
 def subset(sh: Shingles, docs: np.ndarray) -> Shingles:
     """The shingle sets of `docs` (in that order) as their own `Shingles`."""
-    return Shingles(
-        offsets=np.concatenate([[0], np.cumsum(sh.sizes()[docs])]).astype(np.int64),
-        hashes=_gather_sets(sh, docs),
-        n_tokens=sh.n_tokens[docs],
-    )
+    from tamis.curate.dedup import kernels
 
-
-def _gather_sets(sh: Shingles, docs: np.ndarray) -> np.ndarray:
-    sizes = sh.sizes()[docs]
-    total = int(sizes.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.uint64)
-    within = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    return sh.hashes[np.repeat(sh.offsets[docs], sizes) + within]
+    docs = np.ascontiguousarray(docs, dtype=np.int64)
+    offsets = np.zeros(docs.size + 1, dtype=np.int64)
+    np.cumsum(sh.sizes()[docs], out=offsets[1:])
+    hashes = np.empty(int(offsets[-1]), dtype=np.uint64)
+    kernels.gather(np.ascontiguousarray(sh.hashes), sh.offsets, docs, offsets, hashes)
+    return Shingles(offsets=offsets, hashes=hashes, n_tokens=sh.n_tokens[docs])
 
 
 def expand_pairs(tp: TextPairs) -> np.ndarray:

@@ -22,11 +22,14 @@ TOKEN_PATTERN = r"[\p{L}\p{N}]+"
 Unit = Literal["word", "char"]
 
 
-def _word_units(text: pl.Series, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Token hashes (in document order) and tokens per document.
+def _word_units(
+    text: pl.Series, lowercase: bool, nfkc: bool, threads: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Token hashes (in document order) and tokens per document of texts (no nulls).
 
-    ASCII documents are tokenised and hashed in numba kernels (for ASCII, runs of [A-Za-z0-9] are
-    exactly the runs of TOKEN_PATTERN); the others with the Polars regex, their tokens hashed by
+    ASCII documents are tokenised, lower-cased and hashed in numba kernels (for ASCII, NFKC is the
+    identity, lower-casing maps A-Z to a-z, and runs of [A-Za-z0-9] are exactly the runs of
+    TOKEN_PATTERN); the others are normalised and tokenised with Polars, their tokens hashed by
     `tiled_span_hashes` (the same hash of the same bytes).
     """
     from tamis.curate.dedup import kernels
@@ -34,14 +37,15 @@ def _word_units(text: pl.Series, threads: int | None = None) -> tuple[np.ndarray
     data, offs = _string_buffers(text)
     data = np.ascontiguousarray(data)
     n = offs.shape[0] - 1
-    nonascii = text.str.contains(r"[^\x00-\x7F]").fill_null(False).to_numpy()
     spans = kernels.ranges(offs, 4 * kernels.default_threads() if data.size > 1 << 20 else 1)
     doc_lens = np.zeros(n, dtype=np.int64)
-    kernels.run_ranges(kernels.ascii_word_counts, (data, offs, doc_lens), spans, threads)
+    nonascii = np.zeros(n, dtype=np.bool_)
+    kernels.run_ranges(kernels.ascii_word_counts, (data, offs, doc_lens, nonascii), spans, threads)
     other_idx = np.nonzero(nonascii)[0]
     other_hashes = np.zeros(0, np.uint64)
     if other_idx.size:
-        tokens = text.gather(other_idx).str.extract_all(TOKEN_PATTERN)
+        other = normalize_text(text.gather(other_idx), lowercase=lowercase, nfkc=nfkc)
+        tokens = other.str.extract_all(TOKEN_PATTERN)
         doc_lens[other_idx] = tokens.list.len().fill_null(0).to_numpy()
         flat = tokens.explode().drop_nulls()
         if flat.len():
@@ -50,9 +54,8 @@ def _word_units(text: pl.Series, threads: int | None = None) -> tuple[np.ndarray
     token_offs = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(doc_lens, out=token_offs[1:])
     hashes = np.empty(int(token_offs[-1]), dtype=np.uint64)
-    kernels.run_ranges(
-        kernels.ascii_word_hashes, (data, offs, nonascii, token_offs, hashes), spans, threads
-    )
+    args = (data, offs, nonascii, lowercase, token_offs, hashes)
+    kernels.run_ranges(kernels.ascii_word_hashes, args, spans, threads)
     if other_hashes.size:
         lens = doc_lens[other_idx]
         within = np.arange(other_hashes.size) - np.repeat(np.cumsum(lens) - lens, lens)
@@ -164,8 +167,17 @@ def shingle(
         raise ValueError("ngram must be >= 1")
 
     def one(part: pl.Series) -> Shingles:
-        text = normalize_text(part, lowercase=lowercase, nfkc=nfkc)
-        return _shingle_texts(text, unit, ngram, as_sets, threads)
+        if unit == "word":  # normalised inside (only the non-ASCII documents by Polars)
+            text = part.cast(pl.String).fill_null("")
+            unit_hash, doc_lens = _word_units(text, lowercase, nfkc, threads)
+        elif unit == "char":
+            text = normalize_text(part, lowercase=lowercase, nfkc=nfkc)
+            unit_hash, doc_lens = _char_units(text, threads)
+        else:
+            raise ValueError(f"unit must be 'word' or 'char', got {unit!r}")
+        # as_sets=False: document order, repeats kept (enough for membership tests, and no sort)
+        offsets, hashes = _ngram_sets(unit_hash, doc_lens, ngram, as_sets, threads)
+        return Shingles(offsets=offsets, hashes=hashes, n_tokens=doc_lens)
 
     if values.len() <= chunk_docs:
         return one(values)
@@ -174,22 +186,11 @@ def shingle(
     return _concat_shingles([one(values.slice(start, chunk_docs)) for start in starts])
 
 
-def _shingle_texts(
-    text: pl.Series, unit: Unit, ngram: int, as_sets: bool, threads: int | None
-) -> Shingles:
-    """`shingle` of normalised texts (no nulls)."""
-    if unit == "word":
-        unit_hash, doc_lens = _word_units(text, threads)
-    elif unit == "char":
-        data, offs = _string_buffers(text)
-        # a character starts at every byte that is not a UTF-8 continuation byte
-        lead = np.nonzero((data & 0xC0) != 0x80)[0].astype(np.int64)
-        unit_hash = tiled_span_hashes(data, lead, threads)
-        doc_lens = (np.searchsorted(lead, offs[1:]) - np.searchsorted(lead, offs[:-1])).astype(
-            np.int64
-        )
-    else:
-        raise ValueError(f"unit must be 'word' or 'char', got {unit!r}")
-    # as_sets=False: document order, repeats kept (enough for membership tests, and no sort)
-    offsets, hashes = _ngram_sets(unit_hash, doc_lens, ngram, as_sets, threads)
-    return Shingles(offsets=offsets, hashes=hashes, n_tokens=doc_lens)
+def _char_units(text: pl.Series, threads: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Character hashes (in document order) and characters per document of normalised texts."""
+    data, offs = _string_buffers(text)
+    # a character starts at every byte that is not a UTF-8 continuation byte
+    lead = np.nonzero((data & 0xC0) != 0x80)[0].astype(np.int64)
+    unit_hash = tiled_span_hashes(data, lead, threads)
+    doc_lens = np.searchsorted(lead, offs[1:]) - np.searchsorted(lead, offs[:-1])
+    return unit_hash, doc_lens.astype(np.int64)
