@@ -208,6 +208,28 @@ def test_near_dedup_on_ray_sms_spam(ray_engine: Any, sms: pl.DataFrame, tmp_path
     assert ray_out[1].report["duplicates"] > 400  # SMS Spam's many repeated messages
 
 
+def test_a_lost_worker_is_an_engine_error_and_a_task_error_stays_itself(ray_engine: Any) -> None:
+    """A worker process that dies (every retry) is an EngineError naming the stage and a fix;
+    a DataError raised by a task's own code reaches the caller as that DataError."""
+    import ray
+
+    from tamis.errors import EngineError
+    from tamis.pipelines.engines.ray_files import get_all
+
+    def _crash() -> bytes:  # defined here: shipped by value (the test module is not importable)
+        os._exit(1)
+
+    def _bad_data() -> bytes:
+        raise DataError("column 'text' is not text", field="column", fix="give a text column")
+
+    crash = ray.remote(max_retries=1)(_crash)
+    with pytest.raises(EngineError, match="failed during the test stage") as err:
+        get_all(ray, [crash.remote()], "the test stage")
+    assert "ray status" in str(err.value.fix)
+    with pytest.raises(DataError, match="not text"):
+        get_all(ray, [ray.remote(_bad_data).remote()], "the test stage")
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_planned_part_cuts_are_the_part_writers(tmp_path: Path, seed: int) -> None:
     """`plan_cuts` on the rows' sizes gives the parts `PartWriter` cuts (same rows, same hash)."""
@@ -494,3 +516,77 @@ def test_a_worker_killed_mid_run_is_retried_or_named(
     else:  # a failure must say what happened (Ray's error names the dead node or lost object)
         assert re.search(r"node|died|lost|Worker|Object", stderr), stderr[-3000:]
         print(f"worker killed mid-run: the run failed with: {stderr.strip().splitlines()[-1]}")
+
+
+NEAR_PIPELINE = """\
+name: near
+seed: 7
+sources:
+  docs: {path: corpus.jsonl}
+steps:
+  near: {use: near_dedup, input: docs, params: {column: text}}
+"""
+
+
+def _tamis_build(tmp: Path, store: str, env: dict[str, str], *args: str) -> subprocess.Popen:
+    tamis = str(Path(PYTHON).parent / "tamis")
+    cmd = [tamis, "build", str(tmp / "p.yaml"), "--store", str(tmp / store), "--json"]
+    return subprocess.Popen(
+        [*cmd, "--memory-limit", "96MB", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _versions(store: Path) -> dict[str, str]:
+    """Every version of the store, checked whole: each dir of `versions/` has its manifest and
+    every part it lists, and the catalog lists exactly those versions. id -> content hash."""
+    from tamis.pipelines.store import Store
+
+    found = {}
+    for path in sorted(p for p in (store / "versions").iterdir() if p.is_dir()):
+        manifest = json.loads((path / "manifest.json").read_text())
+        for part in manifest.get("parts", []):
+            assert (path / part["path"]).exists() or list(path.rglob(part["path"])), part
+        found[manifest["id"]] = manifest["content_hash"]
+    assert {v["id"] for v in Store(store).list_versions()} == set(found)
+    return found
+
+
+@pytest.mark.slow
+def test_a_worker_killed_during_a_near_dedup_build_leaves_no_half_version(
+    cluster: LoopbackCluster, tmp_path: Path
+) -> None:
+    """`tamis build --address` of a near dedup on the 3-node cluster; one worker node is
+    SIGKILLed while the step's tasks run. The build completes with the local engine's content
+    hash or fails with a clear EngineError; either way the store holds only whole versions, and
+    a rebuild gives the right hash."""
+    _corpus(tmp_path / "corpus.jsonl", 20)
+    (tmp_path / "p.yaml").write_text(NEAR_PIPELINE)
+    local = _tamis_build(tmp_path, "local", cluster.env, "--engine", "local")
+    assert local.wait(timeout=600) == 0, local.communicate()[1][-3000:]
+    want = _versions(tmp_path / "local")
+    ray = ("--engine", "ray", "--address", cluster.address)
+    build = _tamis_build(tmp_path, "store", cluster.env, *ray)
+    end = time.time() + 300
+    while not list((tmp_path / "store" / "tmp").glob("**/ray-near-*/fp/*.arrow")):
+        assert build.poll() is None, build.communicate()[1][-3000:]
+        assert time.time() < end, "the near dedup stage never started"
+        time.sleep(0.2)
+    cluster.kill(cluster.procs[2])  # the second worker node: raylet, its workers and store
+    stdout, stderr = build.communicate(timeout=600)
+    got = _versions(tmp_path / "store")
+    if build.returncode == 0:
+        assert got == want
+        print("worker killed during near dedup: the build completed with the local hash")
+    else:
+        assert "EngineError" in stderr or "Ray cluster failed" in stderr, stderr[-3000:]
+        assert "fix:" in stderr, stderr[-3000:]
+        assert set(got) < set(want)  # the source at most, never the near dedup version
+        print(f"worker killed during near dedup: the build failed: {stderr.strip()[-500:]}")
+    rebuild = _tamis_build(tmp_path, "store", cluster.env, *ray)
+    out, err = rebuild.communicate(timeout=600)
+    assert rebuild.returncode == 0, err[-3000:]
+    assert _versions(tmp_path / "store") == want

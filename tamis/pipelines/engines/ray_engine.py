@@ -40,7 +40,7 @@ from tamis.pipelines.engines.local import BoundedEngine, EngineStats, mean_row_b
 from tamis.pipelines.engines.memory import WORKING_FACTOR
 from tamis.pipelines.engines.parts import PartInfo
 from tamis.pipelines.engines.ray_env import import_ray, ray_session
-from tamis.pipelines.engines.ray_files import remote, unpack
+from tamis.pipelines.engines.ray_files import get_all, remote, unpack
 from tamis.pipelines.engines.ray_parts import write_parts
 from tamis.pipelines.engines.ray_tasks import (
     SIZES,
@@ -178,7 +178,7 @@ class RayEngine:
                 remote(map_task).remote(src, r, *shipped, str(files[i]))
                 for i, r in enumerate(ranges)
             ]
-            results = self._gather(ray, jobs, total)
+            results = self._gather(ray, jobs, f"{step.name}'s map tasks", total)
             self.timings = {"map": time.perf_counter() - t0}
             parts = self._parts(ray, files, results, out, 0)
         finally:
@@ -213,7 +213,7 @@ class RayEngine:
                 remote(bucket_task).remote(src, r, *shipped, n, mapped[i])
                 for i, r in enumerate(ranges)
             ]
-            metas = self._gather(ray, jobs, total)
+            metas = self._gather(ray, jobs, f"{step.name}'s key buckets", total)
             t1 = time.perf_counter()
             reduced = [str(spill / "reduce" / f"{b:06d}.arrow") for b in range(n)]
             jobs = [
@@ -222,12 +222,14 @@ class RayEngine:
                 )
                 for b in range(n)
             ]
-            buckets = self._gather(ray, jobs)  # in bucket order: the local engine's merge order
+            buckets = self._gather(
+                ray, jobs, f"{step.name}'s reduce tasks"
+            )  # in bucket order: the local engine's merge order
             t2 = time.perf_counter()
             full = [f for f, (m, _) in zip(reduced, buckets, strict=True) if not m["empty"]]
             files = [spill / "out" / f"{r:06d}.arrow" for r in range(n_ranges)]
             jobs = [remote(range_task).remote(full, r, str(files[r])) for r in range(n_ranges)]
-            chunks = self._gather(ray, jobs)
+            chunks = self._gather(ray, jobs, f"{step.name}'s ordering by source position")
             t3 = time.perf_counter()
             rows = [m["rows"] for m, _ in chunks]
             parts = self._parts(
@@ -259,9 +261,11 @@ class RayEngine:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _gather(self, ray: Any, jobs: list[Any], total: int | None = None) -> list[Result]:
+    def _gather(
+        self, ray: Any, jobs: list[Any], stage: str, total: int | None = None
+    ) -> list[Result]:
         """The tasks' results in order, noting their nodes; the rows read must be the input's."""
-        results = [unpack(blob) for blob in ray.get(jobs)]
+        results = [unpack(blob) for blob in get_all(ray, jobs, stage)]
         for meta, _ in results:
             self.nodes.add(meta["node"])
         if total is not None:

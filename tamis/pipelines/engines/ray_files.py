@@ -45,6 +45,34 @@ def remote(fn: Callable[..., Any]) -> Any:
     return _REMOTE[fn]
 
 
+def get_all(ray: Any, jobs: list[Any], stage: str) -> list[Any]:
+    """The tasks' results; a lost node, worker or object is an `EngineError` naming the stage.
+
+    An error a task's own code raised is raised as itself (a `DataError` stays one)."""
+    from ray.exceptions import RayError, RayTaskError
+
+    from tamis.errors import EngineError, TamisError
+
+    try:
+        return list(ray.get(jobs))
+    except RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, TamisError):
+            raise cause from None
+        if not isinstance(cause, RayError) and cause is not None:
+            raise
+        failure: BaseException = exc
+    except RayError as exc:
+        failure = exc
+    first = (str(failure).strip().splitlines() or [""])[-1][:300]
+    raise EngineError(
+        f"the Ray cluster failed during {stage}: {type(failure).__name__}: {first}",
+        field="--address",
+        fix="check that every node is up (`ray status`), then build again: the step wrote "
+        "nothing to the store (its files were in the store's tmp dir)",
+    ) from None
+
+
 def node_id() -> str:
     import ray
 
@@ -155,6 +183,7 @@ def read_ipc_slice(path: Path, start: int, rows: int) -> pl.DataFrame:
 
 __all__ = [
     "from_ipc",
+    "get_all",
     "ipc_bytes",
     "pack",
     "peak_rss",

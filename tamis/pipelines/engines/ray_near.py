@@ -57,6 +57,7 @@ from tamis.curate.dedup.spill import return_freed_memory
 from tamis.pipelines.engines.memory import row_bytes
 from tamis.pipelines.engines.ray_env import import_ray
 from tamis.pipelines.engines.ray_files import (
+    get_all,
     pack,
     read_bucket,
     remote,
@@ -224,7 +225,7 @@ class NearRun:
     def results(
         self, ray: Any, jobs: list[Any], stage: str
     ) -> list[tuple[dict[str, Any], dict[str, pl.DataFrame]]]:
-        out = [unpack(blob) for blob in ray.get(jobs)]
+        out = [unpack(blob) for blob in get_all(ray, jobs, f"near dedup's {stage}")]
         self.saw([m for m, _ in out])
         now = time.perf_counter()
         self.timings[stage] = self.timings.get(stage, 0.0) + now - self.clock

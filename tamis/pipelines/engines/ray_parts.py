@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from tamis.pipelines.engines.parts import PartInfo, part_name, write_part
-from tamis.pipelines.engines.ray_files import pack, read_ipc_slice, remote, unpack
+from tamis.pipelines.engines.ray_files import get_all, pack, read_ipc_slice, remote, unpack
 
 Piece = tuple[int, int, int]  # (chunk, first row in the chunk, rows)
 
@@ -90,7 +90,7 @@ def write_parts(
         )
         for i, (lo, hi) in enumerate(cuts or [(0, 0)])  # no rows: one empty part with the schema
     ]
-    metas = [unpack(blob)[0] for blob in ray.get(jobs)]
+    metas = [unpack(blob)[0] for blob in get_all(ray, jobs, "writing the parts")]
     parts = [PartInfo(**m["part"]) for m in metas]  # type: ignore[typeddict-item]
     return parts, metas
 
