@@ -168,3 +168,34 @@ def test_kernels_run_with_a_fresh_cache_dir_and_numba_loads_only_when_used(tmp_p
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert plain.stdout.strip() == "False", plain.stderr[-2000:]
+
+
+def test_fingerprints_band_keys_and_splitmix_equal_python(sms: pl.DataFrame) -> None:
+    from tamis.curate.dedup.hashing import splitmix64
+    from tamis.curate.dedup.minhash import _perm_params, band_key, set_fingerprints
+    from tamis.curate.dedup.shingles import shingle
+
+    docs = corpus(sms)[::3]
+    sh = shingle(pl.Series(docs, dtype=pl.String), ngram=2)
+    sets = [py_shingles(d, "word", 2) for d in docs]
+    fps = set_fingerprints(sh, offset=10)
+    nonempty = [i for i, s in enumerate(sets) if s]
+    assert fps["d"].to_list() == [i + 10 for i in nonempty]
+    remixed = [[mix(x ^ 0x5BD1E995) for x in sets[i]] for i in nonempty]
+    assert fps["s"].to_list() == [sum(r) & MASK for r in remixed]
+    assert fps["m"].to_list() == [min(r) for r in remixed]
+    assert fps["n"].to_list() == [len(sets[i]) for i in nonempty]
+    sig = np.random.default_rng(0).integers(0, 2**32, (50, 12), dtype=np.uint64).astype(np.uint32)
+    mult = _perm_params(4, 0x5EED)[0].tolist()
+    for band in range(3):
+        want = [
+            mix(
+                sum(int(v) * m for v, m in zip(row[band * 4 : band * 4 + 4], mult, strict=True))
+                & MASK
+            )
+            for row in sig.tolist()
+        ]
+        assert band_key(sig, band, 4).tolist() == want
+    x = np.array([0, 1, 2**63, MASK, 12345], dtype=np.uint64)
+    assert splitmix64(x).tolist() == [mix(v) for v in x.tolist()]
+    assert splitmix64(x.reshape(1, 5)).shape == (1, 5)

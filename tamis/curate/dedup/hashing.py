@@ -11,15 +11,13 @@ TOKEN_MULT = np.uint64(0x9E3779B97F4A7C15)
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
-    """The splitmix64 finaliser, element-wise on uint64 (wrapping arithmetic)."""
-    x = x.astype(np.uint64, copy=True)
-    with np.errstate(over="ignore"):
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return x
+    """The splitmix64 finaliser, element-wise on uint64 (wrapping arithmetic), in a kernel."""
+    from tamis.curate.dedup import kernels
+
+    x = np.ascontiguousarray(np.asarray(x).astype(np.uint64, copy=False))
+    out = np.empty(x.shape, dtype=np.uint64)
+    kernels.mix_all(x.reshape(-1), out.reshape(-1))
+    return out
 
 
 def string_buffers(values: pl.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -230,6 +230,37 @@ def compact(values: Any, offsets: Any, sizes: Any, new_offsets: Any) -> None:
 
 
 @_kernel
+def mix_all(x: Any, out: Any) -> None:
+    """out[i] = splitmix64's finaliser of x[i]."""
+    for i in range(x.shape[0]):
+        out[i] = _mix(np.uint64(x[i]))
+
+
+@_kernel
+def band_key(sig: Any, start: int, mult: Any, out: Any) -> None:
+    """out[d] = splitmix64(sum over c of sig[d, start + c] * mult[c]) (one LSH band)."""
+    for d in range(sig.shape[0]):
+        key = np.uint64(0)
+        for c in range(mult.shape[0]):
+            key += np.uint64(sig[d, start + c]) * mult[c]
+        out[d] = _mix(key)
+
+
+@_kernel
+def fingerprints(hashes: Any, offsets: Any, docs: Any, salt: Any, sums: Any, mins: Any) -> None:
+    """Wrapping sum and minimum of splitmix64(h ^ salt) over the hashes of each of `docs`."""
+    for i in range(docs.shape[0]):
+        total = np.uint64(0)
+        low = np.uint64(0xFFFFFFFFFFFFFFFF)
+        for k in range(offsets[docs[i]], offsets[docs[i] + 1]):
+            v = _mix(hashes[k] ^ salt)
+            total += v
+            low = min(low, v)
+        sums[i] = total
+        mins[i] = low
+
+
+@_kernel
 def gather(values: Any, offsets: Any, docs: Any, new_offsets: Any, out: Any) -> None:
     """out[new_offsets[i]:new_offsets[i+1]] = values of document docs[i] (CSR offsets)."""
     for i in range(docs.shape[0]):
@@ -329,7 +360,10 @@ __all__ = [
     "compact",
     "default_threads",
     "gather",
+    "fingerprints",
     "intersections",
+    "band_key",
+    "mix_all",
     "minhash",
     "ngram_sets",
     "ranges",

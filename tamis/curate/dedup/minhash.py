@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from tamis.curate.dedup.hashing import splitmix64
 from tamis.curate.dedup.shingles import Shingles
 
 EMPTY_SIG = np.uint32(0xFFFFFFFF)
@@ -115,13 +114,12 @@ def band_key(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
 
     A pure function of each document's signature, so it can be computed batch by batch.
     """
+    from tamis.curate.dedup import kernels
+
     mult = _perm_params(rows, 0x5EED)[0]
-    block = sig[:, band * rows : (band + 1) * rows]
-    key = np.zeros(sig.shape[0], dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for col in range(rows):
-            key += block[:, col].astype(np.uint64) * mult[col]
-    return splitmix64(key)
+    key = np.empty(sig.shape[0], dtype=np.uint64)
+    kernels.band_key(np.ascontiguousarray(sig), band * rows, mult, key)
+    return key
 
 
 def band_pairs(key: np.ndarray, ids: np.ndarray, max_bucket: int) -> tuple[np.ndarray, int]:
@@ -235,10 +233,12 @@ def set_fingerprints(sh: Shingles, offset: int = 0) -> pl.DataFrame:
     schema = {"d": pl.Int64, "s": pl.UInt64, "m": pl.UInt64, "n": pl.Int64}
     if nonempty.size == 0:
         return pl.DataFrame(schema=schema)
-    h = splitmix64(sh.hashes ^ np.uint64(0x5BD1E995))
-    with np.errstate(over="ignore"):
-        sums = np.add.reduceat(h, sh.offsets[nonempty])
-    mins = np.minimum.reduceat(h, sh.offsets[nonempty])
+    from tamis.curate.dedup import kernels
+
+    sums = np.empty(nonempty.size, dtype=np.uint64)
+    mins = np.empty(nonempty.size, dtype=np.uint64)
+    hashes = np.ascontiguousarray(sh.hashes)
+    kernels.fingerprints(hashes, sh.offsets, nonempty, np.uint64(0x5BD1E995), sums, mins)
     return pl.DataFrame(
         {"d": nonempty + offset, "s": sums, "m": mins, "n": sizes[nonempty]}, schema=schema
     )
