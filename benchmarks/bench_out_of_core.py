@@ -133,22 +133,40 @@ def _same_hash(corpus: str, work: str, limit: str, queue: Any) -> None:
 
 
 # ---- 3: near dedup ----------------------------------------------------------------------------
-def _tamis_near(corpus: str, work: str, queue: Any) -> None:
+def _near_config() -> Any:
+    from tamis.curate.dedup.near import NearDedupConfig
+
+    return NearDedupConfig(column="text", ngram=NGRAM, threshold=THRESHOLD, bands=BANDS, rows=ROWS)
+
+
+def _save_clusters(clusters: Any, n: int, path: Path) -> None:
+    members = clusters.select("cluster_id", "rows").explode("rows")
+    ids = np.full(n, -1, dtype=np.int64)
+    ids[members["rows"].to_numpy()] = members["cluster_id"].to_numpy()
+    np.save(path, ids)
+
+
+def _warm_kernels() -> None:
+    """Compile (or load from numba's cache) the near dedup kernels outside the timed region."""
     import polars as pl
 
-    from tamis.curate.dedup.near import NearDedupConfig, near_dedup_text
+    from tamis.curate.dedup.near import near_dedup_text
 
-    config = NearDedupConfig(
-        column="text", ngram=NGRAM, threshold=THRESHOLD, bands=BANDS, rows=ROWS
-    )
+    near_dedup_text(pl.DataFrame({"text": ["a b c d e f", "a b c d e g"]}), _near_config())
+
+
+def _tamis_near(corpus: str, work: str, queue: Any) -> None:
+    """In memory: read the JSONL, `near_dedup_text`, write the kept rows as Parquet."""
+    import polars as pl
+
+    from tamis.curate.dedup.near import near_dedup_text
+
+    _warm_kernels()
     with Timer() as t:
         df = pl.read_ndjson(corpus)
-        out, report, clusters, _ = near_dedup_text(df, config)
+        out, report, clusters, _ = near_dedup_text(df, _near_config())
         out.write_parquet(Path(work) / "near_kept.parquet")
-    members = clusters.select("cluster_id", "rows").explode("rows")
-    ids = np.full(df.height, -1, dtype=np.int64)
-    ids[members["rows"].to_numpy()] = members["cluster_id"].to_numpy()
-    np.save(Path(work) / "tamis_clusters.npy", ids)
+    _save_clusters(clusters, df.height, Path(work) / "tamis_clusters.npy")
     queue.put(
         {
             "seconds": t.seconds,
@@ -156,6 +174,42 @@ def _tamis_near(corpus: str, work: str, queue: Any) -> None:
             "docs": df.height,
             "removed": df.height - out.height,
             "peak_rss_mb": rss_kb("VmHWM") / 1024,
+        }
+    )
+
+
+def _tamis_near_bounded(corpus: str, work: str, limit: str, queue: Any) -> None:
+    """Bounded engine, as a build runs it: the JSONL streamed into Parquet parts by the source
+    reader, then `near_dedup_text_bounded` (spill under the limit) writing the kept rows to parts."""
+
+    from tamis.curate.dedup.near_bounded import near_dedup_text_bounded
+    from tamis.pipelines.engines.local import BoundedEngine
+    from tamis.pipelines.engines.memory import parse_size
+
+    _warm_kernels()
+    w = Path(work)
+    engine = BoundedEngine(memory_limit=parse_size(limit), spill_root=w / "spill")
+    with Timer() as t, AnonPeak() as anon:
+        source = _source_parts(Path(corpus), engine, w / "src")
+        with Timer() as t_near:
+            parts, report, clusters, _ = near_dedup_text_bounded(
+                engine, source, _near_config(), out=w / "kept"
+            )
+    rows_in = report["rows_in"]
+    _save_clusters(clusters, rows_in, w / "bounded_clusters.npy")
+    shutil.rmtree(w / "src", ignore_errors=True)
+    shutil.rmtree(w / "kept", ignore_errors=True)
+    queue.put(
+        {
+            "seconds": t.seconds,
+            "near_seconds": t_near.seconds,
+            "cpu_seconds": t.cpu_seconds,
+            "docs": rows_in,
+            "removed": rows_in - sum(p["rows"] for p in parts),
+            "peak_rss_mb": rss_kb("VmHWM") / 1024,
+            "peak_anon_mb": anon.mb,
+            "batch_rows": engine.stats.batch_rows,
+            "buckets": engine.stats.buckets,
         }
     )
 
@@ -208,14 +262,36 @@ def _write_fitting(corpus: Path, docs: int, work: Path, shards: int) -> tuple[Pa
     return near, shard_dir
 
 
+def _rates(prefix: str, run: dict[str, Any], mb: float) -> dict[str, Any]:
+    return {
+        f"{prefix}_seconds": round(run["seconds"], 2),
+        f"{prefix}_docs_per_s": round(run["docs"] / run["seconds"], 1),
+        f"{prefix}_mb_per_s": round(mb / run["seconds"], 2),
+        f"{prefix}_cpu_seconds": round(run["cpu_seconds"], 1),
+        f"{prefix}_peak_rss_mb": round(run["peak_rss_mb"], 1),
+        f"{prefix}_removed": run["removed"],
+    }
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def near_section(args: argparse.Namespace, corpus: Path, work: Path) -> dict[str, Any]:
     from bench_near_dedup import ground_truth
 
     near, shards = _write_fitting(corpus, args.near_docs, work, args.dt_workers)
+    mb = near.stat().st_size / 1e6
     env_threads = os.environ.get("POLARS_MAX_THREADS")
+    load_start = _load()
     tamis = in_fresh_process(_tamis_near, str(near), str(work))
-    print(f"tamis near: {tamis}", file=sys.stderr)
+    print(f"tamis near (in memory): {tamis}", file=sys.stderr)
+    (work / "bounded").mkdir()
+    limit = args.near_memory_limit or args.memory_limit
+    bounded = in_fresh_process(_tamis_near_bounded, str(near), str(work / "bounded"), limit)
+    print(f"tamis near (bounded, {limit}): {bounded}", file=sys.stderr)
     tamis_clusters = np.load(work / "tamis_clusters.npy")
+    bounded_clusters = np.load(work / "bounded" / "bounded_clusters.npy")
     dt: dict[str, Any] = {}
     if args.datatrove_python and Path(args.datatrove_python).exists():
         (work / "dt").mkdir()
@@ -227,6 +303,7 @@ def near_section(args: argparse.Namespace, corpus: Path, work: Path) -> dict[str
             "(give --datatrove-python PATH of a venv with `pip install datatrove`)",
             file=sys.stderr,
         )
+    load_end = _load()
     with open(near) as fh:
         texts = [json.loads(line)["text"] for _, line in zip(range(args.sample), fh, strict=False)]
     t0 = time.perf_counter()
@@ -234,35 +311,42 @@ def near_section(args: argparse.Namespace, corpus: Path, work: Path) -> dict[str
     truth_seconds = time.perf_counter() - t0
     n = len(texts)
     tq = _quality(truth, texts, tamis_clusters)
+    bq = _quality(truth, texts, bounded_clusters)
     record: dict[str, Any] = {
         "near_docs": tamis["docs"],
+        "near_mb": round(mb, 1),
         "near_baseline": f"datatrove {args.dt_workers} workers" if dt else "skipped",
         "near_sample_docs": n,
         "near_true_pairs": len(truth),
+        "near_near_pairs": sum(texts[i] != texts[j] for i, j in truth),
         "near_truth_seconds": round(truth_seconds, 1),
-        "near_tamis_seconds": round(tamis["seconds"], 2),
-        "near_tamis_docs_per_s": round(tamis["docs"] / tamis["seconds"], 1),
-        "near_tamis_peak_rss_mb": round(tamis["peak_rss_mb"], 1),
-        "near_tamis_removed": tamis["removed"],
+        **_rates("near_tamis", tamis, mb),
         "near_tamis_recall": round(tq["recall"], 4),
         "near_tamis_recall_near": round(tq["recall_near"], 4),
-        "near_near_pairs": sum(texts[i] != texts[j] for i, j in truth),
+        **_rates("near_bounded", bounded, mb),
+        "near_bounded_limit": limit,
+        "near_bounded_near_only_seconds": round(bounded["near_seconds"], 2),
+        "near_bounded_peak_anon_mb": round(bounded["peak_anon_mb"], 1),
+        "near_bounded_batch_rows": bounded["batch_rows"],
+        "near_bounded_buckets": bounded["buckets"],
+        "near_bounded_recall": round(bq["recall"], 4),
+        "near_bounded_recall_near": round(bq["recall_near"], 4),
+        "near_bounded_same_clusters_as_in_memory": bool((bounded_clusters == tamis_clusters).all()),
+        "near_ratio_bounded_over_in_memory": round(tamis["seconds"] / bounded["seconds"], 3),
         "polars_max_threads": env_threads,
+        "load_avg_start": load_start,
+        "load_avg_end": load_end,
     }
     if dt:
         dq = _quality(truth, texts, dt["cluster_of"])
         record.update(
             {
-                "near_baseline_seconds": round(dt["seconds"], 2),
-                "near_baseline_docs_per_s": round(dt["docs"] / dt["seconds"], 1),
+                **_rates("near_baseline", dt, mb),
                 "near_ratio_tamis_over_baseline": round(dt["seconds"] / tamis["seconds"], 3),
-                "near_baseline_cpu_seconds": round(dt["cpu_seconds"], 1),
-                "near_tamis_cpu_seconds": round(tamis["cpu_seconds"], 1),
-                "near_cpu_ratio_tamis_over_baseline": round(
-                    dt["cpu_seconds"] / tamis["cpu_seconds"], 3
+                "near_ratio_bounded_over_baseline": round(dt["seconds"] / bounded["seconds"], 3),
+                "near_cpu_ratio_bounded_over_baseline": round(
+                    dt["cpu_seconds"] / bounded["cpu_seconds"], 3
                 ),
-                "near_baseline_peak_rss_mb": round(dt["peak_rss_mb"], 1),
-                "near_baseline_removed": dt["removed"],
                 "near_baseline_recall": round(dq["recall"], 4),
                 "near_baseline_recall_near": round(dq["recall_near"], 4),
                 "near_baseline_config": dt["config"],
@@ -305,6 +389,11 @@ def main() -> None:
     ap.add_argument("--corpus-factor", type=float, default=8.0, help="corpus bytes / limit")
     ap.add_argument("--corpus", type=Path, default=None, help="reuse/keep the corpus at this path")
     ap.add_argument("--near-docs", type=int, default=200_000, help="documents for near dedup")
+    ap.add_argument(
+        "--near-memory-limit",
+        default=None,
+        help="the bounded engine's limit for near dedup (default: --memory-limit)",
+    )
     ap.add_argument("--sample", type=int, default=20_000, help="documents for brute-force truth")
     ap.add_argument("--datatrove-python", default=str(DEFAULT_DATATROVE), help="datatrove's python")
     ap.add_argument("--dt-workers", type=int, default=2, help="datatrove workers (and shards)")
