@@ -1,22 +1,23 @@
-"""Ray engine vs local bounded engine: exact and near dedup of a generated corpus, in one run.
+"""Ray engine vs local bounded engine: exact and near dedup of a generated corpus.
 
 Corpus: `benchmarks/_corpus.py` (web-like documents, ~10% exact and ~10% near copies), written as
-JSONL then one Parquet file. For each size, each run is a fresh process (its own peak memory):
+JSONL then one Parquet file (under --work, default a temp dir). For each size and step, each
+engine runs in a fresh process (its own peak memory):
 
-- `local exact`: `dedup` (columns: [text]) through `BoundedEngine`;
-- `ray exact`: the same through `RayEngine` on a local loopback Ray instance (2 CPUs), run twice
-  (`cold_seconds`: the first step of a session, its workers start and import tamis; `seconds`: the
-  second, warm workers, what every later step of a build costs): stage times
-  (ingest into the object store, distributed key/shuffle/reduce, ordered write), the bytes
-  shuffled, Ray's start-up apart; peak memory of the driver and of each Ray worker process;
-- `local near`: `near_dedup` (text mode) through `BoundedEngine` with the time of each stage
-  (signatures, identical sets, LSH bands, verification, write). Under `RayEngine` near dedup runs
-  this same path on the driver (`run_bounded` falls back to the local engine), so it is measured
-  once.
+- `local`: the step through `BoundedEngine`, with the time of each near dedup stage (signatures,
+  identical sets, LSH bands, verification, write);
+- `ray`: the same through `RayEngine` on a local loopback Ray instance (2 CPUs; `--warm` also
+  times a second run, warm workers): stage times (near dedup: signatures, identical, band
+  grouping, verification, components, marking, parts; exact dedup: key buckets, reduce, ranges,
+  parts), the bytes each stage hands the next through files (the shuffle), the peak memory of
+  the driver and of each Ray worker process, Ray's start-up apart.
 
-Parts hashes of the two engines are compared (exact dedup). Figures: one JSON line per size.
+Parts hashes of the two engines are compared (same hash: the same rows removed, so the same recall;
+`planted_copies` is what the generator planted, `removed` what near dedup removed: copies of
+copies and chance near pairs make it larger). The load average (1 min) is
+recorded before and after each run: other work on the machine slows every figure.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_ray.py --docs 25000 50000 100000
+    nice -n 10 .venv/bin/python benchmarks/bench_ray.py --docs 250000 500000 --work /work/tmp/D
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def run_local(data: str, name: str, raw: dict[str, Any], work: str, queue: Any) 
     )
 
 
-def run_ray(data: str, name: str, raw: dict[str, Any], work: str, queue: Any) -> None:
+def run_ray(data: str, name: str, raw: dict[str, Any], work: str, warm: bool, queue: Any) -> None:
     import polars as pl
 
     from tamis.pipelines.engines.parts import parts_hash
@@ -121,8 +122,8 @@ def run_ray(data: str, name: str, raw: dict[str, Any], work: str, queue: Any) ->
         t0 = time.perf_counter()
         with ray_engine_session(None, MEMORY_LIMIT, Path(work) / "spill") as engine:
             started = time.perf_counter() - t0
-            cold = []
-            for run in ("cold", "warm"):  # cold: fresh workers import tamis and polars first
+            times = []
+            for run in ("cold", "warm")[: 2 if warm else 1]:  # cold: workers import tamis first
                 with Timer() as t:
                     parts, out = engine.run_step(
                         step,
@@ -131,16 +132,21 @@ def run_ray(data: str, name: str, raw: dict[str, Any], work: str, queue: Any) ->
                         _ctx(Path(work)),
                         Path(work) / f"out-{run}",
                     )
-                cold.append(t.seconds)
+                times.append(t.seconds)
             daemons = _descendants_peak_mb()
+    near = engine.near_run
     queue.put(
         {
-            "seconds": round(t.seconds, 2),
-            "cold_seconds": round(cold[0], 2),
+            "seconds": round(times[-1], 2),
+            "cold_seconds": round(times[0], 2),
             "ray_start_seconds": round(started, 2),
             "stages": {k: round(v, 2) for k, v in engine.timings.items()},
-            "shuffle_mb": round(engine.shuffle_bytes / 1e6, 1),
+            "shuffle_mb": {k: round(v / 1e6, 1) for k, v in near.shuffle.items()}
+            if near is not None
+            else round(engine.shuffle_bytes / 1e6, 1),
+            "task_peak_mb": round(near.worker_peak / 1e6, 1) if near is not None else None,
             "buckets": engine.stats.buckets,
+            "batch_rows": engine.stats.batch_rows,
             "driver_peak_mb": round(mem.mb, 1),
             **daemons,
             "hash": parts_hash(parts),
@@ -149,33 +155,55 @@ def run_ray(data: str, name: str, raw: dict[str, Any], work: str, queue: Any) ->
     )
 
 
-def one_size(docs: int, work: Path, near: bool) -> dict[str, Any]:
+def _load() -> float:
+    return round(os.getloadavg()[0], 1)
+
+
+def _pair(data: Path, step: tuple[str, dict[str, Any]], work: Path, warm: bool) -> dict[str, Any]:
+    """The step under both engines, with the load average around each run."""
+    record: dict[str, Any] = {}
+    for engine, target, extra in (("local", run_local, ()), ("ray", run_ray, (warm,))):
+        before = _load()
+        result = in_fresh_process(target, str(data), *step, str(work / engine), *extra)
+        record[engine] = {**result, "load_before": before, "load_after": _load()}
+    record["same_hash"] = record["local"]["hash"] == record["ray"]["hash"]
+    record["ratio"] = round(record["ray"]["seconds"] / max(record["local"]["seconds"], 1e-9), 2)
+    return record
+
+
+def one_size(docs: int, work: Path, near: bool, exact: bool, warm: bool) -> dict[str, Any]:
     import polars as pl
 
     jsonl = work / f"corpus-{docs}.jsonl"
     data = work / f"corpus-{docs}.parquet"
     t0 = time.perf_counter()
     # ~2.3 KB a document: generate a little more, keep the first `docs`
-    generate(jsonl, int(docs * 2600), seed=0)
-    pl.scan_ndjson(jsonl).head(docs).sink_parquet(data)
+    planted = generate(jsonl, int(docs * 2600), seed=0)
+    # row groups of 8,192 documents (~20 MB), as the store's parts are ~32 MB: a task's slice
+    # decodes its row groups only
+    pl.scan_ndjson(jsonl).head(docs).sink_parquet(data, row_group_size=8192)
+    jsonl.unlink()
     text_mb = pl.scan_parquet(data).select(pl.col("text").str.len_bytes().sum()).collect().item()
-    gen = time.perf_counter() - t0
-    exact = ("dedup", {"columns": ["text"]})
-    record: dict[str, Any] = {"docs": docs, "text_mb": round(text_mb / 1e6, 1), "gen_s": round(gen)}
-    local = in_fresh_process(run_local, str(data), *exact, str(work / "le"))
-    ray = in_fresh_process(run_ray, str(data), *exact, str(work / "re"))
-    record["exact_local"] = local
-    record["exact_ray"] = ray
-    record["exact_same_hash"] = local["hash"] == ray["hash"]
-    record["exact_ratio"] = round(ray["seconds"] / max(local["seconds"], 1e-9), 2)
-    record["exact_ratio_cold"] = round(ray["cold_seconds"] / max(local["seconds"], 1e-9), 2)
-    if near:
-        near_step = ("near_dedup", {"column": "text"})
-        record["near_local"] = in_fresh_process(run_local, str(data), *near_step, str(work / "ln"))
-        secs = record["near_local"]["seconds"]
-        record["near_gb_per_core_hour"] = round(text_mb / 1e9 / (secs * 2 / 3600), 2)
-    for path in (jsonl, data):
-        path.unlink()
+    copies = (planted["exact"] + planted["near"]) * docs / max(planted["docs"], 1)
+    record: dict[str, Any] = {
+        "docs": docs,
+        "text_mb": round(text_mb / 1e6, 1),
+        "planted_copies": round(copies),
+        "gen_s": round(time.perf_counter() - t0),
+        "cores": os.cpu_count(),
+    }
+    try:
+        if exact:
+            record["exact"] = _pair(data, ("dedup", {"columns": ["text"]}), work, warm)
+        if near:
+            pair = _pair(data, ("near_dedup", {"column": "text"}), work, warm)
+            for engine in ("local", "ray"):
+                secs = pair[engine]["seconds"]
+                pair[engine]["gb_per_core_hour"] = round(text_mb / 1e9 / (secs * 2 / 3600), 2)
+                pair[engine]["removed"] = docs - pair[engine]["rows_out"]
+            record["near"] = pair
+    finally:
+        data.unlink()
     return record
 
 
@@ -183,12 +211,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--docs", type=int, nargs="+", default=[25_000, 50_000, 100_000])
     ap.add_argument("--no-near", action="store_true", help="exact dedup only")
+    ap.add_argument("--no-exact", action="store_true", help="near dedup only")
+    ap.add_argument("--warm", action="store_true", help="Ray: time a second run (warm workers)")
+    ap.add_argument("--work", type=Path, default=None, help="where the corpus and spill go")
     args = ap.parse_args()
     threading.excepthook = lambda a: None  # AnonPeak threads of dying children stay quiet
     os.environ.setdefault("POLARS_MAX_THREADS", "2")
-    with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-ray-", dir=args.work) as tmp:
         for docs in args.docs:
-            emit(one_size(docs, Path(tmp), not args.no_near))
+            emit(one_size(docs, Path(tmp), not args.no_near, not args.no_exact, args.warm))
 
 
 if __name__ == "__main__":
