@@ -1,4 +1,8 @@
-"""Text overlap between a dataset and an eval set: n-gram contamination and near-duplicate pairs."""
+"""Text overlap between a dataset and an eval set: n-gram contamination and near-duplicate pairs.
+
+Both are joins built on the eval set (the small side) and probed by the input batch by batch, as
+the checks of `leakage_checks.py`: the eval set's n-gram hashes, and its MinHash band keys.
+"""
 
 from __future__ import annotations
 
@@ -7,98 +11,192 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tamis.curate.dedup.near import text_pairs
-from tamis.curate.dedup.shingles import shingle
+from tamis.curate.dedup.minhash import band_key, exact_jaccard, identical_sets, minhash_signatures
+from tamis.curate.dedup.near import lsh_shape, subset
+from tamis.curate.dedup.shingles import Shingles, shingle
+from tamis.curate.leakage_checks import Capped
+
+#: candidate pairs (input set, eval set) verified at a time
+CANDIDATE_CHUNK = 1 << 20
 
 
-def ngram_contamination(
-    df: pl.DataFrame, ev: pl.DataFrame, col: str, n: int, max_rows: int
-) -> tuple[dict[str, Any], np.ndarray, pl.DataFrame]:
-    """Word n-gram contamination of `ev[col]` by `df[col]` -> (report, input rows hit, table).
+class NgramCheck:
+    """Word n-gram contamination of the eval set's text by the input's (GPT-3 / Llama style).
 
     The table lists (eval_row, row, shared_ngrams) for every pair sharing an n-gram.
     """
-    a = shingle(df[col], unit="word", ngram=n, as_sets=False)
-    b = shingle(ev[col], unit="word", ngram=n, as_sets=False)
-    tb = pl.DataFrame({"eval_row": b.doc_ids(), "h": b.hashes}).unique()
-    # the input side is usually far larger: keep only its n-grams that occur in the eval set
-    ta = pl.DataFrame({"row": a.doc_ids(), "h": a.hashes})
-    ta = ta.filter(pl.col("h").is_in(tb["h"].unique().implode())).unique()
-    eval_hit = tb.join(ta.select("h").unique(), on="h", how="semi")["eval_row"].unique()
-    train_hit = ta["row"].unique()
-    shared = (
-        ta.join(tb, on="h", how="inner")
-        .group_by("eval_row", "row")
-        .agg(pl.len().alias("shared_ngrams"))
-        .sort("eval_row", "row")
-        .head(max_rows)
-    )
-    items = int((b.sizes() > 0).sum())
-    report = {
-        "ngram": n,
-        "eval_items": items,
-        "contaminated_eval_items": int(eval_hit.len()),
-        "contaminated_share": eval_hit.len() / items if items else 0.0,
-        "input_rows_carrying": int(train_hit.len()),
-        "eval_items_shorter_than_ngram": int(((b.n_tokens > 0) & (b.n_tokens < n)).sum()),
-    }
-    return report, train_hit.to_numpy().astype(np.int64), shared
 
+    def __init__(self, ev: pl.DataFrame, col: str, n: int, max_rows: int) -> None:
+        self.col, self.n = col, n
+        b = shingle(ev[col], unit="word", ngram=n, as_sets=False)
+        self.eval_grams = pl.DataFrame({"eval_row": b.doc_ids(), "h": b.hashes}).unique()
+        self.hashes = self.eval_grams["h"].unique().implode()
+        self.items = int((b.sizes() > 0).sum())
+        self.short = int(((b.n_tokens > 0) & (b.n_tokens < n)).sum())
+        self.eval_hit = np.zeros(ev.height, dtype=bool)
+        self.carrying = 0
+        self.shared = Capped(max_rows, ["eval_row", "row"], ordered=False)
 
-def near_overlap(
-    df: pl.DataFrame,
-    ev: pl.DataFrame,
-    col: str,
-    threshold: float,
-    ngram: int,
-    num_perm: int,
-    seed: int,
-    max_rows: int,
-) -> tuple[dict[str, Any], np.ndarray, np.ndarray, pl.DataFrame]:
-    """Cross-set pairs with true shingle Jaccard >= threshold -> (report, input rows hit, best
-    Jaccard per input row, table of (row, eval_row, jaccard))."""
-    texts = pl.concat([df[col].cast(pl.String), ev[col].cast(pl.String)])
-    n_in = df.height
-    tp = text_pairs(texts, ngram=ngram, num_perm=num_perm, threshold=threshold, seed=seed)
-    n = texts.len()
-    rep = np.where(tp.identical_to >= 0, tp.identical_to, np.arange(n))
-    members = pl.DataFrame({"doc": np.arange(n), "rep": rep})
-    # edges between first copies (plus each group with itself), then expanded to members
-    rep_edges = pl.DataFrame({"a": tp.left, "b": tp.right, "j": tp.jaccard}).filter(
-        pl.Series(tp.identical_to[tp.right] != tp.left)
-    )
-    groups = np.unique(rep)
-    edges = pl.concat(
-        [
-            rep_edges,
-            rep_edges.select(pl.col("b").alias("a"), pl.col("a").alias("b"), "j"),
-            pl.DataFrame({"a": groups, "b": groups, "j": np.ones(groups.size)}),
-        ]
-    )
-    pairs = (
-        edges.join(members, left_on="a", right_on="rep")
-        .join(members, left_on="b", right_on="rep", suffix="_r")
-        .filter((pl.col("doc") < n_in) & (pl.col("doc_r") >= n_in))
-        .select(
-            pl.col("doc").alias("row"),
-            (pl.col("doc_r") - n_in).alias("eval_row"),
-            pl.col("j").alias("jaccard"),
+    def probe(self, batch: pl.DataFrame, offset: int) -> np.ndarray:
+        a = shingle(batch[self.col], unit="word", ngram=self.n, as_sets=False)
+        # the input side is usually far larger: keep only its n-grams that occur in the eval set
+        ta = pl.DataFrame({"row": a.doc_ids() + offset, "h": a.hashes})
+        ta = ta.filter(pl.col("h").is_in(self.hashes)).unique()
+        hit = self.eval_grams.join(ta.select("h").unique(), on="h", how="semi")["eval_row"]
+        self.eval_hit[hit.to_numpy()] = True
+        rows = ta["row"].unique().to_numpy().astype(np.int64)
+        self.carrying += int(rows.size)
+        self.shared.add(
+            ta.join(self.eval_grams, on="h", how="inner")
+            .group_by("eval_row", "row")
+            .agg(pl.len().alias("shared_ngrams"))
         )
-        .group_by("row", "eval_row")
-        .agg(pl.col("jaccard").max())
-        .sort("row", "eval_row")
+        return rows - offset
+
+    def finish(self) -> tuple[dict[str, Any], pl.DataFrame]:
+        contaminated = int(self.eval_hit.sum())
+        report = {
+            "ngram": self.n,
+            "eval_items": self.items,
+            "contaminated_eval_items": contaminated,
+            "contaminated_share": contaminated / self.items if self.items else 0.0,
+            "input_rows_carrying": self.carrying,
+            "eval_items_shorter_than_ngram": self.short,
+        }
+        return report, self.shared.table()
+
+
+def _first_copies(sh: Shingles) -> tuple[np.ndarray, np.ndarray]:
+    """(first copy of each document's set or -1 when it has no shingle, the first copies)."""
+    ident = identical_sets(sh)
+    return ident, np.nonzero(ident == np.arange(sh.n_docs))[0]
+
+
+def _band_keys(
+    sh: Shingles, reps: np.ndarray, num_perm: int, seed: int, shape: Any
+) -> pl.DataFrame:
+    bands, rows = shape
+    sig = minhash_signatures(subset(sh, reps), num_perm=num_perm, seed=seed)
+    return pl.DataFrame(
+        {
+            "band": np.repeat(np.arange(bands, dtype=np.uint16), reps.size),
+            "key": np.concatenate([band_key(sig, b, rows) for b in range(bands)])
+            if reps.size
+            else np.zeros(0, np.uint64),
+            "set": np.tile(reps, bands).astype(np.int64),
+        },
+        schema={"band": pl.UInt16, "key": pl.UInt64, "set": pl.Int64},
     )
-    best = np.zeros(n_in)
-    rows = pairs["row"].to_numpy()
-    np.maximum.at(best, rows, pairs["jaccard"].to_numpy())
-    hit = np.unique(rows)
-    report = {
-        "threshold": threshold,
-        "ngram": ngram,
-        "input_rows": int(hit.size),
-        "eval_rows": int(pairs["eval_row"].n_unique()),
-        "pairs": pairs.height,
-        "bands": tp.info["bands"],
-        "rows_per_band": tp.info["rows_per_band"],
-    }
-    return report, hit, best, pairs.head(max_rows)
+
+
+def _joined(a: Shingles, b: Shingles) -> Shingles:
+    """Two collections of shingle sets as one (b's documents after a's)."""
+    return Shingles(
+        offsets=np.concatenate([a.offsets, b.offsets[1:] + a.offsets[-1]]),
+        hashes=np.concatenate([a.hashes, b.hashes]),
+        n_tokens=np.concatenate([a.n_tokens, b.n_tokens]),
+    )
+
+
+class NearCheck:
+    """Cross-set pairs (input row, eval row) whose word-shingle sets have a true Jaccard >= the
+    threshold: MinHash + LSH band keys of the eval set, probed by the input's, every candidate
+    verified exactly. Documents with the same set share every band key and have Jaccard 1, so
+    each side is reduced to its first copies and the verified pairs expanded to the copies.
+    The table lists (row, eval_row, jaccard)."""
+
+    def __init__(
+        self,
+        ev: pl.DataFrame,
+        col: str,
+        threshold: float,
+        ngram: int,
+        num_perm: int,
+        seed: int,
+        max_rows: int,
+    ) -> None:
+        self.col, self.threshold, self.ngram = col, threshold, ngram
+        self.num_perm, self.seed = num_perm, seed
+        self.shape = lsh_shape(threshold, num_perm, None, None)
+        self.eval_sh = shingle(ev[col].cast(pl.String), unit="word", ngram=ngram)
+        ident, reps = _first_copies(self.eval_sh)
+        self.eval_keys = _band_keys(self.eval_sh, reps, num_perm, seed, self.shape)
+        # eval rows of each first copy (its copies included), and how many sets share a key
+        ok = ident >= 0
+        self.eval_members = pl.DataFrame(
+            {"set": ident[ok], "eval_row": np.nonzero(ok)[0].astype(np.int64)}
+        )
+        self.bucket = self.eval_keys.group_by("band", "key").agg(pl.len().alias("c"))
+        self.eval_hit = np.zeros(ev.height, dtype=bool)
+        self.input_rows = self.pairs = 0
+        self.table = Capped(max_rows, ["row", "eval_row"], ordered=True)
+
+    def probe(self, batch: pl.DataFrame, offset: int) -> tuple[np.ndarray, np.ndarray]:
+        """The batch's rows with a near match, and the best Jaccard of each row of the batch."""
+        sh = shingle(batch[self.col].cast(pl.String), unit="word", ngram=self.ngram)
+        ident, reps = _first_copies(sh)
+        keys = _band_keys(sh, reps, self.num_perm, self.seed, self.shape)
+        # input sets in chunks of at most CANDIDATE_CHUNK raw candidates (a shared band key each)
+        per_set = (
+            keys.join(self.bucket, on=["band", "key"])
+            .group_by("set")
+            .agg(pl.col("c").sum())
+            .sort("set")
+        )
+        sets, counts = per_set["set"].to_numpy(), per_set["c"].to_numpy().astype(np.int64)
+        chunk = (np.cumsum(counts) - counts) // CANDIDATE_CHUNK
+        edges = [self._verify(sh, keys, sets[chunk == c]) for c in np.unique(chunk)]
+        ok = ident >= 0
+        members = pl.DataFrame({"set": ident[ok], "row": np.nonzero(ok)[0].astype(np.int64)})
+        found = (
+            pl.concat(edges)
+            if edges
+            else pl.DataFrame(schema={"set": pl.Int64, "eval_set": pl.Int64, "jaccard": pl.Float64})
+        )
+        pairs = (
+            found.join(members, on="set")
+            .join(self.eval_members.rename({"set": "eval_set"}), on="eval_set")
+            .select((pl.col("row") + offset).alias("row"), "eval_row", "jaccard")
+            .sort("row", "eval_row")
+        )
+        self.table.add(pairs)
+        self.pairs += pairs.height
+        self.eval_hit[pairs["eval_row"].to_numpy()] = True
+        local = pairs["row"].to_numpy() - offset
+        best = np.zeros(batch.height)
+        np.maximum.at(best, local, pairs["jaccard"].to_numpy())
+        hit = np.unique(local)
+        self.input_rows += int(hit.size)
+        return hit, best
+
+    def _verify(self, sh: Shingles, keys: pl.DataFrame, sets: np.ndarray) -> pl.DataFrame:
+        """Candidates of the input sets `sets`: exact Jaccard, those >= the threshold."""
+        cand = (
+            keys.filter(pl.col("set").is_in(pl.Series(sets).implode()))
+            .join(self.eval_keys, on=["band", "key"], suffix="_eval")
+            .select("set", pl.col("set_eval").alias("eval_set"))
+            .unique()
+        )
+        left, right = cand["set"].to_numpy(), cand["eval_set"].to_numpy()
+        mine, theirs = np.unique(left), np.unique(right)
+        both = _joined(subset(sh, mine), subset(self.eval_sh, theirs))
+        jac = exact_jaccard(
+            both, np.searchsorted(mine, left), mine.size + np.searchsorted(theirs, right)
+        )
+        keep = jac >= self.threshold
+        return pl.DataFrame(
+            {"set": left[keep], "eval_set": right[keep], "jaccard": jac[keep]},
+            schema={"set": pl.Int64, "eval_set": pl.Int64, "jaccard": pl.Float64},
+        )
+
+    def finish(self) -> tuple[dict[str, Any], pl.DataFrame]:
+        report = {
+            "threshold": self.threshold,
+            "ngram": self.ngram,
+            "input_rows": self.input_rows,
+            "eval_rows": int(self.eval_hit.sum()),
+            "pairs": self.pairs,
+            "bands": self.shape[0],
+            "rows_per_band": self.shape[1],
+        }
+        return report, self.table.table()

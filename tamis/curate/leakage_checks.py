@@ -1,7 +1,12 @@
 """The row checks of `find_leakage` against one eval set: exact key matches (and conflicting
-labels), shared groups, and rows later than the eval set's start. Each returns its report section
-and the leaked input rows; text checks (n-gram contamination, near overlap) live in
-`contamination.py`.
+labels), shared groups, and rows later than the eval set's start; text checks (n-gram
+contamination, near overlap) live in `contamination.py`.
+
+Each check is a join with the eval set on its small side: built once from the eval set, then
+probed by the input batch by batch (`probe(batch, offset)` -> the batch's leaked rows, numbered
+within the batch), and `finish()` gives its report section and tables. The in-memory path is one
+batch, the bounded engine streams many; every figure and table is a sum, a union or a sort on
+keys that do not depend on the batches, so both give the same.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from tamis.errors import DataError
 
 _R = "__tamis_row"
 _E = "__tamis_eval_row"
+_LABEL = "__label"
 
 
 def check_column(df: pl.DataFrame, col: str, side: str, field: str) -> None:
@@ -48,107 +54,202 @@ def common_dtypes(
     return left.with_columns(lcast), right.with_columns(rcast)
 
 
-def exact_matches(
-    df: pl.DataFrame,
-    ev: pl.DataFrame,
-    cols: list[str],
-    ops: Sequence[str],
-    round_floats: int | None,
-    label: str | None,
-    max_rows: int,
-) -> tuple[dict[str, Any], np.ndarray, pl.DataFrame, np.ndarray, pl.DataFrame]:
-    schema = df.schema
-    left = df.select(normalized_key_exprs(schema, cols, ops, round_floats)).with_row_index(_R)
-    right = ev.select(normalized_key_exprs(ev.schema, cols, ops, round_floats)).with_row_index(_E)
-    left, right = common_dtypes(left, right, cols)
-    if label is not None:
-        left = left.with_columns(df[label].alias("__label"))
-        right = right.with_columns(ev[label].alias("__label"))
-        left, right = common_dtypes(left, right, ["__label"])
-    train_hit = left.join(right, on=cols, how="semi", nulls_equal=True)[_R].to_numpy()
-    eval_hit = right.join(left, on=cols, how="semi", nulls_equal=True)[_E].to_numpy()
-    pairs = left.join(right, on=cols, how="inner", nulls_equal=True)
-    report: dict[str, Any] = {
-        "columns": cols,
-        "input_rows": int(train_hit.size),
-        "eval_rows": int(eval_hit.size),
-        "eval_share": eval_hit.size / ev.height if ev.height else 0.0,
-    }
-    conflict_rows = np.zeros(0, dtype=np.int64)
-    conflicts = pl.DataFrame()
-    if label is not None:
-        # a null label is not a class: a pair with an unlabelled side is not a conflict
-        bad = pairs.filter(
-            pl.col("__label").is_not_null()
-            & pl.col("__label_right").is_not_null()
-            & pl.col("__label").ne(pl.col("__label_right"))
-        )
-        conflict_rows = bad[_R].unique().to_numpy()
-        conflicts = bad.select(
-            pl.col(_R).alias("row"),
-            pl.col(_E).alias("eval_row"),
-            pl.col("__label").cast(pl.String).alias("label"),
-            pl.col("__label_right").cast(pl.String).alias("eval_label"),
-        ).head(max_rows)
-        report["conflicting_labels"] = {
-            "input_rows": int(conflict_rows.size),
-            "eval_rows": int(bad[_E].n_unique()),
-            "null_labels_dropped": {
-                "input": int(null_label_mask(df[label]).sum()),
-                "eval": int(null_label_mask(ev[label]).sum()),
-            },
-        }
-    table = pairs.select(pl.col(_R).alias("row"), pl.col(_E).alias("eval_row")).head(max_rows)
-    return report, train_hit, table, conflict_rows, conflicts
-
-
-def shared_groups(
-    df: pl.DataFrame, ev: pl.DataFrame, col: str, max_rows: int
-) -> tuple[dict[str, Any], np.ndarray, pl.DataFrame]:
-    a, b = common_dtypes(df.select(pl.col(col)), ev.select(pl.col(col)), [col])
-    a, b = a.with_row_index(_R), b.with_row_index(_E)
-    shared = a.select(col).unique().join(b.select(col).unique(), on=col, how="inner")
-    hit = a.join(shared, on=col, how="semi")[_R].to_numpy().astype(np.int64)
-    eval_rows = b.join(shared, on=col, how="semi").height
-    table = (
-        a.join(shared, on=col, how="semi")
-        .group_by(col)
-        .agg(pl.len().alias("input_rows"))
-        .join(
-            b.join(shared, on=col, how="semi").group_by(col).agg(pl.len().alias("eval_rows")),
-            on=col,
-        )
-        .sort(col)
-        .head(max_rows)
+def cast_like(frame: pl.DataFrame, like: pl.DataFrame, cols: Sequence[str]) -> pl.DataFrame:
+    """`frame`'s `cols` cast to the dtypes of `like` (an eval side already met by
+    `common_dtypes` with an empty frame of the input's schema)."""
+    return frame.with_columns(
+        pl.col(c).cast(like.schema[c]) for c in cols if frame.schema[c] != like.schema[c]
     )
-    report = {
-        "column": col,
-        "shared_groups": shared.height,
-        "input_rows": int(hit.size),
-        "eval_rows": int(eval_rows),
-    }
-    return report, hit, table
 
 
-def later_than_eval(
-    df: pl.DataFrame, ev: pl.DataFrame, col: str
-) -> tuple[dict[str, Any], np.ndarray]:
-    for frame, side in ((df, "input"), (ev, "eval set")):
-        dt = frame.schema[col]
-        if not (dt.is_temporal() or dt.is_numeric()):
-            raise DataError(
-                f"time column has dtype {dt} in the {side}, not a date/time or number",
-                column=col,
-                field="time",
-                fix="parse it first (e.g. pl.col(...).str.to_datetime()) or name another column",
+class Capped:
+    """A detail table kept to `cap` rows of its sort order, from pieces given batch by batch.
+
+    With `ordered` the pieces come in sort order (rows numbered by the batches): the first `cap`
+    rows are kept. Otherwise every piece is merged and the first `cap` rows of the sort kept.
+    """
+
+    def __init__(self, cap: int, by: Sequence[str], *, ordered: bool) -> None:
+        self.cap, self.by, self.ordered = cap, list(by), ordered
+        self.pieces: list[pl.DataFrame] = []
+        self.rows = 0
+        self.empty: pl.DataFrame | None = None
+
+    def add(self, piece: pl.DataFrame) -> None:
+        if self.empty is None:
+            self.empty = piece.head(0)
+        piece = piece.sort(self.by)
+        if self.ordered:
+            piece = piece.head(max(self.cap - self.rows, 0))
+        if piece.height:
+            self.pieces.append(piece)
+            self.rows += piece.height
+        if not self.ordered and self.rows > 2 * self.cap + 100_000:
+            self.pieces = [self.table()]
+            self.rows = self.pieces[0].height
+
+    def table(self) -> pl.DataFrame:
+        if not self.pieces:
+            return self.empty if self.empty is not None else pl.DataFrame()
+        frame = pl.concat(self.pieces)
+        return frame.sort(self.by).head(self.cap)
+
+
+class ExactCheck:
+    """Input rows whose normalised key occurs in the eval set (a hash join with the eval keys),
+    and with `label`, pairs whose labels differ."""
+
+    def __init__(
+        self,
+        schema: pl.Schema,
+        ev: pl.DataFrame,
+        cols: list[str],
+        ops: Sequence[str],
+        round_floats: int | None,
+        label: str | None,
+        max_rows: int,
+    ) -> None:
+        self.cols, self.label, self.n_eval = cols, label, ev.height
+        self.exprs = normalized_key_exprs(schema, cols, ops, round_floats)
+        right = ev.select(normalized_key_exprs(ev.schema, cols, ops, round_floats))
+        if label is not None:
+            right = right.with_columns(ev[label].alias(_LABEL))
+        empty = pl.DataFrame(schema=schema).select(self.exprs)
+        if label is not None:
+            empty = empty.with_columns(pl.DataFrame(schema=schema)[label].alias(_LABEL))
+        self.meet = [*cols, _LABEL] if label is not None else cols
+        _, self.right = common_dtypes(empty, right, self.meet)
+        self.right = self.right.with_row_index(_E)
+        self.eval_hit = np.zeros(ev.height, dtype=bool)
+        self.eval_conflict = np.zeros(ev.height, dtype=bool)
+        self.input_rows = self.conflict_rows = self.null_input = 0
+        self.null_eval = int(null_label_mask(ev[label]).sum()) if label is not None else 0
+        self.pairs = Capped(max_rows, ["row", "eval_row"], ordered=True)
+        self.conflicts = Capped(max_rows, ["row", "eval_row"], ordered=True)
+
+    def probe(self, batch: pl.DataFrame, offset: int) -> np.ndarray:
+        left = batch.select(self.exprs).with_row_index(_R, offset=offset)
+        if self.label is not None:
+            left = left.with_columns(batch[self.label].alias(_LABEL))
+            self.null_input += int(null_label_mask(batch[self.label]).sum())
+        left = cast_like(left, self.right, self.meet)
+        cols = self.cols
+        hit = left.join(self.right, on=cols, how="semi", nulls_equal=True)[_R].to_numpy()
+        pairs = left.join(self.right, on=cols, how="inner", nulls_equal=True)
+        self.eval_hit[pairs[_E].to_numpy()] = True
+        self.input_rows += int(hit.size)
+        self.pairs.add(pairs.select(pl.col(_R).alias("row"), pl.col(_E).alias("eval_row")))
+        if self.label is not None:
+            self._conflicts(pairs)
+        return hit.astype(np.int64) - offset
+
+    def _conflicts(self, pairs: pl.DataFrame) -> None:
+        # a null label is not a class: a pair with an unlabelled side is not a conflict
+        right = f"{_LABEL}_right"
+        bad = pairs.filter(
+            pl.col(_LABEL).is_not_null()
+            & pl.col(right).is_not_null()
+            & pl.col(_LABEL).ne(pl.col(right))
+        )
+        self.conflict_rows += bad[_R].n_unique()
+        self.eval_conflict[bad[_E].to_numpy()] = True
+        self.conflicts.add(
+            bad.select(
+                pl.col(_R).alias("row"),
+                pl.col(_E).alias("eval_row"),
+                pl.col(_LABEL).cast(pl.String).alias("label"),
+                pl.col(right).cast(pl.String).alias("eval_label"),
             )
-    start = ev[col].cast(df.schema[col]).min()
-    later = df.select((pl.col(col) > start).fill_null(False))[col].to_numpy()
-    hit = np.nonzero(later)[0].astype(np.int64)
-    report = {
-        "column": col,
-        "eval_start": str(start),
-        "input_end": str(df[col].max()),
-        "input_rows_after_eval_start": int(hit.size),
-    }
-    return report, hit
+        )
+
+    def finish(self) -> tuple[dict[str, Any], pl.DataFrame, pl.DataFrame | None]:
+        """(report section, table of pairs, table of conflicting labels or None)."""
+        eval_rows = int(self.eval_hit.sum())
+        report: dict[str, Any] = {
+            "columns": self.cols,
+            "input_rows": self.input_rows,
+            "eval_rows": eval_rows,
+            "eval_share": eval_rows / self.n_eval if self.n_eval else 0.0,
+        }
+        if self.label is None:
+            return report, self.pairs.table(), None
+        report["conflicting_labels"] = {
+            "input_rows": self.conflict_rows,
+            "eval_rows": int(self.eval_conflict.sum()),
+            "null_labels_dropped": {"input": self.null_input, "eval": self.null_eval},
+        }
+        return report, self.pairs.table(), self.conflicts.table()
+
+
+class GroupCheck:
+    """The same entity id on both sides: the input probes the eval set's groups."""
+
+    def __init__(self, schema: pl.Schema, ev: pl.DataFrame, col: str, max_rows: int) -> None:
+        self.col, self.max_rows = col, max_rows
+        _, b = common_dtypes(pl.DataFrame(schema=schema).select(col), ev.select(col), [col])
+        self.groups = b.group_by(col).agg(pl.len().alias("eval_rows"))
+        self.counts: list[pl.DataFrame] = []
+        self.input_rows = 0
+
+    def probe(self, batch: pl.DataFrame, offset: int) -> np.ndarray:
+        col = self.col
+        a = cast_like(batch.select(col), self.groups, [col]).with_row_index(_R)
+        inside = a.join(self.groups.select(col), on=col, how="semi")
+        self.input_rows += inside.height
+        self.counts.append(inside.group_by(col).agg(pl.len().alias("input_rows")))
+        if len(self.counts) > 64:
+            self.counts = [self._summed()]
+        return inside[_R].to_numpy().astype(np.int64)
+
+    def _summed(self) -> pl.DataFrame:
+        return (
+            pl.concat(self.counts)
+            .group_by(self.col)
+            .agg(pl.col("input_rows").sum().cast(pl.UInt32))
+        )
+
+    def finish(self) -> tuple[dict[str, Any], pl.DataFrame]:
+        shared = self._summed().join(self.groups, on=self.col).sort(self.col)
+        report = {
+            "column": self.col,
+            "shared_groups": shared.height,
+            "input_rows": self.input_rows,
+            "eval_rows": int(shared["eval_rows"].sum()),
+        }
+        return report, shared.head(self.max_rows)
+
+
+class TemporalCheck:
+    """Input rows later than the eval set's earliest row."""
+
+    def __init__(self, schema: pl.Schema, ev: pl.DataFrame, col: str) -> None:
+        for dt, side in ((schema[col], "input"), (ev.schema[col], "eval set")):
+            if not (dt.is_temporal() or dt.is_numeric()):
+                raise DataError(
+                    f"time column has dtype {dt} in the {side}, not a date/time or number",
+                    column=col,
+                    field="time",
+                    fix="parse it first (e.g. pl.col(...).str.to_datetime()) or name another"
+                    " column",
+                )
+        self.col, self.dtype = col, schema[col]
+        self.start = ev[col].cast(self.dtype).min()
+        self.ends: list[Any] = []
+        self.hits = 0
+
+    def probe(self, batch: pl.DataFrame, offset: int) -> np.ndarray:
+        col = self.col
+        later = batch.select((pl.col(col) > self.start).fill_null(False))[col].to_numpy()
+        hit = np.nonzero(later)[0].astype(np.int64)
+        self.hits += int(hit.size)
+        self.ends.append(batch[col].max())
+        return hit
+
+    def finish(self) -> dict[str, Any]:
+        end = pl.Series(self.col, self.ends, dtype=self.dtype).max()
+        return {
+            "column": self.col,
+            "eval_start": str(self.start),
+            "input_end": str(end),
+            "input_rows_after_eval_start": self.hits,
+        }
