@@ -96,16 +96,14 @@ def _ranges(total: int, rows: int) -> list[Range]:
 
 
 def ray_near_dedup_text(
-    engine: Any,
-    source: pl.LazyFrame,
-    config: NearDedupConfig,
-    *,
-    out: Path,
-    seed: int = 0,
-    issue: str = "near_duplicate",
-    buckets: int | None = None,
+    engine: Any, source: pl.LazyFrame, config: NearDedupConfig, *, out: Path, **options: Any
 ) -> tuple[list[Any], dict[str, Any], pl.DataFrame, pl.DataFrame]:
-    """`near_dedup_text_bounded` on Ray (`engine`: a `RayEngine`); same parts, report, tables."""
+    """`near_dedup_text_bounded` on Ray (`engine`: a `RayEngine`); same parts, report, tables.
+
+    `options`: `seed` (0), `issue` ("near_duplicate"), `buckets` (from the limit and the CPUs).
+    """
+    seed, issue = int(options.get("seed", 0)), str(options.get("issue", "near_duplicate"))
+    buckets: int | None = options.get("buckets")
     ray = import_ray()
     column, shape = check_near_input(source, config)
     local = engine.local
