@@ -19,7 +19,9 @@ class NearDedup(Step[NearDedupConfig]):
     the report carries the Jaccard histogram of the checked pairs. Tables: `clusters`, `pairs`.
     Global in memory; under the bounded engine text mode runs out of core (`run_bounded`: signatures
     per batch, band buckets and candidates spilled, see `tamis.curate.dedup.near_bounded`) with the
-    same output; tabular mode stays global (checked against the memory limit first).
+    same output; under the Ray engine the same stages run as tasks (`engine.near_dedup_text`, see
+    `tamis.pipelines.engines.ray_near`); tabular mode stays global (checked against the memory
+    limit first).
     """
 
     name = "near_dedup"
