@@ -461,6 +461,7 @@ def big_section(args: argparse.Namespace, corpus: Path, work: Path) -> dict[str,
         "engine": (run["build"] or {}).get("engine"),
         "steps": steps,
         "unfinished_window": run["windows"].get("(unfinished)"),
+        "removed_by_step": {s["step"]: s["rows_in"] - s["rows_out"] for s in steps if s["rows_in"]},
         "contamination": leak.get("against"),
         "leaked_rows": leak.get("leaked_rows"),
     }
@@ -480,14 +481,10 @@ def table(record: dict[str, Any]) -> str:
     lines = ["  ".join(f"{c:>12}" for c in cols)]
     for s in record.get("big", {}).get("steps", []):
         lines.append("  ".join(f"{str(s.get(c, '')):>12}" for c in cols))
-    big = record.get("big", {})
+    big = record.get("big") or {"skipped": True}
     if big.get("unfinished_window"):
         lines.append(f"unfinished step window: {big['unfinished_window']}")
-    for key in ("exit_code", "error", "seconds", "mb_per_s", "peak_rss_mb", "peak_anon_mb"):
-        lines.append(f"{key}: {big.get(key)}")
-    for key in ("kernel_peak_rss_mb", "rss_over_limit", "anon_over_limit", "peak_tmp_mb"):
-        lines.append(f"{key}: {big.get(key)}")
-    lines += [f"{k}: {v}" for k, v in big.items() if k.startswith("noop_")]
+    lines += [f"{k}: {v}" for k, v in big.items() if k not in ("steps", "unfinished_window")]
     lines += [f"{k}: {v}" for k, v in record.items() if k.startswith("fit_") and k != "fit_runs"]
     return "\n".join(lines)
 
