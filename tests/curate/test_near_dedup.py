@@ -218,3 +218,14 @@ def test_signatures_do_not_depend_on_threads(sms: pl.DataFrame) -> None:
     one = minhash_signatures(sh, 64, seed=5, chunk=512, threads=1)
     two = minhash_signatures(sh, 64, seed=5, chunk=512, threads=3)
     assert (one == two).all() and (one != minhash_signatures(sh, 64, seed=6, chunk=512)).any()
+
+
+def test_identical_sets_from_given_fingerprints() -> None:
+    from tamis.curate.dedup.minhash import identical_sets, set_fingerprints
+    from tamis.curate.dedup.shingles import shingle
+
+    texts = pl.Series(["a b c", "x", "a b c", None, "c b a", "x", "a b c d"])
+    sh = shingle(texts, ngram=2)
+    assert identical_sets(sh).tolist() == [0, 1, 0, -1, 4, 1, 6]
+    given = identical_sets(sh, set_fingerprints(sh, offset=7), offset=7)
+    assert given.tolist() == identical_sets(sh).tolist()

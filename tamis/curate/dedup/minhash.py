@@ -1,4 +1,4 @@
-"""MinHash signatures, LSH banding, exact-Jaccard verification and connected components, vectorised.
+"""MinHash signatures, LSH banding, exact-Jaccard verification (numba kernels: `kernels.py`).
 
 The pieces are separate so they map onto a distributed engine (see DESIGN.md 3b): signatures are a
 per-batch map, banding is a group-by on (band, bucket), verification is a join of candidate pairs
@@ -203,18 +203,21 @@ def exact_jaccard(
         return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
 
 
-def identical_sets(sh: Shingles) -> np.ndarray:
+def identical_sets(
+    sh: Shingles, fingerprints: pl.DataFrame | None = None, offset: int = 0
+) -> np.ndarray:
     """For each document, the first document with the same (non-empty) shingle set, else -1.
 
     Sets are compared by an order-independent 128-bit fingerprint (size, wrapping sum and minimum
     of the re-mixed shingle hashes). Collapsing identical sets first keeps LSH buckets small on
-    corpora with many exact copies.
+    corpora with many exact copies. `fingerprints`: `set_fingerprints(sh, offset)` when the
+    caller has it already (computed once instead of twice).
     """
     rep = np.full(sh.n_docs, -1, dtype=np.int64)
-    frame = set_fingerprints(sh)
+    frame = set_fingerprints(sh, offset) if fingerprints is None else fingerprints
     if frame.height:
         first = frame.select(pl.col("d").min().over(FINGERPRINT))["d"].to_numpy()
-        rep[frame["d"].to_numpy()] = first
+        rep[frame["d"].to_numpy() - offset] = first - offset
     return rep
 
 

@@ -4,8 +4,8 @@
     config = NearDedupConfig(column="text", ngram=5, threshold=0.8)
     out, report, clusters, pairs = near_dedup_text(df, config, seed=0)
 
-Text pipeline, all vectorised, written as stages an engine can stream or shuffle (DESIGN.md 3b);
-the `near_dedup` step is `global` for now and runs them in one process:
+Text pipeline, numba kernels (`kernels.py`) and NumPy, written as stages an engine can stream or
+shuffle (DESIGN.md 3b); `near_dedup_text` runs them in one process (`near_bounded.py` streams them):
 
 1. map (per batch of documents): `shingle` -> each document's set of shingle hashes;
    `minhash_signatures` -> its MinHash signature (`shingles.py`, `minhash.py`).
