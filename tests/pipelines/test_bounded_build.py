@@ -117,19 +117,19 @@ def test_a_global_step_over_the_limit_fails_before_it_starts(
 
 KILL_MID_SPILL = """
 import os, signal, sys
-from tamis.pipelines.engines import local
 from tamis.pipelines.engines.local import BoundedEngine
+from tamis.pipelines.engines.spill_files import SpillFiles
 from tamis.pipelines.runner import build
 from tamis.pipelines.store import Store
 
-real = BoundedEngine._spill
+real = SpillFiles.append
 count = [0]
-def spill(self, frame, path):
-    real(self, frame, path)
+def append(self, directory, frame):
+    real(self, directory, frame)
     count[0] += 1
-    if count[0] == 40 and "keyed" in str(path):  # mid-spill of the dedup step
+    if count[0] == 40 and "keyed" in str(directory):  # mid-spill of the dedup step
         os.kill(os.getpid(), signal.SIGKILL)
-BoundedEngine._spill = spill
+SpillFiles.append = append
 store = Store(sys.argv[2])
 build(sys.argv[1], store, engine=BoundedEngine(4_000_000, store.tmp_dir, batch_rows=1000))
 """

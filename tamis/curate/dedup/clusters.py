@@ -171,19 +171,31 @@ def flag_schema(schema: pl.Schema, action: str, issue: str) -> pl.Schema:
 
 
 def cluster_summary(
-    n_in: int, n_out: int, clusters: pl.DataFrame, removed: int, keep: str, action: str
+    n_in: int,
+    n_out: int,
+    clusters: pl.DataFrame | pl.LazyFrame,
+    removed: int,
+    keep: str,
+    action: str,
 ) -> dict[str, Any]:
-    """The counts every dedup report starts with."""
-    sizes = clusters["size"]
-    duplicates = int((sizes - 1).sum()) if clusters.height else 0
+    """The counts every dedup report starts with (a lazy cluster table is aggregated streaming)."""
+    agg = clusters.lazy().select(
+        pl.len().alias("clusters"),
+        pl.col("size").sum().alias("rows"),
+        pl.col("size").max().alias("largest"),
+    )
+    n_clusters, in_clusters, largest = agg.collect(engine="streaming").row(0)
+    n_clusters = int(n_clusters or 0)
+    in_clusters = int(in_clusters or 0) if n_clusters else 0
+    duplicates = in_clusters - n_clusters
     return {
         "rows_in": n_in,
         "rows_out": n_out,
         "duplicates": duplicates,
         "duplicate_rate": duplicates / n_in if n_in else 0.0,
-        "clusters": clusters.height,
-        "rows_in_clusters": int(sizes.sum()) if clusters.height else 0,
-        "largest_cluster": int(sizes.max()) if clusters.height else 0,  # type: ignore[arg-type]
+        "clusters": n_clusters,
+        "rows_in_clusters": in_clusters,
+        "largest_cluster": int(largest or 0) if n_clusters else 0,
         "removed": removed if action == "drop" else 0,
         "flagged": removed if action == "flag" else 0,
         "keep": keep,

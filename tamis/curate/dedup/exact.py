@@ -153,7 +153,7 @@ def _lazy_clusters(indexed: pl.LazyFrame, plan: DedupPlan) -> tuple[pl.DataFrame
 def dedup_report(
     n_in: int,
     n_out: int,
-    clusters: pl.DataFrame,
+    clusters: pl.DataFrame | pl.LazyFrame,
     removed: int,
     plan: DedupPlan,
     config: DedupConfig,
@@ -224,12 +224,16 @@ def dedup_bucket(
 
 def report_from_buckets(
     stats: dict[str, int | float],
-    clusters: pl.DataFrame | None,
+    clusters: pl.DataFrame | pl.LazyFrame | None,
     examples: pl.DataFrame | None,
     plan: DedupPlan,
     config: DedupConfig,
-) -> tuple[dict[str, Any], pl.DataFrame]:
-    """The report and the cluster table (sorted by id) from every bucket's counts and tables."""
+) -> tuple[dict[str, Any], pl.DataFrame | pl.LazyFrame]:
+    """The report and the cluster table (sorted by id) from every bucket's counts and tables.
+
+    A lazy `clusters` is an engine's spilled table, already in id order (it may not fit in
+    memory): it is aggregated streaming and returned as it is.
+    """
     n = int(stats.get("rows_in", 0))
     if n == 0:
         raise _no_rows()
@@ -237,7 +241,8 @@ def report_from_buckets(
         clusters = clusters_from_groups(
             pl.DataFrame({"rows": []}, schema={"rows": pl.List(pl.Int64)})
         )
-    clusters = clusters.sort("cluster_id")
+    if isinstance(clusters, pl.DataFrame):
+        clusters = clusters.sort("cluster_id")
     if examples is not None:
         examples = examples.sort(["size", "cluster_id"], descending=[True, False]).head(
             config.max_examples

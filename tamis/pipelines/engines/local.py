@@ -2,11 +2,11 @@
 
 - `map`: batches stream from the input's parts (or a lazily scanned source) through `map_batch`
   into the output's parts; memory holds one batch and one open part.
-- `keyed`: pass 1 streams every input, numbers its rows (`ROW`, per input from 0), computes the
-  step's key and appends each row to one of `buckets` spill files (Arrow IPC in the store's tmp
-  dir) by a hash of its key; pass 2 reduces bucket by bucket and routes the output rows to
-  ranges of `ROW`; pass 3 sorts each range by `ROW` and writes the parts. The output is in source
-  order and the keep rules choose by `ROW`, so it never depends on the bucket count.
+- `keyed` (`engines.keyed`): rows hash-partitioned by key into buckets spilled as Arrow IPC in the
+  store's tmp dir, reduced bucket by bucket, written back in source order range by range; the
+  step's row-ordered report tables are spilled and assembled the same way.
+- The limit covers the whole process: batches, buckets and ranges are sized from the `budget`,
+  the limit minus the memory the process held when the engine was made (`baseline`).
 - `global`: the input is materialised and `run` is called, after a check that its estimated size
   fits the limit; a step that cannot fit fails before it starts, naming the step, the estimate and
   the fix.
@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -25,11 +24,19 @@ from typing import Any
 import polars as pl
 
 from tamis.errors import StepError
-from tamis.pipelines.engines.memory import WORKING_FACTOR, format_size, row_bytes
+from tamis.pipelines.engines.keyed import BUCKET_SEED as BUCKET_SEED  # re-exported (Ray tasks)
+from tamis.pipelines.engines.keyed import KeyedRun
+from tamis.pipelines.engines.memory import (
+    WORKING_FACTOR,
+    format_size,
+    process_memory,
+    row_bytes,
+    working_budget,
+)
 from tamis.pipelines.engines.parts import PART_MAX_BYTES, PART_MAX_ROWS, PartInfo, PartWriter
+from tamis.pipelines.engines.spill_files import read_spill_dir
 from tamis.pipelines.steps.base import (
     MAIN_OUTPUT,
-    ROW,
     BatchResult,
     KeyedStep,
     MapStep,
@@ -38,12 +45,8 @@ from tamis.pipelines.steps.base import (
     StepOutput,
 )
 
-_BUCKET = "__tamis_bucket"
-_RANGE = "__tamis_range"
 #: batches read from the input at a time (one slice of the scan)
 READ_BATCHES = 4
-#: seed of the bucket hash (any fixed value: buckets never change the result, only the memory)
-BUCKET_SEED = 0x5EED
 
 
 @dataclass
@@ -85,6 +88,15 @@ class BoundedEngine:
     stats: EngineStats = field(default_factory=EngineStats)
     #: when the engine started (the rates are over everything it ran: a whole build)
     started: float = field(default_factory=time.perf_counter)
+    #: the process's resident memory when the engine was made (interpreter, libraries, caller's
+    #: data): part of what the limit allows, so batches and buckets are sized from the rest
+    baseline: int = field(default_factory=process_memory)
+
+    @property
+    def budget(self) -> int:
+        """Bytes the engine sizes its batches, buckets and ranges from: the limit minus the
+        baseline (at least a quarter of the limit)."""
+        return working_budget(self.memory_limit, self.baseline)
 
     @property
     def local(self) -> BoundedEngine:
@@ -102,10 +114,10 @@ class BoundedEngine:
 
     def rows_for(self, per_row: float) -> int:
         """Rows per batch for rows of `per_row` bytes: a batch and its working copies take about
-        1/32 of the limit (`batch_rows` when set)."""
+        1/32 of the budget (`batch_rows` when set)."""
         if self.batch_rows:
             return self.batch_rows
-        target = self.memory_limit / 32 / (max(per_row, 1.0) * WORKING_FACTOR)
+        target = self.budget / 32 / (max(per_row, 1.0) * WORKING_FACTOR)
         return int(min(max(target, 1000), 1_000_000))
 
     def batches(self, source: pl.LazyFrame, rows: int) -> Iterator[pl.DataFrame]:
@@ -201,7 +213,7 @@ class BoundedEngine:
             schema = result.frame.schema
             writer.write(result.frame)
             _add(merged, result, tables)
-        _check_read("input", expected, read)
+        check_read("input", expected, read)
         if schema is None:  # no rows: the schema of the mapped empty input
             empty = source.head(0).collect()
             schema = step.map_batch(empty, params, plan, ctx).frame.schema
@@ -214,46 +226,10 @@ class BoundedEngine:
     def run_keyed(
         self, step: KeyedStep[Any], inputs: dict[str, Any], params: Any, ctx: StepContext, out: Path
     ) -> tuple[list[PartInfo], StepOutput]:
+        """Partition by key into spilled buckets, reduce bucket by bucket, write in source order
+        (`engines.keyed`)."""
         sources = {k: v for k, v in inputs.items() if isinstance(v, pl.LazyFrame)}
-        plan = step.prepare(sources, params, ctx)
-        spill = self.spill_root / "keyed"
-        spill.mkdir(parents=True, exist_ok=True)
-        try:
-            n_buckets, main_rows, schemas = self._partition(step, sources, params, plan, spill)
-            self.stats.buckets = n_buckets
-            range_rows = self._range_rows(sources.get("input"), main_rows)
-            merged = BatchResult(frame=pl.DataFrame())
-            tables: dict[str, list[pl.DataFrame]] = {}
-            out_schema: pl.Schema | None = None
-            for bucket in range(n_buckets):
-                if not any((spill / name / f"b{bucket}").exists() for name in sources):
-                    continue  # no rows hashed here (more buckets than keys)
-                frames = {
-                    name: _read_bucket(spill, name, bucket, schemas[name]) for name in sources
-                }
-                self.progress(f"reducing bucket {bucket + 1}/{n_buckets}")
-                result = step.reduce(frames, params, plan, ctx)
-                out_schema = result.frame.schema
-                self._route_ranges(result.frame, spill / "out", bucket, range_rows)
-                _add(merged, result, tables)
-                for name in sources:
-                    self._drop(spill / name / f"b{bucket}")
-            writer = self.part_writer(out)
-            schema = out_schema if out_schema is not None else pl.Schema()
-            n_ranges = math.ceil(max(main_rows, 1) / range_rows)
-            for r in range(n_ranges):
-                frame = _read_dir(spill / "out" / f"r{r}", schema)
-                if frame.height:
-                    writer.write(frame.sort(ROW).drop(ROW))
-                self._drop(spill / "out" / f"r{r}")
-            final_schema = pl.Schema({k: v for k, v in schema.items() if k != ROW})
-            parts = writer.close(final_schema)
-        finally:
-            shutil.rmtree(spill, ignore_errors=True)
-        merged.frame = pl.DataFrame(schema=final_schema)
-        merged.tables = {k: pl.concat(v, how="vertical_relaxed") for k, v in tables.items()}
-        report = step.finish(merged, params, plan, ctx)
-        return parts, StepOutput(frames={}, report=report, tables=merged.tables)
+        return KeyedRun(self, step, sources, params, ctx, out).run()
 
     def check_global(
         self, step: Step[Any], estimated_bytes: int, rows: int, ctx: StepContext
@@ -270,85 +246,24 @@ class BoundedEngine:
                 "own subsampling param if it has one, or raise --memory-limit",
             )
 
-    # ---- keyed internals -----------------------------------------------------------------
-    def _partition(
-        self,
-        step: KeyedStep[Any],
-        sources: dict[str, pl.LazyFrame],
-        params: Any,
-        plan: Any,
-        spill: Path,
-    ) -> tuple[int, int, dict[str, pl.Schema]]:
-        total = 0
-        estimates = {}
-        for name, lf in sources.items():
-            rows = lf.select(pl.len()).collect().item()
-            per_row = mean_row_bytes(lf)
-            estimates[name] = rows
-            total += int(rows * per_row)
-        # a bucket (all inputs' rows of its keys) plus its output must fit a quarter of the limit
-        n_buckets = max(1, math.ceil(total * WORKING_FACTOR / (self.memory_limit / 4)))
-        schemas: dict[str, pl.Schema] = {}
-        main_rows = 0
-        for name, lf in sources.items():
-            rows = self.batch_rows or self.pick_batch_rows(lf)
-            self.stats.batch_rows = rows
-            offset = 0
-            for seq, batch in enumerate(self.batches(lf, rows)):
-                batch = batch.with_row_index(ROW, offset=offset).with_columns(
-                    pl.col(ROW).cast(pl.UInt64)
-                )
-                offset += batch.height
-                schemas[name] = batch.schema
-                keys = step.key(batch, name, params, plan)
-                bucket = (keys.hash(seed=BUCKET_SEED) % n_buckets).alias(_BUCKET)
-                for (b,), part in (
-                    batch.with_columns(bucket)
-                    .partition_by(_BUCKET, as_dict=True, include_key=False)
-                    .items()
-                ):
-                    d = spill / name / f"b{b}"
-                    d.mkdir(parents=True, exist_ok=True)
-                    self._spill(part, d / f"{seq:08d}.arrow")
-            _check_read(name, estimates[name], offset)
-            if name not in schemas:
-                schemas[name] = (
-                    lf.head(0)
-                    .collect()
-                    .with_row_index(ROW)
-                    .with_columns(pl.col(ROW).cast(pl.UInt64))
-                    .schema
-                )
-            if name == "input":
-                main_rows = offset
-        return n_buckets, main_rows, schemas
-
-    def _range_rows(self, source: pl.LazyFrame | None, rows: int) -> int:
-        if source is None or rows == 0:
-            return max(rows, 1)
-        per_row = mean_row_bytes(source)
-        fit = int(self.memory_limit / 4 / (per_row * WORKING_FACTOR))
-        return max(1000, min(rows, fit))
-
-    def _spill(self, frame: pl.DataFrame, path: Path) -> None:
-        frame.write_ipc(path, compression="lz4")
-        self.stats.spill_bytes += path.stat().st_size
+    # ---- spill accounting -----------------------------------------------------------------
+    def add_spill(self, nbytes: int) -> None:
+        """Count bytes written to (or, negative, deleted from) the spill dir."""
+        self.stats.spill_bytes += nbytes
         self.stats.peak_spill_bytes = max(self.stats.peak_spill_bytes, self.stats.spill_bytes)
 
-    def _drop(self, directory: Path) -> None:
+    def _spill(self, frame: pl.DataFrame, path: Path) -> None:
+        """Write one frame as a spill file (Arrow IPC, lz4) and count it."""
+        frame.write_ipc(path, compression="lz4")
+        self.add_spill(path.stat().st_size)
+
+    def drop_spill(self, directory: Path) -> None:
         """Delete a finished spill directory (always inside the store's tmp dir)."""
         if directory.exists():
-            self.stats.spill_bytes -= sum(f.stat().st_size for f in directory.glob("*.arrow"))
+            self.add_spill(-sum(f.stat().st_size for f in directory.glob("*.arrow")))
             shutil.rmtree(directory, ignore_errors=True)
 
-    def _route_ranges(self, frame: pl.DataFrame, out: Path, bucket: int, range_rows: int) -> None:
-        if not frame.height:
-            return
-        ranged = frame.with_columns((pl.col(ROW) // range_rows).alias(_RANGE))
-        for (r,), part in ranged.partition_by(_RANGE, as_dict=True, include_key=False).items():
-            d = out / f"r{r}"
-            d.mkdir(parents=True, exist_ok=True)
-            self._spill(part, d / f"b{bucket:06d}.arrow")
+    _drop = drop_spill
 
 
 def read_slices(source: pl.LazyFrame, rows: int) -> Iterator[pl.DataFrame]:
@@ -362,7 +277,7 @@ def read_slices(source: pl.LazyFrame, rows: int) -> Iterator[pl.DataFrame]:
                 yield batch
 
 
-def _check_read(name: str, expected: int, read: int) -> None:
+def check_read(name: str, expected: int, read: int) -> None:
     """A streamed input must give all its rows: a reader that crashes inside a streaming scan
     ends the stream early instead of raising, which must never pass as a shorter input."""
     if read != expected:
@@ -381,19 +296,18 @@ def mean_row_bytes(source: pl.LazyFrame, sample: int = 2000) -> float:
     return max(float(row_bytes(head).cast(pl.Float64).sum()) / head.height, 1.0)
 
 
-def _add(merged: BatchResult, result: BatchResult, tables: dict[str, list[pl.DataFrame]]) -> None:
+def add_result(
+    merged: BatchResult, result: BatchResult, tables: dict[str, list[pl.DataFrame]]
+) -> None:
+    """Add a batch's (or bucket's) counts to `merged` and collect its tables."""
     for k, v in result.stats.items():
         merged.stats[k] = merged.stats.get(k, 0) + v
     for k, t in result.tables.items():
         tables.setdefault(k, []).append(t)
 
 
+_add = add_result  # the Ray engine's name for it
+
+
 def _read_dir(directory: Path, schema: pl.Schema) -> pl.DataFrame:
-    files = sorted(directory.glob("*.arrow")) if directory.exists() else []
-    if not files:
-        return pl.DataFrame(schema=schema)
-    return pl.concat([pl.read_ipc(f) for f in files], how="vertical")
-
-
-def _read_bucket(spill: Path, name: str, bucket: int, schema: pl.Schema) -> pl.DataFrame:
-    return _read_dir(spill / name / f"b{bucket}", schema)
+    return read_spill_dir(directory, schema)

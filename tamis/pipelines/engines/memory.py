@@ -52,6 +52,32 @@ def machine_memory() -> int:
     return int(total)
 
 
+def process_memory() -> int:
+    """This process's resident memory now (bytes; VmRSS, 0 where /proc is not available).
+
+    The limit covers the whole process: what the interpreter and its libraries (Polars, DuckDB,
+    pyarrow) already hold when a build starts is not available to its batches and buckets.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+#: the share of the limit a build always keeps for its data, however large the baseline
+MIN_BUDGET_SHARE = 0.25
+
+
+def working_budget(limit: int, baseline: int) -> int:
+    """Bytes left for a build's data under `limit` once the process holds `baseline` bytes
+    (at least MIN_BUDGET_SHARE of the limit, so a tiny limit still makes progress)."""
+    return int(max(limit - baseline, limit * MIN_BUDGET_SHARE))
+
+
 def default_memory_limit() -> int:
     return int(machine_memory() * DEFAULT_SHARE)
 

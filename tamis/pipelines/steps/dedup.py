@@ -26,9 +26,13 @@ from tamis.pipelines.steps.base import (
 )
 
 
-def _with_html(report: dict[str, Any], clusters: pl.DataFrame, ctx: StepContext) -> dict[str, Any]:
+def _with_html(
+    report: dict[str, Any], clusters: pl.DataFrame | pl.LazyFrame, ctx: StepContext
+) -> dict[str, Any]:
     from tamis.curate.dedup.html import write_dedup_html
 
+    if isinstance(clusters, pl.LazyFrame):  # an engine's spilled table: the sizes are enough
+        clusters = clusters.select("size").collect(engine="streaming")
     write_dedup_html(report, clusters, ctx.artifacts_dir / "dedup.html", "Exact duplicates")
     return {**report, "html": "dedup.html"}
 
@@ -47,6 +51,8 @@ class Dedup(KeyedStep[DedupConfig]):
     name = "dedup"
     Params = DedupConfig
     version = 1
+    #: the engine spills `clusters` bucket by bucket and assembles it in `cluster_id` order
+    row_tables = {"clusters": "cluster_id"}
 
     def run(self, inputs: Inputs, params: DedupConfig, ctx: StepContext) -> StepOutput:
         ctx.progress("hashing rows")
@@ -84,7 +90,7 @@ class Dedup(KeyedStep[DedupConfig]):
         report, clusters = report_from_buckets(
             merged.stats, merged.tables.get("clusters"), examples, plan, params
         )
-        merged.tables["clusters"] = clusters
+        merged.tables["clusters"] = clusters  # type: ignore[assignment]
         return _with_html(report, clusters, ctx)
 
     def output_schema(self, schema: pl.Schema, params: DedupConfig) -> pl.Schema:

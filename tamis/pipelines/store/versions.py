@@ -130,7 +130,7 @@ class Store(CatalogViews):
         step: dict[str, Any],
         seed: int | None,
         report: dict[str, Any] | None = None,
-        tables: Mapping[str, pl.DataFrame] | None = None,
+        tables: Mapping[str, pl.DataFrame | pl.LazyFrame] | None = None,
         artifacts: Path | None = None,
         pipeline: str | None = None,
         cache_key: str | None = None,
@@ -170,7 +170,11 @@ class Store(CatalogViews):
             if tables:
                 (tmp / "tables").mkdir()
                 for table_name, table in tables.items():
-                    table.write_parquet(tmp / "tables" / f"{table_name}.parquet")
+                    target = tmp / "tables" / f"{table_name}.parquet"
+                    if isinstance(table, pl.LazyFrame):  # an engine's spilled table: streamed
+                        table.sink_parquet(target, engine="streaming")
+                    else:
+                        table.write_parquet(target)
                     table_names.append(table_name)
             artifact_names: list[str] = []
             if artifacts is not None and artifacts.exists() and any(artifacts.iterdir()):
