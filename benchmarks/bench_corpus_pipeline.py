@@ -517,7 +517,7 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=None, help="reuse/keep the corpus at this path")
     ap.add_argument("--eval-docs", type=int, default=3000, help="documents of the held-out slice")
     ap.add_argument("--fit-docs", type=int, default=50_000, help="documents of the fitting corpus")
-    ap.add_argument("--fit-limit", default="128MB", help="the fitting corpus' bounded limit")
+    ap.add_argument("--fit-limit", default="256MB", help="the fitting corpus' bounded limit")
     ap.add_argument("--big-limit", default="64GB", help="a limit under which nothing spills")
     ap.add_argument("--work", type=Path, default=None, help="parent of the work dir (default tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (stores, logs)")
