@@ -55,9 +55,11 @@ class Leakage(Step[LeakageConfig]):
     def run_bounded(
         self, engine: Any, inputs: Inputs, params: LeakageConfig, ctx: StepContext, out: Path
     ) -> tuple[list[Any], StepOutput]:
-        """The eval sets in memory (checked against the limit first), the input streamed once."""
+        """The eval sets in memory (checked against the limit first), the input streamed once
+        (on this machine: the Ray engine hands its local engine)."""
         from tamis.curate.leakage_bounded import find_leakage_bounded
 
+        engine = getattr(engine, "local", engine)
         source: pl.LazyFrame = inputs["input"]
         lazies = _against(inputs)
 
