@@ -5,7 +5,7 @@ of the stage's spill dir (shared by every node) and returning `ray_files.pack` b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -106,24 +106,24 @@ def candidates_task(
 
 @dataclass
 class ShingleFiles:
-    """The shingle sets the signature tasks wrote, one pair of files per range of rows."""
+    """The shingle sets the signature tasks wrote, one pair of files per range of rows.
+
+    Each `gather` maps the files it needs and unmaps them at the end, so the pages it touched
+    leave the task's resident memory with it (a cache of maps kept every page touched)."""
 
     directory: Path
     starts: np.ndarray  # first row of each signature task's range, ascending
-    _maps: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def _files(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if k not in self._maps:
-            name = f"{k:06d}"
-            offsets = np.fromfile(self.directory / f"{name}.i64", dtype="<i8")
-            hashes_path = self.directory / f"{name}.u64"
-            hashes = (
-                np.memmap(hashes_path, dtype="<u8", mode="r")
-                if hashes_path.stat().st_size
-                else np.zeros(0, "<u8")
-            )
-            self._maps[k] = (offsets, hashes)
-        return self._maps[k]
+        name = f"{k:06d}"
+        offsets = np.fromfile(self.directory / f"{name}.i64", dtype="<i8")
+        hashes_path = self.directory / f"{name}.u64"
+        hashes = (
+            np.memmap(hashes_path, dtype="<u8", mode="r")
+            if hashes_path.stat().st_size
+            else np.zeros(0, "<u8")
+        )
+        return offsets, hashes
 
     def gather(self, rows: np.ndarray) -> Shingles:
         """The shingle sets of `rows` (sorted, unique) as one `Shingles` (document i = rows[i])."""
