@@ -145,6 +145,9 @@ def run_ray(data: str, name: str, raw: dict[str, Any], work: str, warm: bool, qu
             if near is not None
             else round(engine.shuffle_bytes / 1e6, 1),
             "task_peak_mb": round(near.worker_peak / 1e6, 1) if near is not None else None,
+            "task_peak_mb_after": {k: round(v / 1e6) for k, v in near.peaks.items()}
+            if near is not None
+            else None,
             "buckets": engine.stats.buckets,
             "batch_rows": engine.stats.batch_rows,
             "driver_peak_mb": round(mem.mb, 1),

@@ -68,22 +68,25 @@ class NearRun:
     shuffle: dict[str, int] = field(default_factory=dict)
     nodes: set[str] = field(default_factory=set)
     worker_peak: int = 0
+    #: the tasks' peak memory (process lifetime, so a worker's peak so far) after each stage
+    peaks: dict[str, int] = field(default_factory=dict)
     clock: float = field(default_factory=time.perf_counter)
 
     def results(
         self, ray: Any, jobs: list[Any], stage: str
     ) -> list[tuple[dict[str, Any], dict[str, pl.DataFrame]]]:
         out = [unpack(blob) for blob in get_all(ray, jobs, f"near dedup's {stage}")]
-        self.saw([m for m, _ in out])
+        self.saw([m for m, _ in out], stage)
         now = time.perf_counter()
         self.timings[stage] = self.timings.get(stage, 0.0) + now - self.clock
         self.clock = now
         return out
 
-    def saw(self, metas: list[dict[str, Any]]) -> None:
+    def saw(self, metas: list[dict[str, Any]], stage: str) -> None:
         for m in metas:
             self.nodes.add(m["node"])
             self.worker_peak = max(self.worker_peak, int(m["peak_rss"]))
+            self.peaks[stage] = max(self.peaks.get(stage, 0), int(m["peak_rss"]))
 
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
@@ -237,7 +240,7 @@ def _output(
     writer = engine.local.part_writer(out)
     bounds = (writer.max_rows, writer.max_bytes)
     parts, metas = write_parts(ray, files, sizes, out, bounds)
-    run.saw(metas)
+    run.saw(metas, "parts")
     run.lap("parts")
     return parts, sum(m["rows_out"] for m, _ in results), samples
 
