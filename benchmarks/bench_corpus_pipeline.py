@@ -266,7 +266,8 @@ def step_rows(run: dict[str, Any], store: Path) -> list[dict[str, Any]]:
     built = {s["step"]: s for s in (run["build"] or {}).get("steps", [])}
     rows = []
     for name, m in by_name.items():
-        rows_in = sum(by_id[p["id"]]["rows"] for p in m["parents"] if p["id"] in by_id)
+        parents = [(p["role"], by_id[p["id"]]["rows"]) for p in m["parents"] if p["id"] in by_id]
+        rows_in = sum(n for role, n in parents if role == "input")
         step = built.get(name, {})
         window: dict[str, Any] = next(
             (w for k, w in run["windows"].items() if name in k.split("+")), {}
@@ -280,6 +281,7 @@ def step_rows(run: dict[str, Any], store: Path) -> list[dict[str, Any]]:
                 "seconds": secs,
                 "rows_in": rows_in,
                 "rows_out": m["rows"],
+                "against_rows": sum(n for role, n in parents if role != "input") or None,
                 "docs_per_s": round(rows_in / secs, 1) if secs and rows_in else None,
                 "parts": len(m.get("parts") or []),
                 "parquet_mb": round(sum(p["bytes"] for p in m.get("parts") or []) / MB, 1),
@@ -326,12 +328,16 @@ def noop_section(
     cmd = [sys.executable, "-c", COUNT_HASHES, str(counted), "build", *args, "--store", str(store)]
     proc = subprocess.run([*cmd, "--json"], capture_output=True, text=True)
     c = json.loads(counted.read_text()) if counted.exists() else {}
+    t0 = time.perf_counter()
+    subprocess.run([str(TAMIS), "--help"], capture_output=True)
+    bare = time.perf_counter() - t0
     parts = list((store / "versions").glob("*/data/*.parquet"))
     return {
         "noop_targets": targets or "all",
         "noop_exit_code": again["exit_code"],
         "noop_wall_seconds": again["wall_seconds"],
         "noop_build_seconds": (again["build"] or {}).get("seconds"),
+        "noop_bare_cli_seconds": round(bare, 2),  # `tamis --help`: interpreter and CLI imports
         "noop_all_cached": bool(statuses) and all(s == "cached" for s in statuses),
         "noop_statuses": statuses,
         "noop_peak_rss_mb": again["peak_rss_mb"],
