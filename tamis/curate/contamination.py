@@ -18,6 +18,25 @@ from tamis.curate.leakage_checks import Capped
 
 #: candidate pairs (input set, eval set) verified at a time
 CANDIDATE_CHUNK = 1 << 20
+#: bytes of eval text shingled at a time (shingling peaks at ~30x the text it is given)
+EVAL_CHUNK_BYTES = 2 << 20
+
+
+def shingle_eval(texts: pl.Series, **kwargs: Any) -> Shingles:
+    """`shingle(texts, **kwargs)` of an eval set, in chunks of about `EVAL_CHUNK_BYTES` of text
+    (each document's shingles depend on it alone, so the chunks do not change them)."""
+    size = texts.cast(pl.String).str.len_bytes().fill_null(0).cum_sum().to_numpy()
+    cuts = np.searchsorted(
+        size,
+        np.arange(EVAL_CHUNK_BYTES, int(size[-1]) if size.size else 0, EVAL_CHUNK_BYTES),
+        side="right",
+    )
+    bounds = np.unique(np.concatenate([[0], cuts, [texts.len()]]))
+    parts = [
+        shingle(texts.slice(lo, hi - lo), **kwargs)
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    return _joined(*parts) if parts else shingle(texts, **kwargs)
 
 
 class NgramCheck:
@@ -28,7 +47,7 @@ class NgramCheck:
 
     def __init__(self, ev: pl.DataFrame, col: str, n: int, max_rows: int) -> None:
         self.col, self.n = col, n
-        b = shingle(ev[col], unit="word", ngram=n, as_sets=False)
+        b = shingle_eval(ev[col], unit="word", ngram=n, as_sets=False)
         self.eval_grams = pl.DataFrame({"eval_row": b.doc_ids(), "h": b.hashes}).unique()
         self.hashes = self.eval_grams["h"].unique().implode()
         self.items = int((b.sizes() > 0).sum())
@@ -89,12 +108,15 @@ def _band_keys(
     )
 
 
-def _joined(a: Shingles, b: Shingles) -> Shingles:
-    """Two collections of shingle sets as one (b's documents after a's)."""
+def _joined(*parts: Shingles) -> Shingles:
+    """Collections of shingle sets as one (each one's documents after the previous ones')."""
+    ends = np.cumsum([0] + [int(p.offsets[-1]) for p in parts[:-1]])
     return Shingles(
-        offsets=np.concatenate([a.offsets, b.offsets[1:] + a.offsets[-1]]),
-        hashes=np.concatenate([a.hashes, b.hashes]),
-        n_tokens=np.concatenate([a.n_tokens, b.n_tokens]),
+        offsets=np.concatenate(
+            [np.zeros(1, np.int64)] + [p.offsets[1:] + e for p, e in zip(parts, ends, strict=True)]
+        ),
+        hashes=np.concatenate([p.hashes for p in parts]),
+        n_tokens=np.concatenate([p.n_tokens for p in parts]),
     )
 
 
@@ -118,7 +140,7 @@ class NearCheck:
         self.col, self.threshold, self.ngram = col, threshold, ngram
         self.num_perm, self.seed = num_perm, seed
         self.shape = lsh_shape(threshold, num_perm, None, None)
-        self.eval_sh = shingle(ev[col].cast(pl.String), unit="word", ngram=ngram)
+        self.eval_sh = shingle_eval(ev[col].cast(pl.String), unit="word", ngram=ngram)
         ident, reps = _first_copies(self.eval_sh)
         self.eval_keys = _band_keys(self.eval_sh, reps, num_perm, seed, self.shape)
         # eval rows of each first copy (its copies included), and how many sets share a key

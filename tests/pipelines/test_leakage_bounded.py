@@ -300,3 +300,20 @@ def test_cli_build_under_a_small_limit_equals_the_in_memory_check(tmp_path: Path
         assert report[key] == value, key
     assert store.read("c/leak").equals(out)
     assert report["removed"] > 0 and report["rows_in"] == near.height
+
+
+def test_the_eval_set_is_shingled_in_chunks_without_changing_its_sets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tamis.curate import contamination
+    from tamis.curate.dedup.shingles import shingle
+
+    _, ev = _planted(50, 400, seed=4)
+    for kwargs in ({"unit": "word", "ngram": 13, "as_sets": False}, {"unit": "word", "ngram": 5}):
+        whole = shingle(ev["text"], **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(contamination, "EVAL_CHUNK_BYTES", 700)
+        chunked = contamination.shingle_eval(ev["text"], **kwargs)
+        monkeypatch.undo()
+        assert np.array_equal(whole.offsets, chunked.offsets)
+        assert np.array_equal(whole.hashes, chunked.hashes)
+        assert np.array_equal(whole.n_tokens, chunked.n_tokens)
