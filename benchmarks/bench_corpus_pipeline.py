@@ -233,6 +233,7 @@ def watched_build(
             time.sleep(every)
     proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - t0
+    load = os.getloadavg()  # the 1, 5 and 15-minute means as the build ends
     text = log.with_suffix(".out").read_text()
     stderr = log.with_suffix(".err").read_text()
     errors = [ln.strip() for ln in stderr.splitlines() if ln.strip().startswith(("error", "fix"))]
@@ -243,6 +244,8 @@ def watched_build(
         "error": " ".join(errors)[:600] or None,
         "wall_seconds": round(seconds, 2),
         "build": json.loads(text) if proc.returncode == 0 and text.strip() else None,
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+        "loadavg_during": [round(x, 2) for x in load],
         "kernel_peak_rss_mb": round(usage.ru_maxrss * 1024 / MB, 1),
         "max_vmhwm_mb": round(max(hwm.values(), default=0) * 1024 / MB, 1),
         **total.to_json(),
@@ -454,6 +457,8 @@ def big_section(args: argparse.Namespace, corpus: Path, work: Path) -> dict[str,
         "error": run["error"],
         "seconds": seconds,
         "wall_seconds": run["wall_seconds"],
+        "cpu_seconds": run["cpu_seconds"],
+        "loadavg_at_end_of_build": run["loadavg_during"],
         "mb_per_s": round(corpus.stat().st_size / MB / seconds, 2),
         "peak_rss_mb": run["peak_rss_mb"],
         "peak_anon_mb": run["peak_anon_mb"],
