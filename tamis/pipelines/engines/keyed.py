@@ -168,7 +168,7 @@ class KeyedRun:
         if source is None or rows == 0:
             return max(rows, 1)
         per_row = mean_row_bytes(source)
-        fit = int(self.engine.budget / 4 / (per_row * WORKING_FACTOR))
+        fit = int(self.engine.budget / 8 / (per_row * WORKING_FACTOR))
         return max(1000, min(rows, fit))
 
     # ---- pass 3 ---------------------------------------------------------------------------
@@ -176,6 +176,7 @@ class KeyedRun:
         writer = self.engine.part_writer(self.out)
         for r in range(n_ranges):
             directory = self.spill / "out" / f"r{r}"
+            self.engine.progress(f"writing range {r + 1}/{n_ranges}")
             frame = read_spill_dir(directory, schema)
             if frame.height:
                 writer.write(frame.sort(ROW).drop(ROW))

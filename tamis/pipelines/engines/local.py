@@ -91,6 +91,7 @@ class BoundedEngine:
     #: the process's resident memory when the engine was made (interpreter, libraries, caller's
     #: data): part of what the limit allows, so batches and buckets are sized from the rest
     baseline: int = field(default_factory=process_memory)
+    _baseline_measured: bool = field(default=False, repr=False)
 
     @property
     def budget(self) -> int:
@@ -104,9 +105,15 @@ class BoundedEngine:
         return self
 
     def use(self, spill_root: Path, progress: Callable[..., None]) -> None:
-        """Point the engine at one step's spill dir and progress line (the runner, per step)."""
+        """Point the engine at one step's spill dir and progress line (the runner, per step).
+
+        The first call re-measures the baseline: by then the build has loaded its step types
+        (their libraries are part of the process, not of the data)."""
         self.spill_root = spill_root
         self.progress = progress
+        if not self._baseline_measured:
+            self._baseline_measured = True
+            self.baseline = max(self.baseline, process_memory())
 
     # ---- batches -------------------------------------------------------------------------
     def pick_batch_rows(self, source: pl.LazyFrame) -> int:

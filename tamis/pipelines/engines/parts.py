@@ -124,8 +124,10 @@ class PartWriter:
             self._flush()
 
     def _flush(self) -> None:
-        frame = pl.concat(self._buffer, how="vertical") if self._buffer else None
-        self._buffer = []
+        # one contiguous copy, then the buffered chunks go: the part is held once while encoded
+        buffer, self._buffer = self._buffer, []
+        frame = pl.concat(buffer, how="vertical", rechunk=True) if buffer else None
+        del buffer
         self._rows = 0
         self._bytes = 0
         if frame is None:
