@@ -21,6 +21,7 @@ Rows out must agree (and equal the planted number of distinct rows).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -135,6 +136,7 @@ def _tamis(data: str, out: str, spill: str, limit: str, queue: Any) -> None:
             "peak_anon_mb": anon.mb,
             "spill_bytes": engine.stats.peak_spill_bytes,
             "buckets": engine.stats.buckets,
+            "spill_files": engine.stats.spill_files,
             "parts": len(parts),
             "removed": result.report.get("removed"),
         }
@@ -188,6 +190,9 @@ def main() -> None:
     ap.add_argument("--keep-data", type=Path, default=None, help="reuse/keep the input parts here")
     ap.add_argument("--skip", choices=["tamis", "duckdb"], default=None, help="skip one side")
     args = ap.parse_args()
+    # as the `tamis` command does (tamis/__init__.py): Polars' jemalloc returns freed pages at
+    # once; the spawned sides inherit it (DuckDB has its own allocator)
+    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
 
     work = Path(tempfile.mkdtemp(prefix="bench_dedup100m_", dir=args.tmp))
     try:
@@ -251,6 +256,7 @@ def main() -> None:
             "baseline_error": d.get("error"),
             "tamis_spill_bytes": t.get("spill_bytes"),
             "tamis_buckets": t.get("buckets"),
+            "tamis_spill_files": t.get("spill_files"),
             "baseline_spill_bytes_left": d.get("spill_bytes_left"),
         }
         emit(record)

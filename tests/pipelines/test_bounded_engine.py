@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import polars as pl
 import pytest
@@ -162,3 +163,27 @@ def test_memory_limit_parsing() -> None:
     assert parse_size("512MiB") == 512 * 2**20
     with pytest.raises(SpecError, match="fix: write a number"):
         parse_size("lots")
+
+
+def test_keyed_spill_files_follow_the_buckets_not_the_batches(tmp_path: Path) -> None:
+    """One growing spill file per bucket and per output range: 2,000 rows in batches of 7 (286
+    batches) through a few buckets make a few files, not batches x buckets; with room for only
+    2 open writers, a bucket starts a new file when its writer was closed, and the rows are the
+    same."""
+    df = _corpus(2000)
+    step, params = KeepFirst(), KeepFirstConfig()
+    whole = step.run({"input": df.lazy()}, params, _ctx(tmp_path))
+    expected = parts_hash(write_frame_parts(whole.frames["data"], tmp_path / "mem"))
+    engine = BoundedEngine(memory_limit=parse_size("1MiB"), spill_root=tmp_path / "s", batch_rows=7)
+    parts, _ = engine.run_keyed(step, {"input": df.lazy()}, params, _ctx(tmp_path), tmp_path / "o")
+    assert parts_hash(parts) == expected
+    assert 1 < engine.stats.buckets < 286
+    # a file per bucket in pass 1, one per (range) in pass 2: at most buckets + ranges (<= 2)
+    assert engine.stats.spill_files <= engine.stats.buckets + 2
+    with patch("tamis.pipelines.engines.spill_files.MAX_OPEN", 2):
+        small = BoundedEngine(parse_size("1MiB"), tmp_path / "s2", batch_rows=7)
+        parts2, _ = small.run_keyed(
+            step, {"input": df.lazy()}, params, _ctx(tmp_path), tmp_path / "o2"
+        )
+    assert parts_hash(parts2) == expected
+    assert small.stats.spill_files > engine.stats.spill_files

@@ -98,7 +98,7 @@ class KeyedRun:
         n_buckets, expected = self._n_buckets()
         schemas: dict[str, pl.Schema] = {}
         main_rows = 0
-        with SpillFiles(on_bytes=engine.add_spill) as files:
+        with SpillFiles(on_bytes=engine.add_spill, on_file=engine.count_spill_file) as files:
             for name, lf in self.sources.items():
                 rows = engine.batch_rows or engine.pick_batch_rows(lf)
                 engine.stats.batch_rows = rows
@@ -140,7 +140,7 @@ class KeyedRun:
         merged = BatchResult(frame=pl.DataFrame())
         tables: dict[str, list[pl.DataFrame]] = {}
         out_schema: pl.Schema | None = None
-        with SpillFiles(on_bytes=engine.add_spill) as files:
+        with SpillFiles(on_bytes=engine.add_spill, on_file=engine.count_spill_file) as files:
             for bucket in range(n_buckets):
                 dirs = {name: spill / name / f"b{bucket}" for name in self.sources}
                 if not any(d.exists() for d in dirs.values()):

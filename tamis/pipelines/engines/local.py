@@ -59,6 +59,8 @@ class EngineStats:
     spill_bytes: int = 0
     peak_spill_bytes: int = 0
     buckets: int = 0
+    #: spill files written (a keyed step writes one per bucket and per output range)
+    spill_files: int = 0
     batch_rows: int = 0
     seconds: float = 0.0
 
@@ -259,9 +261,13 @@ class BoundedEngine:
         self.stats.spill_bytes += nbytes
         self.stats.peak_spill_bytes = max(self.stats.peak_spill_bytes, self.stats.spill_bytes)
 
+    def count_spill_file(self) -> None:
+        self.stats.spill_files += 1
+
     def _spill(self, frame: pl.DataFrame, path: Path) -> None:
         """Write one frame as a spill file (Arrow IPC, lz4) and count it."""
         frame.write_ipc(path, compression="lz4")
+        self.count_spill_file()
         self.add_spill(path.stat().st_size)
 
     def drop_spill(self, directory: Path) -> None:

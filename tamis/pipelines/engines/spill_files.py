@@ -39,7 +39,9 @@ class SpillFiles:
 
     #: called with the bytes each append added on disk (the engine's spill total)
     on_bytes: Callable[[int], None] = lambda n: None
-    max_open: int = MAX_OPEN
+    #: called once per file started (the engine counts them)
+    on_file: Callable[[], None] = lambda: None
+    max_open: int = field(default_factory=lambda: MAX_OPEN)
     _open: OrderedDict[Path, _Open] = field(default_factory=OrderedDict)
     _files: dict[Path, int] = field(default_factory=dict)
 
@@ -63,6 +65,7 @@ class SpillFiles:
         directory.mkdir(parents=True, exist_ok=True)
         n = self._files.get(directory, 0)
         self._files[directory] = n + 1
+        self.on_file()
         sink = pa.OSFile(str(directory / f"{n:06d}.arrow"), "wb")
         before = sink.tell()
         current = _Open(sink, ipc.new_file(sink, schema, options=_OPTIONS))
