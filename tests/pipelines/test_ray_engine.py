@@ -1,6 +1,8 @@
-"""The Ray engine writes the local engine's parts (same parts_hash) for map and keyed steps, on a
-real file and a generated corpus; it stays on loopback; a real 3-node cluster on loopback gives the
-same hashes with tasks on both workers; a worker killed mid-run is retried or named.
+"""The Ray engine writes the local engine's parts (same parts_hash), report and tables for map and
+keyed steps and near dedup, on real files (UCI Adult, SMS Spam) and generated corpora; its part
+planner cuts where the part writer cuts; it stays on loopback; a real 3-node loopback cluster gives
+the same hashes with tasks on both workers; a worker killed mid-run (a Python driver, and a
+`tamis build` of near dedup) is retried or named, and leaves no half version.
 
 The fast tests share one local Ray instance (2 CPUs) per module; the cluster, fault and strace
 tests run their driver in a subprocess (one Ray connection per process) and are marked slow.
@@ -459,7 +461,12 @@ def test_a_three_node_loopback_cluster_hashes_like_the_local_engine(
     cluster: LoopbackCluster, tmp_path: Path
 ) -> None:
     data, script = _write_inputs(tmp_path, 4)
-    for name, raw in [("normalize", {}), ("dedup", {"columns": ["text"]})]:
+    steps = [
+        ("normalize", {}),
+        ("dedup", {"columns": ["text"]}),
+        ("near_dedup", {"column": "text"}),
+    ]
+    for name, raw in steps:
         run = subprocess.run(
             [
                 PYTHON,
