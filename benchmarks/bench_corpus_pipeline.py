@@ -7,9 +7,11 @@ Pipeline (one YAML): source (JSONL) -> normalize -> dedup(text) -> near_dedup(te
 contaminated rows are dropped).
 
 1. Big: a corpus of `--corpus-factor` x `--memory-limit` bytes (`_corpus.generate`: ~10% exact and
-   ~10% near copies planted; or `--corpus PATH`, kept) and a held-out JSONL of `--eval-docs`
-   documents: a third copied from the corpus, a third near copies (1% of the words replaced), a
-   third fresh (a corpus document's words shuffled). `tamis build --json` runs in a subprocess;
+   ~10% near copies planted; `--corpus PATH` is used as it is, or generated there and kept) and a
+   held-out JSONL of `--eval-docs` documents: a third copied from the corpus, a third near copies
+   (1% of the words replaced), a third fresh (a corpus document's words shuffled). leakage holds
+   the held-out slice in memory and refuses one over half the limit (3,000 documents need 256MB).
+   `tamis build --json` runs in a subprocess;
    every ~0.2 s the whole process tree is sampled from /proc (VmRSS and RssAnon summed, VmHWM), and
    every ~1 s the bytes under the store's `tmp/` (spill and parts being written). A step's window
    ends when its version appears in `versions/`, so each peak is given per step as well. Reported:
@@ -28,7 +30,7 @@ Prints a table on stderr and one JSON line with every figure on stdout.
 
     POLARS_MAX_THREADS=2 nice -n 10 .venv/bin/python benchmarks/bench_corpus_pipeline.py \\
         --memory-limit 256MB --corpus-factor 8 --work /tmp/bench
-    ... --memory-limit 128MB --corpus-factor 2 --fit-docs 5000 --skip fit   # a quick try
+    ... --memory-limit 64MB --corpus-factor 2 --eval-docs 300 --fit-docs 2000 --fit-limit 64MB
 """
 
 from __future__ import annotations
@@ -503,15 +505,18 @@ def table(record: dict[str, Any]) -> str:
 def make_corpus(args: argparse.Namespace, work: Path) -> tuple[Path, dict[str, Any]]:
     from tamis.pipelines.engines.memory import parse_size
 
-    target = int(parse_size(args.memory_limit) * args.corpus_factor)
+    """The corpus: `--corpus` as it is when it exists (never overwritten), else generated."""
+    limit = parse_size(args.memory_limit)
     corpus = args.corpus or work / "corpus.jsonl"
     counts_file = corpus.with_name(corpus.name + ".counts.json")
     t0 = time.perf_counter()
-    if not corpus.exists() or corpus.stat().st_size < target:
-        counts_file.write_text(json.dumps(generate(corpus, target, seed=0)))
+    if not corpus.exists():
+        counts = generate(corpus, int(limit * args.corpus_factor), seed=0)
+        counts_file.write_text(json.dumps(counts))
     counts = json.loads(counts_file.read_text()) if counts_file.exists() else {}
     return corpus, {
         "corpus_bytes": corpus.stat().st_size,
+        "corpus_over_limit": round(corpus.stat().st_size / limit, 2),
         "corpus_docs": counts.get("docs"),
         "corpus_planted_exact": counts.get("exact"),
         "corpus_planted_near": counts.get("near"),
@@ -525,7 +530,9 @@ def main() -> None:
     )
     ap.add_argument("--memory-limit", default="256MB", help="the big build's --memory-limit")
     ap.add_argument("--corpus-factor", type=float, default=8.0, help="corpus bytes / limit")
-    ap.add_argument("--corpus", type=Path, default=None, help="reuse/keep the corpus at this path")
+    ap.add_argument(
+        "--corpus", type=Path, default=None, help="use this JSONL (generated there when absent)"
+    )
     ap.add_argument("--eval-docs", type=int, default=3000, help="documents of the held-out slice")
     ap.add_argument("--fit-docs", type=int, default=50_000, help="documents of the fitting corpus")
     ap.add_argument("--fit-limit", default="256MB", help="the fitting corpus' bounded limit")
