@@ -42,14 +42,29 @@ def shingle_eval(texts: pl.Series, **kwargs: Any) -> Shingles:
 class NgramCheck:
     """Word n-gram contamination of the eval set's text by the input's (GPT-3 / Llama style).
 
+    The eval set's distinct n-gram hashes are sorted once (with the eval rows of each); a batch's
+    n-grams are looked up by binary search, so a batch costs its own size, not the eval set's.
     The table lists (eval_row, row, shared_ngrams) for every pair sharing an n-gram.
     """
 
     def __init__(self, ev: pl.DataFrame, col: str, n: int, max_rows: int) -> None:
         self.col, self.n = col, n
         b = shingle_eval(ev[col], unit="word", ngram=n, as_sets=False)
-        self.eval_grams = pl.DataFrame({"eval_row": b.doc_ids(), "h": b.hashes}).unique()
-        self.hashes = self.eval_grams["h"].unique().implode()
+        # distinct (hash, eval row) sorted by hash (NumPy: a Polars unique here peaks far higher)
+        doc = b.doc_ids()
+        order = np.lexsort((doc, b.hashes))
+        h, doc = b.hashes[order], doc[order]
+        first = np.ones(h.size, dtype=bool)
+        first[1:] = (h[1:] != h[:-1]) | (doc[1:] != doc[:-1])
+        self.rows_of = doc[first]
+        self.hashes, self.starts, counts = np.unique(
+            h[first], return_index=True, return_counts=True
+        )
+        self.counts = counts.astype(np.int64)
+        # a bitmap of the hashes' low bits (~1/8 full) turns most input n-grams away cheaply
+        self.bits = int(np.clip(np.ceil(np.log2(max(self.hashes.size, 1) * 8)), 16, 24))
+        self.seen = np.zeros(1 << self.bits, dtype=bool)
+        self.seen[(self.hashes & np.uint64((1 << self.bits) - 1)).astype(np.int64)] = True
         self.items = int((b.sizes() > 0).sum())
         self.short = int(((b.n_tokens > 0) & (b.n_tokens < n)).sum())
         self.eval_hit = np.zeros(ev.height, dtype=bool)
@@ -58,15 +73,23 @@ class NgramCheck:
 
     def probe(self, batch: pl.DataFrame, offset: int) -> np.ndarray:
         a = shingle(batch[self.col], unit="word", ngram=self.n, as_sets=False)
-        # the input side is usually far larger: keep only its n-grams that occur in the eval set
-        ta = pl.DataFrame({"row": a.doc_ids() + offset, "h": a.hashes})
-        ta = ta.filter(pl.col("h").is_in(self.hashes)).unique()
-        hit = self.eval_grams.join(ta.select("h").unique(), on="h", how="semi")["eval_row"]
-        self.eval_hit[hit.to_numpy()] = True
+        low = (a.hashes & np.uint64((1 << self.bits) - 1)).astype(np.int64)
+        maybe = np.flatnonzero(self.seen[low])
+        h = a.hashes[maybe]
+        k = np.minimum(np.searchsorted(self.hashes, h), max(self.hashes.size - 1, 0))
+        found = self.hashes[k] == h if self.hashes.size else np.zeros(k.size, dtype=bool)
+        # (input row, eval n-gram) once each, then every eval row holding that n-gram
+        doc = a.doc_ids()[maybe[found]]
+        ta = pl.DataFrame({"row": doc + offset, "k": k[found]}).unique()
+        ks = ta["k"].to_numpy()
+        sizes = self.counts[ks]
+        within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        eval_rows = self.rows_of[np.repeat(self.starts[ks], sizes) + within]
+        self.eval_hit[eval_rows] = True
         rows = ta["row"].unique().to_numpy().astype(np.int64)
         self.carrying += int(rows.size)
         self.shared.add(
-            ta.join(self.eval_grams, on="h", how="inner")
+            pl.DataFrame({"eval_row": eval_rows, "row": np.repeat(ta["row"].to_numpy(), sizes)})
             .group_by("eval_row", "row")
             .agg(pl.len().alias("shared_ngrams"))
         )

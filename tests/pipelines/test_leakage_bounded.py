@@ -317,3 +317,15 @@ def test_the_eval_set_is_shingled_in_chunks_without_changing_its_sets(
         assert np.array_equal(whole.offsets, chunked.offsets)
         assert np.array_equal(whole.hashes, chunked.hashes)
         assert np.array_equal(whole.n_tokens, chunked.n_tokens)
+
+
+def test_an_eval_set_without_ngrams_contaminates_nothing(tmp_path: Path) -> None:
+    df, _ = _planted(60, 10)
+    ev = pl.DataFrame({"text": ["", None, "   "], "label": [0, 1, 0]})
+    params = LeakageConfig(text="text", columns=["label"], near_threshold=0.8, action="flag")
+    mem, bounded, _ = _both(tmp_path, df, [ev], params, "4MB", 7)
+    assert bounded[:2] == mem[:2]
+    _same_tables(mem[2], bounded[2])
+    rep = bounded[1]["against"]["against_0"]
+    assert rep["ngram"]["contaminated_eval_items"] == rep["ngram"]["eval_items"] == 0
+    assert rep["near"]["pairs"] == 0
