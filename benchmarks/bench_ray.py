@@ -162,19 +162,27 @@ def _load() -> float:
     return round(os.getloadavg()[0], 1)
 
 
-def _pair(data: Path, step: tuple[str, dict[str, Any]], work: Path, warm: bool) -> dict[str, Any]:
-    """The step under both engines, with the load average around each run."""
+def _pair(
+    data: Path, step: tuple[str, dict[str, Any]], work: Path, warm: bool, local: bool = True
+) -> dict[str, Any]:
+    """The step under both engines (Ray only without `local`), with the load average around
+    each run."""
     record: dict[str, Any] = {}
     for engine, target, extra in (("local", run_local, ()), ("ray", run_ray, (warm,))):
+        if engine == "local" and not local:
+            continue
         before = _load()
         result = in_fresh_process(target, str(data), *step, str(work / engine), *extra)
         record[engine] = {**result, "load_before": before, "load_after": _load()}
-    record["same_hash"] = record["local"]["hash"] == record["ray"]["hash"]
-    record["ratio"] = round(record["ray"]["seconds"] / max(record["local"]["seconds"], 1e-9), 2)
+    if local:
+        record["same_hash"] = record["local"]["hash"] == record["ray"]["hash"]
+        record["ratio"] = round(record["ray"]["seconds"] / max(record["local"]["seconds"], 1e-9), 2)
     return record
 
 
-def one_size(docs: int, work: Path, near: bool, exact: bool, warm: bool) -> dict[str, Any]:
+def one_size(
+    docs: int, work: Path, near: bool, exact: bool, warm: bool, exact_local: bool = True
+) -> dict[str, Any]:
     import polars as pl
 
     jsonl = work / f"corpus-{docs}.jsonl"
@@ -197,7 +205,8 @@ def one_size(docs: int, work: Path, near: bool, exact: bool, warm: bool) -> dict
     }
     try:
         if exact:
-            record["exact"] = _pair(data, ("dedup", {"columns": ["text"]}), work, warm)
+            step = ("dedup", {"columns": ["text"]})
+            record["exact"] = _pair(data, step, work, warm, exact_local)
         if near:
             pair = _pair(data, ("near_dedup", {"column": "text"}), work, warm)
             for engine in ("local", "ray"):
@@ -216,6 +225,9 @@ def main() -> None:
     ap.add_argument("--no-near", action="store_true", help="exact dedup only")
     ap.add_argument("--no-exact", action="store_true", help="near dedup only")
     ap.add_argument("--warm", action="store_true", help="Ray: time a second run (warm workers)")
+    ap.add_argument(
+        "--no-local-exact", action="store_true", help="exact dedup on Ray only (no local run)"
+    )
     ap.add_argument("--work", type=Path, default=None, help="where the corpus and spill go")
     args = ap.parse_args()
     threading.excepthook = lambda a: None  # AnonPeak threads of dying children stay quiet
@@ -224,7 +236,16 @@ def main() -> None:
         args.work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-ray-", dir=args.work) as tmp:
         for docs in args.docs:
-            emit(one_size(docs, Path(tmp), not args.no_near, not args.no_exact, args.warm))
+            emit(
+                one_size(
+                    docs,
+                    Path(tmp),
+                    not args.no_near,
+                    not args.no_exact,
+                    args.warm,
+                    not args.no_local_exact,
+                )
+            )
 
 
 if __name__ == "__main__":
