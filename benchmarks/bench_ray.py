@@ -57,7 +57,8 @@ def _descendants_peak_mb() -> dict[str, float]:
     """Peak RSS (VmHWM) of every Ray process under this one, in MB: workers and the rest."""
     import psutil
 
-    workers, others = [], []
+    workers: list[float] = []
+    others: list[float] = []
     for child in psutil.Process().children(recursive=True):
         try:
             with open(f"/proc/{child.pid}/status") as fh:
