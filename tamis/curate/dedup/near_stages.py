@@ -95,7 +95,7 @@ def signature_batch(
     )
     fps = set_fingerprints(sh, offset)
     # a later copy of a set in this batch is never a first copy: no signature needed
-    ident = identical_sets(sh)
+    ident = identical_sets(sh, fps, offset)  # the fingerprints computed once
     reps = np.nonzero(ident == np.arange(sh.n_docs))[0]
     sig = minhash_signatures(subset(sh, reps), num_perm=config.num_perm, seed=seed)
     bands, rows = shape
