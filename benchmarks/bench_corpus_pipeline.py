@@ -26,7 +26,9 @@ contaminated rows are dropped).
    `write_frame_parts`) in a fresh process: every version's content hash must be identical;
    near_dedup docs/s of each (bounded / in-memory, target >= 0.8).
 
-Prints a table on stderr and one JSON line with every figure on stdout.
+Section 3 runs first (it is short); `--max-build-seconds` kills a big build that would overrun (the
+figures of the steps it finished are kept). Prints a table on stderr and one JSON line with every
+figure on stdout.
 
     POLARS_MAX_THREADS=2 nice -n 10 .venv/bin/python benchmarks/bench_corpus_pipeline.py \\
         --memory-limit 256MB --corpus-factor 8 --work /tmp/bench
@@ -204,20 +206,25 @@ def _new_versions(versions: Path, seen: set[str]) -> list[str]:
 
 
 def watched_build(
-    args: list[str], store: Path, log: Path, every: float = 0.2, cwd: Path | None = None
+    args: list[str], store: Path, log: Path, every: float = 0.2, max_seconds: float | None = None
 ) -> dict[str, Any]:
-    """Run `tamis build ARGS --store STORE --json` and watch it; the build's JSON and the peaks."""
+    """Run `tamis build ARGS --store STORE --json` and watch it; the build's JSON and the peaks.
+    A build still running after `max_seconds` is killed (SIGKILL; reported as `timed_out`)."""
     seen = set(os.listdir(store / "versions")) if (store / "versions").exists() else set()
     total, window, steps = Window(), Window(), {}
     hwm: dict[int, int] = {}
     cmd = [str(TAMIS), "build", *args, "--store", str(store), "--json"]
     t0, tmp, tick = time.perf_counter(), 0, 0
     with open(log.with_suffix(".out"), "w") as out, open(log.with_suffix(".err"), "w") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=cwd)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        timed_out = False
         while True:
             done, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if done:
                 break
+            if max_seconds and time.perf_counter() - t0 > max_seconds and not timed_out:
+                timed_out = True
+                proc.kill()
             rss = anon = 0
             for pid in _tree(proc.pid):
                 s = _status_kb(pid)
@@ -243,6 +250,7 @@ def watched_build(
         "cmd": " ".join(cmd),
         "exit_code": proc.returncode,
         "killed": proc.returncode < 0,
+        "timed_out": timed_out,
         "error": " ".join(errors)[:600] or None,
         "wall_seconds": round(seconds, 2),
         "build": json.loads(text) if proc.returncode == 0 and text.strip() else None,
@@ -445,7 +453,8 @@ def big_section(args: argparse.Namespace, corpus: Path, work: Path) -> dict[str,
     truth = write_heldout(corpus, work / "heldout.jsonl", args.eval_docs)
     pipeline = write_pipeline(work, corpus, work / "heldout.jsonl")
     store = work / "store"
-    run = watched_build([str(pipeline), "--memory-limit", args.memory_limit], store, work / "big")
+    limit_args = [str(pipeline), "--memory-limit", args.memory_limit]
+    run = watched_build(limit_args, store, work / "big", max_seconds=args.max_build_seconds)
     steps = step_rows(run, store)
     done = [s["step"] for s in steps if s["step"] in STEPS]
     leak = manifests(store).get("contam", {}).get("report", {})
@@ -456,12 +465,16 @@ def big_section(args: argparse.Namespace, corpus: Path, work: Path) -> dict[str,
         "heldout_planted": truth,
         "exit_code": run["exit_code"],
         "killed": run["killed"],
+        "timed_out": run["timed_out"],
+        "max_build_seconds": args.max_build_seconds,
         "error": run["error"],
         "seconds": seconds,
         "wall_seconds": run["wall_seconds"],
         "cpu_seconds": run["cpu_seconds"],
         "loadavg_at_end_of_build": run["loadavg_during"],
-        "mb_per_s": round(corpus.stat().st_size / MB / seconds, 2),
+        "mb_per_s": round(corpus.stat().st_size / MB / seconds, 2)
+        if not run["exit_code"]
+        else None,
         "peak_rss_mb": run["peak_rss_mb"],
         "peak_anon_mb": run["peak_anon_mb"],
         "kernel_peak_rss_mb": run["kernel_peak_rss_mb"],
@@ -540,6 +553,13 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="parent of the work dir (default tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (stores, logs)")
     ap.add_argument(
+        "--max-build-seconds",
+        type=float,
+        default=None,
+        help="kill the big build after this long (reported as timed_out; the no-op rebuild then "
+        "covers the steps it finished)",
+    )
+    ap.add_argument(
         "--skip", choices=["big", "noop", "fit"], action="append", default=[], help="repeatable"
     )
     args = ap.parse_args()
@@ -556,11 +576,11 @@ def main() -> None:
     try:
         corpus, info = make_corpus(args, work)
         record.update(info)
+        if "fit" not in args.skip:  # first: it is short, and the big build may be cut off
+            record.update(fit_section(args, corpus, work))
+            record["loadavg_after_fit"] = os.getloadavg()
         if "big" not in args.skip:
             record["big"] = big_section(args, corpus, work)
-            record["loadavg_after_big"] = os.getloadavg()
-        if "fit" not in args.skip:
-            record.update(fit_section(args, corpus, work))
         record["loadavg_end"] = os.getloadavg()
         print(table(record), file=sys.stderr)
         emit(record)
