@@ -289,8 +289,8 @@ def test_cli_build_under_a_small_limit_equals_the_in_memory_check(tmp_path: Path
         app, ["build", str(tmp_path / "c.yaml"), "--store", st, "--memory-limit", "8MB", "--json"]
     )
     assert res.exit_code == 0, res.output
-    # the leakage step (the last one) streamed its input in batches of a few dozen rows
-    assert json.loads(res.stdout)["engine"]["batch_rows"] < 300
+    # the leakage step (the last one) streamed its ~3,000 rows in several batches
+    assert json.loads(res.stdout)["engine"]["batch_rows"] < 1000
     store = Store(Path(st))
     report = store.manifest("c/leak")["report"]
     near = store.read("c/near")
