@@ -159,25 +159,27 @@ class ShingleStore:
         hashes = np.zeros(int(local[-1]), dtype=np.uint64)
         if hashes.size:
             with open(self.directory / "hashes.u64", "rb") as fh:
-                self._read_runs(fh, start, stop, local, hashes)
+                read_runs(fh, start, stop, local, hashes)
         return Shingles(offsets=local, hashes=hashes, n_tokens=np.zeros(rows.size, np.int64))
 
-    @staticmethod
-    def _read_runs(
-        fh: BinaryIO, start: np.ndarray, stop: np.ndarray, local: np.ndarray, out: np.ndarray
-    ) -> None:
-        """Fill `out` (rows' hashes end to end, row i at local[i]) by reads of consecutive rows."""
-        words = READ_BYTES // 8
-        i, n = 0, start.size
-        while i < n:
-            j = max(i + 1, int(np.searchsorted(stop, start[i] + words, side="right")))
-            lo, hi = int(start[i]), int(stop[j - 1])
-            fh.seek(8 * lo)
-            chunk = np.frombuffer(fh.read(8 * (hi - lo)), dtype="<u8")
-            sizes = stop[i:j] - start[i:j]
-            within = np.arange(int(sizes.sum())) - np.repeat(local[i:j] - local[i], sizes)
-            out[local[i] : local[j]] = chunk[np.repeat(start[i:j] - lo, sizes) + within]
-            i = j
+
+def read_runs(
+    fh: BinaryIO, start: np.ndarray, stop: np.ndarray, local: np.ndarray, out: np.ndarray
+) -> None:
+    """Fill `out` with rows' uint64 hashes end to end (row i at local[i]) from a file holding them
+    at word offsets [start[i], stop[i]) (rows sorted), by reads of at most `READ_BYTES` covering
+    consecutive rows: no memory map, whose touched pages would count in resident memory."""
+    words = READ_BYTES // 8
+    i, n = 0, start.size
+    while i < n:
+        j = max(i + 1, int(np.searchsorted(stop, start[i] + words, side="right")))
+        lo, hi = int(start[i]), int(stop[j - 1])
+        fh.seek(8 * lo)
+        chunk = np.frombuffer(fh.read(8 * (hi - lo)), dtype="<u8")
+        sizes = stop[i:j] - start[i:j]
+        within = np.arange(int(sizes.sum())) - np.repeat(local[i:j] - local[i], sizes)
+        out[local[i] : local[j]] = chunk[np.repeat(start[i:j] - lo, sizes) + within]
+        i = j
 
 
 def return_freed_memory() -> None:
@@ -191,4 +193,11 @@ def return_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD
 
 
-__all__ = ["BucketSpill", "Engine", "ShingleStore", "account", "return_freed_memory"]
+__all__ = [
+    "BucketSpill",
+    "Engine",
+    "ShingleStore",
+    "account",
+    "read_runs",
+    "return_freed_memory",
+]

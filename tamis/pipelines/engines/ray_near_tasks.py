@@ -23,7 +23,7 @@ from tamis.curate.dedup.near_stages import (
     verify_pairs,
 )
 from tamis.curate.dedup.shingles import Shingles
-from tamis.curate.dedup.spill import return_freed_memory
+from tamis.curate.dedup.spill import read_runs, return_freed_memory
 from tamis.pipelines.engines.memory import row_bytes
 from tamis.pipelines.engines.ray_files import (
     pack,
@@ -108,43 +108,38 @@ def candidates_task(
 class ShingleFiles:
     """The shingle sets the signature tasks wrote, one pair of files per range of rows.
 
-    Each `gather` maps the files it needs and unmaps them at the end, so the pages it touched
-    leave the task's resident memory with it (a cache of maps kept every page touched)."""
+    Each `gather` reads the rows it needs from each file with plain reads (`read_runs`), so
+    nothing it touched stays in the task's resident memory."""
 
     directory: Path
     starts: np.ndarray  # first row of each signature task's range, ascending
 
-    def _files(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        name = f"{k:06d}"
-        offsets = np.fromfile(self.directory / f"{name}.i64", dtype="<i8")
-        hashes_path = self.directory / f"{name}.u64"
-        hashes = (
-            np.memmap(hashes_path, dtype="<u8", mode="r")
-            if hashes_path.stat().st_size
-            else np.zeros(0, "<u8")
-        )
-        return offsets, hashes
-
     def gather(self, rows: np.ndarray) -> Shingles:
         """The shingle sets of `rows` (sorted, unique) as one `Shingles` (document i = rows[i])."""
         task = np.searchsorted(self.starts, rows, side="right") - 1
-        sizes = np.zeros(rows.size, np.int64)
-        chunks = []
-        for k in np.unique(task).tolist():
-            sel = np.flatnonzero(task == k)
-            offsets, hashes = self._files(k)
-            local = rows[sel] - self.starts[k]
-            start, stop = offsets[local], offsets[local + 1]
-            sizes[sel] = stop - start
-            if int((stop - start).sum()):
-                within = np.arange(int((stop - start).sum())) - np.repeat(
-                    np.cumsum(stop - start) - (stop - start), stop - start
-                )
-                chunks.append(np.asarray(hashes[np.repeat(start, stop - start) + within]))
+        offsets_of = {
+            k: np.fromfile(self.directory / f"{k:06d}.i64", dtype="<i8")
+            for k in np.unique(task).tolist()
+        }
+        local_rows = rows - self.starts[task]
+        start = np.empty(rows.size, np.int64)
+        stop = np.empty(rows.size, np.int64)
+        for k, offsets in offsets_of.items():
+            sel = task == k
+            start[sel], stop[sel] = offsets[local_rows[sel]], offsets[local_rows[sel] + 1]
         ends = np.zeros(rows.size + 1, np.int64)
-        np.cumsum(sizes, out=ends[1:])
-        flat = np.concatenate(chunks).astype(np.uint64) if chunks else np.zeros(0, np.uint64)
-        return Shingles(offsets=ends, hashes=flat, n_tokens=np.zeros(rows.size, np.int64))
+        np.cumsum(stop - start, out=ends[1:])
+        hashes = np.zeros(int(ends[-1]), np.uint64)
+        for k in offsets_of:
+            sel = np.flatnonzero(task == k)
+            if sel.size and ends[sel[-1] + 1] > ends[sel[0]]:
+                with open(self.directory / f"{k:06d}.u64", "rb") as fh:
+                    part = np.zeros(int(ends[sel[-1] + 1] - ends[sel[0]]), np.uint64)
+                    read_runs(
+                        fh, start[sel], stop[sel], ends[sel[0] : sel[-1] + 2] - ends[sel[0]], part
+                    )
+                    hashes[ends[sel[0]] : ends[sel[-1] + 1]] = part
+        return Shingles(offsets=ends, hashes=hashes, n_tokens=np.zeros(rows.size, np.int64))
 
 
 def verify_task(
