@@ -147,6 +147,14 @@ class RayEngine:
         self.nodes |= self.near_run.nodes
         return result
 
+    def find_leakage(
+        self, source: pl.LazyFrame, against: dict[str, pl.LazyFrame], config: Any, **kwargs: Any
+    ) -> tuple[list[PartInfo], dict[str, Any], dict[str, pl.DataFrame]]:
+        """Leakage of `source` against the eval sets (`ray_leakage`)."""
+        from tamis.pipelines.engines.ray_leakage import ray_find_leakage
+
+        return ray_find_leakage(self, source, against, config, **kwargs)
+
     def min_buckets(self, ray: Any) -> int:
         """Buckets of a keyed stage: at least `BUCKETS_PER_CPU` per CPU of the cluster."""
         return BUCKETS_PER_CPU * self._cpus(ray)

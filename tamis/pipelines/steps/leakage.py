@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,8 @@ class Leakage(Step[LeakageConfig]):
         (on this machine: the Ray engine hands its local engine)."""
         from tamis.curate.leakage_bounded import find_leakage_bounded
 
+        # an engine that distributes the scan (Ray) has its own runner of the same checks
+        find = getattr(engine, "find_leakage", None)
         engine = getattr(engine, "local", engine)
         source: pl.LazyFrame = inputs["input"]
         lazies = _against(inputs)
@@ -68,8 +71,9 @@ class Leakage(Step[LeakageConfig]):
             if params.label and params.target_auc_threshold is not None:
                 _check_target_fits(engine, source, params, ctx, eval_need)
 
-        parts, report, tables = find_leakage_bounded(
-            engine, source, lazies, params, out=out, seed=ctx.seed, check_fits=check_fits
+        run = find if find is not None else partial(find_leakage_bounded, engine)
+        parts, report, tables = run(
+            source, lazies, params, out=out, seed=ctx.seed, check_fits=check_fits
         )
         return parts, _output(None, report, tables, ctx)
 
