@@ -10,9 +10,12 @@
    pairs of first copies, written in one file with one record batch per range of the left row;
 4. verification, one task per range: unique candidates, exact Jaccard on the shingle sets of
    their rows, gathered from the signature tasks' files by row range -> verified edges;
-5. on the driver: connected components of the (small) edge list and the keep rule; then one
-   task per range of input rows marks its rows and writes them to a chunk file, and one task per
-   part writes the parts (`ray_parts`) into `out`.
+5. connected components and the keep rule: on the driver (union-find over the edge list) while
+   the edges fit its share of the memory limit (a quarter; the bound: identical edges + candidate
+   pairs, `ray_components.driver_fits`); else as tasks, every edge staying in files
+   (`ray_near_components`: large-star / small-star rounds, `ray_components`). Then one task per
+   range of input rows marks its rows and writes them to a chunk file, and one task per part
+   writes the parts (`ray_parts`) into `out`.
 
 Same functions, same rows: the parts, report and tables are the local engine's.
 Files go under a spill dir in the step's spill root (the store's tmp dir), deleted at the end.
@@ -46,8 +49,10 @@ from tamis.curate.dedup.near_stages import (
     sorted_by_copy,
     verify_chunk,
 )
+from tamis.pipelines.engines.ray_components import driver_fits
 from tamis.pipelines.engines.ray_env import import_ray
 from tamis.pipelines.engines.ray_files import get_all, remote, unpack
+from tamis.pipelines.engines.ray_near_components import distributed_stage5
 from tamis.pipelines.engines.ray_near_tasks import (
     Range,
     candidates_task,
@@ -70,6 +75,9 @@ class NearRun:
     worker_peak: int = 0
     #: the tasks' peak memory (process lifetime, so a worker's peak so far) after each stage
     peaks: dict[str, int] = field(default_factory=dict)
+    #: how the components ran: in_driver, estimated_edges; on tasks: buckets, rounds, unstable
+    #: vertices and records per round
+    components: dict[str, Any] = field(default_factory=dict)
     clock: float = field(default_factory=time.perf_counter)
 
     def results(
@@ -122,21 +130,43 @@ def ray_near_dedup_text(
     run = NearRun()
     engine.near_run = run
     try:
-        counts, edges = _edges(ray, run, engine, source, config, seed, shape, ranges, n, spill)
+        counts, stage4 = _candidates(
+            ray, run, engine, source, config, seed, shape, ranges, n, spill
+        )
         check_rows(total, counts.pop("nulls"), column)  # type: ignore[arg-type]
         lsh: LshCounts = counts.pop("lsh")  # type: ignore[assignment]
-        engine.progress("near_dedup: connected components (driver)")
-        plan = OutputPlan.of(edges, config, issue)  # union-find over the edge list, keep rule
-        run.lap("components")
-        engine.progress("near_dedup: writing the kept rows")
-        parts, rows_out, samples = _output(ray, run, engine, source, plan, ranges, spill, out)
+        if in_driver(engine, stage4["estimate"]):
+            edges = _verify(ray, run, lsh, config, stage4)
+            engine.progress("near_dedup: connected components (driver)")
+            plan = OutputPlan.of(edges, config, issue)  # union-find over the edge list, keep rule
+            run.lap("components")
+            engine.progress("near_dedup: writing the kept rows")
+            parts, rows_out, samples = _output(ray, run, engine, source, plan, ranges, spill, out)
+            pairs: pl.DataFrame | pl.LazyFrame | None = None
+        else:
+            parts, rows_out, samples, plan, pairs, verified = distributed_stage5(
+                ray, run, engine, source, config, issue, stage4, ranges, spill, out
+            )
+            lsh.candidates, lsh.histogram = verified["candidates"], verified["histogram"]
+            lsh.verified = verified["verified"]
     finally:
         shutil.rmtree(spill, ignore_errors=True)
     local.stats.parts_written += len(parts)
-    return (parts, *near_report(plan, total, rows_out, samples, config, shape, lsh, seed))
+    report, clusters, table = near_report(plan, total, rows_out, samples, config, shape, lsh, seed)
+    return parts, report, clusters, table if pairs is None else pairs  # type: ignore[return-value]
 
 
-def _edges(
+def in_driver(engine: Any, edges: int) -> bool:
+    """Union-find on the driver when `edges` (an upper bound: identical edges + candidate pairs)
+    fit its share of the memory limit, or the engine's `components_in_driver_max_edges` when set;
+    else the components run as tasks (`ray_near_components`)."""
+    bound = getattr(engine, "components_in_driver_max_edges", None)
+    fits = driver_fits(edges, engine.memory_limit, bound)
+    engine.near_run.components = {"in_driver": fits, "estimated_edges": edges}
+    return fits
+
+
+def _candidates(
     ray: Any,
     run: NearRun,
     engine: Any,
@@ -147,8 +177,9 @@ def _edges(
     ranges: list[Range],
     n: int,
     spill: Path,
-) -> tuple[dict[str, object], tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Stages 1-4 as tasks -> (counts, edges)."""
+) -> tuple[dict[str, object], dict[str, Any]]:
+    """Stages 1-3 as tasks -> (counts, what verification needs: its tasks' arguments, the
+    identical edges and an upper bound of the edges, identical + candidate pairs)."""
     column = config.column
     assert column is not None
     engine.progress("near_dedup: shingles and MinHash signatures (tasks)")
@@ -173,6 +204,7 @@ def _edges(
     identical = sorted_by_copy(
         [e["f"].to_numpy() for e in edges], [e["d"].to_numpy() for e in edges]
     )
+    del edges, found
     lsh.identical = int(identical[1].size)
     engine.progress("near_dedup: LSH band buckets (tasks)")
     band_files = [str(spill / "bands" / f) for f in names]
@@ -186,15 +218,29 @@ def _edges(
     metas = [m for m, _ in run.results(ray, jobs, "band grouping")]
     lsh.oversized = sum(m["oversized"] for m in metas)
     run.shuffle["grouping -> verification"] = sum(m["shuffle_bytes"] for m in metas)
-    engine.progress("near_dedup: verifying candidates (tasks)")
-    starts = np.array([s for s, _ in ranges], np.int64)
-    chunk = _chunk(spill, ranges, engine.memory_limit / 8)
+    stage4 = {
+        "n": n,
+        "pair_files": pair_files,
+        "shingles": str(spill / "shingles"),
+        "starts": np.array([s for s, _ in ranges], np.int64),
+        "chunk": _chunk(spill, ranges, engine.memory_limit / 8),
+        "identical": identical,
+        "estimate": int(identical[1].size) + sum(int(m["pairs"]) for m in metas),
+    }
+    return {"nulls": nulls, "lsh": lsh}, stage4
+
+
+def _verify(
+    ray: Any, run: NearRun, lsh: LshCounts, config: NearDedupConfig, stage4: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stage 4 as tasks, the verified edges back to the driver -> all edges."""
     jobs = [
         remote(verify_task).remote(
-            pair_files, r, str(spill / "shingles"), starts, config.threshold, chunk
+            stage4["pair_files"], r, stage4["shingles"], stage4["starts"], config.threshold,
+            stage4["chunk"],
         )
-        for r in range(n)
-    ]
+        for r in range(stage4["n"])
+    ]  # fmt: skip
     verified = Verified()
     for meta, frames in run.results(ray, jobs, "verification"):
         e = frames["edges"]
@@ -206,7 +252,7 @@ def _edges(
         )  # fmt: skip
     lsh.candidates, lsh.histogram = verified.candidates, verified.histogram
     lsh.verified = sum(x.size for x in verified.left)
-    return {"nulls": nulls, "lsh": lsh}, all_edges(identical, verified)
+    return all_edges(stage4["identical"], verified)
 
 
 def _chunk(spill: Path, ranges: list[Range], budget: float) -> int:

@@ -1,0 +1,236 @@
+"""Connected components as tasks (large-star / small-star over edge files, `ray_components`)
+equal scipy's `connected_components` on random graphs (long paths, stars, many small components,
+isolated vertices, self loops, duplicate edges), in this process and on Ray; and a Ray near dedup
+forced onto that path (`components_in_driver_max_edges = 0`) writes the local engine's parts
+(same parts_hash), report and `clusters`/`pairs` tables, on a generated corpus with planted
+chains of near copies and on SMS Spam.
+
+Ray runs in a subprocess (one Ray instance per process: tests/pipelines/test_ray_engine.py's
+module instance would refuse a second `ray.init`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tamis.pipelines.engines.ray_components import (
+    both_ways,
+    components,
+    local_executor,
+    read_labels,
+    write_records,
+)
+from tamis.pipelines.engines.ray_env import loopback_environ, loopback_home
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _graph(kind: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edge lists (left, right) of row positions: the shapes that stress a components algorithm."""
+    rng = np.random.default_rng(seed)
+    if kind == "sorted path":  # diameter n - 1 in vertex order: the worst case of min-labels
+        n = 20_000
+        return np.arange(n - 1), np.arange(1, n)
+    if kind == "random path":
+        p = rng.permutation(50_000) * 3  # gaps: vertices that are not in any edge
+        return p[:-1], p[1:]
+    if kind == "stars":  # a few big stars, centres anywhere in the order, plus their links
+        centres = rng.choice(100_000, 5, replace=False)
+        leaves = rng.choice(100_000, 8_000, replace=False)
+        left = np.concatenate([np.repeat(centres, 1600), leaves[:4]])
+        return left, np.concatenate([leaves, centres[1:]])
+    if kind == "many small":  # pairs and triangles: most vertices in small components
+        a = rng.choice(10**6, 6000, replace=False)
+        return np.concatenate([a[0::2], a[1::6]]), np.concatenate([a[1::2], a[3::6]])
+    if kind == "self loops and duplicates":
+        left = rng.integers(0, 3000, 4000)
+        right = rng.integers(0, 3000, 4000)
+        loops = rng.integers(3000, 3100, 50)  # vertices with only a self loop: singletons
+        left, right = (
+            np.concatenate([left, loops, left[:500]]),
+            np.concatenate([right, loops, right[:500]]),
+        )
+        return left, right
+    n, m = 30_000, int(rng.integers(10_000, 40_000))  # random sparse, around the giant component
+    return rng.integers(0, n, m), rng.integers(0, n, m)
+
+
+KINDS = ["sorted path", "random path", "stars", "many small", "self loops and duplicates", "random"]
+
+
+def _scipy_labels(left: np.ndarray, right: np.ndarray) -> pl.DataFrame:
+    """(u, m): every vertex of a component of 2+ vertices and its smallest vertex, by scipy."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    nodes = np.unique(np.concatenate([left, right]))
+    x, y = np.searchsorted(nodes, left), np.searchsorted(nodes, right)
+    graph = coo_matrix((np.ones(x.size), (x, y)), shape=(nodes.size, nodes.size))
+    _, comp = connected_components(graph, directed=False)
+    frame = pl.DataFrame({"u": nodes, "c": comp}, schema={"u": pl.Int64, "c": pl.Int64})
+    frame = frame.with_columns(
+        pl.col("u").min().over("c").alias("m"), pl.len().over("c").alias("size")
+    )
+    return frame.filter(pl.col("size") > 1).select("u", "m").sort("u")
+
+
+def _edge_file(path: Path, left: np.ndarray, right: np.ndarray, buckets: int) -> str:
+    edges = pl.DataFrame({"u": left, "v": right}, schema={"u": pl.Int64, "v": pl.Int64})
+    write_records(path, both_ways(edges), buckets)
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("buckets", [1, 3, 8])
+def test_components_equal_scipy(tmp_path: Path, kind: str, buckets: int) -> None:
+    left, right = _graph(kind, seed=buckets)
+    half = left.size // 2  # two edge files, as the verification tasks write them
+    files = [
+        _edge_file(tmp_path / "e0.arrow", left[:half], right[:half], buckets),
+        _edge_file(tmp_path / "e1.arrow", left[half:], right[half:], buckets),
+    ]
+    found = components(local_executor, files, buckets, tmp_path / "cc")
+    got = read_labels(found.label_files, buckets)
+    assert got.equals(_scipy_labels(left, right))
+    assert found.unstable[-1] == 0
+    # O(log n) rounds, not the diameter (min-label propagation needs ~n rounds on a path)
+    assert found.rounds <= 2 * np.log2(max(left.size, 2)) + 2
+    assert max(found.records) <= 2 * left.size  # the graph never grows
+    if kind == "self loops and duplicates":
+        assert not set(range(3000, 3100)) & set(got["u"].to_list())  # singletons: no label
+
+
+DRIVER = r"""
+import json, sys
+from pathlib import Path
+import numpy as np
+import polars as pl
+from tamis.pipelines.engines.local import BoundedEngine
+from tamis.pipelines.engines.parts import parts_hash
+from tamis.pipelines.engines.ray_components import components, ray_executor, read_labels
+from tamis.pipelines.engines.ray_engine import ray_engine_session
+from tamis.pipelines.registry import get_step_type
+from tamis.pipelines.steps.base import StepContext
+
+out, graphs, cases = Path(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
+limit = 64 * 10**6
+result = {"graphs": {}, "builds": {}}
+
+
+def ctx(d):
+    (d / "art").mkdir(parents=True, exist_ok=True)
+    return StepContext(step="s", pipeline="p", seed=0, artifacts_dir=d / "art")
+
+
+def frame(t):
+    return t.collect() if isinstance(t, pl.LazyFrame) else t
+
+
+with ray_engine_session(None, limit, out / "spill") as engine:
+    import ray
+    for name, (files, buckets) in graphs.items():
+        found = components(ray_executor(ray), files, buckets, out / "cc" / name)
+        read_labels(found.label_files, buckets).write_parquet(out / f"{name}.labels.parquet")
+        result["graphs"][name] = found.rounds
+    engine.components_in_driver_max_edges = 0  # every near dedup: the components as tasks
+    for name, (data, raw, rows) in cases.items():
+        df = pl.read_parquet(data)
+        step = get_step_type("near_dedup")()
+        params = step.Params(**raw)
+        d = out / name
+        local = BoundedEngine(memory_limit=limit, spill_root=d / "ls", batch_rows=rows)
+        lp, lo = local.run_step(step, {"input": df.lazy()}, params, ctx(d / "l"), d / "l" / "o")
+        engine.local.batch_rows = rows
+        rp, ro = engine.run_step(step, {"input": df.lazy()}, params, ctx(d / "r"), d / "r" / "o")
+        result["builds"][name] = {
+            "local": parts_hash(lp), "ray": parts_hash(rp),
+            "reports_equal": ro.report == lo.report, "report": ro.report,
+            "tables_equal": {k: frame(ro.tables[k]).equals(frame(t)) for k, t in lo.tables.items()},
+            "pairs_lazy": isinstance(ro.tables["pairs"], pl.LazyFrame),
+            "components": engine.near_run.components,
+            "spill_left": [str(p) for p in (d / "r").glob("**/ray-near-*")],
+        }
+print(json.dumps(result, default=str))
+"""
+
+
+def _chains(path: Path, seed: int = 0) -> Path:
+    """Random-word documents with planted chains of near copies (each link one word replaced,
+    so a chain's ends are far apart: long components), exact copies, and rows in random order."""
+    rng = np.random.default_rng(seed)
+    vocab = np.array([f"w{i}" for i in range(3000)])
+    texts: list[str | None] = []
+    for c in range(60):
+        words = list(rng.choice(vocab, 150))
+        for _ in range(int(rng.integers(2, 40)) if c % 10 else 120):  # one chain of 120 links
+            words[int(rng.integers(len(words)))] = str(rng.choice(vocab))
+            texts.append(" ".join(words))
+    texts += [" ".join(rng.choice(vocab, int(rng.integers(20, 200)))) for _ in range(2500)]
+    texts += [texts[int(i)] for i in rng.integers(0, len(texts), 300)] + [None, ""]
+    order = rng.permutation(len(texts))
+    df = pl.DataFrame({"id": np.arange(len(texts)), "text": [texts[int(i)] for i in order]})
+    df.write_parquet(path)
+    return path
+
+
+def test_components_and_near_dedup_as_tasks_on_ray(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    graphs, want = {}, {}
+    for kind in ["random path", "stars", "self loops and duplicates"]:
+        left, right = _graph(kind, seed=11)
+        name = kind.replace(" ", "_")
+        graphs[name] = ([_edge_file(tmp_path / f"{name}.arrow", left, right, 5)], 5)
+        want[name] = _scipy_labels(left, right)
+    cases: dict[str, Any] = {
+        "chains_drop": [str(_chains(tmp_path / "chains.parquet")), {"column": "text"}, 400],
+        "chains_flag_last": [
+            str(tmp_path / "chains.parquet"),
+            {"column": "text", "action": "flag", "keep": "last", "threshold": 0.7},
+            700,
+        ],
+    }
+    shared = Path(os.environ.get("TAMIS_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+    sms = shared / "sms_spam" / "SMSSpamCollection.tsv"  # skipped when absent
+    if sms.exists():
+        df = pl.read_csv(sms, separator="\t", quote_char=None)
+        df.write_parquet(tmp_path / "sms.parquet")
+        cases["sms_none"] = [
+            str(tmp_path / "sms.parquet"),
+            {"column": "SMS", "threshold": 0.7, "keep": "none"},
+            800,
+        ]
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env = {**clean, **loopback_environ(loopback_home(tmp_path))}
+    run = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "o"), json.dumps(graphs), json.dumps(cases)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    for name, labels in want.items():
+        assert pl.read_parquet(tmp_path / "o" / f"{name}.labels.parquet").equals(labels), name
+    for name, got in result["builds"].items():
+        assert got["ray"] == got["local"], name
+        assert got["reports_equal"], name
+        assert got["tables_equal"] == {"clusters": True, "pairs": True}, name
+        assert got["pairs_lazy"] and not got["spill_left"]
+        assert not got["components"]["in_driver"] and got["components"]["rounds"] >= 1
+        assert got["report"]["duplicates"] > 0 and got["report"]["verified_pairs"] > 0
+    chains = result["builds"]["chains_drop"]
+    assert chains["report"]["largest_cluster"] >= 100  # the long chain is one cluster
+    if "sms_none" in result["builds"]:
+        assert result["builds"]["sms_none"]["report"]["rows_in"] == 5574
