@@ -44,6 +44,48 @@ def batch_rows(engine: Engine, source: pl.LazyFrame, config: LeakageConfig) -> i
     return engine.pick_batch_rows(source)
 
 
+def start_scan(
+    engine: Engine,
+    source: pl.LazyFrame,
+    against: dict[str, pl.LazyFrame],
+    config: LeakageConfig,
+    seed: int,
+    check_fits: Callable[[], None] | None,
+) -> tuple[LeakageScan, int]:
+    """(the scan built on the eval sets, the input's row count), once the input's columns are
+    checked and `check_fits` (the caller's memory check) has passed."""
+    schema = source.collect_schema()
+    rows, nulls = input_counts(source, config)
+    check_input(schema, rows, nulls, against, config)
+    if check_fits is not None:
+        check_fits()
+    sets = {name: lf.collect() for name, lf in against.items()}
+    return_freed_memory()
+    engine.progress("leakage: indexing the eval sets")
+    scan = LeakageScan(schema, sets, config, seed)
+    return scan, rows
+
+
+def check_rows_read(read: int, rows: int) -> None:
+    if read != rows:
+        raise DataError(
+            f"the input gave {read:,} of its {rows:,} rows when streamed: a part could not be read",
+            fix="run `tamis verify` to find a damaged version, then build again",
+        )
+
+
+def finish_scan(
+    engine: Engine, scan: LeakageScan, source: pl.LazyFrame, config: LeakageConfig
+) -> tuple[dict[str, Any], dict[str, pl.DataFrame]]:
+    """(report, tables): target leakage on the label and feature columns of the whole input
+    (collected here) when asked for."""
+    target = None
+    if config.label and config.target_auc_threshold is not None:
+        engine.progress("leakage: target leakage")
+        target = source.select(target_columns(source.collect_schema(), config)).collect()
+    return scan.finish(target)
+
+
 def find_leakage_bounded(
     engine: Engine,
     source: pl.LazyFrame,
@@ -60,15 +102,7 @@ def find_leakage_bounded(
     `check_fits` (the caller's memory check) has passed. Returns (parts, report, tables), equal
     to the in-memory report and tables.
     """
-    schema = source.collect_schema()
-    rows, nulls = input_counts(source, config)
-    check_input(schema, rows, nulls, against, config)
-    if check_fits is not None:
-        check_fits()
-    sets = {name: lf.collect() for name, lf in against.items()}
-    return_freed_memory()
-    engine.progress("leakage: indexing the eval sets")
-    scan = LeakageScan(schema, sets, config, seed)
+    scan, rows = start_scan(engine, source, against, config, seed, check_fits)
     size = batch_rows(engine, source, config)
     engine.stats.batch_rows = size
     writer = engine.part_writer(out)
@@ -79,19 +113,17 @@ def find_leakage_bounded(
         out_schema = frame.schema
         writer.write(frame)
         offset += batch.height
-    if offset != rows:
-        raise DataError(
-            f"the input gave {offset:,} of its {rows:,} rows when streamed: a part could not be"
-            " read",
-            fix="run `tamis verify` to find a damaged version, then build again",
-        )
+    check_rows_read(offset, rows)
     parts = writer.close(out_schema)
-    target = None
-    if config.label and config.target_auc_threshold is not None:
-        engine.progress("leakage: target leakage")
-        target = source.select(target_columns(schema, config)).collect()
-    report, tables = scan.finish(target)
+    report, tables = finish_scan(engine, scan, source, config)
     return parts, report, tables
 
 
-__all__ = ["batch_rows", "find_leakage_bounded", "input_counts"]
+__all__ = [
+    "batch_rows",
+    "check_rows_read",
+    "find_leakage_bounded",
+    "finish_scan",
+    "input_counts",
+    "start_scan",
+]

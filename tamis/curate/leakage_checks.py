@@ -7,11 +7,18 @@ probed by the input batch by batch (`probe(batch, offset)` -> the batch's leaked
 within the batch), and `finish()` gives its report section and tables. The in-memory path is one
 batch, the bounded engine streams many; every figure and table is a sum, a union or a sort on
 keys that do not depend on the batches, so both give the same.
+
+What a check accumulates over the batches is named by its `Tally` (counts, hit marks over the
+eval rows, capped tables, lists of frames): `Tally.state` gives it as plain counts and frames,
+`Tally.merge` adds such a state into another copy of the check, and `Tally.fresh` starts from
+nothing again; the Ray engine runs copies of the checks in tasks and merges their states in
+source order on the driver, which then finishes as if it had seen every batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -94,10 +101,84 @@ class Capped:
         frame = pl.concat(self.pieces)
         return frame.sort(self.by).head(self.cap)
 
+    def fresh(self) -> Capped:
+        """An empty table of the same cap and order."""
+        return Capped(self.cap, self.by, ordered=self.ordered)
+
+
+#: a check's accumulated state: plain counts and frames (JSON and Arrow IPC on the wire)
+State = tuple[dict[str, int], dict[str, pl.DataFrame]]
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The attributes a check accumulates over the batches, by kind:
+
+    - `counts`: ints, summed;
+    - `hits`: boolean marks over the eval rows, or-ed (sent as the marked rows);
+    - `capped`: `Capped` tables, merged piece by piece (states merged in source order);
+    - `frames`: lists of frames, concatenated (the check sums or reduces them at `finish`).
+    """
+
+    counts: tuple[str, ...] = ()
+    hits: tuple[str, ...] = ()
+    capped: tuple[str, ...] = ()
+    frames: tuple[str, ...] = ()
+
+    def fresh(self, check: Any) -> None:
+        """Nothing accumulated (new objects: the built side may be read-only shared memory)."""
+        for name in self.counts:
+            setattr(check, name, 0)
+        for name in self.hits:
+            setattr(check, name, np.zeros(getattr(check, name).size, dtype=bool))
+        for name in self.capped:
+            setattr(check, name, getattr(check, name).fresh())
+        for name in self.frames:
+            setattr(check, name, [])
+
+    def state(self, check: Any) -> State:
+        counts = {name: int(getattr(check, name)) for name in self.counts}
+        frames: dict[str, pl.DataFrame] = {}
+        for name in self.hits:
+            marked = np.flatnonzero(getattr(check, name)).astype(np.int64)
+            frames[name] = pl.DataFrame({"i": marked}, schema={"i": pl.Int64})
+        for name in self.capped:
+            capped: Capped = getattr(check, name)
+            if capped.empty is not None:  # fed at least once (else it knows no schema)
+                frames[name] = capped.table()
+        for name in self.frames:
+            pieces: list[pl.DataFrame] = getattr(check, name)
+            if pieces:
+                frames[name] = pl.concat(pieces, how="vertical")
+        return counts, frames
+
+    def merge(self, check: Any, state: State) -> None:
+        """Add `state` (another copy's, of later rows than those merged so far) into `check`."""
+        counts, frames = state
+        for name in self.counts:
+            setattr(check, name, getattr(check, name) + counts[name])
+        for name in self.hits:
+            getattr(check, name)[frames[name]["i"].to_numpy()] = True
+        for name in self.capped:
+            if name in frames:
+                getattr(check, name).add(frames[name])
+        for name in self.frames:
+            if name in frames:
+                getattr(check, name).append(frames[name])
+        compact = getattr(check, "compact", None)
+        if compact is not None:
+            compact()
+
 
 class ExactCheck:
     """Input rows whose normalised key occurs in the eval set (a hash join with the eval keys),
     and with `label`, pairs whose labels differ."""
+
+    tally = Tally(
+        counts=("input_rows", "conflict_rows", "null_input"),
+        hits=("eval_hit", "eval_conflict"),
+        capped=("pairs", "conflicts"),
+    )
 
     def __init__(
         self,
@@ -184,6 +265,8 @@ class ExactCheck:
 class GroupCheck:
     """The same entity id on both sides: the input probes the eval set's groups."""
 
+    tally = Tally(counts=("input_rows",), frames=("counts",))
+
     def __init__(self, schema: pl.Schema, ev: pl.DataFrame, col: str, max_rows: int) -> None:
         self.col, self.max_rows = col, max_rows
         _, b = common_dtypes(pl.DataFrame(schema=schema).select(col), ev.select(col), [col])
@@ -197,9 +280,13 @@ class GroupCheck:
         inside = a.join(self.groups.select(col), on=col, how="semi")
         self.input_rows += inside.height
         self.counts.append(inside.group_by(col).agg(pl.len().alias("input_rows")))
+        self.compact()
+        return inside[_R].to_numpy().astype(np.int64)
+
+    def compact(self) -> None:
+        """The per-batch group counts summed once they are many."""
         if len(self.counts) > 64:
             self.counts = [self._summed()]
-        return inside[_R].to_numpy().astype(np.int64)
 
     def _summed(self) -> pl.DataFrame:
         return (
@@ -222,6 +309,8 @@ class GroupCheck:
 class TemporalCheck:
     """Input rows later than the eval set's earliest row."""
 
+    tally = Tally(counts=("hits",), frames=("ends",))
+
     def __init__(self, schema: pl.Schema, ev: pl.DataFrame, col: str) -> None:
         for dt, side in ((schema[col], "input"), (ev.schema[col], "eval set")):
             if not (dt.is_temporal() or dt.is_numeric()):
@@ -234,7 +323,7 @@ class TemporalCheck:
                 )
         self.col, self.dtype = col, schema[col]
         self.start = ev[col].cast(self.dtype).min()
-        self.ends: list[Any] = []
+        self.ends: list[pl.DataFrame] = []  # each batch's latest time (one row)
         self.hits = 0
 
     def probe(self, batch: pl.DataFrame, offset: int) -> np.ndarray:
@@ -242,11 +331,11 @@ class TemporalCheck:
         later = batch.select((pl.col(col) > self.start).fill_null(False))[col].to_numpy()
         hit = np.nonzero(later)[0].astype(np.int64)
         self.hits += int(hit.size)
-        self.ends.append(batch[col].max())
+        self.ends.append(batch.select(pl.col(col).max()))
         return hit
 
     def finish(self) -> dict[str, Any]:
-        end = pl.Series(self.col, self.ends, dtype=self.dtype).max()
+        end = pl.concat(self.ends, how="vertical")[self.col].max() if self.ends else None
         return {
             "column": self.col,
             "eval_start": str(self.start),

@@ -7,6 +7,12 @@ batch by batch (each batch's leaked rows dropped or flagged at once), finished i
 
 The bounded engine (`leakage_bounded.py`) feeds many batches; every figure is a sum or a union
 over the batches and every table a sort on row numbers, so the result does not depend on them.
+The Ray engine ships the built scan to tasks, each starts from nothing (`fresh`), scans its
+range and returns `state()` (plain counts and Arrow frames); the driver `merge`s the states in
+source order and finishes with the single-process report and tables:
+
+    scan.fresh(); out = scan.batch(rows, offset); counts, frames = scan.state()   # a task
+    driver_scan.merge((counts, frames))                  # the driver, in source order
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from tamis.curate.label_column import drop_null_labels
 from tamis.curate.leakage_checks import (
     ExactCheck,
     GroupCheck,
+    State,
+    Tally,
     TemporalCheck,
     check_column,
 )
@@ -51,6 +59,17 @@ def key_columns(schema: pl.Schema, ev: pl.DataFrame, name: str, config: LeakageC
     return cols
 
 
+#: what each check accumulates over the batches (the text checks' from `contamination.py`)
+TALLIES: dict[str, Tally] = {
+    "exact": ExactCheck.tally,
+    "ngram": Tally(counts=("carrying",), hits=("eval_hit",), capped=("shared",)),
+    "near": Tally(counts=("input_rows", "pairs"), hits=("eval_hit",), capped=("table",)),
+    "group": GroupCheck.tally,
+    "temporal": TemporalCheck.tally,
+}
+_SEP = ":"
+
+
 @dataclass
 class _EvalSet:
     """The checks against one eval set (each None when not asked for)."""
@@ -62,6 +81,10 @@ class _EvalSet:
     near: NearCheck | None = None
     group: GroupCheck | None = None
     temporal: TemporalCheck | None = None
+
+    def checks(self) -> list[tuple[str, Any]]:
+        """(name, check) of the checks asked for."""
+        return [(k, getattr(self, k)) for k in TALLIES if getattr(self, k) is not None]
 
 
 def _eval_set(
@@ -203,8 +226,48 @@ class LeakageScan:
     ) -> None:
         self.config, self.seed = config, seed
         self.sets = [_eval_set(schema, name, ev, config, seed) for name, ev in sets.items()]
+        self.fresh()
+
+    def fresh(self) -> None:
+        """Nothing seen yet (a task's copy starts here; the built eval side is kept)."""
         self.by_check: dict[str, int] = {}
         self.leaked = self.rows_in = self.rows_out = 0
+        for checks in self.sets:
+            for name, check in checks.checks():
+                TALLIES[name].fresh(check)
+
+    def state(self) -> State:
+        """What the batches fed so far added up to: plain counts and frames (see `merge`)."""
+        counts = {"leaked": self.leaked, "rows_in": self.rows_in, "rows_out": self.rows_out}
+        counts |= {f"by_check{_SEP}{k}": v for k, v in self.by_check.items()}
+        frames: dict[str, pl.DataFrame] = {}
+        for i, checks in enumerate(self.sets):
+            for name, check in checks.checks():
+                c, f = TALLIES[name].state(check)
+                prefix = f"{i}{_SEP}{name}{_SEP}"
+                counts |= {prefix + k: v for k, v in c.items()}
+                frames |= {prefix + k: v for k, v in f.items()}
+        return counts, frames
+
+    def merge(self, state: State) -> None:
+        """Add the `state` of a copy of this scan fed later rows than those merged so far (the
+        states of a source's ranges merged in source order give what one scan of all of them
+        gives)."""
+        counts, frames = state
+        for k in ("leaked", "rows_in", "rows_out"):
+            setattr(self, k, getattr(self, k) + int(counts[k]))
+        for k, v in counts.items():
+            if k.startswith(f"by_check{_SEP}"):
+                check = k.split(_SEP, 1)[1]
+                self.by_check[check] = self.by_check.get(check, 0) + int(v)
+        for i, checks in enumerate(self.sets):
+            for name, check in checks.checks():
+                prefix = f"{i}{_SEP}{name}{_SEP}"
+                mine = (
+                    {k[len(prefix) :]: v for k, v in counts.items() if k.startswith(prefix)},
+                    {k[len(prefix) :]: v for k, v in frames.items() if k.startswith(prefix)},
+                )
+                TALLIES[name].merge(check, mine)
 
     def batch(self, frame: pl.DataFrame, offset: int) -> pl.DataFrame:
         """The batch's rows after the action (its rows are `offset`, `offset + 1`, ...)."""

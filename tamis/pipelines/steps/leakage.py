@@ -23,6 +23,7 @@ class Leakage(Step[LeakageConfig]):
     Drops or flags leaked rows of the input only; the eval sets are never changed. Global in
     memory; under the bounded engine the input streams (`run_bounded`): every row check is a join
     with an eval set held in memory, and target leakage reads only the label and feature columns.
+    Under Ray the eval sets' index is built once and broadcast to one task per range of rows.
     An eval set too big for half the memory limit is refused before the step starts.
     """
 
@@ -56,8 +57,9 @@ class Leakage(Step[LeakageConfig]):
     def run_bounded(
         self, engine: Any, inputs: Inputs, params: LeakageConfig, ctx: StepContext, out: Path
     ) -> tuple[list[Any], StepOutput]:
-        """The eval sets in memory (checked against the limit first), the input streamed once
-        (on this machine: the Ray engine hands its local engine)."""
+        """The eval sets in memory (checked against the limit first), the input streamed once;
+        an engine with `find_leakage` (Ray: the eval side broadcast to one scan task per range
+        of rows, `ray_leakage`) runs the same scan its own way, after the same checks."""
         from tamis.curate.leakage_bounded import find_leakage_bounded
 
         # an engine that distributes the scan (Ray) has its own runner of the same checks
