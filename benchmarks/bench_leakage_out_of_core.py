@@ -14,9 +14,13 @@ held-out slice by the `leakage` step under the bounded engine (`Leakage.run_boun
    check's `input_rows`) and the held-out texts found in the corpus (`eval_rows`).
 5. The first `--fitting` documents: the in-memory `run` and `run_bounded` give the same parts
    hash and report.
+6. With `--ray`: the same step under the Ray engine (`RayEngine`, a local loopback instance with
+   2 CPUs, in a fresh process): the eval side broadcast to one scan task per range of rows.
+   Timed twice (cold: the workers import tamis first; warm), Ray's start-up apart; the row gives
+   Ray / local time (the bounded run of step 3) and checks the same parts hash and report.
 
     POLARS_MAX_THREADS=2 nice -n 10 .venv/bin/python benchmarks/bench_leakage_out_of_core.py \
-        --memory-limit 256MB --corpus-factor 8 --tmp /work/tmp/C/lk
+        --memory-limit 256MB --corpus-factor 8 --tmp /work/tmp/C/lk [--ray]
 """
 
 from __future__ import annotations
@@ -122,6 +126,42 @@ def _bounded(src: list[str], held: str, work: str, limit: str, head: int, queue:
     )
 
 
+def _ray(src: list[str], held: str, work: str, limit: str, queue: Any) -> None:
+    import polars as pl
+
+    from tamis.pipelines.engines.memory import parse_size
+    from tamis.pipelines.engines.parts import parts_hash
+    from tamis.pipelines.engines.ray_engine import ray_engine_session
+    from tamis.pipelines.steps.leakage import Leakage
+
+    inputs = {"input": pl.scan_parquet(src), "against": [pl.scan_parquet(held)]}
+    with AnonPeak() as anon:
+        t0 = time.perf_counter()
+        with ray_engine_session(None, parse_size(limit), Path(work) / "spill") as engine:
+            started = time.perf_counter() - t0
+            times, parts, output = [], [], None
+            for run in ("cold", "warm"):  # cold: the workers import tamis first
+                with Timer() as t:
+                    parts, output = Leakage().run_bounded(
+                        engine, inputs, _params(), _ctx(Path(work)), Path(work) / f"out-{run}"
+                    )
+                times.append(t.seconds)
+    assert output is not None
+    queue.put(
+        {
+            "seconds": times[-1],
+            "cold_seconds": times[0],
+            "ray_start_seconds": started,
+            "stages": {k: round(v, 2) for k, v in engine.timings.items()},
+            "chunk_mb": round(engine.shuffle_bytes / 1e6, 1),
+            "driver_peak_anon_mb": anon.mb,
+            "batch_rows": engine.stats.batch_rows,
+            "parts_hash": parts_hash(parts),
+            "report": {k: v for k, v in output.report.items() if k != "html"},
+        }
+    )
+
+
 def _in_memory(src: list[str], held: str, work: str, head: int, queue: Any) -> None:
     import polars as pl
 
@@ -184,6 +224,7 @@ def main() -> None:
     ap.add_argument("--held", type=int, default=3000, help="documents in the held-out slice")
     ap.add_argument("--fitting", type=int, default=20_000, help="documents compared in memory")
     ap.add_argument("--tmp", type=Path, required=True, help="work dir (deleted at the end)")
+    ap.add_argument("--ray", action="store_true", help="also run the step on the Ray engine")
     args = ap.parse_args()
     from tamis.pipelines.engines.memory import parse_size
 
@@ -219,6 +260,27 @@ def main() -> None:
                 "time": time.strftime("%H:%M:%S", time.gmtime()),
             }
         )
+        if args.ray:
+            load = os.getloadavg()
+            ray = in_fresh_process(_ray, src, str(held), str(work / "r"), args.memory_limit)
+            emit(
+                {
+                    "bench": "leakage_ray_vs_local",
+                    "docs": run["report"]["rows_in"],
+                    "local_seconds": round(run["seconds"], 1),
+                    "ray_seconds": round(ray["seconds"], 1),
+                    "ray_over_local": round(ray["seconds"] / run["seconds"], 2),
+                    "ray_cold_seconds": round(ray["cold_seconds"], 1),
+                    "ray_start_seconds": round(ray["ray_start_seconds"], 1),
+                    "ray_stages": ray["stages"],
+                    "ray_chunk_mb": ray["chunk_mb"],
+                    "ray_driver_peak_anon_mb": round(ray["driver_peak_anon_mb"], 1),
+                    "batch_rows": ray["batch_rows"],
+                    "same_parts_hash": ray["parts_hash"] == run["parts_hash"],
+                    "same_report": ray["report"] == run["report"],
+                    "load_avg": [round(x, 1) for x in (*load, *os.getloadavg())],
+                }
+            )
         if args.fitting:
             a = in_fresh_process(_in_memory, src, str(held), str(work / "m"), args.fitting)
             b = in_fresh_process(
@@ -238,7 +300,7 @@ def main() -> None:
                 }
             )
     finally:
-        for d in ("src", "b", "f", "m", "spill"):
+        for d in ("src", "b", "f", "m", "r", "spill"):
             shutil.rmtree(work / d, ignore_errors=True)
 
 
