@@ -43,7 +43,6 @@ from tamis.curate.dedup.near_bounded import (
 )
 from tamis.curate.dedup.near_stages import (
     OutputPlan,
-    Verified,
     all_edges,
     near_report,
     sorted_by_copy,
@@ -52,14 +51,17 @@ from tamis.curate.dedup.near_stages import (
 from tamis.pipelines.engines.ray_components import driver_fits
 from tamis.pipelines.engines.ray_env import import_ray
 from tamis.pipelines.engines.ray_files import get_all, remote, unpack
-from tamis.pipelines.engines.ray_near_components import distributed_stage5
+from tamis.pipelines.engines.ray_near_components import (
+    distributed_stage5,
+    read_verified,
+    verify_to_files,
+)
 from tamis.pipelines.engines.ray_near_tasks import (
     Range,
     candidates_task,
     identical_task,
     output_task,
     signature_task,
-    verify_task,
 )
 from tamis.pipelines.engines.ray_parts import write_parts
 
@@ -135,20 +137,26 @@ def ray_near_dedup_text(
         )
         check_rows(total, counts.pop("nulls"), column)  # type: ignore[arg-type]
         lsh: LshCounts = counts.pop("lsh")  # type: ignore[assignment]
-        if in_driver(engine, stage4["estimate"]):
-            edges = _verify(ray, run, lsh, config, stage4)
+        engine.progress("near_dedup: verifying candidates (tasks)")
+        edge_files, verified = verify_to_files(ray, run, config, stage4, spill / "verified")
+        lsh.candidates, lsh.histogram = verified.candidates, verified.histogram
+        lsh.verified = verified.edges
+        identical = stage4["identical"]
+        pairs: pl.LazyFrame | None = None
+        count = int(identical[1].size) + verified.edges
+        if in_driver(engine, count):
+            edges = all_edges(identical, read_verified(edge_files))
             engine.progress("near_dedup: connected components (driver)")
             plan = OutputPlan.of(edges, config, issue)  # union-find over the edge list, keep rule
+            del edges
             run.lap("components")
             engine.progress("near_dedup: writing the kept rows")
             parts, rows_out, samples = _output(ray, run, engine, source, plan, ranges, spill, out)
-            pairs: pl.DataFrame | pl.LazyFrame | None = None
         else:
-            parts, rows_out, samples, plan, pairs, verified = distributed_stage5(
-                ray, run, engine, source, config, issue, stage4, ranges, spill, out
-            )
-            lsh.candidates, lsh.histogram = verified["candidates"], verified["histogram"]
-            lsh.verified = verified["verified"]
+            parts, rows_out, samples, plan, pairs = distributed_stage5(
+                ray, run, engine, source, config, issue, (identical, edge_files, n, count), ranges,
+                spill, out,
+            )  # fmt: skip
     finally:
         shutil.rmtree(spill, ignore_errors=True)
     local.stats.parts_written += len(parts)
@@ -157,12 +165,12 @@ def ray_near_dedup_text(
 
 
 def in_driver(engine: Any, edges: int) -> bool:
-    """Union-find on the driver when `edges` (an upper bound: identical edges + candidate pairs)
-    fit its share of the memory limit, or the engine's `components_in_driver_max_edges` when set;
-    else the components run as tasks (`ray_near_components`)."""
+    """Union-find on the driver when the `edges` (identical + verified, counted by the tasks
+    that wrote them to files) fit its share of the memory limit (or are at most the engine's
+    `components_in_driver_max_edges`, when set); else the components run as tasks."""
     bound = getattr(engine, "components_in_driver_max_edges", None)
     fits = driver_fits(edges, engine.memory_limit, bound)
-    engine.near_run.components = {"in_driver": fits, "estimated_edges": edges}
+    engine.near_run.components = {"in_driver": fits, "edges": edges}
     return fits
 
 
@@ -178,8 +186,8 @@ def _candidates(
     n: int,
     spill: Path,
 ) -> tuple[dict[str, object], dict[str, Any]]:
-    """Stages 1-3 as tasks -> (counts, what verification needs: its tasks' arguments, the
-    identical edges and an upper bound of the edges, identical + candidate pairs)."""
+    """Stages 1-3 as tasks -> (counts, what verification needs: its tasks' arguments and the
+    identical edges)."""
     column = config.column
     assert column is not None
     engine.progress("near_dedup: shingles and MinHash signatures (tasks)")
@@ -225,34 +233,8 @@ def _candidates(
         "starts": np.array([s for s, _ in ranges], np.int64),
         "chunk": _chunk(spill, ranges, engine.memory_limit / 8),
         "identical": identical,
-        "estimate": int(identical[1].size) + sum(int(m["pairs"]) for m in metas),
     }
     return {"nulls": nulls, "lsh": lsh}, stage4
-
-
-def _verify(
-    ray: Any, run: NearRun, lsh: LshCounts, config: NearDedupConfig, stage4: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stage 4 as tasks, the verified edges back to the driver -> all edges."""
-    jobs = [
-        remote(verify_task).remote(
-            stage4["pair_files"], r, stage4["shingles"], stage4["starts"], config.threshold,
-            stage4["chunk"],
-        )
-        for r in range(stage4["n"])
-    ]  # fmt: skip
-    verified = Verified()
-    for meta, frames in run.results(ray, jobs, "verification"):
-        e = frames["edges"]
-        verified.add(
-            Verified(
-                [e["l"].to_numpy()], [e["r"].to_numpy()], [e["j"].to_numpy()],
-                meta["candidates"], np.asarray(meta["histogram"], np.int64),
-            )
-        )  # fmt: skip
-    lsh.candidates, lsh.histogram = verified.candidates, verified.histogram
-    lsh.verified = sum(x.size for x in verified.left)
-    return all_edges(stage4["identical"], verified)
 
 
 def _chunk(spill: Path, ranges: list[Range], budget: float) -> int:

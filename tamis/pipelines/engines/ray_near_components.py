@@ -2,11 +2,15 @@
 files, the components are found by tasks (`ray_components`), and the keep rule, the marks, the
 `clusters` and `pairs` tables come out of tasks too; same result as the driver's union-find.
 
-    parts, rows_out, samples, plan, pairs, verified = distributed_stage5(...)
+    edge_files, counts = verify_to_files(ray, run, config, stage4, directory)  # both paths
+    parts, rows_out, samples, plan, pairs = distributed_stage5(...)            # edges too many
 
-1. verification tasks (the stage's own `verify_task`) write their verified edges into a file as
-   records (u, v, jaccard) both ways, routed by the bucket of u; the driver writes the identical
-   sets' edges (first, copy) the same way (it holds them already: band grouping needs the copies);
+0. the verification tasks (the stage's own `verify_task`) write their verified edges to files
+   and return their counts: the driver knows the number of edges before it chooses (the driver
+   path reads the files back: `read_verified`);
+1. tasks route the edges into records (u, v, jaccard) both ways, by the bucket of u; the driver
+   writes the identical sets' edges (first, copy) the same way (it holds them already: band
+   grouping needs the copies);
 2. one task per vertex bucket: each vertex's highest Jaccard (the flag score) and the pairs
    (left < right), each in a file with one record batch per range of input rows;
 3. the components: large-star / small-star rounds (`ray_components.components`) -> labels (u, m),
@@ -24,7 +28,7 @@ row: the labels give both, so the parts, report and tables equal the driver path
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +37,7 @@ import polars as pl
 
 from tamis.curate.dedup.clusters import ROW, RowMarks, clusters_from_groups, top_clusters
 from tamis.curate.dedup.near import NearDedupConfig
-from tamis.curate.dedup.near_stages import OutputPlan
+from tamis.curate.dedup.near_stages import OutputPlan, Verified
 from tamis.pipelines.engines.memory import row_bytes
 from tamis.pipelines.engines.ray_components import (
     Components,
@@ -74,16 +78,63 @@ def verify_to_file_task(
     threshold: float,
     chunk: int,
     path: str,
-    buckets: int,
 ) -> bytes:
-    """Stage 4 (`verify_task`) for one range of left rows; its edges to a records file."""
+    """Stage 4 (`verify_task`) for one range of left rows; its edges (l, r, j) to a file."""
     meta, frames = unpack(verify_task(pair_files, index, shingles, starts, threshold, chunk))
-    e = frames["edges"]
-    written = write_records(
-        Path(path), edge_records(e["l"].to_numpy(), e["r"].to_numpy(), e["j"].to_numpy()), buckets
-    )
+    edges = frames["edges"]
+    written = write_ipc(Path(path), edges)
     keep = {k: meta[k] for k in ("candidates", "histogram")}
-    return pack({**keep, "verified": e.height, "edge_bytes": written})
+    return pack({**keep, "verified": edges.height, "edge_bytes": written})
+
+
+@dataclass
+class VerifiedCounts:
+    """What the verification tasks counted (their edges are in files)."""
+
+    candidates: int
+    histogram: np.ndarray
+    edges: int
+
+
+def verify_to_files(
+    ray: Any, run: Any, config: NearDedupConfig, stage4: dict[str, Any], directory: Path
+) -> tuple[list[str], VerifiedCounts]:
+    """Stage 4 as tasks, each writing its verified edges to a file (in range order); counts."""
+    from tamis.pipelines.engines.ray_files import remote
+
+    files = [str(directory / f"{r:06d}.arrow") for r in range(int(stage4["n"]))]
+    jobs = [
+        remote(verify_to_file_task).remote(
+            stage4["pair_files"], r, stage4["shingles"], stage4["starts"], config.threshold,
+            stage4["chunk"], files[r],
+        )
+        for r in range(len(files))
+    ]  # fmt: skip
+    metas = [m for m, _ in run.results(ray, jobs, "verification")]
+    run.shuffle["verified edges"] = sum(m["edge_bytes"] for m in metas)
+    counts = VerifiedCounts(
+        sum(m["candidates"] for m in metas),
+        np.sum([np.asarray(m["histogram"], np.int64) for m in metas], axis=0),
+        sum(m["verified"] for m in metas),
+    )
+    return files, counts
+
+
+def read_verified(files: list[str]) -> Verified:
+    """The verified edges of the files, in the files' order (the driver path: they fit)."""
+    frames = [pl.read_ipc(f) for f in files]
+    return Verified(
+        [f["l"].to_numpy() for f in frames],
+        [f["r"].to_numpy() for f in frames],
+        [f["j"].to_numpy() for f in frames],
+    )
+
+
+def route_task(path: str, out: str, buckets: int) -> bytes:
+    """Verified edges (l, r, j) -> records (u, v, j) both ways, routed by the bucket of u."""
+    e = pl.read_ipc(path)
+    records = edge_records(e["l"].to_numpy(), e["r"].to_numpy(), e["j"].to_numpy())
+    return pack({"bytes": write_records(Path(out), records, buckets)})
 
 
 def _routed(frame: pl.DataFrame, column: str, range_rows: int) -> np.ndarray:
@@ -178,45 +229,33 @@ def distributed_stage5(
     source: pl.LazyFrame,
     config: NearDedupConfig,
     issue: str,
-    stage4: dict[str, Any],
+    edges: tuple[tuple[np.ndarray, np.ndarray], list[str], int, int],
     ranges: list[Range],
     spill: Path,
     out: Path,
-) -> tuple[list[Any], int, list[pl.DataFrame], OutputPlan, pl.LazyFrame, dict[str, Any]]:
-    """Stages 4-5 with the edges in files (module doc); `stage4`: the verification tasks'
-    arguments (pair_files, shingles, starts, threshold, chunk, n) and the identical edges.
+) -> tuple[list[Any], int, list[pl.DataFrame], OutputPlan, pl.LazyFrame]:
+    """Stage 5 with the edges in files (module doc); `edges`: the identical edges (first, copy),
+    the verification tasks' edge files, the stage's bucket count and the number of edges.
 
     Returns (parts, rows out, example rows, the plan `near_report` needs, the `pairs` table as a
-    scan, the verification's counts)."""
+    scan of Parquet files beside `out`)."""
     from tamis.pipelines.engines.ray_components import component_buckets
     from tamis.pipelines.engines.ray_files import remote
     from tamis.pipelines.engines.ray_parts import write_parts
 
+    (first, copy), verified_files, n, count = edges
     cc = spill / "cc"
-    n = int(stage4["n"])
-    buckets = component_buckets(int(stage4["estimate"]), engine.memory_limit, n)
+    buckets = component_buckets(count, engine.memory_limit, n)
     run.components["buckets"] = buckets
-    engine.progress("near_dedup: verifying candidates, edges to files (tasks)")
-    edge_files = [str(cc / "edges" / f"{r:06d}.arrow") for r in range(n)]
+    engine.progress("near_dedup: edges to vertex buckets (tasks)")
+    edge_files = [str(cc / "edges" / f"{r:06d}.arrow") for r in range(len(verified_files))]
     jobs = [
-        remote(verify_to_file_task).remote(
-            stage4["pair_files"], r, stage4["shingles"], stage4["starts"], config.threshold,
-            stage4["chunk"], edge_files[r], buckets,
-        )
-        for r in range(n)
-    ]  # fmt: skip
-    metas = [m for m, _ in run.results(ray, jobs, "verification")]
-    first, copy = stage4["identical"]
+        remote(route_task).remote(f, edge_files[r], buckets) for r, f in enumerate(verified_files)
+    ]
+    run.results(ray, jobs, "components")
     identical = str(cc / "edges" / "identical.arrow")
     write_records(Path(identical), edge_records(first, copy, np.ones(copy.size)), buckets)
     edge_files.append(identical)
-    verified = {
-        "candidates": sum(m["candidates"] for m in metas),
-        "histogram": np.sum([np.asarray(m["histogram"], np.int64) for m in metas], axis=0),
-        "verified": sum(m["verified"] for m in metas),
-    }
-    run.shuffle["verified edges"] = sum(m["edge_bytes"] for m in metas)
-
     engine.progress("near_dedup: connected components (tasks)")
     range_rows, n_ranges = ranges[0][1], len(ranges)
     best_files = [str(cc / "best" / f"{b:06d}.arrow") for b in range(buckets)]
@@ -266,7 +305,7 @@ def distributed_stage5(
     run.saw(part_metas, "parts")
     run.lap("parts")
     rows_out = sum(m["rows_out"] for m, _ in results)
-    return parts, rows_out, samples, plan, pl.scan_parquet(pairs), verified
+    return parts, rows_out, samples, plan, pl.scan_parquet(pairs)
 
 
 __all__ = [
@@ -275,5 +314,8 @@ __all__ = [
     "edge_records",
     "mark_task",
     "side_task",
+    "read_verified",
+    "route_task",
     "verify_to_file_task",
+    "verify_to_files",
 ]
