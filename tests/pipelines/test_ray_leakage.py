@@ -152,6 +152,14 @@ from tamis.pipelines.engines.parts import parts_hash
 from tamis.pipelines.engines.ray_engine import ray_engine_session
 from tamis.pipelines.steps.base import StepContext
 from tamis.pipelines.steps.leakage import Leakage
+from tamis.pipelines.engines import ray_leakage
+
+ranges = []
+real_ranges = ray_leakage.task_ranges
+def task_ranges(*args):
+    ranges.append(real_ranges(*args))
+    return ranges[-1]
+ray_leakage.task_ranges = task_ranges
 
 work = Path(sys.argv[1])
 scenarios = json.loads((work / "scenarios.json").read_text())
@@ -174,7 +182,7 @@ with ray_engine_session(None, int(sys.argv[2]), work / "spill") as engine:
             "parts_hash": parts_hash(parts), "parts": len(parts), "report": output.report,
             "tables": list(output.tables), "nodes": sorted(engine.nodes),
             "batch_rows": engine.stats.batch_rows, "timings": engine.timings,
-            "chunk_bytes": engine.shuffle_bytes, "spill_left": left}))
+            "chunk_bytes": engine.shuffle_bytes, "spill_left": left, "ranges": ranges[-1]}))
         print(name, "done", flush=True)
 """
 
@@ -266,8 +274,11 @@ def _check_same(tmp: Path, run: tuple[Any, ...]) -> dict[str, Any]:
     for key, table in local[2].items():
         assert tables[key].equals(table), key
         assert mem[2][key].equals(table), key
-    # really distributed: several tasks, on Ray, their spill removed
+    # really distributed: several tasks of whole batches, on Ray, their spill removed
     assert result["batch_rows"] == spec["batch_rows"]
+    starts = [start for start, _ in result["ranges"]]
+    assert len(starts) > 1 and all(s % spec["batch_rows"] == 0 for s in starts)
+    assert sum(n for _, n in result["ranges"]) == df.height
     assert result["nodes"] and result["chunk_bytes"] > 0 and not result["spill_left"]
     assert result["timings"]["scan"] > 0
     return dict(result["report"])
@@ -460,3 +471,18 @@ def test_cli_build_on_ray_equals_the_local_build_and_the_in_memory_check(tmp_pat
         assert report[key] == _json(value), key
     assert ray_store.read("c/leak").equals(out)
     assert report["removed"] > 0 and report["rows_in"] == unique.height
+
+
+@pytest.mark.parametrize(
+    ("total", "batch", "tasks"), [(1, 5, 8), (900, 37, 8), (10**6, 751, 8), (40, 1, 3)]
+)
+def test_task_ranges_are_whole_batches_covering_the_input(
+    total: int, batch: int, tasks: int
+) -> None:
+    from tamis.pipelines.engines.ray_leakage import task_ranges
+
+    ranges = task_ranges(total, batch, tasks)
+    assert [s for s, _ in ranges] == list(np.cumsum([0] + [n for _, n in ranges[:-1]]))
+    assert sum(n for _, n in ranges) == total and all(n > 0 for _, n in ranges)
+    assert all(s % batch == 0 for s, _ in ranges) and len(ranges) <= tasks
+    assert len(ranges) > min(tasks, -(-total // batch)) / 2  # the CPUs kept busy

@@ -7,10 +7,12 @@ Every row check of `leakage` is a join whose small side is an eval set (the memo
 
 1. the driver builds the `LeakageScan` on the eval sets once (normalised keys, n-gram hashes,
    MinHash band keys, groups, earliest time) and puts it in Ray's object store once;
-2. one task per range of input rows (the local engine's batch rows) reads its rows (a slice of
-   the step's LazyFrame), runs `scan.batch` on a fresh copy (`LeakageScan.fresh`), writes the
-   rows after the action to a chunk file and returns the copy's `state()`: counts as JSON and
-   the marked eval rows and capped tables as Arrow IPC (`ray_files.pack`);
+2. one task per range of input rows (whole batches of the local engine's batch rows, about
+   `TASKS_PER_CPU` tasks per CPU: each task loads the eval side once) reads its rows batch by
+   batch (slices of the step's LazyFrame), runs `scan.batch` on a fresh copy of the scan
+   (`LeakageScan.fresh`), writes the rows after the action to its chunk file as they come and
+   returns the copy's `state()`: counts as JSON, the marked eval rows and capped tables as Arrow
+   IPC (`ray_files.pack`);
 3. the driver merges the states in source order (`LeakageScan.merge`), the part tasks write the
    chunks as parts cut where the local engine cuts (`ray_parts.write_parts`), and target
    leakage (label and feature columns of the whole input) runs on the driver as in the local
@@ -21,6 +23,7 @@ Same rows, parts, report and tables as `find_leakage_bounded` and the in-memory 
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 import uuid
@@ -29,35 +32,70 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from tamis.curate.leakage import LeakageConfig
 from tamis.curate.leakage_bounded import batch_rows, check_rows_read, finish_scan, start_scan
 from tamis.curate.leakage_scan import LeakageScan
+from tamis.errors import DataError
+from tamis.pipelines.engines.local import read_slices
 from tamis.pipelines.engines.memory import row_bytes
 from tamis.pipelines.engines.parts import PartInfo
 from tamis.pipelines.engines.ray_env import import_ray
-from tamis.pipelines.engines.ray_files import get_all, pack, remote, unpack, write_ipc
+from tamis.pipelines.engines.ray_files import get_all, pack, remote, replace_into, unpack
 from tamis.pipelines.engines.ray_parts import write_parts
 from tamis.pipelines.engines.ray_tasks import SIZES
 
 #: prefix of the scan state's frames in a task's result (beside the chunk's row sizes)
 STATE = "state:"
+#: scan tasks per CPU of the cluster (each loads the eval side once, then scans its batches)
+TASKS_PER_CPU = 4
 
 
-def scan_task(source: pl.LazyFrame, rows: tuple[int, int], scan: LeakageScan, path: str) -> bytes:
-    """Rows start..start+n through a fresh copy of the scan: the rows after the action to a
-    chunk file; the copy's state and the rows' sizes back."""
+def scan_task(
+    source: pl.LazyFrame, rows: tuple[int, int], batch: int, scan: LeakageScan, path: str
+) -> bytes:
+    """Rows start..start+n, `batch` rows at a time, through a fresh copy of the scan: the rows
+    after the action to one chunk file (a record batch per batch, written as they come); the
+    copy's state and the rows' sizes back."""
     start, n = rows
-    batch = source.slice(start, n).collect()
     scan.fresh()
-    frame = scan.batch(batch, start)
-    written = write_ipc(Path(path), frame)
-    sizes = pl.DataFrame({"b": row_bytes(frame).cast(pl.Int64)}, schema={"b": pl.Int64})
+    sizes: list[pl.Series] = []
+    read = [0]
+
+    def write(tmp: Path) -> None:
+        with pa.OSFile(str(tmp), "wb") as sink:
+            writer, schema = None, None
+            for frame in read_slices(source.slice(start, n), batch):
+                out = scan.batch(frame, start + read[0])
+                read[0] += frame.height
+                sizes.append(row_bytes(out).cast(pl.Int64))
+                table = out.to_arrow()
+                if writer is None:
+                    schema = table.schema
+                    writer = pa.ipc.new_file(sink, schema)
+                elif table.schema != schema:
+                    table = table.cast(schema)
+                writer.write_table(table)
+            if writer is None:
+                raise DataError(
+                    f"rows {start:,} to {start + n - 1:,} of the input gave no rows when read",
+                    fix="run `tamis verify` to find a damaged version, then build again",
+                )
+            writer.close()
+
+    written = replace_into(Path(path), write)
+    row_sizes = pl.concat(sizes) if sizes else pl.Series("b", [], pl.Int64)
     counts, frames = scan.state()
-    meta = {"rows_in": batch.height, "rows": frame.height, "chunk_bytes": written}
-    return pack(
-        {**meta, "counts": counts}, {SIZES: sizes, **{STATE + k: v for k, v in frames.items()}}
-    )
+    meta = {"rows_in": read[0], "rows": row_sizes.len(), "chunk_bytes": written}
+    sized = {SIZES: pl.DataFrame({"b": row_sizes}, schema={"b": pl.Int64})}
+    return pack({**meta, "counts": counts}, {**sized, **{STATE + k: v for k, v in frames.items()}})
+
+
+def task_ranges(total: int, batch: int, tasks: int) -> list[tuple[int, int]]:
+    """(first row, rows) of about `tasks` ranges of whole batches covering `total` rows."""
+    per = max(1, math.ceil(math.ceil(total / batch) / max(tasks, 1))) * batch
+    return [(s, min(per, total - s)) for s in range(0, total, per)]
 
 
 def ray_find_leakage(
@@ -77,7 +115,9 @@ def ray_find_leakage(
     scan, total = start_scan(local, source, against, config, seed, check_fits)
     size = batch_rows(local, source, config)
     local.stats.batch_rows = size
-    ranges = [(s, min(size, total - s)) for s in range(0, total, size)]
+    ranges = task_ranges(
+        total, size, TASKS_PER_CPU * max(1, int(ray.cluster_resources().get("CPU", 1)))
+    )
     spill = Path(engine.spill_root) / f"ray-leakage-{uuid.uuid4().hex[:12]}"
     spill.mkdir(parents=True, exist_ok=True)
     try:
@@ -86,7 +126,8 @@ def ray_find_leakage(
         files = [spill / f"{i:06d}.arrow" for i in range(len(ranges))]
         engine.progress(f"leakage: scanning {total:,} rows in {len(ranges):,} tasks")
         jobs = [
-            remote(scan_task).remote(src, r, index, str(files[i])) for i, r in enumerate(ranges)
+            remote(scan_task).remote(src, r, size, index, str(files[i]))
+            for i, r in enumerate(ranges)
         ]
         results = [unpack(b) for b in get_all(ray, jobs, "leakage's scan tasks")]
         del index
@@ -114,4 +155,4 @@ def ray_find_leakage(
     return parts, report, tables
 
 
-__all__ = ["ray_find_leakage", "scan_task"]
+__all__ = ["ray_find_leakage", "scan_task", "task_ranges"]
