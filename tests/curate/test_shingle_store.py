@@ -1,4 +1,5 @@
-"""`ShingleStore.gather` reads rows' shingle sets back exactly, whatever the read size."""
+"""`ShingleStore.gather` reads rows' shingle sets back exactly, whatever the read size and the
+largest gap one read covers."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ class _Engine:
         self.stats = _Stats()
 
 
+@pytest.mark.parametrize("gap_bytes", [0, 100, 64 << 10])
 @pytest.mark.parametrize("read_bytes", [8, 24, 1000, 16 << 20])
 def test_gather_equals_the_sets_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_bytes: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_bytes: int, gap_bytes: int
 ) -> None:
     rng = np.random.default_rng(7)
     sizes = rng.integers(0, 40, 500)
@@ -42,6 +44,7 @@ def test_gather_equals_the_sets_written(
         )
     store.close()
     monkeypatch.setattr(spill, "READ_BYTES", read_bytes)
+    monkeypatch.setattr(spill, "GAP_BYTES", gap_bytes)  # reads straight into the output, or not
     for rows in (
         np.arange(500),
         np.array([0]),

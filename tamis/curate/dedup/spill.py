@@ -41,72 +41,93 @@ def account(engine: Engine, delta: int) -> None:
     engine.stats.peak_spill_bytes = max(engine.stats.peak_spill_bytes, engine.stats.spill_bytes)
 
 
-_BUCKET = "__bucket"
-
-
 class BucketSpill:
-    """Rows routed to `n` buckets, buffered up to `flush_bytes`; a flush writes one Arrow IPC file
-    with one record batch per bucket (so the file count follows the flushes, not the buckets)."""
+    """Rows (numeric columns without nulls) routed to `n` buckets, buffered as NumPy arrays up to
+    `flush_bytes`; a flush writes one raw file, column after column with each column's rows sorted
+    by bucket (so the file count follows the flushes, not the buckets). Spill that never reached a
+    flush is served from memory (it is within `flush_bytes`), without touching the disk."""
 
     def __init__(self, engine: Engine, directory: Path, n: int, flush_bytes: float) -> None:
         self.engine, self.directory, self.n = engine, directory, n
         self.flush_bytes = flush_bytes
-        self.buffers: list[pl.DataFrame] = []
+        self.buffers: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
         self.buffered = 0
-        #: per flushed file: its path and bucket -> record batch index
-        self.files: list[tuple[Path, dict[int, int]]] = []
+        self.schema: pl.Schema | None = None
+        self.dtypes: dict[str, np.dtype[Any]] = {}
+        #: per flushed file: its path, the byte offset of each column, and bucket -> (start, rows)
+        self.files: list[tuple[Path, dict[str, int], dict[int, tuple[int, int]]]] = []
 
     def add(self, bucket: np.ndarray, frame: pl.DataFrame) -> None:
         if not frame.height:
             return
-        self.buffers.append(frame.with_columns(pl.Series(_BUCKET, bucket, dtype=pl.Int64)))
-        self.buffered += int(frame.estimated_size())
+        if self.schema is None:
+            self.schema = frame.schema
+        columns = {c: frame[c].to_numpy() for c in self.schema.names()}
+        self.dtypes = self.dtypes or {c: a.dtype for c, a in columns.items()}
+        self.buffers.append((np.asarray(bucket, dtype=np.int64), columns))
+        self.buffered += bucket.size * 8 + sum(a.nbytes for a in columns.values())
         if self.buffered > self.flush_bytes:
             self.flush()
 
+    def _sorted(self) -> tuple[dict[int, tuple[int, int]], dict[str, np.ndarray]]:
+        """The buffered rows sorted by bucket (stable): bucket -> (start, rows), the columns."""
+        assert self.schema is not None
+        buffers, self.buffers, self.buffered = self.buffers, [], 0
+        bucket = np.concatenate([b for b, _ in buffers])
+        columns = {c: np.concatenate([x[c] for _, x in buffers]) for c in self.schema.names()}
+        del buffers
+        if self.n > 1:
+            order = np.argsort(bucket, kind="stable")
+            bucket = bucket[order]
+            columns = {c: a[order] for c, a in columns.items()}
+        ids, starts, counts = np.unique(bucket, return_index=True, return_counts=True)
+        rows = zip(ids.tolist(), starts.tolist(), counts.tolist(), strict=True)
+        index = {b: (s, c) for b, s, c in rows}
+        return index, columns
+
     def flush(self) -> None:
-        """Write the buffered rows sorted by bucket: one record batch per bucket (uncompressed,
-        so reading one back is a plain read)."""
+        """Write the buffered rows: each column whole (sorted by bucket), from its own buffer."""
         if not self.buffers:
             return
-        import pyarrow as pa
-
-        frame = pl.concat(self.buffers).sort(_BUCKET, maintain_order=True)
-        self.buffers, self.buffered = [], 0
-        ids, starts, counts = np.unique(
-            frame[_BUCKET].to_numpy(), return_index=True, return_counts=True
-        )
-        table = frame.drop(_BUCKET).to_arrow().combine_chunks()
-        del frame
+        index, columns = self._sorted()
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{len(self.files):06d}.arrow"
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            for s, c in zip(starts.tolist(), counts.tolist(), strict=True):
-                writer.write_batch(table.slice(s, c).to_batches()[0])
-        self.files.append((path, {b: k for k, b in enumerate(ids.tolist())}))
+        path = self.directory / f"{len(self.files):06d}.bin"
+        where, at = {}, 0
+        with open(path, "wb") as fh:
+            for name, values in columns.items():
+                where[name] = at
+                fh.write(_bytes_of(values))
+                at += values.nbytes
+        self.files.append((path, where, index))
         account(self.engine, path.stat().st_size)
 
     def buckets(self) -> Iterator[tuple[int, pl.DataFrame]]:
         """Each non-empty bucket in order (read whole); the files are deleted at the end."""
-        import pyarrow as pa
-
+        if self.schema is None:
+            return
+        if not self.files:  # all of it buffered: no file written nor read
+            index, columns = self._sorted()
+            for b in sorted(index):
+                s, c = index[b]
+                yield b, pl.DataFrame({k: a[s : s + c] for k, a in columns.items()}, self.schema)
+            return
         self.flush()
-        sources = [pa.OSFile(str(path), "rb") for path, _ in self.files]
+        handles = [open(path, "rb") for path, _, _ in self.files]  # noqa: SIM115 (closed below)
         try:
-            readers = [pa.ipc.open_file(src) for src in sources]
-            where: dict[int, list[tuple[int, int]]] = {}
-            for f, (_, index) in enumerate(self.files):
-                for b, k in index.items():
-                    where.setdefault(b, []).append((f, k))
-            for b in sorted(where):
-                batches = [readers[f].get_batch(k) for f, k in where[b]]
-                frame = pl.from_arrow(pa.Table.from_batches(batches))
-                assert isinstance(frame, pl.DataFrame)
-                yield b, frame
+            for b in sorted({b for _, _, index in self.files for b in index}):
+                parts: dict[str, list[np.ndarray]] = {c: [] for c in self.dtypes}
+                for fh, (_, where, index) in zip(handles, self.files, strict=True):
+                    if b not in index:
+                        continue
+                    s, c = index[b]
+                    for name, dtype in self.dtypes.items():
+                        fh.seek(where[name] + s * dtype.itemsize)
+                        parts[name].append(np.frombuffer(fh.read(c * dtype.itemsize), dtype))
+                yield b, pl.DataFrame({k: np.concatenate(v) for k, v in parts.items()}, self.schema)
         finally:
-            for src in sources:
-                src.close()
-            for path, _ in self.files:
+            for fh in handles:
+                fh.close()
+            for path, _, _ in self.files:
                 account(self.engine, -path.stat().st_size)
                 path.unlink()
             self.files = []
@@ -114,6 +135,9 @@ class BucketSpill:
 
 #: the most bytes one read of `ShingleStore.gather` takes (one or more whole rows)
 READ_BYTES = 16 << 20
+#: the most bytes of rows not asked for that one read of `read_runs` covers (a read costs about as
+#: much as copying this many bytes)
+GAP_BYTES = 64 << 10
 
 
 @dataclass
@@ -132,8 +156,9 @@ class ShingleStore:
         self._offsets.write(np.zeros(1, "<i8").tobytes())
 
     def append(self, sh: Shingles) -> None:
-        self._hashes.write(sh.hashes.astype("<u8", copy=False).tobytes())
-        self._offsets.write((sh.offsets[1:] + self.total).astype("<i8").tobytes())
+        """Write one batch's sets from the arrays' own buffers (no bytes copy of the hashes)."""
+        self._hashes.write(_bytes_of(sh.hashes.astype("<u8", copy=False)))
+        self._offsets.write(_bytes_of((sh.offsets[1:] + self.total).astype("<i8")))
         self.rows += sh.n_docs
         self.total += int(sh.offsets[-1])
         account(self.engine, 8 * (sh.hashes.size + sh.n_docs))
@@ -167,19 +192,52 @@ def read_runs(
     fh: BinaryIO, start: np.ndarray, stop: np.ndarray, local: np.ndarray, out: np.ndarray
 ) -> None:
     """Fill `out` with rows' uint64 hashes end to end (row i at local[i]) from a file holding them
-    at word offsets [start[i], stop[i]) (rows sorted), by reads of at most `READ_BYTES` covering
-    consecutive rows: no memory map, whose touched pages would count in resident memory."""
-    words = READ_BYTES // 8
-    i, n = 0, start.size
+    at word offsets [start[i], stop[i]) (rows sorted), by plain reads (no memory map, whose
+    touched pages would count in resident memory).
+
+    One read covers consecutive rows separated by at most `GAP_BYTES` of rows not asked for, and
+    at most `READ_BYTES`; a read without such gaps lands in `out` directly. So a sparse gather
+    reads about the bytes it needs (a candidate chunk's rows spread over the whole file: 25 MB,
+    not the 113 MB between its first and last row), a dense one reads large runs.
+    """
+    words, gap = READ_BYTES // 8, GAP_BYTES // 8
+    n = start.size
+    if n == 0:
+        return
+    # reads never span a gap of more than `gap` words: the rows after each such gap
+    breaks = np.flatnonzero(start[1:] - stop[:-1] > gap) + 1
+    ends = np.append(breaks, n)
+    assert out.flags.c_contiguous  # read into in place
+    view = _bytes_of(out)
+    i = 0
     while i < n:
+        limit = int(ends[np.searchsorted(ends, i, side="right")])
         j = max(i + 1, int(np.searchsorted(stop, start[i] + words, side="right")))
+        j = min(j, limit)
         lo, hi = int(start[i]), int(stop[j - 1])
         fh.seek(8 * lo)
-        chunk = np.frombuffer(fh.read(8 * (hi - lo)), dtype="<u8")
-        sizes = stop[i:j] - start[i:j]
-        within = np.arange(int(sizes.sum())) - np.repeat(local[i:j] - local[i], sizes)
-        out[local[i] : local[j]] = chunk[np.repeat(start[i:j] - lo, sizes) + within]
+        if hi - lo == int(local[j] - local[i]):  # no row between: straight into `out`
+            _read_into(fh, view[8 * int(local[i]) : 8 * int(local[j])])
+        else:
+            chunk = np.frombuffer(fh.read(8 * (hi - lo)), dtype="<u8")
+            sizes = stop[i:j] - start[i:j]
+            within = np.arange(int(sizes.sum())) - np.repeat(local[i:j] - local[i], sizes)
+            out[local[i] : local[j]] = chunk[np.repeat(start[i:j] - lo, sizes) + within]
         i = j
+
+
+def _bytes_of(values: np.ndarray) -> memoryview:
+    """The bytes of an array, without a copy when it is contiguous (a write or read of them)."""
+    return np.ascontiguousarray(values).data.cast("B")
+
+
+def _read_into(fh: BinaryIO, view: memoryview) -> None:
+    done = 0
+    while done < len(view):
+        got = fh.readinto(view[done:])  # type: ignore[attr-defined]
+        if not got:
+            raise OSError(f"short read of a spill file: {done} of {len(view)} bytes")
+        done += got
 
 
 def return_freed_memory() -> None:
