@@ -98,6 +98,11 @@ def _frame(table: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         ("normalize", {"null_values": ["?"]}),
         ("dedup", {}),
         ("dedup", {"columns": ["age", "education", "occupation"], "keep": "last"}),
+        ("dedup", {"columns": ["education", "occupation"], "action": "flag", "keep": "none"}),
+        (
+            "dedup",
+            {"columns": ["workclass", "native-country"], "normalize": True, "max_examples": 0},
+        ),
     ],
 )
 def test_adult_map_and_keyed_steps_hash_like_the_local_engine(

@@ -38,6 +38,7 @@ from tamis.curate.dedup.clusters import (
     cluster_examples,
     cluster_summary,
     clusters_from_groups,
+    examples_of,
     mark_rows,
     removed_count,
 )
@@ -222,6 +223,15 @@ def dedup_bucket(
     return out, stats, tables
 
 
+def examples_from_rows(
+    examples: pl.DataFrame, rows: pl.DataFrame, max_examples: int
+) -> pl.DataFrame:
+    """The buckets' examples (largest clusters first) rebuilt beside their first rows' values in
+    `rows` (`ROW` Int64 and every input column): for buckets that held only the key columns."""
+    top = examples.sort(["size", "cluster_id"], descending=[True, False]).head(max_examples)
+    return examples_of(top.select("cluster_id", "size", "first_row"), rows)
+
+
 def report_from_buckets(
     stats: dict[str, int | float],
     clusters: pl.DataFrame | pl.LazyFrame | None,
@@ -260,6 +270,7 @@ __all__: Sequence[str] = [
     "DedupResult",
     "dedup_bucket",
     "exact_dedup",
+    "examples_from_rows",
     "key_hashes",
     "plan_dedup",
     "report_from_buckets",

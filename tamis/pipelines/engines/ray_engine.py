@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from tamis.errors import StepError
@@ -43,16 +44,20 @@ from tamis.pipelines.engines.ray_env import import_ray, ray_session
 from tamis.pipelines.engines.ray_files import get_all, remote, unpack
 from tamis.pipelines.engines.ray_parts import write_parts
 from tamis.pipelines.engines.ray_tasks import (
+    PICKED,
     SIZES,
     bucket_task,
     map_task,
     noop,
+    pick_task,
     range_task,
     reduce_task,
     result_of,
+    select_task,
     task_ctx,
 )
 from tamis.pipelines.steps.base import (
+    REPORT_ROWS,
     BatchResult,
     KeyedStep,
     MapStep,
@@ -206,6 +211,9 @@ class RayEngine:
         if not total:
             return self.local.run_step(step, inputs, params, ctx, out)
         plan = step.prepare({name: source}, params, ctx)
+        columns = step.key_columns(source.collect_schema(), params, plan)
+        if columns is not None:
+            return self.run_selecting(step, name, source, total, params, plan, columns, ctx, out)
         ranges = self._ranges(source, total)
         n = self._bucket_count(ray, source, total)
         self.local.stats.buckets = n
@@ -256,6 +264,76 @@ class RayEngine:
         merged.frame = pl.read_parquet(out / parts[0]["path"]).head(0)
         report = step.finish(merged, params, plan, ctx)
         return parts, StepOutput(frames={}, report=report, tables=merged.tables)
+
+    def run_selecting(
+        self,
+        step: KeyedStep[Any],
+        name: str,
+        source: pl.LazyFrame,
+        total: int,
+        params: Any,
+        plan: Any,
+        columns: list[str],
+        ctx: StepContext,
+        out: Path,
+    ) -> tuple[list[PartInfo], StepOutput]:
+        """A keyed step whose reduce only selects rows (`KeyedStep.key_columns`): the key
+        columns and `ROW` are shuffled and reduced, the kept rows' `ROW` (with the columns the
+        step adds) routed to the input's ranges, and one task per range reads its rows again
+        and keeps those, in source order."""
+        ray = import_ray()
+        ranges = self._ranges(source, total)
+        n = self._bucket_count(ray, source.select(columns), total)
+        self.local.stats.buckets = n
+        spill = self._spill_dir("ray-keyed")
+        shipped = (step, name, params, plan)
+        try:
+            t0 = time.perf_counter()
+            src = ray.put(source)
+            mapped = [str(spill / "map" / f"{i:06d}.arrow") for i in range(len(ranges))]
+            jobs = [
+                remote(bucket_task).remote(src, r, *shipped, n, mapped[i], columns)
+                for i, r in enumerate(ranges)
+            ]
+            metas = self._gather(ray, jobs, f"{step.name}'s key buckets", total)
+            t1 = time.perf_counter()
+            starts = np.array([r[0] for r in ranges], dtype=np.int64)
+            kept = [str(spill / "kept" / f"{b:06d}.arrow") for b in range(n)]
+            jobs = [
+                remote(select_task).remote(
+                    mapped, b, *shipped, task_ctx(ctx), columns, starts, kept[b]
+                )
+                for b in range(n)
+            ]
+            buckets = self._gather(ray, jobs, f"{step.name}'s reduce tasks")  # in bucket order
+            t2 = time.perf_counter()
+            merged = _merged([b for b in buckets if not b[0]["empty"]])
+            report = step.report_rows(merged, params, plan)
+            full = [f for f, (m, _) in zip(kept, buckets, strict=True) if not m["empty"]]
+            files = [spill / "out" / f"{r:06d}.arrow" for r in range(len(ranges))]
+            jobs = [
+                remote(pick_task).remote(src, r, full, i, report, str(files[i]))
+                for i, r in enumerate(ranges)
+            ]
+            chunks = self._gather(ray, jobs, f"{step.name}'s kept rows")
+            t3 = time.perf_counter()
+            rows = [m["rows"] for m, _ in chunks]
+            parts = self._parts(
+                ray, files, chunks, out, next((i for i, r in enumerate(rows) if r), 0)
+            )
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
+        self.shuffle_bytes = sum(
+            m["shuffle_bytes"] for m, _ in metas + buckets if "shuffle_bytes" in m
+        )
+        self.timings = {
+            "key buckets": t1 - t0, "reduce": t2 - t1, "ranges": t3 - t2,
+            "parts": time.perf_counter() - t3,
+        }  # fmt: skip
+        merged.tables[REPORT_ROWS] = pl.concat([f[PICKED] for _, f in chunks], how="vertical")
+        merged.frame = pl.read_parquet(out / parts[0]["path"]).head(0)
+        result = step.finish(merged, params, plan, ctx)
+        return parts, StepOutput(frames={}, report=result, tables=merged.tables)
 
     # ---- shared --------------------------------------------------------------------------
     def _ranges(self, source: pl.LazyFrame, total: int) -> list[tuple[int, int]]:

@@ -13,7 +13,9 @@ Every step declares how it can be run (`kind`), so an engine can schedule it wit
   `reduce` gets all rows of one or more keys (a bucket) with their source positions in the column
   `ROW`; an engine may hash-partition by key into buckets and reduce bucket by bucket, then puts
   the output back in source order. Keep rules choose by the lowest `ROW`, so results never depend
-  on bucket boundaries.
+  on bucket boundaries. A keyed step whose `reduce` only selects rows (dedup) may say so with
+  `key_columns`: an engine then moves only those columns through the shuffle and takes the kept
+  rows whole from the input itself.
 - `global` (`Step` overriding `run`): needs the whole input (label issues, synthesizers, audits,
   training).
 
@@ -45,6 +47,8 @@ from tamis.errors import MissingDependencyError
 MAIN_OUTPUT = "data"
 #: the source position of every row, added by the engine before `KeyedStep.key`/`reduce`
 ROW = "__tamis_row"
+#: the table a selecting keyed step's `finish` gets: the rows `report_rows` named, every column
+REPORT_ROWS = "__tamis_report_rows"
 
 Kind = Literal["map", "keyed", "global"]
 KINDS: tuple[Kind, ...] = ("map", "keyed", "global")
@@ -278,6 +282,27 @@ class KeyedStep(Step[P]):
         self, frames: dict[str, pl.DataFrame], params: P, plan: Any, ctx: StepContext
     ) -> BatchResult:
         raise NotImplementedError
+
+    def key_columns(self, schema: pl.Schema, params: P, plan: Any) -> list[str] | None:
+        """The only input columns `key` and `reduce` read, when `reduce` only selects rows; None
+        (the default) when it may read or change any column.
+
+        Returning a list promises, for a step with one input: given each row's listed columns and
+        `ROW` alone, `reduce` returns some of its rows (each at most once, `ROW` and the listed
+        values unchanged), optionally followed by new columns computed from them, and its tables
+        need no other column (but see `report_rows`). An engine may then shuffle only these
+        columns and `ROW`, and join the output rows' `ROW` and new columns back onto the input's
+        rows, read again in source order: the output is every input column, then the new ones,
+        the same rows and values as the whole-row path.
+        """
+        return None
+
+    def report_rows(self, merged: BatchResult, params: P, plan: Any) -> list[int]:
+        """For a step with `key_columns`: the source positions (`ROW`) of the few rows `finish`
+        shows whole (e.g. dedup's example rows), from the buckets' merged tables. The engine that
+        reduced the key columns only reads them from the input and hands them to `finish` in
+        `merged.tables[REPORT_ROWS]`: `ROW` (Int64) first, then every input column."""
+        return []
 
     def finish(self, merged: BatchResult, params: P, plan: Any, ctx: StepContext) -> dict[str, Any]:
         return dict(merged.stats)

@@ -12,12 +12,14 @@ from tamis.curate.dedup.exact import (
     DedupPlan,
     dedup_bucket,
     exact_dedup,
+    examples_from_rows,
     key_hashes,
     plan_dedup,
     report_from_buckets,
 )
 from tamis.pipelines.steps.base import (
     MAIN_OUTPUT,
+    REPORT_ROWS,
     BatchResult,
     Inputs,
     KeyedStep,
@@ -83,10 +85,28 @@ class Dedup(KeyedStep[DedupConfig]):
         out, stats, tables = dedup_bucket(frames["input"], params, plan)
         return BatchResult(frame=out, stats=dict(stats), tables=tables)
 
+    def key_columns(
+        self, schema: pl.Schema, params: DedupConfig, plan: DedupPlan
+    ) -> list[str] | None:
+        """Only the compared columns: a bucket's reduce keeps or flags rows, the flags computed
+        from the clusters (an engine may shuffle these columns alone)."""
+        return list(plan.cols)
+
+    def report_rows(self, merged: BatchResult, params: DedupConfig, plan: DedupPlan) -> list[int]:
+        """The first rows of the largest clusters, shown whole in the report's examples."""
+        examples = merged.tables.get("examples")
+        if examples is None:
+            return []
+        top = examples.sort(["size", "cluster_id"], descending=[True, False])
+        return [int(r) for r in top["first_row"].head(params.max_examples)]
+
     def finish(
         self, merged: BatchResult, params: DedupConfig, plan: DedupPlan, ctx: StepContext
     ) -> dict[str, Any]:
         examples = merged.tables.pop("examples", None)
+        rows = merged.tables.pop(REPORT_ROWS, None)
+        if examples is not None and rows is not None:  # buckets saw the key columns only
+            examples = examples_from_rows(examples, rows, params.max_examples)
         report, clusters = report_from_buckets(
             merged.stats, merged.tables.get("clusters"), examples, plan, params
         )
