@@ -122,6 +122,7 @@ from tamis.pipelines.registry import get_step_type
 from tamis.pipelines.steps.base import StepContext
 
 out, graphs, cases = Path(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
+PIPELINE = sys.argv[4]
 limit = 64 * 10**6
 result = {"graphs": {}, "builds": {}}
 
@@ -159,7 +160,33 @@ with ray_engine_session(None, limit, out / "spill") as engine:
             "components": engine.near_run.components,
             "spill_left": [str(p) for p in (d / "r").glob("**/ray-near-*")],
         }
+    # a build through the runner (the store writes the `pairs` scan as a table)
+    from tamis.pipelines.runner import build
+    from tamis.pipelines.store import Store
+    pipeline = out / "p.yaml"
+    pipeline.write_text(PIPELINE)
+    pl.read_parquet(cases["chains_drop"][0]).write_ndjson(out / "corpus.jsonl")
+    engine.local.batch_rows = 400
+    built = {}
+    for side, chosen in [("local", BoundedEngine(memory_limit=limit, spill_root=out / "bs")),
+                         ("ray", engine)]:
+        store = Store(out / f"store-{side}")
+        manifest = build(pipeline, store, engine=chosen).versions["near"]
+        built[side] = {"hash": manifest["content_hash"], "report": manifest["report"],
+                       "pairs": store.table(manifest["id"], "pairs").to_dicts(),
+                       "clusters": store.table(manifest["id"], "clusters").to_dicts()}
+    result["build"] = {"same": built["local"] == built["ray"], "hash": built["ray"]["hash"],
+                       "components": engine.near_run.components}
 print(json.dumps(result, default=str))
+"""
+
+PIPELINE = """\
+name: near
+seed: 7
+sources:
+  docs: {path: corpus.jsonl}
+steps:
+  near: {use: near_dedup, input: docs, params: {column: text}}
 """
 
 
@@ -239,7 +266,14 @@ def test_components_and_near_dedup_as_tasks_on_ray(tmp_path: Path) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env = {**clean, **loopback_environ(loopback_home(tmp_path))}
     run = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "o"), json.dumps(graphs), json.dumps(cases)],
+        [
+            sys.executable,
+            str(script),
+            str(tmp_path / "o"),
+            json.dumps(graphs),
+            json.dumps(cases),
+            PIPELINE,
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -258,6 +292,7 @@ def test_components_and_near_dedup_as_tasks_on_ray(tmp_path: Path) -> None:
         if name != "distinct":
             assert got["report"]["duplicates"] > 0 and got["report"]["verified_pairs"] > 0
     assert result["builds"]["distinct"]["report"]["clusters"] == 0
+    assert result["build"]["same"] and not result["build"]["components"]["in_driver"]
     chains = result["builds"]["chains_drop"]
     assert chains["report"]["largest_cluster"] >= 100  # the long chain is one cluster
     if "sms_none" in result["builds"]:
