@@ -162,8 +162,9 @@ def task_ranges(*args):
 ray_leakage.task_ranges = task_ranges
 
 work = Path(sys.argv[1])
+address = None if sys.argv[4] == "local" else sys.argv[4]
 scenarios = json.loads((work / "scenarios.json").read_text())
-with ray_engine_session(None, int(sys.argv[2]), work / "spill") as engine:
+with ray_engine_session(address, int(sys.argv[2]), work / "spill") as engine:
     for name, sc in scenarios.items():
         out = work / name
         (out / "art").mkdir(parents=True, exist_ok=True)
@@ -192,14 +193,15 @@ def _env(tmp: Path) -> dict[str, str]:
     return {**clean, **loopback_environ(loopback_home(tmp)), "PYTHONPATH": str(ROOT)}
 
 
-@pytest.fixture(scope="module")
-def ray_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Every scenario whose data is here, run by the Ray engine in one driver subprocess:
-    name -> (result, tables, input, evals)."""
-    pytest.importorskip("ray")
-    work = tmp_path_factory.mktemp("ray-leakage")
+def _run_on_ray(
+    work: Path, names: list[str], env: dict[str, str], address: str = "local"
+) -> dict[str, Any]:
+    """The scenarios `names` whose data is here, run by the Ray engine in one driver subprocess
+    (a local instance, or the cluster at `address`): name -> (result, tables, input, evals,
+    spec)."""
     specs, frames = {}, {}
-    for name, sc in SCENARIOS.items():
+    for name in names:
+        sc = SCENARIOS[name]
         data = _data(sc["data"])
         if data is None:
             continue
@@ -220,8 +222,8 @@ def ray_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (work / "scenarios.json").write_text(json.dumps(specs))
     (work / "driver.py").write_text(DRIVER)
     run = subprocess.run(
-        [PYTHON, str(work / "driver.py"), str(work), str(parse_size(LIMIT)), str(SEED)],
-        env=_env(work),
+        [PYTHON, str(work / "driver.py"), str(work), str(parse_size(LIMIT)), str(SEED), address],
+        env=env,
         capture_output=True,
         text=True,
         timeout=900,
@@ -233,6 +235,14 @@ def ray_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         tables = {k: pl.read_ipc(work / name / "tables" / f"{k}.arrow") for k in result["tables"]}
         runs[name] = (result, tables, *frames[name], spec)
     return runs
+
+
+@pytest.fixture(scope="module")
+def ray_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every scenario, on a local Ray instance (2 CPUs) in one driver subprocess."""
+    pytest.importorskip("ray")
+    work = tmp_path_factory.mktemp("ray-leakage")
+    return _run_on_ray(work, list(SCENARIOS), _env(work))
 
 
 def _local_and_in_memory(
@@ -486,3 +496,35 @@ def test_task_ranges_are_whole_batches_covering_the_input(
     assert sum(n for _, n in ranges) == total and all(n > 0 for _, n in ranges)
     assert all(s % batch == 0 for s, _ in ranges) and len(ranges) <= tasks
     assert len(ranges) > min(tasks, -(-total // batch)) / 2  # the CPUs kept busy
+
+
+# ---- a three-node loopback cluster -------------------------------------------------------------
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Any:
+    """The Ray engine tests' loopback cluster: a head (0 CPUs) and two 1-CPU worker nodes."""
+    pytest.importorskip("ray")
+    spec = importlib.util.spec_from_file_location("_ray_engine_tests", HERE / "test_ray_engine.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.LoopbackCluster(tmp_path)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.mark.slow
+def test_leakage_on_a_three_node_loopback_cluster_equals_the_local_engine(
+    cluster: Any, tmp_path: Path
+) -> None:
+    """The scan tasks land on both worker nodes; same parts, report and tables."""
+    work = tmp_path / "w"
+    work.mkdir()
+    runs = _run_on_ray(work, ["planted_drop", "sms_flag"], cluster.env, cluster.address)
+    for name, run in runs.items():
+        _check_same(tmp_path / name, run)
+        assert len(run[0]["nodes"]) == 2, (name, run[0]["nodes"])  # tasks on both workers
