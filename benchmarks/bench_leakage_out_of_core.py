@@ -139,18 +139,20 @@ def _ray(src: list[str], held: str, work: str, limit: str, queue: Any) -> None:
         t0 = time.perf_counter()
         with ray_engine_session(None, parse_size(limit), Path(work) / "spill") as engine:
             started = time.perf_counter() - t0
-            times, parts, output = [], [], None
+            times, cpu, parts, output = [], [], [], None
             for run in ("cold", "warm"):  # cold: the workers import tamis first
                 with Timer() as t:
                     parts, output = Leakage().run_bounded(
                         engine, inputs, _params(), _ctx(Path(work)), Path(work) / f"out-{run}"
                     )
                 times.append(t.seconds)
+                cpu.append(t.cpu_seconds + engine.timings["scan_tasks_cpu"])
     assert output is not None
     queue.put(
         {
             "seconds": times[-1],
             "cold_seconds": times[0],
+            "cpu_seconds": cpu[-1],  # the driver's and the scan tasks' (not the part tasks')
             "ray_start_seconds": started,
             "stages": {k: round(v, 2) for k, v in engine.timings.items()},
             "chunk_mb": round(engine.shuffle_bytes / 1e6, 1),
@@ -270,6 +272,8 @@ def main() -> None:
                     "local_seconds": round(run["seconds"], 1),
                     "ray_seconds": round(ray["seconds"], 1),
                     "ray_over_local": round(ray["seconds"] / run["seconds"], 2),
+                    "local_cpu_seconds": round(run["cpu_seconds"], 1),
+                    "ray_cpu_seconds": round(ray["cpu_seconds"], 1),
                     "ray_cold_seconds": round(ray["cold_seconds"], 1),
                     "ray_start_seconds": round(ray["ray_start_seconds"], 1),
                     "ray_stages": ray["stages"],

@@ -420,6 +420,7 @@ def test_scan_states_merged_in_source_order_equal_one_scan(
 # ---- tamis build --engine ray ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_build_on_ray_equals_the_local_build_and_the_in_memory_check(tmp_path: Path) -> None:
     """normalize -> dedup -> leakage against a held-out set (drop), `tamis build --engine ray`
     and `--engine local` under an 8MB limit (many scan tasks): same content hash per step, and

@@ -59,6 +59,7 @@ def scan_task(
     after the action to one chunk file (a record batch per batch, written as they come); the
     copy's state and the rows' sizes back."""
     start, n = rows
+    cpu = time.process_time()
     scan.fresh()
     sizes: list[pl.Series] = []
     read = [0]
@@ -87,7 +88,8 @@ def scan_task(
     written = replace_into(Path(path), write)
     row_sizes = pl.concat(sizes) if sizes else pl.Series("b", [], pl.Int64)
     counts, frames = scan.state()
-    meta = {"rows_in": read[0], "rows": row_sizes.len(), "chunk_bytes": written}
+    meta: dict[str, Any] = {"rows_in": read[0], "rows": row_sizes.len(), "chunk_bytes": written}
+    meta["cpu_seconds"] = time.process_time() - cpu
     sized = {SIZES: pl.DataFrame({"b": row_sizes}, schema={"b": pl.Int64})}
     return pack({**meta, "counts": counts}, {**sized, **{STATE + k: v for k, v in frames.items()}})
 
@@ -151,6 +153,7 @@ def ray_find_leakage(
     report, tables = finish_scan(local, scan, source, config)
     engine.timings = {
         "index": t1 - t0, "scan": t2 - t1, "parts": t3 - t2, "finish": time.perf_counter() - t3,
+        "scan_tasks_cpu": sum(float(m["cpu_seconds"]) for m, _ in results),
     }  # fmt: skip
     return parts, report, tables
 
