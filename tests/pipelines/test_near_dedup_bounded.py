@@ -178,3 +178,38 @@ def test_spill_removed_when_a_stage_fails(tmp_path: Path, monkeypatch: pytest.Mo
             engine, _planted(300).lazy(), NearDedupConfig(column="text"), out=tmp_path / "o"
         )
     assert not _spill_left(tmp_path) and engine.stats.spill_bytes == 0
+
+
+@pytest.mark.parametrize(("hold", "reads"), [(0, 2), (40_000, 2), (10**9, 1)])
+@pytest.mark.parametrize("background", [False, True])
+def test_held_input_and_parts_encoded_in_the_background_change_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hold: int, reads: int, background: bool
+) -> None:
+    """The input kept by the map stage (none, too much for `hold` part-way, all of it: then it is
+    read once) and parts encoded on a thread while the next fills give the in-memory parts."""
+    import tamis.curate.dedup.near_bounded as nb
+
+    df = _planted(1200, seed=3)
+    params = NearDedupConfig(column="text", max_examples=4)
+    whole = NearDedup().run({"input": df.lazy()}, params, _ctx(tmp_path))
+    data = whole.frames["data"]
+    assert isinstance(data, pl.DataFrame)
+    expected = parts_hash(write_frame_parts(data, tmp_path / "mem", max_bytes=20_000))
+    monkeypatch.setattr(nb, "hold_bytes", lambda engine, source: hold)
+    monkeypatch.setattr(nb, "_BACKGROUND_PARTS", 0 if background else 10**9)
+    engine = BoundedEngine(
+        memory_limit=parse_size("64MB"),
+        spill_root=tmp_path / "spill",
+        batch_rows=100,
+        part_max_bytes=20_000,
+    )
+    calls = []
+    batches = engine.batches
+    monkeypatch.setattr(engine, "batches", lambda *a: calls.append(a) or batches(*a))
+    parts, got, clusters, pairs = near_dedup_text_bounded(
+        engine, df.lazy(), params, out=tmp_path / "out", seed=7
+    )
+    assert len(parts) > 5 and parts_hash(parts) == expected
+    assert len(calls) == reads
+    assert {**got, "html": whole.report["html"]} == whole.report
+    assert clusters.equals(whole.tables["clusters"]) and pairs.equals(whole.tables["pairs"])

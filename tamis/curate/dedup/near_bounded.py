@@ -2,9 +2,12 @@
 
     parts, report, clusters, pairs = near_dedup_text_bounded(engine, lazy, config, out=dir)
 
-The input is never held; memory holds one batch, one spill bucket or one chunk of candidate
+The input is held only when all of it fits a quarter of the budget (`hold_bytes`: then it is
+read once, not twice); else memory holds one batch, one spill bucket or one chunk of candidate
 pairs (with the shingle sets of their rows). Spill goes to a directory under the engine's
-`spill_root` (the store's tmp dir) and is deleted at the end, also on error.
+`spill_root` (the store's tmp dir) and is deleted at the end, also on error. Reading the next
+batch, and (when the budget has room for two parts) encoding a full part, run on a thread while
+the current batch is worked on.
 
 1. map, per batch of rows (numbered by source position): shingle sets (appended to one file of
    hashes and one of offsets, for verification), set fingerprints (spilled by a hash of the
@@ -17,7 +20,8 @@ pairs (with the shingle sets of their rows). Spill goes to a directory under the
 4. per range: unique candidates, verified in chunks by `exact_jaccard` on the rows' shingle sets
    read back from the spill files;
 5. global on the small edge list: `edge_clusters` (union-find), keep = lowest (or highest)
-   source position; then the input streams again and the kept (or flagged) rows go to parts.
+   source position; then the input streams again (or the held batches) and the kept (or
+   flagged) rows go to parts.
 
 The per-batch and per-bucket work of each stage is in `near_stages.py`, shared with the Ray
 engine (`tamis.pipelines.engines.ray_near`). Every stage computes what `near.text_pairs` computes
@@ -30,9 +34,11 @@ from __future__ import annotations
 import math
 import shutil
 import uuid
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -68,6 +74,27 @@ SHINGLE_WORKING_FACTOR = 8
 #: bytes of spill per row and band (band u16, key u64, row i64), and per fingerprint row
 _BAND_ENTRY = 18
 _FINGERPRINT_ENTRY = 32
+#: encoding a part in the background holds two parts (the next one fills): allowed when the
+#: budget has room for this many parts' row bytes (the one encoded takes ~2.5x, the next 1x)
+_BACKGROUND_PARTS = 6
+
+T = TypeVar("T")
+
+
+def read_ahead(items: Iterable[T]) -> Iterator[T]:
+    """`items` in order, the next one produced by a background thread while the caller works on
+    the current one (a batch read and decoded while the previous one is shingled or written).
+    Holds one item more than the caller; an error producing one is raised where it is taken."""
+    it = iter(items)
+    end = object()
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(next, it, end)
+        while True:
+            item = pending.result()
+            if item is end:
+                return
+            pending = pool.submit(next, it, end)
+            yield item  # type: ignore[misc]
 
 
 @dataclass
@@ -77,6 +104,21 @@ class _Pass1:
     rows: int = 0
     nulls: int = 0
     counts: LshCounts = field(default_factory=LshCounts)
+    #: the input's batches as read, for the writing stage, when they fit `hold_bytes` (else None)
+    held: list[pl.DataFrame] | None = None
+
+
+def hold_bytes(engine: Engine, source: pl.LazyFrame) -> int:
+    """The bytes of input the map stage may keep for the writing stage (which then reads the input
+    once, not twice): a quarter of the budget, when the whole input (estimated from its first
+    rows) fits it; else 0. The other stages size themselves from the rest of the limit."""
+    share = int(getattr(engine, "budget", engine.memory_limit)) // 4
+    head = source.head(1000).collect()
+    if not head.height:
+        return 0
+    rows = int(source.select(pl.len()).collect().item())
+    estimate = head.estimated_size() / head.height * rows
+    return share if estimate <= share / 2 else 0
 
 
 def _signatures(
@@ -87,15 +129,23 @@ def _signatures(
     shape: tuple[int, int],
     store: ShingleStore,
     spills: tuple[BucketSpill, BucketSpill],
+    hold: int = 0,
 ) -> _Pass1:
-    """Stage 1 (map): stream the input, spill shingle sets, fingerprints and band keys."""
+    """Stage 1 (map): stream the input, spill shingle sets, fingerprints and band keys; with
+    `hold` bytes, keep the batches read (all columns) while they fit."""
     column = config.column
     assert column is not None
     fp_spill, band_spill = spills
-    state = _Pass1()
+    state = _Pass1(held=[] if hold else None)
+    held_bytes = 0
     rows = map_batch_rows(engine, source, column)
     engine.stats.batch_rows = rows
-    for batch in engine.batches(source.select(column), rows):
+    for batch in read_ahead(engine.batches(source if hold else source.select(column), rows)):
+        if state.held is not None:
+            held_bytes += int(batch.estimated_size())
+            state.held.append(batch)
+            if held_bytes > hold:  # does not fit after all: the writing stage reads again
+                state.held = None
         texts = batch[column]
         sh, fps, keys = signature_batch(texts, state.rows, config, seed, shape)
         store.append(sh)
@@ -157,12 +207,24 @@ def _verify(
 
 
 def _write_output(
-    engine: Engine, source: pl.LazyFrame, plan: OutputPlan, out: Path
+    engine: Engine,
+    source: pl.LazyFrame,
+    plan: OutputPlan,
+    out: Path,
+    held: list[pl.DataFrame] | None = None,
 ) -> tuple[list[Any], int, list[pl.DataFrame]]:
-    """Stage 5: stream the input again; kept (or flagged) rows to parts; example rows."""
+    """Stage 5: stream the input again; kept (or flagged) rows to parts; example rows. The next
+    batch is read, and a full part encoded, in the background while a batch is marked."""
     writer = engine.part_writer(out)
+    if hasattr(writer, "background"):
+        part_bytes = getattr(writer, "max_bytes", math.inf)
+        writer.background = _BACKGROUND_PARTS * part_bytes <= getattr(engine, "budget", 0)
     offset, rows_out, samples = 0, 0, []
-    for batch in engine.batches(source, engine.pick_batch_rows(source)):
+    if held is not None:  # the map stage kept the input: each batch let go once written
+        batches: Iterator[pl.DataFrame] = _drain(held)
+    else:
+        batches = read_ahead(engine.batches(source, engine.pick_batch_rows(source)))
+    for batch in batches:
         kept, sample = plan.mark(batch, offset)
         writer.write(kept)
         rows_out += kept.height
@@ -170,6 +232,13 @@ def _write_output(
         if sample is not None:
             samples.append(sample)
     return writer.close(), rows_out, samples
+
+
+def _drain(frames: list[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+    """The frames in order, each dropped from the list as it is taken."""
+    frames.reverse()
+    while frames:
+        yield frames.pop()
 
 
 def bucket_count(engine: Engine, source: pl.LazyFrame, bands: int) -> int:
@@ -229,7 +298,10 @@ def near_dedup_text_bounded(
         fp_spill = BucketSpill(engine, spill / "fingerprints", n_buckets, flush)
         band_spill = BucketSpill(engine, spill / "bands", n_buckets, flush)
         engine.progress("near_dedup: shingles and MinHash signatures")
-        state = _signatures(engine, source, config, seed, shape, store, (fp_spill, band_spill))
+        hold = hold_bytes(engine, source)
+        state = _signatures(
+            engine, source, config, seed, shape, store, (fp_spill, band_spill), hold
+        )
         check_rows(state.rows, state.nulls, column)
         engine.progress("near_dedup: identical shingle sets")
         identical = _identical(fp_spill)
@@ -244,7 +316,8 @@ def near_dedup_text_bounded(
         state.counts.verified = sum(x.size for x in verified.left)
         plan = OutputPlan.of(all_edges(identical, verified), config, issue)
         engine.progress("near_dedup: writing the kept rows")
-        parts, rows_out, samples = _write_output(engine, source, plan, out)
+        parts, rows_out, samples = _write_output(engine, source, plan, out, state.held)
+        state.held = None
     finally:
         shutil.rmtree(spill, ignore_errors=True)
         engine.stats.spill_bytes = spill_before

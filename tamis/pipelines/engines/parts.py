@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
@@ -78,7 +79,9 @@ def write_part(frame: pl.DataFrame, path: Path) -> PartInfo:
 class PartWriter:
     """Feed batches in order with `write`; `close` flushes the last part and lists them all.
 
-    Holds at most one part's rows (plus the batch being cut) in memory.
+    Holds at most one part's rows (plus the batch being cut) in memory. With `background` a full
+    part is encoded on a thread while the next one fills (Parquet encoding is one thread's work,
+    overlapped with the caller's reading): two parts' rows in memory at once; same parts.
     """
 
     directory: Path
@@ -86,11 +89,14 @@ class PartWriter:
     max_bytes: int = PART_MAX_BYTES
     #: called with each part once it is written (progress)
     on_part: Callable[[PartInfo], None] | None = None
+    background: bool = False
     parts: list[PartInfo] = field(default_factory=list)
     _buffer: list[pl.DataFrame] = field(default_factory=list)
     _rows: int = 0
     _bytes: int = 0
     _schema: pl.Schema | None = None
+    _pool: ThreadPoolExecutor | None = None
+    _pending: Future[PartInfo] | None = None
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -132,13 +138,37 @@ class PartWriter:
         self._bytes = 0
         if frame is None:
             return
+        self._wait()  # the previous part first: parts in order, at most one being encoded
         path = self.directory / part_name(len(self.parts))
-        self.parts.append(write_part(frame, path))
+        if not self.background:
+            self._done(write_part(frame, path))
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="part-writer")
+        self._pending = self._pool.submit(write_part, frame, path)
+
+    def _wait(self) -> None:
+        """The part being encoded in the background, finished and listed."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._done(pending.result())
+
+    def _done(self, part: PartInfo) -> None:
+        self.parts.append(part)
         if self.on_part is not None:
-            self.on_part(self.parts[-1])
+            self.on_part(part)
+
+    def _shutdown(self) -> None:
+        try:
+            self._wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
 
     def reset(self) -> None:
         """Start again from nothing: the parts written so far are deleted."""
+        self._shutdown()
         for part in self.parts:
             (self.directory / part["path"]).unlink(missing_ok=True)
         self.parts, self._buffer, self._rows, self._bytes = [], [], 0, 0
@@ -146,8 +176,11 @@ class PartWriter:
 
     def close(self, schema: pl.Schema | None = None) -> list[PartInfo]:
         """Flush the last part; an empty output still gets one (empty) part with its schema."""
-        if self._buffer:
-            self._flush()
+        try:
+            if self._buffer:
+                self._flush()
+        finally:
+            self._shutdown()
         if not self.parts:
             empty = pl.DataFrame(schema=self._schema or schema or pl.Schema())
             self.parts.append(write_part(empty, self.directory / part_name(0)))
