@@ -13,14 +13,16 @@ and sits in bucket `bucket_of(u)`. No stage gathers edges on the driver: tasks r
 - small-star, at every vertex u with its smaller neighbours S(u) (all < u): m = min S(u); every
   v in S(u) - {m} and u itself are linked to m (records both ways, for the next large-star).
 
-Each round removes no component and adds no edge (a vertex keeps at least one edge), and the
-rounds end in one star per component centred on its smallest vertex, in O(log n) rounds in
+Each round keeps the components and never adds edges (a vertex keeps at least one edge), and
+the rounds end in one star per component centred on its smallest vertex, in O(log n) rounds in
 practice (O(log^2 n) proven): unlike min-label propagation, the rounds do not grow with the
-components' diameter (a path of 10^5 vertices: 14 rounds, measured in the tests). The large-star
-task checks its input: the graph is a star forest when no vertex has two smaller neighbours or
-both a smaller and a larger one; then a vertex's label min(N(u) + {u}) is its component's smallest
-vertex, and the tasks, all stable, wrote their vertices' labels (u, m) into files with one batch
-per bucket of m (the clusters' reducers read them).
+components' diameter (measured: a path of 20,000 rows in row order 16 rounds, a random path of
+50,000 rows 14, 3M random edges with a 100k chain 7). The large-star task checks its input: the
+graph is a star forest when no vertex has two smaller neighbours or both a smaller and a larger
+one; then a vertex's label min(N(u) + {u}) is its component's smallest vertex, and the tasks,
+all stable, wrote their vertices' labels (u, m) into files with one batch per bucket of m (the
+clusters' reducers read them). In the last rounds a component's records all sit in the bucket of
+its smallest vertex: the largest component, not the edge count, sets a task's peak memory.
 
 Vertices with only self loops (or no edge) have no label: they are singletons. Labels are the
 smallest vertex of each component, so they do not depend on buckets, files or rounds.

@@ -256,7 +256,7 @@ def distributed_stage5(
     identical = str(cc / "edges" / "identical.arrow")
     write_records(Path(identical), edge_records(first, copy, np.ones(copy.size)), buckets)
     edge_files.append(identical)
-    engine.progress("near_dedup: connected components (tasks)")
+    engine.progress(f"near_dedup: connected components of {count:,} edges (tasks)")
     range_rows, n_ranges = ranges[0][1], len(ranges)
     best_files = [str(cc / "best" / f"{b:06d}.arrow") for b in range(buckets)]
     pair_files = [str(cc / "pairs" / f"{b:06d}.arrow") for b in range(buckets)]
