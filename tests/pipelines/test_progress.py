@@ -128,7 +128,9 @@ def test_heartbeat_of_a_streamed_step_shows_the_build_s_rates_parts_and_spill(
     engine = BoundedEngine(parse_size("64MB"), store.tmp_dir, batch_rows=1)
     result = build(tmp_path / "p.yaml", store, progress=False, engine=engine)
     messages = [m.group(3) or "" for m in _heartbeats(capsys.readouterr().err)]
-    rate = re.compile(r"slow_map_for_test: [\d,]+ rows, [\d,]+ rows/s, [\d.]+ [KMG]?B/s, \d+ parts")
+    rate = re.compile(
+        r"slow_map_for_test: build so far: [\d,]+ rows read, [\d,]+ rows/s, [\d.]+ [KMG]?B/s, \d+ parts"
+    )
     assert messages and all(rate.match(m) and "spill" in m for m in messages), messages
     assert result.to_json()["engine"]["rows_in"] == 12  # 6 rows imported, 6 through the step
     assert result.to_json()["engine"]["parts_written"] == 2

@@ -145,7 +145,8 @@ class BoundedEngine:
         secs = max(time.perf_counter() - self.started, 1e-9)
         self.stats.seconds = secs
         self.progress(
-            f"{self.stats.rows_in:,} rows, {self.stats.rows_in / secs:,.0f} rows/s, "
+            f"build so far: {self.stats.rows_in:,} rows read, "
+            f"{self.stats.rows_in / secs:,.0f} rows/s, "
             f"{format_size(self.stats.bytes_in / secs)}/s, "
             f"{self.stats.parts_written} parts, spill {format_size(self.stats.spill_bytes)}"
         )
