@@ -38,26 +38,28 @@ import polars as pl
 
 from tamis.errors import StepError
 from tamis.pipelines.engines.local import BoundedEngine, EngineStats, mean_row_bytes
-from tamis.pipelines.engines.memory import WORKING_FACTOR
+from tamis.pipelines.engines.memory import WORKING_FACTOR, row_bytes
 from tamis.pipelines.engines.parts import PartInfo
 from tamis.pipelines.engines.ray_env import import_ray, ray_session
 from tamis.pipelines.engines.ray_files import get_all, remote, unpack
-from tamis.pipelines.engines.ray_parts import write_parts
+from tamis.pipelines.engines.ray_parts import write_parts, write_selected_parts
 from tamis.pipelines.engines.ray_tasks import (
-    PICKED,
+    KEPT,
     SIZES,
     bucket_task,
     map_task,
     noop,
-    pick_task,
     range_task,
+    ready,
     reduce_task,
     result_of,
+    rows_task,
     select_task,
     task_ctx,
 )
 from tamis.pipelines.steps.base import (
     REPORT_ROWS,
+    ROW,
     BatchResult,
     KeyedStep,
     MapStep,
@@ -159,6 +161,11 @@ class RayEngine:
         from tamis.pipelines.engines.ray_leakage import ray_find_leakage
 
         return ray_find_leakage(self, source, against, config, **kwargs)
+
+    def warm_up(self, ray: Any) -> None:
+        """One `ready` task per CPU of the cluster: the workers import the engine's modules once,
+        when the session starts (a worker's first task otherwise pays ~1 s of imports)."""
+        get_all(ray, [remote(ready).remote() for _ in range(self._cpus(ray))], "starting workers")
 
     def min_buckets(self, ray: Any) -> int:
         """Buckets of a keyed stage: at least `BUCKETS_PER_CPU` per CPU of the cluster."""
@@ -277,10 +284,10 @@ class RayEngine:
         ctx: StepContext,
         out: Path,
     ) -> tuple[list[PartInfo], StepOutput]:
-        """A keyed step whose reduce only selects rows (`KeyedStep.key_columns`): the key
-        columns and `ROW` are shuffled and reduced, the kept rows' `ROW` (with the columns the
-        step adds) routed to the input's ranges, and one task per range reads its rows again
-        and keeps those, in source order."""
+        """A keyed step whose reduce only selects rows (`KeyedStep.key_columns`): only the key
+        columns and `ROW` are shuffled and reduced; the kept rows' `ROW` (with the columns the
+        step adds) and every row's size come back to the driver, which plans the parts; each
+        part task reads its span of the input again and keeps its rows, in source order."""
         ray = import_ray()
         ranges = self._ranges(source, total)
         n = self._bucket_count(ray, source.select(columns), total)
@@ -297,40 +304,36 @@ class RayEngine:
             ]
             metas = self._gather(ray, jobs, f"{step.name}'s key buckets", total)
             t1 = time.perf_counter()
-            starts = np.array([r[0] for r in ranges], dtype=np.int64)
-            kept = [str(spill / "kept" / f"{b:06d}.arrow") for b in range(n)]
             jobs = [
-                remote(select_task).remote(
-                    mapped, b, *shipped, task_ctx(ctx), columns, starts, kept[b]
-                )
+                remote(select_task).remote(mapped, b, *shipped, task_ctx(ctx), columns)
                 for b in range(n)
             ]
             buckets = self._gather(ray, jobs, f"{step.name}'s reduce tasks")  # in bucket order
             t2 = time.perf_counter()
-            merged = _merged([b for b in buckets if not b[0]["empty"]])
-            report = step.report_rows(merged, params, plan)
-            full = [f for f, (m, _) in zip(kept, buckets, strict=True) if not m["empty"]]
-            files = [spill / "out" / f"{r:06d}.arrow" for r in range(len(ranges))]
-            jobs = [
-                remote(pick_task).remote(src, r, full, i, report, str(files[i]))
-                for i, r in enumerate(ranges)
-            ]
-            chunks = self._gather(ray, jobs, f"{step.name}'s kept rows")
+            full = [b for b in buckets if not b[0]["empty"]]
+            merged = _merged(full)
+            shown = remote(rows_task).remote(src, step.report_rows(merged, params, plan))
+            kept = pl.concat([f[KEPT] for _, f in full], how="vertical").sort(ROW)
+            sizes = np.concatenate([f[SIZES]["b"].to_numpy() for _, f in metas])
+            sizes = sizes[kept[ROW].cast(pl.Int64).to_numpy()]
+            if kept.width > 1:  # the columns the step adds count in the rows' sizes
+                sizes = sizes + row_bytes(kept.drop(ROW)).cast(pl.Int64).to_numpy()
             t3 = time.perf_counter()
-            rows = [m["rows"] for m, _ in chunks]
-            parts = self._parts(
-                ray, files, chunks, out, next((i for i, r in enumerate(rows) if r), 0)
-            )
+            writer = self.local.part_writer(out)
+            bounds = (writer.max_rows, writer.max_bytes)
+            parts, part_metas = write_selected_parts(ray, src, kept, sizes, out, bounds)
+            [(_, picked)] = [unpack(b) for b in get_all(ray, [shown], "reading example rows")]
         finally:
             shutil.rmtree(spill, ignore_errors=True)
-        self.shuffle_bytes = sum(
-            m["shuffle_bytes"] for m, _ in metas + buckets if "shuffle_bytes" in m
-        )
+        for meta in part_metas:
+            self.nodes.add(meta["node"])
+        self.local.stats.parts_written += len(parts)
+        self.shuffle_bytes = sum(m["shuffle_bytes"] for m, _ in metas)
         self.timings = {
             "key buckets": t1 - t0, "reduce": t2 - t1, "ranges": t3 - t2,
             "parts": time.perf_counter() - t3,
         }  # fmt: skip
-        merged.tables[REPORT_ROWS] = pl.concat([f[PICKED] for _, f in chunks], how="vertical")
+        merged.tables[REPORT_ROWS] = picked[KEPT]
         merged.frame = pl.read_parquet(out / parts[0]["path"]).head(0)
         result = step.finish(merged, params, plan, ctx)
         return parts, StepOutput(frames={}, report=result, tables=merged.tables)
@@ -426,5 +429,7 @@ def ray_engine_session(
 ) -> Iterator[RayEngine]:
     """Start a local loopback Ray instance (no address) or join `address`, yield an engine, and
     stop/disconnect at the end: `with ray_engine_session(addr, limit, tmp) as engine: ...`."""
-    with ray_session(address, num_cpus=num_cpus):
-        yield make_ray_engine(address, memory_limit, spill_root, progress)
+    with ray_session(address, num_cpus=num_cpus) as ray:
+        engine = make_ray_engine(address, memory_limit, spill_root, progress)
+        engine.warm_up(ray)
+        yield engine

@@ -6,6 +6,11 @@ when it reaches `max_rows` rows or `max_bytes` row bytes, a function of the row 
 the driver replays that rule on the sizes (`plan_cuts`, a few bytes per row), and one task per
 part reads its rows' slices of the chunk files and writes the part (`write_part`: same rows,
 same bytes, same sha256) into the step's output dir. The driver only lists the parts.
+
+A selecting keyed step (`KeyedStep.key_columns`) has no chunk files: its output rows are input
+rows, whose sizes the bucket tasks sent back, so the driver plans the cuts on the kept rows'
+sizes and each part task reads the span of input rows its part covers and keeps its rows
+(`write_selected_parts`).
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tamis.errors import StepError
 from tamis.pipelines.engines.parts import PartInfo, part_name, write_part
 from tamis.pipelines.engines.ray_files import get_all, pack, read_ipc_slice, remote, unpack
+from tamis.pipelines.steps.base import ROW
 
 Piece = tuple[int, int, int]  # (chunk, first row in the chunk, rows)
 
@@ -95,4 +102,56 @@ def write_parts(
     return parts, metas
 
 
-__all__ = ["part_task", "pieces_of", "plan_cuts", "write_parts"]
+def selected_part_task(
+    source: pl.LazyFrame, span: tuple[int, int], kept: pl.DataFrame, path: str
+) -> bytes:
+    """Write one part of a selecting step: input rows start..start+n (a slice of the step's
+    LazyFrame) joined with the part's `kept` rows (`ROW`, then the columns the step adds), in
+    source order."""
+    start, n = span
+    batch = source.slice(start, n).collect()
+    if batch.height != n:
+        raise StepError(
+            f"the input gave {batch.height:,} of rows {start:,}+{n:,} when read again",
+            fix="run `tamis verify` to find a damaged version, then build again",
+        )
+    rows = batch.with_row_index(ROW, offset=start).with_columns(pl.col(ROW).cast(pl.UInt64))
+    if kept.width > 1:  # the step's new columns joined on
+        frame = rows.join(kept, on=ROW, how="inner", maintain_order="left")
+    else:  # a plain selection
+        frame = rows.join(kept, on=ROW, how="semi", maintain_order="left")
+    info = write_part(frame.drop(ROW), Path(path))
+    return pack({"part": dict(info)})
+
+
+def write_selected_parts(
+    ray: Any,
+    source: Any,
+    kept: pl.DataFrame,
+    sizes: np.ndarray,
+    out: Path,
+    bounds: tuple[int, int],
+) -> tuple[list[PartInfo], list[dict[str, Any]]]:
+    """The parts of a selecting step's output: `kept` (`ROW` and new columns, in source order)
+    and each output row's size; one task per part reads its span of the input (`source`, a Ray
+    reference to the step's LazyFrame). Returns the parts (in order) and the tasks' meta."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = kept[ROW].cast(pl.Int64).to_numpy()
+    jobs = []
+    for i, (lo, hi) in enumerate(plan_cuts(sizes, *bounds) or [(0, 0)]):  # no rows: one empty
+        span = (int(rows[lo]), int(rows[hi - 1] - rows[lo]) + 1) if hi > lo else (0, 0)
+        part = kept.slice(lo, hi - lo)
+        jobs.append(remote(selected_part_task).remote(source, span, part, str(out / part_name(i))))
+    metas = [unpack(blob)[0] for blob in get_all(ray, jobs, "writing the parts")]
+    parts = [PartInfo(**m["part"]) for m in metas]  # type: ignore[typeddict-item]
+    return parts, metas
+
+
+__all__ = [
+    "part_task",
+    "pieces_of",
+    "plan_cuts",
+    "selected_part_task",
+    "write_parts",
+    "write_selected_parts",
+]

@@ -8,11 +8,11 @@
   its output rows routed to ranges of `ROW` in one file (one record batch per range);
 - `range_task`: range r of every `reduce_task` file, sorted by `ROW` (source order), to a chunk.
 
-A step that only selects rows (`KeyedStep.key_columns`) moves less: `bucket_task` writes only the
-key columns and `ROW`; `select_task` reduces a bucket and routes just the kept rows' `ROW` (and
-the columns the step adds) to the input's ranges; `pick_task` reads its input range again (a
-slice of the LazyFrame: its own row groups) and keeps the rows named there, in source order, into
-a chunk, with the few whole rows the report shows (`KeyedStep.report_rows`).
+A step that only selects rows (`KeyedStep.key_columns`) moves less: `bucket_task` reads its range
+whole once, sends back every row's size and writes only the key columns and `ROW`; `select_task`
+reduces a bucket and sends back just the kept rows' `ROW` (and the columns the step adds); the
+parts are then written from the input itself (`ray_parts.write_selected_parts`), and `rows_task`
+reads the few whole rows the report shows (`KeyedStep.report_rows`).
 
 The chunks then become parts with the local engine's boundaries (`ray_parts`). Every task
 returns `ray_files.pack` bytes: counts as JSON, tables and row sizes as Arrow IPC.
@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tamis.errors import StepError
 from tamis.pipelines.engines.local import BUCKET_SEED
 from tamis.pipelines.engines.memory import row_bytes
 from tamis.pipelines.engines.ray_files import pack, read_bucket, write_buckets, write_ipc
@@ -36,14 +35,22 @@ from tamis.pipelines.steps.base import ROW, BatchResult, KeyedStep, MapStep, Ste
 
 TABLE = "table:"
 SIZES = "sizes"
-#: a `pick_task`'s whole rows for the report (`KeyedStep.report_rows`)
-PICKED = "picked"
+#: a `select_task`'s kept rows: `ROW` and the columns the step adds
+KEPT = "kept"
 
 Range = tuple[int, int]  # (first row, rows)
 
 
 def noop(*args: Any, **kwargs: Any) -> None:
     return None
+
+
+def ready() -> bool:
+    """A worker's first task, at the session's start: this module and `ray_parts` (Polars, NumPy,
+    the local engine's modules) imported, so a step's first tasks do not pay for it."""
+    import tamis.pipelines.engines.ray_parts  # noqa: F401
+
+    return True
 
 
 def task_ctx(ctx: StepContext) -> StepContext:
@@ -71,27 +78,20 @@ def result_of(meta: dict[str, Any], frames: dict[str, pl.DataFrame]) -> BatchRes
     return BatchResult(frame=pl.DataFrame(), stats=meta["stats"], tables=tables)
 
 
-def _chunk(
-    frame: pl.DataFrame,
-    path: str,
-    result: BatchResult,
-    frames: dict[str, pl.DataFrame] | None = None,
-    **meta: Any,
-) -> bytes:
+def _sizes(frame: pl.DataFrame) -> pl.DataFrame:
+    """Each row's deterministic size (`row_bytes`), for the part cuts."""
+    return pl.DataFrame({"b": row_bytes(frame).cast(pl.Int64)}, schema={"b": pl.Int64})
+
+
+def _chunk(frame: pl.DataFrame, path: str, result: BatchResult, **meta: Any) -> bytes:
     """Write output rows to a chunk file; their sizes (for the part cuts) go back with the
-    counts and tables (and `frames`)."""
+    counts and tables."""
     written = write_ipc(Path(path), frame)
-    sizes = pl.DataFrame({"b": row_bytes(frame).cast(pl.Int64)}, schema={"b": pl.Int64})
-    return packed(
-        result, {SIZES: sizes, **(frames or {})}, rows=frame.height, chunk_bytes=written, **meta
-    )
+    return packed(result, {SIZES: _sizes(frame)}, rows=frame.height, chunk_bytes=written, **meta)
 
 
-def _numbered(source: pl.LazyFrame, rows: Range, columns: list[str] | None = None) -> pl.DataFrame:
-    """Rows start..start+n of the input (only `columns` when given), numbered in `ROW`."""
-    start, n = rows
-    lf = source.select(columns) if columns is not None else source
-    batch = lf.slice(start, n).collect()
+def numbered(batch: pl.DataFrame, start: int) -> pl.DataFrame:
+    """A batch of the input's rows from `start` on, numbered in `ROW`."""
     return batch.with_row_index(ROW, offset=start).with_columns(pl.col(ROW).cast(pl.UInt64))
 
 
@@ -121,13 +121,18 @@ def bucket_task(
     path: str,
     columns: list[str] | None = None,
 ) -> bytes:
-    """Number the range's rows and route them (only `columns` and `ROW`, when given) to the
-    key's buckets."""
-    numbered = _numbered(source, rows, columns)
-    keys = step.key(numbered, name, params, plan)
+    """Number the range's rows and route them to the key's buckets; with `columns` (a selecting
+    step), only those and `ROW`, and every row's size goes back."""
+    start, n = rows
+    batch = source.slice(start, n).collect()
+    frames = {SIZES: _sizes(batch)} if columns is not None else {}
+    rows_out = numbered(batch, start)
+    if columns is not None:
+        rows_out = rows_out.select(ROW, *columns)
+    keys = step.key(rows_out, name, params, plan)
     bucket = (keys.hash(seed=BUCKET_SEED) % buckets).cast(pl.Int64).to_numpy()
-    written = write_buckets(Path(path), numbered, bucket, buckets)
-    return pack({"rows_in": numbered.height, "shuffle_bytes": written})
+    written = write_buckets(Path(path), rows_out, bucket, buckets)
+    return pack({"rows_in": batch.height, "shuffle_bytes": written}, frames)
 
 
 def reduce_task(
@@ -162,46 +167,25 @@ def select_task(
     plan: Any,
     ctx: Any,
     columns: list[str],
-    starts: np.ndarray,
-    path: str,
 ) -> bytes:
-    """Reduce one bucket of key columns (a selecting step, `KeyedStep.key_columns`) and route the
-    kept rows' `ROW` and the step's new columns to the input's ranges (`starts`: their first
-    rows), one record batch per range."""
+    """Reduce one bucket of key columns (a selecting step, `KeyedStep.key_columns`); the kept
+    rows' `ROW` and the step's new columns go back with the counts and tables."""
     frame = read_bucket([Path(f) for f in files], bucket)
     if not frame.height:
         return pack({"empty": True, "stats": {}})
     result = step.reduce({name: frame.sort(ROW)}, params, plan, ctx)
     out = result.frame
     kept = out.select(ROW, *[c for c in out.columns if c != ROW and c not in columns])
-    position = kept[ROW].cast(pl.Int64).to_numpy()
-    where = np.searchsorted(starts, position, side="right").astype(np.int64) - 1
-    written = write_buckets(Path(path), kept, where, len(starts))
-    return packed(result, empty=False, shuffle_bytes=written)
+    return packed(result, {KEPT: kept}, empty=False)
 
 
-def pick_task(
-    source: pl.LazyFrame, rows: Range, files: list[str], index: int, report: list[int], path: str
-) -> bytes:
-    """Range `index` of the input read again, whole, keeping the rows (and new columns) the
-    `select_task`s routed here, in source order, to a chunk; the rows named in `report` go back
-    whole (`ROW` Int64 first)."""
-    numbered = _numbered(source, rows)
-    if numbered.height != rows[1]:
-        raise StepError(
-            f"the input gave {numbered.height:,} of rows {rows[0]:,}+{rows[1]:,} when read again",
-            fix="run `tamis verify` to find a damaged version, then build again",
-        )
-    kept = read_bucket([Path(f) for f in files], index)
-    if kept.width > 1:  # the step's new columns joined on
-        frame = numbered.join(kept, on=ROW, how="inner", maintain_order="left")
-    else:  # a plain selection
-        frame = numbered.join(kept, on=ROW, how="semi", maintain_order="left")
-    frame = frame.drop(ROW)
-    wanted = pl.Series(ROW, report, dtype=pl.UInt64)
-    picked = numbered.filter(pl.col(ROW).is_in(wanted.implode()))
-    picked = picked.with_columns(pl.col(ROW).cast(pl.Int64))
-    return _chunk(frame, path, BatchResult(frame=pl.DataFrame()), {PICKED: picked})
+def rows_task(source: pl.LazyFrame, rows: list[int]) -> bytes:
+    """The input's rows at these positions, whole, with `ROW` (Int64) first."""
+    frames = [numbered(source.slice(r, 1).collect(), r) for r in sorted(set(rows))]
+    if not frames:
+        frames = [numbered(source.head(0).collect(), 0)]
+    frame = pl.concat(frames, how="vertical").with_columns(pl.col(ROW).cast(pl.Int64))
+    return pack({}, {KEPT: frame})
 
 
 def range_task(files: list[str], index: int, path: str) -> bytes:
@@ -215,10 +199,12 @@ __all__ = [
     "bucket_task",
     "map_task",
     "noop",
-    "pick_task",
+    "numbered",
     "range_task",
+    "ready",
     "reduce_task",
     "result_of",
+    "rows_task",
     "select_task",
     "task_ctx",
 ]
