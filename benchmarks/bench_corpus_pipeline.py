@@ -400,6 +400,81 @@ def _in_memory(store_dir: str, out_dir: str, queue: Any) -> None:
     queue.put(result)
 
 
+def _near_alone(store_dir: str, work_dir: str, mode: str, limit: str, queue: Any) -> None:
+    """The near step alone on the fitting build's `unique` version, in this fresh process, after
+    a warm-up on 200 rows (numba kernels loaded, matplotlib imported): `mode` "memory" (`run` on
+    the frame read before timing, then its parts written, timed apart) or "bounded" (the bounded
+    engine's `run_step` under `limit`, spilling and writing its parts). Wall and CPU seconds
+    (`process_time`: every thread of the process)."""
+    import polars as pl
+
+    from tamis.curate.dedup import NearDedupConfig
+    from tamis.pipelines.call import run_step
+    from tamis.pipelines.engines.local import BoundedEngine
+    from tamis.pipelines.engines.memory import parse_size
+    from tamis.pipelines.engines.parts import parts_hash, write_frame_parts
+    from tamis.pipelines.steps.base import StepContext
+    from tamis.pipelines.steps.near_dedup import NearDedup
+    from tamis.pipelines.store import Store
+
+    store = Store(Path(store_dir))
+    version = manifests(Path(store_dir))["unique"]["id"]
+    work = Path(work_dir) / f"{mode}-{os.getpid()}"
+    (work / "art").mkdir(parents=True)
+    params = {"column": "text"}
+    ctx = StepContext(step="near", pipeline="bench", seed=0, artifacts_dir=work / "art")
+    run_step("near_dedup", {"input": store.scan(version).head(200).collect()}, params, seed=0)
+    result: dict[str, Any] = {}
+    if mode == "memory":
+        frame = store.read(version)
+        with Timer() as t:
+            out = run_step("near_dedup", {"input": frame}, params, seed=0).frames["data"]
+        assert isinstance(out, pl.DataFrame)
+        with Timer() as w:
+            parts = write_frame_parts(out, work / "parts")
+        result = {"write_seconds": w.seconds, "write_cpu_seconds": w.cpu_seconds}
+    else:
+        engine = BoundedEngine(memory_limit=parse_size(limit), spill_root=work / "spill")
+        engine.use(work / "spill", lambda *a, **k: None)
+        with Timer() as t:
+            parts, _ = engine.run_step(
+                NearDedup(), {"input": store.scan(version)}, NearDedupConfig(column="text"), ctx,
+                work / "parts",
+            )  # fmt: skip
+    shutil.rmtree(work, ignore_errors=True)
+    queue.put({**result, "seconds": t.seconds, "cpu_seconds": t.cpu_seconds,
+               "content_hash": parts_hash(parts)})  # fmt: skip
+
+
+def near_alone(store: Path, work: Path, limit: str, repeats: int) -> dict[str, Any]:
+    """`_near_alone` both ways, alternated `repeats` times (fresh processes): the best (least
+    disturbed) wall and CPU seconds of each and their ratios (bounded docs/s over in-memory)."""
+    runs: dict[str, list[dict[str, Any]]] = {"bounded": [], "memory": []}
+    for _ in range(repeats):
+        for mode in runs:
+            runs[mode].append(in_fresh_process(_near_alone, str(store), str(work), mode, limit))
+    best = {
+        f"{mode}_{k}": round(min(r[k] for r in rs), 2)
+        for mode, rs in runs.items()
+        for k in rs[0]
+        if k != "content_hash"
+    }
+    b, m = best["bounded_seconds"], best["memory_seconds"]
+    bc, mc = best["bounded_cpu_seconds"], best["memory_cpu_seconds"]
+    mw, mwc = best["memory_write_seconds"], best["memory_write_cpu_seconds"]
+    return {
+        "fit_near_alone_repeats": repeats,
+        "fit_near_alone_best": best,
+        "fit_near_alone_hashes_equal": len({r["content_hash"] for rs in runs.values() for r in rs})
+        == 1,
+        "fit_near_alone_bounded_over_in_memory": round(m / b, 3),
+        "fit_near_alone_bounded_over_in_memory_with_write": round((m + mw) / b, 3),
+        "fit_near_alone_cpu_bounded_over_in_memory": round(mc / bc, 3),
+        "fit_near_alone_cpu_bounded_over_in_memory_with_write": round((mc + mwc) / bc, 3),
+        "fit_near_alone_loadavg": os.getloadavg(),
+    }
+
+
 def _same(a: dict[str, str], b: dict[str, str]) -> bool:
     """The versions both sides have are identical (the names compared are reported apart)."""
     shared = set(a) & set(b)
@@ -427,7 +502,9 @@ def fit_section(args: argparse.Namespace, corpus: Path, work: Path) -> dict[str,
     # the in-memory engine also wrote its output: the step with its parts, like a build's step time
     near_mem_io = mem["near"]["rows_in"] / (mem["near"]["seconds"] + mem["near"]["write_seconds"])
     bounded_dps = near["bounded"].get("docs_per_s")
+    alone = near_alone(fit / "store_bounded", fit / "alone", args.fit_limit, args.fit_repeats)
     return {
+        **alone,
         "fit_docs": docs,
         "fit_bytes": (fit / "corpus.jsonl").stat().st_size,
         "fit_limit": args.fit_limit,
@@ -557,6 +634,12 @@ def main() -> None:
     ap.add_argument("--fit-docs", type=int, default=50_000, help="documents of the fitting corpus")
     ap.add_argument("--fit-limit", default="256MB", help="the fitting corpus' bounded limit")
     ap.add_argument("--big-limit", default="64GB", help="a limit under which nothing spills")
+    ap.add_argument(
+        "--fit-repeats",
+        type=int,
+        default=3,
+        help="the fitting corpus' near step alone, bounded and in memory alternated, this many times",
+    )
     ap.add_argument("--work", type=Path, default=None, help="parent of the work dir (default tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (stores, logs)")
     ap.add_argument(
