@@ -181,12 +181,12 @@ def test_spill_removed_when_a_stage_fails(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 @pytest.mark.parametrize(("hold", "reads"), [(0, 2), (40_000, 2), (10**9, 1)])
-@pytest.mark.parametrize("background", [False, True])
+@pytest.mark.parametrize("encoders", [0, 1, 3])
 def test_held_input_and_parts_encoded_in_the_background_change_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hold: int, reads: int, background: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hold: int, reads: int, encoders: int
 ) -> None:
     """The input kept by the map stage (none, too much for `hold` part-way, all of it: then it is
-    read once) and parts encoded on a thread while the next fills give the in-memory parts."""
+    read once) and parts encoded on 0-3 threads while the next fills give the in-memory parts."""
     import tamis.curate.dedup.near_bounded as nb
 
     df = _planted(1200, seed=3)
@@ -196,7 +196,7 @@ def test_held_input_and_parts_encoded_in_the_background_change_nothing(
     assert isinstance(data, pl.DataFrame)
     expected = parts_hash(write_frame_parts(data, tmp_path / "mem", max_bytes=20_000))
     monkeypatch.setattr(nb, "hold_bytes", lambda engine, source: hold)
-    monkeypatch.setattr(nb, "_BACKGROUND_PARTS", 0 if background else 10**9)
+    monkeypatch.setattr(nb, "encoders", lambda budget, part_bytes: encoders)
     engine = BoundedEngine(
         memory_limit=parse_size("64MB"),
         spill_root=tmp_path / "spill",

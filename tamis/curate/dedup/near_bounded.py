@@ -74,8 +74,8 @@ SHINGLE_WORKING_FACTOR = 8
 #: bytes of spill per row and band (band u16, key u64, row i64), and per fingerprint row
 _BAND_ENTRY = 18
 _FINGERPRINT_ENTRY = 32
-#: encoding a part in the background holds two parts (the next one fills): allowed when the
-#: budget has room for this many parts' row bytes (the one encoded takes ~2.5x, the next 1x)
+#: each part encoded in the background holds ~2.5x its row bytes while the next one fills: one
+#: encoding thread per this many parts' bytes of budget (at most one per CPU)
 _BACKGROUND_PARTS = 6
 
 T = TypeVar("T")
@@ -214,11 +214,11 @@ def _write_output(
     held: list[pl.DataFrame] | None = None,
 ) -> tuple[list[Any], int, list[pl.DataFrame]]:
     """Stage 5: stream the input again; kept (or flagged) rows to parts; example rows. The next
-    batch is read, and a full part encoded, in the background while a batch is marked."""
+    batch is read, and full parts encoded (`encoders`), in the background while a batch is
+    marked."""
     writer = engine.part_writer(out)
     if hasattr(writer, "background"):
-        part_bytes = getattr(writer, "max_bytes", math.inf)
-        writer.background = _BACKGROUND_PARTS * part_bytes <= getattr(engine, "budget", 0)
+        writer.background = encoders(getattr(engine, "budget", 0), writer.max_bytes)
     offset, rows_out, samples = 0, 0, []
     if held is not None:  # the map stage kept the input: each batch let go once written
         batches: Iterator[pl.DataFrame] = _drain(held)
@@ -232,6 +232,14 @@ def _write_output(
         if sample is not None:
             samples.append(sample)
     return writer.close(), rows_out, samples
+
+
+def encoders(budget: float, part_bytes: float) -> int:
+    """Threads that encode parts while the writing stage marks the next rows: one per
+    `_BACKGROUND_PARTS` parts' bytes of the budget, at most one per CPU (0: none)."""
+    from tamis.curate.dedup.kernels import default_threads
+
+    return int(min(budget // (_BACKGROUND_PARTS * part_bytes), default_threads()))
 
 
 def _drain(frames: list[pl.DataFrame]) -> Iterator[pl.DataFrame]:

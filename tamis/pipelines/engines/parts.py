@@ -11,6 +11,7 @@ parts (`parts_hash`), so a version can be written part by part without ever hold
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -79,9 +80,10 @@ def write_part(frame: pl.DataFrame, path: Path) -> PartInfo:
 class PartWriter:
     """Feed batches in order with `write`; `close` flushes the last part and lists them all.
 
-    Holds at most one part's rows (plus the batch being cut) in memory. With `background` a full
-    part is encoded on a thread while the next one fills (Parquet encoding is one thread's work,
-    overlapped with the caller's reading): two parts' rows in memory at once; same parts.
+    Holds at most one part's rows (plus the batch being cut) in memory. With `background` = N > 0,
+    full parts are encoded on N threads while the next one fills (Parquet encoding of a part is
+    one thread's work, overlapped with the caller's reading and with each other): N + 1 parts'
+    rows in memory at once; the same parts.
     """
 
     directory: Path
@@ -89,14 +91,14 @@ class PartWriter:
     max_bytes: int = PART_MAX_BYTES
     #: called with each part once it is written (progress)
     on_part: Callable[[PartInfo], None] | None = None
-    background: bool = False
+    background: int = 0
     parts: list[PartInfo] = field(default_factory=list)
     _buffer: list[pl.DataFrame] = field(default_factory=list)
     _rows: int = 0
     _bytes: int = 0
     _schema: pl.Schema | None = None
     _pool: ThreadPoolExecutor | None = None
-    _pending: Future[PartInfo] | None = None
+    _pending: deque[Future[PartInfo]] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -138,20 +140,23 @@ class PartWriter:
         self._bytes = 0
         if frame is None:
             return
-        self._wait()  # the previous part first: parts in order, at most one being encoded
-        path = self.directory / part_name(len(self.parts))
         if not self.background:
-            self._done(write_part(frame, path))
+            self._done(write_part(frame, self.directory / part_name(len(self.parts))))
             return
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="part-writer")
-        self._pending = self._pool.submit(write_part, frame, path)
+            self._pool = ThreadPoolExecutor(self.background, thread_name_prefix="part-writer")
+        path = self.directory / part_name(len(self.parts) + len(self._pending))
+        self._pending.append(self._pool.submit(write_part, frame, path))
+        del frame
+        while len(self._pending) >= self.background + 1 or (
+            self._pending and self._pending[0].done()
+        ):
+            self._done(self._pending.popleft().result())  # in order, at most N encoding
 
     def _wait(self) -> None:
-        """The part being encoded in the background, finished and listed."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            self._done(pending.result())
+        """Every part being encoded in the background, finished and listed in order."""
+        while self._pending:
+            self._done(self._pending.popleft().result())
 
     def _done(self, part: PartInfo) -> None:
         self.parts.append(part)
