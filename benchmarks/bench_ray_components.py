@@ -11,8 +11,8 @@ in a fresh process (its own peak memory, RssAnon sampled above the process's bas
   `components_only` is `edge_clusters` alone on the same arrays;
 - `tasks`: the distributed path of `ray_near_components` on a local loopback Ray instance
   (2 CPUs): routing the files by vertex, the side task (best Jaccard, pairs by range), the
-  rounds (`ray_components.components`) and the cluster tasks (the `clusters` table back to the
-  driver, marks into files); the rounds, unstable vertices per round, and the peak memory of the
+  rounds (`ray_components.components`) and the cluster tasks (the `clusters` table and the
+  marks into files, counts and the largest cluster back to the driver); the rounds, unstable vertices per round, and the peak memory of the
   driver and of the workers. Ray's start-up is not counted.
 
 Both give the same clusters (checked: count, rows, largest). Ratios are tasks / driver, measured
@@ -139,12 +139,17 @@ def tasks_side(files: list[str], spill: str, buckets: int, queue: Any) -> None:
             rounds_seconds = time.perf_counter() - t_rounds
             jobs = [
                 remote(cluster_task).remote(
-                    found.label_files, b, "first", range_rows, ranges, str(root / f"n{b}.arrow")
+                    found.label_files, b, "first", (range_rows, ranges),
+                    (str(root / f"n{b}.arrow"), str(root / f"c{b}.arrow")), 1,
                 )
                 for b in range(buckets)
-            ]
-            frames = [f["clusters"] for _, f in run(jobs, "clusters")]
-            clusters = pl.concat(frames).sort("cluster_id")
+            ]  # fmt: skip
+            done = run(jobs, "clusters")  # the table stays in files: counts and the largest
+            summary = {
+                "clusters": sum(m["clusters"] for m, _ in done),
+                "rows_in_clusters": sum(m["rows_in_clusters"] for m, _ in done),
+                "largest": max([0, *(int(f["top"]["size"].max() or 0) for _, f in done)]),
+            }
     queue.put(
         {
             "seconds": timer.seconds,
@@ -156,7 +161,7 @@ def tasks_side(files: list[str], spill: str, buckets: int, queue: Any) -> None:
             "driver_peak_mb": peak.mb - base / 1024,
             "worker_peak_mb": worker_peak / 2**20,
             "buckets": buckets,
-            **_summary(clusters),
+            **summary,
         }
     )
 

@@ -123,6 +123,7 @@ from tamis.pipelines.steps.base import StepContext
 
 out, graphs, cases = Path(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
 PIPELINE = sys.argv[4]
+address = sys.argv[5] if len(sys.argv) > 5 else None  # a cluster's, or a local instance
 limit = 64 * 10**6
 result = {"graphs": {}, "builds": {}}
 
@@ -136,7 +137,7 @@ def frame(t):
     return t.collect() if isinstance(t, pl.LazyFrame) else t
 
 
-with ray_engine_session(None, limit, out / "spill") as engine:
+with ray_engine_session(address, limit, out / "spill") as engine:
     import ray
     for name, (files, buckets) in graphs.items():
         found = components(ray_executor(ray), files, buckets, out / "cc" / name)
@@ -152,31 +153,36 @@ with ray_engine_session(None, limit, out / "spill") as engine:
         lp, lo = local.run_step(step, {"input": df.lazy()}, params, ctx(d / "l"), d / "l" / "o")
         engine.local.batch_rows = rows
         rp, ro = engine.run_step(step, {"input": df.lazy()}, params, ctx(d / "r"), d / "r" / "o")
+        html = [(d / s / "art" / "near_dedup.html").read_bytes() for s in ("l", "r")]
         result["builds"][name] = {"seconds": engine.near_run.timings,
             "local": parts_hash(lp), "ray": parts_hash(rp),
             "reports_equal": ro.report == lo.report, "report": ro.report,
+            "html_equal": html[0] == html[1],
             "tables_equal": {k: frame(ro.tables[k]).equals(frame(t)) for k, t in lo.tables.items()},
-            "pairs_lazy": isinstance(ro.tables["pairs"], pl.LazyFrame),
+            # the task path hands scans of the tasks' Parquet files: never the tables themselves
+            "scans": {k: isinstance(t, pl.LazyFrame) and "parquet" in t.explain().lower()
+                      for k, t in ro.tables.items()},
+            "nodes": sorted(engine.near_run.nodes),
             "components": engine.near_run.components,
             "spill_left": [str(p) for p in (d / "r").glob("**/ray-near-*")],
         }
-    # a build through the runner (the store writes the `pairs` scan as a table)
-    from tamis.pipelines.runner import build
-    from tamis.pipelines.store import Store
-    pipeline = out / "p.yaml"
-    pipeline.write_text(PIPELINE)
-    pl.read_parquet(cases["chains_drop"][0]).write_ndjson(out / "corpus.jsonl")
-    engine.local.batch_rows = 400
-    built = {}
-    for side, chosen in [("local", BoundedEngine(memory_limit=limit, spill_root=out / "bs")),
-                         ("ray", engine)]:
-        store = Store(out / f"store-{side}")
-        manifest = build(pipeline, store, engine=chosen).versions["near"]
-        built[side] = {"hash": manifest["content_hash"], "report": manifest["report"],
-                       "pairs": store.table(manifest["id"], "pairs").to_dicts(),
-                       "clusters": store.table(manifest["id"], "clusters").to_dicts()}
-    result["build"] = {"same": built["local"] == built["ray"], "hash": built["ray"]["hash"],
-                       "components": engine.near_run.components}
+    if PIPELINE:  # a build through the runner (the store streams the scans into its tables)
+        from tamis.pipelines.runner import build
+        from tamis.pipelines.store import Store
+        pipeline = out / "p.yaml"
+        pipeline.write_text(PIPELINE)
+        pl.read_parquet(cases["chains_drop"][0]).write_ndjson(out / "corpus.jsonl")
+        engine.local.batch_rows = 400
+        built = {}
+        for side, chosen in [("local", BoundedEngine(memory_limit=limit, spill_root=out / "bs")),
+                             ("ray", engine)]:
+            store = Store(out / f"store-{side}")
+            manifest = build(pipeline, store, engine=chosen).versions["near"]
+            built[side] = {"hash": manifest["content_hash"], "report": manifest["report"],
+                           "pairs": store.table(manifest["id"], "pairs").to_dicts(),
+                           "clusters": store.table(manifest["id"], "clusters").to_dicts()}
+        result["build"] = {"same": built["local"] == built["ray"], "hash": built["ray"]["hash"],
+                           "components": engine.near_run.components}
 print(json.dumps(result, default=str))
 """
 
@@ -287,7 +293,8 @@ def test_components_and_near_dedup_as_tasks_on_ray(tmp_path: Path) -> None:
         assert got["ray"] == got["local"], name
         assert got["reports_equal"], name
         assert got["tables_equal"] == {"clusters": True, "pairs": True}, name
-        assert got["pairs_lazy"] and not got["spill_left"]
+        assert got["scans"] == {"clusters": True, "pairs": True}, name
+        assert got["html_equal"] and not got["spill_left"], name
         assert not got["components"]["in_driver"] and got["components"]["rounds"] >= 1
         if name != "distinct":
             assert got["report"]["duplicates"] > 0 and got["report"]["verified_pairs"] > 0
@@ -297,3 +304,25 @@ def test_components_and_near_dedup_as_tasks_on_ray(tmp_path: Path) -> None:
     assert chains["report"]["largest_cluster"] >= 100  # the long chain is one cluster
     if "sms_none" in result["builds"]:
         assert result["builds"]["sms_none"]["report"]["rows_in"] == 5574
+
+
+def test_dedup_html_reads_a_scan_of_the_clusters_as_the_table(tmp_path: Path) -> None:
+    """The HTML page from a scan of the `clusters` files (the task path) is the page from the
+    table; only the count of clusters per size is collected."""
+    from tamis.curate.dedup.clusters import edge_clusters
+    from tamis.curate.dedup.html import size_counts, write_dedup_html
+
+    left, right = _graph("random", seed=3)
+    clusters = edge_clusters(left, right)
+    for i, piece in enumerate(clusters.iter_slices(700)):
+        piece.write_parquet(tmp_path / f"{i:03d}.parquet")
+    scan = pl.scan_parquet(sorted(tmp_path.glob("*.parquet")))
+    report = {"rows_in": 30_000, "clusters": clusters.height, "examples": []}
+    write_dedup_html(report, clusters, tmp_path / "frame.html")
+    write_dedup_html(report, scan, tmp_path / "scan.html")
+    assert (tmp_path / "frame.html").read_bytes() == (tmp_path / "scan.html").read_bytes()
+    counts = size_counts(scan)
+    want = clusters["size"].value_counts().sort("size")
+    assert counts["size"].to_list() == want["size"].to_list()
+    assert counts["clusters"].to_list() == want["count"].to_list()
+    assert "Cluster sizes" in (tmp_path / "scan.html").read_text()

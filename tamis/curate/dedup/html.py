@@ -48,18 +48,26 @@ def _plt() -> Any:
 
 
 def write_dedup_html(
-    report: dict[str, Any], clusters: pl.DataFrame, path: str | Path, title: str = "Duplicates"
+    report: dict[str, Any],
+    clusters: pl.DataFrame | pl.LazyFrame,
+    path: str | Path,
+    title: str = "Duplicates",
 ) -> None:
-    """Summary, LSH settings (near_dedup), cluster-size and Jaccard histograms, largest clusters."""
+    """Summary, LSH settings (near_dedup), cluster-size and Jaccard histograms, largest clusters.
+
+    `clusters` may be a scan of an engine's files: only the count of clusters per size is read
+    (a streaming group-by of the `size` column, as many rows as distinct sizes), never the table;
+    the largest clusters come from the report's examples."""
     sections = [("Summary", table_tag([{k: report[k] for k in _SUMMARY if k in report}]))]
     near = {k: report[k] for k in _NEAR if k in report}
     if near:
         sections.append(("MinHash / LSH", table_tag([near])))
     plt = _plt()
-    if clusters.height:
+    sizes = size_counts(clusters)
+    if sizes.height:
         fig, ax = plt.subplots(figsize=(6, 3))
-        sizes = clusters["size"].to_numpy()
-        ax.hist(sizes, bins=int(min(50, max(int(sizes.max()), 2))))
+        size, count = sizes["size"].to_numpy(), sizes["clusters"].to_numpy()
+        ax.hist(size, bins=int(min(50, max(int(size.max()), 2))), weights=count)
         ax.set_xlabel("cluster size (rows)")
         ax.set_ylabel("clusters")
         ax.set_yscale("log")
@@ -84,6 +92,12 @@ def write_dedup_html(
         )
     sections.append(("Largest clusters", table_tag(report.get("examples", []))))
     Path(path).write_text(page(title, sections), encoding="utf-8")
+
+
+def size_counts(clusters: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """(size, clusters): how many clusters have each size, by size (the histogram's input)."""
+    counts = clusters.lazy().group_by("size").agg(pl.len().cast(pl.Int64).alias("clusters"))
+    return counts.sort("size").collect(engine="streaming")
 
 
 def write_leakage_html(report: dict[str, Any], path: str | Path) -> None:

@@ -15,7 +15,8 @@
    pairs, `ray_components.driver_fits`); else as tasks, every edge staying in files
    (`ray_near_components`: large-star / small-star rounds, `ray_components`). Then one task per
    range of input rows marks its rows and writes them to a chunk file, and one task per part
-   writes the parts (`ray_parts`) into `out`.
+   writes the parts (`ray_parts`) into `out`. On the task path the `clusters` and `pairs` tables
+   are scans of Parquet files the tasks wrote beside `out` (the driver holds neither).
 
 Same functions, same rows: the parts, report and tables are the local engine's.
 Files go under a spill dir in the step's spill root (the store's tmp dir), deleted at the end.
@@ -52,8 +53,10 @@ from tamis.pipelines.engines.ray_components import driver_fits
 from tamis.pipelines.engines.ray_env import import_ray
 from tamis.pipelines.engines.ray_files import get_all, remote, unpack
 from tamis.pipelines.engines.ray_near_components import (
+    TaskTables,
     distributed_stage5,
     read_verified,
+    task_report,
     verify_to_files,
 )
 from tamis.pipelines.engines.ray_near_tasks import (
@@ -110,8 +113,9 @@ def _ranges(total: int, rows: int) -> list[Range]:
 
 def ray_near_dedup_text(
     engine: Any, source: pl.LazyFrame, config: NearDedupConfig, *, out: Path, **options: Any
-) -> tuple[list[Any], dict[str, Any], pl.DataFrame, pl.DataFrame]:
-    """`near_dedup_text_bounded` on Ray (`engine`: a `RayEngine`); same parts, report, tables.
+) -> tuple[list[Any], dict[str, Any], pl.DataFrame | pl.LazyFrame, pl.DataFrame | pl.LazyFrame]:
+    """`near_dedup_text_bounded` on Ray (`engine`: a `RayEngine`); same parts, report, tables
+    (on the components' task path, `clusters` and `pairs` are scans of the tasks' Parquet files).
 
     `options`: `seed` (0), `issue` ("near_duplicate"), `buckets` (from the limit and the CPUs).
     """
@@ -142,7 +146,7 @@ def ray_near_dedup_text(
         lsh.candidates, lsh.histogram = verified.candidates, verified.histogram
         lsh.verified = verified.edges
         identical = stage4["identical"]
-        pairs: pl.LazyFrame | None = None
+        tables: TaskTables | None = None
         count = int(identical[1].size) + verified.edges
         if in_driver(engine, count):
             edges = all_edges(identical, read_verified(edge_files))
@@ -153,15 +157,19 @@ def ray_near_dedup_text(
             engine.progress("near_dedup: writing the kept rows")
             parts, rows_out, samples = _output(ray, run, engine, source, plan, ranges, spill, out)
         else:
-            parts, rows_out, samples, plan, pairs = distributed_stage5(
+            parts, rows_out, samples, plan, tables = distributed_stage5(
                 ray, run, engine, source, config, issue, (identical, edge_files, n, count), ranges,
                 spill, out,
             )  # fmt: skip
     finally:
         shutil.rmtree(spill, ignore_errors=True)
     local.stats.parts_written += len(parts)
-    report, clusters, table = near_report(plan, total, rows_out, samples, config, shape, lsh, seed)
-    return parts, report, clusters, table if pairs is None else pairs  # type: ignore[return-value]
+    if tables is not None:  # the tables are scans of the tasks' files: never on the driver
+        counted = (total, rows_out)
+        report = task_report(plan, tables, counted, samples, config, shape, lsh, seed)
+        return parts, report, tables.clusters, tables.pairs
+    report, clusters, pairs = near_report(plan, total, rows_out, samples, config, shape, lsh, seed)
+    return parts, report, clusters, pairs
 
 
 def in_driver(engine: Any, edges: int) -> bool:

@@ -3,7 +3,8 @@ files, the components are found by tasks (`ray_components`), and the keep rule, 
 `clusters` and `pairs` tables come out of tasks too; same result as the driver's union-find.
 
     edge_files, counts = verify_to_files(ray, run, config, stage4, directory)  # both paths
-    parts, rows_out, samples, plan, pairs = distributed_stage5(...)            # edges too many
+    parts, rows_out, samples, plan, tables = distributed_stage5(...)           # edges too many
+    report = task_report(plan, tables, (rows_in, rows_out), samples, ...)
 
 0. the verification tasks (the stage's own `verify_task`) write their verified edges to files
    and return their counts: the driver knows the number of edges before it chooses (the driver
@@ -15,12 +16,15 @@ files, the components are found by tasks (`ray_components`), and the keep rule, 
    (left < right), each in a file with one record batch per range of input rows;
 3. the components: large-star / small-star rounds (`ray_components.components`) -> labels (u, m),
    m the component's smallest row;
-4. one task per bucket of m: the clusters (`clusters_from_groups`, the driver path's function),
-   back to the driver (the `clusters` table, its largest ones for the examples), and each row's
-   (cluster, dropped by the keep rule) into a file with one record batch per range of rows;
+4. one task per bucket of m: the clusters (`clusters_from_groups`, the driver path's function)
+   into a file by range of `cluster_id`, and each row's (cluster, dropped by the keep rule) into
+   a file by range of rows; back to the driver only counts and the task's largest clusters (the
+   examples are the largest of those: `top_clusters` of the whole table);
 5. one task per range of rows: the marks of its rows (`RowMarks`, scores) into the driver path's
-   `OutputPlan.mark`, its rows to a chunk file, and its pairs sorted into a Parquet file (the
-   `pairs` table is a scan of those files, in range order: it never passes through the driver).
+   `OutputPlan.mark`, its rows to a chunk file, its pairs (by left row) and its clusters (by
+   `cluster_id`) sorted into Parquet files: the `pairs` and `clusters` tables are scans of those
+   files, in range order (`TaskTables`); they never pass through the driver. The report's
+   cluster counts are a streaming aggregate of the scan's `size` column (`task_report`).
 
 The keep rule keeps the lowest (or highest) row of a cluster, a cluster is named by its lowest
 row: the labels give both, so the parts, report and tables equal the driver path's.
@@ -35,9 +39,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tamis.curate.dedup.clusters import ROW, RowMarks, clusters_from_groups, top_clusters
-from tamis.curate.dedup.near import NearDedupConfig
-from tamis.curate.dedup.near_stages import OutputPlan, Verified
+from tamis.curate.dedup.clusters import (
+    ROW,
+    RowMarks,
+    cluster_summary,
+    clusters_from_groups,
+    top_clusters,
+)
+from tamis.curate.dedup.near import LshCounts, NearDedupConfig
+from tamis.curate.dedup.near_stages import OutputPlan, Verified, near_report
 from tamis.pipelines.engines.memory import row_bytes
 from tamis.pipelines.engines.ray_components import (
     Components,
@@ -59,6 +69,12 @@ from tamis.pipelines.engines.ray_near_tasks import Range, verify_task
 PAIRS_SCHEMA = {"left": pl.Int64, "right": pl.Int64, "jaccard": pl.Float64}
 NODE_SCHEMA = {"row": pl.Int64, "cluster_id": pl.Int64, "drop": pl.Boolean}
 BEST_SCHEMA = {"row": pl.Int64, "best": pl.Float64}
+#: the `clusters` table (`clusters_from_groups`)
+CLUSTER_SCHEMA: dict[str, Any] = {
+    "cluster_id": pl.Int64,
+    "size": pl.Int64,
+    "rows": pl.List(pl.Int64),
+}
 EMPTY = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
 
 
@@ -159,10 +175,20 @@ def side_task(
 
 
 def cluster_task(
-    files: list[str], bucket: int, keep: str, range_rows: int, ranges: int, path: str
+    files: list[str],
+    bucket: int,
+    keep: str,
+    ranges: tuple[int, int],
+    paths: tuple[str, str],
+    max_examples: int,
 ) -> bytes:
-    """One bucket of labels (u, m) by m: its clusters (the `clusters` table's rows, back to the
-    driver) and each row's (cluster, dropped by the keep rule) to a file by range of rows."""
+    """One bucket of labels (u, m) by m: its clusters, routed by range of `cluster_id` (the
+    `clusters` table's rows, assembled by the mark tasks), and each row's (cluster, dropped by
+    the keep rule), routed by range of rows; back to the driver: counts and its largest
+    clusters (`top_clusters`, at most `max_examples`), never the table.
+
+    `ranges`: (rows per range, ranges); `paths`: (the nodes file, the clusters file)."""
+    range_rows, n_ranges = ranges
     labels = read_bucket([Path(f) for f in files if Path(f).exists()], bucket) if files else None
     if labels is None or not labels.width:
         labels = pl.DataFrame(schema={"u": pl.Int64, "m": pl.Int64})
@@ -177,22 +203,35 @@ def cluster_task(
     nodes = labels.select(
         pl.col("u").alias("row"), pl.col("m").alias("cluster_id"), drop.alias("drop")
     )
-    written = write_buckets(Path(path), nodes, _routed(nodes, "row", range_rows), ranges)
-    return pack({"bytes": written, "rows": nodes.height}, {"clusters": clusters})
+    node_path, cluster_path = paths
+    written = write_buckets(Path(node_path), nodes, _routed(nodes, "row", range_rows), n_ranges)
+    routed = _routed(clusters, "cluster_id", range_rows)
+    written += write_buckets(Path(cluster_path), clusters, routed, n_ranges)
+    top = top_clusters(clusters, max(max_examples, 0))
+    meta = {
+        "bytes": written,
+        "rows": nodes.height,
+        "clusters": clusters.height,
+        "rows_in_clusters": int(clusters["size"].sum()),
+    }
+    return pack(meta, {"top": top})
 
 
 def mark_task(
     source: pl.LazyFrame,
     rows: Range,
     index: int,
-    files: tuple[list[str], list[str], list[str]],
+    files: tuple[list[str], list[str], list[str], list[str]],
     template: OutputPlan,
-    chunk: str,
-    pairs: str,
+    outputs: tuple[str, str, str],
 ) -> bytes:
     """One range of rows: its marks (from the clusters' and the side tasks' files) through the
-    driver path's `OutputPlan.mark` into a chunk file; its pairs, sorted, to a Parquet file."""
-    node_files, best_files, pair_files = ([Path(f) for f in group] for group in files)
+    driver path's `OutputPlan.mark` into a chunk file; its pairs (by left row) and its clusters
+    (by `cluster_id`), sorted, to Parquet files: the tables are scans of those files.
+
+    `files`: the node, best, pairs and clusters files; `outputs`: chunk, pairs, clusters."""
+    node_files, best_files, pair_files, cluster_files = ([Path(f) for f in g] for g in files)
+    chunk, pairs, clusters = outputs
     start, n = rows
     nodes = _read(node_files, index, NODE_SCHEMA)
     best = _read(best_files, index, BEST_SCHEMA).sort("row")
@@ -202,17 +241,27 @@ def mark_task(
             pl.col("row").alias("__member"), pl.col("cluster_id").alias(f"{template.issue}_cluster")
         ).sort("__member"),
     )
+    del nodes
     plan = replace(
         template, marks=marks, nodes=best["row"].to_numpy(), best=best["best"].to_numpy()
     )
     kept, sample = plan.mark(source.slice(start, n).collect(), start)
     written = write_ipc(Path(chunk), kept)
+    del plan, marks, best
     table = _read(pair_files, index, PAIRS_SCHEMA).sort("left", "right")
     pair_bytes = replace_into(Path(pairs), lambda p: table.write_parquet(p))
+    del table
+    table = _read(cluster_files, index, CLUSTER_SCHEMA).sort("cluster_id")
+    cluster_bytes = replace_into(Path(clusters), lambda p: table.write_parquet(p))
     frames = {"sizes": pl.DataFrame({"b": row_bytes(kept).cast(pl.Int64)})}
     if sample is not None:
         frames["sample"] = sample
-    meta = {"rows_out": kept.height, "chunk_bytes": written, "pair_bytes": pair_bytes}
+    meta = {
+        "rows_out": kept.height,
+        "chunk_bytes": written,
+        "pair_bytes": pair_bytes,
+        "cluster_bytes": cluster_bytes,
+    }
     return pack(meta, frames)
 
 
@@ -233,12 +282,12 @@ def distributed_stage5(
     ranges: list[Range],
     spill: Path,
     out: Path,
-) -> tuple[list[Any], int, list[pl.DataFrame], OutputPlan, pl.LazyFrame]:
+) -> tuple[list[Any], int, list[pl.DataFrame], OutputPlan, TaskTables]:
     """Stage 5 with the edges in files (module doc); `edges`: the identical edges (first, copy),
     the verification tasks' edge files, the stage's bucket count and the number of edges.
 
-    Returns (parts, rows out, example rows, the plan `near_report` needs, the `pairs` table as a
-    scan of Parquet files beside `out`)."""
+    Returns (parts, rows out, example rows, the plan `task_report` needs (without clusters),
+    the `clusters` and `pairs` tables as scans of Parquet files beside `out`)."""
     from tamis.pipelines.engines.ray_components import component_buckets
     from tamis.pipelines.engines.ray_files import remote
     from tamis.pipelines.engines.ray_parts import write_parts
@@ -271,28 +320,40 @@ def distributed_stage5(
     run.components.update(rounds=found.rounds, unstable=found.unstable, records=found.records)
     run.shuffle["components"] = found.shuffle_bytes
     node_files = [str(cc / "nodes" / f"{b:06d}.arrow") for b in range(buckets)]
+    cluster_files = [str(cc / "clusters" / f"{b:06d}.arrow") for b in range(buckets)]
     jobs = [
         remote(cluster_task).remote(
-            found.label_files, b, config.keep, range_rows, n_ranges, node_files[b]
+            found.label_files, b, config.keep, (range_rows, n_ranges),
+            (node_files[b], cluster_files[b]), config.max_examples,
         )
         for b in range(buckets)
-    ]
+    ]  # fmt: skip
     results = run.results(ray, jobs, "components")
-    frames = [f["clusters"] for _, f in results]
-    clusters = pl.concat(frames).sort("cluster_id") if frames else pl.DataFrame()
-    show = clusters.height > 0 and config.max_examples > 0
-    top = top_clusters(clusters, config.max_examples) if show else None
+    counts = ClusterCounts(
+        sum(m["clusters"] for m, _ in results), sum(m["rows_in_clusters"] for m, _ in results)
+    )
+    top = None
+    if counts.clusters and config.max_examples > 0:  # `top_clusters` of the tasks' largest
+        top = pl.concat([f["top"] for _, f in results]).sort(
+            ["size", "cluster_id"], descending=[True, False]
+        )
+        top = top.head(config.max_examples)
+    del results
     nothing = RowMarks(pl.Series(ROW, [], dtype=pl.Int64).implode(), pl.DataFrame())
-    plan = OutputPlan(nothing, EMPTY[0], EMPTY[2], config.action, issue, top, clusters, EMPTY)
+    no_clusters = pl.DataFrame(schema=CLUSTER_SCHEMA)
+    plan = OutputPlan(nothing, EMPTY[0], EMPTY[2], config.action, issue, top, no_clusters, EMPTY)
 
     engine.progress("near_dedup: writing the kept rows")
-    src, template = ray.put(source), ray.put(replace(plan, clusters=clusters.head(0)))
+    src, template = ray.put(source), ray.put(plan)
     chunks = [spill / "out" / f"{i:06d}.arrow" for i in range(n_ranges)]
-    tables = out.parent / f"{out.name}.tables" / "pairs"
-    pairs = [tables / f"{i:06d}.parquet" for i in range(n_ranges)]
-    files = (node_files, best_files, pair_files)
+    tables = out.parent / f"{out.name}.tables"
+    pairs = [tables / "pairs" / f"{i:06d}.parquet" for i in range(n_ranges)]
+    clusters = [tables / "clusters" / f"{i:06d}.parquet" for i in range(n_ranges)]
+    files = (node_files, best_files, pair_files, cluster_files)
     jobs = [
-        remote(mark_task).remote(src, r, i, files, template, str(chunks[i]), str(pairs[i]))
+        remote(mark_task).remote(
+            src, r, i, files, template, (str(chunks[i]), str(pairs[i]), str(clusters[i]))
+        )
         for i, r in enumerate(ranges)
     ]
     results = run.results(ray, jobs, "marking")
@@ -305,17 +366,63 @@ def distributed_stage5(
     run.saw(part_metas, "parts")
     run.lap("parts")
     rows_out = sum(m["rows_out"] for m, _ in results)
-    return parts, rows_out, samples, plan, pl.scan_parquet(pairs)
+    scans = TaskTables(pl.scan_parquet(clusters), pl.scan_parquet(pairs), counts)
+    return parts, rows_out, samples, plan, scans
+
+
+@dataclass
+class ClusterCounts:
+    """What the cluster tasks counted of the `clusters` table."""
+
+    clusters: int
+    rows_in_clusters: int
+
+
+@dataclass
+class TaskTables:
+    """The tables of the task path: scans of the Parquet files the mark tasks wrote (one per
+    range of rows, in order: `clusters` sorted by `cluster_id`, `pairs` by (left, right))."""
+
+    clusters: pl.LazyFrame
+    pairs: pl.LazyFrame
+    counts: ClusterCounts
+
+
+def task_report(
+    plan: OutputPlan,
+    tables: TaskTables,
+    rows: tuple[int, int],
+    samples: list[pl.DataFrame],
+    config: NearDedupConfig,
+    shape: tuple[int, int],
+    lsh: LshCounts,
+    seed: int,
+) -> dict[str, Any]:
+    """`near_report` of the task path (`rows`: in, out): the driver path's function on the plan
+    (its examples, LSH figures), the cluster counts from the scan of the `clusters` files (a
+    streaming aggregate of their `size` column: never the table on the driver)."""
+    rows_in, rows_out = rows
+    report, _, _ = near_report(plan, rows_in, rows_out, samples, config, shape, lsh, seed)
+    counts = tables.counts
+    removed = counts.rows_in_clusters - (counts.clusters if config.keep != "none" else 0)
+    summary = cluster_summary(
+        rows_in, rows_out, tables.clusters, removed, config.keep, config.action
+    )
+    return {**report, **summary}  # the same keys, in near_report's order
 
 
 __all__ = [
+    "CLUSTER_SCHEMA",
+    "ClusterCounts",
+    "TaskTables",
     "cluster_task",
     "distributed_stage5",
     "edge_records",
     "mark_task",
-    "side_task",
     "read_verified",
     "route_task",
+    "side_task",
+    "task_report",
     "verify_to_file_task",
     "verify_to_files",
 ]

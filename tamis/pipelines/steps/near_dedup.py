@@ -70,13 +70,16 @@ class NearDedup(Step[NearDedupConfig]):
 def _output(
     out: pl.DataFrame | None,
     report: dict[str, Any],
-    clusters: pl.DataFrame,
-    pairs: pl.DataFrame,
+    clusters: pl.DataFrame | pl.LazyFrame,
+    pairs: pl.DataFrame | pl.LazyFrame,
     ctx: StepContext,
 ) -> StepOutput:
+    """The step's output; `clusters` and `pairs` may be scans of an engine's files (Ray's
+    components as tasks): the HTML page reads only what it shows, the store streams them."""
     from tamis.curate.dedup.html import write_dedup_html
 
     write_dedup_html(report, clusters, ctx.artifacts_dir / "near_dedup.html", "Near duplicates")
     report["html"] = "near_dedup.html"
     frames: dict[str, pl.DataFrame | pl.LazyFrame] = {} if out is None else {"data": out}
-    return StepOutput(frames=frames, report=report, tables={"clusters": clusters, "pairs": pairs})
+    tables = {"clusters": clusters, "pairs": pairs}  # scans are streamed into the store
+    return StepOutput(frames=frames, report=report, tables=tables)  # type: ignore[arg-type]
