@@ -144,6 +144,33 @@ def test_generated_corpus_hashes_like_the_local_engine(
         assert ray_engine.stats.buckets >= 8  # really repartitioned
 
 
+@pytest.mark.parametrize("action", ["drop", "flag"])
+def test_a_keyed_step_without_key_columns_takes_the_whole_row_path(
+    ray_engine: Any, adult_train: pl.DataFrame, tmp_path: Path, action: str
+) -> None:
+    """A keyed step that does not declare `key_columns` has its whole rows shuffled, reduced and
+    put back in order by range (the general path): same parts, report and tables as dedup's
+    selecting path and the local engine."""
+    from tamis.pipelines.steps.dedup import Dedup
+
+    class WholeRowDedup(Dedup):  # defined here: shipped to the workers by value
+        def key_columns(self, schema: Any, params: Any, plan: Any) -> list[str] | None:
+            return None
+
+    df = adult_train.rename({c: c.strip() for c in adult_train.columns})
+    raw = {"columns": ["age", "education", "occupation"], "action": action, "keep": "last"}
+    local, selecting = _both(ray_engine, df, "dedup", raw, tmp_path / "s")
+    _assert_same(local, selecting)
+    key_only = ray_engine.shuffle_bytes
+    step = WholeRowDedup()
+    params = step.Params(**raw)
+    ctx, out = _ctx(tmp_path / "w"), tmp_path / "w" / "dedup"
+    whole = ray_engine.run_step(step, {"input": df.lazy()}, params, ctx, out)
+    _assert_same(local, whole)
+    assert ray_engine.shuffle_bytes > 2 * key_only  # whole rows (twice), not 3 of 15 columns
+    assert selecting[1].report["duplicates"] > 0
+
+
 # ---- near dedup as tasks -------------------------------------------------------------------
 
 
