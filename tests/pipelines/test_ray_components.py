@@ -2,8 +2,10 @@
 equal scipy's `connected_components` on random graphs (long paths, stars, many small components,
 isolated vertices, self loops, duplicate edges), in this process and on Ray; and a Ray near dedup
 forced onto that path (`components_in_driver_max_edges = -1`) writes the local engine's parts
-(same parts_hash), report and `clusters`/`pairs` tables, on a generated corpus with planted
-chains of near copies and on SMS Spam.
+(same parts_hash), report, HTML page and `clusters`/`pairs` tables, handed as scans of the
+tasks' Parquet files (the driver never holds them), on a generated corpus with planted chains of
+near copies and on SMS Spam; locally and on a three-node loopback cluster (slow: tasks on both
+worker nodes).
 
 Ray runs in a subprocess (one Ray instance per process: tests/pipelines/test_ray_engine.py's
 module instance would refuse a second `ray.init`).
@@ -11,6 +13,7 @@ module instance would refuse a second `ray.init`).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -224,6 +227,49 @@ def _distinct(path: Path) -> Path:
     return path
 
 
+def _env(tmp: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    return {**clean, **loopback_environ(loopback_home(tmp))}
+
+
+def _run_driver(
+    tmp: Path,
+    graphs: dict[str, Any],
+    cases: dict[str, Any],
+    pipeline: str,
+    env: dict[str, str],
+    address: str | None = None,
+) -> dict[str, Any]:
+    """`DRIVER` in a subprocess (on a local instance, or joining the cluster at `address`)."""
+    script = tmp / "driver.py"
+    script.write_text(DRIVER)
+    args = [str(script), str(tmp / "o"), json.dumps(graphs), json.dumps(cases), pipeline]
+    run = subprocess.run(
+        [sys.executable, *args, *([address] if address else [])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _check_builds(result: dict[str, Any]) -> None:
+    """Every near dedup on the task path: the local engine's parts, report, tables and HTML,
+    the tables handed as scans of Parquet files, no spill dir left."""
+    for name, got in result["builds"].items():
+        assert got["ray"] == got["local"], name
+        assert got["reports_equal"], name
+        assert got["tables_equal"] == {"clusters": True, "pairs": True}, name
+        assert got["scans"] == {"clusters": True, "pairs": True}, name
+        assert got["html_equal"] and not got["spill_left"], name
+        assert not got["components"]["in_driver"] and got["components"]["rounds"] >= 1
+        if name != "distinct":
+            assert got["report"]["duplicates"] > 0 and got["report"]["verified_pairs"] > 0
+
+
 def test_driver_share_and_buckets() -> None:
     """The driver keeps the union-find while the edges fit a quarter of the limit."""
     from tamis.pipelines.engines.ray_components import (
@@ -267,37 +313,11 @@ def test_components_and_near_dedup_as_tasks_on_ray(tmp_path: Path) -> None:
             {"column": "SMS", "threshold": 0.7, "keep": "none"},
             800,
         ]
-    script = tmp_path / "driver.py"
-    script.write_text(DRIVER)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env = {**clean, **loopback_environ(loopback_home(tmp_path))}
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            str(tmp_path / "o"),
-            json.dumps(graphs),
-            json.dumps(cases),
-            PIPELINE,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    env = _env(tmp_path)
+    result = _run_driver(tmp_path, graphs, cases, PIPELINE, env)
     for name, labels in want.items():
         assert pl.read_parquet(tmp_path / "o" / f"{name}.labels.parquet").equals(labels), name
-    for name, got in result["builds"].items():
-        assert got["ray"] == got["local"], name
-        assert got["reports_equal"], name
-        assert got["tables_equal"] == {"clusters": True, "pairs": True}, name
-        assert got["scans"] == {"clusters": True, "pairs": True}, name
-        assert got["html_equal"] and not got["spill_left"], name
-        assert not got["components"]["in_driver"] and got["components"]["rounds"] >= 1
-        if name != "distinct":
-            assert got["report"]["duplicates"] > 0 and got["report"]["verified_pairs"] > 0
+    _check_builds(result)
     assert result["builds"]["distinct"]["report"]["clusters"] == 0
     assert result["build"]["same"] and not result["build"]["components"]["in_driver"]
     chains = result["builds"]["chains_drop"]
@@ -326,3 +346,52 @@ def test_dedup_html_reads_a_scan_of_the_clusters_as_the_table(tmp_path: Path) ->
     assert counts["size"].to_list() == want["size"].to_list()
     assert counts["clusters"].to_list() == want["count"].to_list()
     assert "Cluster sizes" in (tmp_path / "scan.html").read_text()
+
+
+# ---- a three-node loopback cluster -------------------------------------------------------------
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Any:
+    """The Ray engine tests' loopback cluster: a head (0 CPUs) and two 1-CPU worker nodes."""
+    pytest.importorskip("ray")
+    spec = importlib.util.spec_from_file_location(
+        "_ray_engine_tests", Path(__file__).parent / "test_ray_engine.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.LoopbackCluster(tmp_path)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.mark.slow
+def test_near_dedup_components_as_tasks_on_a_three_node_loopback_cluster(
+    cluster: Any, tmp_path: Path
+) -> None:
+    """Near dedup forced onto the components' task path on a head and two worker nodes: the
+    local engine's parts, report, tables and HTML; tasks (rounds included) on both workers."""
+    work = tmp_path / "w"
+    work.mkdir()
+    left, right = _graph("random path", seed=4, size=3000)
+    graphs = {"random_path": ([_edge_file(work / "g.arrow", left, right, 4)], 4)}
+    chains = str(_chains(work / "chains.parquet", seed=3))
+    cases = {
+        "chains_drop": [chains, {"column": "text"}, 300],
+        "chains_flag_last": [
+            chains,
+            {"column": "text", "action": "flag", "keep": "last", "threshold": 0.7},
+            500,
+        ],
+    }
+    result = _run_driver(work, graphs, cases, "", cluster.env, cluster.address)
+    labels = pl.read_parquet(work / "o" / "random_path.labels.parquet")
+    assert labels.equals(_scipy_labels(left, right))
+    _check_builds(result)
+    for name, got in result["builds"].items():
+        assert len(got["nodes"]) == 2, (name, got["nodes"])  # tasks ran on both workers
+        assert got["components"]["buckets"] >= 2, name
