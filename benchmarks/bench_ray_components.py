@@ -157,6 +157,9 @@ def tasks_side(files: list[str], spill: str, buckets: int, queue: Any) -> None:
             "rounds": found.rounds,
             "unstable": found.unstable,
             "records": found.records,
+            "largest_bucket": found.largest_bucket,
+            # the largest bucket's records / the mean bucket's, stage by stage (1 = no skew)
+            "skew": found.skew,
             "shuffle_mb": found.shuffle_bytes / 1e6,
             "driver_peak_mb": peak.mb - base / 1024,
             "worker_peak_mb": worker_peak / 2**20,

@@ -139,7 +139,8 @@ def large_star_task(files: list[str], bucket: int, n: int, out: str, labels: str
     written = write_records(Path(out), nxt, n)
     if not unstable:  # used only if every bucket is stable (then no other round runs)
         written += write_buckets(Path(labels), label, vertex_buckets(label["m"], n), n)
-    return done({"unstable": unstable, "records": nxt.height, "bytes": written})
+    meta = {"unstable": unstable, "records": nxt.height, "bytes": written}
+    return done({**meta, "input": records.height})
 
 
 def small_star_task(files: list[str], bucket: int, n: int, out: str) -> bytes:
@@ -149,7 +150,7 @@ def small_star_task(files: list[str], bucket: int, n: int, out: str) -> bytes:
         records = pl.DataFrame(schema=EDGE_SCHEMA)
     nxt = small_star(records)
     written = write_records(Path(out), nxt, n)
-    return done({"records": nxt.height, "bytes": written})
+    return done({"records": nxt.height, "bytes": written, "input": records.height})
 
 
 # ---- the driver ------------------------------------------------------------------------------
@@ -165,6 +166,16 @@ class Components:
     unstable: list[int] = field(default_factory=list)
     #: the records each stage wrote (the graph's size in records, round by round)
     records: list[int] = field(default_factory=list)
+    #: each stage's largest bucket (the records one task read), and its skew: the largest
+    #: bucket over the mean one (1.0: even; `buckets`: every record in one task)
+    largest_bucket: list[int] = field(default_factory=list)
+    skew: list[float] = field(default_factory=list)
+
+    def saw_inputs(self, metas: list[dict[str, Any]]) -> None:
+        largest, total = max(m["input"] for m in metas), sum(m["input"] for m in metas)
+        self.largest_bucket.append(largest)
+        self.skew.append(round(largest * len(metas) / total, 2) if total else 1.0)
+
     shuffle_bytes: int = 0
     metas: list[dict[str, Any]] = field(default_factory=list)
 
@@ -190,6 +201,7 @@ def components(execute: Execute, edge_files: list[str], buckets: int, spill: Pat
         result.metas += metas
         result.unstable.append(sum(m["unstable"] for m in metas))
         result.records.append(sum(m["records"] for m in metas))
+        result.saw_inputs(metas)
         result.shuffle_bytes += sum(m["bytes"] for m in metas)
         if result.unstable[-1] == 0:
             result.label_files = labels
@@ -202,6 +214,7 @@ def components(execute: Execute, edge_files: list[str], buckets: int, spill: Pat
         )
         result.metas += metas
         result.records.append(sum(m["records"] for m in metas))
+        result.saw_inputs(metas)
         result.shuffle_bytes += sum(m["bytes"] for m in metas)
         # consumed: this round's large-star records and labels, the previous round's records
         _remove(large, labels, files if k else [])

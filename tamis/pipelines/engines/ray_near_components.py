@@ -317,7 +317,13 @@ def distributed_stage5(
     found: Components = components(
         ray_executor(ray, lambda metas: run.saw(metas, "components")), edge_files, buckets, cc
     )
-    run.components.update(rounds=found.rounds, unstable=found.unstable, records=found.records)
+    run.components.update(
+        rounds=found.rounds,
+        unstable=found.unstable,
+        records=found.records,
+        largest_bucket=found.largest_bucket,
+        skew=found.skew,
+    )
     run.shuffle["components"] = found.shuffle_bytes
     node_files = [str(cc / "nodes" / f"{b:06d}.arrow") for b in range(buckets)]
     cluster_files = [str(cc / "clusters" / f"{b:06d}.arrow") for b in range(buckets)]
