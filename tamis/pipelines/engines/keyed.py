@@ -10,6 +10,11 @@ the output (and the step's row-ordered tables) back in source order range by ran
 - pass 3 sorts each range by `ROW` and writes the parts; each row table is assembled the same way
   into one Parquet file (row group by row group) and handed to `finish` as a LazyFrame scan.
 
+A step whose reduce only selects rows (`KeyedStep.key_columns`, one input) spills less: pass 1
+spills only the key columns and `ROW`, pass 2 routes only the kept rows' `ROW` (and the columns
+the step adds), and pass 3 reads each range of the input again, keeps those rows in source order
+and picks the few whole rows the report shows (`KeyedStep.report_rows`).
+
 Buckets hold about a quarter of the engine's working budget and ranges a quarter too, so every
 reduce and every range fits; the output never depends on either (keep rules choose by `ROW`).
 """
@@ -26,7 +31,14 @@ import pyarrow.parquet as pq
 
 from tamis.pipelines.engines.memory import WORKING_FACTOR
 from tamis.pipelines.engines.spill_files import SpillFiles, read_spill_dir
-from tamis.pipelines.steps.base import ROW, BatchResult, KeyedStep, StepContext, StepOutput
+from tamis.pipelines.steps.base import (
+    REPORT_ROWS,
+    ROW,
+    BatchResult,
+    KeyedStep,
+    StepContext,
+    StepOutput,
+)
 
 if TYPE_CHECKING:
     from tamis.pipelines.engines.local import BoundedEngine
@@ -55,10 +67,16 @@ class KeyedRun:
         #: tables written in ROW order: name -> the column of row positions they are ordered by
         self.row_tables: dict[str, str] = dict(getattr(step, "row_tables", {}) or {})
         self.table_schemas: dict[str, pl.Schema] = {}
+        #: a selecting step's key columns (`KeyedStep.key_columns`), None for whole rows
+        self.columns: list[str] | None = None
+        self.picked: list[pl.DataFrame] = []
 
     def run(self) -> tuple[list[Any], StepOutput]:
         engine, step = self.engine, self.step
         plan = step.prepare(self.sources, self.params, self.ctx)
+        if list(self.sources) == ["input"]:
+            schema = self.sources["input"].collect_schema()
+            self.columns = step.key_columns(schema, self.params, plan)
         self.spill.mkdir(parents=True, exist_ok=True)
         try:
             n_buckets, main_rows, schemas = self._partition(plan)
@@ -66,7 +84,15 @@ class KeyedRun:
             range_rows = self._range_rows(main_rows)
             merged, tables, out_schema = self._reduce(plan, n_buckets, schemas, range_rows)
             n_ranges = math.ceil(max(main_rows, 1) / range_rows)
-            parts, final_schema = self._write(out_schema, n_ranges)
+            if self.columns is not None:
+                shown = BatchResult(frame=merged.frame, stats=merged.stats, tables={
+                    k: pl.concat(v, how="vertical_relaxed") for k, v in tables.items()
+                })  # fmt: skip
+                wanted = step.report_rows(shown, self.params, plan)
+                parts, final_schema = self._pick(out_schema, range_rows, main_rows, wanted)
+                tables[REPORT_ROWS] = self.picked
+            else:
+                parts, final_schema = self._write(out_schema, n_ranges)
             for name, column in self.row_tables.items():
                 if name in self.table_schemas:
                     # a scan of the assembled file: finish and the store stream it
@@ -103,7 +129,8 @@ class KeyedRun:
                 rows = engine.batch_rows or engine.pick_batch_rows(lf)
                 engine.stats.batch_rows = rows
                 offset = 0
-                for batch in engine.batches(lf, rows):
+                read = lf.select(self.columns) if self.columns is not None else lf
+                for batch in engine.batches(read, rows):
                     batch = batch.with_row_index(ROW, offset=offset).with_columns(
                         pl.col(ROW).cast(pl.UInt64)
                     )
@@ -120,7 +147,7 @@ class KeyedRun:
                 check_read(name, expected[name], offset)
                 if name not in schemas:
                     schemas[name] = (
-                        lf.head(0)
+                        read.head(0)
                         .collect()
                         .with_row_index(ROW)
                         .with_columns(pl.col(ROW).cast(pl.UInt64))
@@ -149,8 +176,13 @@ class KeyedRun:
                 engine.progress(f"reducing bucket {bucket + 1}/{n_buckets}")
                 result = self.step.reduce(frames, self.params, plan, self.ctx)
                 del frames
-                out_schema = result.frame.schema
-                route(files, result.frame, ROW, spill / "out", range_rows)
+                out = result.frame
+                if self.columns is not None:  # the kept rows' ROW and the step's new columns
+                    out = out.select(
+                        ROW, *[c for c in out.columns if c not in (ROW, *self.columns)]
+                    )
+                out_schema = out.schema
+                route(files, out, ROW, spill / "out", range_rows)
                 for name, column in self.row_tables.items():
                     table = result.tables.pop(name, None)
                     if table is not None:
@@ -183,6 +215,47 @@ class KeyedRun:
             del frame
             self.engine.drop_spill(directory)
         final_schema = pl.Schema({k: v for k, v in schema.items() if k != ROW})
+        return writer.close(final_schema), final_schema
+
+    def _pick(
+        self, kept_schema: pl.Schema, range_rows: int, rows: int, report: list[int]
+    ) -> tuple[list[Any], pl.Schema]:
+        """A selecting step's pass 3: each range of the input read again, its kept rows (joined
+        with the step's new columns) written in source order; the `report` rows picked whole."""
+        from tamis.pipelines.engines.local import check_read
+
+        source = self.sources["input"]
+        writer = self.engine.part_writer(self.out)
+        wanted = pl.Series(ROW, report, dtype=pl.UInt64).implode()
+        if not kept_schema:  # no bucket reduced (no rows): the empty input's schema
+            kept_schema = pl.Schema({ROW: pl.UInt64})
+        added = [c for c in kept_schema if c != ROW]
+        final_schema = pl.Schema({**source.collect_schema(), **{c: kept_schema[c] for c in added}})
+        n_ranges = math.ceil(rows / range_rows)
+        start = 0
+        for r in range(n_ranges):  # one range at a time (a slice of a scan reads its row groups)
+            self.engine.progress(f"writing range {r + 1}/{n_ranges}")
+            batch = source.slice(r * range_rows, range_rows).collect()
+            directory = self.spill / "out" / f"r{r}"
+            kept = read_spill_dir(directory, kept_schema)
+            numbered = batch.with_row_index(ROW, offset=start).with_columns(
+                pl.col(ROW).cast(pl.UInt64)
+            )
+            start += batch.height
+            if added:
+                frame = numbered.join(kept, on=ROW, how="inner", maintain_order="left")
+            else:
+                frame = numbered.join(kept, on=ROW, how="semi", maintain_order="left")
+            if frame.height:
+                writer.write(frame.drop(ROW))
+            picked = numbered.filter(pl.col(ROW).is_in(wanted))
+            self.picked.append(picked.with_columns(pl.col(ROW).cast(pl.Int64)))
+            del batch, frame, kept, numbered
+            self.engine.drop_spill(directory)
+        check_read("input", rows, start)
+        if not self.picked:
+            empty = source.head(0).collect().with_row_index(ROW)
+            self.picked.append(empty.with_columns(pl.col(ROW).cast(pl.Int64)))
         return writer.close(final_schema), final_schema
 
     def _assemble(self, name: str, column: str, n_ranges: int) -> pl.LazyFrame:
