@@ -8,10 +8,13 @@ JSON and tables as Arrow IPC (`ray_files`, `ray_tasks`).
 
 - `map`: one task per range (the local engine's batch rows) runs `step.map_batch` and writes a
   chunk file;
-- `keyed` with one input (dedup): tasks number their rows (`ROW`) and route them to the step's key
+- `keyed` with one input: tasks number their rows (`ROW`) and route them to the step's key
   buckets (one file per task, one record batch per bucket); one task per bucket reduces it (rows
   sorted by `ROW`) and routes its output to ranges of `ROW`; one task per range sorts it back into
-  source order; the keep rules choose by `ROW`, so the bucket count never changes the result;
+  source order; the keep rules choose by `ROW`, so the bucket count never changes the result.
+  A step whose reduce only selects rows (`KeyedStep.key_columns`: dedup) shuffles only its key
+  columns and `ROW`; the kept rows' `ROW` and every row's size come back, the driver plans the
+  parts and each part task reads its span of the input again (`run_selecting`);
 - near dedup (`run_bounded` steps call back `near_dedup_text`): its stages as tasks (`ray_near`);
 - `global` and a keyed step over several inputs (leakage): the local engine on the driver, with
   the same memory check.
