@@ -94,7 +94,7 @@ def driver_side(files: list[str], queue: Any) -> None:
     )
 
 
-def tasks_side(files: list[str], spill: str, buckets: int, queue: Any) -> None:
+def tasks_side(files: list[str], spill: str, buckets: int, min_heavy: int, queue: Any) -> None:
     """The distributed path: route, side task, rounds, cluster tasks on a local Ray instance."""
     import polars as pl
 
@@ -135,7 +135,7 @@ def tasks_side(files: list[str], spill: str, buckets: int, queue: Any) -> None:
             ]  # fmt: skip
             run(side, "side")
             t_rounds = time.perf_counter()
-            found = components(ray_executor(ray, saw), edges, buckets, root / "cc")
+            found = components(ray_executor(ray, saw), edges, buckets, root / "cc", min_heavy)
             rounds_seconds = time.perf_counter() - t_rounds
             jobs = [
                 remote(cluster_task).remote(
@@ -160,6 +160,8 @@ def tasks_side(files: list[str], spill: str, buckets: int, queue: Any) -> None:
             "largest_bucket": found.largest_bucket,
             # the largest bucket's records / the mean bucket's, stage by stage (1 = no skew)
             "skew": found.skew,
+            "min_heavy": min_heavy,
+            "salted": found.salted,
             "shuffle_mb": found.shuffle_bytes / 1e6,
             "driver_peak_mb": peak.mb - base / 1024,
             "worker_peak_mb": worker_peak / 2**20,
@@ -176,6 +178,12 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=16, help="verification tasks' edge files")
     parser.add_argument("--buckets", type=int, default=8, help="vertex buckets of the rounds")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--min-heavy",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[0, 50_000],
+        help="comma-separated: one task run per value (0: no salting; 50000: the default)",
+    )
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
@@ -183,21 +191,29 @@ def main() -> None:
         files = write_edges(work, args.edges, args.chain, args.files, args.seed)
         load = [os.getloadavg()[0]]
         driver = in_fresh_process(driver_side, files)
-        tasks = in_fresh_process(tasks_side, files, str(work / "spill"), args.buckets)
+        runs = {}
+        for min_heavy in args.min_heavy:
+            spill = str(work / f"spill{min_heavy}")
+            runs[min_heavy] = in_fresh_process(tasks_side, files, spill, args.buckets, min_heavy)
         load.append(os.getloadavg()[0])
-    same = all(driver[k] == tasks[k] for k in ("clusters", "rows_in_clusters", "largest"))
+    keys = ("clusters", "rows_in_clusters", "largest")
+    tasks = runs[args.min_heavy[0]]
     emit(
         {
             "benchmark": "ray_components",
             "edges": driver["edges"],
             "chain": args.chain,
             "driver": driver,
-            "tasks": tasks,
-            "same_clusters": same,
-            "time_ratio_tasks_over_driver": round(tasks["seconds"] / driver["seconds"], 2),
+            "tasks": runs,
+            "same_clusters": all(driver[k] == t[k] for t in runs.values() for k in keys),
+            "time_ratio_tasks_over_driver": {
+                h: round(t["seconds"] / driver["seconds"], 2) for h, t in runs.items()
+            },
             "driver_memory_ratio_tasks_over_driver": round(
                 tasks["driver_peak_mb"] / max(driver["peak_mb"], 1e-9), 3
             ),
+            "worker_peak_mb": {h: round(t["worker_peak_mb"], 1) for h, t in runs.items()},
+            "largest_bucket_skew": {h: max(t["skew"]) for h, t in runs.items()},
             "load_average_1min_before_after": load,
         }
     )

@@ -26,6 +26,7 @@ import polars as pl
 import pytest
 
 from tamis.pipelines.engines.ray_components import (
+    MIN_HEAVY,
     both_ways,
     components,
     local_executor,
@@ -93,15 +94,18 @@ def _edge_file(path: Path, left: np.ndarray, right: np.ndarray, buckets: int) ->
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("buckets", [1, 3, 8])
-def test_components_equal_scipy(tmp_path: Path, kind: str, buckets: int) -> None:
+@pytest.mark.parametrize(("buckets", "min_heavy"), [(1, 0), (3, MIN_HEAVY), (8, 0), (8, 30)])
+def test_components_equal_scipy(tmp_path: Path, kind: str, buckets: int, min_heavy: int) -> None:
+    """`min_heavy`: 0 never salts; 30 salts the star centres of every kind's last rounds."""
     left, right = _graph(kind, seed=buckets)
     half = left.size // 2  # two edge files, as the verification tasks write them
     files = [
         _edge_file(tmp_path / "e0.arrow", left[:half], right[:half], buckets),
         _edge_file(tmp_path / "e1.arrow", left[half:], right[half:], buckets),
     ]
-    found = components(local_executor, files, buckets, tmp_path / "cc")
+    found = components(local_executor, files, buckets, tmp_path / "cc", min_heavy)
+    if min_heavy == 30 and kind != "many small":
+        assert max(found.salted) > 0  # the salted path ran
     got = read_labels(found.label_files, buckets)
     assert got.equals(_scipy_labels(left, right))
     assert found.unstable[-1] == 0
@@ -110,6 +114,24 @@ def test_components_equal_scipy(tmp_path: Path, kind: str, buckets: int) -> None
     assert max(found.records) <= 2 * left.size  # the graph never grows
     if kind == "self loops and duplicates":
         assert not set(range(3000, 3100)) & set(got["u"].to_list())  # singletons: no label
+
+
+def test_salted_star_centres_change_no_round(tmp_path: Path) -> None:
+    """Salting the heavy vertices spreads the last rounds' star centres over the buckets (the
+    largest bucket shrinks) and leaves the rounds, the unstable counts and the labels as they
+    are: the rounds' graphs are the same."""
+    left, right = _graph("stars", seed=2)
+    found = {}
+    for min_heavy in (0, 30):
+        d = tmp_path / str(min_heavy)
+        files = [_edge_file(d / "e.arrow", left, right, 8)]
+        found[min_heavy] = components(local_executor, files, 8, d / "cc", min_heavy)
+    plain, salted = found[0], found[30]
+    assert max(salted.salted) > 0 and not any(plain.salted)
+    assert (salted.rounds, salted.unstable) == (plain.rounds, plain.unstable)
+    assert salted.largest_bucket[-1] < plain.largest_bucket[-1] / 2
+    assert max(salted.skew[-2:]) < 2 < max(plain.skew[-2:])
+    assert read_labels(salted.label_files, 8).equals(read_labels(plain.label_files, 8))
 
 
 DRIVER = r"""
@@ -150,6 +172,7 @@ with ray_engine_session(address, limit, out / "spill") as engine:
     for name, (data, raw, rows) in cases.items():
         df = pl.read_parquet(data)
         step = get_step_type("near_dedup")()
+        engine.components_min_heavy = raw.pop("min_heavy", 50_000)  # lower: salted centres
         params = step.Params(**raw)
         d = out / name
         local = BoundedEngine(memory_limit=limit, spill_root=d / "ls", batch_rows=rows)
@@ -199,7 +222,7 @@ steps:
 """
 
 
-def _chains(path: Path, seed: int = 0) -> Path:
+def _chains(path: Path, seed: int = 0, long: int = 120) -> Path:
     """Random-word documents with planted chains of near copies (each link one word replaced,
     so a chain's ends are far apart: long components), exact copies, and rows in random order."""
     rng = np.random.default_rng(seed)
@@ -207,7 +230,7 @@ def _chains(path: Path, seed: int = 0) -> Path:
     texts: list[str | None] = []
     for c in range(60):
         words = list(rng.choice(vocab, 150))
-        for _ in range(int(rng.integers(2, 40)) if c % 10 else 120):  # one chain of 120 links
+        for _ in range(int(rng.integers(2, 40)) if c % 10 else long):  # every 10th: `long` links
             words[int(rng.integers(len(words)))] = str(rng.choice(vocab))
             texts.append(" ".join(words))
     texts += [" ".join(rng.choice(vocab, int(rng.integers(20, 200)))) for _ in range(2500)]
@@ -302,6 +325,11 @@ def test_components_and_near_dedup_as_tasks_on_ray(tmp_path: Path) -> None:
             {"column": "text", "action": "flag", "keep": "last", "threshold": 0.7},
             700,
         ],
+        "chains_salted": [  # a chain of 1500 links: its star centre salted over the buckets
+            str(_chains(tmp_path / "long.parquet", seed=1, long=1500)),
+            {"column": "text", "min_heavy": 5},
+            400,
+        ],
     }
     shared = Path(os.environ.get("TAMIS_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
     sms = shared / "sms_spam" / "SMSSpamCollection.tsv"  # skipped when absent
@@ -319,6 +347,8 @@ def test_components_and_near_dedup_as_tasks_on_ray(tmp_path: Path) -> None:
         assert pl.read_parquet(tmp_path / "o" / f"{name}.labels.parquet").equals(labels), name
     _check_builds(result)
     assert result["builds"]["distinct"]["report"]["clusters"] == 0
+    assert max(result["builds"]["chains_salted"]["components"]["salted"]) > 0
+    assert not any(result["builds"]["chains_drop"]["components"]["salted"])
     assert result["build"]["same"] and not result["build"]["components"]["in_driver"]
     chains = result["builds"]["chains_drop"]
     assert chains["report"]["largest_cluster"] >= 100  # the long chain is one cluster

@@ -50,6 +50,7 @@ from tamis.curate.dedup.near import LshCounts, NearDedupConfig
 from tamis.curate.dedup.near_stages import OutputPlan, Verified, near_report
 from tamis.pipelines.engines.memory import row_bytes
 from tamis.pipelines.engines.ray_components import (
+    MIN_HEAVY,
     Components,
     both_ways,
     components,
@@ -314,15 +315,16 @@ def distributed_stage5(
         for b in range(buckets)
     ]
     run.results(ray, jobs, "components")
-    found: Components = components(
-        ray_executor(ray, lambda metas: run.saw(metas, "components")), edge_files, buckets, cc
-    )
+    execute = ray_executor(ray, lambda metas: run.saw(metas, "components"))
+    min_heavy = getattr(engine, "components_min_heavy", MIN_HEAVY)  # tests lower it
+    found: Components = components(execute, edge_files, buckets, cc, min_heavy)
     run.components.update(
         rounds=found.rounds,
         unstable=found.unstable,
         records=found.records,
         largest_bucket=found.largest_bucket,
         skew=found.skew,
+        salted=found.salted,
     )
     run.shuffle["components"] = found.shuffle_bytes
     node_files = [str(cc / "nodes" / f"{b:06d}.arrow") for b in range(buckets)]
