@@ -34,7 +34,8 @@ larger ones: `partial_star`) and holds their records (u, v > u) by the bucket of
 combines the parts (one row per vertex and bucket: the minimum is the minimum of the parts, the
 counts their sums, so the vertex's m and the stability test are `large_star`'s), and the next
 small-star links the held records to m. Same edges, same rounds, same labels (measured on 3M
-edges: the largest bucket 2.70M -> 0.63M records, worker peak 903 -> 626 MB, time +4%).
+edges, 8 buckets: the largest bucket 2.70M -> 0.63M records, worker peak 992 -> 652 MB and
+903 -> 626 MB in two runs, time -28% and +4%: within the machine's noise).
 
 Vertices with only self loops (or no edge) have no label: they are singletons. Labels are the
 smallest vertex of each component, so they do not depend on buckets, files or rounds.
