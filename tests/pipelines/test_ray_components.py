@@ -404,7 +404,8 @@ def test_near_dedup_components_as_tasks_on_a_three_node_loopback_cluster(
     cluster: Any, tmp_path: Path
 ) -> None:
     """Near dedup forced onto the components' task path on a head and two worker nodes: the
-    local engine's parts, report, tables and HTML; tasks (rounds included) on both workers."""
+    local engine's parts, report, tables and HTML, also with a salted star centre; tasks
+    (rounds included) on both workers."""
     work = tmp_path / "w"
     work.mkdir()
     left, right = _graph("random path", seed=4, size=3000)
@@ -417,6 +418,11 @@ def test_near_dedup_components_as_tasks_on_a_three_node_loopback_cluster(
             {"column": "text", "action": "flag", "keep": "last", "threshold": 0.7},
             500,
         ],
+        "chains_salted": [
+            str(_chains(work / "long.parquet", seed=1, long=1500)),
+            {"column": "text", "min_heavy": 5},
+            600,
+        ],
     }
     result = _run_driver(work, graphs, cases, "", cluster.env, cluster.address)
     labels = pl.read_parquet(work / "o" / "random_path.labels.parquet")
@@ -425,3 +431,4 @@ def test_near_dedup_components_as_tasks_on_a_three_node_loopback_cluster(
     for name, got in result["builds"].items():
         assert len(got["nodes"]) == 2, (name, got["nodes"])  # tasks ran on both workers
         assert got["components"]["buckets"] >= 2, name
+    assert max(result["builds"]["chains_salted"]["components"]["salted"]) > 0
