@@ -89,6 +89,9 @@ class RayEngine:
     part_max_bytes: int | None = None
     #: bucket count of keyed steps (None: from the memory limit and the cluster's CPUs)
     buckets: int | None = None
+    #: near dedup's components run on the driver (union-find) while the edges fit a quarter of
+    #: the limit; this bounds the driver path by edge count instead (-1: always as tasks)
+    components_in_driver_max_edges: int | None = None
     #: the node ids the engine's tasks ran on (a cluster test checks both workers were used)
     nodes: set[str] = field(default_factory=set)
     #: seconds per stage of the last step (ingest, distributed, write) and the bytes shuffled
@@ -147,8 +150,11 @@ class RayEngine:
     # ---- multi-stage steps --------------------------------------------------------------
     def near_dedup_text(
         self, engine: Any, source: pl.LazyFrame, config: Any, **kwargs: Any
-    ) -> tuple[list[PartInfo], dict[str, Any], pl.DataFrame, pl.DataFrame]:
-        """Near dedup of text as tasks (`ray_near`); `engine` is this engine."""
+    ) -> tuple[
+        list[PartInfo], dict[str, Any], pl.DataFrame | pl.LazyFrame, pl.DataFrame | pl.LazyFrame
+    ]:
+        """Near dedup of text as tasks (`ray_near`); `engine` is this engine. The clusters and
+        pairs tables are scans of the tasks' files when the components ran as tasks."""
         from tamis.pipelines.engines.ray_near import ray_near_dedup_text
 
         result = ray_near_dedup_text(self, source, config, **kwargs)
