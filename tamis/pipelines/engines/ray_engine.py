@@ -240,12 +240,7 @@ class RayEngine:
         try:
             t0 = time.perf_counter()
             src = ray.put(source)
-            mapped = [str(spill / "map" / f"{i:06d}.arrow") for i in range(len(ranges))]
-            jobs = [
-                remote(bucket_task).remote(src, r, *shipped, n, mapped[i])
-                for i, r in enumerate(ranges)
-            ]
-            metas = self._gather(ray, jobs, f"{step.name}'s key buckets", total)
+            mapped, metas = self._key_buckets(ray, src, ranges, shipped, n, spill, total)
             t1 = time.perf_counter()
             reduced = [str(spill / "reduce" / f"{b:06d}.arrow") for b in range(n)]
             jobs = [
@@ -306,12 +301,7 @@ class RayEngine:
         try:
             t0 = time.perf_counter()
             src = ray.put(source)
-            mapped = [str(spill / "map" / f"{i:06d}.arrow") for i in range(len(ranges))]
-            jobs = [
-                remote(bucket_task).remote(src, r, *shipped, n, mapped[i], columns)
-                for i, r in enumerate(ranges)
-            ]
-            metas = self._gather(ray, jobs, f"{step.name}'s key buckets", total)
+            mapped, metas = self._key_buckets(ray, src, ranges, shipped, n, spill, total, columns)
             t1 = time.perf_counter()
             jobs = [
                 remote(select_task).remote(mapped, b, *shipped, task_ctx(ctx), columns)
@@ -348,6 +338,26 @@ class RayEngine:
         return parts, StepOutput(frames={}, report=result, tables=merged.tables)
 
     # ---- shared --------------------------------------------------------------------------
+    def _key_buckets(
+        self,
+        ray: Any,
+        src: Any,
+        ranges: list[tuple[int, int]],
+        shipped: tuple[Any, ...],
+        n: int,
+        spill: Path,
+        total: int,
+        columns: list[str] | None = None,
+    ) -> tuple[list[str], list[Result]]:
+        """The shuffle's map side: one `bucket_task` per range (all columns, or `columns` and
+        `ROW`), one file each with one record batch per bucket; (the files, their results)."""
+        mapped = [str(spill / "map" / f"{i:06d}.arrow") for i in range(len(ranges))]
+        jobs = [
+            remote(bucket_task).remote(src, r, *shipped, n, mapped[i], columns)
+            for i, r in enumerate(ranges)
+        ]
+        return mapped, self._gather(ray, jobs, f"{shipped[0].name}'s key buckets", total)
+
     def _ranges(self, source: pl.LazyFrame, total: int) -> list[tuple[int, int]]:
         """The tasks' row ranges: the local engine's batches."""
         rows = self.local.pick_batch_rows(source)
